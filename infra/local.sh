@@ -1,0 +1,203 @@
+#!/usr/bin/env bash
+# Local Apache Kafka (KRaft, one node) and Apicurio schema registry, without Docker.
+#
+#   infra/local.sh fetch     download the broker jars and the registry from Maven Central
+#   infra/local.sh up        start both (no-op when already up); waits until they answer
+#   infra/local.sh down      stop both (no-op when already down)
+#   infra/local.sh status    print what runs, exit 0 when both are up
+#   infra/local.sh logs      last lines of both logs
+#   infra/local.sh reset     down, then delete the broker's data (the next up formats anew)
+#
+# Environment (defaults in brackets):
+#   JOINTUSE_LOCAL_DIR [.local]            state: jars, data, logs, pid files
+#   JOINTUSE_KAFKA_PORT [19092]            broker listener on 127.0.0.1
+#   JOINTUSE_KAFKA_CONTROLLER_PORT [19093] KRaft controller listener on 127.0.0.1
+#   JOINTUSE_REGISTRY_PORT [18081]         registry HTTP on 127.0.0.1
+#   JOINTUSE_REGISTRY_JAVA                 java (21+) for the registry; found under /usr/lib/jvm otherwise
+#   JOINTUSE_INFRA_TIMEOUT [120]           seconds to wait for readiness
+# Exit codes: 0 ok, 1 a service failed to start or stop, 2 bad usage or missing prerequisite.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+LOCAL=${JOINTUSE_LOCAL_DIR:-$ROOT/.local}
+KAFKA_PORT=${JOINTUSE_KAFKA_PORT:-19092}
+CONTROLLER_PORT=${JOINTUSE_KAFKA_CONTROLLER_PORT:-19093}
+REGISTRY_PORT=${JOINTUSE_REGISTRY_PORT:-18081}
+TIMEOUT=${JOINTUSE_INFRA_TIMEOUT:-120}
+REGISTRY_VERSION=3.3.3
+DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
+
+KAFKA_HOME=$LOCAL/kafka
+KAFKA_LIBS=$KAFKA_HOME/libs
+KAFKA_DATA=$KAFKA_HOME/data
+KAFKA_LOG=$KAFKA_HOME/broker.log
+KAFKA_PID=$KAFKA_HOME/broker.pid
+REGISTRY_HOME=$LOCAL/registry
+REGISTRY_LOG=$REGISTRY_HOME/registry.log
+REGISTRY_PID=$REGISTRY_HOME/registry.pid
+
+say() { printf '[infra] %s\n' "$*" >&2; }
+die() { say "error: $*"; exit "${2:-1}"; }
+
+mvn_quiet() {
+  # -B: no colours or prompts (CI has no stdin); -q: errors only.
+  mvn -B -q "$@"
+}
+
+fetch_kafka() {
+  if compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null; then return; fi
+  command -v mvn >/dev/null || die "Maven (mvn) is required to fetch Kafka" 2
+  say "fetching the Kafka broker jars (Maven Central)"
+  mkdir -p "$KAFKA_LIBS"
+  (cd "$ROOT/infra/kafka" && mvn_quiet "$DEPENDENCY_PLUGIN:copy-dependencies" \
+      -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS")
+}
+
+fetch_registry() {
+  if [[ -f $REGISTRY_HOME/quarkus-run.jar ]]; then return; fi
+  command -v mvn >/dev/null || die "Maven (mvn) is required to fetch the registry" 2
+  say "fetching Apicurio Registry $REGISTRY_VERSION (Maven Central)"
+  mkdir -p "$REGISTRY_HOME"
+  mvn_quiet "$DEPENDENCY_PLUGIN:copy" \
+    -Dartifact="io.apicurio:apicurio-registry-app:$REGISTRY_VERSION:tar.gz:all" \
+    -DoutputDirectory="$REGISTRY_HOME"
+  tar -xzf "$REGISTRY_HOME/apicurio-registry-app-$REGISTRY_VERSION-all.tar.gz" -C "$REGISTRY_HOME"
+  rm -f "$REGISTRY_HOME/apicurio-registry-app-$REGISTRY_VERSION-all.tar.gz"
+}
+
+java_major() {
+  "$1" -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]; exit}'
+}
+
+# Apicurio 3.3 needs Java 21 or newer; the broker is content with 17.
+registry_java() {
+  if [[ -n ${JOINTUSE_REGISTRY_JAVA:-} ]]; then echo "$JOINTUSE_REGISTRY_JAVA"; return; fi
+  local candidate
+  for candidate in "$(command -v java || true)" /usr/lib/jvm/*/bin/java; do
+    [[ -x $candidate ]] || continue
+    if (( $(java_major "$candidate") >= 21 )); then echo "$candidate"; return; fi
+  done
+  die "the schema registry needs Java 21+; none found (set JOINTUSE_REGISTRY_JAVA)" 2
+}
+
+pid_alive() {
+  local pidfile=$1
+  [[ -f $pidfile ]] || return 1
+  local pid
+  pid=$(<"$pidfile")
+  if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then return 0; fi
+  rm -f "$pidfile" # stale: the process is gone
+  return 1
+}
+
+port_open() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+registry_ready() {
+  curl -sf -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects"
+}
+
+kafka_ready() {
+  port_open "$KAFKA_PORT" && grep -q "Kafka Server started" "$KAFKA_LOG" 2>/dev/null
+}
+
+# wait_until NAME PIDFILE LOG CHECK: polls CHECK; fails with the log's tail on timeout or death.
+wait_until() {
+  local name=$1 pidfile=$2 log=$3 check=$4
+  local deadline=$((SECONDS + TIMEOUT))
+  while ! $check; do
+    if ! pid_alive "$pidfile"; then
+      say "$name exited during start-up; last log lines:"; tail -n 30 "$log" >&2 || true
+      return 1
+    fi
+    if (( SECONDS >= deadline )); then
+      say "$name not ready after ${TIMEOUT}s; last log lines:"; tail -n 30 "$log" >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+render_properties() {
+  sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+      -e "s|@DATA_DIR@|$KAFKA_DATA|g" "$ROOT/infra/kafka/server.properties.in" \
+      > "$KAFKA_HOME/server.properties"
+}
+
+kafka_java() {
+  java -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.properties" "$@"
+}
+
+start_kafka() {
+  if pid_alive "$KAFKA_PID"; then say "kafka already up (pid $(<"$KAFKA_PID"))"; return; fi
+  fetch_kafka
+  if port_open "$KAFKA_PORT"; then die "port $KAFKA_PORT is taken by another process (set JOINTUSE_KAFKA_PORT)"; fi
+  render_properties
+  if [[ ! -f $KAFKA_DATA/meta.properties ]]; then
+    rm -rf "$KAFKA_DATA"
+    local cluster_id
+    cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
+    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_HOME/server.properties" >/dev/null
+  fi
+  [[ -f $KAFKA_LOG ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
+  local started=$SECONDS
+  nohup java -Xms512m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+    -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.properties" \
+    kafka.Kafka "$KAFKA_HOME/server.properties" >"$KAFKA_LOG" 2>&1 </dev/null &
+  echo $! >"$KAFKA_PID"
+  wait_until kafka "$KAFKA_PID" "$KAFKA_LOG" kafka_ready || { stop_one kafka "$KAFKA_PID"; return 1; }
+  say "kafka up on 127.0.0.1:$KAFKA_PORT after $((SECONDS - started))s"
+}
+
+start_registry() {
+  if pid_alive "$REGISTRY_PID"; then say "registry already up (pid $(<"$REGISTRY_PID"))"; return; fi
+  fetch_registry
+  if port_open "$REGISTRY_PORT"; then die "port $REGISTRY_PORT is taken by another process (set JOINTUSE_REGISTRY_PORT)"; fi
+  local java_bin
+  java_bin=$(registry_java)
+  [[ -f $REGISTRY_LOG ]] && mv -f "$REGISTRY_LOG" "$REGISTRY_LOG.1"
+  local started=$SECONDS
+  # BACKWARD is Confluent's default; Apicurio's own default is NONE.
+  nohup "$java_bin" -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+    -Dapicurio.rules.global.compatibility=BACKWARD -Dquarkus.log.level=WARN \
+    -jar "$REGISTRY_HOME/quarkus-run.jar" >"$REGISTRY_LOG" 2>&1 </dev/null &
+  echo $! >"$REGISTRY_PID"
+  wait_until registry "$REGISTRY_PID" "$REGISTRY_LOG" registry_ready || { stop_one registry "$REGISTRY_PID"; return 1; }
+  say "registry up on http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7 after $((SECONDS - started))s"
+}
+
+stop_one() {
+  local name=$1 pidfile=$2
+  if ! pid_alive "$pidfile"; then say "$name already down"; return 0; fi
+  local pid deadline
+  pid=$(<"$pidfile")
+  kill -TERM "$pid" 2>/dev/null || true
+  deadline=$((SECONDS + 60))
+  while kill -0 "$pid" 2>/dev/null; do
+    if (( SECONDS >= deadline )); then say "$name ignored SIGTERM for 60s; killing"; kill -KILL "$pid" 2>/dev/null || true; fi
+    sleep 0.2
+  done
+  rm -f "$pidfile"
+  say "$name stopped"
+}
+
+status() {
+  local rc=0
+  if pid_alive "$KAFKA_PID" && kafka_ready; then say "kafka: up (pid $(<"$KAFKA_PID"), 127.0.0.1:$KAFKA_PORT)"; else say "kafka: down"; rc=1; fi
+  if pid_alive "$REGISTRY_PID" && registry_ready; then say "registry: up (pid $(<"$REGISTRY_PID"), port $REGISTRY_PORT)"; else say "registry: down"; rc=1; fi
+  return $rc
+}
+
+case ${1:-} in
+  fetch) fetch_kafka; fetch_registry ;;
+  up) mkdir -p "$KAFKA_HOME" "$REGISTRY_HOME"; start_kafka; start_registry ;;
+  down) stop_one registry "$REGISTRY_PID"; stop_one kafka "$KAFKA_PID" ;;
+  status) status ;;
+  logs)
+    for log in "$KAFKA_LOG" "$REGISTRY_LOG"; do
+      echo "== $log"; tail -n "${LINES_SHOWN:-40}" "$log" 2>/dev/null || echo "(no log yet)"
+    done ;;
+  reset) stop_one registry "$REGISTRY_PID"; stop_one kafka "$KAFKA_PID"; rm -rf "$KAFKA_DATA"; say "broker data deleted" ;;
+  *) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

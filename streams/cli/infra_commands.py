@@ -1,0 +1,205 @@
+"""Commands that talk to Kafka and the registry: topics, generate, produce, consume, demo."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.errors import JointUseError
+from streams.settings import PROJECT_ROOT, Settings, load_settings
+
+DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"
+topics_app = typer.Typer(help="Create and inspect the pipeline's topics.", no_args_is_help=True)
+
+
+def _settings(bootstrap: str | None, registry: str | None, prefix: str | None) -> Settings:
+    return load_settings(bootstrap_servers=bootstrap, schema_registry_url=registry, topic_prefix=prefix)
+
+
+Bootstrap = Annotated[str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers (JOINTUSE_BOOTSTRAP_SERVERS).")]
+RegistryUrl = Annotated[str | None, typer.Option("--registry", help="Schema registry URL (JOINTUSE_SCHEMA_REGISTRY_URL).")]
+Prefix = Annotated[str | None, typer.Option("--prefix", help="Topic name prefix (JOINTUSE_TOPIC_PREFIX).")]
+
+
+def _die(exc: JointUseError, code: int = 3) -> typer.Exit:
+    typer.echo(f"jointuse: {exc}", err=True)
+    return typer.Exit(code)
+
+
+@topics_app.command("create")
+def topics_create(
+    partitions: Annotated[int, typer.Option(help="Partitions per topic.")] = 4,
+    replication: Annotated[int, typer.Option(help="Replication factor.")] = 1,
+    bootstrap: Bootstrap = None, prefix: Prefix = None,
+) -> None:
+    """Create the ingest, delivery, dead-letter and audit topics for every joint user (idempotent).
+
+    Example: jointuse topics create --partitions 4 --prefix staging
+    """
+    from streams.kafka_admin import create_topics
+    from streams.policy.loader import load_policies
+    from streams.topology import Topology
+
+    settings = _settings(bootstrap, None, prefix)
+    policy = load_policies(settings.policy_path).latest
+    try:
+        results = create_topics(settings.kafka_common(), Topology(settings.topic_prefix).specs(policy),
+                                partitions=partitions, replication=replication)
+    except JointUseError as exc:
+        raise _die(exc) from exc
+    for result in results:
+        typer.echo(f"{'created' if result.created else 'exists '}  {result.name}")
+
+
+@topics_app.command("list")
+def topics_list(bootstrap: Bootstrap = None, prefix: Prefix = None) -> None:
+    """List the pipeline's topics with their partition counts."""
+    from confluent_kafka.admin import AdminClient
+
+    settings = _settings(bootstrap, None, prefix)
+    metadata = AdminClient(settings.kafka_common()).list_topics(timeout=15)
+    for name in sorted(metadata.topics):
+        if name.startswith(settings.topic_prefix + "."):
+            typer.echo(f"{name}\t{len(metadata.topics[name].partitions)}")
+
+
+def generate_command(
+    count: Annotated[int, typer.Option("--count", help="Number of records.")] = 100,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same records.")] = 0,
+    source: Annotated[list[str] | None, typer.Option("--source", help="Source company (repeatable).")] = None,
+    secrecy: Annotated[float, typer.Option(help="Share of records with secrecy-of-communications content.")] = 0.3,
+    sensitive: Annotated[float, typer.Option(help="Share with sensitive content.")] = 0.2,
+    opt_out: Annotated[float, typer.Option(help="Share with a marketing opt-out.")] = 0.15,
+    stop: Annotated[float, typer.Option(help="Share with a joint-use stop.")] = 0.05,
+    invalid: Annotated[float, typer.Option(help="Share of invalid lines.")] = 0.02,
+) -> None:
+    """Synthetic customers as JSON Lines on stdout, deterministic by seed.
+
+    Example: jointuse generate --count 1000 --seed 1 --source jcom > jcom.jsonl
+    """
+    from streams.synthetic import Generator, Mix
+
+    mix = Mix(secrecy=secrecy, sensitive=sensitive, marketing_opt_out=opt_out, joint_use_stop=stop, invalid=invalid)
+    generator = Generator(seed=seed, mix=mix, sources=tuple(source or ("jcom", "jcom-insurance")))
+    out = sys.stdout
+    for _, record in generator.records(count):
+        out.write(record if isinstance(record, str) else json.dumps(record, ensure_ascii=False))
+        out.write("\n")
+
+
+def _lines(path: str) -> Iterator[bytes]:
+    if path == "-":
+        yield from sys.stdin.buffer
+    else:
+        with open(path, "rb") as handle:
+            yield from handle
+
+
+def produce_command(
+    file: Annotated[str, typer.Argument(help="JSON Lines file, or - for stdin.")],
+    as_company: Annotated[str, typer.Option("--as", help="The producing company (its ingest topic).")],
+    schema: Annotated[Path, typer.Option("--schema", help="Avro schema to write with.")] = DEFAULT_SCHEMA,
+    bootstrap: Bootstrap = None, registry: RegistryUrl = None, prefix: Prefix = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Validate JSON Lines, register the schema, and produce to the company's ingest topic.
+
+    Rejected lines are reported on stderr (line number and rule); exit 1 when any line was rejected.
+    Example: jointuse generate --count 100 --source jcom | jointuse produce - --as jcom
+    """
+    from streams.streaming.client import produce_lines
+
+    settings = _settings(bootstrap, registry, prefix)
+    try:
+        stats = produce_lines(settings, as_company, _lines(file), schema_path=schema, progress=not quiet)
+    except JointUseError as exc:
+        raise _die(exc) from exc
+    for rejected in stats.rejected:
+        typer.echo(f"line {rejected.line}: rejected: {rejected.reason}", err=True)
+    typer.echo(f"produced {stats.produced} record(s) to {stats.topic}; rejected {len(stats.rejected)}; "
+               f"{stats.rate:,.0f} records/s", err=True)
+    if stats.rejected:
+        raise typer.Exit(1)
+
+
+def consume_command(
+    as_company: Annotated[str | None, typer.Option("--as", help="Read this company's delivery topic.")] = None,
+    topic: Annotated[str | None, typer.Option("--topic", help="Read this topic instead.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", help="Keep waiting for new records.")] = False,
+    from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the earliest offset.")] = False,
+    max_records: Annotated[int | None, typer.Option("--max", help="Stop after N records.")] = None,
+    group: Annotated[str | None, typer.Option("--group", help="Consumer group (default: <company>.cli).")] = None,
+    bootstrap: Bootstrap = None, registry: RegistryUrl = None, prefix: Prefix = None,
+) -> None:
+    """Print decoded records (deliveries by default) as JSON lines, with their purpose headers.
+
+    Example: jointuse consume --as jcom-insurance --from-beginning --max 10
+    """
+    from streams.streaming.client import consume_json
+
+    settings = _settings(bootstrap, registry, prefix)
+    if (as_company is None) == (topic is None):
+        typer.echo("jointuse: give exactly one of --as or --topic", err=True)
+        raise typer.Exit(2)
+    try:
+        for line in consume_json(settings, company=as_company, topic=topic, follow=follow,
+                                 from_beginning=from_beginning, max_records=max_records, group=group):
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+    except JointUseError as exc:
+        raise _die(exc) from exc
+
+
+def worker_command(
+    worker_id: Annotated[str | None, typer.Option("--worker-id", help="Stable id of this worker (transactions).")] = None,
+    guarantee: Annotated[str, typer.Option("--guarantee", help="exactly_once or at_least_once.")] = "exactly_once",
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per transaction.")] = 500,
+    max_idle: Annotated[float | None, typer.Option("--max-idle", help="Exit after this many idle seconds.")] = None,
+    bootstrap: Bootstrap = None, registry: RegistryUrl = None, prefix: Prefix = None,
+) -> None:
+    """Run the pipeline: decode, validate, decide, deliver, dead-letter, audit; until SIGTERM/SIGINT.
+
+    Example: jointuse worker --worker-id host1-0
+    """
+    from streams.streaming.worker import default_worker_id, run_worker
+
+    if guarantee not in ("exactly_once", "at_least_once"):
+        typer.echo("jointuse: --guarantee must be exactly_once or at_least_once", err=True)
+        raise typer.Exit(2)
+    settings = _settings(bootstrap, registry, prefix)
+    try:
+        stats = run_worker(settings, worker_id=worker_id or default_worker_id(),
+                           guarantee="exactly_once" if guarantee == "exactly_once" else "at_least_once",
+                           max_idle_seconds=max_idle, batch_size=batch_size)
+    except JointUseError as exc:
+        raise _die(exc) from exc
+    typer.echo(f"worker stopped: {stats.records} records in {stats.batches} batches {stats.by_status}", err=True)
+
+
+def demo_command(
+    count: Annotated[int, typer.Option("--count", help="Records to produce (split between two companies).")] = 10_000,
+    seed: Annotated[int, typer.Option("--seed")] = 2026,
+) -> None:
+    """The whole flow on the local broker: topics, a worker, two producers, deliveries, a summary."""
+    from streams.demo import run_demo
+
+    try:
+        code = run_demo(load_settings(), count=count, seed=seed)
+    except JointUseError as exc:
+        raise _die(exc) from exc
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(topics_app, name="topics")
+    app.command("generate")(generate_command)
+    app.command("produce")(produce_command)
+    app.command("consume")(consume_command)
+    app.command("worker")(worker_command)
+    app.command("demo")(demo_command)
+

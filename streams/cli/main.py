@@ -1,0 +1,191 @@
+"""The ``jointuse`` command line.
+
+Exit codes (every command):
+  0  success (for ``filter``: all input was read, whatever the decisions)
+  1  the command ran and found problems (``policy check``, ``schema check``, ``policy diff`` needing consent)
+  2  bad arguments, an unreadable or invalid policy or schema file, or a missing service
+  3  a Kafka or schema-registry error while running
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+from streams.cli import infra_commands
+from streams.errors import JointUseError, PolicyError, SchemaError
+from streams.policy.classification import load_schema
+from streams.policy.diff import diff_policies
+from streams.policy.engine import Engine
+from streams.policy.loader import PolicySet, load_policies, load_policy
+from streams.policy.notice import render_notice
+from streams.serde.compatibility import check_backward, schema_versions
+from streams.serde.json_form import JsonForm
+from streams.settings import PROJECT_ROOT, load_settings
+
+app = typer.Typer(
+    name="jointuse",
+    help="Joint use (共同利用) of customer records across group companies over Kafka.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    epilog="Exit codes: 0 ok; 1 problems found; 2 bad arguments or files; 3 Kafka/registry error.",
+)
+policy_app = typer.Typer(help="Check, render and compare joint-use notices.", no_args_is_help=True)
+schema_app = typer.Typer(help="Check the Avro schemas.", no_args_is_help=True)
+app.add_typer(policy_app, name="policy")
+app.add_typer(schema_app, name="schema")
+infra_commands.register(app)
+
+DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Policy file or directory of versions (default: JOINTUSE_POLICY_PATH)."),
+]
+SchemaOption = Annotated[Path, typer.Option("--schema", help="Avro schema of the records.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"jointuse: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _policies(path: Path | None) -> PolicySet:
+    try:
+        return load_policies(path or load_settings().policy_path)
+    except PolicyError as exc:
+        fail(str(exc))
+
+
+@app.command("filter")
+def filter_command(
+    source: Annotated[str, typer.Option("--source", help="Company that produced the records.")],
+    policy: PolicyOption = None,
+    schema: SchemaOption = DEFAULT_SCHEMA,
+) -> None:
+    """Decide JSON Lines records from stdin offline; one JSON decision per input line on stdout.
+
+    Example: jointuse generate --count 5 | jointuse filter --source jcom
+    """
+    from streams.cli.filter import filter_lines
+
+    policies = _policies(policy)
+    try:
+        classified = load_schema(schema)
+    except SchemaError as exc:
+        fail(str(exc))
+    engine = Engine(classified, policies)
+    form = JsonForm(classified)
+    now = dt.datetime.now(dt.UTC)
+    out = sys.stdout
+    for result in filter_lines(sys.stdin.buffer, source=source, engine=engine, form=form, now=now):
+        out.write(json.dumps(result, ensure_ascii=False, separators=(",", ":")) + "\n")
+    out.flush()
+
+
+@policy_app.command("check")
+def policy_check(
+    policy: PolicyOption = None,
+    schemas: Annotated[Path, typer.Option("--schemas", help="Directory of Avro schemas.")] = PROJECT_ROOT / "schemas",
+) -> None:
+    """Validate the policy and check that every schema field is classified and names a known item.
+
+    Example: jointuse policy check --policy policies/jcom-group.yaml
+    """
+    policies = _policies(policy)
+    problems = 0
+    for path in sorted(schemas.glob("*.avsc")):
+        try:
+            classified = load_schema(path)
+        except SchemaError as exc:
+            fail(str(exc))
+        for version in policies.versions:
+            for violation in classified.check_against(version.item_ids):
+                problems += 1
+                typer.echo(f"{path.name}: {violation} (policy {version.version})")
+    if problems:
+        typer.echo(f"{problems} problem(s)")
+        raise typer.Exit(1)
+    versions = ", ".join(p.version for p in policies.versions)
+    typer.echo(f"ok: policy versions [{versions}], {len(list(schemas.glob('*.avsc')))} schema(s), every field classified")
+
+
+@policy_app.command("notice")
+def policy_notice(
+    policy: PolicyOption = None,
+    lang: Annotated[str, typer.Option("--lang", help="ja or en.")] = "ja",
+    version: Annotated[str | None, typer.Option("--version", help="Version to render (default: latest).")] = None,
+) -> None:
+    """Render the public joint-use notice that the pipeline enforces.
+
+    Example: jointuse policy notice --lang en
+    """
+    if lang not in ("ja", "en"):
+        fail("--lang must be ja or en")
+    policies = _policies(policy)
+    try:
+        chosen = policies.by_version(version) if version else policies.latest
+    except PolicyError as exc:
+        fail(str(exc))
+    typer.echo(render_notice(chosen, "ja" if lang == "ja" else "en"), nl=False)
+
+
+@policy_app.command("diff")
+def policy_diff(
+    old: Annotated[Path, typer.Argument(help="The published version.")],
+    new: Annotated[Path, typer.Argument(help="The proposed version.")],
+) -> None:
+    """What changed between two notice versions, and what each change requires (APPI Art. 27(6)).
+
+    Exit 1 when a change needs consent or the dates are inconsistent.
+    Example: jointuse policy diff policies/jcom-group.yaml proposed.yaml
+    """
+    try:
+        result = diff_policies(load_policy(old), load_policy(new))
+    except PolicyError as exc:
+        fail(str(exc))
+    typer.echo(f"{result.old_version} -> {result.new_version}: {len(result.changes)} change(s)")
+    for change in result.changes:
+        typer.echo(f"  {change}")
+    for problem in result.problems:
+        typer.echo(f"  problem: {problem}")
+    if result.needs_consent or result.problems:
+        raise typer.Exit(1)
+
+
+@schema_app.command("check")
+def schema_check(
+    schemas: Annotated[Path, typer.Option("--schemas", help="Directory of Avro schemas.")] = PROJECT_ROOT / "schemas",
+) -> None:
+    """Check that each schema version reads data of every earlier one (backward, transitive).
+
+    Example: jointuse schema check
+    """
+    try:
+        groups = schema_versions(schemas)
+        problems = [p for versions in groups.values() for p in check_backward(versions)]
+    except SchemaError as exc:
+        fail(str(exc))
+    for problem in problems:
+        typer.echo(str(problem))
+    if problems:
+        raise typer.Exit(1)
+    for name, versions in groups.items():
+        typer.echo(f"ok: {name}: {', '.join(p.name for p in versions)} backward compatible")
+
+
+def main() -> None:
+    try:
+        app()
+    except JointUseError as exc:  # wrapped third-party errors that escaped a command
+        typer.echo(f"jointuse: {exc}", err=True)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()

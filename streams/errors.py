@@ -1,0 +1,56 @@
+"""The project's exception hierarchy.
+
+Every error raised by jointuse derives from ``JointUseError``. Third-party errors are wrapped once,
+at the boundary where they enter our code (``raise ... from exc``). Messages name fields, rules,
+files and lines, and never contain field values.
+"""
+
+from __future__ import annotations
+
+
+class JointUseError(Exception):
+    """Root of every error jointuse raises."""
+
+
+class ConfigError(JointUseError):
+    """Settings or command-line arguments are unusable."""
+
+
+class PolicyError(JointUseError):
+    """A policy file is missing, malformed or inconsistent.
+
+    ``source`` names the file, ``line`` the 1-based line when known.
+    """
+
+    def __init__(self, message: str, *, source: str | None = None, line: int | None = None) -> None:
+        self.source = source
+        self.line = line
+        where = source or "<policy>"
+        if line is not None:
+            where = f"{where}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+class SchemaError(JointUseError):
+    """An Avro schema is malformed, unclassified or incompatible."""
+
+
+class SerdeError(JointUseError):
+    """A value could not be (de)serialised.
+
+    ``original`` keeps the raw input (bytes of a Kafka message, or a JSON line) so that a dead-letter
+    path can republish it; it never goes into the message text.
+    """
+
+    def __init__(self, message: str, *, reason: str, original: bytes | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.original = original
+
+
+class RegistryError(JointUseError):
+    """The schema registry could not be reached or refused a request."""
+
+
+class KafkaError(JointUseError):
+    """The Kafka cluster could not be reached or refused a request."""

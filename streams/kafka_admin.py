@@ -1,0 +1,48 @@
+"""Topic administration with confluent-kafka's AdminClient; errors wrapped once, here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.errors import KafkaError
+from streams.topology import TopicSpec
+
+
+@dataclass(frozen=True)
+class TopicResult:
+    name: str
+    created: bool
+
+
+def create_topics(
+    conf: Mapping[str, Any], specs: Iterable[TopicSpec], *, partitions: int, replication: int, timeout: float = 30
+) -> list[TopicResult]:
+    """Creates the topics that do not exist yet (idempotent)."""
+    admin = AdminClient(dict(conf))
+    try:
+        existing = set(admin.list_topics(timeout=timeout).topics)
+    except KafkaException as exc:
+        raise KafkaError(f"cannot list topics ({exc.args[0]})") from exc
+    specs = list(specs)
+    wanted = [
+        NewTopic(s.name, num_partitions=s.partitions or partitions, replication_factor=replication, config=s.config)
+        for s in specs if s.name not in existing
+    ]
+    results = [TopicResult(s.name, False) for s in specs if s.name in existing]
+    if wanted:
+        for name, future in admin.create_topics(wanted, request_timeout=timeout).items():
+            try:
+                future.result(timeout=timeout)
+                results.append(TopicResult(name, True))
+            except KafkaException as exc:
+                error = exc.args[0]
+                if getattr(error, "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
+                    results.append(TopicResult(name, False))
+                    continue
+                raise KafkaError(f"cannot create topic {name} ({error})") from exc
+    return sorted(results, key=lambda r: r.name)

@@ -1,0 +1,62 @@
+"""What the engine returns: values, never exceptions, never output."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    SHARED = "shared"  # at least one joint user receives a projection
+    WITHHELD = "withheld"  # valid, but nobody may receive it (stop of use, no recipient, ...)
+    INVALID = "invalid"  # not a valid record of the schema, or published on another's behalf
+
+
+class Reason(StrEnum):
+    """Stable reason codes, used in outputs, headers and metric labels (a bounded set)."""
+
+    SHARED = "shared"
+    NOT_AN_OBJECT = "not_an_object"
+    SCHEMA_VIOLATION = "schema_violation"
+    SOURCE_MISMATCH = "source_mismatch"
+    NO_POLICY_IN_FORCE = "no_policy_in_force"
+    SOURCE_NOT_JOINT_USER = "source_not_joint_user"
+    JOINT_USE_STOP = "joint_use_stop"
+    STOP_OF_USE = "stop_of_use"
+    NO_RECIPIENT = "no_recipient"
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedField:
+    """A field removed from every delivery: its path and class, never its value."""
+
+    path: str
+    cls: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What one joint user receives, and for which purposes it may use it."""
+
+    recipient: str
+    purposes: tuple[str, ...]
+    items: tuple[str, ...]
+    record: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    status: Status
+    reason: Reason
+    detail: str = ""  # for invalid: "<rule> at <path>: <what was expected>"; never a value
+    key: str | None = None
+    purposes: tuple[str, ...] = ()
+    deliveries: Mapping[str, Delivery] = field(default_factory=dict)
+    dropped: tuple[DroppedField, ...] = ()
+    policy_version: str | None = None
+
+    @property
+    def message(self) -> str:
+        return f"{self.reason}: {self.detail}" if self.detail else str(self.reason)

@@ -1,0 +1,238 @@
+"""The joint-use notice as data: frozen pydantic models, validated keys, no behaviour beyond lookups."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+_COMPANY_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
+_ITEM_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_PURPOSE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+_DURATION = re.compile(r"^P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)W)?(?:(\d+)D)?$")
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+
+
+def _matches(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    def check(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"not a valid {what} (expected pattern {pattern.pattern})")
+        return value
+
+    return AfterValidator(check)
+
+
+CompanyId = Annotated[str, _matches(_COMPANY_ID, "company id")]
+ItemId = Annotated[str, _matches(_ITEM_ID, "item id")]
+PurposeId = Annotated[str, _matches(_PURPOSE_ID, "purpose id")]
+CountryCode = Annotated[str, _matches(_COUNTRY, "ISO 3166-1 alpha-2 country code")]
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError("must carry a UTC offset, e.g. 2026-01-01T00:00:00+09:00")
+    return value
+
+
+AwareDatetime = Annotated[dt.datetime, AfterValidator(_aware)]
+
+
+def _duration(value: str) -> str:
+    match = _DURATION.fullmatch(value)
+    if not match or not any(match.groups()):
+        raise ValueError("must be an ISO 8601 duration in years/months/weeks/days, e.g. P5Y or P90D")
+    return value
+
+
+RetentionPeriod = Annotated[str, AfterValidator(_duration)]
+
+
+def retention_days(period: str) -> int:
+    """Days in an ISO 8601 duration, counting a year as 365 days and a month as 30 (a lower bound is
+    not wanted here: retention must not end early, so the longer calendar reading is irrelevant)."""
+    match = _DURATION.fullmatch(period)
+    if not match:
+        raise ValueError("not an ISO 8601 duration")
+    years, months, weeks, days = (int(g or 0) for g in match.groups())
+    return years * 365 + months * 30 + weeks * 7 + days
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ResponsibleParty(_Frozen):
+    """The party responsible for managing the jointly used data (APPI Art. 27(5)(iii))."""
+
+    name_ja: str = Field(description="Legal name in Japanese.")
+    name_en: str = Field(description="Legal name in English.")
+    role_ja: str = Field("", description="Role of the responsible person, e.g. 個人情報保護管理者.")
+    address_ja: str = Field(description="Address as published.")
+    representative_ja: str = Field(description="Name of the representative as published.")
+
+
+class AcquisitionMethod(_Frozen):
+    """How the jointly used data was obtained (取得方法)."""
+
+    id: str = Field(description="Stable identifier.")
+    ja: str = Field(description="Japanese label as published.")
+    en: str = Field(description="English label.")
+
+
+class Notice(_Frozen):
+    """The published facts of one version of the joint-use notice."""
+
+    id: CompanyId = Field(description="Notice id; every version of one notice shares it.")
+    version: str = Field(min_length=1, description="Version label, unique per notice.")
+    published_at: dt.date = Field(description="Date the version was published.")
+    effective_from: AwareDatetime = Field(description="Records timed at or after this are processed under it.")
+    statistical_processing: bool = Field(False, description="Whether used data may be statistically processed.")
+    responsible_party: ResponsibleParty = Field(description="Who is responsible for the joint use.")
+    acquisition_methods: tuple[AcquisitionMethod, ...] = Field(description="How the data was obtained.")
+    exclusion_ja: str = Field("", description="Published exclusion, e.g. 通信の秘密に抵触する情報は除く.")
+    exclusion_en: str = Field("", description="The exclusion in English.")
+
+
+class Item(_Frozen):
+    """An item of personal data that the notice names (共同して利用する個人情報の項目)."""
+
+    id: ItemId = Field(description="Stable identifier, referenced by schema fields' jointuse.item.")
+    ja: str = Field(description="Japanese label as published.")
+    en: str = Field(description="English label.")
+    retention: RetentionPeriod = Field(description="ISO 8601 duration after which recipients must erase it.")
+
+
+class Purpose(_Frozen):
+    """A purpose of use of the joint users (共同して利用する者の利用目的)."""
+
+    id: PurposeId = Field(description="Stable dotted id, e.g. jointuse.billing.")
+    ordinal: int = Field(ge=1, description="Position in the published list, from 1.")
+    ja: str = Field(description="Japanese text, verbatim as published.")
+    en: str = Field(description="English text.")
+    marketing: bool = Field(False, description="Removed from a record whose subject opted out of marketing.")
+
+
+class ItemPurposes(_Frozen):
+    """Which items may serve which purposes. ``default`` applies to items not listed in ``items``."""
+
+    default: Literal["all", "none"] = Field("all", description="Purposes of items not listed: all or none.")
+    items: dict[ItemId, tuple[PurposeId, ...]] = Field(
+        default_factory=dict, description="Per item, the purposes it may serve."
+    )
+
+
+class JointUser(_Frozen):
+    """A company within the scope of joint users (共同して利用する者の範囲)."""
+
+    id: CompanyId = Field(description="Company id used in topics, headers and records.")
+    name_ja: str = Field(description="Legal name in Japanese.")
+    name_en: str = Field("", description="Legal name in English.")
+    purposes: tuple[PurposeId, ...] | None = Field(
+        None, description="Purposes the company declared; None means every purpose of the notice."
+    )
+
+
+class ForeignRecipient(_Frozen):
+    """A recipient abroad, reached by third-party provision with consent (APPI Art. 28), never joint use."""
+
+    id: CompanyId = Field(description="Recipient id.")
+    name: str = Field(description="Legal name.")
+    country: CountryCode = Field(description="Country of the recipient.")
+    consent_required: bool = Field(True, description="Whether the subject's consent is required (it is, by law).")
+    items: tuple[ItemId, ...] = Field(default=(), description="Items that may be provided.")
+
+
+class ForeignProvision(_Frozen):
+    """The foreign-provision gate."""
+
+    allowed_countries: tuple[CountryCode, ...] = Field(default=(), description="Countries recipients may be in.")
+    recipients: tuple[ForeignRecipient, ...] = Field(default=(), description="Known foreign recipients.")
+
+
+class Policy(_Frozen):
+    """One published version of a joint-use notice, as enforced by the pipeline."""
+
+    notice: Notice = Field(description="Published facts of this version.")
+    items: tuple[Item, ...] = Field(min_length=1, description="Items that may be shared.")
+    purposes: tuple[Purpose, ...] = Field(min_length=1, description="Purposes, in published order.")
+    item_purposes: ItemPurposes = Field(default_factory=ItemPurposes, description="Item → purposes.")
+    joint_users: tuple[JointUser, ...] = Field(min_length=1, description="Companies in the joint-use scope.")
+    foreign_provision: ForeignProvision = Field(
+        default_factory=ForeignProvision, description="Third-party provision abroad."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Policy:
+        _unique("item", [i.id for i in self.items])
+        _unique("purpose", [p.id for p in self.purposes])
+        _unique("joint user", [u.id for u in self.joint_users])
+        ordinals = [p.ordinal for p in self.purposes]
+        if ordinals != list(range(1, len(ordinals) + 1)):
+            raise ValueError("purpose ordinals must be 1, 2, 3, ... in the order listed")
+        purpose_ids = {p.id for p in self.purposes}
+        item_ids = {i.id for i in self.items}
+        for item_id, purposes in self.item_purposes.items.items():
+            if item_id not in item_ids:
+                raise ValueError(f"item_purposes names unknown item {item_id!r}")
+            _known("item_purposes", purposes, purpose_ids)
+        for user in self.joint_users:
+            _known(f"joint user {user.id!r}", user.purposes or (), purpose_ids)
+        allowed = set(self.foreign_provision.allowed_countries)
+        for recipient in self.foreign_provision.recipients:
+            if recipient.country not in allowed:
+                raise ValueError(f"foreign recipient {recipient.id!r} is in a country that is not allowed")
+            unknown_items = set(recipient.items) - item_ids
+            if unknown_items:
+                raise ValueError(f"foreign recipient {recipient.id!r} names unknown items {sorted(unknown_items)}")
+        return self
+
+    @property
+    def version(self) -> str:
+        return self.notice.version
+
+    @cached_property
+    def item_ids(self) -> frozenset[str]:
+        return frozenset(i.id for i in self.items)
+
+    @cached_property
+    def purpose_ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.purposes)
+
+    @cached_property
+    def marketing_purposes(self) -> frozenset[str]:
+        return frozenset(p.id for p in self.purposes if p.marketing)
+
+    @cached_property
+    def purposes_of_item(self) -> dict[str, frozenset[str]]:
+        everything = frozenset(self.purpose_ids)
+        default = everything if self.item_purposes.default == "all" else frozenset()
+        listed = self.item_purposes.items
+        return {item.id: frozenset(listed[item.id]) if item.id in listed else default for item in self.items}
+
+    @cached_property
+    def users_by_id(self) -> dict[str, JointUser]:
+        return {u.id: u for u in self.joint_users}
+
+    def declared_purposes(self, company: str) -> frozenset[str]:
+        """The purposes a joint user declared; empty for a company that is not a joint user."""
+        user = self.users_by_id.get(company)
+        if user is None:
+            return frozenset()
+        return frozenset(user.purposes) if user.purposes is not None else frozenset(self.purpose_ids)
+
+
+def _unique(what: str, ids: list[str]) -> None:
+    seen: set[str] = set()
+    for key in ids:
+        if key in seen:
+            raise ValueError(f"duplicate {what} id {key!r}")
+        seen.add(key)
+
+
+def _known(where: str, purposes: tuple[str, ...], known: set[str]) -> None:
+    unknown = sorted(set(purposes) - known)
+    if unknown:
+        raise ValueError(f"{where} names unknown purposes {unknown}")

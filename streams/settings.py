@@ -1,0 +1,64 @@
+"""Runtime settings from the environment (prefix ``JOINTUSE_``) and command-line overrides.
+
+librdkafka / aiokafka configuration dictionaries are built here, at the edge, and nowhere else.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Where the cluster and registry are, how to authenticate, and how the pipeline behaves."""
+
+    model_config = SettingsConfigDict(env_prefix="JOINTUSE_", extra="ignore", frozen=True)
+
+    bootstrap_servers: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated.")
+    schema_registry_url: str = Field(
+        "http://127.0.0.1:18081/apis/ccompat/v7",
+        description="Confluent-compatible schema registry base URL.",
+    )
+    schema_registry_user: str | None = Field(None, description="Registry basic-auth user, if any.")
+    schema_registry_password: SecretStr | None = Field(None, description="Registry basic-auth password.")
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol."
+    )
+    sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism when SASL is used.")
+    sasl_username: str | None = Field(None, description="SASL user (the company's or the pipeline's principal).")
+    sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    topic_prefix: str = Field("jointuse", description="Prefix of every topic, so environments can share a cluster.")
+    policy_path: Path = Field(
+        PROJECT_ROOT / "policies" / "jcom-group.yaml",
+        description="Policy file, or a directory of policy versions of one notice.",
+    )
+    schema_dir: Path = Field(PROJECT_ROOT / "schemas", description="Directory of the Avro schemas.")
+
+    def kafka_common(self) -> dict[str, Any]:
+        """librdkafka settings shared by every confluent-kafka client."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        if self.security_protocol != "PLAINTEXT":
+            conf["security.protocol"] = self.security_protocol
+        if self.security_protocol.startswith("SASL"):
+            conf["sasl.mechanism"] = self.sasl_mechanism
+            conf["sasl.username"] = self.sasl_username or ""
+            conf["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else ""
+        return conf
+
+    def registry_conf(self) -> dict[str, Any]:
+        """confluent-kafka SchemaRegistryClient settings."""
+        conf: dict[str, Any] = {"url": self.schema_registry_url}
+        if self.schema_registry_user:
+            password = self.schema_registry_password.get_secret_value() if self.schema_registry_password else ""
+            conf["basic.auth.user.info"] = f"{self.schema_registry_user}:{password}"
+        return conf
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with explicit (non-None) overrides on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,145 @@
+"""confluent-kafka clients for the CLI: produce JSON Lines, consume decoded records."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Producer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from streams.errors import KafkaError, SerdeError
+from streams.policy.classification import load_schema
+from streams.policy.engine import Engine
+from streams.policy.loader import load_policies
+from streams.producing import Encoded, Rejected, encode_lines
+from streams.serde.json_form import JsonForm
+from streams.serde.registry import Registry
+from streams.serde.wire import unframe
+from streams.settings import Settings
+from streams.topology import Topology
+
+
+@dataclass
+class ProduceStats:
+    topic: str
+    produced: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.produced / self.seconds if self.seconds else 0.0
+
+
+def producer(settings: Settings, **extra: Any) -> Producer:
+    return Producer({**settings.kafka_common(), "enable.idempotence": True, "linger.ms": 20,
+                     "compression.type": "lz4", **extra})
+
+
+def produce_lines(
+    settings: Settings, company: str, lines: Iterable[bytes], *, schema_path: Path, progress: bool = True
+) -> ProduceStats:
+    classified = load_schema(schema_path)
+    engine = Engine(classified, load_policies(settings.policy_path))
+    topic = Topology(settings.topic_prefix).ingest(company)
+    registry = Registry(settings.registry_conf())
+    schema_id = registry.register(f"{topic}-value", dict(classified.raw))
+    stats = ProduceStats(topic)
+    failures: list[str] = []
+
+    def delivered(err: Any, _msg: Any) -> None:
+        if err is not None:
+            failures.append(str(err))
+
+    client = producer(settings)
+    started = time.perf_counter()
+    with Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.completed} records"),
+                  TimeElapsedColumn(), disable=not progress, transient=True) as bar:
+        task = bar.add_task("produce", total=None)
+        for outcome in encode_lines(lines, engine=engine, form=JsonForm(classified),
+                                    codec=registry.codec(schema_id), schema_id=schema_id):
+            if isinstance(outcome, Rejected):
+                stats.rejected.append(outcome)
+                continue
+            _produce(client, topic, outcome, delivered)
+            stats.produced += 1
+            if stats.produced % 1000 == 0:
+                bar.update(task, completed=stats.produced)
+        remaining = client.flush(60)
+    stats.seconds = time.perf_counter() - started
+    if remaining or failures:
+        raise KafkaError(f"{remaining + len(failures)} record(s) were not acknowledged by the broker")
+    return stats
+
+
+def _produce(client: Producer, topic: str, encoded: Encoded, callback: Any) -> None:
+    while True:
+        try:
+            client.produce(topic, key=encoded.key, value=encoded.value, on_delivery=callback)
+            return
+        except BufferError:
+            client.poll(0.1)  # local queue full: let deliveries drain
+        except KafkaException as exc:
+            raise KafkaError(f"cannot produce to {topic} ({exc.args[0]})") from exc
+
+
+def consume_json(
+    settings: Settings, *, company: str | None, topic: str | None, follow: bool, from_beginning: bool,
+    max_records: int | None, group: str | None, idle_seconds: float = 5.0,
+) -> Iterator[dict[str, Any]]:
+    """Decoded records with their headers, as JSON-ready dicts. Without ``follow``, stops after
+    ``idle_seconds`` without a new record."""
+    topology = Topology(settings.topic_prefix)
+    name = topic or topology.deliver(str(company))
+    classified = load_schema(settings.schema_dir / "customer_record.v1.avsc")
+    form = JsonForm(classified)
+    registry = Registry(settings.registry_conf())
+    consumer = Consumer({**settings.kafka_common(), "group.id": group or f"{company or 'cli'}.cli",
+                         "auto.offset.reset": "earliest" if from_beginning else "latest",
+                         "enable.auto.commit": True, "isolation.level": "read_committed"})
+    consumer.subscribe([name])
+    seen = 0
+    last = time.monotonic()
+    try:
+        while max_records is None or seen < max_records:
+            message = consumer.poll(0.5)
+            if message is None:
+                if not follow and time.monotonic() - last > idle_seconds:
+                    return
+                continue
+            if message.error():
+                raise KafkaError(f"consume from {name} failed ({message.error()})")
+            last = time.monotonic()
+            seen += 1
+            yield _as_json(message, registry, form)
+    finally:
+        consumer.close()
+
+
+def _as_json(message: Any, registry: Registry, form: JsonForm) -> dict[str, Any]:
+    headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers() or [])}
+    key = message.key().decode("utf-8", "replace") if message.key() else None
+    out: dict[str, Any] = {"topic": message.topic(), "partition": message.partition(), "offset": message.offset(),
+                           "key": key, "headers": headers}
+    if message.value() is None:
+        out["record"] = None  # a tombstone
+        return out
+    try:
+        schema_id, body = unframe(message.value())
+        out["record"] = form.to_json(registry.codec(schema_id).decode(body))
+    except SerdeError as exc:
+        out["error"] = exc.reason
+    return out
+
+
+def ensure_reachable(settings: Settings, timeout: float = 10) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        AdminClient(settings.kafka_common()).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise KafkaError(f"no Kafka broker at {settings.bootstrap_servers} ({exc.args[0]})") from exc

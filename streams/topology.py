@@ -1,0 +1,61 @@
+"""Topic names and settings of the pipeline, derived from the policy (pure)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from streams.policy.model import Policy, retention_days
+
+SCHEMA_MAJOR = "v1"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    config: dict[str, str] = field(default_factory=dict)
+    partitions: int | None = None  # None: the topology's default
+
+
+@dataclass(frozen=True)
+class Topology:
+    prefix: str = "jointuse"
+
+    def ingest(self, company: str) -> str:
+        return f"{self.prefix}.ingest.{company}.customer.{SCHEMA_MAJOR}"
+
+    def deliver(self, company: str) -> str:
+        return f"{self.prefix}.deliver.{company}.customer.{SCHEMA_MAJOR}"
+
+    def dead_letters(self, company: str) -> str:
+        return f"{self.prefix}.dlq.{company}"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}.audit.{SCHEMA_MAJOR}"
+
+    def ingest_pattern(self) -> str:
+        """A subscription regex for every company's ingest topic."""
+        return f"^{re.escape(self.prefix)}\\.ingest\\.[^.]+\\.customer\\.{SCHEMA_MAJOR}$"
+
+    def company_of_ingest(self, topic: str) -> str | None:
+        head, tail = f"{self.prefix}.ingest.", f".customer.{SCHEMA_MAJOR}"
+        if topic.startswith(head) and topic.endswith(tail):
+            return topic[len(head) : -len(tail)] or None
+        return None
+
+    def specs(self, policy: Policy) -> list[TopicSpec]:
+        """Every topic the pipeline needs for the joint users of ``policy``."""
+        # Deliveries are erased once the longest-kept item's retention has passed.
+        longest_ms = max(retention_days(i.retention) for i in policy.items) * 86_400_000
+        specs: list[TopicSpec] = []
+        for user in policy.joint_users:
+            specs.append(TopicSpec(self.ingest(user.id)))
+            specs.append(TopicSpec(self.deliver(user.id), {
+                "cleanup.policy": "compact,delete",
+                "retention.ms": str(longest_ms),
+                "min.compaction.lag.ms": "0",
+            }))
+            specs.append(TopicSpec(self.dead_letters(user.id), {"retention.ms": str(30 * 86_400_000)}))
+        specs.append(TopicSpec(self.audit, {"retention.ms": "-1"}))
+        return specs

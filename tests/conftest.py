@@ -1,0 +1,70 @@
+"""Shared fixtures. Tests marked ``kafka`` use the cluster named by JOINTUSE_BOOTSTRAP_SERVERS /
+JOINTUSE_SCHEMA_REGISTRY_URL, or the local one that ``make test`` starts. Pure tests never touch it:
+the broker fixtures are lazy (created on first use) and session-scoped."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streams.policy.classification import ClassifiedSchema, load_schema
+from streams.policy.engine import Engine
+from streams.policy.loader import PolicySet, load_policies
+from streams.settings import PROJECT_ROOT, Settings, load_settings
+
+SCHEMA_PATH = PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"
+POLICY_PATH = PROJECT_ROOT / "policies" / "jcom-group.yaml"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test not marked ``kafka`` is a ``unit`` test."""
+    for item in items:
+        if item.get_closest_marker("kafka") is None:
+            item.add_marker(pytest.mark.unit)
+
+
+@pytest.fixture(scope="session")
+def schema() -> ClassifiedSchema:
+    return load_schema(SCHEMA_PATH)
+
+
+@pytest.fixture(scope="session")
+def policies() -> PolicySet:
+    return load_policies(POLICY_PATH)
+
+
+@pytest.fixture(scope="session")
+def engine(schema: ClassifiedSchema, policies: PolicySet) -> Engine:
+    return Engine(schema, policies)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def kafka(settings: Settings) -> Settings:
+    """The cluster, checked once: a test that needs it fails clearly if it is down."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.kafka_common())
+    try:
+        admin.list_topics(timeout=15)
+    except Exception as exc:  # pragma: no cover - only when the broker is down
+        pytest.fail(f"no Kafka broker at {settings.bootstrap_servers} ({exc}); run `make infra-up`")
+    return settings
+
+
+@pytest.fixture
+def unique() -> str:
+    """A per-test suffix for topic names and group ids."""
+    return uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def tmp_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
