@@ -26,9 +26,15 @@ COMPANIES = ("jcom", "jcom-insurance")
 
 
 def _read_all(settings: Settings, topic: str, expected: int | None, timeout: float) -> list[Any]:
-    consumer = Consumer({**settings.kafka_common(), "group.id": f"demo-reader-{time.time_ns()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "isolation.level": "read_committed"})
+    consumer = Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": f"demo-reader-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     consumer.subscribe([topic])
     out: list[Any] = []
     deadline = time.monotonic() + timeout
@@ -58,11 +64,15 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
     create_topics(settings.kafka_common(), topology.specs(policy), partitions=4, replication=1)
     console.print(f"[bold]topics[/] created with prefix {settings.topic_prefix!r}")
 
-    env = {**os.environ, "JOINTUSE_TOPIC_PREFIX": settings.topic_prefix,
-           "JOINTUSE_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-           "JOINTUSE_SCHEMA_REGISTRY_URL": settings.schema_registry_url}
-    worker = subprocess.Popen([sys.executable, "-m", "streams.cli.main", "worker", "--worker-id", "demo-0"],
-                              env=env, stdin=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "JOINTUSE_TOPIC_PREFIX": settings.topic_prefix,
+        "JOINTUSE_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "JOINTUSE_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli.main", "worker", "--worker-id", "demo-0"], env=env, stdin=subprocess.DEVNULL
+    )
     try:
         lines: dict[str, list[bytes]] = {c: [] for c in COMPANIES}
         for source, record in Generator(seed=seed, sources=COMPANIES).records(count):
@@ -71,12 +81,19 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
         started = time.perf_counter()
         produced = rejected = 0
         for company in COMPANIES:
-            stats = produce_lines(settings, company, lines[company], schema_path=settings.schema_dir /
-                                  "customer_record.v1.avsc", progress=sys.stderr.isatty())
+            stats = produce_lines(
+                settings,
+                company,
+                lines[company],
+                schema_path=settings.schema_dir / "customer_record.v1.avsc",
+                progress=sys.stderr.isatty(),
+            )
             produced += stats.produced
             rejected += len(stats.rejected)
-            console.print(f"[bold]{company}[/] produced {stats.produced} records "
-                          f"({len(stats.rejected)} lines rejected by the producer's validation)")
+            console.print(
+                f"[bold]{company}[/] produced {stats.produced} records "
+                f"({len(stats.rejected)} lines rejected by the producer's validation)"
+            )
         audit = _read_all(settings, topology.audit, produced, timeout=180)
         elapsed = time.perf_counter() - started
         events = [json.loads(m.value()) for m in audit]
@@ -114,8 +131,10 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
     table.add_row("protected values found in deliveries", str(leaks))
     table.add_row("throughput (produce → all audited)", f"{produced / elapsed:,.0f} records/s")
     console.print(table)
-    console.print(f"Read deliveries: JOINTUSE_TOPIC_PREFIX={settings.topic_prefix} "
-                  f".venv/bin/jointuse consume --as jcom-insurance --from-beginning --max 3")
+    console.print(
+        f"Read deliveries: JOINTUSE_TOPIC_PREFIX={settings.topic_prefix} "
+        f".venv/bin/jointuse consume --as jcom-insurance --from-beginning --max 3"
+    )
     ok = len(events) == produced and leaks == 0 and sum(statuses.values()) == produced
     if not ok:
         console.print("[red]demo check failed: every record must be audited once and nothing may leak[/]")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported at runtime, not in stubs
 
 from streams.errors import KafkaError
 from streams.topology import TopicSpec
@@ -31,7 +31,8 @@ def create_topics(
     specs = list(specs)
     wanted = [
         NewTopic(s.name, num_partitions=s.partitions or partitions, replication_factor=replication, config=s.config)
-        for s in specs if s.name not in existing
+        for s in specs
+        if s.name not in existing
     ]
     results = [TopicResult(s.name, False) for s in specs if s.name in existing]
     if wanted:

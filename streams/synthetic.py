@@ -13,27 +13,77 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-_SURNAMES = [("佐藤", "サトウ"), ("鈴木", "スズキ"), ("高橋", "タカハシ"), ("田中", "タナカ"), ("伊藤", "イトウ"),
-             ("渡辺", "ワタナベ"), ("山本", "ヤマモト"), ("中村", "ナカムラ"), ("小林", "コバヤシ"), ("加藤", "カトウ"),
-             ("吉田", "ヨシダ"), ("山田", "ヤマダ"), ("佐々木", "ササキ"), ("松本", "マツモト"), ("井上", "イノウエ")]
-_GIVEN = [("陽翔", "ハルト", "male"), ("蓮", "レン", "male"), ("湊", "ミナト", "male"), ("大翔", "ヒロト", "male"),
-          ("結菜", "ユイナ", "female"), ("陽葵", "ヒマリ", "female"), ("芽依", "メイ", "female"),
-          ("さくら", "サクラ", "female"), ("健一", "ケンイチ", "male"), ("美咲", "ミサキ", "female"),
-          ("翼", "ツバサ", "other")]
-_PLACES = [("東京都", "千代田区丸の内", "100-0005"), ("東京都", "世田谷区三軒茶屋", "154-0024"),
-           ("神奈川県", "横浜市中区山下町", "231-0023"), ("大阪府", "大阪市北区梅田", "530-0001"),
-           ("埼玉県", "さいたま市浦和区高砂", "330-0063"), ("千葉県", "千葉市中央区富士見", "260-0015"),
-           ("福岡県", "福岡市博多区博多駅前", "812-0011"), ("北海道", "札幌市中央区北一条西", "060-0001"),
-           ("兵庫県", "神戸市中央区三宮町", "650-0021"), ("宮城県", "仙台市青葉区一番町", "980-0811")]
+_SURNAMES = [
+    ("佐藤", "サトウ"),
+    ("鈴木", "スズキ"),
+    ("高橋", "タカハシ"),
+    ("田中", "タナカ"),
+    ("伊藤", "イトウ"),
+    ("渡辺", "ワタナベ"),
+    ("山本", "ヤマモト"),
+    ("中村", "ナカムラ"),
+    ("小林", "コバヤシ"),
+    ("加藤", "カトウ"),
+    ("吉田", "ヨシダ"),
+    ("山田", "ヤマダ"),
+    ("佐々木", "ササキ"),
+    ("松本", "マツモト"),
+    ("井上", "イノウエ"),
+]
+_GIVEN = [
+    ("陽翔", "ハルト", "male"),
+    ("蓮", "レン", "male"),
+    ("湊", "ミナト", "male"),
+    ("大翔", "ヒロト", "male"),
+    ("結菜", "ユイナ", "female"),
+    ("陽葵", "ヒマリ", "female"),
+    ("芽依", "メイ", "female"),
+    ("さくら", "サクラ", "female"),
+    ("健一", "ケンイチ", "male"),
+    ("美咲", "ミサキ", "female"),
+    ("翼", "ツバサ", "other"),
+]
+_PLACES = [
+    ("東京都", "千代田区丸の内", "100-0005"),
+    ("東京都", "世田谷区三軒茶屋", "154-0024"),
+    ("神奈川県", "横浜市中区山下町", "231-0023"),
+    ("大阪府", "大阪市北区梅田", "530-0001"),
+    ("埼玉県", "さいたま市浦和区高砂", "330-0063"),
+    ("千葉県", "千葉市中央区富士見", "260-0015"),
+    ("福岡県", "福岡市博多区博多駅前", "812-0011"),
+    ("北海道", "札幌市中央区北一条西", "060-0001"),
+    ("兵庫県", "神戸市中央区三宮町", "650-0021"),
+    ("宮城県", "仙台市青葉区一番町", "980-0811"),
+]
 _OCCUPATIONS = ["会社員", "公務員", "自営業", "学生", "パート・アルバイト", "無職", None]
-_SERVICES = [("cable_tv", ["basic", "premium"]), ("internet", ["1G", "320M"]), ("phone", ["home"]),
-             ("mobile", ["S", "M"]), ("electricity", ["standard"])]
+_SERVICES = [
+    ("cable_tv", ["basic", "premium"]),
+    ("internet", ["1G", "320M"]),
+    ("phone", ["home"]),
+    ("mobile", ["S", "M"]),
+    ("electricity", ["standard"]),
+]
 _CHANNELS = ["phone", "web", "chat", "shop"]
 _TOPICS = ["billing", "outage", "plan_change", "moving", "equipment"]
-_PROGRAMS = [("J:COMテレビ", "地域ニュース"), ("BS1", "ドキュメンタリー"), ("映画専門ch", "名作劇場"),
-             ("スポーツch", "プロ野球中継"), ("キッズch", "アニメ")]
-_SENSITIVE = ["race", "creed", "social_status", "medical_history", "criminal_record", "family_origin",
-              "registered_domicile", "union_membership", "health_checkup", "sex_life"]
+_PROGRAMS = [
+    ("J:COMテレビ", "地域ニュース"),
+    ("BS1", "ドキュメンタリー"),
+    ("映画専門ch", "名作劇場"),
+    ("スポーツch", "プロ野球中継"),
+    ("キッズch", "アニメ"),
+]
+_SENSITIVE = [
+    "race",
+    "creed",
+    "social_status",
+    "medical_history",
+    "criminal_record",
+    "family_origin",
+    "registered_domicile",
+    "union_membership",
+    "health_checkup",
+    "sex_life",
+]
 _JST = dt.timezone(dt.timedelta(hours=9))
 
 
@@ -54,8 +104,14 @@ def _iso(moment: dt.datetime) -> str:
 
 
 class Generator:
-    def __init__(self, *, seed: int = 0, sources: tuple[str, ...] = ("jcom", "jcom-insurance"),
-                 mix: Mix | None = None, start: dt.datetime | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        sources: tuple[str, ...] = ("jcom", "jcom-insurance"),
+        mix: Mix | None = None,
+        start: dt.datetime | None = None,
+    ) -> None:
         self.random = random.Random(seed)
         self.sources = sources
         self.mix = mix or Mix()
@@ -94,19 +150,28 @@ class Generator:
             "email": f"user{index}.{r.randint(100, 999)}@example.jp",
             "occupation": r.choice(_OCCUPATIONS),
             "service_usage": [self._service()],
-            "inquiry_history": [{"at": _iso(self._moment()), "channel": r.choice(_CHANNELS),
-                                 "topic": r.choice(_TOPICS)}],
+            "inquiry_history": [
+                {"at": _iso(self._moment()), "channel": r.choice(_CHANNELS), "topic": r.choice(_TOPICS)}
+            ],
             "viewing_history": [self._viewing()],
-            "payment_status": {"status": r.choice(["paid", "paid", "paid", "overdue"]),
-                               "last_paid_at": _iso(self._moment(60)),
-                               "overdue_amount_jpy": r.choice([0, 0, 0, 3300, 5500])},
-            "call_records": None, "communication_logs": None, "message_contents": None,
-            "browsing_history": None, "cell_location_history": None,
+            "payment_status": {
+                "status": r.choice(["paid", "paid", "paid", "overdue"]),
+                "last_paid_at": _iso(self._moment(60)),
+                "overdue_amount_jpy": r.choice([0, 0, 0, 3300, 5500]),
+            },
+            "call_records": None,
+            "communication_logs": None,
+            "message_contents": None,
+            "browsing_history": None,
+            "cell_location_history": None,
             **{name: None for name in _SENSITIVE},
-            "policy": None, "claims": None,
-            "consent": {"marketing_opt_out": r.random() < self.mix.marketing_opt_out,
-                        "joint_use_stop": r.random() < self.mix.joint_use_stop,
-                        "foreign_transfer_consent": r.random() < 0.3},
+            "policy": None,
+            "claims": None,
+            "consent": {
+                "marketing_opt_out": r.random() < self.mix.marketing_opt_out,
+                "joint_use_stop": r.random() < self.mix.joint_use_stop,
+                "foreign_transfer_consent": r.random() < 0.3,
+            },
             "updated_at": _iso(self.start + dt.timedelta(seconds=index)),
         }
         if r.random() < self.mix.secrecy:
@@ -115,17 +180,25 @@ class Generator:
             for name in r.sample(_SENSITIVE, r.randint(1, 3)):
                 rec[name] = f"SECRET-{name}-{index}"
         if r.random() < self.mix.insurer:
-            rec["policy"] = {"policy_no": f"P{index:09d}", "product": "家財保険", "premium_jpy": r.randint(300, 3000),
-                             "started_at": (self.start.date() - dt.timedelta(days=r.randrange(700))).isoformat()}
-            rec["claims"] = [{"claim_no": f"C{index:09d}", "amount_jpy": r.randint(1000, 100_000),
-                              "diagnosis": f"SECRET-diagnosis-{index}"}]
+            rec["policy"] = {
+                "policy_no": f"P{index:09d}",
+                "product": "家財保険",
+                "premium_jpy": r.randint(300, 3000),
+                "started_at": (self.start.date() - dt.timedelta(days=r.randrange(700))).isoformat(),
+            }
+            rec["claims"] = [
+                {
+                    "claim_no": f"C{index:09d}",
+                    "amount_jpy": r.randint(1000, 100_000),
+                    "diagnosis": f"SECRET-diagnosis-{index}",
+                }
+            ]
         return rec
 
     def _service(self) -> dict[str, Any]:
         service, plans = self.random.choice(_SERVICES)
         started = self._moment(2000)
-        return {"service": service, "plan": self.random.choice(plans), "started_at": _iso(started),
-                "ended_at": None}
+        return {"service": service, "plan": self.random.choice(plans), "started_at": _iso(started), "ended_at": None}
 
     def _viewing(self) -> dict[str, Any]:
         channel, program = self.random.choice(_PROGRAMS)
@@ -134,15 +207,27 @@ class Generator:
     def _add_secrecy(self, rec: dict[str, Any]) -> None:
         r = self.random
         index = rec["customer_id"]
-        rec["call_records"] = [{"started_at": _iso(self._moment(30)), "callee_number": f"SECRET-090{r.randint(10**7, 10**8 - 1)}",
-                                "duration_s": r.randint(1, 3600)}]
-        rec["communication_logs"] = [{"at": _iso(self._moment(30)), "src_ip": "SECRET-10.0.0.1",
-                                      "dst_ip": f"SECRET-203.0.113.{r.randint(1, 254)}", "dst_port": 443,
-                                      "bytes": r.randint(100, 10**7)}]
+        rec["call_records"] = [
+            {
+                "started_at": _iso(self._moment(30)),
+                "callee_number": f"SECRET-090{r.randint(10**7, 10**8 - 1)}",
+                "duration_s": r.randint(1, 3600),
+            }
+        ]
+        rec["communication_logs"] = [
+            {
+                "at": _iso(self._moment(30)),
+                "src_ip": "SECRET-10.0.0.1",
+                "dst_ip": f"SECRET-203.0.113.{r.randint(1, 254)}",
+                "dst_port": 443,
+                "bytes": r.randint(100, 10**7),
+            }
+        ]
         rec["message_contents"] = [f"SECRET-message-{index}"]
         rec["browsing_history"] = [{"at": _iso(self._moment(30)), "url": f"https://SECRET.example/{index}"}]
-        rec["cell_location_history"] = [{"at": _iso(self._moment(30)), "cell_id": f"SECRET-cell-{index}",
-                                         "lat": 35.68, "lon": 139.76}]
+        rec["cell_location_history"] = [
+            {"at": _iso(self._moment(30)), "cell_id": f"SECRET-cell-{index}", "lat": 35.68, "lon": 139.76}
+        ]
 
     def _invalid(self, index: int, source: str) -> dict[str, Any] | str:
         kind = self.random.randrange(4)

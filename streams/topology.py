@@ -51,11 +51,16 @@ class Topology:
         specs: list[TopicSpec] = []
         for user in policy.joint_users:
             specs.append(TopicSpec(self.ingest(user.id)))
-            specs.append(TopicSpec(self.deliver(user.id), {
-                "cleanup.policy": "compact,delete",
-                "retention.ms": str(longest_ms),
-                "min.compaction.lag.ms": "0",
-            }))
+            specs.append(
+                TopicSpec(
+                    self.deliver(user.id),
+                    {
+                        "cleanup.policy": "compact,delete",
+                        "retention.ms": str(longest_ms),
+                        "min.compaction.lag.ms": "0",
+                    },
+                )
+            )
             specs.append(TopicSpec(self.dead_letters(user.id), {"retention.ms": str(30 * 86_400_000)}))
         specs.append(TopicSpec(self.audit, {"retention.ms": "-1"}))
         return specs

@@ -13,8 +13,16 @@ from streams.serde.json_form import JsonForm, JsonFormError
 
 
 def _invalid(line_no: int, rule: str, detail: str) -> dict[str, Any]:
-    return {"line": line_no, "key": None, "status": Status.INVALID.value, "reason": f"{rule}: {detail}",
-            "purposes": [], "deliveries": {}, "dropped": [], "policy_version": None}
+    return {
+        "line": line_no,
+        "key": None,
+        "status": Status.INVALID.value,
+        "reason": f"{rule}: {detail}",
+        "purposes": [],
+        "deliveries": {},
+        "dropped": [],
+        "policy_version": None,
+    }
 
 
 def parse_line(raw: bytes) -> tuple[Any, tuple[str, str] | None]:

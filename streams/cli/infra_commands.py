@@ -21,8 +21,12 @@ def _settings(bootstrap: str | None, registry: str | None, prefix: str | None) -
     return load_settings(bootstrap_servers=bootstrap, schema_registry_url=registry, topic_prefix=prefix)
 
 
-Bootstrap = Annotated[str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers (JOINTUSE_BOOTSTRAP_SERVERS).")]
-RegistryUrl = Annotated[str | None, typer.Option("--registry", help="Schema registry URL (JOINTUSE_SCHEMA_REGISTRY_URL).")]
+Bootstrap = Annotated[
+    str | None, typer.Option("--bootstrap", help="Kafka bootstrap servers (JOINTUSE_BOOTSTRAP_SERVERS).")
+]
+RegistryUrl = Annotated[
+    str | None, typer.Option("--registry", help="Schema registry URL (JOINTUSE_SCHEMA_REGISTRY_URL).")
+]
 Prefix = Annotated[str | None, typer.Option("--prefix", help="Topic name prefix (JOINTUSE_TOPIC_PREFIX).")]
 
 
@@ -35,7 +39,8 @@ def _die(exc: JointUseError, code: int = 3) -> typer.Exit:
 def topics_create(
     partitions: Annotated[int, typer.Option(help="Partitions per topic.")] = 4,
     replication: Annotated[int, typer.Option(help="Replication factor.")] = 1,
-    bootstrap: Bootstrap = None, prefix: Prefix = None,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
 ) -> None:
     """Create the ingest, delivery, dead-letter and audit topics for every joint user (idempotent).
 
@@ -48,8 +53,12 @@ def topics_create(
     settings = _settings(bootstrap, None, prefix)
     policy = load_policies(settings.policy_path).latest
     try:
-        results = create_topics(settings.kafka_common(), Topology(settings.topic_prefix).specs(policy),
-                                partitions=partitions, replication=replication)
+        results = create_topics(
+            settings.kafka_common(),
+            Topology(settings.topic_prefix).specs(policy),
+            partitions=partitions,
+            replication=replication,
+        )
     except JointUseError as exc:
         raise _die(exc) from exc
     for result in results:
@@ -104,7 +113,9 @@ def produce_command(
     file: Annotated[str, typer.Argument(help="JSON Lines file, or - for stdin.")],
     as_company: Annotated[str, typer.Option("--as", help="The producing company (its ingest topic).")],
     schema: Annotated[Path, typer.Option("--schema", help="Avro schema to write with.")] = DEFAULT_SCHEMA,
-    bootstrap: Bootstrap = None, registry: RegistryUrl = None, prefix: Prefix = None,
+    bootstrap: Bootstrap = None,
+    registry: RegistryUrl = None,
+    prefix: Prefix = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Validate JSON Lines, register the schema, and produce to the company's ingest topic.
@@ -121,8 +132,11 @@ def produce_command(
         raise _die(exc) from exc
     for rejected in stats.rejected:
         typer.echo(f"line {rejected.line}: rejected: {rejected.reason}", err=True)
-    typer.echo(f"produced {stats.produced} record(s) to {stats.topic}; rejected {len(stats.rejected)}; "
-               f"{stats.rate:,.0f} records/s", err=True)
+    typer.echo(
+        f"produced {stats.produced} record(s) to {stats.topic}; rejected {len(stats.rejected)}; "
+        f"{stats.rate:,.0f} records/s",
+        err=True,
+    )
     if stats.rejected:
         raise typer.Exit(1)
 
@@ -134,7 +148,9 @@ def consume_command(
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the earliest offset.")] = False,
     max_records: Annotated[int | None, typer.Option("--max", help="Stop after N records.")] = None,
     group: Annotated[str | None, typer.Option("--group", help="Consumer group (default: <company>.cli).")] = None,
-    bootstrap: Bootstrap = None, registry: RegistryUrl = None, prefix: Prefix = None,
+    bootstrap: Bootstrap = None,
+    registry: RegistryUrl = None,
+    prefix: Prefix = None,
 ) -> None:
     """Print decoded records (deliveries by default) as JSON lines, with their purpose headers.
 
@@ -147,8 +163,15 @@ def consume_command(
         typer.echo("jointuse: give exactly one of --as or --topic", err=True)
         raise typer.Exit(2)
     try:
-        for line in consume_json(settings, company=as_company, topic=topic, follow=follow,
-                                 from_beginning=from_beginning, max_records=max_records, group=group):
+        for line in consume_json(
+            settings,
+            company=as_company,
+            topic=topic,
+            follow=follow,
+            from_beginning=from_beginning,
+            max_records=max_records,
+            group=group,
+        ):
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
             sys.stdout.flush()
     except JointUseError as exc:
@@ -156,11 +179,15 @@ def consume_command(
 
 
 def worker_command(
-    worker_id: Annotated[str | None, typer.Option("--worker-id", help="Stable id of this worker (transactions).")] = None,
+    worker_id: Annotated[
+        str | None, typer.Option("--worker-id", help="Stable id of this worker (transactions).")
+    ] = None,
     guarantee: Annotated[str, typer.Option("--guarantee", help="exactly_once or at_least_once.")] = "exactly_once",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Records per transaction.")] = 500,
     max_idle: Annotated[float | None, typer.Option("--max-idle", help="Exit after this many idle seconds.")] = None,
-    bootstrap: Bootstrap = None, registry: RegistryUrl = None, prefix: Prefix = None,
+    bootstrap: Bootstrap = None,
+    registry: RegistryUrl = None,
+    prefix: Prefix = None,
 ) -> None:
     """Run the pipeline: decode, validate, decide, deliver, dead-letter, audit; until SIGTERM/SIGINT.
 
@@ -173,9 +200,13 @@ def worker_command(
         raise typer.Exit(2)
     settings = _settings(bootstrap, registry, prefix)
     try:
-        stats = run_worker(settings, worker_id=worker_id or default_worker_id(),
-                           guarantee="exactly_once" if guarantee == "exactly_once" else "at_least_once",
-                           max_idle_seconds=max_idle, batch_size=batch_size)
+        stats = run_worker(
+            settings,
+            worker_id=worker_id or default_worker_id(),
+            guarantee="exactly_once" if guarantee == "exactly_once" else "at_least_once",
+            max_idle_seconds=max_idle,
+            batch_size=batch_size,
+        )
     except JointUseError as exc:
         raise _die(exc) from exc
     typer.echo(f"worker stopped: {stats.records} records in {stats.batches} batches {stats.by_status}", err=True)
@@ -202,4 +233,3 @@ def register(app: typer.Typer) -> None:
     app.command("consume")(consume_command)
     app.command("worker")(worker_command)
     app.command("demo")(demo_command)
-

@@ -112,7 +112,9 @@ def policy_check(
         typer.echo(f"{problems} problem(s)")
         raise typer.Exit(1)
     versions = ", ".join(p.version for p in policies.versions)
-    typer.echo(f"ok: policy versions [{versions}], {len(list(schemas.glob('*.avsc')))} schema(s), every field classified")
+    typer.echo(
+        f"ok: policy versions [{versions}], {len(list(schemas.glob('*.avsc')))} schema(s), every field classified"
+    )
 
 
 @policy_app.command("notice")

@@ -34,9 +34,7 @@ class FieldClass(StrEnum):
 
 
 # Classes whose values must never leave the source company under joint use.
-PROTECTED_CLASSES = frozenset(
-    {FieldClass.SECRECY_OF_COMMUNICATIONS, FieldClass.SENSITIVE, FieldClass.INSURER_ONLY}
-)
+PROTECTED_CLASSES = frozenset({FieldClass.SECRECY_OF_COMMUNICATIONS, FieldClass.SENSITIVE, FieldClass.INSURER_ONLY})
 SHAREABLE_CLASSES = frozenset({FieldClass.IDENTIFIER, FieldClass.ITEM})
 UNKNOWN = "unknown"  # class reported for a field that is not in the schema
 
@@ -189,9 +187,16 @@ class _Compiler:
             return node
         if isinstance(kind, (str, list, dict)):
             inner = self.type_node(kind, path=path, parent=parent)
-            return TypeNode(kind=inner.kind, fields=inner.fields, items=inner.items, branches=inner.branches,
-                            symbols=inner.symbols, size=inner.size, logical=logical or inner.logical,
-                            name=inner.name)
+            return TypeNode(
+                kind=inner.kind,
+                fields=inner.fields,
+                items=inner.items,
+                branches=inner.branches,
+                symbols=inner.symbols,
+                size=inner.size,
+                logical=logical or inner.logical,
+                name=inner.name,
+            )
         raise SchemaError(f"unsupported schema at {path or '<root>'}")
 
     def _remember(self, schema: Mapping[str, Any], node: TypeNode) -> None:
@@ -207,13 +212,15 @@ class _Compiler:
         name = str(spec.get("name"))
         path = f"{prefix}.{name}" if prefix else name
         cls, item = self._classification(spec, path, parent)
-        stub = FieldNode(name=name, path=path, cls=cls, item=item, type=TypeNode(kind="null"),
-                         has_default="default" in spec)
+        stub = FieldNode(
+            name=name, path=path, cls=cls, item=item, type=TypeNode(kind="null"), has_default="default" in spec
+        )
         type_node = self.type_node(spec.get("type"), path=path, parent=stub)
         record = type_node.record_branch()
         children = record.fields if record is not None else ()
-        return FieldNode(name=name, path=path, cls=cls, item=item, type=type_node,
-                         has_default="default" in spec, children=children)
+        return FieldNode(
+            name=name, path=path, cls=cls, item=item, type=type_node, has_default="default" in spec, children=children
+        )
 
     def _classification(
         self, spec: Mapping[str, Any], path: str, parent: FieldNode | None
@@ -226,8 +233,11 @@ class _Compiler:
         try:
             cls = FieldClass(declared)
         except ValueError:
-            self.problems.append(Violation(path, "unknown_class", f"{CLASS_PROPERTY} is not one of "
-                                           f"{sorted(c.value for c in FieldClass)}"))
+            self.problems.append(
+                Violation(
+                    path, "unknown_class", f"{CLASS_PROPERTY} is not one of {sorted(c.value for c in FieldClass)}"
+                )
+            )
             return FieldClass.SENSITIVE, None
         item = spec.get(ITEM_PROPERTY)
         if cls is FieldClass.ITEM:

@@ -46,26 +46,57 @@ class PolicyDiff:
 
 def diff_policies(old: Policy, new: Policy) -> PolicyDiff:
     changes: list[Change] = []
-    changes += _keyed("purposes", {p.id: p.ja for p in old.purposes}, {p.id: p.ja for p in new.purposes},
-                      Requirement.PRIOR_PUBLICATION)
-    changes += _keyed("purposes.marketing", {p.id: str(p.marketing) for p in old.purposes},
-                      {p.id: str(p.marketing) for p in new.purposes}, Requirement.PRIOR_PUBLICATION, only_changed=True)
+    changes += _keyed(
+        "purposes",
+        {p.id: p.ja for p in old.purposes},
+        {p.id: p.ja for p in new.purposes},
+        Requirement.PRIOR_PUBLICATION,
+    )
+    changes += _keyed(
+        "purposes.marketing",
+        {p.id: str(p.marketing) for p in old.purposes},
+        {p.id: str(p.marketing) for p in new.purposes},
+        Requirement.PRIOR_PUBLICATION,
+        only_changed=True,
+    )
     if old.notice.responsible_party != new.notice.responsible_party:
-        changes.append(Change("responsible_party", "changed", new.notice.responsible_party.name_ja,
-                              Requirement.PRIOR_PUBLICATION))
+        changes.append(
+            Change("responsible_party", "changed", new.notice.responsible_party.name_ja, Requirement.PRIOR_PUBLICATION)
+        )
     changes += _keyed("items", {i.id: i.ja for i in old.items}, {i.id: i.ja for i in new.items}, Requirement.CONSENT)
-    changes += _keyed("items.retention", {i.id: i.retention for i in old.items},
-                      {i.id: i.retention for i in new.items}, Requirement.NONE, only_changed=True)
-    changes += _keyed("joint_users", {u.id: u.name_ja for u in old.joint_users},
-                      {u.id: u.name_ja for u in new.joint_users}, Requirement.CONSENT)
-    changes += _keyed("joint_users.purposes", {u.id: str(sorted(old.declared_purposes(u.id))) for u in old.joint_users},
-                      {u.id: str(sorted(new.declared_purposes(u.id))) for u in new.joint_users},
-                      Requirement.PRIOR_PUBLICATION, only_changed=True)
-    changes += _keyed("item_purposes", {i: str(sorted(p)) for i, p in old.purposes_of_item.items()},
-                      {i: str(sorted(p)) for i, p in new.purposes_of_item.items()},
-                      Requirement.PRIOR_PUBLICATION, only_changed=True)
-    changes += _keyed("foreign_provision", {r.id: r.country for r in old.foreign_provision.recipients},
-                      {r.id: r.country for r in new.foreign_provision.recipients}, Requirement.CONSENT)
+    changes += _keyed(
+        "items.retention",
+        {i.id: i.retention for i in old.items},
+        {i.id: i.retention for i in new.items},
+        Requirement.NONE,
+        only_changed=True,
+    )
+    changes += _keyed(
+        "joint_users",
+        {u.id: u.name_ja for u in old.joint_users},
+        {u.id: u.name_ja for u in new.joint_users},
+        Requirement.CONSENT,
+    )
+    changes += _keyed(
+        "joint_users.purposes",
+        {u.id: str(sorted(old.declared_purposes(u.id))) for u in old.joint_users},
+        {u.id: str(sorted(new.declared_purposes(u.id))) for u in new.joint_users},
+        Requirement.PRIOR_PUBLICATION,
+        only_changed=True,
+    )
+    changes += _keyed(
+        "item_purposes",
+        {i: str(sorted(p)) for i, p in old.purposes_of_item.items()},
+        {i: str(sorted(p)) for i, p in new.purposes_of_item.items()},
+        Requirement.PRIOR_PUBLICATION,
+        only_changed=True,
+    )
+    changes += _keyed(
+        "foreign_provision",
+        {r.id: r.country for r in old.foreign_provision.recipients},
+        {r.id: r.country for r in new.foreign_provision.recipients},
+        Requirement.CONSENT,
+    )
     problems = []
     if new.notice.effective_from <= old.notice.effective_from:
         problems.append("the new version does not take effect after the old one")

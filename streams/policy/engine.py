@@ -93,12 +93,22 @@ class Engine:
             return Decision(Status.INVALID, Reason.SCHEMA_VIOLATION, str(problem), key=key)
         dropped = self._dropped(record)
         if record.get("source_company") != source:
-            return Decision(Status.INVALID, Reason.SOURCE_MISMATCH,
-                            "source_company differs from the producing company", key=key, dropped=dropped)
+            return Decision(
+                Status.INVALID,
+                Reason.SOURCE_MISMATCH,
+                "source_company differs from the producing company",
+                key=key,
+                dropped=dropped,
+            )
         chosen = policy or self.policy_for(record, now)
         if chosen is None:
-            return Decision(Status.WITHHELD, Reason.NO_POLICY_IN_FORCE,
-                            "the record predates every notice version", key=key, dropped=dropped)
+            return Decision(
+                Status.WITHHELD,
+                Reason.NO_POLICY_IN_FORCE,
+                "the record predates every notice version",
+                key=key,
+                dropped=dropped,
+            )
         version = chosen.version
 
         def withheld(reason: Reason, detail: str = "") -> Decision:
@@ -115,13 +125,25 @@ class Engine:
         purposes = tuple(p for p in chosen.purpose_ids if not (opted_out and p in chosen.marketing_purposes))
         routes = self._routes_for(chosen, source, opted_out)
         if not routes:
-            return Decision(Status.WITHHELD, Reason.NO_RECIPIENT, "no joint user may receive the record",
-                            key=key, purposes=purposes, dropped=dropped, policy_version=version)
-        deliveries = {
-            r.recipient: Delivery(r.recipient, r.purposes, r.items, r.project(record)) for r in routes
-        }
-        return Decision(Status.SHARED, Reason.SHARED, key=key, purposes=purposes, deliveries=deliveries,
-                        dropped=dropped, policy_version=version)
+            return Decision(
+                Status.WITHHELD,
+                Reason.NO_RECIPIENT,
+                "no joint user may receive the record",
+                key=key,
+                purposes=purposes,
+                dropped=dropped,
+                policy_version=version,
+            )
+        deliveries = {r.recipient: Delivery(r.recipient, r.purposes, r.items, r.project(record)) for r in routes}
+        return Decision(
+            Status.SHARED,
+            Reason.SHARED,
+            key=key,
+            purposes=purposes,
+            deliveries=deliveries,
+            dropped=dropped,
+            policy_version=version,
+        )
 
     def _dropped(self, record: dict[str, Any]) -> tuple[DroppedField, ...]:
         found = [DroppedField(f.path, f.cls.value) for f in self._dropped_top if record.get(f.name) is not None]
@@ -150,8 +172,14 @@ class Engine:
             if not items:
                 continue
             served = frozenset().union(*(policy.purposes_of_item[i] & usable for i in items))
-            routes.append(_Route(user.id, tuple(sorted(served, key=ordinal.__getitem__)), tuple(sorted(items)),
-                                 self._projector(items)))
+            routes.append(
+                _Route(
+                    user.id,
+                    tuple(sorted(served, key=ordinal.__getitem__)),
+                    tuple(sorted(items)),
+                    self._projector(items),
+                )
+            )
         result = tuple(routes)
         self._routes[cache_key] = result
         return result

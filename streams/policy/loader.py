@@ -94,9 +94,7 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         first = exc.errors()[0]
         loc = tuple(first["loc"])
         field = ".".join(str(part) for part in loc) or "<root>"
-        raise PolicyError(
-            f"{field}: {first['msg']}", source=source, line=_line_of(root, loc)
-        ) from exc
+        raise PolicyError(f"{field}: {first['msg']}", source=source, line=_line_of(root, loc)) from exc
 
 
 def _line_of(node: yaml.Node, loc: tuple[Any, ...]) -> int:

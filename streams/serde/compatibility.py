@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import avro.errors
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
@@ -39,14 +40,14 @@ def schema_versions(directory: Path) -> dict[str, list[Path]]:
 def _parse(path: Path) -> avro.schema.Schema:
     try:
         return avro.schema.parse(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, avro.schema.SchemaParseException) as exc:
+    except (OSError, json.JSONDecodeError, avro.errors.SchemaParseException) as exc:
         raise SchemaError(f"{path}: not a valid Avro schema ({exc.__class__.__name__})") from exc
 
 
 def check_backward(versions: list[Path]) -> list[CompatibilityProblem]:
     """Each version must read data written with every earlier one (BACKWARD_TRANSITIVE)."""
     parsed = [(p, _parse(p)) for p in versions]
-    checker = ReaderWriterCompatibilityChecker()
+    checker = ReaderWriterCompatibilityChecker()  # type: ignore[no-untyped-call]  # avro's __init__ is unannotated
     problems = []
     for index, (reader_path, reader) in enumerate(parsed):
         for writer_path, writer in parsed[:index]:

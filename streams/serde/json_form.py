@@ -87,9 +87,7 @@ def _compile(node: TypeNode, table: dict[str, Convert]) -> Convert | None:
         if element is None:
             return None
         if node.kind == "array":
-            return lambda value, path: (
-                [element(v, f"{path}[]") for v in value] if type(value) is list else value
-            )
+            return lambda value, path: [element(v, f"{path}[]") for v in value] if type(value) is list else value
         return lambda value, path: (
             {k: element(v, f"{path}{{}}") for k, v in value.items()} if type(value) is dict else value
         )

@@ -20,7 +20,8 @@ class Registry:
         url = str(conf.get("url", ""))
         try:
             self.client = (
-                SchemaRegistryClient.new_client(dict(conf)) if url.startswith("mock://")
+                SchemaRegistryClient.new_client(dict(conf))
+                if url.startswith("mock://")
                 else SchemaRegistryClient(dict(conf))
             )
         except Exception as exc:
@@ -57,12 +58,12 @@ class Registry:
             raise RegistryError(f"cannot reach the schema registry ({exc.__class__.__name__})") from exc
         if schema.schema_type not in (None, "AVRO"):
             raise SerdeError("the schema id names a non-Avro schema", reason="not_avro")
-        codec = AvroCodec(json.loads(schema.schema_str))
+        codec = AvroCodec(json.loads(schema.schema_str or "null"))
         self._codecs[schema_id] = codec
         return codec
 
     def schema(self, schema_id: int) -> Mapping[str, Any]:
         try:
-            return dict(json.loads(self.client.get_schema(schema_id).schema_str))
+            return dict(json.loads(self.client.get_schema(schema_id).schema_str or "{}"))
         except SchemaRegistryError as exc:
             raise RegistryError(f"schema lookup failed ({exc.error_message})") from exc

@@ -22,7 +22,8 @@ def unframe(data: bytes | None) -> tuple[int, memoryview]:
     if len(data) < HEADER_SIZE:
         raise SerdeError("the value is shorter than the wire-format header", reason="truncated_header", original=data)
     if data[0] != MAGIC:
-        raise SerdeError("the value does not start with the wire-format magic byte 0", reason="bad_magic_byte",
-                         original=data)
+        raise SerdeError(
+            "the value does not start with the wire-format magic byte 0", reason="bad_magic_byte", original=data
+        )
     _, schema_id = _HEADER.unpack_from(data)
     return schema_id, memoryview(data)[HEADER_SIZE:]

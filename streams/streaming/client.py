@@ -36,8 +36,9 @@ class ProduceStats:
 
 
 def producer(settings: Settings, **extra: Any) -> Producer:
-    return Producer({**settings.kafka_common(), "enable.idempotence": True, "linger.ms": 20,
-                     "compression.type": "lz4", **extra})
+    return Producer(
+        {**settings.kafka_common(), "enable.idempotence": True, "linger.ms": 20, "compression.type": "lz4", **extra}
+    )
 
 
 def produce_lines(
@@ -57,11 +58,18 @@ def produce_lines(
 
     client = producer(settings)
     started = time.perf_counter()
-    with Progress(TextColumn("producing"), BarColumn(), TextColumn("{task.completed} records"),
-                  TimeElapsedColumn(), disable=not progress, transient=True) as bar:
+    with Progress(
+        TextColumn("producing"),
+        BarColumn(),
+        TextColumn("{task.completed} records"),
+        TimeElapsedColumn(),
+        disable=not progress,
+        transient=True,
+    ) as bar:
         task = bar.add_task("produce", total=None)
-        for outcome in encode_lines(lines, engine=engine, form=JsonForm(classified),
-                                    codec=registry.codec(schema_id), schema_id=schema_id):
+        for outcome in encode_lines(
+            lines, engine=engine, form=JsonForm(classified), codec=registry.codec(schema_id), schema_id=schema_id
+        ):
             if isinstance(outcome, Rejected):
                 stats.rejected.append(outcome)
                 continue
@@ -88,8 +96,15 @@ def _produce(client: Producer, topic: str, encoded: Encoded, callback: Any) -> N
 
 
 def consume_json(
-    settings: Settings, *, company: str | None, topic: str | None, follow: bool, from_beginning: bool,
-    max_records: int | None, group: str | None, idle_seconds: float = 5.0,
+    settings: Settings,
+    *,
+    company: str | None,
+    topic: str | None,
+    follow: bool,
+    from_beginning: bool,
+    max_records: int | None,
+    group: str | None,
+    idle_seconds: float = 5.0,
 ) -> Iterator[dict[str, Any]]:
     """Decoded records with their headers, as JSON-ready dicts. Without ``follow``, stops after
     ``idle_seconds`` without a new record."""
@@ -98,9 +113,15 @@ def consume_json(
     classified = load_schema(settings.schema_dir / "customer_record.v1.avsc")
     form = JsonForm(classified)
     registry = Registry(settings.registry_conf())
-    consumer = Consumer({**settings.kafka_common(), "group.id": group or f"{company or 'cli'}.cli",
-                         "auto.offset.reset": "earliest" if from_beginning else "latest",
-                         "enable.auto.commit": True, "isolation.level": "read_committed"})
+    consumer = Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": group or f"{company or 'cli'}.cli",
+            "auto.offset.reset": "earliest" if from_beginning else "latest",
+            "enable.auto.commit": True,
+            "isolation.level": "read_committed",
+        }
+    )
     consumer.subscribe([name])
     seen = 0
     last = time.monotonic()
@@ -123,8 +144,13 @@ def consume_json(
 def _as_json(message: Any, registry: Registry, form: JsonForm) -> dict[str, Any]:
     headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers() or [])}
     key = message.key().decode("utf-8", "replace") if message.key() else None
-    out: dict[str, Any] = {"topic": message.topic(), "partition": message.partition(), "offset": message.offset(),
-                           "key": key, "headers": headers}
+    out: dict[str, Any] = {
+        "topic": message.topic(),
+        "partition": message.partition(),
+        "offset": message.offset(),
+        "key": key,
+        "headers": headers,
+    }
     if message.value() is None:
         out["record"] = None  # a tombstone
         return out

@@ -12,7 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from streams.errors import SerdeError
 from streams.policy.classification import ClassifiedSchema, classify, delivery_schema
@@ -37,7 +37,7 @@ H_ORIGINAL_PARTITION = "jointuse-original-partition"
 H_ORIGINAL_OFFSET = "jointuse-original-offset"
 H_ORIGINAL_TIMESTAMP = "jointuse-original-timestamp"
 
-Headers = list[tuple[str, bytes]]
+Headers = list[tuple[str, str | bytes | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +71,7 @@ class Outcome:
     dropped: tuple[tuple[str, str], ...]  # (path, class)
 
 
-class SchemaSource:
+class SchemaSource(Protocol):
     """What the processor needs from a schema registry (``streams.serde.registry.Registry`` fits)."""
 
     def codec(self, schema_id: int) -> AvroCodec: ...  # pragma: no cover
@@ -159,25 +159,38 @@ class Processor:
         for recipient, delivery in decision.deliveries.items():
             topic = self.topology.deliver(recipient)
             body_out = version.delivery_codec.encode(delivery.record)
-            headers = [
+            headers: Headers = [
                 (H_PURPOSES, ",".join(delivery.purposes).encode()),
                 (H_POLICY_VERSION, (decision.policy_version or "").encode()),
                 (H_SOURCE, source.encode()),
                 (H_TRACE_ID, trace_id.encode()),
                 (H_ITEMS, ",".join(delivery.items).encode()),
             ]
-            messages.append(OutMessage(topic, f"{source}:{key}".encode(),
-                                       frame(self._delivery_id(version, topic), body_out), headers))
+            messages.append(
+                OutMessage(
+                    topic, f"{source}:{key}".encode(), frame(self._delivery_id(version, topic), body_out), headers
+                )
+            )
         messages.append(self._audit(message, source, decision, schema_id, trace_id))
-        return Outcome(decision.status, decision.reason.value, source, tuple(messages),
-                       {r: d.purposes for r, d in decision.deliveries.items()},
-                       tuple((d.path, d.cls) for d in decision.dropped))
+        return Outcome(
+            decision.status,
+            decision.reason.value,
+            source,
+            tuple(messages),
+            {r: d.purposes for r, d in decision.deliveries.items()},
+            tuple((d.path, d.cls) for d in decision.dropped),
+        )
 
     def _dead(
-        self, message: InMessage, source: str | None, reason: str, detail: str,
-        decision: Decision | None = None, schema_id: int | None = None,
+        self,
+        message: InMessage,
+        source: str | None,
+        reason: str,
+        detail: str,
+        decision: Decision | None = None,
+        schema_id: int | None = None,
     ) -> Outcome:
-        headers = [
+        headers: Headers = [
             (H_REASON, reason.encode()),
             (H_DETAIL, detail.encode()),
             (H_ORIGINAL_TOPIC, message.topic.encode()),
@@ -194,8 +207,14 @@ class Processor:
         return Outcome(Status.INVALID, reason, source, tuple(out), {}, dropped)
 
     def _audit(
-        self, message: InMessage, source: str | None, decision: Decision | None, schema_id: int | None,
-        trace_id: str, *, reason: str | None = None,
+        self,
+        message: InMessage,
+        source: str | None,
+        decision: Decision | None,
+        schema_id: int | None,
+        trace_id: str,
+        *,
+        reason: str | None = None,
     ) -> OutMessage:
         key = message.key.decode("utf-8", "replace") if message.key is not None else ""
         subject = subject_hash(source or "", key) if key else None
@@ -204,24 +223,35 @@ class Processor:
             "source": source,
             "status": decision.status.value if decision and reason is None else Status.INVALID.value,
             "reason": reason or (decision.reason.value if decision else None),
-            "recipients": {r: {"purposes": list(d.purposes), "items": list(d.items)}
-                           for r, d in (decision.deliveries.items() if decision and reason is None else ())},
+            "recipients": {
+                r: {"purposes": list(d.purposes), "items": list(d.items)}
+                for r, d in (decision.deliveries.items() if decision and reason is None else ())
+            },
             "purposes": list(decision.purposes) if decision else [],
             "dropped": [{"path": d.path, "class": d.cls} for d in (decision.dropped if decision else ())],
             "policy_version": decision.policy_version if decision else None,
             "schema_id": schema_id,
-            "input": {"topic": message.topic, "partition": message.partition, "offset": message.offset,
-                      "timestamp_ms": message.timestamp_ms},
+            "input": {
+                "topic": message.topic,
+                "partition": message.partition,
+                "offset": message.offset,
+                "timestamp_ms": message.timestamp_ms,
+            },
             "processed_at_ms": int(self.now().timestamp() * 1000),
             "trace_id": trace_id,
         }
-        return OutMessage(self.topology.audit, (subject or "").encode() or None,
-                          json.dumps(event, separators=(",", ":")).encode(), [(H_TRACE_ID, trace_id.encode())])
+        return OutMessage(
+            self.topology.audit,
+            (subject or "").encode() or None,
+            json.dumps(event, separators=(",", ":")).encode(),
+            [(H_TRACE_ID, trace_id.encode())],
+        )
 
 
 def _trace_id(message: InMessage) -> str:
     for name, value in message.headers:
         if name == H_TRACE_ID and value:
-            return value.decode("utf-8", "replace")[:64]
+            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+            return text[:64]
     # Deterministic, so a re-processed input carries the same trace id as before.
     return hashlib.sha256(f"{message.topic}/{message.partition}/{message.offset}".encode()).hexdigest()[:32]

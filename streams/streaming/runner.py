@@ -47,7 +47,10 @@ class RunnerConfig:
 
 class Runner:
     def __init__(
-        self, config: RunnerConfig, processor: Processor, topology: Topology,
+        self,
+        config: RunnerConfig,
+        processor: Processor,
+        topology: Topology,
         on_outcome: Callable[[InMessage, Outcome], None] | None = None,
     ) -> None:
         self.config = config
@@ -58,16 +61,18 @@ class Runner:
         self.stopping = threading.Event()
         self.assigned: set[tuple[str, int]] = set()
         transactional = config.guarantee == "exactly_once"
-        self.consumer = Consumer({
-            **config.kafka,
-            "group.id": config.group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-            "partition.assignment.strategy": "cooperative-sticky",
-            "fetch.max.bytes": 16_777_216,
-            "max.partition.fetch.bytes": 8_388_608,
-        })
+        self.consumer = Consumer(
+            {
+                **config.kafka,
+                "group.id": config.group_id,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "fetch.max.bytes": 16_777_216,
+                "max.partition.fetch.bytes": 8_388_608,
+            }
+        )
         producer_conf: dict[str, Any] = {
             **config.kafka,
             "enable.idempotence": True,
@@ -92,8 +97,12 @@ class Runner:
         self.assigned.difference_update((p.topic, p.partition) for p in partitions)
 
     def subscribe(self) -> None:
-        self.consumer.subscribe([self.topology.ingest_pattern()], on_assign=self._on_assign, on_revoke=self._on_revoke,
-                                on_lost=self._on_revoke)
+        self.consumer.subscribe(
+            [self.topology.ingest_pattern()],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
 
     def run(self, *, max_idle_seconds: float | None = None) -> RunnerStats:
         """Runs until ``stop()`` (or, with ``max_idle_seconds``, until idle that long)."""
@@ -133,11 +142,7 @@ class Runner:
         return True
 
     def _process_batch(self, messages: list[Message]) -> None:
-        inputs = [
-            InMessage(m.topic(), m.partition(), m.offset(), m.key(), m.value(), m.timestamp()[1],
-                      list(m.headers() or []))
-            for m in messages
-        ]
+        inputs = [_in_message(m) for m in messages]
         try:
             outcomes = [self.processor.process(message) for message in inputs]
         except RegistryError as exc:
@@ -211,3 +216,16 @@ class Runner:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
             except KafkaException:
                 pass  # the partition was revoked meanwhile; its new owner starts at the committed offset
+
+
+def _in_message(message: Message) -> InMessage:
+    headers = message.headers() or []
+    return InMessage(
+        topic=message.topic() or "",
+        partition=message.partition() or 0,
+        offset=message.offset() or 0,
+        key=message.key(),
+        value=message.value(),
+        timestamp_ms=message.timestamp()[1],
+        headers=list(headers.items()) if isinstance(headers, dict) else list(headers),
+    )

@@ -20,8 +20,9 @@ def default_worker_id() -> str:
 
 def build_runner(settings: Settings, *, worker_id: str, guarantee: Guarantee, batch_size: int = 500) -> Runner:
     topology = Topology(settings.topic_prefix)
-    processor = Processor(topology=topology, policies=load_policies(settings.policy_path),
-                          registry=Registry(settings.registry_conf()))
+    processor = Processor(
+        topology=topology, policies=load_policies(settings.policy_path), registry=Registry(settings.registry_conf())
+    )
     config = RunnerConfig(
         kafka=settings.kafka_common(),
         group_id=f"{settings.topic_prefix}.pipeline",
@@ -33,8 +34,14 @@ def build_runner(settings: Settings, *, worker_id: str, guarantee: Guarantee, ba
     return Runner(config, processor, topology)
 
 
-def run_worker(settings: Settings, *, worker_id: str, guarantee: Guarantee,
-               max_idle_seconds: float | None = None, batch_size: int = 500) -> RunnerStats:
+def run_worker(
+    settings: Settings,
+    *,
+    worker_id: str,
+    guarantee: Guarantee,
+    max_idle_seconds: float | None = None,
+    batch_size: int = 500,
+) -> RunnerStats:
     runner = build_runner(settings, worker_id=worker_id, guarantee=guarantee, batch_size=batch_size)
 
     def stop(signum: int, frame: FrameType | None) -> None:
