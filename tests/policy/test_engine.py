@@ -16,13 +16,42 @@ from tests.conftest import POLICY_PATH
 from tests.records import make_native_records
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
-SHAREABLE_TOP = {"customer_id", "source_company", "name", "name_kana", "address", "postal_code", "phone", "gender",
-                 "birth_date", "email", "occupation", "service_usage", "inquiry_history", "viewing_history",
-                 "payment_status"}
-PROTECTED_TOP = {"call_records", "communication_logs", "message_contents", "browsing_history",
-                 "cell_location_history", "race", "creed", "social_status", "medical_history", "criminal_record",
-                 "family_origin", "registered_domicile", "union_membership", "health_checkup", "sex_life",
-                 "policy", "claims"}
+SHAREABLE_TOP = {
+    "customer_id",
+    "source_company",
+    "name",
+    "name_kana",
+    "address",
+    "postal_code",
+    "phone",
+    "gender",
+    "birth_date",
+    "email",
+    "occupation",
+    "service_usage",
+    "inquiry_history",
+    "viewing_history",
+    "payment_status",
+}
+PROTECTED_TOP = {
+    "call_records",
+    "communication_logs",
+    "message_contents",
+    "browsing_history",
+    "cell_location_history",
+    "race",
+    "creed",
+    "social_status",
+    "medical_history",
+    "criminal_record",
+    "family_origin",
+    "registered_domicile",
+    "union_membership",
+    "health_checkup",
+    "sex_life",
+    "policy",
+    "claims",
+}
 
 
 def restricted_policy() -> PolicySet:
@@ -81,19 +110,43 @@ def test_shared_record_keeps_only_identifiers_and_items(engine: Engine, record: 
     [
         (lambda r: r.pop("name"), Status.INVALID, Reason.SCHEMA_VIOLATION, "missing_required at name"),
         (lambda r: r.update(name=None), Status.INVALID, Reason.SCHEMA_VIOLATION, "null_not_allowed at name"),
-        (lambda r: r.update(payment_status=None), Status.INVALID, Reason.SCHEMA_VIOLATION,
-         "null_not_allowed at payment_status"),
-        (lambda r: r["payment_status"].update(status=7), Status.INVALID, Reason.SCHEMA_VIOLATION,
-         "wrong_type at payment_status.status"),
-        (lambda r: r.update(birth_date="1980-01-01"), Status.INVALID, Reason.SCHEMA_VIOLATION,
-         "wrong_type at birth_date"),
-        (lambda r: r["service_usage"].append({"plan": "x"}), Status.INVALID, Reason.SCHEMA_VIOLATION,
-         "missing_required at service_usage[].service"),
+        (
+            lambda r: r.update(payment_status=None),
+            Status.INVALID,
+            Reason.SCHEMA_VIOLATION,
+            "null_not_allowed at payment_status",
+        ),
+        (
+            lambda r: r["payment_status"].update(status=7),
+            Status.INVALID,
+            Reason.SCHEMA_VIOLATION,
+            "wrong_type at payment_status.status",
+        ),
+        (
+            lambda r: r.update(birth_date="1980-01-01"),
+            Status.INVALID,
+            Reason.SCHEMA_VIOLATION,
+            "wrong_type at birth_date",
+        ),
+        (
+            lambda r: r["service_usage"].append({"plan": "x"}),
+            Status.INVALID,
+            Reason.SCHEMA_VIOLATION,
+            "missing_required at service_usage[].service",
+        ),
         (lambda r: r.update(customer_id=5), Status.INVALID, Reason.SCHEMA_VIOLATION, "wrong_type at customer_id"),
-        (lambda r: r["consent"].update(marketing_opt_out="yes"), Status.INVALID, Reason.SCHEMA_VIOLATION,
-         "wrong_type at consent.marketing_opt_out"),
-        (lambda r: r.update(call_records=[{"started_at": "x"}]), Status.INVALID, Reason.SCHEMA_VIOLATION,
-         "call_records[].started_at"),
+        (
+            lambda r: r["consent"].update(marketing_opt_out="yes"),
+            Status.INVALID,
+            Reason.SCHEMA_VIOLATION,
+            "wrong_type at consent.marketing_opt_out",
+        ),
+        (
+            lambda r: r.update(call_records=[{"started_at": "x"}]),
+            Status.INVALID,
+            Reason.SCHEMA_VIOLATION,
+            "call_records[].started_at",
+        ),
         (lambda r: r.update(source_company="jcom-insurance"), Status.INVALID, Reason.SOURCE_MISMATCH, ""),
         (lambda r: r["consent"].update(joint_use_stop=True), Status.WITHHELD, Reason.JOINT_USE_STOP, ""),
         (lambda r: r.update(updated_at=0), Status.WITHHELD, Reason.NO_POLICY_IN_FORCE, ""),
@@ -176,7 +229,9 @@ def test_opt_out_can_remove_items_and_recipients(restricted: Engine, record: dic
     assert "jointuse.recommendations" not in decision.deliveries["jcom-west"].purposes
 
 
-def test_only_source_and_no_other_joint_user_means_no_recipient(schema: ClassifiedSchema, record: dict[str, Any]) -> None:
+def test_only_source_and_no_other_joint_user_means_no_recipient(
+    schema: ClassifiedSchema, record: dict[str, Any]
+) -> None:
     text = POLICY_PATH.read_text(encoding="utf-8")
     text = "\n".join(line for line in text.splitlines() if "id: jcom-insurance," not in line)
     lonely = Engine(schema, PolicySet.of([parse_policy(text)]))

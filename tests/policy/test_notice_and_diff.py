@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streams.policy.diff import Requirement, diff_policies
+from streams.policy.loader import PolicySet, parse_policy
+from streams.policy.notice import render_notice
+from tests.conftest import POLICY_PATH
+from tests.policy.test_model import SEED_PURPOSES
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_notice_matches_golden(policies: PolicySet, lang: str) -> None:
+    expected = (GOLDEN / f"notice.{lang}.txt").read_text(encoding="utf-8")
+    assert render_notice(policies.latest, "ja" if lang == "ja" else "en") == expected
+
+
+def test_japanese_notice_holds_every_seed_purpose_verbatim(policies: PolicySet) -> None:
+    text = render_notice(policies.latest, "ja")
+    for purpose in SEED_PURPOSES:
+        assert f"  • {purpose}\n" in text
+    assert "岩木 陽一" in text and "東京都千代田区丸の内1-8-1" in text
+    assert "通信の秘密に抵触する情報は除く" in text
+
+
+def _variant(**replacements: str) -> str:
+    text = POLICY_PATH.read_text(encoding="utf-8")
+    for old, new in replacements.items():
+        assert old in text
+        text = text.replace(old, new, 1)
+    return text
+
+
+def test_diff_of_identical_versions_is_empty() -> None:
+    policy = parse_policy(POLICY_PATH.read_text(encoding="utf-8"))
+    result = diff_policies(policy, policy)
+    assert result.changes == ()
+    assert result.problems  # same effective date: the new version does not follow the old
+
+
+def test_diff_flags_what_needs_publication_and_what_needs_consent() -> None:
+    old = parse_policy(POLICY_PATH.read_text(encoding="utf-8"))
+    new = parse_policy(
+        _variant(
+            **{
+                'version: "2026-01"': 'version: "2026-07"',
+                "published_at: 2026-01-01": "published_at: 2026-06-01",
+                "effective_from: 2026-01-01T00:00:00+09:00": "effective_from: 2026-07-01T00:00:00+09:00",
+                "ja: アンケート調査の謝礼をお届けするため": "ja: アンケート調査の謝礼及び記念品をお届けするため",
+                "  - {id: jcom, name_ja": "  - {id: jcom-west, name_ja: ジェイコムウエスト株式会社}\n  - {id: jcom, name_ja",
+                "representative_ja: 岩木 陽一": "representative_ja: 山田 花子",
+            }
+        )
+    )
+    result = diff_policies(old, new)
+    found = {(c.area, c.kind, c.subject): c.requirement for c in result.changes}
+    assert found[("purposes", "changed", "jointuse.survey_rewards")] is Requirement.PRIOR_PUBLICATION
+    assert found[("joint_users", "added", "jcom-west")] is Requirement.CONSENT
+    assert found[("responsible_party", "changed", "JCOM株式会社")] is Requirement.PRIOR_PUBLICATION
+    assert result.needs_consent
+    assert result.problems == ()
+
+
+def test_diff_problem_when_change_takes_effect_before_publication() -> None:
+    old = parse_policy(POLICY_PATH.read_text(encoding="utf-8"))
+    new = parse_policy(
+        _variant(
+            **{
+                'version: "2026-01"': 'version: "2026-02"',
+                "published_at: 2026-01-01": "published_at: 2026-03-01",
+                "effective_from: 2026-01-01T00:00:00+09:00": "effective_from: 2026-02-01T00:00:00+09:00",
+                "ja: 懸賞などの景品等をお届けするため": "ja: 懸賞の景品をお届けするため",
+            }
+        )
+    )
+    result = diff_policies(old, new)
+    assert any("publication" in p for p in result.problems)
