@@ -53,10 +53,15 @@ class Engine:
         self._check = compile_record_check(schema)
         self._fields = schema.fields
         self._names = frozenset(f.name for f in self._fields)
-        self._dropped_top = tuple(f for f in self._fields if f.cls not in _SHAREABLE)
+        # DroppedField values are immutable: built once, reused for every record.
+        self._dropped_top = tuple(
+            (f.name, DroppedField(f.path, f.cls.value)) for f in self._fields if f.cls not in _SHAREABLE
+        )
         self._scanned = tuple((f, _drop_scanner(f)) for f in self._fields if f.cls in _SHAREABLE and f.children)
-        self._routes: dict[tuple[str, str, bool], tuple[_Route, ...]] = {}
-        self._projectors: dict[frozenset[str], Project] = {}
+        # A decoded record has no unknown keys, so only subtrees holding non-shareable fields need a scan.
+        self._scanned_trusted = tuple((f, scan) for f, scan in self._scanned if not _fully_shareable(f))
+        self._routes: dict[tuple[str, str, bool, bool], tuple[_Route, ...]] = {}
+        self._projectors: dict[tuple[frozenset[str], bool], Project] = {}
         self._time_field = "updated_at" if "updated_at" in self._names else None
 
     def validate(self, record: Any) -> Violation | None:
@@ -79,6 +84,7 @@ class Engine:
         now: dt.datetime | None = None,
         policy: Policy | None = None,
         stopped: bool = False,
+        trusted: bool = False,
     ) -> Decision:
         """Decide one record in native form (timestamps as epoch millis, dates as epoch days).
 
@@ -87,11 +93,11 @@ class Engine:
         """
         if type(record) is not dict:
             return Decision(Status.INVALID, Reason.NOT_AN_OBJECT, "the record is not a JSON object / Avro record")
-        problem = self._check(record, "")
+        problem = None if trusted else self._check(record, "")
         key = record.get("customer_id") if type(record.get("customer_id")) is str else None
         if problem is not None:
             return Decision(Status.INVALID, Reason.SCHEMA_VIOLATION, str(problem), key=key)
-        dropped = self._dropped(record)
+        dropped = self._dropped(record, trusted)
         if record.get("source_company") != source:
             return Decision(
                 Status.INVALID,
@@ -123,7 +129,7 @@ class Engine:
             return withheld(Reason.STOP_OF_USE, "a stop-of-use request covers the subject")
         opted_out = bool(consent.get("marketing_opt_out"))
         purposes = tuple(p for p in chosen.purpose_ids if not (opted_out and p in chosen.marketing_purposes))
-        routes = self._routes_for(chosen, source, opted_out)
+        routes = self._routes_for(chosen, source, opted_out, trusted)
         if not routes:
             return Decision(
                 Status.WITHHELD,
@@ -145,18 +151,18 @@ class Engine:
             policy_version=version,
         )
 
-    def _dropped(self, record: dict[str, Any]) -> tuple[DroppedField, ...]:
-        found = [DroppedField(f.path, f.cls.value) for f in self._dropped_top if record.get(f.name) is not None]
-        if len(record) > len(self._names) or not record.keys() <= self._names:
+    def _dropped(self, record: dict[str, Any], trusted: bool) -> tuple[DroppedField, ...]:
+        found = [dropped for name, dropped in self._dropped_top if record.get(name) is not None]
+        if not trusted and not record.keys() <= self._names:
             found.extend(DroppedField(_safe_name(k), UNKNOWN) for k in record if k not in self._names)
-        for node, scan in self._scanned:
+        for node, scan in self._scanned_trusted if trusted else self._scanned:
             value = record.get(node.name)
             if value is not None:
                 scan(value, found)
         return tuple(found)
 
-    def _routes_for(self, policy: Policy, source: str, opted_out: bool) -> tuple[_Route, ...]:
-        cache_key = (policy.version, source, opted_out)
+    def _routes_for(self, policy: Policy, source: str, opted_out: bool, trusted: bool) -> tuple[_Route, ...]:
+        cache_key = (policy.version, source, opted_out, trusted)
         cached = self._routes.get(cache_key)
         if cached is not None:
             return cached
@@ -177,18 +183,18 @@ class Engine:
                     user.id,
                     tuple(sorted(served, key=ordinal.__getitem__)),
                     tuple(sorted(items)),
-                    self._projector(items),
+                    self._projector(items, trusted),
                 )
             )
         result = tuple(routes)
         self._routes[cache_key] = result
         return result
 
-    def _projector(self, items: frozenset[str]) -> Project:
-        cached = self._projectors.get(items)
+    def _projector(self, items: frozenset[str], trusted: bool) -> Project:
+        cached = self._projectors.get((items, trusted))
         if cached is None:
-            cached = _record_projector(self._fields, items)
-            self._projectors[items] = cached
+            cached = _record_projector(self._fields, items, trusted)
+            self._projectors[(items, trusted)] = cached
         return cached
 
 
@@ -196,8 +202,21 @@ def _kept(node: FieldNode, items: frozenset[str]) -> bool:
     return node.cls is FieldClass.IDENTIFIER or (node.cls is FieldClass.ITEM and node.item in items)
 
 
-def _record_projector(fields: tuple[FieldNode, ...], items: frozenset[str]) -> Project:
-    plan = [(f.name, _value_projector(f.type, items) if f.children else None) for f in fields if _kept(f, items)]
+def _fully_kept(node: FieldNode, items: frozenset[str]) -> bool:
+    return _kept(node, items) and all(_fully_kept(c, items) for c in node.children)
+
+
+def _fully_shareable(node: FieldNode) -> bool:
+    return node.cls in _SHAREABLE and all(_fully_shareable(c) for c in node.children)
+
+
+def _record_projector(fields: tuple[FieldNode, ...], items: frozenset[str], trusted: bool) -> Project:
+    # A decoded (trusted) subtree whose fields are all kept is passed on as it is: nothing to remove.
+    plan = [
+        (f.name, None if not f.children or (trusted and _fully_kept(f, items)) else _value_projector(f.type, items))
+        for f in fields
+        if _kept(f, items)
+    ]
 
     def project(record: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -212,7 +231,7 @@ def _record_projector(fields: tuple[FieldNode, ...], items: frozenset[str]) -> P
 
 def _value_projector(node: TypeNode, items: frozenset[str]) -> Project:
     if node.kind == "record":
-        return _record_projector(node.fields, items)
+        return _record_projector(node.fields, items, trusted=False)
     if node.kind == "array" and node.items is not None:
         element = _value_projector(node.items, items)
         return lambda values: [element(v) for v in values]

@@ -144,29 +144,63 @@ def _union_check(node: TypeNode) -> Check:
     return check_union
 
 
+_MISSING = object()
+
+
 def _record_check(fields: tuple[FieldNode, ...]) -> Check:
-    compiled = [(f.name, f.required, f.type.nullable, compile_check(f.type)) for f in fields]
+    compiled = [(f.name, f.required, f.type.nullable, _value_check(f.type)) for f in fields]
+    compiled = [(n, r, nl, c, c.__name__ == "check_fast") for n, r, nl, c in compiled]
 
     def check_record(value: Any, path: str) -> Violation | None:
         if type(value) is not dict:
             return Violation(path, "wrong_type", "expected record")
-        prefix = f"{path}." if path else ""
-        for name, required, nullable, check in compiled:
-            if name not in value:
-                if required:
-                    return Violation(prefix + name, "missing_required", "required field is missing")
-                continue
-            element = value[name]
+        for name, required, nullable, check, fast in compiled:
+            element = value.get(name, _MISSING)
             if element is None:
                 if not nullable:
-                    return Violation(prefix + name, "null_not_allowed", "null where a value is required")
-                continue
-            problem = check(element, prefix + name)
-            if problem is not None:
-                return problem
+                    return Violation(_join(path, name), "null_not_allowed", "null where a value is required")
+            elif element is _MISSING:
+                if required:
+                    return Violation(_join(path, name), "missing_required", "required field is missing")
+            else:
+                problem = check(element, path if fast else _join(path, name))
+                if problem is not None:
+                    return problem if problem.path else Violation(_join(path, name), problem.rule, problem.detail)
         return None
 
     return check_record
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+_FAST_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "boolean": (bool,),
+    "float": (float, int),
+    "double": (float, int),
+    "bytes": (bytes,),
+}
+
+
+def _value_check(node: TypeNode) -> Check:
+    """The check of a present, non-null value; primitives (optional or not) reduce to a type test whose
+    violation is re-pathed by the caller, so no path string is built on the happy path."""
+    kinds = [b for b in node.branches if b.kind != "null"] if node.kind == "union" else [node]
+    if len(kinds) == 1 and kinds[0].kind in _FAST_TYPES and kinds[0].logical is None:
+        types = _FAST_TYPES[kinds[0].kind]
+        detail = f"expected {kinds[0].kind}"
+
+        def check_fast(value: Any, path: str) -> Violation | None:
+            if type(value) not in types:
+                return Violation("", "wrong_type", detail)
+            return None
+
+        return check_fast
+    if len(kinds) == 1:
+        return compile_check(kinds[0])
+    return compile_check(node)
 
 
 def compile_record_check(schema: ClassifiedSchema) -> Check:

@@ -151,7 +151,9 @@ class Processor:
         key = message.key.decode("utf-8", "replace")
         if type(record) is not dict or record.get("customer_id") != key:
             return self._dead(message, source, "key_mismatch", "the message key differs from customer_id")
-        decision = version.engine.decide(record, source, now=self.now(), stopped=self.is_stopped(source, key))
+        decision = version.engine.decide(
+            record, source, now=self.now(), stopped=self.is_stopped(source, key), trusted=True
+        )
         if decision.status is Status.INVALID:
             return self._dead(message, source, decision.reason.value, decision.detail, decision, schema_id)
         messages = []

@@ -110,5 +110,5 @@ def test_empty_and_missing_policy_files(tmp_path: Path) -> None:
         parse_policy("", source="empty.yaml")
     with pytest.raises(PolicyError, match="cannot read"):
         load_policies(tmp_path / "absent.yaml")
-    with pytest.raises(PolicyError, match="no \\*.yaml"):
+    with pytest.raises(PolicyError, match=r"no \*\.yaml"):
         load_policies(tmp_path)

@@ -99,3 +99,43 @@ def test_arbitrary_values_are_decided_without_exceptions(engine: Engine, value: 
     decision = engine.decide(value, "jcom", now=NOW)
     assert decision.status is Status.INVALID
     assert MARK not in decision.message
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_decoded_records_decided_in_trusted_mode_leak_nothing(
+    engine: Engine, schema: ClassifiedSchema, data: Any
+) -> None:
+    """The worker's path: Avro-decoded records skip validation; protected values must still never pass."""
+    from streams.serde.avro_codec import AvroCodec
+
+    codec = AvroCodec(schema.raw)
+    record = data.draw(hostile_records(schema))
+    known = {f.name for f in schema.fields}
+    conformant = {k: v for k, v in record.items() if k in known}
+    conformant["payment_status"] = {
+        k: v for k, v in conformant["payment_status"].items() if k in ("status", "last_paid_at", "overdue_amount_jpy")
+    }
+    conformant["service_usage"] = [
+        {k: v for k, v in e.items() if k in ("service", "plan", "started_at", "ended_at")}
+        for e in conformant["service_usage"] or []
+    ]
+    decoded = codec.decode(codec.encode(conformant))
+    decision = engine.decide(decoded, decoded["source_company"], now=NOW, trusted=True)
+    assert decision.status is Status.SHARED
+    rendered = json.dumps({k: dict(v.record) for k, v in decision.deliveries.items()}, ensure_ascii=False)
+    assert MARK not in rendered
+    untrusted = engine.decide(decoded, decoded["source_company"], now=NOW)
+    # Same content; a null nested field and an absent one encode alike (null default).
+    assert {k: _without_nulls(v.record) for k, v in untrusted.deliveries.items()} == {
+        k: _without_nulls(v.record) for k, v in decision.deliveries.items()
+    }
+    assert untrusted.dropped == decision.dropped
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
