@@ -148,8 +148,8 @@ _MISSING = object()
 
 
 def _record_check(fields: tuple[FieldNode, ...]) -> Check:
-    compiled = [(f.name, f.required, f.type.nullable, _value_check(f.type)) for f in fields]
-    compiled = [(n, r, nl, c, c.__name__ == "check_fast") for n, r, nl, c in compiled]
+    checks = [(f, _value_check(f.type)) for f in fields]
+    compiled = [(f.name, f.required, f.type.nullable, c, c.__name__ == "check_fast") for f, c in checks]
 
     def check_record(value: Any, path: str) -> Violation | None:
         if type(value) is not dict:

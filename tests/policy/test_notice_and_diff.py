@@ -51,7 +51,9 @@ def test_diff_flags_what_needs_publication_and_what_needs_consent() -> None:
                 "published_at: 2026-01-01": "published_at: 2026-06-01",
                 "effective_from: 2026-01-01T00:00:00+09:00": "effective_from: 2026-07-01T00:00:00+09:00",
                 "ja: アンケート調査の謝礼をお届けするため": "ja: アンケート調査の謝礼及び記念品をお届けするため",
-                "  - {id: jcom, name_ja": "  - {id: jcom-west, name_ja: ジェイコムウエスト株式会社}\n  - {id: jcom, name_ja",
+                "  - {id: jcom, name_ja": (
+                    "  - {id: jcom-west, name_ja: ジェイコムウエスト株式会社}\n  - {id: jcom, name_ja"
+                ),
                 "representative_ja: 岩木 陽一": "representative_ja: 山田 花子",
             }
         )
