@@ -230,7 +230,7 @@ class Generator:
         ]
 
     def _invalid(self, index: int, source: str) -> dict[str, Any] | str:
-        kind = self.random.randrange(4)
+        kind = self.random.randrange(5)
         if kind == 0:
             return "{not json"
         rec = self.record(index, source)
@@ -238,6 +238,9 @@ class Generator:
             del rec["name"]
         elif kind == 2:
             rec["payment_status"] = {"status": 42}
-        else:
+        elif kind == 3:
             rec["birth_date"] = "not a date"
+        else:  # valid for the schema, but published on another company's behalf
+            others = [s for s in self.sources if s != source] or ["jcom-impostor"]
+            rec["source_company"] = self.random.choice(others)
         return rec
