@@ -103,7 +103,9 @@ class Processor:
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         is_stopped: Callable[[str, str], bool] = lambda source, key: False,
         max_value_bytes: int = MAX_VALUE_BYTES,
+        worker_id: str = "",
     ) -> None:
+        self.worker_id = worker_id
         self.topology = topology
         self.policies = policies
         self.registry = registry
@@ -241,6 +243,7 @@ class Processor:
             },
             "processed_at_ms": int(self.now().timestamp() * 1000),
             "trace_id": trace_id,
+            "processed_by": self.worker_id,
         }
         return OutMessage(
             self.topology.audit,

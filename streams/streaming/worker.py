@@ -21,7 +21,10 @@ def default_worker_id() -> str:
 def build_runner(settings: Settings, *, worker_id: str, guarantee: Guarantee, batch_size: int = 500) -> Runner:
     topology = Topology(settings.topic_prefix)
     processor = Processor(
-        topology=topology, policies=load_policies(settings.policy_path), registry=Registry(settings.registry_conf())
+        topology=topology,
+        policies=load_policies(settings.policy_path),
+        registry=Registry(settings.registry_conf()),
+        worker_id=worker_id,
     )
     config = RunnerConfig(
         kafka=settings.kafka_common(),

@@ -22,17 +22,28 @@ from streams.topology import Topology
 
 def setup_topics(settings: Settings, partitions: int = 4) -> Topology:
     topology = Topology(settings.topic_prefix)
-    create_topics(settings.kafka_common(), topology.specs(load_policies(settings.policy_path).latest),
-                  partitions=partitions, replication=1)
+    create_topics(
+        settings.kafka_common(),
+        topology.specs(load_policies(settings.policy_path).latest),
+        partitions=partitions,
+        replication=1,
+    )
     return topology
 
 
-def read_topic(settings: Settings, topic: str, *, expected: int | None = None, timeout: float = 60,
-               quiet: float = 3.0) -> list[Message]:
+def read_topic(
+    settings: Settings, topic: str, *, expected: int | None = None, timeout: float = 60, quiet: float = 3.0
+) -> list[Message]:
     """Committed messages of ``topic``: until ``expected`` arrived, or ``quiet`` seconds of silence."""
-    consumer = Consumer({**settings.kafka_common(), "group.id": f"reader-{time.time_ns()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "isolation.level": "read_committed"})
+    consumer = Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": f"reader-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
     consumer.subscribe([topic])
     out: list[Message] = []
     deadline = time.monotonic() + timeout
@@ -64,8 +75,9 @@ def audit_events(settings: Settings, topology: Topology, expected: int, timeout:
 
 
 @contextmanager
-def running_worker(settings: Settings, *, worker_id: str = "t0", guarantee: Guarantee = "exactly_once",
-                   batch_size: int = 500) -> Iterator[Runner]:
+def running_worker(
+    settings: Settings, *, worker_id: str = "t0", guarantee: Guarantee = "exactly_once", batch_size: int = 500
+) -> Iterator[Runner]:
     runner = build_runner(settings, worker_id=worker_id, guarantee=guarantee, batch_size=batch_size)
     thread = threading.Thread(target=runner.run, name=f"worker-{worker_id}", daemon=True)
     thread.start()

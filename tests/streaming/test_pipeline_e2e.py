@@ -32,8 +32,13 @@ def test_ten_thousand_mixed_records(kafka: Settings, unique: str) -> None:
     lines = generated_lines(10_000, seed=99, mix=Mix(invalid=0.05))
     produced = {}
     for company in COMPANIES:
-        stats = produce_lines(settings, company, lines[company], schema_path=settings.schema_dir /
-                              "customer_record.v1.avsc", progress=False)
+        stats = produce_lines(
+            settings,
+            company,
+            lines[company],
+            schema_path=settings.schema_dir / "customer_record.v1.avsc",
+            progress=False,
+        )
         produced[company] = stats.produced
         assert all("SECRET" not in r.reason for r in stats.rejected)
     total = sum(produced.values())

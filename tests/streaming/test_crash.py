@@ -1,0 +1,155 @@
+"""SIGKILL the worker mid-stream, several times; restart it. Under exactly-once no input is lost or
+audited twice and no recipient sees a delivery twice. Two workers share a 4-partition topic, and one
+of them dying loses nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pytest
+from confluent_kafka import Consumer
+
+from streams.settings import Settings
+from streams.streaming.client import produce_lines
+from streams.synthetic import Mix
+from tests.streaming.helpers import audit_events, generated_lines, read_topic, setup_topics
+
+pytestmark = pytest.mark.kafka
+
+
+def _worker(settings: Settings, worker_id: str, guarantee: str = "exactly_once") -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "JOINTUSE_TOPIC_PREFIX": settings.topic_prefix,
+        "JOINTUSE_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "JOINTUSE_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli.main",
+            "worker",
+            "--worker-id",
+            worker_id,
+            "--batch-size",
+            "100",
+            "--guarantee",
+            guarantee,
+        ],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _produce(settings: Settings, count: int, seed: int) -> int:
+    lines = generated_lines(count, seed=seed, mix=Mix(invalid=0.02))
+    return sum(
+        produce_lines(
+            settings,
+            company,
+            lines[company],
+            schema_path=settings.schema_dir / "customer_record.v1.avsc",
+            progress=False,
+        ).produced
+        for company in lines
+    )
+
+
+def _check_exactly_once(settings: Settings, total: int) -> None:
+    topology = setup_topics(settings)
+    events = audit_events(settings, topology, total, timeout=240)
+    offsets = Counter((e["input"]["topic"], e["input"]["partition"], e["input"]["offset"]) for e in events)
+    assert len(offsets) == total, "an input was lost"
+    assert set(offsets.values()) == {1}, "an input was audited twice"
+    for company in ("jcom", "jcom-insurance"):
+        deliveries = read_topic(settings, topology.deliver(company), expected=None)
+        seen = Counter((m.key(), dict(m.headers())["jointuse-trace-id"]) for m in deliveries)
+        assert set(seen.values()) <= {1}, f"{company} received a delivery twice"
+        assert len(deliveries) == sum(1 for e in events if company in e["recipients"])
+
+
+def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str) -> None:
+    settings = kafka.model_copy(update={"topic_prefix": f"c{unique}"})
+    topology = setup_topics(settings)
+    audit = Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": f"watch-{unique}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_uncommitted",
+        }
+    )
+    audit.subscribe([topology.audit])
+    seen = 0
+    total = 0
+    mid_chunk_kills = 0
+    try:
+        for round_no in range(3):
+            total += _produce(settings, 3_000, seed=10 + round_no)
+            worker = _worker(settings, "crash-0")
+            deadline = time.monotonic() + 60
+            while seen < total - 2_500 and time.monotonic() < deadline:  # wait until it is busy
+                message = audit.poll(0.05)
+                if message is not None and not message.error():
+                    seen += 1
+            worker.send_signal(signal.SIGKILL)  # mid-stream: part of this round's input is still unread
+            worker.wait(10)
+            while (message := audit.poll(0.5)) is not None:
+                seen += 0 if message.error() else 1
+            mid_chunk_kills += seen < total
+    finally:
+        audit.close()
+    assert mid_chunk_kills >= 1, "no kill happened mid-stream"
+    final = _worker(settings, "crash-0")
+    try:
+        _check_exactly_once(settings, total)
+    finally:
+        final.terminate()
+        final.wait(30)
+
+
+def test_two_workers_share_partitions_and_one_dying_loses_nothing(kafka: Settings, unique: str) -> None:
+    settings = kafka.model_copy(update={"topic_prefix": f"w{unique}"})
+    topology = setup_topics(settings)
+    first, second = _worker(settings, "pair-0"), _worker(settings, "pair-1")
+    audit = Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": f"watch-{unique}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed",
+        }
+    )
+    audit.subscribe([topology.audit])
+    by_worker: Counter[str] = Counter()
+    total = 0
+    try:
+        # Feed small chunks until both workers have processed something: both hold partitions.
+        deadline = time.monotonic() + 90
+        while len(by_worker) < 2 and time.monotonic() < deadline:
+            total += _produce(settings, 100, seed=total)
+            poll_until = time.monotonic() + 2
+            while time.monotonic() < poll_until:
+                message = audit.poll(0.1)
+                if message is not None and not message.error():
+                    by_worker[json.loads(message.value())["processed_by"]] += 1
+        assert set(by_worker) == {"pair-0", "pair-1"}, by_worker
+        total += _produce(settings, 4_000, seed=7)
+        second.send_signal(signal.SIGKILL)  # while the second batch is in flight
+        second.wait(10)
+        _check_exactly_once(settings, total)
+    finally:
+        audit.close()
+        for worker in (first, second):
+            if worker.poll() is None:
+                worker.terminate()
+                worker.wait(30)
