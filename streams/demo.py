@@ -9,50 +9,18 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from typing import Any
 
-from confluent_kafka import Consumer
 from rich.console import Console
 from rich.table import Table
 
 from streams.kafka_admin import create_topics
 from streams.policy.loader import load_policies
 from streams.settings import Settings
-from streams.streaming.client import ensure_reachable, produce_lines
+from streams.streaming.client import ensure_reachable, produce_lines, read_committed
 from streams.synthetic import Generator
 from streams.topology import Topology
 
 COMPANIES = ("jcom", "jcom-insurance")
-
-
-def _read_all(settings: Settings, topic: str, expected: int | None, timeout: float) -> list[Any]:
-    consumer = Consumer(
-        {
-            **settings.kafka_common(),
-            "group.id": f"demo-reader-{time.time_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.subscribe([topic])
-    out: list[Any] = []
-    deadline = time.monotonic() + timeout
-    quiet_since = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None or message.error():
-                if expected is None and out and time.monotonic() - quiet_since > 3:
-                    break
-                continue
-            quiet_since = time.monotonic()
-            out.append(message)
-            if expected is not None and len(out) >= expected:
-                break
-    finally:
-        consumer.close()
-    return out
 
 
 def run_demo(base: Settings, *, count: int, seed: int) -> int:
@@ -64,20 +32,12 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
     create_topics(settings.kafka_common(), topology.specs(policy), partitions=4, replication=1)
     console.print(f"[bold]topics[/] created with prefix {settings.topic_prefix!r}")
 
-    env = {
-        **os.environ,
-        "JOINTUSE_TOPIC_PREFIX": settings.topic_prefix,
-        "JOINTUSE_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "JOINTUSE_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-    }
+    env = {**os.environ, **settings.worker_env()}
     worker = subprocess.Popen(
         [sys.executable, "-m", "streams.cli.main", "worker", "--worker-id", "demo-0"], env=env, stdin=subprocess.DEVNULL
     )
     try:
-        lines: dict[str, list[bytes]] = {c: [] for c in COMPANIES}
-        for source, record in Generator(seed=seed, sources=COMPANIES).records(count):
-            text = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False)
-            lines[source].append(text.encode())
+        lines = Generator(seed=seed, sources=COMPANIES).lines_by_source(count)
         started = time.perf_counter()
         produced = rejected = 0
         for company in COMPANIES:
@@ -94,11 +54,11 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
                 f"[bold]{company}[/] produced {stats.produced} records "
                 f"({len(stats.rejected)} lines rejected by the producer's validation)"
             )
-        audit = _read_all(settings, topology.audit, produced, timeout=180)
+        audit = read_committed(settings, topology.audit, expected=produced, timeout=180)
         elapsed = time.perf_counter() - started
-        events = [json.loads(m.value()) for m in audit]
-        deliveries = {c: _read_all(settings, topology.deliver(c), None, timeout=30) for c in COMPANIES}
-        dead = {c: _read_all(settings, topology.dead_letters(c), None, timeout=10) for c in COMPANIES}
+        events = [json.loads(m.value() or b"null") for m in audit]
+        deliveries = {c: read_committed(settings, topology.deliver(c), timeout=30) for c in COMPANIES}
+        dead = {c: read_committed(settings, topology.dead_letters(c), timeout=10) for c in COMPANIES}
     finally:
         worker.send_signal(signal.SIGTERM)
         try:

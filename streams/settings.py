@@ -39,6 +39,15 @@ class Settings(BaseSettings):
     )
     schema_dir: Path = Field(PROJECT_ROOT / "schemas", description="Directory of the Avro schemas.")
 
+    def worker_env(self) -> dict[str, str]:
+        """Environment for a child process that must use the same cluster, registry and prefix."""
+        return {
+            "JOINTUSE_TOPIC_PREFIX": self.topic_prefix,
+            "JOINTUSE_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "JOINTUSE_SCHEMA_REGISTRY_URL": self.schema_registry_url,
+            "JOINTUSE_POLICY_PATH": str(self.policy_path),
+        }
+
     def kafka_common(self) -> dict[str, Any]:
         """librdkafka settings shared by every confluent-kafka client."""
         conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}

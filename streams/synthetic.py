@@ -8,6 +8,7 @@ lines, so that every rule of the pipeline is exercised.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,6 +126,13 @@ class Generator:
                 yield source, self._invalid(index, source)
             else:
                 yield source, self.record(index, source)
+
+    def lines_by_source(self, count: int) -> dict[str, list[bytes]]:
+        """``count`` records as JSON Lines (UTF-8), grouped by source company."""
+        lines: dict[str, list[bytes]] = {source: [] for source in self.sources}
+        for source, record in self.records(count):
+            lines[source].append(to_line(record).encode())
+        return lines
 
     def _moment(self, max_days: int = 400) -> dt.datetime:
         return self.start - dt.timedelta(seconds=self.random.randrange(max_days * 86_400))
@@ -244,3 +252,8 @@ class Generator:
             others = [s for s in self.sources if s != source] or ["jcom-impostor"]
             rec["source_company"] = self.random.choice(others)
         return rec
+
+
+def to_line(record: dict[str, Any] | str) -> str:
+    """One JSON Lines line (without the newline); an invalid raw line stays as it is."""
+    return record if isinstance(record, str) else json.dumps(record, ensure_ascii=False)

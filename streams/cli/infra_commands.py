@@ -91,14 +91,13 @@ def generate_command(
 
     Example: jointuse generate --count 1000 --seed 1 --source jcom > jcom.jsonl
     """
-    from streams.synthetic import Generator, Mix
+    from streams.synthetic import Generator, Mix, to_line
 
     mix = Mix(secrecy=secrecy, sensitive=sensitive, marketing_opt_out=opt_out, joint_use_stop=stop, invalid=invalid)
     generator = Generator(seed=seed, mix=mix, sources=tuple(source or ("jcom", "jcom-insurance")))
     out = sys.stdout
     for _, record in generator.records(count):
-        out.write(record if isinstance(record, str) else json.dumps(record, ensure_ascii=False))
-        out.write("\n")
+        out.write(to_line(record) + "\n")
 
 
 def _lines(path: str) -> Iterator[bytes]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaException, Message, Producer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams.errors import KafkaError, SerdeError
@@ -169,3 +169,39 @@ def ensure_reachable(settings: Settings, timeout: float = 10) -> None:
         AdminClient(settings.kafka_common()).list_topics(timeout=timeout)
     except KafkaException as exc:
         raise KafkaError(f"no Kafka broker at {settings.bootstrap_servers} ({exc.args[0]})") from exc
+
+
+def read_committed(
+    settings: Settings, topic: str, *, expected: int | None = None, timeout: float = 60, quiet: float = 3.0
+) -> list[Message]:
+    """Committed messages of ``topic`` from the beginning: until ``expected`` arrived (then one more
+    second, so that anything beyond it is seen too), or ``quiet`` seconds without a message."""
+    consumer = Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": f"reader-{time.time_ns()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.subscribe([topic])
+    out: list[Message] = []
+    deadline = time.monotonic() + timeout
+    last = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.3)
+            if message is None or message.error():
+                if expected is None and time.monotonic() - last > quiet:
+                    break
+                continue
+            last = time.monotonic()
+            out.append(message)
+            if expected is not None and len(out) >= expected:
+                deadline = min(deadline, time.monotonic() + 1.0)
+                expected = None
+                quiet = 1.0
+    finally:
+        consumer.close()
+    return out

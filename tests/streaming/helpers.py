@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from confluent_kafka import Consumer, Message
-
 from streams.kafka_admin import create_topics
 from streams.policy.loader import load_policies
 from streams.settings import Settings
+from streams.streaming.client import read_committed
 from streams.streaming.runner import Guarantee, Runner
 from streams.streaming.worker import build_runner
 from streams.synthetic import Generator, Mix
@@ -31,43 +29,7 @@ def setup_topics(settings: Settings, partitions: int = 4) -> Topology:
     return topology
 
 
-def read_topic(
-    settings: Settings, topic: str, *, expected: int | None = None, timeout: float = 60, quiet: float = 3.0
-) -> list[Message]:
-    """Committed messages of ``topic``: until ``expected`` arrived, or ``quiet`` seconds of silence."""
-    consumer = Consumer(
-        {
-            **settings.kafka_common(),
-            "group.id": f"reader-{time.time_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    consumer.subscribe([topic])
-    out: list[Message] = []
-    deadline = time.monotonic() + timeout
-    last = time.monotonic()
-    try:
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.3)
-            if message is None or message.error():
-                if expected is None and time.monotonic() - last > quiet:
-                    break
-                continue
-            last = time.monotonic()
-            out.append(message)
-            if expected is not None and len(out) >= expected:
-                # A little longer, so that duplicates beyond the expected count would be seen.
-                extra_deadline = time.monotonic() + 1.0
-                while time.monotonic() < extra_deadline:
-                    more = consumer.poll(0.2)
-                    if more is not None and not more.error():
-                        out.append(more)
-                break
-    finally:
-        consumer.close()
-    return out
+read_topic = read_committed
 
 
 def audit_events(settings: Settings, topology: Topology, expected: int, timeout: float = 120) -> list[dict[str, Any]]:
@@ -89,8 +51,4 @@ def running_worker(
 
 
 def generated_lines(count: int, seed: int, mix: Mix | None = None) -> dict[str, list[bytes]]:
-    lines: dict[str, list[bytes]] = {"jcom": [], "jcom-insurance": []}
-    for source, record in Generator(seed=seed, mix=mix).records(count):
-        text = record if isinstance(record, str) else json.dumps(record, ensure_ascii=False)
-        lines[source].append(text.encode())
-    return lines
+    return Generator(seed=seed, mix=mix).lines_by_source(count)

@@ -24,12 +24,7 @@ pytestmark = pytest.mark.kafka
 
 
 def _worker(settings: Settings, worker_id: str, guarantee: str = "exactly_once") -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "JOINTUSE_TOPIC_PREFIX": settings.topic_prefix,
-        "JOINTUSE_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "JOINTUSE_SCHEMA_REGISTRY_URL": settings.schema_registry_url,
-    }
+    env = {**os.environ, **settings.worker_env()}
     return subprocess.Popen(
         [
             sys.executable,
