@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -179,29 +180,55 @@ def consume_command(
 
 def worker_command(
     worker_id: Annotated[
-        str | None, typer.Option("--worker-id", help="Stable id of this worker (transactions).")
+        str | None, typer.Option("--worker-id", help="Stable id of this worker (names its transactions).")
     ] = None,
     guarantee: Annotated[str, typer.Option("--guarantee", help="exactly_once or at_least_once.")] = "exactly_once",
+    runtime: Annotated[
+        str, typer.Option("--runtime", help="faust (faust-streaming agent) or confluent (confluent-kafka loop).")
+    ] = "faust",
     batch_size: Annotated[int, typer.Option("--batch-size", help="Records per transaction.")] = 500,
-    max_idle: Annotated[float | None, typer.Option("--max-idle", help="Exit after this many idle seconds.")] = None,
+    max_idle: Annotated[
+        float | None, typer.Option("--max-idle", help="confluent runtime: exit after this many idle seconds.")
+    ] = None,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="faust runtime: crit, error, warn, info, debug.")
+    ] = "warn",
     bootstrap: Bootstrap = None,
     registry: RegistryUrl = None,
     prefix: Prefix = None,
 ) -> None:
     """Run the pipeline: decode, validate, decide, deliver, dead-letter, audit; until SIGTERM/SIGINT.
 
-    Example: jointuse worker --worker-id host1-0
+    The faust runtime is the same as `faust -A streams.app worker` with these settings in the environment.
+    Examples:
+      jointuse worker --worker-id host1-0
+      jointuse worker --runtime confluent --guarantee at_least_once
     """
-    from streams.streaming.worker import default_worker_id, run_worker
-
     if guarantee not in ("exactly_once", "at_least_once"):
         typer.echo("jointuse: --guarantee must be exactly_once or at_least_once", err=True)
         raise typer.Exit(2)
+    if runtime not in ("faust", "confluent"):
+        typer.echo("jointuse: --runtime must be faust or confluent", err=True)
+        raise typer.Exit(2)
     settings = _settings(bootstrap, registry, prefix)
+    from streams.streaming.worker import default_worker_id, run_worker
+
+    chosen_id = worker_id or default_worker_id()
+    if runtime == "faust":
+        env = {
+            **os.environ,
+            **settings.worker_env(),
+            "JOINTUSE_WORKER_ID": chosen_id,
+            "JOINTUSE_GUARANTEE": guarantee,
+            "JOINTUSE_BATCH_SIZE": str(batch_size),
+        }
+        # Replace this process, so that signals reach the faust worker directly.
+        argv = [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", log_level, "--without-web"]
+        os.execve(sys.executable, argv, env)
     try:
         stats = run_worker(
             settings,
-            worker_id=worker_id or default_worker_id(),
+            worker_id=chosen_id,
             guarantee="exactly_once" if guarantee == "exactly_once" else "at_least_once",
             max_idle_seconds=max_idle,
             batch_size=batch_size,

@@ -28,9 +28,9 @@ def build_runner(settings: Settings, *, worker_id: str, guarantee: Guarantee, ba
     )
     config = RunnerConfig(
         kafka=settings.kafka_common(),
-        group_id=f"{settings.topic_prefix}.pipeline",
+        group_id=f"{settings.topic_prefix}.pipeline-confluent",
         # Stable per worker: a restarted worker fences its predecessor and aborts its open transaction.
-        transactional_id=f"{settings.topic_prefix}.pipeline.{worker_id}",
+        transactional_id=f"{settings.topic_prefix}.pipeline-confluent.{worker_id}",
         guarantee=guarantee,
         batch_size=batch_size,
     )

@@ -5,10 +5,7 @@ of them dying loses nothing."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 
@@ -18,31 +15,10 @@ from confluent_kafka import Consumer
 from streams.settings import Settings
 from streams.streaming.client import produce_lines
 from streams.synthetic import Mix
-from tests.streaming.helpers import audit_events, generated_lines, read_topic, setup_topics
+from tests.streaming.helpers import audit_events, generated_lines, read_topic, setup_topics, start_worker, stop_worker
 
 pytestmark = pytest.mark.kafka
-
-
-def _worker(settings: Settings, worker_id: str, guarantee: str = "exactly_once") -> subprocess.Popen[bytes]:
-    env = {**os.environ, **settings.worker_env()}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streams.cli.main",
-            "worker",
-            "--worker-id",
-            worker_id,
-            "--batch-size",
-            "100",
-            "--guarantee",
-            guarantee,
-        ],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+RUNTIMES = ["faust", "confluent"]
 
 
 def _produce(settings: Settings, count: int, seed: int) -> int:
@@ -72,7 +48,8 @@ def _check_exactly_once(settings: Settings, total: int) -> None:
         assert len(deliveries) == sum(1 for e in events if company in e["recipients"])
 
 
-def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str) -> None:
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str, runtime: str) -> None:
     settings = kafka.model_copy(update={"topic_prefix": f"c{unique}"})
     topology = setup_topics(settings)
     audit = Consumer(
@@ -90,7 +67,7 @@ def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str) ->
     try:
         for round_no in range(3):
             total += _produce(settings, 3_000, seed=10 + round_no)
-            worker = _worker(settings, "crash-0")
+            worker = start_worker(settings, "crash-0", runtime=runtime)
             deadline = time.monotonic() + 60
             while seen < total - 2_500 and time.monotonic() < deadline:  # wait until it is busy
                 message = audit.poll(0.05)
@@ -104,18 +81,19 @@ def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str) ->
     finally:
         audit.close()
     assert mid_chunk_kills >= 1, "no kill happened mid-stream"
-    final = _worker(settings, "crash-0")
+    final = start_worker(settings, "crash-0", runtime=runtime)
     try:
         _check_exactly_once(settings, total)
     finally:
-        final.terminate()
-        final.wait(30)
+        stop_worker(final)
 
 
-def test_two_workers_share_partitions_and_one_dying_loses_nothing(kafka: Settings, unique: str) -> None:
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_two_workers_share_partitions_and_one_dying_loses_nothing(kafka: Settings, unique: str, runtime: str) -> None:
     settings = kafka.model_copy(update={"topic_prefix": f"w{unique}"})
     topology = setup_topics(settings)
-    first, second = _worker(settings, "pair-0"), _worker(settings, "pair-1")
+    first = start_worker(settings, "pair-0", runtime=runtime)
+    second = start_worker(settings, "pair-1", runtime=runtime)
     audit = Consumer(
         {
             **settings.kafka_common(),
@@ -145,6 +123,4 @@ def test_two_workers_share_partitions_and_one_dying_loses_nothing(kafka: Setting
     finally:
         audit.close()
         for worker in (first, second):
-            if worker.poll() is None:
-                worker.terminate()
-                worker.wait(30)
+            stop_worker(worker)

@@ -26,7 +26,8 @@ PROTECTED_MARKERS = ("SECRET",)  # every protected value the generator writes ca
 COMPANIES = ("jcom", "jcom-insurance")
 
 
-def test_ten_thousand_mixed_records(kafka: Settings, unique: str) -> None:
+@pytest.mark.parametrize("runtime", ["faust", "confluent"])
+def test_ten_thousand_mixed_records(kafka: Settings, unique: str, runtime: str) -> None:
     settings = kafka.model_copy(update={"topic_prefix": f"t{unique}"})
     topology = setup_topics(settings)
     lines = generated_lines(10_000, seed=99, mix=Mix(invalid=0.05))
@@ -44,7 +45,7 @@ def test_ten_thousand_mixed_records(kafka: Settings, unique: str) -> None:
     total = sum(produced.values())
     assert 9_000 < total < 10_000  # the producer rejected the non-schema lines
 
-    with running_worker(settings):
+    with running_worker(settings, runtime=runtime):
         events = audit_events(settings, topology, total, timeout=240)
 
     # Exactly one audit event per input offset; shared + withheld + invalid = input.

@@ -1,0 +1,162 @@
+"""The faust-streaming application: ``faust -A streams.app worker`` or ``jointuse worker``.
+
+One agent reads every company's ingest topic as raw bytes (decoding is ours, so bad input becomes a
+dead letter instead of crashing the agent), takes events in batches, decides them off the event loop,
+and commits each batch's deliveries, dead letters, audit events and offsets in one transaction.
+Settings come from the environment (``JOINTUSE_*``), ``JOINTUSE_WORKER_ID`` names the worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+import faust
+
+from streams.policy.loader import load_policies
+from streams.serde.registry import Registry
+from streams.settings import Settings, load_settings
+from streams.streaming.processor import InMessage, Outcome, Processor
+from streams.streaming.transactional_sink import TransactionalSink
+from streams.topology import Topology
+
+log = logging.getLogger("jointuse.worker")
+BATCH_SIZE = int(os.environ.get("JOINTUSE_BATCH_SIZE", "500"))
+BATCH_WITHIN_SECONDS = 0.2
+GUARANTEE = os.environ.get("JOINTUSE_GUARANTEE", "exactly_once")
+
+
+def worker_id() -> str:
+    return os.environ.get("JOINTUSE_WORKER_ID") or socket.gethostname().split(".")[0] + "-0"
+
+
+def group_id(settings: Settings) -> str:
+    return f"{settings.topic_prefix}.pipeline"
+
+
+def aiokafka_conf(settings: Settings) -> dict[str, Any]:
+    """aiokafka client settings (the faust transport's library), built here at the edge."""
+    conf: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers.split(",")}
+    if settings.security_protocol != "PLAINTEXT":
+        conf["security_protocol"] = settings.security_protocol
+    if settings.security_protocol.startswith("SASL"):
+        conf["sasl_mechanism"] = settings.sasl_mechanism
+        conf["sasl_plain_username"] = settings.sasl_username
+        conf["sasl_plain_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
+    return conf
+
+
+def create_app(settings: Settings) -> faust.App:
+    credentials = None
+    if settings.security_protocol.startswith("SASL"):
+        credentials = faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
+            mechanism=settings.sasl_mechanism,
+        )
+    return faust.App(
+        group_id(settings),
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=credentials,
+        store="memory://",
+        autodiscover=False,
+        topic_allow_declare=False,  # topics come from `jointuse topics create`
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=10,
+        broker_heartbeat_interval=2,
+        broker_max_poll_records=BATCH_SIZE,
+        stream_buffer_maxsize=BATCH_SIZE * 4,
+        web_enabled=False,
+        producer_max_request_size=8_388_608,
+        consumer_max_fetch_size=8_388_608,
+    )
+
+
+settings = load_settings()
+topology = Topology(settings.topic_prefix)
+app = create_app(settings)
+policies = load_policies(settings.policy_path)
+# faust's aiokafka driver cannot subscribe by pattern, so the ingest topics are named from the
+# policy's joint users (every version); a new joint user means a policy change and a worker restart.
+ingest = app.topic(
+    *sorted({topology.ingest(u.id) for p in policies.versions for u in p.joint_users}),
+    key_type=bytes,
+    value_type=bytes,
+    key_serializer="raw",
+    value_serializer="raw",
+)
+
+
+class _Pipeline:
+    """State of this worker's agent: the processor and the transactional sink."""
+
+    def __init__(self) -> None:
+        self.processor = Processor(
+            topology=topology,
+            policies=policies,
+            registry=Registry(settings.registry_conf()),
+            worker_id=worker_id(),
+        )
+        self.sink = TransactionalSink(
+            kafka=aiokafka_conf(settings),
+            transactional_id=(
+                f"{settings.topic_prefix}.pipeline.{worker_id()}" if GUARANTEE == "exactly_once" else None
+            ),
+            group_id=group_id(settings),
+        )
+
+    def decide(self, messages: Sequence[InMessage]) -> list[Outcome]:
+        return [self.processor.process(m) for m in messages]
+
+
+def _in_message(event: Any) -> InMessage:
+    message = event.message
+    headers = message.headers or []
+    return InMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp_ms=int(message.timestamp * 1000),
+        headers=list(headers.items()) if isinstance(headers, dict) else list(headers),
+    )
+
+
+@app.agent(ingest, concurrency=1)
+async def pipeline(stream: faust.StreamT[Any]) -> None:
+    state = _Pipeline()
+    loop = asyncio.get_running_loop()
+    try:
+        # take_events is on faust.Stream but missing from the StreamT protocol faust ships.
+        async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
+            messages = [_in_message(e) for e in events]
+            # Decoding and deciding are CPU work (and the first lookup of a schema id is HTTP):
+            # off the loop, so heartbeats and fetches go on.
+            outcomes = await loop.run_in_executor(None, state.decide, messages)
+            offsets: dict[tuple[str, int], int] = {}
+            for m in messages:
+                offsets[(m.topic, m.partition)] = max(offsets.get((m.topic, m.partition), -1), m.offset + 1)
+            try:
+                await state.sink.write([out for o in outcomes for out in o.messages], offsets)
+            except Exception:
+                # take_events acknowledges the batch when this iteration ends, whatever happened, and
+                # faust would then commit offsets whose outputs were never written. Exit at once
+                # instead: the restarted worker resumes from the last committed transaction.
+                log.exception("the batch could not be committed; exiting so that nothing is lost")
+                os._exit(70)
+    finally:
+        await state.sink.stop()
+
+
+def main() -> None:
+    app.main()
+
+
+if __name__ == "__main__":
+    main()
