@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -17,6 +14,7 @@ from streams.kafka_admin import create_topics
 from streams.policy.loader import load_policies
 from streams.settings import Settings
 from streams.streaming.client import ensure_reachable, produce_lines, read_committed
+from streams.streaming.processes import start_worker, stop_worker
 from streams.synthetic import Generator
 from streams.topology import Topology
 
@@ -32,10 +30,8 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
     create_topics(settings.kafka_common(), topology.specs(policy), partitions=4, replication=1)
     console.print(f"[bold]topics[/] created with prefix {settings.topic_prefix!r}")
 
-    env = {**os.environ, **settings.worker_env()}
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli.main", "worker", "--worker-id", "demo-0"], env=env, stdin=subprocess.DEVNULL
-    )
+    worker = start_worker(settings, "demo-0")
+    console.print("[bold]worker[/] started (faust-streaming agent, exactly-once)")
     try:
         lines = Generator(seed=seed, sources=COMPANIES).lines_by_source(count)
         started = time.perf_counter()
@@ -60,11 +56,7 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
         deliveries = {c: read_committed(settings, topology.deliver(c), timeout=30) for c in COMPANIES}
         dead = {c: read_committed(settings, topology.dead_letters(c), timeout=10) for c in COMPANIES}
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
 
     statuses = Counter(e["status"] for e in events)
     reasons = Counter(e["reason"] for e in events if e["status"] != "shared")

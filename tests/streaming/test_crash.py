@@ -14,8 +14,9 @@ from confluent_kafka import Consumer
 
 from streams.settings import Settings
 from streams.streaming.client import produce_lines
+from streams.streaming.processes import start_worker, stop_worker
 from streams.synthetic import Mix
-from tests.streaming.helpers import audit_events, generated_lines, read_topic, setup_topics, start_worker, stop_worker
+from tests.streaming.helpers import audit_events, generated_lines, read_topic, setup_topics
 
 pytestmark = pytest.mark.kafka
 RUNTIMES = ["faust", "confluent"]
@@ -67,7 +68,7 @@ def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str, ru
     try:
         for round_no in range(3):
             total += _produce(settings, 3_000, seed=10 + round_no)
-            worker = start_worker(settings, "crash-0", runtime=runtime)
+            worker = start_worker(settings, "crash-0", runtime=runtime, batch_size=100)
             deadline = time.monotonic() + 60
             while seen < total - 2_500 and time.monotonic() < deadline:  # wait until it is busy
                 message = audit.poll(0.05)
@@ -81,7 +82,7 @@ def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str, ru
     finally:
         audit.close()
     assert mid_chunk_kills >= 1, "no kill happened mid-stream"
-    final = start_worker(settings, "crash-0", runtime=runtime)
+    final = start_worker(settings, "crash-0", runtime=runtime, batch_size=100)
     try:
         _check_exactly_once(settings, total)
     finally:
@@ -92,8 +93,8 @@ def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str, ru
 def test_two_workers_share_partitions_and_one_dying_loses_nothing(kafka: Settings, unique: str, runtime: str) -> None:
     settings = kafka.model_copy(update={"topic_prefix": f"w{unique}"})
     topology = setup_topics(settings)
-    first = start_worker(settings, "pair-0", runtime=runtime)
-    second = start_worker(settings, "pair-1", runtime=runtime)
+    first = start_worker(settings, "pair-0", runtime=runtime, batch_size=100)
+    second = start_worker(settings, "pair-1", runtime=runtime, batch_size=100)
     audit = Consumer(
         {
             **settings.kafka_common(),
