@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import subprocess
 import threading
 import time
 import uuid
@@ -53,9 +54,11 @@ class AuditWatcher(threading.Thread):
                     self.seen.append((time.time(), int(event["input"]["timestamp_ms"])))
         self.consumer.close()
 
-    def wait_for(self, count: int, timeout: float) -> None:
+    def wait_for(self, count: int, timeout: float, worker: subprocess.Popen[bytes] | None = None) -> None:
         deadline = time.monotonic() + timeout
         while len(self.seen) < count:
+            if worker is not None and worker.poll() is not None:
+                raise RuntimeError(f"the worker exited with code {worker.returncode}")
             if time.monotonic() > deadline:
                 raise TimeoutError(f"only {len(self.seen)} of {count} audit events after {timeout}s")
             time.sleep(0.05)
@@ -82,7 +85,7 @@ def throughput(base: Settings, *, runtime: str, guarantee: str, count: int) -> d
     watcher.start()
     worker = start_worker(settings, "bench-0", runtime=runtime, guarantee=guarantee, quiet=True)
     try:
-        watcher.wait_for(count, timeout=600)
+        watcher.wait_for(count, timeout=600, worker=worker)
     finally:
         stop_worker(worker)
         watcher.stopping.set()
@@ -125,7 +128,7 @@ def latency(base: Settings, *, runtime: str, rate: float, seconds: float = 10.0)
         # Warm-up record: wait until the worker is assigned and has looked up the schema.
         client.produce(topic, key=encoded[0].key, value=encoded[0].value)
         client.flush(10)
-        watcher.wait_for(1, timeout=120)
+        watcher.wait_for(1, timeout=120, worker=worker)
         started = time.perf_counter()
         for index, item in enumerate(encoded[1:], start=1):
             due = started + index / rate
@@ -135,7 +138,7 @@ def latency(base: Settings, *, runtime: str, rate: float, seconds: float = 10.0)
             client.produce(topic, key=item.key, value=item.value)
             client.poll(0)
         client.flush(30)
-        watcher.wait_for(len(encoded), timeout=300)
+        watcher.wait_for(len(encoded), timeout=300, worker=worker)
     finally:
         stop_worker(worker)
         watcher.stopping.set()

@@ -25,8 +25,10 @@ from streams.streaming.transactional_sink import TransactionalSink
 from streams.topology import Topology
 
 log = logging.getLogger("jointuse.worker")
-BATCH_SIZE = int(os.environ.get("JOINTUSE_BATCH_SIZE", "500"))
-BATCH_WITHIN_SECONDS = 0.2
+# faust leaves the client library's loggers at DEBUG: every send would build a log record.
+logging.getLogger("aiokafka").setLevel(logging.WARNING)
+BATCH_SIZE = int(os.environ.get("JOINTUSE_BATCH_SIZE", "1000"))
+BATCH_WITHIN_SECONDS = 0.05
 GUARANTEE = os.environ.get("JOINTUSE_GUARANTEE", "exactly_once")
 
 
@@ -58,11 +60,13 @@ def create_app(settings: Settings) -> faust.App:
             password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
             mechanism=settings.sasl_mechanism,
         )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
     return faust.App(
         group_id(settings),
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
         broker_credentials=credentials,
         store="memory://",
+        datadir=str(settings.data_dir / "{conf.id}"),
         autodiscover=False,
         topic_allow_declare=False,  # topics come from `jointuse topics create`
         topic_disable_leader=True,

@@ -37,6 +37,7 @@ class Settings(BaseSettings):
         PROJECT_ROOT / "policies" / "jcom-group.yaml",
         description="Policy file, or a directory of policy versions of one notice.",
     )
+    data_dir: Path = Field(PROJECT_ROOT / ".local" / "worker", description="Worker state directory (faust's datadir).")
     schema_dir: Path = Field(PROJECT_ROOT / "schemas", description="Directory of the Avro schemas.")
 
     def worker_env(self) -> dict[str, str]:

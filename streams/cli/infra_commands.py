@@ -186,7 +186,7 @@ def worker_command(
     runtime: Annotated[
         str, typer.Option("--runtime", help="faust (faust-streaming agent) or confluent (confluent-kafka loop).")
     ] = "faust",
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per transaction.")] = 500,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per transaction.")] = 1000,
     max_idle: Annotated[
         float | None, typer.Option("--max-idle", help="confluent runtime: exit after this many idle seconds.")
     ] = None,

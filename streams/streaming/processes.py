@@ -15,7 +15,7 @@ def start_worker(
     *,
     runtime: str = "faust",
     guarantee: str = "exactly_once",
-    batch_size: int = 500,
+    batch_size: int = 1000,
     quiet: bool = False,
 ) -> subprocess.Popen[bytes]:
     """``jointuse worker`` as a child process (the faust runtime replaces it with ``faust worker``)."""

@@ -42,7 +42,7 @@ class RunnerConfig:
     transactional_id: str
     guarantee: Guarantee = "exactly_once"
     batch_size: int = 500
-    poll_timeout: float = 0.2
+    poll_timeout: float = 0.05
 
 
 class Runner:
