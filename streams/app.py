@@ -17,11 +17,15 @@ from typing import Any
 
 import faust
 
+from streams.errors import JointUseError
+from streams.logs import logging_config
 from streams.policy.loader import load_policies
 from streams.serde.registry import Registry
 from streams.settings import Settings, load_settings
 from streams.streaming.processor import InMessage, Outcome, Processor
 from streams.streaming.transactional_sink import TransactionalSink
+from streams.streaming.worker import ingest_topics
+from streams.telemetry import Telemetry
 from streams.topology import Topology
 
 log = logging.getLogger("jointuse.worker")
@@ -76,6 +80,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_max_poll_records=BATCH_SIZE,
         stream_buffer_maxsize=BATCH_SIZE * 4,
         web_enabled=False,
+        logging_config=logging_config(os.environ.get("JOINTUSE_LOG_LEVEL", "INFO")),
         producer_max_request_size=8_388_608,
         consumer_max_fetch_size=8_388_608,
     )
@@ -88,7 +93,7 @@ policies = load_policies(settings.policy_path)
 # faust's aiokafka driver cannot subscribe by pattern, so the ingest topics are named from the
 # policy's joint users (every version); a new joint user means a policy change and a worker restart.
 ingest = app.topic(
-    *sorted({topology.ingest(u.id) for p in policies.versions for u in p.joint_users}),
+    *ingest_topics(settings, policies),
     key_type=bytes,
     value_type=bytes,
     key_serializer="raw",
@@ -97,25 +102,32 @@ ingest = app.topic(
 
 
 class _Pipeline:
-    """State of this worker's agent: the processor and the transactional sink."""
+    """State of this worker's agent: the processor, the transactional sink and the telemetry."""
 
     def __init__(self) -> None:
-        self.processor = Processor(
-            topology=topology,
-            policies=policies,
-            registry=Registry(settings.registry_conf()),
-            worker_id=worker_id(),
+        registry = Registry(settings.registry_conf())
+        self.processor = Processor(topology=topology, policies=policies, registry=registry, worker_id=worker_id())
+        self.telemetry = Telemetry(
+            settings,
+            group_id=group_id(settings),
+            topics=ingest_topics(settings, policies),
+            registry=registry,
+            policy=policies.latest,
+            assigned=lambda: bool(app.consumer.assignment()),
         )
+        self.metrics = self.telemetry.metrics
         self.sink = TransactionalSink(
             kafka=aiokafka_conf(settings),
             transactional_id=(
                 f"{settings.topic_prefix}.pipeline.{worker_id()}" if GUARANTEE == "exactly_once" else None
             ),
             group_id=group_id(settings),
+            on_abort=self.metrics.transactions.labels("aborted").inc,
         )
 
     def decide(self, messages: Sequence[InMessage]) -> list[Outcome]:
-        return [self.processor.process(m) for m in messages]
+        with self.metrics.batch_seconds.time():
+            return [self.processor.process(m) for m in messages]
 
 
 def _in_message(event: Any) -> InMessage:
@@ -134,7 +146,12 @@ def _in_message(event: Any) -> InMessage:
 
 @app.agent(ingest, concurrency=1)
 async def pipeline(stream: faust.StreamT[Any]) -> None:
-    state = _Pipeline()
+    try:
+        state = _Pipeline()
+        state.telemetry.start()
+    except JointUseError as exc:
+        log.error("the worker cannot start: %s", exc)
+        os._exit(2)
     loop = asyncio.get_running_loop()
     try:
         # take_events is on faust.Stream but missing from the StreamT protocol faust ships.
@@ -148,6 +165,8 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
                 offsets[(m.topic, m.partition)] = max(offsets.get((m.topic, m.partition), -1), m.offset + 1)
             try:
                 await state.sink.write([out for o in outcomes for out in o.messages], offsets)
+                state.metrics.transactions.labels("committed").inc()
+                state.metrics.observe(zip(messages, outcomes, strict=True))
             except Exception:
                 # take_events acknowledges the batch when this iteration ends, whatever happened, and
                 # faust would then commit offsets whose outputs were never written. Exit at once
@@ -155,6 +174,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
                 log.exception("the batch could not be committed; exiting so that nothing is lost")
                 os._exit(70)
     finally:
+        state.telemetry.stop()
         await state.sink.stop()
 
 

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
         description="Policy file, or a directory of policy versions of one notice.",
     )
     data_dir: Path = Field(PROJECT_ROOT / ".local" / "worker", description="Worker state directory (faust's datadir).")
+    metrics_host: str = Field("127.0.0.1", description="Address of the worker's /metrics, /healthz, /readyz.")
+    metrics_port: int = Field(9400, description="Port of those endpoints; 0 picks a free one.")
     schema_dir: Path = Field(PROJECT_ROOT / "schemas", description="Directory of the Avro schemas.")
 
     def worker_env(self) -> dict[str, str]:
@@ -47,6 +49,7 @@ class Settings(BaseSettings):
             "JOINTUSE_BOOTSTRAP_SERVERS": self.bootstrap_servers,
             "JOINTUSE_SCHEMA_REGISTRY_URL": self.schema_registry_url,
             "JOINTUSE_POLICY_PATH": str(self.policy_path),
+            "JOINTUSE_METRICS_PORT": str(self.metrics_port),
         }
 
     def kafka_common(self) -> dict[str, Any]:

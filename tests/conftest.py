@@ -4,6 +4,7 @@ the broker fixtures are lazy (created on first use) and session-scoped."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,9 @@ from streams.policy.classification import ClassifiedSchema, load_schema
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet, load_policies
 from streams.settings import PROJECT_ROOT, Settings, load_settings
+
+# Several workers run at once in the tests: each takes a free port for its endpoints.
+os.environ.setdefault("JOINTUSE_METRICS_PORT", "0")
 
 SCHEMA_PATH = PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"
 POLICY_PATH = PROJECT_ROOT / "policies" / "jcom-group.yaml"

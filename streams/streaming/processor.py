@@ -11,10 +11,11 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from streams.errors import SerdeError
+from streams.policy.canary import LeakCanary
 from streams.policy.classification import ClassifiedSchema, classify, delivery_schema
 from streams.policy.decision import Decision, Status
 from streams.policy.engine import Engine
@@ -69,6 +70,7 @@ class Outcome:
     messages: tuple[OutMessage, ...]
     deliveries: Mapping[str, tuple[str, ...]]  # recipient -> purposes
     dropped: tuple[tuple[str, str], ...]  # (path, class)
+    leaks: tuple[tuple[str, str], ...] = ()  # (recipient, class) caught by the leak canary
 
 
 class SchemaSource(Protocol):
@@ -82,6 +84,7 @@ class SchemaSource(Protocol):
 @dataclass
 class _WriterVersion:
     engine: Engine
+    canary: LeakCanary
     codec: AvroCodec
     delivery_codec: AvroCodec
     delivery_raw: dict[str, Any]
@@ -124,7 +127,9 @@ class Processor:
             except Exception as exc:  # a schema that is not a record of ours
                 raise SerdeError("the writer schema is not a customer record", reason="foreign_schema") from exc
             delivery = delivery_schema(classified)
-            version = _WriterVersion(Engine(classified, self.policies), codec, AvroCodec(delivery), delivery)
+            version = _WriterVersion(
+                Engine(classified, self.policies), LeakCanary(classified), codec, AvroCodec(delivery), delivery
+            )
             self._versions[schema_id] = version
         return version
 
@@ -158,6 +163,14 @@ class Processor:
         )
         if decision.status is Status.INVALID:
             return self._dead(message, source, decision.reason.value, decision.detail, decision, schema_id)
+        leaks = tuple(
+            (recipient, cls)
+            for recipient, delivery in decision.deliveries.items()
+            for _, cls in version.canary.inspect(delivery.record)
+        )
+        if leaks:  # fail closed: nothing of this record is sent
+            dead = self._dead(message, source, "leak_canary", "a delivery held a protected field", decision, schema_id)
+            return replace(dead, leaks=leaks)
         messages = []
         trace_id = _trace_id(message)
         for recipient, delivery in decision.deliveries.items():

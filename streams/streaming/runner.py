@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from streams.errors import KafkaError as JointUseKafkaError
 from streams.errors import RegistryError
+from streams.metrics import PipelineMetrics
 from streams.policy.decision import Status
 from streams.streaming.processor import InMessage, Outcome, Processor
 from streams.topology import Topology
@@ -51,12 +51,12 @@ class Runner:
         config: RunnerConfig,
         processor: Processor,
         topology: Topology,
-        on_outcome: Callable[[InMessage, Outcome], None] | None = None,
+        metrics: PipelineMetrics | None = None,
     ) -> None:
         self.config = config
         self.processor = processor
         self.topology = topology
-        self.on_outcome = on_outcome
+        self.metrics = metrics
         self.stats = RunnerStats()
         self.stopping = threading.Event()
         self.assigned: set[tuple[str, int]] = set()
@@ -146,6 +146,7 @@ class Runner:
 
     def _process_batch(self, messages: list[Message]) -> None:
         inputs = [_in_message(m) for m in messages]
+        started = time.perf_counter()
         try:
             outcomes = [self.processor.process(message) for message in inputs]
         except RegistryError as exc:
@@ -154,6 +155,8 @@ class Runner:
             self._rewind(inputs)
             time.sleep(1.0)
             return
+        if self.metrics is not None:
+            self.metrics.batch_seconds.observe(time.perf_counter() - started)
         offsets = self._next_offsets(inputs)
         if self.config.guarantee == "exactly_once":
             if not self._commit_transaction(outcomes, offsets):
@@ -167,10 +170,11 @@ class Runner:
             self.consumer.commit(offsets=offsets, asynchronous=False)
         self.stats.batches += 1
         self.stats.records += len(inputs)
-        for message, outcome in zip(inputs, outcomes, strict=True):
+        for outcome in outcomes:
             self.stats.by_status[outcome.status.value] += 1
-            if self.on_outcome is not None:
-                self.on_outcome(message, outcome)
+        if self.metrics is not None:
+            self.metrics.transactions.labels("committed").inc()
+            self.metrics.observe(zip(inputs, outcomes, strict=True))
 
     def _produce_all(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
@@ -195,6 +199,8 @@ class Runner:
                 raise JointUseKafkaError(f"fatal transaction error ({error}); the worker must restart") from exc
             log.warning("transaction aborted; retrying batch", extra={"error": str(error)})
             self.stats.aborted_batches += 1
+            if self.metrics is not None:
+                self.metrics.transactions.labels("aborted").inc()
             try:
                 self.producer.abort_transaction(60)
             except KafkaException as abort_exc:

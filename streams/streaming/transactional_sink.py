@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
@@ -25,7 +25,14 @@ log = logging.getLogger("jointuse.worker")
 
 
 class TransactionalSink:
-    def __init__(self, *, kafka: dict[str, Any], transactional_id: str | None, group_id: str) -> None:
+    def __init__(
+        self,
+        *,
+        kafka: dict[str, Any],
+        transactional_id: str | None,
+        group_id: str,
+        on_abort: Callable[[], None] = lambda: None,
+    ) -> None:
         """``transactional_id=None`` gives at-least-once: outputs are flushed before the batch is
         acknowledged, and faust commits the offsets afterwards."""
         self.group_id = group_id
@@ -39,7 +46,7 @@ class TransactionalSink:
             linger_ms=5,
         )
         self.started = False
-        self.aborted_batches = 0
+        self.on_abort = on_abort
 
     async def start(self) -> None:
         if not self.started:
@@ -74,7 +81,7 @@ class TransactionalSink:
             except ProducerFenced as exc:
                 raise KafkaError("another worker with the same transactional id took over (fenced)") from exc
             except AIOKafkaError as exc:
-                self.aborted_batches += 1
+                self.on_abort()
                 log.warning("transaction aborted, attempt %d of %d (%s)", attempt, attempts, exc.__class__.__name__)
                 await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
         raise KafkaError(f"the batch could not be committed after {attempts} attempts")

@@ -6,11 +6,13 @@ import signal
 import socket
 from types import FrameType
 
-from streams.policy.loader import load_policies
+from streams.logs import configure as configure_logging
+from streams.policy.loader import PolicySet, load_policies
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.streaming.processor import Processor
 from streams.streaming.runner import Guarantee, Runner, RunnerConfig, RunnerStats
+from streams.telemetry import Telemetry
 from streams.topology import Topology
 
 
@@ -18,14 +20,19 @@ def default_worker_id() -> str:
     return socket.gethostname().split(".")[0] + "-0"
 
 
-def build_runner(settings: Settings, *, worker_id: str, guarantee: Guarantee, batch_size: int = 500) -> Runner:
+def ingest_topics(settings: Settings, policies: PolicySet) -> list[str]:
+    """The ingest topic of every joint user of every policy version."""
     topology = Topology(settings.topic_prefix)
-    processor = Processor(
-        topology=topology,
-        policies=load_policies(settings.policy_path),
-        registry=Registry(settings.registry_conf()),
-        worker_id=worker_id,
-    )
+    return sorted({topology.ingest(u.id) for p in policies.versions for u in p.joint_users})
+
+
+def build_runner(
+    settings: Settings, *, worker_id: str, guarantee: Guarantee, batch_size: int = 500
+) -> tuple[Runner, Telemetry]:
+    topology = Topology(settings.topic_prefix)
+    policies = load_policies(settings.policy_path)
+    registry = Registry(settings.registry_conf())
+    processor = Processor(topology=topology, policies=policies, registry=registry, worker_id=worker_id)
     config = RunnerConfig(
         kafka=settings.kafka_common(),
         group_id=f"{settings.topic_prefix}.pipeline-confluent",
@@ -34,7 +41,17 @@ def build_runner(settings: Settings, *, worker_id: str, guarantee: Guarantee, ba
         guarantee=guarantee,
         batch_size=batch_size,
     )
-    return Runner(config, processor, topology)
+    runner = Runner(config, processor, topology)
+    observed = Telemetry(
+        settings,
+        group_id=config.group_id,
+        topics=ingest_topics(settings, policies),
+        registry=registry,
+        policy=policies.latest,
+        assigned=lambda: bool(runner.assigned),
+    )
+    runner.metrics = observed.metrics
+    return runner, observed
 
 
 def run_worker(
@@ -45,11 +62,16 @@ def run_worker(
     max_idle_seconds: float | None = None,
     batch_size: int = 500,
 ) -> RunnerStats:
-    runner = build_runner(settings, worker_id=worker_id, guarantee=guarantee, batch_size=batch_size)
+    runner, telemetry = build_runner(settings, worker_id=worker_id, guarantee=guarantee, batch_size=batch_size)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         runner.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    return runner.run(max_idle_seconds=max_idle_seconds)
+    configure_logging()
+    telemetry.start()
+    try:
+        return runner.run(max_idle_seconds=max_idle_seconds)
+    finally:
+        telemetry.stop()

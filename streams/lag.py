@@ -1,0 +1,86 @@
+"""Consumer lag per partition: the high watermark minus the group's committed offset.
+
+Read with a confluent-kafka consumer that never subscribes, so it works for any group (the faust
+worker's, the confluent runner's, a company's own) without joining it.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+from streams.errors import KafkaError
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    committed: int | None  # None: the group never committed here
+    low: int
+    high: int
+
+    @property
+    def lag(self) -> int:
+        start = self.committed if self.committed is not None and self.committed >= 0 else self.low
+        return max(0, self.high - start)
+
+
+def group_lag(settings: Settings, group_id: str, topics: Iterable[str], timeout: float = 10) -> list[PartitionLag]:
+    consumer = Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "client.id": f"jointuse-lag-{uuid.uuid4().hex[:8]}",
+        }
+    )
+    try:
+        metadata = consumer.list_topics(timeout=timeout)
+        partitions = [
+            TopicPartition(t, p) for t in topics if t in metadata.topics for p in sorted(metadata.topics[t].partitions)
+        ]
+        committed = consumer.committed(partitions, timeout=timeout) if partitions else []
+        out = []
+        for tp in committed:
+            low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
+            out.append(PartitionLag(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else None, low, high))
+        return out
+    except KafkaException as exc:
+        raise KafkaError(f"cannot read offsets of group {group_id} ({exc.args[0]})") from exc
+    finally:
+        consumer.close()
+
+
+class LagMonitor(threading.Thread):
+    """Calls ``report`` with the lag of ``group_id`` every ``interval`` seconds until stopped."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        group_id: str,
+        topics: list[str],
+        report: Callable[[list[PartitionLag]], None],
+        interval: float = 10.0,
+    ) -> None:
+        super().__init__(name="lag-monitor", daemon=True)
+        self.settings, self.group_id, self.topics, self.report, self.interval = (
+            settings,
+            group_id,
+            topics,
+            report,
+            interval,
+        )
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                self.report(group_lag(self.settings, self.group_id, self.topics))
+            except KafkaError:
+                continue  # the broker is away; readiness reports it, the next round retries

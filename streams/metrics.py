@@ -1,0 +1,139 @@
+"""Prometheus metrics of the pipeline, built against an injected ``CollectorRegistry``.
+
+Label values come from bounded sets only: company ids and purpose ids from the policy, reason codes,
+field classes, and field paths from the schema (a field that is not in the schema is counted under
+the path ``<unknown>``). Never a customer id, never a value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
+
+import streams
+from streams.lag import PartitionLag
+from streams.policy.classification import UNKNOWN
+from streams.policy.decision import Status
+from streams.streaming.processor import InMessage, Outcome
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class PipelineMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.records_in = Counter(
+            "jointuse_records_in", "Input records, by source company.", ["source"], registry=registry
+        )
+        self.records_out = Counter(
+            "jointuse_records",
+            "Input records by outcome (shared, withheld, invalid).",
+            ["source", "status"],
+            registry=registry,
+        )
+        self.deliveries = Counter(
+            "jointuse_deliveries", "Records delivered, by recipient.", ["source", "recipient"], registry=registry
+        )
+        self.delivery_purposes = Counter(
+            "jointuse_delivery_purposes",
+            "Purposes records were delivered for, by recipient and purpose.",
+            ["recipient", "purpose"],
+            registry=registry,
+        )
+        self.withheld = Counter(
+            "jointuse_withheld", "Withheld records, by reason.", ["source", "reason"], registry=registry
+        )
+        self.dead_letters = Counter(
+            "jointuse_dead_letters", "Records sent to dead letters, by reason.", ["source", "reason"], registry=registry
+        )
+        self.fields_dropped = Counter(
+            "jointuse_fields_dropped", "Fields removed from every delivery.", ["class", "path"], registry=registry
+        )
+        self.leak_canary = Counter(
+            "jointuse_leak_canary",
+            "Deliveries caught holding a protected field; must stay 0.",
+            ["recipient", "class"],
+            registry=registry,
+        )
+        self.batch_seconds = Histogram(
+            "jointuse_batch_processing_seconds",
+            "Time to decode, decide and encode one batch.",
+            buckets=BATCH_BUCKETS,
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "jointuse_end_to_end_latency_seconds",
+            "From the input record's timestamp to the commit of its outputs.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.transactions = Counter(
+            "jointuse_transactions", "Batch transactions, by outcome.", ["outcome"], registry=registry
+        )
+        self.consumer_lag = Gauge(
+            "jointuse_consumer_lag",
+            "Records not yet processed, per input partition.",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.last_progress = Gauge(
+            "jointuse_last_progress_timestamp_seconds", "When the worker last committed a batch.", registry=registry
+        )
+        self.policy = Info("jointuse_policy", "The notice and version the worker enforces.", registry=registry)
+        self.build = Info("jointuse_build", "Build information.", registry=registry)
+        self.build.info({"version": streams.__version__})
+        for outcome in ("committed", "aborted"):
+            self.transactions.labels(outcome)
+        self.leak_canary.labels("none", "none")  # the series exists at 0 from the start, so alerts can see it
+
+    def set_lag(self, lags: Iterable[PartitionLag]) -> None:
+        for lag in lags:
+            self.consumer_lag.labels(lag.topic, str(lag.partition)).set(lag.lag)
+
+    def set_policy(self, notice_id: str, version: str) -> None:
+        self.policy.info({"notice": notice_id, "version": version})
+
+    def register_registry_counters(self, lookups: Callable[[], int], cache_hits: Callable[[], int]) -> None:
+        self.registry.register(_RegistryCollector(lookups, cache_hits))
+
+    def observe(self, batch: Iterable[tuple[InMessage, Outcome]], *, committed_at: float | None = None) -> None:
+        """Counts a committed batch."""
+        now = time.time() if committed_at is None else committed_at
+        for message, outcome in batch:
+            source = outcome.source or "unknown"
+            self.records_in.labels(source).inc()
+            self.records_out.labels(source, outcome.status.value).inc()
+            if outcome.status is Status.WITHHELD:
+                self.withheld.labels(source, outcome.reason).inc()
+            elif outcome.status is Status.INVALID:
+                self.dead_letters.labels(source, outcome.reason).inc()
+            for recipient, purposes in outcome.deliveries.items():
+                self.deliveries.labels(source, recipient).inc()
+                for purpose in purposes:
+                    self.delivery_purposes.labels(recipient, purpose).inc()
+            for path, cls in outcome.dropped:
+                self.fields_dropped.labels(cls, "<unknown>" if cls == UNKNOWN else path).inc()
+            for recipient, cls in outcome.leaks:
+                self.leak_canary.labels(recipient, cls).inc()
+            if message.timestamp_ms > 0:
+                self.latency.observe(max(0.0, now - message.timestamp_ms / 1000))
+        self.last_progress.set(now)
+
+
+class _RegistryCollector(Collector):
+    def __init__(self, lookups: Callable[[], int], cache_hits: Callable[[], int]) -> None:
+        self.lookups = lookups
+        self.cache_hits = cache_hits
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        yield CounterMetricFamily(
+            "jointuse_schema_registry_lookups", "Schema lookups sent to the registry.", value=self.lookups()
+        )
+        yield CounterMetricFamily(
+            "jointuse_schema_cache_hits", "Schema lookups answered from the cache.", value=self.cache_hits()
+        )

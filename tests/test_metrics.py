@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, generate_latest
+
+from streams.metrics import PipelineMetrics
+from streams.policy.decision import Status
+from streams.streaming.processor import InMessage, Outcome
+
+
+def _value(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float | None:
+    return registry.get_sample_value(name, labels or {})
+
+
+def test_outcomes_become_counters_with_bounded_labels() -> None:
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    message = InMessage("p.ingest.jcom.customer.v1", 0, 5, b"customer-123", b"v", 1_000)
+    shared = Outcome(
+        Status.SHARED,
+        "shared",
+        "jcom",
+        (),
+        {"jcom-insurance": ("jointuse.billing", "jointuse.support")},
+        (("race", "sensitive"), ("customer-123-secret-key", "unknown")),
+    )
+    withheld = Outcome(Status.WITHHELD, "joint_use_stop", "jcom", (), {}, ())
+    dead = Outcome(Status.INVALID, "leak_canary", "jcom", (), {}, (), leaks=(("jcom-insurance", "sensitive"),))
+    metrics.observe([(message, shared), (message, withheld), (message, dead)], committed_at=3.0)
+
+    assert _value(registry, "jointuse_records_in_total", {"source": "jcom"}) == 3
+    assert _value(registry, "jointuse_deliveries_total", {"source": "jcom", "recipient": "jcom-insurance"}) == 1
+    assert (
+        _value(
+            registry, "jointuse_delivery_purposes_total", {"recipient": "jcom-insurance", "purpose": "jointuse.billing"}
+        )
+        == 1
+    )
+    assert _value(registry, "jointuse_withheld_total", {"source": "jcom", "reason": "joint_use_stop"}) == 1
+    assert _value(registry, "jointuse_dead_letters_total", {"source": "jcom", "reason": "leak_canary"}) == 1
+    assert _value(registry, "jointuse_fields_dropped_total", {"class": "unknown", "path": "<unknown>"}) == 1
+    assert _value(registry, "jointuse_leak_canary_total", {"recipient": "jcom-insurance", "class": "sensitive"}) == 1
+    assert _value(registry, "jointuse_end_to_end_latency_seconds_count") == 3
+    assert _value(registry, "jointuse_end_to_end_latency_seconds_sum") == 6.0
+    text = generate_latest(registry).decode()
+    assert "customer-123" not in text  # never a customer id or a key as a label
+
+
+def test_leak_canary_series_exists_at_zero_before_any_record() -> None:
+    registry = CollectorRegistry()
+    PipelineMetrics(registry)
+    assert _value(registry, "jointuse_leak_canary_total", {"recipient": "none", "class": "none"}) == 0
+    assert _value(registry, "jointuse_build_info", {"version": "0.1.0"}) == 1
