@@ -18,6 +18,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from streams.cli import infra_commands
+from streams.cli.access_commands import access_app
 from streams.errors import JointUseError, PolicyError, SchemaError
 from streams.policy.classification import load_schema
 from streams.policy.diff import diff_policies
@@ -40,6 +41,7 @@ policy_app = typer.Typer(help="Check, render and compare joint-use notices.", no
 schema_app = typer.Typer(help="Check the Avro schemas.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(schema_app, name="schema")
+app.add_typer(access_app, name="access")
 infra_commands.register(app)
 
 DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"

@@ -1,0 +1,97 @@
+"""Who may read and write what on the cluster, derived from the policy (pure: no Kafka client here).
+
+- each joint user writes only its own ingest topic, reads only its own delivery and dead-letter
+  topics, and consumes with groups named ``<prefix>.<company>.*``;
+- the pipeline reads every ingest topic and writes deliveries, dead letters and the audit topic,
+  with groups and transactional ids named ``<prefix>.pipeline*``;
+- the auditor reads the audit topic with groups named ``<prefix>.auditor.*``;
+- nobody else gets anything: the broker denies what no ACL allows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.policy.model import Policy
+from streams.topology import Topology
+
+PIPELINE_PRINCIPAL = "jointuse-pipeline"
+AUDITOR_PRINCIPAL = "jointuse-auditor"
+
+
+@dataclass(frozen=True, order=True)
+class Acl:
+    resource_type: str  # topic | group | transactional_id
+    name: str
+    pattern: str  # literal | prefixed
+    principal: str  # "User:<name>"
+    operation: str  # read | write | describe
+    permission: str = "allow"
+
+    def __str__(self) -> str:
+        return f"{self.permission} {self.principal} {self.operation} {self.resource_type}:{self.pattern}:{self.name}"
+
+
+@dataclass(frozen=True)
+class AccessPlan:
+    principals: tuple[str, ...]
+    acls: frozenset[Acl]
+
+
+def _user(name: str) -> str:
+    return f"User:{name}"
+
+
+def _topic(principal: str, name: str, *operations: str, pattern: str = "literal") -> list[Acl]:
+    return [Acl("topic", name, pattern, principal, op) for op in ("describe", *operations)]
+
+
+def company_group_prefix(topology: Topology, company: str) -> str:
+    return f"{topology.prefix}.{company}."
+
+
+def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
+    acls: list[Acl] = []
+    principals = []
+    for user in policy.joint_users:
+        principal = _user(user.id)
+        principals.append(user.id)
+        acls += _topic(principal, topology.ingest(user.id), "write")
+        acls += _topic(principal, topology.deliver(user.id), "read")
+        acls += _topic(principal, topology.dead_letters(user.id), "read")
+        acls.append(Acl("group", company_group_prefix(topology, user.id), "prefixed", principal, "read"))
+    pipeline = _user(PIPELINE_PRINCIPAL)
+    principals.append(PIPELINE_PRINCIPAL)
+    acls += _topic(pipeline, f"{topology.prefix}.ingest.", "read", pattern="prefixed")
+    acls += _topic(pipeline, f"{topology.prefix}.deliver.", "write", pattern="prefixed")
+    acls += _topic(pipeline, f"{topology.prefix}.dlq.", "write", pattern="prefixed")
+    acls += _topic(pipeline, topology.audit, "write")
+    acls.append(Acl("group", f"{topology.prefix}.pipeline", "prefixed", pipeline, "read"))
+    acls += [
+        Acl("transactional_id", f"{topology.prefix}.pipeline", "prefixed", pipeline, op) for op in ("write", "describe")
+    ]
+    auditor = _user(AUDITOR_PRINCIPAL)
+    principals.append(AUDITOR_PRINCIPAL)
+    acls += _topic(auditor, topology.audit, "read")
+    acls.append(Acl("group", f"{topology.prefix}.auditor.", "prefixed", auditor, "read"))
+    return AccessPlan(tuple(principals), frozenset(acls))
+
+
+def managed(acl: Acl, topology: Topology) -> bool:
+    """ACLs on resources in this deployment's namespace are ours to add and remove."""
+    return acl.name.startswith(f"{topology.prefix}.")
+
+
+@dataclass(frozen=True)
+class AccessDiff:
+    to_add: tuple[Acl, ...]
+    to_remove: tuple[Acl, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not self.to_add and not self.to_remove
+
+
+def diff_access(plan: AccessPlan, current: set[Acl], topology: Topology) -> AccessDiff:
+    ours = {acl for acl in current if managed(acl, topology)}
+    return AccessDiff(tuple(sorted(plan.acls - ours)), tuple(sorted(ours - plan.acls)))

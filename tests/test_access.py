@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from streams.access import PIPELINE_PRINCIPAL, Acl, diff_access, plan_access
+from streams.policy.loader import PolicySet, parse_policy
+from streams.topology import Topology
+from tests.conftest import POLICY_PATH
+
+T = Topology("p")
+
+
+def _allowed(plan_acls: frozenset[Acl], principal: str, operation: str, resource: str, name: str) -> bool:
+    for acl in plan_acls:
+        if acl.principal != f"User:{principal}" or acl.operation != operation or acl.resource_type != resource:
+            continue
+        if acl.name == name if acl.pattern == "literal" else name.startswith(acl.name):
+            return True
+    return False
+
+
+def test_each_company_reaches_only_its_own_topics(policies: PolicySet) -> None:
+    acls = plan_access(policies.latest, T).acls
+    assert _allowed(acls, "jcom", "write", "topic", T.ingest("jcom"))
+    assert _allowed(acls, "jcom", "read", "topic", T.deliver("jcom"))
+    assert _allowed(acls, "jcom", "read", "topic", T.dead_letters("jcom"))
+    assert _allowed(acls, "jcom", "read", "group", "p.jcom.analytics")
+    for forbidden in [
+        ("read", "topic", T.deliver("jcom-insurance")),
+        ("read", "topic", T.ingest("jcom")),
+        ("read", "topic", T.ingest("jcom-insurance")),
+        ("write", "topic", T.deliver("jcom")),
+        ("write", "topic", T.dead_letters("jcom")),
+        ("write", "topic", T.audit),
+        ("read", "topic", T.audit),
+        ("read", "topic", T.dead_letters("jcom-insurance")),
+        ("read", "group", "p.jcom-insurance.x"),
+        ("read", "group", "p.pipeline"),
+        ("write", "topic", T.ingest("jcom-insurance")),
+    ]:
+        assert not _allowed(acls, "jcom", *forbidden), forbidden
+    assert _allowed(acls, PIPELINE_PRINCIPAL, "read", "topic", T.ingest("anyone"))
+    assert _allowed(acls, PIPELINE_PRINCIPAL, "write", "transactional_id", "p.pipeline.host-0")
+    assert not _allowed(acls, PIPELINE_PRINCIPAL, "read", "topic", T.deliver("jcom"))
+    assert _allowed(acls, "jointuse-auditor", "read", "topic", T.audit)
+
+
+def test_removed_company_loses_its_acls(policies: PolicySet) -> None:
+    before = plan_access(policies.latest, T)
+    text = "\n".join(
+        line for line in POLICY_PATH.read_text(encoding="utf-8").splitlines() if "id: jcom-insurance," not in line
+    )
+    after = plan_access(parse_policy(text), T)
+    diff = diff_access(after, set(before.acls) | {Acl("topic", "other.app", "literal", "User:x", "read")}, T)
+    assert diff.to_add == ()
+    assert diff.to_remove and all(a.principal == "User:jcom-insurance" for a in diff.to_remove)
+    assert not diff_access(before, set(before.acls), T).to_add  # idempotent
