@@ -41,15 +41,15 @@ unit: setup
 # lint + infra up + every test + infra down (also when tests fail); the exit code is pytest's.
 test: lint
 	@infra/local.sh up
-	@status=0; $(BIN)/pytest -q $(PYTEST_ARGS) || status=$$?; infra/local.sh down; exit $$status
+	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/pytest -q $(PYTEST_ARGS) || status=$$?; infra/local.sh down; exit $$status
 
 demo: setup
 	@infra/local.sh up
-	@status=0; $(BIN)/jointuse demo $(DEMO_ARGS) || status=$$?; infra/local.sh down; exit $$status
+	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/jointuse demo $(DEMO_ARGS) || status=$$?; infra/local.sh down; exit $$status
 
 bench: setup
 	@infra/local.sh up
-	@status=0; $(BIN)/python -m bench.run $(BENCH_ARGS) || status=$$?; infra/local.sh down; exit $$status
+	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/python -m bench.run $(BENCH_ARGS) || status=$$?; infra/local.sh down; exit $$status
 
 clean:
 	infra/local.sh down

@@ -6,6 +6,7 @@
 #   infra/local.sh down      stop both (no-op when already down)
 #   infra/local.sh status    print what runs, exit 0 when both are up
 #   infra/local.sh logs      last lines of both logs
+#   infra/local.sh env       shell exports for the local admin principal: eval "$(infra/local.sh env)"
 #   infra/local.sh reset     down, then delete the broker's data (the next up formats anew)
 #
 # Environment (defaults in brackets):
@@ -32,6 +33,8 @@ KAFKA_LIBS=$KAFKA_HOME/libs
 KAFKA_DATA=$KAFKA_HOME/data
 KAFKA_LOG=$KAFKA_HOME/broker.log
 KAFKA_PID=$KAFKA_HOME/broker.pid
+ADMIN_PASSWORD_FILE=$KAFKA_HOME/admin.password
+FORMAT_STAMP=$KAFKA_DATA/.jointuse-format
 REGISTRY_HOME=$LOCAL/registry
 REGISTRY_LOG=$REGISTRY_HOME/registry.log
 REGISTRY_PID=$REGISTRY_HOME/registry.pid
@@ -119,10 +122,26 @@ wait_until() {
   done
 }
 
+admin_password() {
+  mkdir -p "$KAFKA_HOME"
+  if [[ ! -s $ADMIN_PASSWORD_FILE ]]; then
+    # A fresh random password per checkout; never in the repository, readable by its owner only.
+    (umask 077; head -c 32 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 32 >"$ADMIN_PASSWORD_FILE")
+  fi
+  cat "$ADMIN_PASSWORD_FILE"
+}
+
 render_properties() {
-  sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
-      -e "s|@DATA_DIR@|$KAFKA_DATA|g" "$ROOT/infra/kafka/server.properties.in" \
-      > "$KAFKA_HOME/server.properties"
+  local password
+  password=$(admin_password)
+  (umask 077; sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+      -e "s|@DATA_DIR@|$KAFKA_DATA|g" -e "s|@ADMIN_PASSWORD@|$password|g" \
+      "$ROOT/infra/kafka/server.properties.in" >"$KAFKA_HOME/server.properties")
+}
+
+# The storage is formatted for one template and one admin password; when either changes, start afresh.
+format_signature() {
+  { cat "$ROOT/infra/kafka/server.properties.in"; admin_password; } | sha256sum | cut -d' ' -f1
 }
 
 kafka_java() {
@@ -134,11 +153,15 @@ start_kafka() {
   fetch_kafka
   if port_open "$KAFKA_PORT"; then die "port $KAFKA_PORT is taken by another process (set JOINTUSE_KAFKA_PORT)"; fi
   render_properties
-  if [[ ! -f $KAFKA_DATA/meta.properties ]]; then
+  local signature
+  signature=$(format_signature)
+  if [[ ! -f $KAFKA_DATA/meta.properties || $(cat "$FORMAT_STAMP" 2>/dev/null) != "$signature" ]]; then
     rm -rf "$KAFKA_DATA"
     local cluster_id
     cluster_id=$(kafka_java kafka.tools.StorageTool random-uuid 2>/dev/null | tail -n 1)
-    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_HOME/server.properties" >/dev/null
+    kafka_java kafka.tools.StorageTool format -t "$cluster_id" -c "$KAFKA_HOME/server.properties" \
+      --add-scram "SCRAM-SHA-512=[name=admin,password=$(admin_password)]" >/dev/null
+    echo "$signature" >"$FORMAT_STAMP"
   fi
   [[ -f $KAFKA_LOG ]] && mv -f "$KAFKA_LOG" "$KAFKA_LOG.1"
   local started=$SECONDS
@@ -194,6 +217,13 @@ case ${1:-} in
   up) mkdir -p "$KAFKA_HOME" "$REGISTRY_HOME"; start_kafka; start_registry ;;
   down) stop_one registry "$REGISTRY_PID"; stop_one kafka "$KAFKA_PID" ;;
   status) status ;;
+  env)
+    # Settings for the admin principal (super user) of the local broker: eval "$(infra/local.sh env)"
+    admin_password >/dev/null
+    echo "export JOINTUSE_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
+    echo "export JOINTUSE_SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
+    echo "export JOINTUSE_SECURITY_PROTOCOL=SASL_PLAINTEXT JOINTUSE_SASL_MECHANISM=SCRAM-SHA-512"
+    echo "export JOINTUSE_SASL_USERNAME=admin JOINTUSE_SASL_PASSWORD_FILE=$ADMIN_PASSWORD_FILE" ;;
   logs)
     for log in "$KAFKA_LOG" "$REGISTRY_LOG"; do
       echo "== $log"; tail -n "${LINES_SHOWN:-40}" "$log" 2>/dev/null || echo "(no log yet)"

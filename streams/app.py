@@ -52,7 +52,7 @@ def aiokafka_conf(settings: Settings) -> dict[str, Any]:
     if settings.security_protocol.startswith("SASL"):
         conf["sasl_mechanism"] = settings.sasl_mechanism
         conf["sasl_plain_username"] = settings.sasl_username
-        conf["sasl_plain_password"] = settings.sasl_password.get_secret_value() if settings.sasl_password else None
+        conf["sasl_plain_password"] = settings.sasl_secret()
     return conf
 
 
@@ -61,7 +61,7 @@ def create_app(settings: Settings) -> faust.App:
     if settings.security_protocol.startswith("SASL"):
         credentials = faust.SASLCredentials(
             username=settings.sasl_username,
-            password=settings.sasl_password.get_secret_value() if settings.sasl_password else None,
+            password=settings.sasl_secret(),
             mechanism=settings.sasl_mechanism,
         )
     settings.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level

@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.errors import ConfigError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,6 +34,7 @@ class Settings(BaseSettings):
     sasl_mechanism: str = Field("SCRAM-SHA-512", description="SASL mechanism when SASL is used.")
     sasl_username: str | None = Field(None, description="SASL user (the company's or the pipeline's principal).")
     sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    sasl_password_file: Path | None = Field(None, description="File holding the SASL password (if no password).")
     topic_prefix: str = Field("jointuse", description="Prefix of every topic, so environments can share a cluster.")
     policy_path: Path = Field(
         PROJECT_ROOT / "policies" / "jcom-group.yaml",
@@ -50,6 +53,11 @@ class Settings(BaseSettings):
             "JOINTUSE_SCHEMA_REGISTRY_URL": self.schema_registry_url,
             "JOINTUSE_POLICY_PATH": str(self.policy_path),
             "JOINTUSE_METRICS_PORT": str(self.metrics_port),
+            "JOINTUSE_SECURITY_PROTOCOL": self.security_protocol,
+            "JOINTUSE_SASL_MECHANISM": self.sasl_mechanism,
+            "JOINTUSE_SASL_USERNAME": self.sasl_username or "",
+            # The child reads the password the same way; a file path is passed, not the secret.
+            **({"JOINTUSE_SASL_PASSWORD_FILE": str(self.sasl_password_file)} if self.sasl_password_file else {}),
         }
 
     def kafka_common(self) -> dict[str, Any]:
@@ -60,8 +68,19 @@ class Settings(BaseSettings):
         if self.security_protocol.startswith("SASL"):
             conf["sasl.mechanism"] = self.sasl_mechanism
             conf["sasl.username"] = self.sasl_username or ""
-            conf["sasl.password"] = self.sasl_password.get_secret_value() if self.sasl_password else ""
+            conf["sasl.password"] = self.sasl_secret()
         return conf
+
+    def sasl_secret(self) -> str:
+        """The SASL password, from the setting or else from the password file."""
+        if self.sasl_password is not None:
+            return self.sasl_password.get_secret_value()
+        if self.sasl_password_file is not None:
+            try:
+                return self.sasl_password_file.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read the SASL password file {self.sasl_password_file}") from exc
+        return ""
 
     def registry_conf(self) -> dict[str, Any]:
         """confluent-kafka SchemaRegistryClient settings."""

@@ -18,6 +18,15 @@ from streams.settings import PROJECT_ROOT, Settings, load_settings
 
 # Several workers run at once in the tests: each takes a free port for its endpoints.
 os.environ.setdefault("JOINTUSE_METRICS_PORT", "0")
+# Without a cluster named in the environment, the tests use the local broker as its admin principal.
+_LOCAL_ADMIN_PASSWORD = Path(__file__).resolve().parent.parent / ".local" / "kafka" / "admin.password"
+if "JOINTUSE_BOOTSTRAP_SERVERS" not in os.environ and _LOCAL_ADMIN_PASSWORD.is_file():
+    os.environ.update(
+        JOINTUSE_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        JOINTUSE_SASL_MECHANISM="SCRAM-SHA-512",
+        JOINTUSE_SASL_USERNAME="admin",
+        JOINTUSE_SASL_PASSWORD_FILE=str(_LOCAL_ADMIN_PASSWORD),
+    )
 
 SCHEMA_PATH = PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"
 POLICY_PATH = PROJECT_ROOT / "policies" / "jcom-group.yaml"

@@ -172,14 +172,20 @@ def ensure_reachable(settings: Settings, timeout: float = 10) -> None:
 
 
 def read_committed(
-    settings: Settings, topic: str, *, expected: int | None = None, timeout: float = 60, quiet: float = 3.0
+    settings: Settings,
+    topic: str,
+    *,
+    expected: int | None = None,
+    timeout: float = 60,
+    quiet: float = 3.0,
+    group: str | None = None,
 ) -> list[Message]:
     """Committed messages of ``topic`` from the beginning: until ``expected`` arrived (then one more
     second, so that anything beyond it is seen too), or ``quiet`` seconds without a message."""
     consumer = Consumer(
         {
             **settings.kafka_common(),
-            "group.id": f"reader-{time.time_ns()}",
+            "group.id": group or f"reader-{time.time_ns()}",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "isolation.level": "read_committed",

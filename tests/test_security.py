@@ -1,0 +1,174 @@
+"""Kafka's own authentication and ACLs keep each company to its own topics (real broker, SASL/SCRAM)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer
+from pydantic import SecretStr
+
+from streams.access import AUDITOR_PRINCIPAL, PIPELINE_PRINCIPAL, company_group_prefix, diff_access, plan_access
+from streams.kafka_access import apply_acls, current_acls, upsert_scram
+from streams.policy.loader import PolicySet, parse_policy
+from streams.settings import Settings
+from streams.streaming.client import produce_lines
+from streams.streaming.processes import start_worker, stop_worker
+from streams.topology import Topology
+from tests.conftest import POLICY_PATH
+from tests.streaming.helpers import generated_lines, read_topic, setup_topics
+
+pytestmark = pytest.mark.kafka
+
+
+def as_principal(settings: Settings, name: str, password: str) -> Settings:
+    return settings.model_copy(
+        update={"sasl_username": name, "sasl_password": SecretStr(password), "sasl_password_file": None}
+    )
+
+
+def consume_error(settings: Settings, topic: str, group: str, timeout: float = 15) -> str | None:
+    """The error a consumer gets on ``topic`` in ``group``, or None if it reads without one."""
+    client_errors: list[str] = []  # authentication failures arrive here, not through poll()
+    consumer = Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": group,
+            "auto.offset.reset": "earliest",
+            "error_cb": lambda err: client_errors.append(err.name()),
+            "log_level": 0,
+        }
+    )
+    consumer.subscribe([topic])
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if client_errors:
+                return client_errors[0]
+            if message is None:
+                continue
+            if message.error():
+                return str(message.error().name())
+            return None
+        return None
+    except KafkaException as exc:
+        return str(exc.args[0].name())
+    finally:
+        consumer.close()
+
+
+def produce_error(settings: Settings, topic: str) -> str | None:
+    errors: list[str] = []
+    producer = Producer({**settings.kafka_common(), "enable.idempotence": False, "message.timeout.ms": 10_000})
+    producer.produce(
+        topic, key=b"k", value=b"v", on_delivery=lambda err, _msg: errors.append(err.name()) if err else None
+    )
+    producer.flush(15)
+    return errors[0] if errors else None
+
+
+def apply(settings: Settings, policy_text: str, topology: Topology, passwords: dict[str, str]) -> None:
+    plan = plan_access(parse_policy(policy_text), topology)
+    upsert_scram(settings.kafka_common(), passwords)
+    diff = diff_access(plan, current_acls(settings.kafka_common()), topology)
+    apply_acls(settings.kafka_common(), diff.to_add, diff.to_remove)
+
+
+@pytest.fixture
+def secured(kafka: Settings, unique: str) -> tuple[Settings, Topology, dict[str, str]]:
+    if kafka.security_protocol == "PLAINTEXT":
+        pytest.fail("the local broker must run with SASL (make test sets it up)")
+    settings = kafka.model_copy(update={"topic_prefix": f"s{unique}"})
+    topology = setup_topics(settings, partitions=2)
+    principals = ["jcom", "jcom-insurance", PIPELINE_PRINCIPAL, AUDITOR_PRINCIPAL]
+    passwords = {p: secrets.token_urlsafe(16) for p in principals}
+    apply(settings, POLICY_PATH.read_text(encoding="utf-8"), topology, passwords)
+    return settings, topology, passwords
+
+
+def test_a_company_reaches_only_what_it_may(secured: tuple[Settings, Topology, dict[str, str]]) -> None:
+    settings, topology, passwords = secured
+    jcom = as_principal(settings, "jcom", passwords["jcom"])
+    own_group = company_group_prefix(topology, "jcom") + "reader"
+    for topic in (
+        topology.deliver("jcom-insurance"),
+        topology.ingest("jcom-insurance"),
+        topology.ingest("jcom"),
+        topology.dead_letters("jcom-insurance"),
+        topology.audit,
+    ):
+        assert consume_error(jcom, topic, own_group) == "TOPIC_AUTHORIZATION_FAILED", topic
+    for topic in (
+        topology.deliver("jcom"),
+        topology.deliver("jcom-insurance"),
+        topology.dead_letters("jcom"),
+        topology.audit,
+        topology.ingest("jcom-insurance"),
+    ):
+        assert produce_error(jcom, topic) == "TOPIC_AUTHORIZATION_FAILED", topic
+    other_group = company_group_prefix(topology, "jcom-insurance") + "reader"
+    assert consume_error(jcom, topology.deliver("jcom"), other_group) == "GROUP_AUTHORIZATION_FAILED"
+    # What it may do: write its ingest topic, read its deliveries in its own groups.
+    assert produce_error(jcom, topology.ingest("jcom")) is None
+    assert consume_error(jcom, topology.deliver("jcom"), own_group, timeout=5) is None
+
+
+def test_a_wrong_password_is_rejected(secured: tuple[Settings, Topology, dict[str, str]]) -> None:
+    settings, topology, _ = secured
+    impostor = as_principal(settings, "jcom", "not-the-password")
+    error = consume_error(impostor, topology.deliver("jcom"), company_group_prefix(topology, "jcom") + "x")
+    assert error == "_AUTHENTICATION", error
+
+
+def test_removed_company_loses_access(secured: tuple[Settings, Topology, dict[str, str]]) -> None:
+    settings, topology, passwords = secured
+    insurer = as_principal(settings, "jcom-insurance", passwords["jcom-insurance"])
+    group = company_group_prefix(topology, "jcom-insurance") + "reader"
+    assert consume_error(insurer, topology.deliver("jcom-insurance"), group, timeout=5) is None
+    without = "\n".join(
+        line for line in POLICY_PATH.read_text(encoding="utf-8").splitlines() if "id: jcom-insurance," not in line
+    )
+    apply(settings, without, topology, {})
+    denied = ("TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED")  # whichever the broker checks first
+    assert consume_error(insurer, topology.deliver("jcom-insurance"), group) in denied
+    assert produce_error(insurer, topology.ingest("jcom-insurance")) == "TOPIC_AUTHORIZATION_FAILED"
+
+
+def test_pipeline_works_end_to_end_under_acls(
+    secured: tuple[Settings, Topology, dict[str, str]], policies: PolicySet, tmp_path: Path
+) -> None:
+    settings, topology, passwords = secured
+    pipeline_password = tmp_path / "pipeline.password"
+    pipeline_password.write_text(passwords[PIPELINE_PRINCIPAL], encoding="utf-8")
+    pipeline = settings.model_copy(
+        update={"sasl_username": PIPELINE_PRINCIPAL, "sasl_password": None, "sasl_password_file": pipeline_password}
+    )
+    jcom = as_principal(settings, "jcom", passwords["jcom"])
+    lines = generated_lines(300, seed=8)["jcom"]
+    produced = produce_lines(
+        jcom, "jcom", lines, schema_path=settings.schema_dir / "customer_record.v1.avsc", progress=False
+    ).produced
+    worker = start_worker(pipeline, "acl-0")
+    try:
+        auditor = as_principal(settings, AUDITOR_PRINCIPAL, passwords[AUDITOR_PRINCIPAL])
+        audit = read_topic(
+            auditor, topology.audit, expected=produced, timeout=120, group=f"{settings.topic_prefix}.auditor.check"
+        )
+        events = [json.loads(m.value()) for m in audit]
+        assert len(events) == produced
+    finally:
+        stop_worker(worker)
+    insurer = as_principal(settings, "jcom-insurance", passwords["jcom-insurance"])
+    shared = sum(1 for e in events if "jcom-insurance" in e["recipients"])
+    deliveries = read_topic(
+        insurer,
+        topology.deliver("jcom-insurance"),
+        expected=shared,
+        timeout=60,
+        group=company_group_prefix(topology, "jcom-insurance") + "check",
+    )
+    assert len(deliveries) == shared > 0
