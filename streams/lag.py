@@ -57,6 +57,31 @@ def group_lag(settings: Settings, group_id: str, topics: Iterable[str], timeout:
         consumer.close()
 
 
+@dataclass(frozen=True)
+class TopicOffsets:
+    topic: str
+    partition: int
+    low: int
+    high: int
+
+
+def topic_offsets(settings: Settings, *, prefix: str = "", timeout: float = 10) -> list[TopicOffsets]:
+    """Low and high watermarks of every partition of the topics whose names start with ``prefix``."""
+    consumer = Consumer({**settings.kafka_common(), "group.id": f"jointuse-describe-{uuid.uuid4().hex[:8]}"})
+    try:
+        metadata = consumer.list_topics(timeout=timeout)
+        rows = []
+        for name in sorted(t for t in metadata.topics if t.startswith(prefix)):
+            for partition in sorted(metadata.topics[name].partitions):
+                low, high = consumer.get_watermark_offsets(TopicPartition(name, partition), timeout=timeout)
+                rows.append(TopicOffsets(name, partition, low, high))
+        return rows
+    except KafkaException as exc:
+        raise KafkaError(f"cannot read topic offsets ({exc.args[0]})") from exc
+    finally:
+        consumer.close()
+
+
 class LagMonitor(threading.Thread):
     """Calls ``report`` with the lag of ``group_id`` every ``interval`` seconds until stopped."""
 

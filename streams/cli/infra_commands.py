@@ -78,6 +78,60 @@ def topics_list(bootstrap: Bootstrap = None, prefix: Prefix = None) -> None:
             typer.echo(f"{name}\t{len(metadata.topics[name].partitions)}")
 
 
+@topics_app.command("describe")
+def topics_describe(
+    json_output: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+) -> None:
+    """Partitions, offsets and record counts of the pipeline's topics.
+
+    Example: jointuse topics describe --json
+    """
+    from streams.lag import topic_offsets
+
+    settings = _settings(bootstrap, None, prefix)
+    try:
+        rows = topic_offsets(settings, prefix=settings.topic_prefix + ".")
+    except JointUseError as exc:
+        raise _die(exc) from exc
+    if json_output:
+        typer.echo(json.dumps([row.__dict__ | {"records": row.high - row.low} for row in rows], indent=2))
+        return
+    typer.echo(f"{'topic':60} {'part':>4} {'low':>10} {'high':>10} {'records':>10}")
+    for row in rows:
+        typer.echo(f"{row.topic:60} {row.partition:>4} {row.low:>10} {row.high:>10} {row.high - row.low:>10}")
+
+
+def lag_command(
+    group: Annotated[str | None, typer.Option("--group", help="Consumer group (default: the pipeline's).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+) -> None:
+    """Committed offset, end offset and lag per partition for a consumer group.
+
+    Examples: jointuse lag;  jointuse lag --group jointuse.jcom.analytics --json
+    """
+    from streams.lag import group_lag, topic_offsets
+
+    settings = _settings(bootstrap, None, prefix)
+    chosen = group or f"{settings.topic_prefix}.pipeline"
+    try:
+        topics = sorted({row.topic for row in topic_offsets(settings, prefix=settings.topic_prefix + ".")})
+        rows = group_lag(settings, chosen, topics)
+    except JointUseError as exc:
+        raise _die(exc) from exc
+    if json_output:
+        typer.echo(json.dumps([r.__dict__ | {"lag": r.lag, "group": chosen} for r in rows], indent=2))
+        return
+    typer.echo(f"group {chosen}")
+    typer.echo(f"{'topic':60} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}")
+    for r in rows:
+        committed = "-" if r.committed is None else str(r.committed)  # never committed: all of it is lag
+        typer.echo(f"{r.topic:60} {r.partition:>4} {committed:>10} {r.high:>10} {r.lag:>8}")
+
+
 def generate_command(
     count: Annotated[int, typer.Option("--count", help="Number of records.")] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same records.")] = 0,
@@ -258,4 +312,5 @@ def register(app: typer.Typer) -> None:
     app.command("produce")(produce_command)
     app.command("consume")(consume_command)
     app.command("worker")(worker_command)
+    app.command("lag")(lag_command)
     app.command("demo")(demo_command)
