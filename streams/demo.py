@@ -41,7 +41,6 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
                 settings,
                 company,
                 lines[company],
-                schema_path=settings.schema_dir / "customer_record.v1.avsc",
                 progress=sys.stderr.isatty(),
             )
             produced += stats.produced

@@ -149,9 +149,7 @@ def test_pipeline_works_end_to_end_under_acls(
     )
     jcom = as_principal(settings, "jcom", passwords["jcom"])
     lines = generated_lines(300, seed=8)["jcom"]
-    produced = produce_lines(
-        jcom, "jcom", lines, schema_path=settings.schema_dir / "customer_record.v1.avsc", progress=False
-    ).produced
+    produced = produce_lines(jcom, "jcom", lines, progress=False).produced
     worker = start_worker(pipeline, "acl-0")
     try:
         auditor = as_principal(settings, AUDITOR_PRINCIPAL, passwords[AUDITOR_PRINCIPAL])

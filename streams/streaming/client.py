@@ -42,9 +42,15 @@ def producer(settings: Settings, **extra: Any) -> Producer:
 
 
 def produce_lines(
-    settings: Settings, company: str, lines: Iterable[bytes], *, schema_path: Path, progress: bool = True
+    settings: Settings,
+    company: str,
+    lines: Iterable[bytes],
+    *,
+    schema_path: Path | None = None,
+    progress: bool = True,
 ) -> ProduceStats:
-    classified = load_schema(schema_path)
+    """Validates and produces JSON Lines to ``company``'s ingest topic (schema v1 unless given)."""
+    classified = load_schema(schema_path or settings.schema_dir / "customer_record.v1.avsc")
     engine = Engine(classified, load_policies(settings.policy_path))
     topic = Topology(settings.topic_prefix).ingest(company)
     registry = Registry(settings.registry_conf())

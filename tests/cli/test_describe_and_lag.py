@@ -35,7 +35,6 @@ def test_describe_and_lag(kafka: Settings, unique: str) -> None:
         settings,
         "jcom",
         generated_lines(200, seed=3)["jcom"],
-        schema_path=settings.schema_dir / "customer_record.v1.avsc",
         progress=False,
     ).produced
     described = cli(settings, "topics", "describe", "--json")

@@ -11,7 +11,7 @@ from typing import Any
 from streams.kafka_admin import create_topics
 from streams.policy.loader import load_policies
 from streams.settings import Settings
-from streams.streaming.client import read_committed
+from streams.streaming.client import produce_lines, read_committed
 from streams.streaming.processes import start_worker, stop_worker
 from streams.synthetic import Generator, Mix
 from streams.topology import Topology
@@ -48,3 +48,9 @@ def running_worker(
 
 def generated_lines(count: int, seed: int, mix: Mix | None = None) -> dict[str, list[bytes]]:
     return Generator(seed=seed, mix=mix).lines_by_source(count)
+
+
+def produce_generated(settings: Settings, count: int, *, seed: int, mix: Mix | None = None) -> dict[str, int]:
+    """Generated records produced by each source company; returns how many each produced."""
+    lines = generated_lines(count, seed=seed, mix=mix)
+    return {company: produce_lines(settings, company, lines[company], progress=False).produced for company in lines}

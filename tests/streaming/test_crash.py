@@ -13,27 +13,16 @@ import pytest
 from confluent_kafka import Consumer
 
 from streams.settings import Settings
-from streams.streaming.client import produce_lines
 from streams.streaming.processes import start_worker, stop_worker
 from streams.synthetic import Mix
-from tests.streaming.helpers import audit_events, generated_lines, read_topic, setup_topics
+from tests.streaming.helpers import audit_events, produce_generated, read_topic, setup_topics
 
 pytestmark = pytest.mark.kafka
 RUNTIMES = ["faust", "confluent"]
 
 
 def _produce(settings: Settings, count: int, seed: int) -> int:
-    lines = generated_lines(count, seed=seed, mix=Mix(invalid=0.02))
-    return sum(
-        produce_lines(
-            settings,
-            company,
-            lines[company],
-            schema_path=settings.schema_dir / "customer_record.v1.avsc",
-            progress=False,
-        ).produced
-        for company in lines
-    )
+    return sum(produce_generated(settings, count, seed=seed, mix=Mix(invalid=0.02)).values())
 
 
 def _check_exactly_once(settings: Settings, total: int) -> None:

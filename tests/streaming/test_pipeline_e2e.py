@@ -37,7 +37,6 @@ def test_ten_thousand_mixed_records(kafka: Settings, unique: str, runtime: str) 
             settings,
             company,
             lines[company],
-            schema_path=settings.schema_dir / "customer_record.v1.avsc",
             progress=False,
         )
         produced[company] = stats.produced

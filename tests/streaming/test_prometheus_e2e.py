@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from streams.settings import Settings
-from streams.streaming.client import produce_lines
 from streams.streaming.processes import start_worker, stop_worker
 from streams.synthetic import Mix
-from tests.streaming.helpers import audit_events, generated_lines, setup_topics
+from tests.streaming.helpers import audit_events, produce_generated, setup_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -78,17 +77,7 @@ def test_prometheus_scrapes_the_worker(kafka: Settings, unique: str, tmp_path: P
     )
     worker = start_worker(settings, "prom-0")
     try:
-        lines = generated_lines(1_000, seed=31, mix=Mix(invalid=0.05))
-        total = sum(
-            produce_lines(
-                settings,
-                company,
-                lines[company],
-                schema_path=settings.schema_dir / "customer_record.v1.avsc",
-                progress=False,
-            ).produced
-            for company in lines
-        )
+        total = sum(produce_generated(settings, 1_000, seed=31, mix=Mix(invalid=0.05)).values())
         events = audit_events(settings, topology, total)
         delivered = {c: sum(1 for e in events if c in e["recipients"]) for c in ("jcom", "jcom-insurance")}
         dead = {}

@@ -34,7 +34,6 @@ def test_v1_then_v2_mid_stream(kafka: Settings, unique: str) -> None:
             "jcom",
             [json.dumps(r).encode() for r in v1],
             progress=False,
-            schema_path=settings.schema_dir / "customer_record.v1.avsc",
         )
         second = produce_lines(
             settings,
