@@ -10,41 +10,55 @@ from typing import Any
 from streams.policy.classification import ClassifiedSchema, FieldNode, TypeNode, Violation
 
 Check = Callable[[Any, str], Violation | None]
+# Inner checks know nothing of where they are: a violation's path is relative, and each enclosing
+# record or array prefixes its part on the way out. No path string is built unless something is wrong.
+_Inner = Callable[[Any], Violation | None]
 
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
+_MISSING = object()
 
 
-def _describe(kind: str) -> str:
-    return f"expected {kind}"
+def _join(head: str, tail: str) -> str:
+    if not tail:
+        return head
+    if not head or tail[0] in "[{":
+        return head + tail
+    return f"{head}.{tail}"
 
 
-def _bounded_int(low: int, high: int, kind: str) -> Check:
-    def check(value: Any, path: str) -> Violation | None:
+def _within(head: str, problem: Violation) -> Violation:
+    return Violation(_join(head, problem.path), problem.rule, problem.detail)
+
+
+def _bounded_int(low: int, high: int, kind: str) -> _Inner:
+    def check(value: Any) -> Violation | None:
         if type(value) is not int:
-            return Violation(path, "wrong_type", _describe(kind))
+            return Violation("", "wrong_type", f"expected {kind}")
         if not low <= value <= high:
-            return Violation(path, "out_of_range", f"outside the {kind} range")
+            return Violation("", "out_of_range", f"outside the {kind} range")
         return None
 
     return check
 
 
-def _of_type(types: tuple[type, ...], kind: str) -> Check:
-    def check(value: Any, path: str) -> Violation | None:
+def _of_type(types: tuple[type, ...], kind: str) -> _Inner:
+    detail = f"expected {kind}"
+
+    def check(value: Any) -> Violation | None:
         # bool is an int subclass; it must not pass for a number, nor a number for a bool.
         if type(value) not in types:
-            return Violation(path, "wrong_type", _describe(kind))
+            return Violation("", "wrong_type", detail)
         return None
 
     return check
 
 
-def _null(value: Any, path: str) -> Violation | None:
-    return None if value is None else Violation(path, "wrong_type", "expected null")
+def _null(value: Any) -> Violation | None:
+    return None if value is None else Violation("", "wrong_type", "expected null")
 
 
-_PRIMITIVES: dict[str, Check] = {
+_PRIMITIVES: dict[str, _Inner] = {
     "null": _null,
     "boolean": _of_type((bool,), "boolean"),
     "int": _bounded_int(*_INT32, "int"),
@@ -56,59 +70,30 @@ _PRIMITIVES: dict[str, Check] = {
 }
 
 
-def compile_check(node: TypeNode) -> Check:
+def _compile(node: TypeNode) -> _Inner:
     """A validator for one type. Unknown keys in records are not errors here: the engine drops them."""
     if node.kind in _PRIMITIVES:
         return _PRIMITIVES[node.kind]
     if node.kind == "record":
         return _record_check(node.fields)
-    if node.kind == "array":
+    if node.kind in ("array", "map"):
         assert node.items is not None
-        item_check = compile_check(node.items)
-
-        def check_array(value: Any, path: str) -> Violation | None:
-            if type(value) is not list:
-                return Violation(path, "wrong_type", "expected array")
-            element_path = f"{path}[]"
-            for element in value:
-                problem = item_check(element, element_path)
-                if problem is not None:
-                    return problem
-            return None
-
-        return check_array
-    if node.kind == "map":
-        assert node.items is not None
-        value_check = compile_check(node.items)
-
-        def check_map(value: Any, path: str) -> Violation | None:
-            if type(value) is not dict:
-                return Violation(path, "wrong_type", "expected map")
-            value_path = f"{path}{{}}"
-            for key, element in value.items():
-                if type(key) is not str:
-                    return Violation(path, "wrong_type", "map keys must be strings")
-                problem = value_check(element, value_path)
-                if problem is not None:
-                    return problem
-            return None
-
-        return check_map
+        return _container_check(node.kind, _compile(node.items))
     if node.kind == "enum":
         symbols = node.symbols
 
-        def check_enum(value: Any, path: str) -> Violation | None:
+        def check_enum(value: Any) -> Violation | None:
             if type(value) is not str or value not in symbols:
-                return Violation(path, "not_a_symbol", "not one of the enum's symbols")
+                return Violation("", "not_a_symbol", "not one of the enum's symbols")
             return None
 
         return check_enum
     if node.kind == "fixed":
         size = node.size
 
-        def check_fixed(value: Any, path: str) -> Violation | None:
+        def check_fixed(value: Any) -> Violation | None:
             if type(value) is not bytes or len(value) != size:
-                return Violation(path, "wrong_type", f"expected {size} bytes")
+                return Violation("", "wrong_type", f"expected {size} bytes")
             return None
 
         return check_fixed
@@ -117,91 +102,204 @@ def compile_check(node: TypeNode) -> Check:
     raise ValueError(f"unsupported Avro type {node.kind}")
 
 
-def _union_check(node: TypeNode) -> Check:
+def _container_check(kind: str, element_check: _Inner) -> _Inner:
+    if kind == "array":
+
+        def check_array(value: Any) -> Violation | None:
+            if type(value) is not list:
+                return Violation("", "wrong_type", "expected array")
+            for element in value:
+                problem = element_check(element)
+                if problem is not None:
+                    return _within("[]", problem)
+            return None
+
+        return check_array
+
+    def check_map(value: Any) -> Violation | None:
+        if type(value) is not dict:
+            return Violation("", "wrong_type", "expected map")
+        for key, element in value.items():
+            if type(key) is not str:
+                return Violation("", "wrong_type", "map keys must be strings")
+            problem = element_check(element)
+            if problem is not None:
+                return _within("{}", problem)
+        return None
+
+    return check_map
+
+
+def _union_check(node: TypeNode) -> _Inner:
     nullable = node.nullable
-    others = [compile_check(b) for b in node.branches if b.kind != "null"]
+    others = [_compile(b) for b in node.branches if b.kind != "null"]
     if len(others) == 1:
         only = others[0]
 
-        def check_optional(value: Any, path: str) -> Violation | None:
+        def check_optional(value: Any) -> Violation | None:
             if value is None:
-                return None if nullable else Violation(path, "null_not_allowed", "null is not allowed")
-            return only(value, path)
+                return None if nullable else Violation("", "null_not_allowed", "null is not allowed")
+            return only(value)
 
         return check_optional
 
-    def check_union(value: Any, path: str) -> Violation | None:
+    def check_union(value: Any) -> Violation | None:
         if value is None and nullable:
             return None
         first: Violation | None = None
         for check in others:
-            problem = check(value, path)
+            problem = check(value)
             if problem is None:
                 return None
             first = first or problem
-        return first or Violation(path, "wrong_type", "matches no branch of the union")
+        return first or Violation("", "wrong_type", "matches no branch of the union")
 
     return check_union
 
 
-_MISSING = object()
+def _present_check(node: TypeNode) -> _Inner:
+    """The check of a present, non-null value: the union's null branch is the record's business."""
+    branches = [b for b in node.branches if b.kind != "null"] if node.kind == "union" else [node]
+    return _compile(branches[0]) if len(branches) == 1 else _compile(node)
 
 
-def _record_check(fields: tuple[FieldNode, ...]) -> Check:
-    checks = [(f, _value_check(f.type)) for f in fields]
-    compiled = [(f.name, f.required, f.type.nullable, c, c.__name__ == "check_fast") for f, c in checks]
+def _record_check(fields: tuple[FieldNode, ...]) -> _Inner:
+    compiled = [(f.name, f.required, f.type.nullable, _present_check(f.type)) for f in fields]
 
-    def check_record(value: Any, path: str) -> Violation | None:
+    def check_record(value: Any) -> Violation | None:
         if type(value) is not dict:
-            return Violation(path, "wrong_type", "expected record")
-        for name, required, nullable, check, fast in compiled:
-            element = value.get(name, _MISSING)
+            return Violation("", "wrong_type", "expected record")
+        get = value.get
+        for name, required, nullable, check in compiled:
+            element = get(name, _MISSING)
             if element is None:
                 if not nullable:
-                    return Violation(_join(path, name), "null_not_allowed", "null where a value is required")
+                    return Violation(name, "null_not_allowed", "null where a value is required")
             elif element is _MISSING:
                 if required:
-                    return Violation(_join(path, name), "missing_required", "required field is missing")
+                    return Violation(name, "missing_required", "required field is missing")
             else:
-                problem = check(element, path if fast else _join(path, name))
+                problem = check(element)
                 if problem is not None:
-                    return problem if problem.path else Violation(_join(path, name), problem.rule, problem.detail)
+                    return _within(name, problem)
         return None
 
     return check_record
 
 
-def _join(path: str, name: str) -> str:
-    return f"{path}.{name}" if path else name
+def compile_check(node: TypeNode) -> Check:
+    """A validator of ``node``; violations name the full path below ``path``."""
+    inner = _compile(node)
 
+    def check(value: Any, path: str) -> Violation | None:
+        problem = inner(value)
+        return None if problem is None else _within(path, problem)
 
-_FAST_TYPES: dict[str, tuple[type, ...]] = {
-    "string": (str,),
-    "boolean": (bool,),
-    "float": (float, int),
-    "double": (float, int),
-    "bytes": (bytes,),
-}
-
-
-def _value_check(node: TypeNode) -> Check:
-    """The check of a present, non-null value; primitives (optional or not) reduce to a type test whose
-    violation is re-pathed by the caller, so no path string is built on the happy path."""
-    kinds = [b for b in node.branches if b.kind != "null"] if node.kind == "union" else [node]
-    if len(kinds) == 1 and kinds[0].kind in _FAST_TYPES and kinds[0].logical is None:
-        types = _FAST_TYPES[kinds[0].kind]
-        detail = f"expected {kinds[0].kind}"
-
-        def check_fast(value: Any, path: str) -> Violation | None:
-            if type(value) not in types:
-                return Violation("", "wrong_type", detail)
-            return None
-
-        return check_fast
-    if len(kinds) == 1:
-        return compile_check(kinds[0])
-    return compile_check(node)
+    return check
 
 
 def compile_record_check(schema: ClassifiedSchema) -> Check:
-    return compile_check(schema.root)
+    """The record validator, generated as straight-line Python source from the schema: nested records
+    and arrays become inline loops with their paths as constants, so the happy path calls nothing.
+    Field names are Avro names ([A-Za-z_][A-Za-z0-9_]*) and appear only as ``repr`` literals."""
+    generator = _Generator()
+    generator.emit_type(schema.root, "v0", "", 1)
+    source = "def check_record(v0):\n" + "\n".join(generator.lines) + "\n    return None\n"
+    namespace: dict[str, Any] = {"V": Violation, "M": _MISSING, "_join": _join, **generator.fallbacks}
+    exec(compile(source, "<jointuse record validator>", "exec"), namespace)
+    generated: _Inner = namespace["check_record"]
+
+    def check(value: Any, path: str) -> Violation | None:
+        problem = generated(value)
+        return None if problem is None else _within(path, problem)
+
+    return check
+
+
+_TYPE_TESTS: dict[str, str] = {
+    "string": "type({v}) is not str",
+    "boolean": "type({v}) is not bool",
+    "bytes": "type({v}) is not bytes",
+    "float": "type({v}) is not float and type({v}) is not int",
+    "double": "type({v}) is not float and type({v}) is not int",
+}
+
+
+class _Generator:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.fallbacks: dict[str, _Inner] = {}
+
+    def _line(self, indent: int, text: str) -> None:
+        self.lines.append("    " * indent + text)
+
+    def _fail(self, indent: int, path: str, rule: str, detail: str) -> None:
+        self._line(indent, f"return V({path!r}, {rule!r}, {detail!r})")
+
+    def emit_type(self, node: TypeNode, var: str, path: str, indent: int) -> None:
+        """Statements that return a Violation when ``var`` (present, not null) does not fit ``node``."""
+        kind = node.kind
+        if kind == "union":
+            branches = [b for b in node.branches if b.kind != "null"]
+            if len(branches) == 1:
+                self.emit_type(branches[0], var, path, indent)
+                return
+            self._emit_fallback(node, var, path, indent)
+        elif kind in _TYPE_TESTS:
+            self._line(indent, f"if {_TYPE_TESTS[kind].format(v=var)}:")
+            self._fail(indent + 1, path, "wrong_type", f"expected {kind}")
+        elif kind in ("int", "long"):
+            low, high = _INT32 if kind == "int" else _INT64
+            self._line(indent, f"if type({var}) is not int:")
+            self._fail(indent + 1, path, "wrong_type", f"expected {kind}")
+            self._line(indent, f"if not {low} <= {var} <= {high}:")
+            self._fail(indent + 1, path, "out_of_range", f"outside the {kind} range")
+        elif kind == "record":
+            self._line(indent, f"if type({var}) is not dict:")
+            self._fail(indent + 1, path, "wrong_type", "expected record")
+            depth = int(var[1:]) + 1
+            for field in node.fields:
+                child, child_path = f"v{depth}", _join(path, field.name)
+                self._line(indent, f"{child} = {var}.get({field.name!r}, M)")
+                self._line(indent, f"if {child} is None:")
+                if field.type.nullable:
+                    self._line(indent + 1, "pass")
+                else:
+                    self._fail(indent + 1, child_path, "null_not_allowed", "null where a value is required")
+                self._line(indent, f"elif {child} is M:")
+                if field.required:
+                    self._fail(indent + 1, child_path, "missing_required", "required field is missing")
+                else:
+                    self._line(indent + 1, "pass")
+                self._line(indent, "else:")
+                self.emit_type(field.type, child, child_path, indent + 1)
+                self._line(indent + 1, "pass")
+        elif kind == "array" and node.items is not None:
+            self._line(indent, f"if type({var}) is not list:")
+            self._fail(indent + 1, path, "wrong_type", "expected array")
+            element = f"e{var[1:]}"
+            self._line(indent, f"for {element} in {var}:")
+            self._emit_element(node.items, element, _join(path, "[]"), indent + 1)
+        else:  # maps, enums, fixed: rare in our schemas, checked by the closures
+            self._emit_fallback(node, var, path, indent)
+
+    def _emit_element(self, node: TypeNode, var: str, path: str, indent: int) -> None:
+        # An element is validated like a present value, except that null must be allowed by its type.
+        depth_var = f"v{int(var[1:]) + 1}"
+        self._line(indent, f"{depth_var} = {var}")
+        self._line(indent, f"if {depth_var} is None:")
+        if node.nullable:
+            self._line(indent + 1, "pass")
+        else:
+            self._fail(indent + 1, path, "null_not_allowed", "null is not allowed")
+        self._line(indent, "else:")
+        self.emit_type(node, depth_var, path, indent + 1)
+        self._line(indent + 1, "pass")
+
+    def _emit_fallback(self, node: TypeNode, var: str, path: str, indent: int) -> None:
+        name = f"fallback{len(self.fallbacks)}"
+        self.fallbacks[name] = _compile(node)
+        problem = f"p{var[1:]}"
+        self._line(indent, f"{problem} = {name}({var})")
+        self._line(indent, f"if {problem} is not None:")
+        self._line(indent + 1, f"return V(_join({path!r}, {problem}.path), {problem}.rule, {problem}.detail)")
