@@ -54,6 +54,7 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
         events = [json.loads(m.value() or b"null") for m in audit]
         deliveries = {c: read_committed(settings, topology.deliver(c), timeout=30) for c in COMPANIES}
         dead = {c: read_committed(settings, topology.dead_letters(c), timeout=10) for c in COMPANIES}
+        scraped = _scrape(settings.metrics_host, settings.metrics_port)
     finally:
         stop_worker(worker)
 
@@ -81,12 +82,35 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
         table.add_row(f"fields dropped: {cls}", str(n))
     table.add_row("protected values found in deliveries", str(leaks))
     table.add_row("throughput (produce → all audited)", f"{produced / elapsed:,.0f} records/s")
+    table.add_row("worker /metrics: jointuse_records_in_total", f"{scraped.get('jointuse_records_in', 0):,.0f}")
+    table.add_row("worker /metrics: jointuse_leak_canary_total", f"{scraped.get('jointuse_leak_canary', 0):,.0f}")
     console.print(table)
     console.print(
         f"Read deliveries: JOINTUSE_TOPIC_PREFIX={settings.topic_prefix} "
         f".venv/bin/jointuse consume --as jcom-insurance --from-beginning --max 3"
     )
+    console.print(
+        f"Metrics: a running worker serves http://{settings.metrics_host}:{settings.metrics_port}/metrics; "
+        "alerts in infra/prometheus/alerts.yml, dashboard in infra/grafana/dashboards/jointuse.json"
+    )
     ok = len(events) == produced and leaks == 0 and sum(statuses.values()) == produced
     if not ok:
         console.print("[red]demo check failed: every record must be audited once and nothing may leak[/]")
     return 0 if ok else 1
+
+
+def _scrape(host: str, port: int) -> dict[str, float]:
+    """Totals of the worker's counters, read from its /metrics endpoint ({} if it cannot be read)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    return {
+        family.name: sum(s.value for s in family.samples if s.name.endswith("_total"))
+        for family in text_string_to_metric_families(text)
+    }
