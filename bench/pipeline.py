@@ -213,7 +213,7 @@ def median_of(runs: int, measure: Any) -> dict[str, Any]:
 
 
 def run(count: int = 20_000, repetitions: int = 3) -> dict[str, Any]:
-    base = load_settings()
+    base = load_settings().model_copy(update={"metrics_port": 0})  # several workers at once: free ports
     results: dict[str, Any] = {"passthrough": median_of(repetitions, lambda: passthrough(base, count=count))}
     for runtime in ("faust", "confluent"):
         for guarantee in ("exactly_once", "at_least_once"):

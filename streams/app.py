@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 from collections.abc import Sequence
 from typing import Any
 
@@ -24,7 +23,7 @@ from streams.serde.registry import Registry
 from streams.settings import Settings, load_settings
 from streams.streaming.processor import InMessage, Outcome, Processor
 from streams.streaming.transactional_sink import TransactionalSink
-from streams.streaming.worker import ingest_topics
+from streams.streaming.worker import default_worker_id, ingest_topics
 from streams.telemetry import Telemetry
 from streams.topology import Topology
 
@@ -37,7 +36,7 @@ GUARANTEE = os.environ.get("JOINTUSE_GUARANTEE", "exactly_once")
 
 
 def worker_id() -> str:
-    return os.environ.get("JOINTUSE_WORKER_ID") or socket.gethostname().split(".")[0] + "-0"
+    return os.environ.get("JOINTUSE_WORKER_ID") or default_worker_id()
 
 
 def group_id(settings: Settings) -> str:
