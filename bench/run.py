@@ -161,7 +161,7 @@ def main() -> None:
         "# Benchmarks",
         "",
         f"Measured {results['measured_at']} on this project's 2-core machine.",
-        "Each throughput figure is the median of 3 repetitions (decide) or one backlog run (pipeline).",
+        "Each throughput figure is the median of 3 repetitions; the ratios compare figures of this one run.",
         "",
     ]
     for section, values in results.items():
