@@ -129,6 +129,19 @@ class _Pipeline:
             return [self.processor.process(m) for m in messages]
 
 
+def _leave_offsets_to_transactions(application: faust.App) -> None:
+    """Under exactly-once, offsets are committed only inside our transactions. faust's own periodic
+    commit reads the acknowledged offsets at one moment and sends them later, from another client;
+    landing after a newer transaction it would move the group's offset back, and a restarted worker
+    would process those records again (the crash test caught exactly that)."""
+
+    async def offsets_are_in_the_transactions(offsets: Any) -> bool:
+        return True
+
+    # faust types the consumer as ConsumerT, which does not declare _commit; the driver class has it.
+    application.consumer._commit = offsets_are_in_the_transactions  # type: ignore[attr-defined]
+
+
 def _in_message(event: Any) -> InMessage:
     message = event.message
     headers = message.headers or []
@@ -145,6 +158,8 @@ def _in_message(event: Any) -> InMessage:
 
 @app.agent(ingest, concurrency=1)
 async def pipeline(stream: faust.StreamT[Any]) -> None:
+    if GUARANTEE == "exactly_once":
+        _leave_offsets_to_transactions(app)
     try:
         state = _Pipeline()
         state.telemetry.start()
