@@ -4,7 +4,10 @@
   topics, and consumes with groups named ``<prefix>.<company>.*``;
 - the pipeline reads every ingest topic and writes deliveries, dead letters and the audit topic,
   with groups and transactional ids named ``<prefix>.pipeline*``;
-- the auditor reads the audit topic with groups named ``<prefix>.auditor.*``;
+- the retention job reads the delivery topics and writes tombstones and notices;
+- the auditor (the privacy desk) reads the audit and provision-record topics and writes rights
+  requests, with groups named ``<prefix>.auditor.*``;
+- each foreign recipient reads only its own foreign topic;
 - nobody else gets anything: the broker denies what no ACL allows.
 """
 
@@ -17,6 +20,7 @@ from streams.topology import Topology
 
 PIPELINE_PRINCIPAL = "jointuse-pipeline"
 AUDITOR_PRINCIPAL = "jointuse-auditor"
+RETENTION_PRINCIPAL = "jointuse-retention"
 
 
 @dataclass(frozen=True, order=True)
@@ -59,20 +63,40 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
         acls += _topic(principal, topology.ingest(user.id), "write")
         acls += _topic(principal, topology.deliver(user.id), "read")
         acls += _topic(principal, topology.dead_letters(user.id), "read")
+        acls += _topic(principal, topology.notices, "read")
         acls.append(Acl("group", company_group_prefix(topology, user.id), "prefixed", principal, "read"))
     pipeline = _user(PIPELINE_PRINCIPAL)
     principals.append(PIPELINE_PRINCIPAL)
     acls += _topic(pipeline, f"{topology.prefix}.ingest.", "read", pattern="prefixed")
     acls += _topic(pipeline, f"{topology.prefix}.deliver.", "write", pattern="prefixed")
     acls += _topic(pipeline, f"{topology.prefix}.dlq.", "write", pattern="prefixed")
-    acls += _topic(pipeline, topology.audit, "write")
+    # The audit topic is read back to find where an erased subject went; the rights topic by every worker.
+    acls += _topic(pipeline, topology.audit, "write", "read")
+    acls += _topic(pipeline, topology.rights, "read")
+    acls += _topic(pipeline, topology.notices, "write")
+    acls += _topic(pipeline, topology.provision_records, "write")
+    acls += _topic(pipeline, f"{topology.prefix}.foreign.", "write", pattern="prefixed")
     acls.append(Acl("group", f"{topology.prefix}.pipeline", "prefixed", pipeline, "read"))
     acls += [
         Acl("transactional_id", f"{topology.prefix}.pipeline", "prefixed", pipeline, op) for op in ("write", "describe")
     ]
+    # The retention job reads what was delivered (the pipeline never does) and writes tombstones.
+    retention = _user(RETENTION_PRINCIPAL)
+    principals.append(RETENTION_PRINCIPAL)
+    acls += _topic(retention, f"{topology.prefix}.deliver.", "read", "write", pattern="prefixed")
+    acls += _topic(retention, f"{topology.prefix}.foreign.", "read", "write", pattern="prefixed")
+    acls += _topic(retention, topology.notices, "write")
+    acls.append(Acl("group", f"{topology.prefix}.retention", "prefixed", retention, "read"))
     auditor = _user(AUDITOR_PRINCIPAL)
     principals.append(AUDITOR_PRINCIPAL)
     acls += _topic(auditor, topology.audit, "read")
+    acls += _topic(auditor, topology.provision_records, "read")
+    # Rights requests come in through the privacy desk, which is the auditor's principal.
+    acls += _topic(auditor, topology.rights, "write", "read")
+    for recipient in policy.foreign_provision.recipients:
+        principals.append(recipient.id)
+        acls += _topic(_user(recipient.id), topology.foreign(recipient.id), "read")
+        acls.append(Acl("group", company_group_prefix(topology, recipient.id), "prefixed", _user(recipient.id), "read"))
     acls.append(Acl("group", f"{topology.prefix}.auditor.", "prefixed", auditor, "read"))
     return AccessPlan(tuple(principals), frozenset(acls))
 

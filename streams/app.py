@@ -19,11 +19,12 @@ import faust
 from streams.errors import JointUseError
 from streams.logs import logging_config
 from streams.policy.loader import load_policies
+from streams.rights.erasure import RightsProcessor
 from streams.serde.registry import Registry
 from streams.settings import Settings, load_settings
 from streams.streaming.processor import InMessage, Outcome, Processor
 from streams.streaming.transactional_sink import TransactionalSink
-from streams.streaming.worker import default_worker_id, ingest_topics
+from streams.streaming.worker import default_worker_id, ingest_topics, rights_processor, rights_view
 from streams.telemetry import Telemetry
 from streams.topology import Topology
 
@@ -98,6 +99,9 @@ ingest = app.topic(
     key_serializer="raw",
     value_serializer="raw",
 )
+# Rights requests: each is handled by one worker (erasure), while every worker's RightsView reads
+# the whole topic on its own to know who asked to stop.
+rights = app.topic(topology.rights, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
 
 class _Pipeline:
@@ -105,7 +109,14 @@ class _Pipeline:
 
     def __init__(self) -> None:
         registry = Registry(settings.registry_conf())
-        self.processor = Processor(topology=topology, policies=policies, registry=registry, worker_id=worker_id())
+        self.rights = rights_view(settings)
+        self.processor = Processor(
+            topology=topology,
+            policies=policies,
+            registry=registry,
+            worker_id=worker_id(),
+            is_stopped=self.rights.is_stopped,
+        )
         self.telemetry = Telemetry(
             settings,
             group_id=group_id(settings),
@@ -168,17 +179,20 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
         os._exit(2)
     loop = asyncio.get_running_loop()
     try:
+        # No record is decided before every stop-of-use request on file is known.
+        await loop.run_in_executor(None, state.rights.start)
+    except JointUseError as exc:
+        log.error("the worker cannot start: %s", exc)
+        os._exit(2)
+    try:
         # take_events is on faust.Stream but missing from the StreamT protocol faust ships.
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
             messages = [_in_message(e) for e in events]
             # Decoding and deciding are CPU work (and the first lookup of a schema id is HTTP):
             # off the loop, so heartbeats and fetches go on.
             outcomes = await loop.run_in_executor(None, state.decide, messages)
-            offsets: dict[tuple[str, int], int] = {}
-            for m in messages:
-                offsets[(m.topic, m.partition)] = max(offsets.get((m.topic, m.partition), -1), m.offset + 1)
             try:
-                await state.sink.write([out for o in outcomes for out in o.messages], offsets)
+                await state.sink.write([out for o in outcomes for out in o.messages], _offsets(messages))
                 state.metrics.transactions.labels("committed").inc()
                 state.metrics.observe(zip(messages, outcomes, strict=True))
             except Exception:
@@ -188,8 +202,51 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
                 log.exception("the batch could not be committed; exiting so that nothing is lost")
                 os._exit(70)
     finally:
+        state.rights.stop()
         state.telemetry.stop()
         await state.sink.stop()
+
+
+def _offsets(messages: Sequence[InMessage]) -> dict[tuple[str, int], int]:
+    offsets: dict[tuple[str, int], int] = {}
+    for m in messages:
+        offsets[(m.topic, m.partition)] = max(offsets.get((m.topic, m.partition), -1), m.offset + 1)
+    return offsets
+
+
+def _process_all(processor: RightsProcessor, messages: Sequence[InMessage]) -> list[Outcome]:
+    return [processor.process(m) for m in messages]
+
+
+@app.agent(rights, concurrency=1)
+async def erasure(stream: faust.StreamT[Any]) -> None:
+    """Erasure requests become tombstones and notices, committed with the request's offset."""
+    processor = rights_processor(settings)
+    sink = TransactionalSink(
+        kafka=aiokafka_conf(settings),
+        transactional_id=(
+            f"{settings.topic_prefix}.pipeline.{worker_id()}.rights" if GUARANTEE == "exactly_once" else None
+        ),
+        group_id=group_id(settings),
+    )
+    loop = asyncio.get_running_loop()
+    try:
+        async for events in stream.take_events(50, within=0.2):  # type: ignore[attr-defined]
+            messages = [_in_message(e) for e in events]
+            try:
+                # The lookup reads the audit topic: blocking, so off the loop.
+                outcomes = await loop.run_in_executor(None, _process_all, processor, messages)
+                await sink.write([out for o in outcomes for out in o.messages], _offsets(messages))
+            except Exception:
+                log.exception("rights requests could not be handled; exiting so that none is lost")
+                os._exit(70)
+            for message, outcome in zip(messages, outcomes, strict=True):
+                log.info(
+                    "rights request handled",
+                    extra={"action": outcome.reason, "offset": message.offset, "tombstones": len(outcome.deliveries)},
+                )
+    finally:
+        await sink.stop()
 
 
 def main() -> None:

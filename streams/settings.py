@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(PROJECT_ROOT / ".local" / "worker", description="Worker state directory (faust's datadir).")
     metrics_host: str = Field("127.0.0.1", description="Address of the worker's /metrics, /healthz, /readyz.")
     metrics_port: int = Field(9400, description="Port of those endpoints; 0 picks a free one.")
+    erasure_grace_seconds: float = Field(
+        2.0,
+        ge=0,
+        description="Wait before looking up an erased subject: every worker applies the stop first.",
+    )
     schema_dir: Path = Field(PROJECT_ROOT / "schemas", description="Directory of the Avro schemas.")
 
     def worker_env(self) -> dict[str, str]:

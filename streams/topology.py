@@ -34,6 +34,24 @@ class Topology:
     def audit(self) -> str:
         return f"{self.prefix}.audit.{SCHEMA_MAJOR}"
 
+    @property
+    def rights(self) -> str:
+        """Stop-of-use / erasure requests, compacted per subject (``source:customer_id``)."""
+        return f"{self.prefix}.rights.{SCHEMA_MAJOR}"
+
+    @property
+    def notices(self) -> str:
+        """Erasure notices to recipients."""
+        return f"{self.prefix}.notices.{SCHEMA_MAJOR}"
+
+    @property
+    def provision_records(self) -> str:
+        """Records of third-party provision abroad (APPI Art. 29)."""
+        return f"{self.prefix}.provision-records.{SCHEMA_MAJOR}"
+
+    def foreign(self, recipient: str) -> str:
+        return f"{self.prefix}.foreign.{recipient}.customer.{SCHEMA_MAJOR}"
+
     def ingest_pattern(self) -> str:
         """A subscription regex for every company's ingest topic."""
         return f"^{re.escape(self.prefix)}\\.ingest\\.[^.]+\\.customer\\.{SCHEMA_MAJOR}$"
@@ -63,4 +81,19 @@ class Topology:
             )
             specs.append(TopicSpec(self.dead_letters(user.id), {"retention.ms": str(30 * 86_400_000)}))
         specs.append(TopicSpec(self.audit, {"retention.ms": "-1"}))
+        # The latest request per subject must outlive everything: compacted, never deleted by age.
+        specs.append(TopicSpec(self.rights, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}))
+        specs.append(TopicSpec(self.notices, {"retention.ms": str(longest_ms)}))
+        specs.append(TopicSpec(self.dead_letters("rights"), {"retention.ms": str(30 * 86_400_000)}))
+        # Provision records are kept 3 years (APPI rules, Art. 30 (check)); longer does no harm.
+        specs.append(TopicSpec(self.provision_records, {"retention.ms": str(max(longest_ms, 3 * 365 * 86_400_000))}))
+        for recipient in policy.foreign_provision.recipients:
+            items = [i for i in policy.items if i.id in recipient.items]
+            keep_ms = max([retention_days(i.retention) for i in items] or [0]) * 86_400_000 or longest_ms
+            specs.append(
+                TopicSpec(
+                    self.foreign(recipient.id),
+                    {"cleanup.policy": "compact,delete", "retention.ms": str(keep_ms), "min.compaction.lag.ms": "0"},
+                )
+            )
         return specs

@@ -41,6 +41,13 @@ def test_each_company_reaches_only_its_own_topics(policies: PolicySet) -> None:
     assert _allowed(acls, PIPELINE_PRINCIPAL, "write", "transactional_id", "p.pipeline.host-0")
     assert not _allowed(acls, PIPELINE_PRINCIPAL, "read", "topic", T.deliver("jcom"))
     assert _allowed(acls, "jointuse-auditor", "read", "topic", T.audit)
+    # Rights requests come from the privacy desk only; the pipeline reads them; companies read notices.
+    assert _allowed(acls, "jointuse-auditor", "write", "topic", T.rights)
+    assert not _allowed(acls, "jcom", "write", "topic", T.rights)
+    assert _allowed(acls, PIPELINE_PRINCIPAL, "read", "topic", T.rights)
+    assert _allowed(acls, "jcom", "read", "topic", T.notices)
+    assert _allowed(acls, "jointuse-retention", "read", "topic", T.deliver("jcom"))
+    assert not _allowed(acls, "jointuse-retention", "read", "topic", T.ingest("jcom"))
 
 
 def test_removed_company_loses_its_acls(policies: PolicySet) -> None:

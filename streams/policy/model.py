@@ -142,13 +142,20 @@ class ForeignRecipient(_Frozen):
     name: str = Field(description="Legal name.")
     country: CountryCode = Field(description="Country of the recipient.")
     consent_required: bool = Field(True, description="Whether the subject's consent is required (it is, by law).")
-    items: tuple[ItemId, ...] = Field(default=(), description="Items that may be provided.")
+    items: tuple[ItemId, ...] = Field(default=(), description="Items of the notice that may be provided.")
+    insurer_fields: tuple[str, ...] = Field(
+        default=(),
+        description="Top-level insurer-only fields that may be provided (e.g. policy); sensitive parts never are.",
+    )
 
 
 class ForeignProvision(_Frozen):
     """The foreign-provision gate."""
 
     allowed_countries: tuple[CountryCode, ...] = Field(default=(), description="Countries recipients may be in.")
+    provider: CompanyId | None = Field(
+        None, description="The joint user whose own customers' records may be provided abroad (the insurer)."
+    )
     recipients: tuple[ForeignRecipient, ...] = Field(default=(), description="Known foreign recipients.")
 
 
@@ -181,6 +188,11 @@ class Policy(_Frozen):
         for user in self.joint_users:
             _known(f"joint user {user.id!r}", user.purposes or (), purpose_ids)
         allowed = set(self.foreign_provision.allowed_countries)
+        provider = self.foreign_provision.provider
+        if provider is not None and provider not in {u.id for u in self.joint_users}:
+            raise ValueError(f"foreign provision provider {provider!r} is not a joint user")
+        if self.foreign_provision.recipients and provider is None:
+            raise ValueError("foreign provision names recipients but no provider")
         for recipient in self.foreign_provision.recipients:
             if recipient.country not in allowed:
                 raise ValueError(f"foreign recipient {recipient.id!r} is in a country that is not allowed")

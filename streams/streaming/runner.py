@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -20,11 +20,17 @@ from streams.errors import KafkaError as JointUseKafkaError
 from streams.errors import RegistryError
 from streams.metrics import PipelineMetrics
 from streams.policy.decision import Status
-from streams.streaming.processor import InMessage, Outcome, Processor
+from streams.streaming.processor import InMessage, Outcome
 from streams.topology import Topology
 
 Guarantee = Literal["exactly_once", "at_least_once"]
 log = logging.getLogger("jointuse.worker")
+
+
+class MessageProcessor(Protocol):
+    """What a runner drives: the pipeline's ``Processor``, the erasure side's ``RightsProcessor``."""
+
+    def process(self, message: InMessage) -> Outcome: ...  # pragma: no cover
 
 
 @dataclass
@@ -43,13 +49,14 @@ class RunnerConfig:
     guarantee: Guarantee = "exactly_once"
     batch_size: int = 500
     poll_timeout: float = 0.05
+    subscription: tuple[str, ...] = ()  # topics or ^regexes; empty: every company's ingest topic
 
 
 class Runner:
     def __init__(
         self,
         config: RunnerConfig,
-        processor: Processor,
+        processor: MessageProcessor,
         topology: Topology,
         metrics: PipelineMetrics | None = None,
     ) -> None:
@@ -101,7 +108,7 @@ class Runner:
 
     def subscribe(self) -> None:
         self.consumer.subscribe(
-            [self.topology.ingest_pattern()],
+            list(self.config.subscription) or [self.topology.ingest_pattern()],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
@@ -149,9 +156,10 @@ class Runner:
         started = time.perf_counter()
         try:
             outcomes = [self.processor.process(message) for message in inputs]
-        except RegistryError as exc:
-            # Not the record's fault: retry the batch from its first offset after a pause.
-            log.error("schema registry unavailable; retrying batch", extra={"error": str(exc)})
+        except (RegistryError, JointUseKafkaError) as exc:
+            # Not the record's fault (the registry, or a lookup on the cluster): retry the batch from
+            # its first offset after a pause.
+            log.error("a dependency is unavailable; retrying batch", extra={"error": str(exc)})
             self._rewind(inputs)
             time.sleep(1.0)
             return

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import signal
 import socket
+import threading
+from collections.abc import Callable
 from types import FrameType
 
+from streams.errors import ConfigError
 from streams.logs import configure as configure_logging
+from streams.policy.foreign import find_recipient
 from streams.policy.loader import PolicySet, load_policies
+from streams.rights.erasure import RightsProcessor, audit_lookup, provision_lookup
+from streams.rights.view import RightsView
 from streams.serde.registry import Registry
 from streams.settings import Settings
+from streams.streaming.foreign_egress import ForeignProcessor
 from streams.streaming.processor import Processor
 from streams.streaming.runner import Guarantee, Runner, RunnerConfig, RunnerStats
 from streams.telemetry import Telemetry
@@ -26,13 +33,51 @@ def ingest_topics(settings: Settings, policies: PolicySet) -> list[str]:
     return sorted({topology.ingest(u.id) for p in policies.versions for u in p.joint_users})
 
 
+def rights_view(settings: Settings) -> RightsView:
+    topic = Topology(settings.topic_prefix).rights
+    return RightsView(settings.kafka_common(), topic, group_id=f"{settings.topic_prefix}.pipeline.rights-view")
+
+
+def rights_processor(settings: Settings) -> RightsProcessor:
+    topology = Topology(settings.topic_prefix)
+    scan_group = f"{settings.topic_prefix}.pipeline.scan"
+    return RightsProcessor(
+        topology=topology,
+        audit=audit_lookup(settings.kafka_common(), topology, group_id=scan_group),
+        provisions=provision_lookup(settings.kafka_common(), topology, group_id=scan_group),
+        grace_seconds=settings.erasure_grace_seconds,
+    )
+
+
+def build_rights_runner(settings: Settings, *, worker_id: str, guarantee: Guarantee) -> Runner:
+    """The erasure side: the rights topic in its own group, one transaction per batch of requests."""
+    topology = Topology(settings.topic_prefix)
+    config = RunnerConfig(
+        kafka=settings.kafka_common(),
+        group_id=f"{settings.topic_prefix}.pipeline-confluent-rights",
+        transactional_id=f"{settings.topic_prefix}.pipeline-confluent-rights.{worker_id}",
+        guarantee=guarantee,
+        batch_size=50,
+        poll_timeout=0.2,
+        subscription=(topology.rights,),
+    )
+    return Runner(config, rights_processor(settings), topology)
+
+
 def build_runner(
-    settings: Settings, *, worker_id: str, guarantee: Guarantee, batch_size: int = 500
+    settings: Settings,
+    *,
+    worker_id: str,
+    guarantee: Guarantee,
+    batch_size: int = 500,
+    is_stopped: Callable[[str, str], bool] = lambda source, key: False,
 ) -> tuple[Runner, Telemetry]:
     topology = Topology(settings.topic_prefix)
     policies = load_policies(settings.policy_path)
     registry = Registry(settings.registry_conf())
-    processor = Processor(topology=topology, policies=policies, registry=registry, worker_id=worker_id)
+    processor = Processor(
+        topology=topology, policies=policies, registry=registry, worker_id=worker_id, is_stopped=is_stopped
+    )
     config = RunnerConfig(
         kafka=settings.kafka_common(),
         group_id=f"{settings.topic_prefix}.pipeline-confluent",
@@ -62,16 +107,70 @@ def run_worker(
     max_idle_seconds: float | None = None,
     batch_size: int = 500,
 ) -> RunnerStats:
-    runner, telemetry = build_runner(settings, worker_id=worker_id, guarantee=guarantee, batch_size=batch_size)
+    view = rights_view(settings)
+    runner, telemetry = build_runner(
+        settings, worker_id=worker_id, guarantee=guarantee, batch_size=batch_size, is_stopped=view.is_stopped
+    )
+    eraser = build_rights_runner(settings, worker_id=worker_id, guarantee=guarantee)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        runner.stop()
+        eraser.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    configure_logging()
+    # No record is decided before every stop-of-use request on file is known.
+    view.start()
+    erasing = threading.Thread(target=eraser.run, name="erasure", daemon=True)
+    erasing.start()
+    telemetry.start()
+    try:
+        return runner.run(max_idle_seconds=max_idle_seconds)
+    finally:
+        eraser.stop()
+        erasing.join(30)
+        view.stop()
+        telemetry.stop()
+
+
+def run_foreign_egress(
+    settings: Settings,
+    *,
+    recipient: str,
+    worker_id: str,
+    guarantee: Guarantee = "exactly_once",
+    max_idle_seconds: float | None = None,
+) -> tuple[RunnerStats, dict[str, int]]:
+    """Runs the egress to one foreign recipient until SIGTERM / SIGINT (or idle that long).
+    Returns the runner's counts and the refusals by reason."""
+    topology = Topology(settings.topic_prefix)
+    policies = load_policies(settings.policy_path)
+    provider = policies.latest.foreign_provision.provider
+    find_recipient(policies.latest, recipient)  # an unknown recipient fails here, before any consumer starts
+    if provider is None:
+        raise ConfigError("the policy names no foreign provision provider")
+    view = rights_view(settings)
+    processor = ForeignProcessor(
+        topology, policies, Registry(settings.registry_conf()), recipient, is_stopped=view.is_stopped
+    )
+    name = f"{settings.topic_prefix}.pipeline-foreign-{recipient}"
+    config = RunnerConfig(
+        kafka=settings.kafka_common(),
+        group_id=name,
+        transactional_id=f"{name}.{worker_id}",
+        guarantee=guarantee,
+        subscription=(topology.ingest(provider),),
+    )
+    runner = Runner(config, processor, topology)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         runner.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    configure_logging()
-    telemetry.start()
+    view.start()
     try:
-        return runner.run(max_idle_seconds=max_idle_seconds)
+        return runner.run(max_idle_seconds=max_idle_seconds), dict(processor.refused)
     finally:
-        telemetry.stop()
+        view.stop()

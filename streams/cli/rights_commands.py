@@ -1,0 +1,212 @@
+"""Commands for data subject rights, retention and foreign provision."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+import typer
+
+from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _die, _settings
+from streams.errors import JointUseError
+
+rights_app = typer.Typer(help="Stop-of-use, erasure and disclosure reports (APPI Arts. 33-35).", no_args_is_help=True)
+retention_app = typer.Typer(help="Erase deliveries whose items passed their retention.", no_args_is_help=True)
+foreign_app = typer.Typer(help="Third-party provision to recipients abroad (APPI Art. 28).", no_args_is_help=True)
+
+
+@rights_app.command("request")
+def rights_request(
+    customer_id: Annotated[str, typer.Argument(help="The subject's customer id at the source company.")],
+    source: Annotated[str, typer.Option("--source", help="The company whose customer the subject is.")],
+    stop: Annotated[bool, typer.Option("--stop", help="Stop of use: withhold every later record.")] = False,
+    erase: Annotated[
+        bool, typer.Option("--erase", help="Erasure: stop, tombstone every delivery, notify recipients.")
+    ] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="The subject withdrew the request: share again.")] = False,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+) -> None:
+    """File a request on the rights topic; the workers apply it within seconds.
+
+    Examples:
+      jointuse rights request C0000042 --source jcom --stop
+      jointuse rights request C0000042 --source jcom --erase
+      jointuse rights request C0000042 --source jcom --resume
+    """
+    from streams.policy.rights import RightsAction
+    from streams.rights.requests import file_request
+
+    chosen = [
+        a for a, on in ((RightsAction.STOP, stop), (RightsAction.ERASE, erase), (RightsAction.RESUME, resume)) if on
+    ]
+    if len(chosen) != 1:
+        typer.echo("jointuse: give exactly one of --stop, --erase, --resume", err=True)
+        raise typer.Exit(2)
+    settings = _settings(bootstrap, None, prefix)
+    try:
+        request = file_request(settings, chosen[0], customer_id, source)
+    except ValueError as exc:  # pydantic: a bad company id or customer id
+        typer.echo(f"jointuse: invalid request ({str(exc).splitlines()[0]})", err=True)
+        raise typer.Exit(2) from exc
+    except JointUseError as exc:
+        raise _die(exc) from exc
+    typer.echo(f"filed {request.action.value} request {request.request_id} for {request.source}:<customer>")
+
+
+@rights_app.command("report")
+def rights_report(
+    customer_id: Annotated[str, typer.Argument(help="The subject's customer id.")],
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Source company (repeatable; default: every joint user).")
+    ] = None,
+    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+) -> None:
+    """Disclosure report: which companies received which items about a subject, when, for which
+    purposes, under which notice version (from the audit topic).
+
+    Examples:
+      jointuse rights report C0000042 --source jcom
+      jointuse rights report C0000042 --format json
+    """
+    from streams.policy.loader import load_policies
+    from streams.policy.rights import disclosures
+    from streams.rights.erasure import audit_lookup
+    from streams.streaming.processor import subject_hash
+    from streams.topology import Topology
+
+    if output not in ("table", "json"):
+        typer.echo("jointuse: --format must be table or json", err=True)
+        raise typer.Exit(2)
+    settings = _settings(bootstrap, None, prefix)
+    sources = source or sorted({u.id for p in load_policies(settings.policy_path).versions for u in p.joint_users})
+    subjects = frozenset(subject_hash(s, customer_id) for s in sources)
+    lookup = audit_lookup(
+        settings.kafka_common(), Topology(settings.topic_prefix), group_id=f"{settings.topic_prefix}.auditor.report"
+    )
+    try:
+        found = disclosures(lookup(subjects), subjects)
+    except JointUseError as exc:
+        raise _die(exc) from exc
+    if output == "json":
+        rows = [
+            {
+                "recipient": d.recipient,
+                "items": list(d.items),
+                "purposes": list(d.purposes),
+                "policy_version": d.policy_version,
+                "delivered_at": d.at.isoformat(),
+                "input_topic": d.input_topic,
+                "input_offset": d.input_offset,
+            }
+            for d in found
+        ]
+        typer.echo(json.dumps({"sources": sources, "disclosures": rows}, indent=2, ensure_ascii=False))
+        return
+    if not found:
+        typer.echo("no disclosure recorded for this subject")
+        return
+    typer.echo(f"{'delivered at (UTC)':26} {'recipient':16} {'version':8} items / purposes")
+    for d in found:
+        typer.echo(
+            f"{d.at:%Y-%m-%d %H:%M:%S.%f}"[:23].ljust(26) + f" {d.recipient:16} {d.policy_version or '-':8} "
+            f"{','.join(d.items)} / {','.join(d.purposes)}"
+        )
+
+
+@retention_app.command("run")
+def retention_run(
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Judge expiry as of this ISO time (default: now).")
+    ] = None,
+    every: Annotated[float | None, typer.Option("--every", help="Run again every N seconds until Ctrl-C.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would be tombstoned; write nothing.")] = False,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+) -> None:
+    """Tombstone every subject whose latest delivery holds an item past its retention, and notify
+    the recipient. Idempotent.
+
+    Examples:
+      jointuse retention run
+      jointuse retention run --every 3600
+      jointuse retention run --as-of 2031-06-01T00:00:00+09:00 --dry-run
+    """
+    import time
+
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from streams.policy.loader import load_policies
+    from streams.retention import run_retention
+
+    settings = _settings(bootstrap, None, prefix)
+    try:
+        moment = dt.datetime.fromisoformat(as_of) if as_of else None
+    except ValueError as exc:
+        typer.echo("jointuse: --as-of must be an ISO 8601 time with an offset", err=True)
+        raise typer.Exit(2) from exc
+    if moment is not None and moment.tzinfo is None:
+        typer.echo("jointuse: --as-of must carry a UTC offset", err=True)
+        raise typer.Exit(2)
+    policy = load_policies(settings.policy_path).latest
+    while True:
+        with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
+            task = bar.add_task("scanning")
+            try:
+                result = run_retention(
+                    settings,
+                    policy,
+                    as_of=moment or dt.datetime.now(dt.UTC),
+                    dry_run=dry_run,
+                    on_progress=lambda topic, seen: bar.update(task, description=f"scanning {topic}: {seen}"),
+                )
+            except JointUseError as exc:
+                raise _die(exc) from exc
+        verb = "would tombstone" if dry_run else "tombstoned"
+        typer.echo(f"scanned {result.scanned} messages, {result.subjects} subjects; {verb} {result.total}")
+        for topic, count in sorted(result.tombstoned.items()):
+            typer.echo(f"  {topic}: {count}")
+        if every is None:
+            return
+        time.sleep(every)
+
+
+@foreign_app.command("run")
+def foreign_run(
+    recipient: Annotated[str, typer.Option("--recipient", help="The foreign recipient's id in the policy.")],
+    worker_id: Annotated[str | None, typer.Option("--worker-id", help="Stable id of this egress worker.")] = None,
+    max_idle: Annotated[float | None, typer.Option("--max-idle", help="Exit after this many idle seconds.")] = None,
+    bootstrap: Bootstrap = None,
+    registry: RegistryUrl = None,
+    prefix: Prefix = None,
+) -> None:
+    """Provide the provider's records to one foreign recipient, with consent only, and write a
+    provision record for each (exactly-once, until SIGTERM/SIGINT).
+
+    Example: jointuse foreign run --recipient example-re-us --max-idle 30
+    """
+    from streams.logs import configure as configure_logging
+    from streams.policy.foreign import UnknownRecipient
+    from streams.streaming.worker import default_worker_id, run_foreign_egress
+
+    settings = _settings(bootstrap, registry, prefix)
+    configure_logging()
+    try:
+        stats, refused = run_foreign_egress(
+            settings, recipient=recipient, worker_id=worker_id or default_worker_id(), max_idle_seconds=max_idle
+        )
+    except UnknownRecipient as exc:
+        typer.echo(f"jointuse: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    except JointUseError as exc:
+        raise _die(exc) from exc
+    typer.echo(json.dumps({"records": stats.records, "provided": stats.by_status.get("shared", 0), "refused": refused}))
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(rights_app, name="rights")
+    app.add_typer(retention_app, name="retention")
+    app.add_typer(foreign_app, name="foreign")

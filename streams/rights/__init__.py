@@ -1,0 +1,1 @@
+"""Adapters for data subject rights: the rights view every worker keeps, erasure, reports."""

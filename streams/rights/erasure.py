@@ -1,0 +1,142 @@
+"""Turns rights requests into outputs: for an erasure, tombstones and notices; bad requests to dead letters.
+
+Runs over the rights topic in a consumer group, so each request is handled by one worker, and its
+outputs are committed with the request's offset in one transaction (the same runners as the
+pipeline). The stop itself is applied by every worker's ``RightsView``; before looking up where the
+subject went, the eraser waits ``grace_seconds`` so that every worker has applied the stop and no
+new delivery can follow the tombstones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from streams.policy.decision import Status
+from streams.policy.rights import (
+    InvalidRightsRequest,
+    RightsAction,
+    RightsRequest,
+    disclosures,
+    erasure_notice,
+    parse_request,
+    recipients_reached,
+)
+from streams.rights.scan import scan_topic
+from streams.streaming.processor import (
+    H_ORIGINAL_OFFSET,
+    H_ORIGINAL_PARTITION,
+    H_ORIGINAL_TOPIC,
+    H_REASON,
+    InMessage,
+    Outcome,
+    OutMessage,
+    subject_hash,
+)
+from streams.topology import Topology
+
+RIGHTS_DEAD_LETTERS = "rights"  # <prefix>.dlq.rights
+H_REQUEST_ID = "jointuse-rights-request-id"
+
+AuditLookup = Callable[[frozenset[str]], Iterable[Mapping[str, Any]]]
+ProvisionLookup = Callable[[str], Iterable[Mapping[str, Any]]]
+
+
+def audit_lookup(kafka: dict[str, Any], topology: Topology, *, group_id: str) -> AuditLookup:
+    """Audit events of the given subject hashes, read from the whole audit topic."""
+
+    def lookup(subjects: frozenset[str]) -> list[Mapping[str, Any]]:
+        needles = [f'"subject":"{s}"'.encode() for s in subjects]
+        events = []
+        for message in scan_topic(kafka, topology.audit, group_id=group_id, contains=needles):
+            try:
+                events.append(json.loads(message.value() or b"{}"))
+            except ValueError:
+                continue  # not ours: the audit topic holds only our JSON, but never crash on it
+        return events
+
+    return lookup
+
+
+def provision_lookup(kafka: dict[str, Any], topology: Topology, *, group_id: str) -> ProvisionLookup:
+    """Provision records (foreign recipients) of one subject key."""
+
+    def lookup(key: str) -> list[Mapping[str, Any]]:
+        needle = json.dumps({"subject_key": key}, ensure_ascii=False, separators=(",", ":"))[1:-1].encode()
+        found = []
+        for message in scan_topic(kafka, topology.provision_records, group_id=group_id, contains=[needle]):
+            try:
+                record = json.loads(message.value() or b"{}")
+            except ValueError:
+                continue
+            if record.get("subject_key") == key:
+                found.append(record)
+        return found
+
+    return lookup
+
+
+class RightsProcessor:
+    def __init__(
+        self,
+        *,
+        topology: Topology,
+        audit: AuditLookup,
+        provisions: ProvisionLookup | None = None,
+        grace_seconds: float = 2.0,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.topology = topology
+        self.audit = audit
+        self.provisions = provisions
+        self.grace_seconds = grace_seconds
+        self.now = now
+        self.erased = 0
+        self.tombstones = 0
+
+    def process(self, message: InMessage) -> Outcome:
+        if message.value is None:
+            return Outcome(Status.WITHHELD, "tombstone", None, (), {}, ())
+        try:
+            request = parse_request(message.value)
+        except InvalidRightsRequest as exc:
+            return self._dead(message, "invalid_rights_request", str(exc))
+        if message.key is None or message.key.decode("utf-8", "replace") != request.key:
+            return self._dead(message, "key_mismatch", "the message key differs from source:customer_id")
+        if request.action is not RightsAction.ERASE:
+            # Stop and resume take effect in every worker's rights view; nothing to write.
+            return Outcome(Status.WITHHELD, request.action.value, request.source, (), {}, ())
+        return self._erase(request)
+
+    def _erase(self, request: RightsRequest) -> Outcome:
+        time.sleep(self.grace_seconds)
+        subjects = frozenset({subject_hash(request.source, request.customer_id)})
+        reached = sorted(recipients_reached(disclosures(self.audit(subjects), subjects)))
+        topics = [(r, self.topology.deliver(r)) for r in reached]
+        if self.provisions is not None:
+            abroad = sorted({str(p["recipient"]) for p in self.provisions(request.key)})
+            topics += [(r, self.topology.foreign(r)) for r in abroad]
+        key = request.key.encode()
+        headers: list[tuple[str, str | bytes | None]] = [(H_REQUEST_ID, request.request_id.encode())]
+        issued = self.now()
+        out = [OutMessage(topic, key, None, headers) for _, topic in topics]
+        for recipient, _ in topics:
+            notice = erasure_notice(request, recipient, issued_at=issued)
+            out.append(OutMessage(self.topology.notices, recipient.encode(), notice, headers))
+        self.erased += 1
+        self.tombstones += len(topics)
+        return Outcome(Status.SHARED, "erase", request.source, tuple(out), {r: ("erasure",) for r, _ in topics}, ())
+
+    def _dead(self, message: InMessage, reason: str, detail: str) -> Outcome:
+        headers: list[tuple[str, str | bytes | None]] = [
+            (H_REASON, reason.encode()),
+            ("jointuse-error-detail", detail.encode()),
+            (H_ORIGINAL_TOPIC, message.topic.encode()),
+            (H_ORIGINAL_PARTITION, str(message.partition).encode()),
+            (H_ORIGINAL_OFFSET, str(message.offset).encode()),
+        ]
+        out = OutMessage(self.topology.dead_letters(RIGHTS_DEAD_LETTERS), message.key, message.value, headers)
+        return Outcome(Status.INVALID, reason, None, (out,), {}, ())

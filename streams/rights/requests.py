@@ -1,0 +1,41 @@
+"""Files rights requests: one message per request on the compacted rights topic."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from confluent_kafka import KafkaException
+
+from streams.errors import KafkaError
+from streams.policy.rights import RightsAction, RightsRequest
+from streams.settings import Settings
+from streams.streaming.client import producer
+from streams.topology import Topology
+
+
+def file_request(
+    settings: Settings, action: RightsAction, customer_id: str, source: str, *, at: dt.datetime | None = None
+) -> RightsRequest:
+    request = RightsRequest(
+        request_id=uuid.uuid4().hex,
+        action=action,
+        customer_id=customer_id,
+        source=source,
+        requested_at=at or dt.datetime.now(dt.UTC),
+    )
+    topic = Topology(settings.topic_prefix).rights
+    failures: list[str] = []
+    client = producer(settings, **{"acks": "all"})
+    try:
+        client.produce(
+            topic,
+            key=request.key.encode(),
+            value=request.to_bytes(),
+            on_delivery=lambda err, _msg: failures.append(str(err)) if err is not None else None,
+        )
+    except KafkaException as exc:
+        raise KafkaError(f"cannot write to {topic} ({exc.args[0]})") from exc
+    if client.flush(30) or failures:
+        raise KafkaError(f"the rights request was not acknowledged by the broker ({'; '.join(failures) or 'timeout'})")
+    return request

@@ -1,0 +1,119 @@
+"""Every worker's copy of the rights topic: the current request per subject, kept up to date.
+
+The compacted rights topic is the state's changelog. Each worker reads all of its partitions (no
+consumer group: like a global table, every worker needs every subject, whatever ingest partitions
+it owns) and answers ``is_stopped`` from memory. ``start`` returns only once the whole topic has
+been read, so a restarted worker never shares a record of a subject who asked to stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+from streams.errors import KafkaError as JointUseKafkaError
+from streams.policy.rights import InvalidRightsRequest, RightsState, parse_request
+from streams.rights.scan import topic_partitions
+
+log = logging.getLogger("jointuse.rights")
+
+
+class RightsView:
+    def __init__(self, kafka: dict[str, Any], topic: str, *, group_id: str) -> None:
+        self.topic = topic
+        self.state = RightsState()
+        self.invalid = 0
+        self.applied = 0
+        self._conf = {
+            **kafka,
+            "group.id": group_id,  # required by the client; never joined, nothing is committed
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+        self._stopping = threading.Event()
+        self._caught_up = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: Exception | None = None
+
+    def is_stopped(self, source: str, customer_id: str) -> bool:
+        return self.state.is_stopped(source, customer_id)
+
+    def start(self, timeout: float = 60) -> None:
+        consumer = Consumer(self._conf)
+        partitions = topic_partitions(consumer, self.topic)
+        consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
+        self._thread = threading.Thread(
+            target=self._run, args=(consumer, set(partitions)), name="rights-view", daemon=True
+        )
+        self._thread.start()
+        if not self._caught_up.wait(timeout):
+            self.stop()
+            raise JointUseKafkaError(f"the rights topic {self.topic} could not be read within {timeout:.0f} s")
+        if self._error is not None:
+            raise JointUseKafkaError(f"the rights topic {self.topic} could not be read") from self._error
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self, consumer: Consumer, pending: set[int]) -> None:
+        try:
+            while not self._stopping.is_set():
+                for message in consumer.consume(500, 0.2):
+                    error = message.error()
+                    if error is not None:
+                        if error.code() == KafkaError._PARTITION_EOF:
+                            pending.discard(message.partition() or 0)
+                        else:
+                            log.warning("rights topic read error", extra={"error": str(error)})
+                        continue
+                    self._apply(message.key(), message.value())
+                if not pending:
+                    self._caught_up.set()
+        except Exception as exc:  # the thread must report, not vanish: start() and health see it
+            self._error = exc
+            self._caught_up.set()
+            log.exception("the rights view stopped")
+        finally:
+            consumer.close()
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            self.invalid += 1
+            return
+        text = key.decode("utf-8", "replace")
+        if value is None:
+            self.state.apply(text, None)
+            self.applied += 1
+            return
+        try:
+            request = parse_request(value)
+        except InvalidRightsRequest as exc:
+            self.invalid += 1
+            log.warning("ignored an invalid rights request", extra={"error": str(exc)})
+            return
+        if request.key != text:
+            self.invalid += 1
+            log.warning("ignored a rights request whose key differs from its subject")
+            return
+        self.state.apply(text, request)
+        self.applied += 1
+
+    @property
+    def healthy(self) -> bool:
+        return self._error is None and self._thread is not None and self._thread.is_alive()
+
+    def wait_for(self, predicate: Any, timeout: float = 10) -> bool:
+        """For tests and tools: waits until ``predicate(state)`` holds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.state):
+                return True
+            time.sleep(0.05)
+        return False

@@ -1,0 +1,100 @@
+"""Third-party provision abroad (reinsurance): a separate egress from the provider's ingest topic.
+
+For one foreign recipient, every record of the provider's own ingest topic passes the
+``ForeignGate``; what it allows goes to ``<prefix>.foreign.<recipient>...`` with a provision record
+(APPI Art. 29) in the same transaction. Everything else is refused and counted. Invalid input is
+skipped here: the joint-use pipeline dead-letters it from the same topic.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from streams.errors import SerdeError
+from streams.policy.classification import classify
+from streams.policy.decision import Status
+from streams.policy.foreign import ForeignGate, ForeignReason, foreign_schema
+from streams.policy.loader import PolicySet
+from streams.serde.avro_codec import AvroCodec
+from streams.serde.wire import frame, unframe
+from streams.streaming.processor import H_POLICY_VERSION, H_SOURCE, InMessage, Outcome, OutMessage, SchemaSource
+from streams.topology import Topology
+
+
+@dataclass
+class _Writer:
+    gate: ForeignGate
+    codec: AvroCodec
+    out_codec: AvroCodec
+    out_id: int
+
+
+@dataclass
+class ForeignProcessor:
+    topology: Topology
+    policies: PolicySet
+    registry: SchemaSource
+    recipient: str
+    is_stopped: Callable[[str, str], bool] = lambda source, key: False
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    refused: dict[str, int] = field(default_factory=dict)
+    _writers: dict[tuple[int, str], _Writer] = field(default_factory=dict)
+
+    def _writer(self, schema_id: int) -> _Writer:
+        policy = self.policies.in_force(self.now()) or self.policies.latest
+        writer = self._writers.get((schema_id, policy.version))
+        if writer is None:
+            classified = classify(self.registry.schema(schema_id))
+            out_schema = foreign_schema(classified, policy, self.recipient)
+            out_id = self.registry.register(f"{self.topology.foreign(self.recipient)}-value", out_schema)
+            writer = _Writer(
+                ForeignGate(classified, policy, self.recipient),
+                self.registry.codec(schema_id),
+                AvroCodec(out_schema),
+                out_id,
+            )
+            self._writers[(schema_id, policy.version)] = writer
+        return writer
+
+    def process(self, message: InMessage) -> Outcome:
+        source = self.topology.company_of_ingest(message.topic) or ""
+        try:
+            schema_id, body = unframe(message.value)
+            writer = self._writer(schema_id)
+            record = writer.codec.decode(body)
+        except (SerdeError, ValueError):
+            return self._refuse(source, ForeignReason.NOT_A_RECORD)
+        key = record.get("customer_id") if type(record) is dict else None
+        stopped = isinstance(key, str) and self.is_stopped(source, key)
+        ref = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+        decision = writer.gate.decide(record, source, now=self.now(), stopped=stopped, input_ref=ref)
+        if not decision.provided or decision.record is None or decision.provision is None:
+            return self._refuse(source, decision.reason)
+        subject = str(decision.provision["subject_key"]).encode()
+        headers: list[tuple[str, str | bytes | None]] = [
+            (H_SOURCE, source.encode()),
+            (H_POLICY_VERSION, writer.gate.policy.version.encode()),
+            ("jointuse-provision", b"third_party_abroad"),
+        ]
+        out = (
+            OutMessage(
+                self.topology.foreign(self.recipient),
+                subject,
+                frame(writer.out_id, writer.out_codec.encode(decision.record)),
+                headers,
+            ),
+            OutMessage(
+                self.topology.provision_records,
+                subject,
+                json.dumps(decision.provision, separators=(",", ":"), ensure_ascii=False).encode(),
+                [],
+            ),
+        )
+        return Outcome(Status.SHARED, ForeignReason.PROVIDED.value, source, out, {self.recipient: ()}, ())
+
+    def _refuse(self, source: str, reason: ForeignReason) -> Outcome:
+        self.refused[reason.value] = self.refused.get(reason.value, 0) + 1
+        return Outcome(Status.WITHHELD, reason.value, source or None, (), {}, ())
