@@ -137,7 +137,7 @@ def retention_run(
     """
     import time
 
-    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from streams.policy.loader import load_policies
     from streams.retention import run_retention
@@ -155,13 +155,17 @@ def retention_run(
     while True:
         with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
             task = bar.add_task("scanning")
+
+            def show(topic: str, seen: int, bar: Progress = bar, task: TaskID = task) -> None:
+                bar.update(task, description=f"scanning {topic}: {seen}")
+
             try:
                 result = run_retention(
                     settings,
                     policy,
                     as_of=moment or dt.datetime.now(dt.UTC),
                     dry_run=dry_run,
-                    on_progress=lambda topic, seen: bar.update(task, description=f"scanning {topic}: {seen}"),
+                    on_progress=show,
                 )
             except JointUseError as exc:
                 raise _die(exc) from exc
