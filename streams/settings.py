@@ -58,6 +58,7 @@ class Settings(BaseSettings):
             "JOINTUSE_SCHEMA_REGISTRY_URL": self.schema_registry_url,
             "JOINTUSE_POLICY_PATH": str(self.policy_path),
             "JOINTUSE_METRICS_PORT": str(self.metrics_port),
+            "JOINTUSE_ERASURE_GRACE_SECONDS": str(self.erasure_grace_seconds),
             "JOINTUSE_SECURITY_PROTOCOL": self.security_protocol,
             "JOINTUSE_SASL_MECHANISM": self.sasl_mechanism,
             "JOINTUSE_SASL_USERNAME": self.sasl_username or "",
