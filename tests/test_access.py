@@ -53,7 +53,9 @@ def test_each_company_reaches_only_its_own_topics(policies: PolicySet) -> None:
 def test_removed_company_loses_its_acls(policies: PolicySet) -> None:
     before = plan_access(policies.latest, T)
     text = "\n".join(
-        line for line in POLICY_PATH.read_text(encoding="utf-8").splitlines() if "id: jcom-insurance," not in line
+        line
+        for line in POLICY_PATH.read_text(encoding="utf-8").splitlines()
+        if "id: jcom-insurance," not in line and "provider: jcom-insurance" not in line
     )
     after = plan_access(parse_policy(text), T)
     diff = diff_access(after, set(before.acls) | {Acl("topic", "other.app", "literal", "User:x", "read")}, T)

@@ -130,7 +130,9 @@ def test_removed_company_loses_access(secured: tuple[Settings, Topology, dict[st
     group = company_group_prefix(topology, "jcom-insurance") + "reader"
     assert consume_error(insurer, topology.deliver("jcom-insurance"), group, timeout=5) is None
     without = "\n".join(
-        line for line in POLICY_PATH.read_text(encoding="utf-8").splitlines() if "id: jcom-insurance," not in line
+        line
+        for line in POLICY_PATH.read_text(encoding="utf-8").splitlines()
+        if "id: jcom-insurance," not in line and "provider: jcom-insurance" not in line
     )
     apply(settings, without, topology, {})
     denied = ("TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED")  # whichever the broker checks first

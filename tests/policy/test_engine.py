@@ -233,7 +233,11 @@ def test_only_source_and_no_other_joint_user_means_no_recipient(
     schema: ClassifiedSchema, record: dict[str, Any]
 ) -> None:
     text = POLICY_PATH.read_text(encoding="utf-8")
-    text = "\n".join(line for line in text.splitlines() if "id: jcom-insurance," not in line)
+    text = "\n".join(
+        line
+        for line in text.splitlines()
+        if "id: jcom-insurance," not in line and "provider: jcom-insurance" not in line
+    )
     lonely = Engine(schema, PolicySet.of([parse_policy(text)]))
     decision = lonely.decide(record, "jcom", now=NOW)
     assert (decision.status, decision.reason) == (Status.WITHHELD, Reason.NO_RECIPIENT)
