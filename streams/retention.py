@@ -88,7 +88,7 @@ def run_retention(
         for key, _ in due:
             notice = expiry_notice(key.decode("utf-8", "replace"), recipient, issued_at=issued, expired_at=as_of)
             _send(client, topic, key, None, [("jointuse-erasure-reason", b"retention")])
-            _send(client, topology.notices, recipient.encode(), notice, [])
+            _send(client, topology.notices(recipient), key, notice, [])
     if client is not None and client.flush(60):
         raise KafkaError("some tombstones were not acknowledged by the broker; run the job again")
     return result

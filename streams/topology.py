@@ -39,10 +39,10 @@ class Topology:
         """Stop-of-use / erasure requests, compacted per subject (``source:customer_id``)."""
         return f"{self.prefix}.rights.{SCHEMA_MAJOR}"
 
-    @property
-    def notices(self) -> str:
-        """Erasure notices to recipients."""
-        return f"{self.prefix}.notices.{SCHEMA_MAJOR}"
+    def notices(self, recipient: str) -> str:
+        """Erasure and retention notices to one recipient. One topic per recipient, because a notice
+        names a subject key, and another company must not learn whom a recipient holds."""
+        return f"{self.prefix}.notices.{recipient}.{SCHEMA_MAJOR}"
 
     @property
     def provision_records(self) -> str:
@@ -83,7 +83,8 @@ class Topology:
         specs.append(TopicSpec(self.audit, {"retention.ms": "-1"}))
         # The latest request per subject must outlive everything: compacted, never deleted by age.
         specs.append(TopicSpec(self.rights, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}))
-        specs.append(TopicSpec(self.notices, {"retention.ms": str(longest_ms)}))
+        for company in [u.id for u in policy.joint_users] + [r.id for r in policy.foreign_provision.recipients]:
+            specs.append(TopicSpec(self.notices(company), {"retention.ms": str(longest_ms)}))
         specs.append(TopicSpec(self.dead_letters("rights"), {"retention.ms": str(30 * 86_400_000)}))
         # Provision records are kept 3 years (APPI rules, Art. 30 (check)); longer does no harm.
         specs.append(TopicSpec(self.provision_records, {"retention.ms": str(max(longest_ms, 3 * 365 * 86_400_000))}))

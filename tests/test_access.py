@@ -45,7 +45,8 @@ def test_each_company_reaches_only_its_own_topics(policies: PolicySet) -> None:
     assert _allowed(acls, "jointuse-auditor", "write", "topic", T.rights)
     assert not _allowed(acls, "jcom", "write", "topic", T.rights)
     assert _allowed(acls, PIPELINE_PRINCIPAL, "read", "topic", T.rights)
-    assert _allowed(acls, "jcom", "read", "topic", T.notices)
+    assert _allowed(acls, "jcom", "read", "topic", T.notices("jcom"))
+    assert not _allowed(acls, "jcom", "read", "topic", T.notices("jcom-insurance"))
     assert _allowed(acls, "jointuse-retention", "read", "topic", T.deliver("jcom"))
     assert not _allowed(acls, "jointuse-retention", "read", "topic", T.ingest("jcom"))
 

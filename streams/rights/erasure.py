@@ -125,7 +125,7 @@ class RightsProcessor:
         out = [OutMessage(topic, key, None, headers) for _, topic in topics]
         for recipient, _ in topics:
             notice = erasure_notice(request, recipient, issued_at=issued)
-            out.append(OutMessage(self.topology.notices, recipient.encode(), notice, headers))
+            out.append(OutMessage(self.topology.notices(recipient), key, notice, headers))
         self.erased += 1
         self.tombstones += len(topics)
         return Outcome(Status.SHARED, "erase", request.source, tuple(out), {r: ("erasure",) for r, _ in topics}, ())

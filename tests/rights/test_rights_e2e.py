@@ -98,7 +98,10 @@ def _compact_fast(settings: Settings, topic: str) -> None:
         future.result(30)
 
 
-def test_erasure_tombstones_every_delivery_and_compaction_forgets_the_subject(kafka: Settings, unique: str) -> None:
+@pytest.mark.parametrize("runtime", ["faust", "confluent"])
+def test_erasure_tombstones_every_delivery_and_compaction_forgets_the_subject(
+    kafka: Settings, unique: str, runtime: str
+) -> None:
     settings = kafka.model_copy(update={"topic_prefix": f"e{unique}", "erasure_grace_seconds": 1.0})
     topology = setup_topics(settings, partitions=1)
     target = topology.deliver("jcom-insurance")
@@ -108,7 +111,7 @@ def test_erasure_tombstones_every_delivery_and_compaction_forgets_the_subject(ka
     key = f"jcom:{subject['customer_id']}".encode()
     for record in records:
         _produce(settings, record)
-    with running_worker(settings):
+    with running_worker(settings, runtime=runtime):
         audit_events(settings, topology, len(records), timeout=90)
 
         # The disclosure report matches what was delivered.
@@ -132,7 +135,10 @@ def test_erasure_tombstones_every_delivery_and_compaction_forgets_the_subject(ka
             messages = read_committed(settings, target, expected=None, quiet=1.0)
             tombstones = [m for m in messages if m.key() == key and m.value() is None]
         assert len(tombstones) == 1, "no tombstone for the erased subject"
-        notices = [json.loads(m.value()) for m in read_committed(settings, topology.notices, expected=1, timeout=30)]
+        notices = [
+            json.loads(m.value())
+            for m in read_committed(settings, topology.notices("jcom-insurance"), expected=1, timeout=30)
+        ]
         assert notices == [
             {
                 "type": "erasure",
