@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -20,6 +20,7 @@ from streams.policy.classification import ClassifiedSchema, classify, delivery_s
 from streams.policy.decision import Decision, Status
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet
+from streams.policy.model import Policy
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.wire import frame, unframe
 from streams.topology import Topology
@@ -71,6 +72,8 @@ class Outcome:
     deliveries: Mapping[str, tuple[str, ...]]  # recipient -> purposes
     dropped: tuple[tuple[str, str], ...]  # (path, class)
     leaks: tuple[tuple[str, str], ...] = ()  # (recipient, class) caught by the leak canary
+    decision: Decision | None = None  # for replays and data-quality samples; None when undecodable
+    record: Mapping[str, Any] | None = None  # the decoded input (native form), when decodable
 
 
 class SchemaSource(Protocol):
@@ -107,8 +110,16 @@ class Processor:
         is_stopped: Callable[[str, str], bool] = lambda source, key: False,
         max_value_bytes: int = MAX_VALUE_BYTES,
         worker_id: str = "",
+        policy: Policy | None = None,
+        extra_headers: Sequence[tuple[str, str | bytes | None]] = (),
+        audit_extra: Mapping[str, Any] | None = None,
     ) -> None:
+        """``policy`` forces one version for every record (replays); ``extra_headers`` go on every
+        output and ``audit_extra`` into every audit event (a replay's id)."""
         self.worker_id = worker_id
+        self.policy = policy
+        self.extra_headers = list(extra_headers)
+        self.audit_extra = dict(audit_extra or {})
         self.topology = topology
         self.policies = policies
         self.registry = registry
@@ -140,6 +151,25 @@ class Processor:
             version.delivery_ids[topic] = schema_id
         return schema_id
 
+    def decision_of(self, message: InMessage) -> Decision | None:
+        """The decision alone, without encoding or registering anything (dry runs); None when the
+        input would be a dead letter before any decision (undecodable, no key, wrong key)."""
+        source = self.topology.company_of_ingest(message.topic)
+        if source is None or message.key is None or message.value is None:
+            return None
+        try:
+            schema_id, body = unframe(message.value)
+            version = self._version(schema_id)
+            record = version.codec.decode(body)
+        except SerdeError:
+            return None
+        key = message.key.decode("utf-8", "replace")
+        if type(record) is not dict or record.get("customer_id") != key:
+            return None
+        return version.engine.decide(
+            record, source, now=self.now(), policy=self.policy, stopped=self.is_stopped(source, key), trusted=True
+        )
+
     def process(self, message: InMessage) -> Outcome:
         source = self.topology.company_of_ingest(message.topic)
         if source is None:
@@ -159,10 +189,11 @@ class Processor:
         if type(record) is not dict or record.get("customer_id") != key:
             return self._dead(message, source, "key_mismatch", "the message key differs from customer_id")
         decision = version.engine.decide(
-            record, source, now=self.now(), stopped=self.is_stopped(source, key), trusted=True
+            record, source, now=self.now(), policy=self.policy, stopped=self.is_stopped(source, key), trusted=True
         )
         if decision.status is Status.INVALID:
-            return self._dead(message, source, decision.reason.value, decision.detail, decision, schema_id)
+            dead = self._dead(message, source, decision.reason.value, decision.detail, decision, schema_id)
+            return replace(dead, decision=decision, record=record)
         leaks = tuple(
             (recipient, cls)
             for recipient, delivery in decision.deliveries.items()
@@ -170,7 +201,7 @@ class Processor:
         )
         if leaks:  # fail closed: nothing of this record is sent
             dead = self._dead(message, source, "leak_canary", "a delivery held a protected field", decision, schema_id)
-            return replace(dead, leaks=leaks)
+            return replace(dead, leaks=leaks, decision=decision, record=record)
         messages = []
         trace_id = _trace_id(message)
         for recipient, delivery in decision.deliveries.items():
@@ -182,6 +213,7 @@ class Processor:
                 (H_SOURCE, source.encode()),
                 (H_TRACE_ID, trace_id.encode()),
                 (H_ITEMS, ",".join(delivery.items).encode()),
+                *self.extra_headers,
             ]
             messages.append(
                 OutMessage(
@@ -196,6 +228,8 @@ class Processor:
             tuple(messages),
             {r: d.purposes for r, d in decision.deliveries.items()},
             tuple((d.path, d.cls) for d in decision.dropped),
+            decision=decision,
+            record=record,
         )
 
     def _dead(
@@ -214,6 +248,7 @@ class Processor:
             (H_ORIGINAL_PARTITION, str(message.partition).encode()),
             (H_ORIGINAL_OFFSET, str(message.offset).encode()),
             (H_ORIGINAL_TIMESTAMP, str(message.timestamp_ms).encode()),
+            *self.extra_headers,
         ]
         out = []
         if source is not None:
@@ -257,12 +292,13 @@ class Processor:
             "processed_at_ms": int(self.now().timestamp() * 1000),
             "trace_id": trace_id,
             "processed_by": self.worker_id,
+            **self.audit_extra,
         }
         return OutMessage(
             self.topology.audit,
             (subject or "").encode() or None,
             json.dumps(event, separators=(",", ":")).encode(),
-            [(H_TRACE_ID, trace_id.encode())],
+            [(H_TRACE_ID, trace_id.encode()), *self.extra_headers],
         )
 
 

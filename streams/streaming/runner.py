@@ -152,7 +152,7 @@ class Runner:
         return True
 
     def _process_batch(self, messages: list[Message]) -> None:
-        inputs = [_in_message(m) for m in messages]
+        inputs = [in_message(m) for m in messages]
         started = time.perf_counter()
         try:
             outcomes = [self.processor.process(message) for message in inputs]
@@ -235,7 +235,7 @@ class Runner:
                 pass  # the partition was revoked meanwhile; its new owner starts at the committed offset
 
 
-def _in_message(message: Message) -> InMessage:
+def in_message(message: Message) -> InMessage:
     headers = message.headers() or []
     return InMessage(
         topic=message.topic() or "",
