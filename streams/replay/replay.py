@@ -29,6 +29,7 @@ from typing import Any, Literal
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from streams.errors import ConfigError, KafkaError
+from streams.kafka_admin import create_topics
 from streams.policy.classification import load_schema
 from streams.policy.decision import Status
 from streams.policy.loader import PolicySet
@@ -40,7 +41,7 @@ from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.streaming.processor import InMessage, Outcome, OutMessage, Processor
 from streams.streaming.runner import in_message
-from streams.topology import Topology
+from streams.topology import TopicSpec, Topology
 
 H_REPLAY_ID = "jointuse-replay-id"
 H_RECIPIENT = "jointuse-recipient"
@@ -184,6 +185,10 @@ class _KafkaSink(_Sink):
         self.consumer = consumer
         self.ranges = ranges
         self.topic = replayer.spec.topic
+        if replayer.target.kind == "topic":
+            # A staging topic is created on first use, with as many partitions as the source.
+            staging = TopicSpec(str(replayer.target.topic), {"retention.ms": str(7 * 86_400_000)})
+            create_topics(replayer.settings.kafka_common(), [staging], partitions=len(ranges), replication=-1)
         self.producer = Producer(
             {
                 **replayer.settings.kafka_common(),
