@@ -24,7 +24,13 @@ from streams.serde.registry import Registry
 from streams.settings import Settings, load_settings
 from streams.streaming.processor import InMessage, Outcome, Processor
 from streams.streaming.transactional_sink import TransactionalSink
-from streams.streaming.worker import default_worker_id, ingest_topics, rights_processor, rights_view
+from streams.streaming.worker import (
+    default_worker_id,
+    ingest_topics,
+    quality_monitor,
+    rights_processor,
+    rights_view,
+)
 from streams.telemetry import Telemetry
 from streams.topology import Topology
 
@@ -126,6 +132,7 @@ class _Pipeline:
             assigned=lambda: bool(app.consumer.assignment()),
         )
         self.metrics = self.telemetry.metrics
+        self.quality = quality_monitor(settings, self.metrics.registry)
         self.sink = TransactionalSink(
             kafka=aiokafka_conf(settings),
             transactional_id=(
@@ -181,6 +188,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
     try:
         # No record is decided before every stop-of-use request on file is known.
         await loop.run_in_executor(None, state.rights.start)
+        state.quality.start()
     except JointUseError as exc:
         log.error("the worker cannot start: %s", exc)
         os._exit(2)
@@ -195,6 +203,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
                 await state.sink.write([out for o in outcomes for out in o.messages], _offsets(messages))
                 state.metrics.transactions.labels("committed").inc()
                 state.metrics.observe(zip(messages, outcomes, strict=True))
+                state.quality.offer(outcomes)
             except Exception:
                 # take_events acknowledges the batch when this iteration ends, whatever happened, and
                 # faust would then commit offsets whose outputs were never written. Exit at once
@@ -202,6 +211,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
                 log.exception("the batch could not be committed; exiting so that nothing is lost")
                 os._exit(70)
     finally:
+        state.quality.stop()
         state.rights.stop()
         state.telemetry.stop()
         await state.sink.stop()

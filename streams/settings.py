@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     data_dir: Path = Field(PROJECT_ROOT / ".local" / "worker", description="Worker state directory (faust's datadir).")
     metrics_host: str = Field("127.0.0.1", description="Address of the worker's /metrics, /healthz, /readyz.")
     metrics_port: int = Field(9400, description="Port of those endpoints; 0 picks a free one.")
+    dq_sample_rate: float = Field(
+        0.01, ge=0, le=1, description="Share of committed records the worker samples for data quality (0: off)."
+    )
+    dq_batch_size: int = Field(500, ge=1, description="Sampled records per data-quality micro-batch.")
+    dq_suites_dir: Path = Field(PROJECT_ROOT / "dq" / "suites", description="Great Expectations suites.")
     erasure_grace_seconds: float = Field(
         2.0,
         ge=0,
@@ -59,6 +64,9 @@ class Settings(BaseSettings):
             "JOINTUSE_POLICY_PATH": str(self.policy_path),
             "JOINTUSE_METRICS_PORT": str(self.metrics_port),
             "JOINTUSE_ERASURE_GRACE_SECONDS": str(self.erasure_grace_seconds),
+            "JOINTUSE_DQ_SAMPLE_RATE": str(self.dq_sample_rate),
+            "JOINTUSE_DQ_BATCH_SIZE": str(self.dq_batch_size),
+            "JOINTUSE_DQ_SUITES_DIR": str(self.dq_suites_dir),
             "JOINTUSE_SECURITY_PROTOCOL": self.security_protocol,
             "JOINTUSE_SASL_MECHANISM": self.sasl_mechanism,
             "JOINTUSE_SASL_USERNAME": self.sasl_username or "",

@@ -17,7 +17,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from streams.cli import infra_commands, replay_commands, rights_commands
+from streams.cli import dq_commands, infra_commands, replay_commands, rights_commands
 from streams.cli.access_commands import access_app
 from streams.errors import JointUseError, PolicyError, SchemaError
 from streams.policy.classification import load_schema
@@ -44,6 +44,7 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(access_app, name="access")
 infra_commands.register(app)
 rights_commands.register(app)
+dq_commands.register(app)
 app.command("replay")(replay_commands.replay_command)
 
 DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"

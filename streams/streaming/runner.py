@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -65,6 +66,8 @@ class Runner:
         self.topology = topology
         self.metrics = metrics
         self.stats = RunnerStats()
+        # Called with each committed batch's outcomes (data-quality sampling); must not block.
+        self.on_committed: Callable[[list[Outcome]], None] = lambda outcomes: None
         self.stopping = threading.Event()
         self.assigned: set[tuple[str, int]] = set()
         transactional = config.guarantee == "exactly_once"
@@ -183,6 +186,7 @@ class Runner:
         if self.metrics is not None:
             self.metrics.transactions.labels("committed").inc()
             self.metrics.observe(zip(inputs, outcomes, strict=True))
+        self.on_committed(outcomes)
 
     def _produce_all(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:

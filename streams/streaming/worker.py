@@ -8,10 +8,13 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+from prometheus_client import CollectorRegistry
+
 from streams.errors import ConfigError
 from streams.logs import configure as configure_logging
 from streams.policy.foreign import find_recipient
 from streams.policy.loader import PolicySet, load_policies
+from streams.quality.monitor import QualityMonitor
 from streams.rights.erasure import RightsProcessor, audit_lookup, provision_lookup
 from streams.rights.view import RightsView
 from streams.serde.registry import Registry
@@ -99,6 +102,16 @@ def build_runner(
     return runner, observed
 
 
+def quality_monitor(settings: Settings, registry: CollectorRegistry) -> QualityMonitor:
+    return QualityMonitor(
+        registry,
+        schema_path=settings.schema_dir / "customer_record.v1.avsc",
+        suites_dir=settings.dq_suites_dir,
+        sample_rate=settings.dq_sample_rate,
+        batch_size=settings.dq_batch_size,
+    )
+
+
 def run_worker(
     settings: Settings,
     *,
@@ -112,6 +125,8 @@ def run_worker(
         settings, worker_id=worker_id, guarantee=guarantee, batch_size=batch_size, is_stopped=view.is_stopped
     )
     eraser = build_rights_runner(settings, worker_id=worker_id, guarantee=guarantee)
+    quality = quality_monitor(settings, telemetry.metrics.registry)
+    runner.on_committed = quality.offer
 
     def stop(signum: int, frame: FrameType | None) -> None:
         runner.stop()
@@ -124,10 +139,12 @@ def run_worker(
     view.start()
     erasing = threading.Thread(target=eraser.run, name="erasure", daemon=True)
     erasing.start()
+    quality.start()
     telemetry.start()
     try:
         return runner.run(max_idle_seconds=max_idle_seconds)
     finally:
+        quality.stop()
         eraser.stop()
         erasing.join(30)
         view.stop()

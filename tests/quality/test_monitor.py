@@ -1,0 +1,91 @@
+"""The in-worker monitor: samples, validates in its child process, exports metrics (no broker)."""
+
+from __future__ import annotations
+
+import time
+
+from prometheus_client import CollectorRegistry
+
+from streams.policy.engine import Engine
+from streams.quality.monitor import QualityMonitor
+from streams.settings import PROJECT_ROOT
+from streams.streaming.processor import Outcome
+from tests.conftest import SCHEMA_PATH
+from tests.records import make_native_records
+
+
+def _outcomes(engine: Engine, count: int, *, bad_email: bool = False) -> list[Outcome]:
+    out = []
+    for record in make_native_records(count, seed=8):
+        if bad_email:
+            record["email"] = "no-at-sign"
+        decision = engine.decide(record, record["source_company"], trusted=True)
+        deliveries = {r: d.purposes for r, d in decision.deliveries.items()}
+        out.append(
+            Outcome(
+                decision.status,
+                decision.reason.value,
+                record["source_company"],
+                (),
+                deliveries,
+                (),
+                decision=decision,
+                record=record,
+            )
+        )
+    return out
+
+
+def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    return registry.get_sample_value(name, labels) or 0.0
+
+
+def test_sampled_batches_are_validated_and_exported(engine: Engine) -> None:
+    registry = CollectorRegistry()
+    monitor = QualityMonitor(
+        registry,
+        schema_path=SCHEMA_PATH,
+        suites_dir=PROJECT_ROOT / "dq" / "suites",
+        sample_rate=1.0,
+        batch_size=50,
+        seed=1,
+    )
+    monitor.start()
+    try:
+        monitor.offer(_outcomes(engine, 50))
+        monitor.offer(_outcomes(engine, 50, bad_email=True))
+        deadline = time.monotonic() + 90
+        while monitor.validated < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        monitor.stop()
+    assert monitor.validated == 2
+    assert _value(registry, "jointuse_dq_sampled_records_total") == 100
+    assert _value(registry, "jointuse_dq_batches_total", suite="jointuse_ingest", result="passed") == 1
+    assert _value(registry, "jointuse_dq_batches_total", suite="jointuse_ingest", result="failed") == 1
+    labels = {"suite": "jointuse_ingest", "expectation": "expect_column_values_to_match_regex", "column": "email"}
+    assert _value(registry, "jointuse_dq_expectation_failures_total", **labels) == 1
+    assert _value(registry, "jointuse_dq_unexpected_percent", **labels) == 100.0
+    assert _value(registry, "jointuse_dq_batches_total", suite="jointuse_delivery", result="passed") >= 1
+
+
+def test_a_busy_monitor_drops_batches_instead_of_waiting(engine: Engine) -> None:
+    registry = CollectorRegistry()
+    monitor = QualityMonitor(
+        registry, schema_path=SCHEMA_PATH, suites_dir=PROJECT_ROOT / "dq" / "suites", sample_rate=1.0, batch_size=10
+    )  # never started: nothing takes batches off the queue
+    outcomes = _outcomes(engine, 10)
+    started = time.perf_counter()
+    for _ in range(5):
+        monitor.offer(outcomes)
+    assert time.perf_counter() - started < 1.0
+    assert _value(registry, "jointuse_dq_dropped_batches_total") == 3  # the queue holds two
+    off = QualityMonitor(
+        CollectorRegistry(),
+        schema_path=SCHEMA_PATH,
+        suites_dir=PROJECT_ROOT / "dq" / "suites",
+        sample_rate=0,
+        batch_size=10,
+    )
+    off.offer(outcomes)
+    assert not off.enabled and off._pending == []
