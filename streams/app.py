@@ -18,6 +18,7 @@ import faust
 
 from streams.errors import JointUseError
 from streams.logs import logging_config
+from streams.metrics import RightsMetrics
 from streams.policy.loader import load_policies
 from streams.rights.erasure import RightsProcessor
 from streams.serde.registry import Registry
@@ -133,6 +134,7 @@ class _Pipeline:
         )
         self.metrics = self.telemetry.metrics
         self.quality = quality_monitor(settings, self.metrics.registry)
+        self.rights_metrics = RightsMetrics(self.metrics.registry, lambda: len(self.rights.state))
         self.sink = TransactionalSink(
             kafka=aiokafka_conf(settings),
             transactional_id=(
@@ -145,6 +147,9 @@ class _Pipeline:
     def decide(self, messages: Sequence[InMessage]) -> list[Outcome]:
         with self.metrics.batch_seconds.time():
             return [self.processor.process(m) for m in messages]
+
+
+_running: list[_Pipeline] = []
 
 
 def _leave_offsets_to_transactions(application: faust.App) -> None:
@@ -180,6 +185,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
         _leave_offsets_to_transactions(app)
     try:
         state = _Pipeline()
+        _running.append(state)
         state.telemetry.start()
     except JointUseError as exc:
         log.error("the worker cannot start: %s", exc)
@@ -250,6 +256,8 @@ async def erasure(stream: faust.StreamT[Any]) -> None:
             except Exception:
                 log.exception("rights requests could not be handled; exiting so that none is lost")
                 os._exit(70)
+            for state in _running:  # the pipeline agent's metrics registry, once it started
+                state.rights_metrics.observe(outcomes)
             for message, outcome in zip(messages, outcomes, strict=True):
                 log.info(
                     "rights request handled",

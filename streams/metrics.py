@@ -137,3 +137,27 @@ class _RegistryCollector(Collector):
         yield CounterMetricFamily(
             "jointuse_schema_cache_hits", "Schema lookups answered from the cache.", value=self.cache_hits()
         )
+
+
+class RightsMetrics:
+    """Stop-of-use and erasure, as seen by one worker."""
+
+    def __init__(self, registry: CollectorRegistry, stopped_subjects: Callable[[], int]) -> None:
+        self.stopped = Gauge(
+            "jointuse_rights_stopped_subjects",
+            "Subjects under a stop-of-use or erasure request, in this worker's rights view.",
+            registry=registry,
+        )
+        self.stopped.set_function(lambda: float(stopped_subjects()))
+        self.requests = Counter(
+            "jointuse_rights_requests", "Rights requests handled, by action.", ["action"], registry=registry
+        )
+        self.tombstones = Counter(
+            "jointuse_erasure_tombstones", "Tombstones written for erased subjects.", registry=registry
+        )
+
+    def observe(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            self.requests.labels(outcome.reason).inc()
+            if outcome.reason == "erase":
+                self.tombstones.inc(len(outcome.deliveries))

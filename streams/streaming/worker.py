@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.errors import ConfigError
 from streams.logs import configure as configure_logging
+from streams.metrics import RightsMetrics
 from streams.policy.foreign import find_recipient
 from streams.policy.loader import PolicySet, load_policies
 from streams.quality.monitor import QualityMonitor
@@ -127,6 +128,7 @@ def run_worker(
     eraser = build_rights_runner(settings, worker_id=worker_id, guarantee=guarantee)
     quality = quality_monitor(settings, telemetry.metrics.registry)
     runner.on_committed = quality.offer
+    eraser.on_committed = RightsMetrics(telemetry.metrics.registry, lambda: len(view.state)).observe
 
     def stop(signum: int, frame: FrameType | None) -> None:
         runner.stop()

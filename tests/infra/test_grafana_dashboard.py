@@ -7,7 +7,8 @@ import re
 
 from prometheus_client import CollectorRegistry
 
-from streams.metrics import PipelineMetrics
+from streams.metrics import PipelineMetrics, RightsMetrics
+from streams.quality.monitor import QualityMetrics
 from streams.settings import PROJECT_ROOT
 
 DASHBOARD = PROJECT_ROOT / "infra" / "grafana" / "dashboards" / "jointuse.json"
@@ -24,6 +25,11 @@ LABELS_IN_QUERIES = {
     "dependency",
     "notice",
     "version",
+    "suite",
+    "expectation",
+    "column",
+    "result",
+    "action",
 }
 
 
@@ -31,6 +37,8 @@ def exported_names() -> set[str]:
     registry = CollectorRegistry()
     metrics = PipelineMetrics(registry)
     metrics.register_registry_counters(lambda: 0, lambda: 0)
+    QualityMetrics(registry)
+    RightsMetrics(registry, lambda: 0)
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "info": ["_info"], "gauge": [""]}
     names = {family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]}
     names.add("jointuse_dependency_up")  # collected at scrape time by streams.telemetry.Telemetry
