@@ -47,10 +47,17 @@ demo: setup
 	@infra/local.sh up
 	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/jointuse demo $(DEMO_ARGS) || status=$$?; infra/local.sh down; exit $$status
 
-bench: setup
+# The Quix Streams peer needs older confluent-kafka and pydantic: its own venv.
+PEER := .venv-peer
+$(PEER)/.installed: bench/peer-constraints.txt
+	@test -x $(PEER)/bin/python || $(PYTHON) -m venv $(PEER)
+	$(PEER)/bin/pip install -q -r bench/peer-constraints.txt
+	@touch $@
+
+bench: setup $(PEER)/.installed
 	@infra/local.sh up
 	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/python -m bench.run $(BENCH_ARGS) || status=$$?; infra/local.sh down; exit $$status
 
 clean:
 	infra/local.sh down
-	rm -rf $(VENV) .local .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER) .local .pytest_cache .mypy_cache .ruff_cache

@@ -9,11 +9,13 @@ consumer minus the record's produce timestamp (so it includes the transaction co
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from confluent_kafka import Consumer
 
 from streams.kafka_admin import create_topics
 from streams.policy.loader import load_policies
-from streams.settings import Settings, load_settings
+from streams.settings import PROJECT_ROOT, Settings, load_settings
 from streams.streaming.client import produce_lines, producer
 from streams.streaming.processes import start_worker, stop_worker
 from streams.synthetic import Generator, Mix
@@ -91,6 +93,26 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+PEER_PYTHON = PROJECT_ROOT / ".venv-peer" / "bin" / "python"
+
+
+def start_peer(settings: Settings, name: str) -> subprocess.Popen[bytes]:
+    """The Quix Streams peer (bench/peer_quix.py) in its own venv."""
+    return subprocess.Popen(
+        [str(PEER_PYTHON), str(PROJECT_ROOT / "bench" / "peer_quix.py"), settings.topic_prefix],
+        env={**os.environ, **settings.worker_env(), "PYTHONPATH": str(PROJECT_ROOT)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _starter(runtime: str, guarantee: str = "exactly_once") -> Callable[[Settings, str], subprocess.Popen[bytes]]:
+    if runtime == "quix":
+        return start_peer
+    return lambda settings, name: start_worker(settings, name, runtime=runtime, guarantee=guarantee, quiet=True)
+
+
 def throughput(
     base: Settings, *, runtime: str, guarantee: str, count: int, workers: int = 1, partitions: int = 4
 ) -> dict[str, Any]:
@@ -98,9 +120,8 @@ def throughput(
     produce_lines(settings, "jcom", _clean_lines(count, 1), progress=False)
     watcher = AuditWatcher(settings, topology.audit)
     watcher.start()
-    started = [
-        start_worker(settings, f"bench-{i}", runtime=runtime, guarantee=guarantee, quiet=True) for i in range(workers)
-    ]
+    start = _starter(runtime, guarantee)
+    started = [start(settings, f"bench-{i}") for i in range(workers)]
     try:
         for worker in started:
             watcher.wait_for(count, timeout=600, worker=worker)
@@ -175,7 +196,7 @@ def latency(base: Settings, *, runtime: str, rate: float, seconds: float = 10.0)
     ]
     watcher = AuditWatcher(settings, topology.audit)
     watcher.start()
-    worker = start_worker(settings, "bench-lat", runtime=runtime, quiet=True)
+    worker = _starter(runtime)(settings, "bench-lat")
     client = producer(settings, **{"linger.ms": 0})
     try:
         # Warm-up record: wait until the worker is assigned and has looked up the schema.
@@ -222,6 +243,13 @@ def run(count: int = 20_000, repetitions: int = 3) -> dict[str, Any]:
             )
         results[f"{runtime}_latency_at_half_rate"] = latency(
             base, runtime=runtime, rate=results[f"{runtime}_exactly_once"]["records_per_s"] / 2
+        )
+    if PEER_PYTHON.exists():
+        results["quix_exactly_once"] = median_of(
+            repetitions, lambda: throughput(base, runtime="quix", guarantee="exactly_once", count=count)
+        )
+        results["quix_latency_at_half_rate"] = latency(
+            base, runtime="quix", rate=results["quix_exactly_once"]["records_per_s"] / 2
         )
     for workers in (1, 2):
         results[f"faust_scale_out_{workers}_workers_2_partitions"] = median_of(

@@ -132,6 +132,14 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         out["pipeline_over_naive"] = round(eos / in_process["naive_avro_package_records_per_s"], 2)
     if eos and "passthrough" in pipeline:
         out["pipeline_over_passthrough"] = round(eos / pipeline["passthrough"]["records_per_s"], 3)
+    peer = pipeline.get("quix_exactly_once", {}).get("records_per_s")
+    if eos and peer:
+        out["pipeline_over_peer"] = round(eos / peer, 2)
+    confluent = pipeline.get("confluent_exactly_once", {}).get("records_per_s")
+    if confluent and in_process:
+        out["confluent_runtime_over_floor"] = round(confluent / in_process["floor_records_per_s"], 3)
+    if confluent and peer:
+        out["confluent_runtime_over_peer"] = round(confluent / peer, 2)
     one = pipeline.get("faust_scale_out_1_workers_2_partitions", {}).get("records_per_s")
     two = pipeline.get("faust_scale_out_2_workers_2_partitions", {}).get("records_per_s")
     if one and two:

@@ -198,29 +198,45 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
     except JointUseError as exc:
         log.error("the worker cannot start: %s", exc)
         os._exit(2)
+    # Under exactly-once, batch N+1 is decided (in the executor) while batch N's transaction
+    # commits (on the loop); transactions still commit one after the other, in order. Under
+    # at-least-once faust commits what was acknowledged, so each batch is written before the next.
+    overlap = GUARANTEE == "exactly_once"
+    committing: asyncio.Task[None] | None = None
     try:
         # take_events is on faust.Stream but missing from the StreamT protocol faust ships.
         async for events in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_SECONDS):  # type: ignore[attr-defined]
             messages = [_in_message(e) for e in events]
             # Decoding and deciding are CPU work (and the first lookup of a schema id is HTTP):
-            # off the loop, so heartbeats and fetches go on.
-            outcomes = await loop.run_in_executor(None, state.decide, messages)
-            try:
-                await state.sink.write([out for o in outcomes for out in o.messages], _offsets(messages))
-                state.metrics.transactions.labels("committed").inc()
-                state.metrics.observe(zip(messages, outcomes, strict=True))
-                state.quality.offer(outcomes)
-            except Exception:
-                # take_events acknowledges the batch when this iteration ends, whatever happened, and
-                # faust would then commit offsets whose outputs were never written. Exit at once
-                # instead: the restarted worker resumes from the last committed transaction.
-                log.exception("the batch could not be committed; exiting so that nothing is lost")
-                os._exit(70)
+            # off the loop, so heartbeats, fetches and the previous commit go on.
+            deciding = loop.run_in_executor(None, state.decide, messages)
+            if committing is not None:
+                await committing
+            outcomes = await deciding
+            committing = asyncio.ensure_future(_commit(state, messages, outcomes))
+            if not overlap:
+                await committing
     finally:
+        if committing is not None and not committing.done():
+            await committing
         state.quality.stop()
         state.rights.stop()
         state.telemetry.stop()
         await state.sink.stop()
+
+
+async def _commit(state: _Pipeline, messages: list[InMessage], outcomes: list[Outcome]) -> None:
+    try:
+        await state.sink.write([out for o in outcomes for out in o.messages], _offsets(messages))
+    except Exception:
+        # take_events acknowledges a batch when its iteration ends, whatever happened, and faust
+        # would then commit offsets whose outputs were never written (at-least-once). Exit at once
+        # instead: the restarted worker resumes from the last committed transaction.
+        log.exception("the batch could not be committed; exiting so that nothing is lost")
+        os._exit(70)
+    state.metrics.transactions.labels("committed").inc()
+    state.metrics.observe(zip(messages, outcomes, strict=True))
+    state.quality.offer(outcomes)
 
 
 def _offsets(messages: Sequence[InMessage]) -> dict[tuple[str, int], int]:
