@@ -15,15 +15,14 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaException, Producer
-
 from streams.errors import KafkaError
 from streams.policy.model import Policy
 from streams.policy.rights import expired, expiry_notice
 from streams.rights.scan import scan_topic
 from streams.settings import Settings
 from streams.streaming.client import producer
-from streams.streaming.processor import H_ITEMS, Headers
+from streams.streaming.processor import H_ITEMS
+from streams.streaming.produce import out, produce_waiting
 from streams.topology import Topology
 
 
@@ -87,19 +86,8 @@ def run_retention(
         issued = dt.datetime.now(dt.UTC)
         for key, _ in due:
             notice = expiry_notice(key.decode("utf-8", "replace"), recipient, issued_at=issued, expired_at=as_of)
-            _send(client, topic, key, None, [("jointuse-erasure-reason", b"retention")])
-            _send(client, topology.notices(recipient), key, notice, [])
+            produce_waiting(client, out(topic, key, None, [("jointuse-erasure-reason", b"retention")]))
+            produce_waiting(client, out(topology.notices(recipient), key, notice))
     if client is not None and client.flush(60):
         raise KafkaError("some tombstones were not acknowledged by the broker; run the job again")
     return result
-
-
-def _send(client: Producer, topic: str, key: bytes, value: bytes | None, headers: Headers) -> None:
-    while True:
-        try:
-            client.produce(topic, key=key, value=value, headers=headers)
-            return
-        except BufferError:
-            client.poll(0.1)  # the local queue is full: let deliveries drain
-        except KafkaException as exc:
-            raise KafkaError(f"cannot write to {topic} ({exc.args[0]})") from exc

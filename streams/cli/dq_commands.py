@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _die, _settings
+from streams.cli.range_options import FromOffset, FromTime, Partition, ToOffset, ToTime
 from streams.cli.replay_commands import _progress_bar
 from streams.errors import ConfigError, JointUseError
 
@@ -19,11 +20,11 @@ dq_app = typer.Typer(help="Data quality with Great Expectations.", no_args_is_he
 @dq_app.command("run")
 def dq_run(
     topic: Annotated[str, typer.Option("--topic", help="An ingest or delivery topic.")],
-    partition: Annotated[int | None, typer.Option("--partition", help="Only this partition.")] = None,
-    from_offset: Annotated[int | None, typer.Option("--from-offset", help="First offset (per partition).")] = None,
-    to_offset: Annotated[int | None, typer.Option("--to-offset", help="Last offset, inclusive.")] = None,
-    from_time: Annotated[str | None, typer.Option("--from-time", help="First record time, ISO 8601.")] = None,
-    to_time: Annotated[str | None, typer.Option("--to-time", help="End time (exclusive), ISO 8601.")] = None,
+    partition: Partition = None,
+    from_offset: FromOffset = None,
+    to_offset: ToOffset = None,
+    from_time: FromTime = None,
+    to_time: ToTime = None,
     docs: Annotated[Path | None, typer.Option("--docs", help="Write GX Data Docs (HTML) to this folder.")] = None,
     max_records: Annotated[int, typer.Option("--max-records", help="Validate at most N records.")] = 200_000,
     json_output: Annotated[bool, typer.Option("--json", help="The result as JSON.")] = False,
@@ -34,10 +35,12 @@ def dq_run(
     """Validate a range of a topic against its suite (dq/suites/ingest.json or delivery.json).
 
     Data Docs never show values: unexpected values are not collected.
+    \b
     Examples:
       jointuse dq run --topic jointuse.ingest.jcom.customer.v1 --docs build/dq
       jointuse dq run --topic jointuse.deliver.jcom-insurance.customer.v1 --from-time 2026-06-01T00:00:00+09:00
 
+    \b
     Exit codes: 0 every expectation passed; 1 an expectation failed or values were undecodable;
     2 bad arguments; 3 Kafka or registry error.
     """

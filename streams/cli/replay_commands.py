@@ -11,6 +11,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _die, _settings
+from streams.cli.range_options import FromOffset, FromTime, Partition, ToOffset, ToTime
 from streams.errors import ConfigError, JointUseError
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
@@ -32,11 +33,11 @@ def _progress_bar(description: str) -> Progress:
 
 def replay_command(
     topic: Annotated[str, typer.Option("--topic", help="The ingest topic to replay.")],
-    partition: Annotated[int | None, typer.Option("--partition", help="Only this partition.")] = None,
-    from_offset: Annotated[int | None, typer.Option("--from-offset", help="First offset (per partition).")] = None,
-    to_offset: Annotated[int | None, typer.Option("--to-offset", help="Last offset, inclusive.")] = None,
-    from_time: Annotated[str | None, typer.Option("--from-time", help="First record time, ISO 8601.")] = None,
-    to_time: Annotated[str | None, typer.Option("--to-time", help="End time (exclusive), ISO 8601.")] = None,
+    partition: Partition = None,
+    from_offset: FromOffset = None,
+    to_offset: ToOffset = None,
+    from_time: FromTime = None,
+    to_time: ToTime = None,
     key: Annotated[str | None, typer.Option("--key", help="Only records with this key (customer id).")] = None,
     policy_path: Annotated[Path | None, typer.Option("--policy", help="Policy file or directory to apply.")] = None,
     policy_version: Annotated[
@@ -64,11 +65,13 @@ def replay_command(
     Running the same replay again (or after Ctrl-C or a crash) resumes where it stopped and never
     writes a record twice. Stop-of-use and erasure requests apply.
 
+    \b
     Examples:
       jointuse replay --topic jointuse.ingest.jcom.customer.v1 --policy-version 2026-07 --redeliver
       jointuse replay --topic jointuse.ingest.jcom.customer.v1 --from-time 2026-06-01T00:00:00+09:00 --to-file out.jsonl
       jointuse replay --topic jointuse.ingest.jcom.customer.v1 --policy policies/next.yaml --dry-run
 
+    \b
     Exit codes: 0 done (dry run: no difference); 1 dry run found differences; 2 bad arguments;
     3 Kafka or registry error (run the same command again to resume).
     """

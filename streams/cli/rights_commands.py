@@ -30,6 +30,7 @@ def rights_request(
 ) -> None:
     """File a request on the rights topic; the workers apply it within seconds.
 
+    \b
     Examples:
       jointuse rights request C0000042 --source jcom --stop
       jointuse rights request C0000042 --source jcom --erase
@@ -68,6 +69,7 @@ def rights_report(
     """Disclosure report: which companies received which items about a subject, when, for which
     purposes, under which notice version (from the audit topic).
 
+    \b
     Examples:
       jointuse rights report C0000042 --source jcom
       jointuse rights report C0000042 --format json
@@ -130,6 +132,7 @@ def retention_run(
     """Tombstone every subject whose latest delivery holds an item past its retention, and notify
     the recipient. Idempotent.
 
+    \b
     Examples:
       jointuse retention run
       jointuse retention run --every 3600

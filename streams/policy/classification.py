@@ -273,7 +273,7 @@ def _shareable_fields(fields: list[dict[str, Any]], *, top: bool) -> list[dict[s
         spec = dict(spec)
         spec["type"] = _shareable_type(spec["type"])
         if top and cls == FieldClass.ITEM:
-            spec["type"] = _nullable(spec["type"])
+            spec["type"] = nullable_type(spec["type"])
             spec["default"] = None
         kept.append(spec)
     return kept
@@ -293,7 +293,7 @@ def _shareable_type(schema: Any) -> Any:
     return schema
 
 
-def _nullable(schema: Any) -> Any:
+def nullable_type(schema: Any) -> Any:
     if isinstance(schema, list):
         return schema if "null" in schema else ["null", *schema]
     return ["null", schema]

@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from streams.policy.classification import CLASS_PROPERTY, ClassifiedSchema, FieldClass, FieldNode, TypeNode
+from streams.policy.classification import (
+    CLASS_PROPERTY,
+    ClassifiedSchema,
+    FieldClass,
+    FieldNode,
+    TypeNode,
+    nullable_type,
+)
 from streams.policy.model import ForeignRecipient, Policy
 from streams.policy.rights import subject_key
 
@@ -151,7 +158,7 @@ def foreign_schema(schema: ClassifiedSchema, policy: Policy, recipient_id: str) 
         elif (cls == FieldClass.ITEM and spec.get("jointuse.item") in items) or (
             cls == FieldClass.INSURER_ONLY and spec["name"] in insurer
         ):
-            top.append({**spec, "type": _nullable(_nested_type(spec["type"])), "default": None})
+            top.append({**spec, "type": nullable_type(_nested_type(spec["type"])), "default": None})
     raw["fields"] = top
     return raw
 
@@ -170,9 +177,3 @@ def _nested_type(schema: Any) -> Any:
         if kind == "map":
             return {**schema, "values": _nested_type(schema["values"])}
     return schema
-
-
-def _nullable(schema: Any) -> Any:
-    if isinstance(schema, list):
-        return schema if "null" in schema else ["null", *schema]
-    return ["null", schema]

@@ -40,6 +40,7 @@ from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.streaming.processor import InMessage, Outcome, OutMessage, Processor
+from streams.streaming.produce import produce_waiting
 from streams.streaming.runner import in_message
 from streams.topology import TopicSpec, Topology
 
@@ -231,13 +232,8 @@ class _KafkaSink(_Sink):
         commit = [TopicPartition(self.topic, p, o) for p, o in offsets.items()]
         try:
             self.producer.begin_transaction()
-            for m in messages:
-                while True:
-                    try:
-                        self.producer.produce(m.topic, key=m.key, value=m.value, headers=m.headers)
-                        break
-                    except BufferError:
-                        self.producer.poll(0.05)
+            for message in messages:
+                produce_waiting(self.producer, message)
             self.producer.send_offsets_to_transaction(commit, self.consumer.consumer_group_metadata(), 60)
             self.producer.commit_transaction(60)
         except KafkaException as exc:

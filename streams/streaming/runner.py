@@ -22,6 +22,7 @@ from streams.errors import RegistryError
 from streams.metrics import PipelineMetrics
 from streams.policy.decision import Status
 from streams.streaming.processor import InMessage, Outcome
+from streams.streaming.produce import produce_waiting
 from streams.topology import Topology
 
 Guarantee = Literal["exactly_once", "at_least_once"]
@@ -190,13 +191,8 @@ class Runner:
 
     def _produce_all(self, outcomes: list[Outcome]) -> None:
         for outcome in outcomes:
-            for out in outcome.messages:
-                while True:
-                    try:
-                        self.producer.produce(out.topic, key=out.key, value=out.value, headers=out.headers)
-                        break
-                    except BufferError:
-                        self.producer.poll(0.05)
+            for message in outcome.messages:
+                produce_waiting(self.producer, message)
 
     def _commit_transaction(self, outcomes: list[Outcome], offsets: list[TopicPartition]) -> bool:
         try:
