@@ -155,6 +155,8 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=["decide", "pipeline"], help="run one part only")
     parser.add_argument("--count", type=int, default=20_000, help="records in the pipeline backlog")
+    parser.add_argument("--runtimes", default="faust,confluent,quix", help="pipeline runtimes to measure")
+    parser.add_argument("--repetitions", type=int, default=3, help="repetitions per figure (the median is kept)")
     args = parser.parse_args()
     results: dict[str, Any] = {"measured_at": dt.datetime.now(dt.UTC).isoformat()}
     if args.only in (None, "decide"):
@@ -162,14 +164,15 @@ def main() -> None:
     if args.only in (None, "pipeline"):
         from bench.pipeline import run as run_pipeline
 
-        results["pipeline"] = run_pipeline(args.count)
+        results["pipeline"] = run_pipeline(args.count, args.repetitions, tuple(args.runtimes.split(",")))
     results["ratios"] = ratios(results)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [
         "# Benchmarks",
         "",
         f"Measured {results['measured_at']} on this project's 2-core machine.",
-        "Each throughput figure is the median of 3 repetitions; the ratios compare figures of this one run.",
+        f"Each throughput figure is the median of {args.repetitions} repetitions; the ratios compare figures of"
+        " this one run.",
         "",
     ]
     for section, values in results.items():
