@@ -40,7 +40,7 @@ from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.streaming.processor import InMessage, Outcome, OutMessage, Processor
-from streams.streaming.produce import produce_waiting
+from streams.streaming.produce import SAME_PARTITIONS_AS_JAVA, produce_waiting
 from streams.streaming.runner import in_message
 from streams.topology import TopicSpec, Topology
 
@@ -193,6 +193,7 @@ class _KafkaSink(_Sink):
         self.producer = Producer(
             {
                 **replayer.settings.kafka_common(),
+                **SAME_PARTITIONS_AS_JAVA,
                 "transactional.id": replayer.name,
                 "enable.idempotence": True,
                 "linger.ms": 5,

@@ -20,6 +20,7 @@ from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
 from streams.settings import Settings
+from streams.streaming.produce import SAME_PARTITIONS_AS_JAVA
 from streams.topology import Topology
 
 
@@ -37,7 +38,14 @@ class ProduceStats:
 
 def producer(settings: Settings, **extra: Any) -> Producer:
     return Producer(
-        {**settings.kafka_common(), "enable.idempotence": True, "linger.ms": 20, "compression.type": "lz4", **extra}
+        {
+            **settings.kafka_common(),
+            **SAME_PARTITIONS_AS_JAVA,
+            "enable.idempotence": True,
+            "linger.ms": 20,
+            "compression.type": "lz4",
+            **extra,
+        }
     )
 
 

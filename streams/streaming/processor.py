@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
+
+import orjson
 
 from streams.errors import SerdeError
 from streams.policy.canary import LeakCanary
@@ -297,7 +298,7 @@ class Processor:
         return OutMessage(
             self.topology.audit,
             (subject or "").encode() or None,
-            json.dumps(event, separators=(",", ":")).encode(),
+            orjson.dumps(event),  # the audit's JSON is on the hot path: orjson is several times faster
             [(H_TRACE_ID, trace_id.encode()), *self.extra_headers],
         )
 

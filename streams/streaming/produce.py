@@ -7,6 +7,10 @@ from confluent_kafka import KafkaException, Producer
 from streams.errors import KafkaError
 from streams.streaming.processor import Headers, OutMessage
 
+# Keys go to the partition Java clients and aiokafka (faust) choose: murmur2. librdkafka's default
+# (CRC32) would put a tombstone in another partition than the delivery it must erase.
+SAME_PARTITIONS_AS_JAVA = {"partitioner": "murmur2_random"}
+
 
 def produce_waiting(producer: Producer, message: OutMessage) -> None:
     """Produces ``message``; while librdkafka's local queue is full, serves delivery reports instead."""

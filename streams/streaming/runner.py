@@ -22,7 +22,7 @@ from streams.errors import RegistryError
 from streams.metrics import PipelineMetrics
 from streams.policy.decision import Status
 from streams.streaming.processor import InMessage, Outcome
-from streams.streaming.produce import produce_waiting
+from streams.streaming.produce import SAME_PARTITIONS_AS_JAVA, produce_waiting
 from streams.topology import Topology
 
 Guarantee = Literal["exactly_once", "at_least_once"]
@@ -89,6 +89,7 @@ class Runner:
         )
         producer_conf: dict[str, Any] = {
             **config.kafka,
+            **SAME_PARTITIONS_AS_JAVA,
             "enable.idempotence": True,
             "linger.ms": 5,
             "compression.type": "lz4",
