@@ -6,15 +6,19 @@ import json
 import sys
 import time
 from collections import Counter
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from streams.kafka_admin import create_topics
 from streams.policy.loader import load_policies
+from streams.policy.rights import RightsAction, disclosures
+from streams.rights.requests import file_request
 from streams.settings import Settings
 from streams.streaming.client import ensure_reachable, produce_lines, read_committed
 from streams.streaming.processes import start_worker, stop_worker
+from streams.streaming.processor import subject_hash
 from streams.synthetic import Generator
 from streams.topology import Topology
 
@@ -54,9 +58,11 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
         events = [json.loads(m.value() or b"null") for m in audit]
         deliveries = {c: read_committed(settings, topology.deliver(c), timeout=30) for c in COMPANIES}
         dead = {c: read_committed(settings, topology.dead_letters(c), timeout=10) for c in COMPANIES}
+        rights = _stop_of_use(settings, topology, lines["jcom"], events, console)
         scraped = _scrape(settings.metrics_host, settings.metrics_port)
     finally:
         stop_worker(worker)
+    quality = _data_quality(settings, topology, console)
 
     statuses = Counter(e["status"] for e in events)
     reasons = Counter(e["reason"] for e in events if e["status"] != "shared")
@@ -81,6 +87,8 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
     for cls, n in sorted(dropped.items()):
         table.add_row(f"fields dropped: {cls}", str(n))
     table.add_row("protected values found in deliveries", str(leaks))
+    table.add_row("stop of use: later record withheld after", f"{rights:.1f} s" if rights is not None else "not seen")
+    table.add_row("data quality (GX) on jcom's ingest", quality)
     table.add_row("throughput (produce → all audited)", f"{produced / elapsed:,.0f} records/s")
     table.add_row("worker /metrics: jointuse_records_in_total", f"{scraped.get('jointuse_records_in', 0):,.0f}")
     table.add_row("worker /metrics: jointuse_leak_canary_total", f"{scraped.get('jointuse_leak_canary', 0):,.0f}")
@@ -93,7 +101,7 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
         f"Metrics: a running worker serves http://{settings.metrics_host}:{settings.metrics_port}/metrics; "
         "alerts in infra/prometheus/alerts.yml, dashboard in infra/grafana/dashboards/jointuse.json"
     )
-    ok = len(events) == produced and leaks == 0 and sum(statuses.values()) == produced
+    ok = len(events) == produced and leaks == 0 and sum(statuses.values()) == produced and rights is not None
     if not ok:
         console.print("[red]demo check failed: every record must be audited once and nothing may leak[/]")
     return 0 if ok else 1
@@ -114,3 +122,50 @@ def _scrape(host: str, port: int) -> dict[str, float]:
         family.name: sum(s.value for s in family.samples if s.name.endswith("_total"))
         for family in text_string_to_metric_families(text)
     }
+
+
+def _stop_of_use(
+    settings: Settings, topology: Topology, lines: list[bytes], events: list[dict[str, Any]], console: Console
+) -> float | None:
+    """A shared jcom customer asks to stop; the same record, sent again, must be withheld."""
+    shared = {e["subject"] for e in events if e["status"] == "shared" and e["source"] == "jcom"}
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        customer = record.get("customer_id") if isinstance(record, dict) else None
+        if isinstance(customer, str) and subject_hash("jcom", customer) in shared:
+            break
+    else:
+        return None
+    subject = subject_hash("jcom", customer)
+    before = disclosures(events, frozenset({subject}))
+    started = time.perf_counter()
+    file_request(settings, RightsAction.STOP, customer, "jcom")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        produce_lines(settings, "jcom", [line], progress=False)
+        audit = read_committed(settings, topology.audit, expected=None, quiet=1.0)
+        mine = [json.loads(m.value() or b"null") for m in audit]
+        if any(e["subject"] == subject and e["reason"] == "stop_of_use" for e in mine):
+            seconds = time.perf_counter() - started
+            console.print(
+                f"[bold]rights[/] customer {customer} of jcom had been shared {len(before)} time(s) "
+                f"({', '.join(sorted({d.recipient for d in before}))}); after a stop request their record "
+                f"was withheld within {seconds:.1f} s"
+            )
+            return seconds
+    return None
+
+
+def _data_quality(settings: Settings, topology: Topology, console: Console) -> str:
+    from streams.quality.batch_run import run_batch
+    from streams.replay.ranges import RangeSpec
+
+    run = run_batch(settings, RangeSpec(topology.ingest("jcom")), docs_dir=None, max_records=100_000)
+    result = run.result
+    summary = f"{result.evaluated - len(result.failures)}/{result.evaluated} expectations passed on {result.rows}"
+    for failure in result.failures:
+        console.print(f"[yellow]dq[/] {failure.expectation} on {failure.column}: {failure.unexpected_count} unexpected")
+    return summary
