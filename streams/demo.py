@@ -58,11 +58,11 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
         events = [json.loads(m.value() or b"null") for m in audit]
         deliveries = {c: read_committed(settings, topology.deliver(c), timeout=30) for c in COMPANIES}
         dead = {c: read_committed(settings, topology.dead_letters(c), timeout=10) for c in COMPANIES}
+        quality = _data_quality(settings, topology, console)  # before the stop step sends a record again
         rights = _stop_of_use(settings, topology, lines["jcom"], events, console)
         scraped = _scrape(settings.metrics_host, settings.metrics_port)
     finally:
         stop_worker(worker)
-    quality = _data_quality(settings, topology, console)
 
     statuses = Counter(e["status"] for e in events)
     reasons = Counter(e["reason"] for e in events if e["status"] != "shared")
