@@ -48,10 +48,12 @@ class Settings(BaseSettings):
     )
     dq_batch_size: int = Field(500, ge=1, description="Sampled records per data-quality micro-batch.")
     dq_suites_dir: Path = Field(PROJECT_ROOT / "dq" / "suites", description="Great Expectations suites.")
+    # A record decided just before a worker saw the stop is committed within one batch commit plus
+    # the transaction timeout (30 s); the eraser looks for deliveries only after that.
     erasure_grace_seconds: float = Field(
-        2.0,
+        45.0,
         ge=0,
-        description="Wait before looking up an erased subject: every worker applies the stop first.",
+        description="Wait before looking up an erased subject: every in-flight delivery has committed by then.",
     )
     schema_dir: Path = Field(PROJECT_ROOT / "schemas", description="Directory of the Avro schemas.")
 

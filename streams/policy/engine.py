@@ -212,11 +212,17 @@ def _fully_shareable(node: FieldNode) -> bool:
 
 def _record_projector(fields: tuple[FieldNode, ...], items: frozenset[str], trusted: bool) -> Project:
     # A decoded (trusted) subtree whose fields are all kept is passed on as it is: nothing to remove.
-    plan = [
-        (f.name, None if not f.children or (trusted and _fully_kept(f, items)) else _value_projector(f.type, items))
-        for f in fields
-        if _kept(f, items)
-    ]
+    return projector_of(
+        [
+            (f.name, None if not f.children or (trusted and _fully_kept(f, items)) else _value_projector(f.type, items))
+            for f in fields
+            if _kept(f, items)
+        ]
+    )
+
+
+def projector_of(plan: list[tuple[str, Project | None]]) -> Project:
+    """A record projection from a plan: the fields to keep, each with its sub-projection (None: as is)."""
 
     def project(record: Any) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -24,6 +24,7 @@ from streams.policy.classification import (
     TypeNode,
     nullable_type,
 )
+from streams.policy.engine import projector_of
 from streams.policy.model import ForeignRecipient, Policy
 from streams.policy.rights import subject_key
 
@@ -114,17 +115,7 @@ class ForeignGate:
 
 
 def _record_projector(fields: tuple[FieldNode, ...], keep: Callable[[FieldNode], bool]) -> Callable[[Any], Any]:
-    plan = [(f.name, _value_projector(f.type) if f.children else None) for f in fields if keep(f)]
-
-    def project(record: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, sub in plan:
-            value = record.get(name)
-            if value is not None:
-                out[name] = value if sub is None else sub(value)
-        return out
-
-    return project
+    return projector_of([(f.name, _value_projector(f.type) if f.children else None) for f in fields if keep(f)])
 
 
 def _value_projector(node: TypeNode) -> Callable[[Any], Any]:
