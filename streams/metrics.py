@@ -166,3 +166,30 @@ class RightsMetrics:
             self.requests.labels(outcome.reason).inc()
             if outcome.reason == "erase":
                 self.tombstones.inc(len(outcome.deliveries))
+
+
+class ForeignMetrics:
+    """The foreign egress: provisions abroad and refusals, per recipient."""
+
+    def __init__(self, registry: CollectorRegistry, recipient: str) -> None:
+        self.recipient = recipient
+        self.provided = Counter(
+            "jointuse_foreign_provisions",
+            "Records provided to a foreign recipient, each with a provision record.",
+            ["recipient"],
+            registry=registry,
+        )
+        self.refused = Counter(
+            "jointuse_foreign_refused",
+            "Records not provided abroad, by reason (no_consent, not_provider, stop_of_use, ...).",
+            ["recipient", "reason"],
+            registry=registry,
+        )
+        self.provided.labels(recipient)
+
+    def observe(self, outcomes: Iterable[Outcome]) -> None:
+        for outcome in outcomes:
+            if outcome.status is Status.SHARED:
+                self.provided.labels(self.recipient).inc()
+            else:
+                self.refused.labels(self.recipient, outcome.reason).inc()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from streams.metrics import PipelineMetrics
+from streams.metrics import ForeignMetrics, PipelineMetrics, RightsMetrics
 from streams.policy.decision import Status
 from streams.streaming.processor import InMessage, Outcome
 
@@ -50,3 +50,23 @@ def test_leak_canary_series_exists_at_zero_before_any_record() -> None:
     PipelineMetrics(registry)
     assert _value(registry, "jointuse_leak_canary_total", {"recipient": "none", "class": "none"}) == 0
     assert _value(registry, "jointuse_build_info", {"version": "0.1.0"}) == 1
+
+
+def test_foreign_and_rights_metrics_count_outcomes() -> None:
+    registry = CollectorRegistry()
+    foreign = ForeignMetrics(registry, "example-re-us")
+    provided = Outcome(Status.SHARED, "provided", "jcom-insurance", (), {"example-re-us": ()}, ())
+    refused = Outcome(Status.WITHHELD, "no_consent", "jcom-insurance", (), {}, ())
+    foreign.observe([provided, refused, refused])
+    assert registry.get_sample_value("jointuse_foreign_provisions_total", {"recipient": "example-re-us"}) == 1
+    labels = {"recipient": "example-re-us", "reason": "no_consent"}
+    assert registry.get_sample_value("jointuse_foreign_refused_total", labels) == 2
+
+    stopped = [3]
+    rights = RightsMetrics(registry, lambda: stopped[0])
+    erase = Outcome(Status.SHARED, "erase", "jcom", (), {"jcom-insurance": ("erasure",), "other": ("erasure",)}, ())
+    rights.observe([erase, Outcome(Status.WITHHELD, "stop", "jcom", (), {}, ())])
+    assert registry.get_sample_value("jointuse_rights_requests_total", {"action": "erase"}) == 1
+    assert registry.get_sample_value("jointuse_rights_requests_total", {"action": "stop"}) == 1
+    assert registry.get_sample_value("jointuse_erasure_tombstones_total") == 2
+    assert registry.get_sample_value("jointuse_rights_stopped_subjects") == 3

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.errors import ConfigError
 from streams.logs import configure as configure_logging
-from streams.metrics import RightsMetrics
+from streams.metrics import ForeignMetrics, RightsMetrics
 from streams.policy.foreign import find_recipient
 from streams.policy.loader import PolicySet, load_policies
 from streams.quality.monitor import QualityMonitor
@@ -170,9 +170,8 @@ def run_foreign_egress(
     if provider is None:
         raise ConfigError("the policy names no foreign provision provider")
     view = rights_view(settings)
-    processor = ForeignProcessor(
-        topology, policies, Registry(settings.registry_conf()), recipient, is_stopped=view.is_stopped
-    )
+    registry = Registry(settings.registry_conf())
+    processor = ForeignProcessor(topology, policies, registry, recipient, is_stopped=view.is_stopped)
     name = f"{settings.topic_prefix}.pipeline-foreign-{recipient}"
     config = RunnerConfig(
         kafka=settings.kafka_common(),
@@ -182,6 +181,16 @@ def run_foreign_egress(
         subscription=(topology.ingest(provider),),
     )
     runner = Runner(config, processor, topology)
+    # Its own /metrics, /healthz and /readyz: the egress is a separate process and scrape job.
+    telemetry = Telemetry(
+        settings,
+        group_id=name,
+        topics=list(config.subscription),
+        registry=registry,
+        policy=policies.latest,
+        assigned=lambda: bool(runner.assigned),
+    )
+    runner.on_committed = ForeignMetrics(telemetry.metrics.registry, recipient).observe
 
     def stop(signum: int, frame: FrameType | None) -> None:
         runner.stop()
@@ -189,7 +198,9 @@ def run_foreign_egress(
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     view.start()
+    telemetry.start()
     try:
         return runner.run(max_idle_seconds=max_idle_seconds), dict(processor.refused)
     finally:
+        telemetry.stop()
         view.stop()
