@@ -134,6 +134,7 @@ class _Pipeline:
         )
         self.metrics = self.telemetry.metrics
         self.quality = quality_monitor(settings, self.metrics.registry)
+        self.telemetry.checks["rights_view"] = lambda: self.rights.healthy
         self.rights_metrics = RightsMetrics(self.metrics.registry, lambda: len(self.rights.state))
         self.sink = TransactionalSink(
             kafka=aiokafka_conf(settings),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -108,12 +107,3 @@ class RightsView:
     @property
     def healthy(self) -> bool:
         return self._error is None and self._thread is not None and self._thread.is_alive()
-
-    def wait_for(self, predicate: Any, timeout: float = 10) -> bool:
-        """For tests and tools: waits until ``predicate(state)`` holds."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self.state):
-                return True
-            time.sleep(0.05)
-        return False

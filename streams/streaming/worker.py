@@ -127,6 +127,7 @@ def run_worker(
     )
     eraser = build_rights_runner(settings, worker_id=worker_id, guarantee=guarantee)
     quality = quality_monitor(settings, telemetry.metrics.registry)
+    telemetry.checks["rights_view"] = lambda: view.healthy
     runner.on_committed = quality.offer
     eraser.on_committed = RightsMetrics(telemetry.metrics.registry, lambda: len(view.state)).observe
 
@@ -191,6 +192,7 @@ def run_foreign_egress(
         assigned=lambda: bool(runner.assigned),
     )
     runner.on_committed = ForeignMetrics(telemetry.metrics.registry, recipient).observe
+    telemetry.checks["rights_view"] = lambda: view.healthy
 
     def stop(signum: int, frame: FrameType | None) -> None:
         runner.stop()

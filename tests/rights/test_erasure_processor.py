@@ -1,0 +1,84 @@
+"""The erasure side's processor with a stubbed audit lookup: outputs per request kind (no broker)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from streams.policy.decision import Status
+from streams.policy.rights import RightsAction, RightsRequest
+from streams.rights.erasure import H_REQUEST_ID, RightsProcessor
+from streams.streaming.processor import H_REASON, InMessage, subject_hash
+from streams.topology import Topology
+
+T = Topology("p")
+AT = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+
+
+def _message(value: bytes | None, key: bytes | None = b"jcom:C1") -> InMessage:
+    return InMessage(T.rights, 0, 7, key, value, 0)
+
+
+def _request(action: RightsAction) -> bytes:
+    return RightsRequest(request_id="r1", action=action, customer_id="C1", source="jcom", requested_at=AT).to_bytes()
+
+
+def _processor(events: list[Mapping[str, Any]], provisions: list[Mapping[str, Any]] | None = None) -> RightsProcessor:
+    def audit(subjects: frozenset[str]) -> list[Mapping[str, Any]]:
+        return [e for e in events if e["subject"] in subjects]
+
+    return RightsProcessor(
+        topology=T, audit=audit, provisions=lambda key: provisions or [], grace_seconds=0, now=lambda: AT
+    )
+
+
+def _shared(recipient: str) -> dict[str, Any]:
+    return {
+        "subject": subject_hash("jcom", "C1"),
+        "status": "shared",
+        "recipients": {recipient: {"purposes": ["jointuse.billing"], "items": ["name"]}},
+        "processed_at_ms": 1,
+        "input": {"topic": T.ingest("jcom"), "offset": 3},
+    }
+
+
+def test_erasure_tombstones_each_recipient_reached_and_notifies_it() -> None:
+    processor = _processor([_shared("jcom-insurance"), _shared("jcom-insurance")], [{"recipient": "example-re-us"}])
+    outcome = processor.process(_message(_request(RightsAction.ERASE)))
+    assert outcome.status is Status.SHARED and outcome.reason == "erase"
+    by_topic = {m.topic: m for m in outcome.messages}
+    assert set(by_topic) == {
+        T.deliver("jcom-insurance"),
+        T.foreign("example-re-us"),
+        T.notices("jcom-insurance"),
+        T.notices("example-re-us"),
+    }
+    tombstone = by_topic[T.deliver("jcom-insurance")]
+    assert tombstone.key == b"jcom:C1" and tombstone.value is None
+    assert dict(tombstone.headers)[H_REQUEST_ID] == b"r1"
+    notice = json.loads(by_topic[T.notices("jcom-insurance")].value or b"")
+    assert notice["type"] == "erasure" and notice["subject_key"] == "jcom:C1" and notice["request_id"] == "r1"
+
+
+def test_stop_resume_and_unreached_subjects_write_nothing() -> None:
+    processor = _processor([])
+    for action in (RightsAction.STOP, RightsAction.RESUME, RightsAction.ERASE):
+        outcome = processor.process(_message(_request(action)))
+        assert outcome.messages == () and outcome.status is not Status.INVALID
+    assert processor.process(_message(None)).messages == ()  # a tombstone in the rights topic
+
+
+def test_bad_requests_go_to_the_rights_dead_letters_with_their_raw_copy() -> None:
+    processor = _processor([])
+    for message, reason in [
+        (_message(b"{not json"), "invalid_rights_request"),
+        (_message(_request(RightsAction.STOP), key=b"jcom:C2"), "key_mismatch"),
+        (_message(_request(RightsAction.STOP), key=None), "key_mismatch"),
+    ]:
+        outcome = processor.process(message)
+        assert outcome.status is Status.INVALID and outcome.reason == reason
+        (dead,) = outcome.messages
+        assert dead.topic == T.dead_letters("rights") and dead.value == message.value
+        assert dict(dead.headers)[H_REASON] == reason.encode()
