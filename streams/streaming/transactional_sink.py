@@ -50,7 +50,6 @@ class TransactionalSink:
         self.started = False
         self.on_abort = on_abort
         self._partitioner = DefaultPartitioner()
-        self._partitions: dict[str, list[int]] = {}
 
     async def start(self) -> None:
         if not self.started:
@@ -92,11 +91,14 @@ class TransactionalSink:
         per-message work than ``send()``, which awaits and makes a future for every message. Keys
         are partitioned with murmur2, as ``send()`` and Java clients do."""
         by_partition: dict[tuple[str, int], list[OutMessage]] = {}
+        # Looked up per batch (from the client's metadata, refreshed in the background), so that
+        # added partitions are used as every other client uses them.
+        known: dict[str, list[int]] = {}
         for message in messages:
-            partitions = self._partitions.get(message.topic)
+            partitions = known.get(message.topic)
             if partitions is None:
                 partitions = sorted(await self.producer.partitions_for(message.topic))
-                self._partitions[message.topic] = partitions
+                known[message.topic] = partitions
             partition = self._partitioner(message.key, partitions, partitions)
             by_partition.setdefault((message.topic, partition), []).append(message)
         sends = []
