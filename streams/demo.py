@@ -161,7 +161,7 @@ def _stop_of_use(
 
 def _data_quality(settings: Settings, topology: Topology, console: Console) -> str:
     from streams.quality.batch_run import run_batch
-    from streams.replay.ranges import RangeSpec
+    from streams.topic_reader import RangeSpec
 
     run = run_batch(settings, RangeSpec(topology.ingest("jcom")), docs_dir=None, max_records=100_000)
     result = run.result

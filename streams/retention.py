@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 from streams.errors import KafkaError
 from streams.policy.model import Policy
 from streams.policy.rights import expired, expiry_notice
-from streams.rights.scan import scan_topic
 from streams.settings import Settings
 from streams.streaming.client import producer
 from streams.streaming.processor import H_ITEMS
 from streams.streaming.produce import out, produce_waiting
+from streams.topic_reader import scan_topic
 from streams.topology import Topology
 
 

@@ -45,8 +45,8 @@ def dq_run(
     2 bad arguments; 3 Kafka or registry error.
     """
     from streams.quality.batch_run import run_batch
-    from streams.replay.ranges import RangeSpec
     from streams.replay.replay import parse_time
+    from streams.topic_reader import RangeSpec
 
     settings = _settings(bootstrap, registry, prefix)
     try:

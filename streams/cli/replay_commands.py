@@ -15,8 +15,8 @@ from streams.cli.range_options import FromOffset, FromTime, Partition, ToOffset,
 from streams.errors import ConfigError, JointUseError
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
-from streams.replay.ranges import RangeSpec
 from streams.settings import Settings
+from streams.topic_reader import RangeSpec
 
 
 def _progress_bar(description: str) -> Progress:

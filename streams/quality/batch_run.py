@@ -12,12 +12,12 @@ from streams.policy.classification import load_schema
 from streams.quality.frames import delivery_frame, ingest_frame
 from streams.quality.suites_store import load_suites
 from streams.quality.validate import SuiteResult, validate
-from streams.replay.ranges import RangeSpec, read_range
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
 from streams.settings import Settings
 from streams.streaming.processor import H_POLICY_VERSION, H_PURPOSES
+from streams.topic_reader import RangeSpec, read_range
 from streams.topology import SCHEMA_MAJOR, Topology
 
 

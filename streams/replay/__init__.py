@@ -1,1 +1,1 @@
-"""Reprocessing stored records: ranges of a topic, replays, dry runs against the audit."""
+"""Reprocessing stored records: replays, dry runs against the audit."""

@@ -14,13 +14,12 @@ from typing import Any
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.replay.compare import DryRunReport, changes
-from streams.replay.ranges import RangeSpec, read_range
-from streams.rights.scan import scan_topic
 from streams.rights.view import RightsView
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.streaming.processor import Processor
 from streams.streaming.runner import in_message
+from streams.topic_reader import RangeSpec, read_range, scan_topic
 from streams.topology import Topology
 
 

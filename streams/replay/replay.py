@@ -34,7 +34,6 @@ from streams.policy.classification import load_schema
 from streams.policy.decision import Status
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
-from streams.replay.ranges import PartitionRange, RangeSpec, read_assigned, resolve
 from streams.rights.view import RightsView
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
@@ -42,6 +41,7 @@ from streams.settings import Settings
 from streams.streaming.processor import InMessage, Outcome, OutMessage, Processor
 from streams.streaming.produce import SAME_PARTITIONS_AS_JAVA, produce_waiting
 from streams.streaming.runner import in_message
+from streams.topic_reader import PartitionRange, RangeSpec, read_assigned, reader, resolve
 from streams.topology import TopicSpec, Topology
 
 H_REPLAY_ID = "jointuse-replay-id"
@@ -123,15 +123,7 @@ class Replayer:
     ) -> ReplayStats:
         started = time.perf_counter()
         self.rights.start()
-        consumer = Consumer(
-            {
-                **self.settings.kafka_common(),
-                "group.id": self.name,
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "isolation.level": "read_committed",
-            }
-        )
+        consumer = reader(self.settings.kafka_common(), group_id=self.name)
         try:
             ranges = resolve(consumer, self.spec)
             if self.target.kind == "file":
@@ -149,7 +141,7 @@ class Replayer:
                 self.stats.read += len(inputs)
                 for outcome in outcomes:
                     self.stats.by_status[outcome.status.value] += 1
-            sink.finish(_ends(ranges))
+            sink.finish()
         finally:
             consumer.close()
             self.rights.stop()
@@ -164,7 +156,7 @@ class _Sink:
     def write(self, inputs: list[InMessage], outcomes: list[Outcome], offsets: dict[int, int]) -> int:
         raise NotImplementedError
 
-    def finish(self, ends: dict[int, int]) -> None:
+    def finish(self) -> None:
         """Records that the whole range is done (nothing for Kafka: the offsets say it)."""
 
 
@@ -174,10 +166,6 @@ def _next_offsets(batch: list[Message]) -> dict[int, int]:
         partition = message.partition() or 0
         out[partition] = max(out.get(partition, 0), (message.offset() or 0) + 1)
     return out
-
-
-def _ends(ranges: list[PartitionRange]) -> dict[int, int]:
-    return {r.partition: r.end for r in ranges}
 
 
 class _KafkaSink(_Sink):
@@ -284,7 +272,7 @@ class _FileSink(_Sink):
         self._save(done=False)
         return len(lines)
 
-    def finish(self, ends: dict[int, int]) -> None:
+    def finish(self) -> None:
         self._save(done=True)
 
     def _save(self, *, done: bool) -> None:

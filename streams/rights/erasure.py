@@ -25,7 +25,6 @@ from streams.policy.rights import (
     parse_request,
     recipients_reached,
 )
-from streams.rights.scan import scan_topic
 from streams.streaming.processor import (
     H_ORIGINAL_OFFSET,
     H_ORIGINAL_PARTITION,
@@ -36,6 +35,7 @@ from streams.streaming.processor import (
     OutMessage,
     subject_hash,
 )
+from streams.topic_reader import scan_topic
 from streams.topology import Topology
 
 RIGHTS_DEAD_LETTERS = "rights"  # <prefix>.dlq.rights

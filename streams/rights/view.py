@@ -16,7 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from streams.errors import KafkaError as JointUseKafkaError
 from streams.policy.rights import InvalidRightsRequest, RightsState, parse_request
-from streams.rights.scan import topic_partitions
+from streams.topic_reader import reader, topic_partitions
 
 log = logging.getLogger("jointuse.rights")
 
@@ -27,13 +27,8 @@ class RightsView:
         self.state = RightsState()
         self.invalid = 0
         self.applied = 0
-        self._conf = {
-            **kafka,
-            "group.id": group_id,  # required by the client; never joined, nothing is committed
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed",
-        }
+        self._kafka = kafka
+        self._group_id = group_id
         self._stopping = threading.Event()
         self._caught_up = threading.Event()
         self._thread: threading.Thread | None = None
@@ -43,7 +38,7 @@ class RightsView:
         return self.state.is_stopped(source, customer_id)
 
     def start(self, timeout: float = 60) -> None:
-        consumer = Consumer(self._conf)
+        consumer = reader(self._kafka, group_id=self._group_id)
         partitions = topic_partitions(consumer, self.topic)
         consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in partitions])
         self._thread = threading.Thread(

@@ -95,6 +95,22 @@ class _WriterVersion:
     delivery_ids: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Read:
+    source: str
+    schema_id: int
+    version: _WriterVersion
+    record: dict[str, Any]
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Unreadable:
+    source: str | None
+    reason: str
+    detail: str
+
+
 def subject_hash(source: str, key: str) -> str:
     """The pseudonymous id of a subject in audit events: no raw customer id leaves in the audit."""
     return hashlib.sha256(f"{source}\x00{key}".encode()).hexdigest()[:32]
@@ -152,46 +168,49 @@ class Processor:
             version.delivery_ids[topic] = schema_id
         return schema_id
 
-    def decision_of(self, message: InMessage) -> Decision | None:
-        """The decision alone, without encoding or registering anything (dry runs); None when the
-        input would be a dead letter before any decision (undecodable, no key, wrong key)."""
-        source = self.topology.company_of_ingest(message.topic)
-        if source is None or message.key is None or message.value is None:
-            return None
-        try:
-            schema_id, body = unframe(message.value)
-            version = self._version(schema_id)
-            record = version.codec.decode(body)
-        except SerdeError:
-            return None
-        key = message.key.decode("utf-8", "replace")
-        if type(record) is not dict or record.get("customer_id") != key:
-            return None
-        return version.engine.decide(
-            record, source, now=self.now(), policy=self.policy, stopped=self.is_stopped(source, key), trusted=True
-        )
-
-    def process(self, message: InMessage) -> Outcome:
+    def _read(self, message: InMessage) -> _Read | _Unreadable:
+        """The decoded record and its context, or why the input is a dead letter before any decision."""
         source = self.topology.company_of_ingest(message.topic)
         if source is None:
-            return self._dead(message, None, "unknown_topic", "the topic is not an ingest topic")
+            return _Unreadable(None, "unknown_topic", "the topic is not an ingest topic")
         value = message.value
         if value is not None and len(value) > self.max_value_bytes:
-            return self._dead(message, source, "value_too_large", f"the value exceeds {self.max_value_bytes} bytes")
+            return _Unreadable(source, "value_too_large", f"the value exceeds {self.max_value_bytes} bytes")
         try:
             schema_id, body = unframe(value)
             version = self._version(schema_id)
             record = version.codec.decode(body)
         except SerdeError as exc:
-            return self._dead(message, source, exc.reason, str(exc))
+            return _Unreadable(source, exc.reason, str(exc))
         if message.key is None:
-            return self._dead(message, source, "null_key", "the message has no key; it must be the customer_id")
+            return _Unreadable(source, "null_key", "the message has no key; it must be the customer_id")
         key = message.key.decode("utf-8", "replace")
         if type(record) is not dict or record.get("customer_id") != key:
-            return self._dead(message, source, "key_mismatch", "the message key differs from customer_id")
-        decision = version.engine.decide(
-            record, source, now=self.now(), policy=self.policy, stopped=self.is_stopped(source, key), trusted=True
+            return _Unreadable(source, "key_mismatch", "the message key differs from customer_id")
+        return _Read(source, schema_id, version, record, key)
+
+    def _decide(self, read: _Read) -> Decision:
+        return read.version.engine.decide(
+            read.record,
+            read.source,
+            now=self.now(),
+            policy=self.policy,
+            stopped=self.is_stopped(read.source, read.key),
+            trusted=True,
         )
+
+    def decision_of(self, message: InMessage) -> Decision | None:
+        """The decision alone, without encoding or registering anything (dry runs); None when the
+        input is a dead letter before any decision (undecodable, too large, no key, wrong key)."""
+        read = self._read(message)
+        return None if isinstance(read, _Unreadable) else self._decide(read)
+
+    def process(self, message: InMessage) -> Outcome:
+        read = self._read(message)
+        if isinstance(read, _Unreadable):
+            return self._dead(message, read.source, read.reason, read.detail)
+        source, schema_id, version, record, key = read.source, read.schema_id, read.version, read.record, read.key
+        decision = self._decide(read)
         if decision.status is Status.INVALID:
             dead = self._dead(message, source, decision.reason.value, decision.detail, decision, schema_id)
             return replace(dead, decision=decision, record=record)

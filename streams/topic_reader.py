@@ -1,4 +1,5 @@
-"""A range of a topic by offsets or timestamps, resolved to per-partition offsets, and read.
+"""Reading topics once, to an end: a range by offsets or timestamps (replay, data quality), or a
+whole topic filtered by content (audit and provision-record lookups, the retention job).
 
 Offsets are inclusive at both ends on the command line (``--from-offset 10 --to-offset 19`` is ten
 records per partition); internally each partition has ``start`` (first offset) and ``end``
@@ -8,7 +9,7 @@ records per partition); internally each partition has ``start`` (first offset) a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +17,31 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from streams.errors import ConfigError
 from streams.errors import KafkaError as JointUseKafkaError
-from streams.rights.scan import topic_partitions
+
+
+def reader(kafka: Mapping[str, Any], *, group_id: str) -> Consumer:
+    """A consumer for assigned partitions: committed records only, an event at each partition's end,
+    nothing committed (the group id is required by the client, never joined)."""
+    return Consumer(
+        {
+            **kafka,
+            "group.id": group_id,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed",
+        }
+    )
+
+
+def topic_partitions(consumer: Consumer, topic: str, timeout: float = 15) -> list[int]:
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout)
+    except KafkaException as exc:
+        raise JointUseKafkaError(f"cannot read the metadata of {topic} ({exc.args[0]})") from exc
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        raise JointUseKafkaError(f"topic {topic} does not exist; run `jointuse topics create`")
+    return sorted(found.partitions)
 
 
 @dataclass(frozen=True)
@@ -109,26 +134,10 @@ def read_range(
 ) -> Iterator[list[Message]]:
     """Batches of committed messages in the range. ``positions`` (partition → next offset) resumes
     a partition from a checkpoint instead of its start. Messages beyond the end are not returned."""
-    consumer = Consumer(
-        {
-            **kafka,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed",
-        }
-    )
+    consumer = reader(kafka, group_id=group_id)
     try:
         ranges = resolve(consumer, spec)
         yield from read_assigned(consumer, spec, ranges, positions or {}, batch_size, on_progress)
-    finally:
-        consumer.close()
-
-
-def plan(kafka: Mapping[str, Any], spec: RangeSpec, *, group_id: str) -> list[PartitionRange]:
-    consumer = Consumer({**kafka, "group.id": group_id, "enable.auto.commit": False})
-    try:
-        return resolve(consumer, spec)
     finally:
         consumer.close()
 
@@ -173,3 +182,19 @@ def read_assigned(
         if batch:
             yield batch
         on_progress(done)
+
+
+def scan_topic(
+    kafka: Mapping[str, Any],
+    topic: str,
+    *,
+    group_id: str,
+    contains: Sequence[bytes] = (),
+    on_progress: Callable[[int], None] = lambda seen: None,
+) -> Iterator[Message]:
+    """Committed messages of the whole of ``topic``, up to its end when the scan started. With
+    ``contains``, only values holding one of those byte strings (a cheap filter before any JSON parsing)."""
+    for batch in read_range(kafka, RangeSpec(topic), group_id=group_id, batch_size=1000, on_progress=on_progress):
+        for message in batch:
+            if not contains or any(needle in (message.value() or b"") for needle in contains):
+                yield message
