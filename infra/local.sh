@@ -34,6 +34,7 @@ KAFKA_DATA=$KAFKA_HOME/data
 KAFKA_LOG=$KAFKA_HOME/broker.log
 KAFKA_PID=$KAFKA_HOME/broker.pid
 ADMIN_PASSWORD_FILE=$KAFKA_HOME/admin.password
+SUBJECT_KEY_FILE=$LOCAL/subject.key
 FORMAT_STAMP=$KAFKA_DATA/.jointuse-format
 REGISTRY_HOME=$LOCAL/registry
 REGISTRY_LOG=$REGISTRY_HOME/registry.log
@@ -131,6 +132,16 @@ admin_password() {
   cat "$ADMIN_PASSWORD_FILE"
 }
 
+# The key of the audit pseudonyms (HMAC-SHA256), one per checkout like the admin password. To rotate,
+# put a new key on the first line and keep the old ones below it (they are used only for lookups).
+subject_key_file() {
+  mkdir -p "$LOCAL"
+  if [[ ! -s $SUBJECT_KEY_FILE ]]; then
+    (umask 077; head -c 48 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 48 >"$SUBJECT_KEY_FILE"; echo >>"$SUBJECT_KEY_FILE")
+  fi
+  echo "$SUBJECT_KEY_FILE"
+}
+
 render_properties() {
   local password
   password=$(admin_password)
@@ -223,7 +234,8 @@ case ${1:-} in
     echo "export JOINTUSE_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
     echo "export JOINTUSE_SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
     echo "export JOINTUSE_SECURITY_PROTOCOL=SASL_PLAINTEXT JOINTUSE_SASL_MECHANISM=SCRAM-SHA-512"
-    echo "export JOINTUSE_SASL_USERNAME=admin JOINTUSE_SASL_PASSWORD_FILE=$ADMIN_PASSWORD_FILE" ;;
+    echo "export JOINTUSE_SASL_USERNAME=admin JOINTUSE_SASL_PASSWORD_FILE=$ADMIN_PASSWORD_FILE"
+    echo "export JOINTUSE_SUBJECT_KEY_FILE=$(subject_key_file)" ;;
   logs)
     for log in "$KAFKA_LOG" "$REGISTRY_LOG"; do
       echo "== $log"; tail -n "${LINES_SHOWN:-40}" "$log" 2>/dev/null || echo "(no log yet)"

@@ -23,11 +23,12 @@ from streams.policy.loader import load_policies
 from streams.rights.erasure import RightsProcessor
 from streams.serde.registry import Registry
 from streams.settings import Settings, load_settings
-from streams.streaming.processor import InMessage, Outcome, Processor
+from streams.streaming.processor import InMessage, Outcome
 from streams.streaming.transactional_sink import TransactionalSink
 from streams.streaming.worker import (
     default_worker_id,
     ingest_topics,
+    pipeline_processor,
     quality_monitor,
     rights_processor,
     rights_view,
@@ -117,12 +118,8 @@ class _Pipeline:
     def __init__(self) -> None:
         registry = Registry(settings.registry_conf())
         self.rights = rights_view(settings)
-        self.processor = Processor(
-            topology=topology,
-            policies=policies,
-            registry=registry,
-            worker_id=worker_id(),
-            is_stopped=self.rights.is_stopped,
+        self.processor = pipeline_processor(
+            settings, policies, registry, worker_id=worker_id(), is_stopped=self.rights.is_stopped
         )
         self.telemetry = Telemetry(
             settings,

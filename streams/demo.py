@@ -18,7 +18,6 @@ from streams.rights.requests import file_request
 from streams.settings import Settings
 from streams.streaming.client import ensure_reachable, produce_lines, read_committed
 from streams.streaming.processes import start_worker, stop_worker
-from streams.streaming.processor import subject_hash
 from streams.synthetic import Generator
 from streams.topology import Topology
 
@@ -128,6 +127,7 @@ def _stop_of_use(
     settings: Settings, topology: Topology, lines: list[bytes], events: list[dict[str, Any]], console: Console
 ) -> float | None:
     """A shared jcom customer asks to stop; the same record, sent again, must be withheld."""
+    keys = settings.subject_keys()
     shared = {e["subject"] for e in events if e["status"] == "shared" and e["source"] == "jcom"}
     for line in lines:
         try:
@@ -135,11 +135,11 @@ def _stop_of_use(
         except ValueError:
             continue
         customer = record.get("customer_id") if isinstance(record, dict) else None
-        if isinstance(customer, str) and subject_hash("jcom", customer) in shared:
+        if isinstance(customer, str) and keys.subject("jcom", customer) in shared:
             break
     else:
         return None
-    subject = subject_hash("jcom", customer)
+    subject = keys.subject("jcom", customer)
     before = disclosures(events, frozenset({subject}))
     started = time.perf_counter()
     file_request(settings, RightsAction.STOP, customer, "jcom")

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
+from streams.policy.pseudonym import SubjectKeyError, SubjectKeys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -55,7 +56,17 @@ class Settings(BaseSettings):
         ge=0,
         description="Wait before looking up an erased subject: every in-flight delivery has committed by then.",
     )
-    schema_dir: Path = Field(PROJECT_ROOT / "schemas", description="Directory of the Avro schemas.")
+    schema_dir: Path = Field(PROJECT_ROOT / "schemas", description="Directory of the governed Avro schemas.")
+    subject_key: SecretStr | None = Field(
+        None, description="Key of the audit pseudonyms (HMAC-SHA256), at least 16 bytes; or the file below."
+    )
+    subject_key_file: Path | None = Field(
+        None,
+        description="File of pseudonym keys: the current one on the first line, earlier ones (lookups only) after.",
+    )
+    max_clock_skew_seconds: float = Field(
+        300.0, ge=0, description="How far a record's updated_at may be ahead of the pipeline's clock."
+    )
 
     def worker_env(self) -> dict[str, str]:
         """Environment for a child process that must use the same cluster, registry and prefix."""
@@ -72,6 +83,8 @@ class Settings(BaseSettings):
             "JOINTUSE_SECURITY_PROTOCOL": self.security_protocol,
             "JOINTUSE_SASL_MECHANISM": self.sasl_mechanism,
             "JOINTUSE_SASL_USERNAME": self.sasl_username or "",
+            "JOINTUSE_MAX_CLOCK_SKEW_SECONDS": str(self.max_clock_skew_seconds),
+            **({"JOINTUSE_SUBJECT_KEY_FILE": str(self.subject_key_file)} if self.subject_key_file else {}),
             # The child reads the password the same way; a file path is passed, not the secret.
             **({"JOINTUSE_SASL_PASSWORD_FILE": str(self.sasl_password_file)} if self.sasl_password_file else {}),
         }
@@ -97,6 +110,24 @@ class Settings(BaseSettings):
             except OSError as exc:
                 raise ConfigError(f"cannot read the SASL password file {self.sasl_password_file}") from exc
         return ""
+
+    def subject_keys(self) -> SubjectKeys:
+        """The audit pseudonym keys: ``JOINTUSE_SUBJECT_KEY``, else ``JOINTUSE_SUBJECT_KEY_FILE``."""
+        try:
+            if self.subject_key is not None:
+                return SubjectKeys.from_lines([self.subject_key.get_secret_value()])
+            if self.subject_key_file is not None:
+                try:
+                    text = self.subject_key_file.read_text(encoding="utf-8")
+                except OSError as exc:
+                    raise ConfigError(f"cannot read the subject key file {self.subject_key_file}") from exc
+                return SubjectKeys.from_lines(text.splitlines())
+        except SubjectKeyError as exc:
+            raise ConfigError(f"JOINTUSE_SUBJECT_KEY / JOINTUSE_SUBJECT_KEY_FILE: {exc}") from exc
+        raise ConfigError(
+            "no audit pseudonym key: set JOINTUSE_SUBJECT_KEY or JOINTUSE_SUBJECT_KEY_FILE "
+            "(infra/local.sh env sets the local one)"
+        )
 
     def registry_conf(self) -> dict[str, Any]:
         """confluent-kafka SchemaRegistryClient settings."""

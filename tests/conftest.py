@@ -28,6 +28,10 @@ if "JOINTUSE_BOOTSTRAP_SERVERS" not in os.environ and _LOCAL_ADMIN_PASSWORD.is_f
         JOINTUSE_SASL_PASSWORD_FILE=str(_LOCAL_ADMIN_PASSWORD),
     )
 
+# The audit pseudonym key: the checkout's (infra/local.sh makes it), or one for this test session.
+if "JOINTUSE_SUBJECT_KEY" not in os.environ and "JOINTUSE_SUBJECT_KEY_FILE" not in os.environ:
+    os.environ["JOINTUSE_SUBJECT_KEY"] = "test-session-key-" + uuid.uuid4().hex
+
 SCHEMA_PATH = PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"
 POLICY_PATH = PROJECT_ROOT / "policies" / "jcom-group.yaml"
 

@@ -25,6 +25,38 @@ def _invalid(line_no: int, rule: str, detail: str) -> dict[str, Any]:
     }
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON parsers disagree on which of two equal keys wins (``joint_use_stop`` true, then false):
+    # a line that says two things is refused, never read one way.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise _DuplicateKey
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` (keys included) holds a lone surrogate, which no
+    encoding can carry (JSON allows ``\\ud800`` escapes)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parse_line(raw: bytes) -> tuple[Any, tuple[str, str] | None]:
     """The JSON value of one input line, or a (rule, detail) pair saying why there is none."""
     try:
@@ -35,11 +67,16 @@ def parse_line(raw: bytes) -> tuple[Any, tuple[str, str] | None]:
     if not text:
         return None, ("empty_line", "the line is empty")
     try:
-        return json.loads(text), None
+        value = json.loads(text, object_pairs_hook=_unique_keys)
     except RecursionError:
         return None, ("nested_too_deep", "the line nests deeper than the parser allows")
+    except _DuplicateKey:
+        return None, ("duplicate_key", "an object in the line repeats a key")
     except ValueError:
         return None, ("not_json", "the line is not valid JSON")
+    if "\\u" in text and _has_lone_surrogate(value):
+        return None, ("lone_surrogate", "a string in the line holds a lone UTF-16 surrogate")
+    return value, None
 
 
 def decision_json(line_no: int, decision: Decision, form: JsonForm) -> dict[str, Any]:
@@ -61,19 +98,26 @@ def decision_json(line_no: int, decision: Decision, form: JsonForm) -> dict[str,
 def filter_lines(
     lines: Iterable[bytes], *, source: str, engine: Engine, form: JsonForm, now: dt.datetime
 ) -> Iterator[dict[str, Any]]:
-    """One output object per input line, in order; bad input becomes an ``invalid`` line, never an error."""
+    """One output object per input line, in order, whatever the line holds: bad input becomes an
+    ``invalid`` line, and so does any failure deciding it (``unprocessable``, with the error's class)."""
     for line_no, raw in enumerate(lines, start=1):
-        value, problem = parse_line(raw)
-        if problem is not None:
-            yield _invalid(line_no, *problem)
-            continue
-        if type(value) is not dict:
-            yield _invalid(line_no, "not_an_object", "the line is not a JSON object")
-            continue
         try:
-            native = form.to_native(value)
-        except JsonFormError as exc:
-            key = value.get("customer_id") if type(value.get("customer_id")) is str else None
-            yield {**_invalid(line_no, "schema_violation", str(exc.violation)), "key": key}
-            continue
-        yield decision_json(line_no, engine.decide(native, source, now=now), form)
+            yield _decide_line(line_no, raw, source=source, engine=engine, form=form, now=now)
+        except Exception as exc:  # one line must never stop the others
+            yield _invalid(line_no, "unprocessable", exc.__class__.__name__)
+
+
+def _decide_line(
+    line_no: int, raw: bytes, *, source: str, engine: Engine, form: JsonForm, now: dt.datetime
+) -> dict[str, Any]:
+    value, problem = parse_line(raw)
+    if problem is not None:
+        return _invalid(line_no, *problem)
+    if type(value) is not dict:
+        return _invalid(line_no, "not_an_object", "the line is not a JSON object")
+    try:
+        native = form.to_native(value)
+    except JsonFormError as exc:
+        key = value.get("customer_id") if type(value.get("customer_id")) is str else None
+        return {**_invalid(line_no, "schema_violation", str(exc.violation)), "key": key}
+    return decision_json(line_no, engine.decide(native, source, now=now), form)

@@ -147,9 +147,11 @@ def policy_diff(
     old: Annotated[Path, typer.Argument(help="The published version.")],
     new: Annotated[Path, typer.Argument(help="The proposed version.")],
 ) -> None:
-    """What changed between two notice versions, and what each change requires (APPI Art. 27(6)).
+    """What changed between two notice versions, and what each change requires.
 
-    Exit 1 when a change needs consent or the dates are inconsistent.
+    Every field of the notice is compared. Each change is classed: consent or advance notice (APPI
+    Art. 27(6), Art. 28), notify without delay, or internal. Exit 1 when a change needs consent or
+    the dates are inconsistent.
     Example: jointuse policy diff policies/jcom-group.yaml proposed.yaml
     """
     try:
@@ -157,8 +159,10 @@ def policy_diff(
     except PolicyError as exc:
         fail(str(exc))
     typer.echo(f"{result.old_version} -> {result.new_version}: {len(result.changes)} change(s)")
-    for change in result.changes:
-        typer.echo(f"  {change}")
+    for category, changes in result.by_category().items():
+        typer.echo(f" {category}:")
+        for change in changes:
+            typer.echo(f"  {change}")
     for problem in result.problems:
         typer.echo(f"  problem: {problem}")
     if result.needs_consent or result.problems:

@@ -77,7 +77,6 @@ def rights_report(
     from streams.policy.loader import load_policies
     from streams.policy.rights import disclosures
     from streams.rights.erasure import audit_lookup
-    from streams.streaming.processor import subject_hash
     from streams.topology import Topology
 
     if output not in ("table", "json"):
@@ -85,7 +84,11 @@ def rights_report(
         raise typer.Exit(2)
     settings = _settings(bootstrap, None, prefix)
     sources = source or sorted({u.id for p in load_policies(settings.policy_path).versions for u in p.joint_users})
-    subjects = frozenset(subject_hash(s, customer_id) for s in sources)
+    try:
+        keys = settings.subject_keys()
+    except JointUseError as exc:
+        raise _die(exc, 2) from exc
+    subjects = frozenset().union(*(keys.lookup_subjects(s, customer_id) for s in sources))
     lookup = audit_lookup(
         settings.kafka_common(), Topology(settings.topic_prefix), group_id=f"{settings.topic_prefix}.auditor.report"
     )

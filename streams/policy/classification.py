@@ -7,10 +7,10 @@ Every field at every depth must carry a class. A nested field of an ``item`` fie
 
 from __future__ import annotations
 
-import copy
 import json
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,14 @@ class Violation:
         return f"{text}: {self.detail}" if self.detail else text
 
 
+AVRO_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+NAMED_KINDS = frozenset({"record", "enum", "fixed"})
+# Decoded records and maps are both dicts: a union holding two of these kinds cannot be projected by
+# the Python type of its value, so its values carry the branch the decoder took (``(branch, value)``).
+_DICT_KINDS = frozenset({"record", "map"})
+_AVRO_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 @dataclass(frozen=True)
 class TypeNode:
     """An Avro type, compiled. ``kind`` is the Avro type name (``union`` for unions)."""
@@ -63,23 +71,29 @@ class TypeNode:
     symbols: frozenset[str] = frozenset()  # enum
     size: int = 0  # fixed
     logical: str | None = None
-    name: str | None = None  # named types
+    name: str | None = None  # full name of named types (Avro's namespace rules applied)
 
     @property
     def nullable(self) -> bool:
         return self.kind == "null" or any(b.kind == "null" for b in self.branches)
 
-    def record_branch(self) -> TypeNode | None:
-        """The record (directly, inside an array, or as a union branch), for walking children."""
+    @property
+    def tagged(self) -> bool:
+        """A union whose values are ``(branch name, value)`` pairs in the native form."""
+        return self.kind == "union" and sum(b.kind in _DICT_KINDS for b in self.branches) > 1
+
+    @property
+    def branch_name(self) -> str:
+        """How a union names this branch: the full name of a named type, else the type's kind."""
+        return self.name if self.kind in NAMED_KINDS and self.name else self.kind
+
+    def nested_fields(self) -> tuple[FieldNode, ...]:
+        """The fields of every record directly inside this type (through arrays, maps and unions)."""
         if self.kind == "record":
-            return self
+            return self.fields
         if self.kind in ("array", "map") and self.items is not None:
-            return self.items.record_branch()
-        for branch in self.branches:
-            found = branch.record_branch()
-            if found is not None:
-                return found
-        return None
+            return self.items.nested_fields()
+        return tuple(f for b in self.branches for f in b.nested_fields())
 
 
 @dataclass(frozen=True)
@@ -92,7 +106,7 @@ class FieldNode:
     item: str | None
     type: TypeNode
     has_default: bool
-    children: tuple[FieldNode, ...] = field(default=())
+    children: tuple[FieldNode, ...] = field(default=())  # the fields of every record inside the type
 
     @property
     def required(self) -> bool:
@@ -110,6 +124,10 @@ class ClassifiedSchema:
     @property
     def fields(self) -> tuple[FieldNode, ...]:
         return self.root.fields
+
+    @property
+    def full_name(self) -> str:
+        return self.root.name or ""
 
     def walk(self) -> Iterator[FieldNode]:
         stack = list(reversed(self.root.fields))
@@ -140,86 +158,133 @@ def load_schema(path: Path | str) -> ClassifiedSchema:
 
 
 def classify(raw: Mapping[str, Any]) -> ClassifiedSchema:
-    """Compile a record schema; unclassified or misclassified fields become ``problems``."""
+    """Compile a record schema; unclassified or misclassified fields become ``problems``.
+
+    Raises ``SchemaError`` for what is not valid Avro (an unknown type name, a name defined twice)."""
     if not isinstance(raw, Mapping) or raw.get("type") != "record":
         raise SchemaError("the top-level schema must be an Avro record")
-    compiler = _Compiler(str(raw.get("namespace") or ""))
-    root = compiler.type_node(raw, path="", parent=None)
+    compiler = _Compiler()
+    root = compiler.type_node(raw, path="", parent=None, namespace="")
     return ClassifiedSchema(raw=raw, root=root, problems=tuple(compiler.problems))
 
 
-class _Compiler:
-    def __init__(self, namespace: str) -> None:
-        self.named: dict[str, TypeNode] = {}
-        self.problems: list[Violation] = []
-        self.namespace = namespace
+def full_name(name: str, namespace: str) -> str:
+    """Avro's full name: a dotted name is already full; otherwise the namespace is prepended."""
+    return name if "." in name or not namespace else f"{namespace}.{name}"
 
-    def type_node(self, schema: Any, *, path: str, parent: FieldNode | None) -> TypeNode:
+
+def _namespace_of(schema: Mapping[str, Any], enclosing: str) -> tuple[str, str]:
+    """(full name, namespace for the names inside) of a named type definition."""
+    name = str(schema.get("name") or "")
+    if "." in name:
+        return name, name.rsplit(".", 1)[0]
+    namespace = str(schema.get("namespace", enclosing) or "")
+    return full_name(name, namespace), namespace
+
+
+class _Compiler:
+    """Named types are compiled again at each reference, in the context of the referring field: a
+    child's item is inherited from the field that holds it, wherever the type is reused."""
+
+    def __init__(self) -> None:
+        self.definitions: dict[str, tuple[Mapping[str, Any], str]] = {}  # full name -> (definition, its namespace)
+        self.problems: list[Violation] = []
+        self.compiling: list[str] = []  # named types being compiled: a reference to one of them is recursion
+
+    def resolve(self, reference: str, namespace: str) -> str | None:
+        for candidate in (full_name(reference, namespace), reference):
+            if candidate in self.definitions:
+                return candidate
+        return None
+
+    def type_node(self, schema: Any, *, path: str, parent: FieldNode | None, namespace: str) -> TypeNode:
         if isinstance(schema, str):
-            if schema in self.named:
-                return self.named[schema]
-            qualified = f"{self.namespace}.{schema}" if self.namespace else schema
-            if qualified in self.named:
-                return self.named[qualified]
-            return TypeNode(kind=schema)
+            if schema in AVRO_PRIMITIVES:
+                return TypeNode(kind=schema)
+            resolved = self.resolve(schema, namespace)
+            if resolved is None:
+                raise SchemaError(f"unknown type name at {path or '<root>'}")
+            definition, inner_namespace = self.definitions[resolved]
+            return self._named(definition, resolved, inner_namespace, path=path, parent=parent)
         if isinstance(schema, list):
-            return TypeNode(kind="union", branches=tuple(self.type_node(s, path=path, parent=parent) for s in schema))
+            branches = tuple(self.type_node(s, path=path, parent=parent, namespace=namespace) for s in schema)
+            names = [b.branch_name for b in branches]
+            if len(set(names)) != len(names):
+                raise SchemaError(f"a union repeats a type at {path or '<root>'}")
+            return TypeNode(kind="union", branches=branches)
         if not isinstance(schema, Mapping):
             raise SchemaError(f"unsupported schema at {path or '<root>'}")
         kind = schema.get("type")
         logical = schema.get("logicalType")
-        if kind == "record":
-            fields = tuple(self.field_node(f, prefix=path, parent=parent) for f in schema.get("fields", ()))
-            node = TypeNode(kind="record", fields=fields, name=schema.get("name"))
-            self._remember(schema, node)
-            return node
+        if kind in NAMED_KINDS:
+            name, inner_namespace = _namespace_of(schema, namespace)
+            if not name or not all(_AVRO_NAME.fullmatch(part) for part in name.split(".")):
+                raise SchemaError(f"a named type has an invalid name at {path or '<root>'}")
+            if name in AVRO_PRIMITIVES:
+                raise SchemaError(f"a named type redefines a primitive at {path or '<root>'}")
+            known = self.definitions.get(name)
+            if known is not None and known[0] is not schema:
+                raise SchemaError(f"the type name is defined twice at {path or '<root>'}")
+            self.definitions[name] = (schema, inner_namespace)
+            return self._named(schema, name, inner_namespace, path=path, parent=parent)
         if kind == "array":
-            return TypeNode(kind="array", items=self.type_node(schema["items"], path=f"{path}[]", parent=parent))
+            items = self.type_node(schema.get("items"), path=f"{path}[]", parent=parent, namespace=namespace)
+            return TypeNode(kind="array", items=items, logical=logical)
         if kind == "map":
-            return TypeNode(kind="map", items=self.type_node(schema["values"], path=f"{path}{{}}", parent=parent))
-        if kind == "enum":
-            node = TypeNode(kind="enum", symbols=frozenset(schema.get("symbols", ())), name=schema.get("name"))
-            self._remember(schema, node)
-            return node
-        if kind == "fixed":
-            node = TypeNode(kind="fixed", size=int(schema.get("size", 0)), logical=logical, name=schema.get("name"))
-            self._remember(schema, node)
-            return node
+            values = self.type_node(schema.get("values"), path=f"{path}{{}}", parent=parent, namespace=namespace)
+            return TypeNode(kind="map", items=values, logical=logical)
         if isinstance(kind, (str, list, dict)):
-            inner = self.type_node(kind, path=path, parent=parent)
-            return TypeNode(
-                kind=inner.kind,
-                fields=inner.fields,
-                items=inner.items,
-                branches=inner.branches,
-                symbols=inner.symbols,
-                size=inner.size,
-                logical=logical or inner.logical,
-                name=inner.name,
-            )
+            inner = self.type_node(kind, path=path, parent=parent, namespace=namespace)
+            return replace(inner, logical=logical or inner.logical)
         raise SchemaError(f"unsupported schema at {path or '<root>'}")
 
-    def _remember(self, schema: Mapping[str, Any], node: TypeNode) -> None:
-        name = schema.get("name")
-        if not name:
-            return
-        namespace = schema.get("namespace") or self.namespace
-        self.named[name] = node
-        if namespace and "." not in name:
-            self.named[f"{namespace}.{name}"] = node
+    def _named(
+        self, schema: Mapping[str, Any], name: str, namespace: str, *, path: str, parent: FieldNode | None
+    ) -> TypeNode:
+        kind = schema["type"]
+        logical = schema.get("logicalType")
+        if kind == "enum":
+            return TypeNode(kind="enum", symbols=frozenset(schema.get("symbols", ())), name=name, logical=logical)
+        if kind == "fixed":
+            return TypeNode(kind="fixed", size=int(schema.get("size", 0)), name=name, logical=logical)
+        if name in self.compiling:
+            # Deny by default: a recursive type has no finite projection plan here.
+            self.problems.append(Violation(path, "recursive_type", "recursive named types are not supported"))
+            return TypeNode(kind="record", name=name)
+        self.compiling.append(name)
+        try:
+            fields = tuple(
+                self.field_node(f, prefix=path, parent=parent, namespace=namespace) for f in schema.get("fields", ())
+            )
+        finally:
+            self.compiling.pop()
+        names = [f.name for f in fields]
+        if len(set(names)) != len(names):
+            raise SchemaError(f"a record repeats a field name at {path or '<root>'}")
+        return TypeNode(kind="record", fields=fields, name=name, logical=logical)
 
-    def field_node(self, spec: Mapping[str, Any], *, prefix: str, parent: FieldNode | None) -> FieldNode:
+    def field_node(
+        self, spec: Mapping[str, Any], *, prefix: str, parent: FieldNode | None, namespace: str
+    ) -> FieldNode:
+        if not isinstance(spec, Mapping):
+            raise SchemaError(f"a field is not an object at {prefix or '<root>'}")
         name = str(spec.get("name"))
         path = f"{prefix}.{name}" if prefix else name
+        if not _AVRO_NAME.fullmatch(name):
+            raise SchemaError(f"a field has an invalid name under {prefix or '<root>'}")
         cls, item = self._classification(spec, path, parent)
         stub = FieldNode(
             name=name, path=path, cls=cls, item=item, type=TypeNode(kind="null"), has_default="default" in spec
         )
-        type_node = self.type_node(spec.get("type"), path=path, parent=stub)
-        record = type_node.record_branch()
-        children = record.fields if record is not None else ()
+        type_node = self.type_node(spec.get("type"), path=path, parent=stub, namespace=namespace)
         return FieldNode(
-            name=name, path=path, cls=cls, item=item, type=type_node, has_default="default" in spec, children=children
+            name=name,
+            path=path,
+            cls=cls,
+            item=item,
+            type=type_node,
+            has_default="default" in spec,
+            children=type_node.nested_fields(),
         )
 
     def _classification(
@@ -254,43 +319,114 @@ class _Compiler:
 def delivery_schema(classified: ClassifiedSchema, *, name_suffix: str = "Delivery") -> dict[str, Any]:
     """The schema of what recipients receive: identifiers and items only, at every depth.
 
-    Every item field becomes optional with a null default, because a recipient gets only the items
-    that serve its purposes. Classification properties are kept, so the delivery is itself checkable.
+    Every top-level item field becomes optional with a null default, because a recipient gets only
+    the items that serve its purposes. Classification properties are kept, so the delivery is itself
+    checkable.
     """
-    raw = copy.deepcopy(dict(classified.raw))
-    raw["name"] = f"{raw['name']}{name_suffix}"
-    raw["doc"] = "What a joint user receives: identifiers and the notice's items only."
-    raw["fields"] = _shareable_fields(raw["fields"], top=True)
-    return raw
+    return filtered_schema(
+        classified.raw,
+        keep=lambda spec, top: spec.get(CLASS_PROPERTY) in SHAREABLE_CLASSES,
+        name_suffix=name_suffix,
+        doc="What a joint user receives: identifiers and the notice's items only.",
+    )
 
 
-def _shareable_fields(fields: list[dict[str, Any]], *, top: bool) -> list[dict[str, Any]]:
-    kept = []
-    for spec in fields:
-        cls = spec.get(CLASS_PROPERTY)
-        if cls not in SHAREABLE_CLASSES:
-            continue
-        spec = dict(spec)
-        spec["type"] = _shareable_type(spec["type"])
-        if top and cls == FieldClass.ITEM:
-            spec["type"] = nullable_type(spec["type"])
-            spec["default"] = None
-        kept.append(spec)
-    return kept
+def filtered_schema(
+    raw: Mapping[str, Any], *, keep: Callable[[Mapping[str, Any], bool], bool], name_suffix: str, doc: str
+) -> dict[str, Any]:
+    """A copy of a record schema with the fields ``keep(spec, top)`` accepts, at every depth.
+
+    Top-level fields other than identifiers become optional (null default). Every named type is
+    written under its full name; a type whose definition sat in a dropped field is defined again
+    where it is first kept, so no reference dangles."""
+    return _FilteredSchema(raw, keep).top(name_suffix=name_suffix, doc=doc)
 
 
-def _shareable_type(schema: Any) -> Any:
-    if isinstance(schema, list):
-        return [_shareable_type(s) for s in schema]
-    if isinstance(schema, dict):
+class _FilteredSchema:
+    def __init__(self, raw: Mapping[str, Any], keep: Callable[[Mapping[str, Any], bool], bool]) -> None:
+        self.raw = raw
+        self.keep = keep
+        self.definitions: dict[str, tuple[Mapping[str, Any], str]] = {}  # full name -> (definition, enclosing ns)
+        _collect_definitions(raw, "", self.definitions)
+        self.emitted: set[str] = set()
+
+    def top(self, *, name_suffix: str, doc: str) -> dict[str, Any]:
+        name, namespace = _namespace_of(self.raw, "")
+        self.emitted.add(name)
+        out = {k: v for k, v in self.raw.items() if k not in ("name", "namespace", "fields", "doc", "aliases")}
+        out["name"] = f"{name}{name_suffix}"
+        out["doc"] = doc
+        out["fields"] = self.fields(self.raw.get("fields", ()), namespace, top=True)
+        return out
+
+    def fields(self, specs: Any, namespace: str, *, top: bool) -> list[dict[str, Any]]:
+        kept = []
+        for spec in specs:
+            if not self.keep(spec, top):
+                continue
+            spec = {k: v for k, v in spec.items() if k != "aliases"}
+            spec["type"] = self.type(spec["type"], namespace)
+            if top and spec.get(CLASS_PROPERTY) != FieldClass.IDENTIFIER:
+                spec["type"] = nullable_type(spec["type"])
+                spec["default"] = None
+            kept.append(spec)
+        return kept
+
+    def type(self, schema: Any, namespace: str) -> Any:
+        if isinstance(schema, str):
+            if schema in AVRO_PRIMITIVES:
+                return schema
+            resolved = next((c for c in (full_name(schema, namespace), schema) if c in self.definitions), None)
+            if resolved is None:
+                raise SchemaError("unknown type name in the schema")
+            if resolved in self.emitted:
+                return resolved
+            definition, enclosing = self.definitions[resolved]
+            return self.type(definition, enclosing)
+        if isinstance(schema, list):
+            return [self.type(s, namespace) for s in schema]
+        if not isinstance(schema, Mapping):
+            return schema
         kind = schema.get("type")
-        if kind == "record":
-            return {**schema, "fields": _shareable_fields(schema["fields"], top=False)}
+        if kind in NAMED_KINDS:
+            name, inner = _namespace_of(schema, namespace)
+            if name in self.emitted:
+                return name
+            self.emitted.add(name)
+            out = {k: v for k, v in schema.items() if k not in ("name", "namespace", "aliases")}
+            out["name"] = name
+            if kind == "record":
+                out["fields"] = self.fields(schema.get("fields", ()), inner, top=False)
+            return out
         if kind == "array":
-            return {**schema, "items": _shareable_type(schema["items"])}
+            return {**schema, "items": self.type(schema.get("items"), namespace)}
         if kind == "map":
-            return {**schema, "values": _shareable_type(schema["values"])}
-    return schema
+            return {**schema, "values": self.type(schema.get("values"), namespace)}
+        if isinstance(kind, (list, dict)) or (isinstance(kind, str) and kind not in AVRO_PRIMITIVES):
+            return {**schema, "type": self.type(kind, namespace)}
+        return dict(schema)
+
+
+def _collect_definitions(schema: Any, namespace: str, found: dict[str, tuple[Mapping[str, Any], str]]) -> None:
+    if isinstance(schema, list):
+        for branch in schema:
+            _collect_definitions(branch, namespace, found)
+        return
+    if not isinstance(schema, Mapping):
+        return
+    kind = schema.get("type")
+    if kind in NAMED_KINDS:
+        name, inner = _namespace_of(schema, namespace)
+        found.setdefault(name, (schema, namespace))
+        for spec in schema.get("fields", ()) if kind == "record" else ():
+            if isinstance(spec, Mapping):
+                _collect_definitions(spec.get("type"), inner, found)
+    elif kind == "array":
+        _collect_definitions(schema.get("items"), namespace, found)
+    elif kind == "map":
+        _collect_definitions(schema.get("values"), namespace, found)
+    elif isinstance(kind, (list, dict)):
+        _collect_definitions(kind, namespace, found)
 
 
 def nullable_type(schema: Any) -> Any:

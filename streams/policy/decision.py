@@ -21,6 +21,7 @@ class Reason(StrEnum):
     NOT_AN_OBJECT = "not_an_object"
     SCHEMA_VIOLATION = "schema_violation"
     SOURCE_MISMATCH = "source_mismatch"
+    FUTURE_TIMESTAMP = "future_timestamp"
     NO_POLICY_IN_FORCE = "no_policy_in_force"
     SOURCE_NOT_JOINT_USER = "source_not_joint_user"
     JOINT_USE_STOP = "joint_use_stop"
@@ -55,7 +56,8 @@ class Decision:
     purposes: tuple[str, ...] = ()
     deliveries: Mapping[str, Delivery] = field(default_factory=dict)
     dropped: tuple[DroppedField, ...] = ()
-    policy_version: str | None = None
+    policy_version: str | None = None  # the version in force when the record was processed
+    record_policy_version: str | None = None  # the version in force at the record's own time, when shared
 
     @property
     def message(self) -> str:

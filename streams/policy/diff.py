@@ -1,35 +1,117 @@
-"""What changed between two notice versions, and what APPI Art. 27(6) asks for each change.
+"""What changed between two notice versions, and what the law asks for each change.
 
-Changes of the purposes or the responsible party may take effect only after they were published
-(prior publication). Changes of the items or the scope of joint users are not changes a published
-notice can make alone: they need the subjects' consent (or a new joint use set up from scratch).
+The comparison walks the notice model generically: every field of every model, with collections of
+models matched by their ``id``. Each changed path is classed by the rule of the longest matching
+pattern in ``RULES``. A field that no rule names is classed as needing consent, the strictest class,
+so a new field of the model cannot slip through unnoticed (a test checks that every field has a rule).
+
+The classes (APPI; see the domain notes, not legal advice):
+- consent: the items, the scope of joint users and foreign provision cannot be widened by a notice
+  (Art. 27(5)(iii), Art. 28): it needs the subjects' consent or a new joint use;
+- advance notice: the purposes and the responsible party may change only after the change is
+  published (Art. 27(6));
+- notify without delay: the responsible party's address and representative, and other published
+  facts (Art. 27(6), second sentence);
+- internal: the deployment's own settings (versions, dates, retention).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
 
 from streams.policy.model import Policy
 
 
 class Requirement(StrEnum):
-    PRIOR_PUBLICATION = "prior_publication"
     CONSENT = "consent"
-    NONE = "none"
+    ADVANCE_NOTICE = "advance_notice"
+    NOTIFY_WITHOUT_DELAY = "notify_without_delay"
+    INTERNAL = "internal"
+
+    @property
+    def category(self) -> str:
+        """The three classes the operators report: consent or advance notice, notify, internal."""
+        if self in (Requirement.CONSENT, Requirement.ADVANCE_NOTICE):
+            return "consent_or_advance_notice"
+        return self.value
+
+
+_C, _A, _N, _I = (
+    Requirement.CONSENT,
+    Requirement.ADVANCE_NOTICE,
+    Requirement.NOTIFY_WITHOUT_DELAY,
+    Requirement.INTERNAL,
+)
+
+# Patterns name model paths; ``[*]`` stands for any element id of a collection, ``{*}`` for any key.
+RULES: dict[str, Requirement] = {
+    "notice.id": _C,  # another notice is another joint use
+    "notice.version": _I,
+    "notice.published_at": _I,
+    "notice.effective_from": _I,
+    "notice.statistical_processing": _A,  # a use of the data, published with the purposes
+    # A different name may be a different party: treated as a change of the party (advance notice).
+    "notice.responsible_party.name_ja": _A,
+    "notice.responsible_party.name_en": _A,
+    "notice.responsible_party.role_ja": _N,
+    "notice.responsible_party.address_ja": _N,
+    "notice.responsible_party.representative_ja": _N,
+    "notice.acquisition_methods[*]": _N,
+    "notice.acquisition_methods[*].id": _I,
+    "notice.acquisition_methods[*].ja": _N,
+    "notice.acquisition_methods[*].en": _N,
+    # The exclusion bounds the items (通信の秘密に抵触する情報は除く): loosening it widens them.
+    "notice.exclusion_ja": _C,
+    "notice.exclusion_en": _C,
+    "items[*]": _C,
+    "items[*].id": _C,
+    "items[*].ja": _C,
+    "items[*].en": _N,
+    "items[*].retention": _I,
+    "purposes[*]": _A,
+    "purposes[*].id": _A,
+    "purposes[*].ja": _A,
+    "purposes[*].en": _N,
+    "purposes[*].ordinal": _N,
+    "purposes[*].marketing": _A,  # who is left out after an opt-out: a change of use
+    "item_purposes.default": _A,
+    "item_purposes.items": _A,
+    "joint_users[*]": _C,
+    "joint_users[*].id": _C,
+    "joint_users[*].name_ja": _C,  # another name may be another company
+    "joint_users[*].name_en": _N,
+    "joint_users[*].purposes": _A,
+    "foreign_provision.allowed_countries": _C,
+    "foreign_provision.provider": _C,
+    "foreign_provision.recipients[*]": _C,
+    "foreign_provision.recipients[*].id": _C,
+    "foreign_provision.recipients[*].name": _C,
+    "foreign_provision.recipients[*].country": _C,
+    "foreign_provision.recipients[*].consent_required": _C,
+    "foreign_provision.recipients[*].items": _C,
+    "foreign_provision.recipients[*].insurer_fields": _C,
+}
 
 
 @dataclass(frozen=True)
 class Change:
-    area: str  # purposes | responsible_party | items | joint_users | item_purposes | foreign_provision | notice
+    path: str  # e.g. purposes[jointuse.billing].ja, foreign_provision.allowed_countries
     kind: str  # added | removed | changed
-    subject: str
     requirement: Requirement
-    note: str = ""
+    pattern: str  # the rule that classed it ("" when no rule named the path: classed as consent)
+
+    @property
+    def area(self) -> str:
+        return self.path.split("[", 1)[0].split("{", 1)[0].split(".", 1)[0]
 
     def __str__(self) -> str:
-        text = f"{self.area}: {self.kind} {self.subject} [{self.requirement}]"
-        return f"{text} {self.note}" if self.note else text
+        unruled = "" if self.pattern else " (no rule names this field: treated as consent)"
+        return f"{self.path}: {self.kind} [{self.requirement}]{unruled}"
 
 
 @dataclass(frozen=True)
@@ -37,81 +119,123 @@ class PolicyDiff:
     old_version: str
     new_version: str
     changes: tuple[Change, ...]
-    problems: tuple[str, ...]  # e.g. a purpose change whose effective date does not follow publication
+    problems: tuple[str, ...]  # e.g. a change needing advance notice that takes effect on publication
 
     @property
     def needs_consent(self) -> bool:
         return any(c.requirement is Requirement.CONSENT for c in self.changes)
 
+    def by_category(self) -> dict[str, list[Change]]:
+        grouped: dict[str, list[Change]] = {}
+        for change in self.changes:
+            grouped.setdefault(change.requirement.category, []).append(change)
+        return grouped
+
 
 def diff_policies(old: Policy, new: Policy) -> PolicyDiff:
+    before, after = flatten(old), flatten(new)
     changes: list[Change] = []
-    changes += _keyed(
-        "purposes",
-        {p.id: p.ja for p in old.purposes},
-        {p.id: p.ja for p in new.purposes},
-        Requirement.PRIOR_PUBLICATION,
-    )
-    changes += _keyed(
-        "purposes.marketing",
-        {p.id: str(p.marketing) for p in old.purposes},
-        {p.id: str(p.marketing) for p in new.purposes},
-        Requirement.PRIOR_PUBLICATION,
-        only_changed=True,
-    )
-    if old.notice.responsible_party != new.notice.responsible_party:
-        changes.append(
-            Change("responsible_party", "changed", new.notice.responsible_party.name_ja, Requirement.PRIOR_PUBLICATION)
-        )
-    changes += _keyed("items", {i.id: i.ja for i in old.items}, {i.id: i.ja for i in new.items}, Requirement.CONSENT)
-    changes += _keyed(
-        "items.retention",
-        {i.id: i.retention for i in old.items},
-        {i.id: i.retention for i in new.items},
-        Requirement.NONE,
-        only_changed=True,
-    )
-    changes += _keyed(
-        "joint_users",
-        {u.id: u.name_ja for u in old.joint_users},
-        {u.id: u.name_ja for u in new.joint_users},
-        Requirement.CONSENT,
-    )
-    changes += _keyed(
-        "joint_users.purposes",
-        {u.id: str(sorted(old.declared_purposes(u.id))) for u in old.joint_users},
-        {u.id: str(sorted(new.declared_purposes(u.id))) for u in new.joint_users},
-        Requirement.PRIOR_PUBLICATION,
-        only_changed=True,
-    )
-    changes += _keyed(
-        "item_purposes",
-        {i: str(sorted(p)) for i, p in old.purposes_of_item.items()},
-        {i: str(sorted(p)) for i, p in new.purposes_of_item.items()},
-        Requirement.PRIOR_PUBLICATION,
-        only_changed=True,
-    )
-    changes += _keyed(
-        "foreign_provision",
-        {r.id: r.country for r in old.foreign_provision.recipients},
-        {r.id: r.country for r in new.foreign_provision.recipients},
-        Requirement.CONSENT,
-    )
+    whole: list[str] = []  # elements added or removed as a whole: their fields are not listed again
+    for path, pattern in _union_of_keys(before, after):
+        if any(path.startswith(element) and path[len(element)] in ".[{" for element in whole):
+            continue
+        if path in before and path in after:
+            if before[path] == after[path]:
+                continue
+            kind = "changed"
+        else:
+            kind = "added" if path in after else "removed"
+            if pattern.endswith("[*]"):
+                whole.append(path)
+        requirement, rule = classify_path(pattern)
+        changes.append(Change(path, kind, requirement, rule))
     problems = []
     if new.notice.effective_from <= old.notice.effective_from:
         problems.append("the new version does not take effect after the old one")
-    publication_needed = any(c.requirement is not Requirement.NONE for c in changes)
-    if publication_needed and new.notice.effective_from.date() <= new.notice.published_at:
-        problems.append("changes that need prior publication take effect on or before the publication date")
+    advance = any(c.requirement in (Requirement.ADVANCE_NOTICE, Requirement.CONSENT) for c in changes)
+    if advance and new.notice.effective_from.date() <= new.notice.published_at:
+        problems.append("changes that need advance notice take effect on or before the publication date")
     return PolicyDiff(old.version, new.version, tuple(changes), tuple(problems))
 
 
-def _keyed(
-    area: str, old: dict[str, str], new: dict[str, str], requirement: Requirement, *, only_changed: bool = False
-) -> list[Change]:
-    out: list[Change] = []
-    if not only_changed:
-        out += [Change(area, "removed", key, requirement) for key in old if key not in new]
-        out += [Change(area, "added", key, requirement) for key in new if key not in old]
-    out += [Change(area, "changed", key, requirement) for key in new if key in old and old[key] != new[key]]
+def classify_path(pattern: str) -> tuple[Requirement, str]:
+    """The requirement of the longest rule that names ``pattern`` or one of its parents."""
+    candidate = pattern
+    while candidate:
+        if candidate in RULES:
+            return RULES[candidate], candidate
+        candidate = _parent(candidate)
+    return Requirement.CONSENT, ""
+
+
+def _parent(pattern: str) -> str:
+    cut = max(pattern.rfind("."), pattern.rfind("["), pattern.rfind("{"))
+    return pattern[:cut] if cut > 0 else ""
+
+
+def _union_of_keys(
+    before: Mapping[str, tuple[str, Any]], after: Mapping[str, tuple[str, Any]]
+) -> list[tuple[str, str]]:
+    seen = dict.fromkeys([*before, *after])
+    return [(path, (before.get(path) or after[path])[0]) for path in seen]
+
+
+def flatten(model: BaseModel) -> dict[str, tuple[str, Any]]:
+    """Every leaf of a model: path -> (pattern, value). A collection element is also a leaf of its
+    own (its presence), so adding or removing one is a change of its path."""
+    out: dict[str, tuple[str, Any]] = {}
+    _walk(model, "", "", out)
     return out
+
+
+def _walk(value: Any, path: str, pattern: str, out: dict[str, tuple[str, Any]]) -> None:
+    if isinstance(value, BaseModel):
+        for name, info in type(value).model_fields.items():
+            inner, inner_path, inner_pattern = getattr(value, name), _join(path, name), _join(pattern, name)
+            if _is_collection(info.annotation) and _model_in(info.annotation) is not None:
+                for element in inner:  # matched by id, so a reordering is no change
+                    element_path, element_pattern = f"{inner_path}[{element.id}]", f"{inner_pattern}[*]"
+                    out[element_path] = (element_pattern, True)
+                    _walk(element, element_path, element_pattern, out)
+            else:
+                _walk(inner, inner_path, inner_pattern, out)
+        return
+    if isinstance(value, Mapping):
+        for key, inner in value.items():
+            _walk(inner, f"{path}{{{key}}}", f"{pattern}{{*}}", out)
+        return
+    out[path] = (pattern, value)
+
+
+def _join(head: str, name: str) -> str:
+    return f"{head}.{name}" if head else name
+
+
+def model_patterns(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """Every leaf pattern of a model class (for the test that every field has a rule)."""
+    found: list[str] = []
+    for name, info in model.model_fields.items():
+        pattern = _join(prefix, name)
+        nested = _model_in(info.annotation)
+        if nested is None:
+            found.append(pattern)
+        elif _is_collection(info.annotation):
+            found.append(f"{pattern}[*]")
+            found.extend(model_patterns(nested, f"{pattern}[*]"))
+        else:
+            found.extend(model_patterns(nested, pattern))
+    return found
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        found = _model_in(argument)
+        if found is not None:
+            return found
+    return None
+
+
+def _is_collection(annotation: Any) -> bool:
+    return getattr(annotation, "__origin__", None) is tuple

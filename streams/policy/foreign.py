@@ -9,23 +9,22 @@ provision yields a provision record (Art. 29) as a value. Pure: no Kafka, no clo
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from streams.policy.classification import (
     CLASS_PROPERTY,
+    ITEM_PROPERTY,
     ClassifiedSchema,
     FieldClass,
     FieldNode,
-    TypeNode,
-    nullable_type,
+    filtered_schema,
 )
-from streams.policy.engine import projector_of
 from streams.policy.model import ForeignRecipient, Policy
+from streams.policy.projection import record_projector
 from streams.policy.rights import subject_key
 
 _NESTED_KEPT = frozenset({FieldClass.IDENTIFIER, FieldClass.ITEM, FieldClass.INSURER_ONLY})
@@ -69,9 +68,11 @@ class ForeignGate:
         self.recipient = find_recipient(policy, recipient_id)
         self.items = frozenset(self.recipient.items)
         self.insurer_fields = frozenset(self.recipient.insurer_fields)
-        self._project = _record_projector(schema.fields, self._kept_top)
+        self._project = record_projector(schema.fields, self._kept, trusted=False)
 
-    def _kept_top(self, node: FieldNode) -> bool:
+    def _kept(self, node: FieldNode) -> bool:
+        if node.path != node.name:  # a nested field
+            return node.cls in _NESTED_KEPT
         if node.cls is FieldClass.IDENTIFIER:
             return True
         if node.cls is FieldClass.ITEM:
@@ -114,57 +115,24 @@ class ForeignGate:
         return ForeignDecision(ForeignReason.PROVIDED, projected, provision)
 
 
-def _record_projector(fields: tuple[FieldNode, ...], keep: Callable[[FieldNode], bool]) -> Callable[[Any], Any]:
-    return projector_of([(f.name, _value_projector(f.type) if f.children else None) for f in fields if keep(f)])
-
-
-def _value_projector(node: TypeNode) -> Callable[[Any], Any]:
-    if node.kind == "record":
-        return _record_projector(node.fields, lambda f: f.cls in _NESTED_KEPT)
-    if node.kind in ("array", "map") and node.items is not None:
-        element = _value_projector(node.items)
-        if node.kind == "array":
-            return lambda values: [element(v) for v in values]
-        return lambda values: {k: element(v) for k, v in values.items()}
-    if node.kind == "union":
-        inner = [b for b in node.branches if b.kind != "null"]
-        if len(inner) == 1:
-            only = _value_projector(inner[0])
-            return lambda value: None if value is None else only(value)
-    return lambda value: value
-
-
 def foreign_schema(schema: ClassifiedSchema, policy: Policy, recipient_id: str) -> dict[str, Any]:
     """The Avro schema of what one foreign recipient receives."""
     recipient = find_recipient(policy, recipient_id)
     items, insurer = frozenset(recipient.items), frozenset(recipient.insurer_fields)
-    raw = copy.deepcopy(dict(schema.raw))
-    raw["name"] = f"{raw['name']}Foreign{''.join(p.capitalize() for p in recipient.id.split('-'))}"
-    raw["doc"] = f"What foreign recipient {recipient.id} receives under consent (APPI Art. 28)."
-    top = []
-    for spec in raw["fields"]:
+
+    def keep(spec: Mapping[str, Any], top: bool) -> bool:
         cls = spec.get(CLASS_PROPERTY)
-        if cls == FieldClass.IDENTIFIER:
-            top.append(spec)
-        elif (cls == FieldClass.ITEM and spec.get("jointuse.item") in items) or (
-            cls == FieldClass.INSURER_ONLY and spec["name"] in insurer
-        ):
-            top.append({**spec, "type": nullable_type(_nested_type(spec["type"])), "default": None})
-    raw["fields"] = top
-    return raw
+        if not top:
+            return cls in _NESTED_KEPT
+        return (
+            cls == FieldClass.IDENTIFIER
+            or (cls == FieldClass.ITEM and spec.get(ITEM_PROPERTY) in items)
+            or (cls == FieldClass.INSURER_ONLY and spec.get("name") in insurer)
+        )
 
-
-def _nested_type(schema: Any) -> Any:
-    if isinstance(schema, list):
-        return [_nested_type(s) for s in schema]
-    if isinstance(schema, dict):
-        kind = schema.get("type")
-        if kind == "record":
-            fields = schema["fields"]
-            kept = [{**f, "type": _nested_type(f["type"])} for f in fields if f.get(CLASS_PROPERTY) in _NESTED_KEPT]
-            return {**schema, "fields": kept}
-        if kind == "array":
-            return {**schema, "items": _nested_type(schema["items"])}
-        if kind == "map":
-            return {**schema, "values": _nested_type(schema["values"])}
-    return schema
+    return filtered_schema(
+        schema.raw,
+        keep=keep,
+        name_suffix=f"Foreign{''.join(p.capitalize() for p in recipient.id.split('-'))}",
+        doc=f"What foreign recipient {recipient.id} receives under consent (APPI Art. 28).",
+    )

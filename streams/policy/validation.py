@@ -17,6 +17,27 @@ _Inner = Callable[[Any], Violation | None]
 _INT32 = (-(2**31), 2**31 - 1)
 _INT64 = (-(2**63), 2**63 - 1)
 _MISSING = object()
+_FIRST_MS, _LAST_MS = -62_135_596_800_000, 253_402_300_799_999  # 0001-01-01 .. 9999-12-31T23:59:59.999 UTC
+# The values a logical type can hold: a producer in another language can write any long, but a date
+# or a time outside these has no calendar meaning and no Python datetime can hold it.
+LOGICAL_RANGES: dict[tuple[str, str], tuple[int, int, str]] = {
+    ("int", "date"): (-719_162, 2_932_896, "date"),
+    ("long", "timestamp-millis"): (_FIRST_MS, _LAST_MS, "timestamp"),
+    ("long", "local-timestamp-millis"): (_FIRST_MS, _LAST_MS, "timestamp"),
+    ("long", "timestamp-micros"): (_FIRST_MS * 1000, _LAST_MS * 1000 + 999, "timestamp"),
+    ("long", "local-timestamp-micros"): (_FIRST_MS * 1000, _LAST_MS * 1000 + 999, "timestamp"),
+    ("int", "time-millis"): (0, 86_399_999, "time of day"),
+    ("long", "time-micros"): (0, 86_399_999_999, "time of day"),
+}
+
+
+def _range_of(node: TypeNode) -> tuple[int, int, str]:
+    """(low, high, what) of an int or long, narrowed by its logical type."""
+    logical = LOGICAL_RANGES.get((node.kind, node.logical or ""))
+    if logical is not None:
+        return logical
+    low, high = _INT32 if node.kind == "int" else _INT64
+    return low, high, node.kind
 
 
 def _join(head: str, tail: str) -> str:
@@ -61,8 +82,6 @@ def _null(value: Any) -> Violation | None:
 _PRIMITIVES: dict[str, _Inner] = {
     "null": _null,
     "boolean": _of_type((bool,), "boolean"),
-    "int": _bounded_int(*_INT32, "int"),
-    "long": _bounded_int(*_INT64, "long"),
     "float": _of_type((float, int), "float"),
     "double": _of_type((float, int), "double"),
     "string": _of_type((str,), "string"),
@@ -72,6 +91,8 @@ _PRIMITIVES: dict[str, _Inner] = {
 
 def _compile(node: TypeNode) -> _Inner:
     """A validator for one type. Unknown keys in records are not errors here: the engine drops them."""
+    if node.kind in ("int", "long"):
+        return _bounded_int(*_range_of(node))
     if node.kind in _PRIMITIVES:
         return _PRIMITIVES[node.kind]
     if node.kind == "record":
@@ -130,7 +151,29 @@ def _container_check(kind: str, element_check: _Inner) -> _Inner:
     return check_map
 
 
+def _tagged_check(node: TypeNode) -> _Inner:
+    """Values of a union of several dict kinds carry their branch: ``(branch name, value)``."""
+    nullable = node.nullable
+    checks = {b.branch_name: _compile(b) for b in node.branches if b.kind != "null"}
+
+    def check_tagged(value: Any) -> Violation | None:
+        if value is None:
+            return None if nullable else Violation("", "null_not_allowed", "null is not allowed")
+        if type(value) is not tuple or len(value) != 2 or type(value[0]) is not str:
+            return Violation("", "untagged_union", "expected a value tagged with its union branch")
+        check = checks.get(value[0])
+        if check is None:
+            return Violation("", "unknown_branch", "the tag names no branch of the union")
+        if value[1] is None:
+            return Violation("", "null_not_allowed", "a tagged branch holds no value")
+        return check(value[1])
+
+    return check_tagged
+
+
 def _union_check(node: TypeNode) -> _Inner:
+    if node.tagged:
+        return _tagged_check(node)
     nullable = node.nullable
     others = [_compile(b) for b in node.branches if b.kind != "null"]
     if len(others) == 1:
@@ -159,7 +202,7 @@ def _union_check(node: TypeNode) -> _Inner:
 
 def _present_check(node: TypeNode) -> _Inner:
     """The check of a present, non-null value: the union's null branch is the record's business."""
-    branches = [b for b in node.branches if b.kind != "null"] if node.kind == "union" else [node]
+    branches = [b for b in node.branches if b.kind != "null"] if node.kind == "union" and not node.tagged else [node]
     return _compile(branches[0]) if len(branches) == 1 else _compile(node)
 
 
@@ -198,11 +241,14 @@ def compile_check(node: TypeNode) -> Check:
     return check
 
 
-def compile_record_check(schema: ClassifiedSchema) -> Check:
+def compile_record_check(schema: ClassifiedSchema, *, decoded: bool = False) -> Check:
     """The record validator, generated as straight-line Python source from the schema: nested records
     and arrays become inline loops with their paths as constants, so the happy path calls nothing.
-    Field names are Avro names ([A-Za-z_][A-Za-z0-9_]*) and appear only as ``repr`` literals."""
-    generator = _Generator()
+    Field names are Avro names ([A-Za-z_][A-Za-z0-9_]*) and appear only as ``repr`` literals.
+
+    ``decoded``: the record was decoded with this schema, so its types hold; only what decoding does
+    not guarantee is checked (the ranges of dates and times)."""
+    generator = _Generator(decoded=decoded)
     generator.emit_type(schema.root, "v0", "", 1)
     source = "def check_record(v0):\n" + "\n".join(generator.lines) + "\n    return None\n"
     namespace: dict[str, Any] = {"V": Violation, "M": _MISSING, "_join": _join, **generator.fallbacks}
@@ -225,10 +271,21 @@ _TYPE_TESTS: dict[str, str] = {
 }
 
 
+def _has_logical_range(node: TypeNode) -> bool:
+    if node.kind in ("int", "long"):
+        return (node.kind, node.logical or "") in LOGICAL_RANGES
+    if node.kind == "record":
+        return any(_has_logical_range(f.type) for f in node.fields)
+    if node.kind in ("array", "map") and node.items is not None:
+        return _has_logical_range(node.items)
+    return any(_has_logical_range(b) for b in node.branches)
+
+
 class _Generator:
-    def __init__(self) -> None:
+    def __init__(self, *, decoded: bool = False) -> None:
         self.lines: list[str] = []
         self.fallbacks: dict[str, _Inner] = {}
+        self.decoded = decoded
 
     def _line(self, indent: int, text: str) -> None:
         self.lines.append("    " * indent + text)
@@ -238,10 +295,13 @@ class _Generator:
 
     def emit_type(self, node: TypeNode, var: str, path: str, indent: int) -> None:
         """Statements that return a Violation when ``var`` (present, not null) does not fit ``node``."""
+        if self.decoded:
+            self._emit_decoded(node, var, path, indent)
+            return
         kind = node.kind
         if kind == "union":
             branches = [b for b in node.branches if b.kind != "null"]
-            if len(branches) == 1:
+            if len(branches) == 1 and not node.tagged:
                 self.emit_type(branches[0], var, path, indent)
                 return
             self._emit_fallback(node, var, path, indent)
@@ -249,11 +309,11 @@ class _Generator:
             self._line(indent, f"if {_TYPE_TESTS[kind].format(v=var)}:")
             self._fail(indent + 1, path, "wrong_type", f"expected {kind}")
         elif kind in ("int", "long"):
-            low, high = _INT32 if kind == "int" else _INT64
+            low, high, what = _range_of(node)
             self._line(indent, f"if type({var}) is not int:")
             self._fail(indent + 1, path, "wrong_type", f"expected {kind}")
             self._line(indent, f"if not {low} <= {var} <= {high}:")
-            self._fail(indent + 1, path, "out_of_range", f"outside the {kind} range")
+            self._fail(indent + 1, path, "out_of_range", f"outside the {what} range")
         elif kind == "record":
             self._line(indent, f"if type({var}) is not dict:")
             self._fail(indent + 1, path, "wrong_type", "expected record")
@@ -281,6 +341,38 @@ class _Generator:
             self._line(indent, f"for {element} in {var}:")
             self._emit_element(node.items, element, _join(path, "[]"), indent + 1)
         else:  # maps, enums, fixed: rare in our schemas, checked by the closures
+            self._emit_fallback(node, var, path, indent)
+
+    def _emit_decoded(self, node: TypeNode, var: str, path: str, indent: int) -> None:
+        """Range checks only, and only on the way to a date or time: a decoded value has its types."""
+        if not _has_logical_range(node):
+            return
+        kind = node.kind
+        if kind in ("int", "long"):
+            low, high, what = _range_of(node)
+            self._line(indent, f"if not {low} <= {var} <= {high}:")
+            self._fail(indent + 1, path, "out_of_range", f"outside the {what} range")
+        elif kind == "record":
+            depth = int(var[1:]) + 1
+            for field in node.fields:
+                if not _has_logical_range(field.type):
+                    continue
+                child = f"v{depth}"
+                self._line(indent, f"{child} = {var}.get({field.name!r})")
+                self._line(indent, f"if {child} is not None:")
+                self._emit_decoded(field.type, child, _join(path, field.name), indent + 1)
+                self._line(indent + 1, "pass")
+        elif kind == "array" and node.items is not None:
+            element = f"e{var[1:]}"
+            inner = f"v{int(var[1:]) + 1}"
+            self._line(indent, f"for {element} in {var}:")
+            self._line(indent + 1, f"{inner} = {element}")
+            self._line(indent + 1, f"if {inner} is not None:")
+            self._emit_decoded(node.items, inner, _join(path, "[]"), indent + 2)
+            self._line(indent + 2, "pass")
+        elif kind == "union" and not node.tagged and len([b for b in node.branches if b.kind != "null"]) == 1:
+            self._emit_decoded(next(b for b in node.branches if b.kind != "null"), var, path, indent)
+        else:  # maps and unions of several kinds: the full check, which decoded values pass but for ranges
             self._emit_fallback(node, var, path, indent)
 
     def _emit_element(self, node: TypeNode, var: str, path: str, indent: int) -> None:

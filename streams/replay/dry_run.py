@@ -17,8 +17,8 @@ from streams.replay.compare import DryRunReport, changes
 from streams.rights.view import RightsView
 from streams.serde.registry import Registry
 from streams.settings import Settings
-from streams.streaming.processor import Processor
 from streams.streaming.runner import in_message
+from streams.streaming.worker import pipeline_processor
 from streams.topic_reader import RangeSpec, read_range, scan_topic
 from streams.topology import Topology
 
@@ -59,10 +59,10 @@ def dry_run(
     )
     rights.start()
     try:
-        processor = Processor(
-            topology=topology,
-            policies=policies,
-            registry=Registry(settings.registry_conf()),
+        processor = pipeline_processor(
+            settings,
+            policies,
+            Registry(settings.registry_conf()),
             policy=policy,
             is_stopped=rights.is_stopped,
         )

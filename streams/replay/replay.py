@@ -38,9 +38,10 @@ from streams.rights.view import RightsView
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.settings import Settings
-from streams.streaming.processor import InMessage, Outcome, OutMessage, Processor
+from streams.streaming.processor import InMessage, Outcome, OutMessage
 from streams.streaming.produce import SAME_PARTITIONS_AS_JAVA, produce_waiting
 from streams.streaming.runner import in_message
+from streams.streaming.worker import pipeline_processor
 from streams.topic_reader import PartitionRange, RangeSpec, read_assigned, reader, resolve
 from streams.topology import TopicSpec, Topology
 
@@ -103,10 +104,10 @@ class Replayer:
         self.id = replay_id or replay_id_of(spec, policy, target)
         self.name = f"{settings.topic_prefix}.pipeline-replay.{self.id}"
         self.rights = RightsView(settings.kafka_common(), topology.rights, group_id=f"{self.name}.rights")
-        self.processor = Processor(
-            topology=topology,
-            policies=policies,
-            registry=Registry(settings.registry_conf()),
+        self.processor = pipeline_processor(
+            settings,
+            policies,
+            Registry(settings.registry_conf()),
             policy=policy,
             worker_id=f"replay-{self.id}",
             is_stopped=self.rights.is_stopped,

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from streams.policy.decision import Status
+from streams.policy.pseudonym import SubjectKeys
 from streams.policy.rights import (
     InvalidRightsRequest,
     RightsAction,
@@ -26,14 +27,10 @@ from streams.policy.rights import (
     recipients_reached,
 )
 from streams.streaming.processor import (
-    H_ORIGINAL_OFFSET,
-    H_ORIGINAL_PARTITION,
-    H_ORIGINAL_TOPIC,
-    H_REASON,
     InMessage,
     Outcome,
     OutMessage,
-    subject_hash,
+    dead_letter_headers,
 )
 from streams.topic_reader import scan_topic
 from streams.topology import Topology
@@ -85,12 +82,14 @@ class RightsProcessor:
         *,
         topology: Topology,
         audit: AuditLookup,
+        subjects: SubjectKeys,
         provisions: ProvisionLookup | None = None,
         grace_seconds: float = 2.0,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self.topology = topology
         self.audit = audit
+        self.subjects = subjects
         self.provisions = provisions
         self.grace_seconds = grace_seconds
         self.now = now
@@ -113,7 +112,7 @@ class RightsProcessor:
 
     def _erase(self, request: RightsRequest) -> Outcome:
         time.sleep(self.grace_seconds)
-        subjects = frozenset({subject_hash(request.source, request.customer_id)})
+        subjects = self.subjects.lookup_subjects(request.source, request.customer_id)
         reached = sorted(recipients_reached(disclosures(self.audit(subjects), subjects)))
         topics = [(r, self.topology.deliver(r)) for r in reached]
         if self.provisions is not None:
@@ -131,12 +130,10 @@ class RightsProcessor:
         return Outcome(Status.SHARED, "erase", request.source, tuple(out), {r: ("erasure",) for r, _ in topics}, ())
 
     def _dead(self, message: InMessage, reason: str, detail: str) -> Outcome:
-        headers: list[tuple[str, str | bytes | None]] = [
-            (H_REASON, reason.encode()),
-            ("jointuse-error-detail", detail.encode()),
-            (H_ORIGINAL_TOPIC, message.topic.encode()),
-            (H_ORIGINAL_PARTITION, str(message.partition).encode()),
-            (H_ORIGINAL_OFFSET, str(message.offset).encode()),
-        ]
-        out = OutMessage(self.topology.dead_letters(RIGHTS_DEAD_LETTERS), message.key, message.value, headers)
+        out = OutMessage(
+            self.topology.dead_letters(RIGHTS_DEAD_LETTERS),
+            message.key,
+            message.value,
+            dead_letter_headers(message, reason, detail),
+        )
         return Outcome(Status.INVALID, reason, None, (out,), {}, ())

@@ -1,16 +1,24 @@
 """fastavro encode/decode in the native form: logical types stripped, so timestamps stay epoch millis
-and dates epoch days (a quarter of the codec cost saved; see docs/performance.md)."""
+and dates epoch days (a quarter of the codec cost saved; see ../shared/performance-notes.md).
+
+A union that holds two dict kinds (records, maps) is tagged in the native form: its values are
+``(branch name, value)``, the branch the decoder took, because a record and a map are both dicts and
+the projection must never guess which one it holds. fastavro writes that tuple notation as it is;
+on reading, such schemas are decoded with fastavro's named-type tuples and normalised.
+"""
 
 from __future__ import annotations
 
 import copy
 import io
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import fastavro
+from fastavro.schema import to_parsing_canonical_form
 
 from streams.errors import SchemaError, SerdeError
+from streams.policy.classification import TypeNode
 
 
 def strip_logical_types(schema: Any) -> Any:
@@ -23,20 +31,45 @@ def strip_logical_types(schema: Any) -> Any:
     return schema
 
 
-class AvroCodec:
-    """Encoder and decoder for one writer schema."""
+def parsing_canonical_form(schema: Mapping[str, Any]) -> str:
+    """Avro's Parsing Canonical Form: equal forms read the same bytes the same way."""
+    try:
+        return str(to_parsing_canonical_form(copy.deepcopy(dict(schema))))
+    except Exception as exc:  # fastavro raises several unrelated types for a bad schema
+        raise SchemaError(f"invalid Avro schema ({exc.__class__.__name__})") from exc
 
-    def __init__(self, schema: Mapping[str, Any]) -> None:
-        try:
-            self.parsed = fastavro.parse_schema(strip_logical_types(copy.deepcopy(dict(schema))))
-        except Exception as exc:  # fastavro raises several unrelated types for a bad schema
-            raise SchemaError(f"invalid Avro schema ({exc.__class__.__name__})") from exc
+
+def _parse(schema: Mapping[str, Any]) -> Any:
+    try:
+        return fastavro.parse_schema(strip_logical_types(copy.deepcopy(dict(schema))))
+    except Exception as exc:  # fastavro raises several unrelated types for a bad schema
+        raise SchemaError(f"invalid Avro schema ({exc.__class__.__name__})") from exc
+
+
+class AvroCodec:
+    """Encoder and decoder for one writer schema; with ``reader``, decodes by Avro schema
+    resolution into the reader's shape. ``tree`` is the compiled type of the decoded shape (the
+    reader's, else the writer's): when it holds tagged unions, decoding reports their branches."""
+
+    def __init__(
+        self, schema: Mapping[str, Any], *, reader: Mapping[str, Any] | None = None, tree: TypeNode | None = None
+    ) -> None:
+        self.parsed = _parse(schema)
+        self.reader = _parse(reader) if reader is not None else None
+        self._normalise = _normaliser(tree) if tree is not None and _has_tagged(tree) else None
 
     def decode(self, body: bytes | memoryview) -> Any:
         stream = io.BytesIO(body)
         try:
-            record = fastavro.schemaless_reader(stream, self.parsed, None)
-        except (EOFError, ValueError, IndexError, UnicodeDecodeError, OverflowError, MemoryError) as exc:
+            if self._normalise is None:
+                record = fastavro.schemaless_reader(stream, self.parsed, self.reader)
+            else:
+                record = self._normalise(
+                    fastavro.schemaless_reader(stream, self.parsed, self.reader, return_named_type=True)
+                )
+        except MemoryError as exc:
+            raise SerdeError("the Avro body declares more data than it holds", reason="undecodable_avro") from exc
+        except Exception as exc:  # fastavro raises many types on bad bytes (and on resolution failures)
             raise SerdeError("the Avro body does not match its schema", reason="undecodable_avro") from exc
         if stream.tell() != len(body):
             raise SerdeError("the Avro body has trailing bytes", reason="trailing_bytes")
@@ -49,3 +82,57 @@ class AvroCodec:
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise SerdeError("the record does not fit the schema", reason="unencodable_record") from exc
         return stream.getvalue()
+
+
+Normalise = Callable[[Any], Any]
+
+
+def _has_tagged(node: TypeNode) -> bool:
+    if node.tagged:
+        return True
+    if node.kind == "record":
+        return any(_has_tagged(f.type) for f in node.fields)
+    if node.items is not None:
+        return _has_tagged(node.items)
+    return any(_has_tagged(b) for b in node.branches)
+
+
+def _normaliser(node: TypeNode) -> Normalise:
+    """Turns fastavro's named-type tuples (every named type in a union comes as ``(name, value)``)
+    into the native form: tagged unions keep a tag (``"map"`` for their map branch), others none."""
+    kind = node.kind
+    if kind == "record":
+        subs = [(f.name, _normaliser(f.type)) for f in node.fields]
+
+        def record(value: Any) -> Any:
+            for name, sub in subs:
+                inner = value.get(name)
+                if inner is not None:
+                    value[name] = sub(inner)
+            return value
+
+        return record
+    if kind in ("array", "map") and node.items is not None:
+        element = _normaliser(node.items)
+        if kind == "array":
+            return lambda values: [element(v) for v in values]
+        return lambda values: {k: element(v) for k, v in values.items()}
+    if kind == "union":
+        by_name = {b.branch_name: _normaliser(b) for b in node.branches if b.kind != "null"}
+        plain = {type_of: by_name[b.branch_name] for b in node.branches for type_of in _python_types(b)}
+        tagged = node.tagged
+
+        def union(value: Any) -> Any:
+            if type(value) is tuple:
+                name, inner = value
+                converted = by_name[name](inner)
+                return (name, converted) if tagged else converted
+            converted = plain[type(value)](value) if type(value) in plain else value
+            return ("map", converted) if tagged and type(value) is dict else converted
+
+        return union
+    return lambda value: value
+
+
+def _python_types(node: TypeNode) -> tuple[type, ...]:
+    return {"map": (dict,), "array": (list,)}.get(node.kind, ())

@@ -47,13 +47,19 @@ def _timestamp_in(value: Any, path: str) -> Any:
 
 
 def _date_out(value: Any, path: str) -> Any:
-    return (_EPOCH_DATE + dt.timedelta(days=value)).isoformat() if type(value) is int else value
+    try:
+        return (_EPOCH_DATE + dt.timedelta(days=value)).isoformat() if type(value) is int else value
+    except OverflowError:  # outside the calendar: shown as the number it is
+        return value
 
 
 def _timestamp_out(value: Any, path: str) -> Any:
     if type(value) is not int:
         return value
-    moment = _EPOCH + dt.timedelta(milliseconds=value)
+    try:
+        moment = _EPOCH + dt.timedelta(milliseconds=value)
+    except OverflowError:
+        return value
     return moment.isoformat(timespec="milliseconds")
 
 
@@ -93,6 +99,8 @@ def _compile(node: TypeNode, table: dict[str, Convert]) -> Convert | None:
         )
     if node.kind == "union":
         branches = [b for b in node.branches if b.kind != "null"]
+        if node.tagged:
+            return _tagged(node, table)
         converters = [_compile(b, table) for b in branches]
         if all(c is None for c in converters):
             return None
@@ -100,8 +108,46 @@ def _compile(node: TypeNode, table: dict[str, Convert]) -> Convert | None:
             only = converters[0]
             assert only is not None
             return lambda value, path: None if value is None else only(value, path)
-        raise NotImplementedError("unions of several logical or nested types are not supported in JSON form")
+        # At most one branch per Python type (not tagged): the value's type names its branch.
+        by_type = {_PYTHON_TYPE.get(b.kind): c for b, c in zip(branches, converters, strict=True) if c is not None}
+
+        def convert_union(value: Any, path: str) -> Any:
+            convert = by_type.get(type(value))
+            return value if convert is None else convert(value, path)
+
+        return convert_union
     return None
+
+
+_PYTHON_TYPE: dict[str, type] = {"record": dict, "map": dict, "array": list}
+
+
+def _tagged(node: TypeNode, table: dict[str, Convert]) -> Convert:
+    """A union of several dict kinds: ``{"<branch>": value}`` in JSON (Avro's JSON encoding),
+    ``(branch, value)`` in the native form, so that the branch is never guessed from the value."""
+    branches = {b.branch_name: _compile(b, table) for b in node.branches if b.kind != "null"}
+    to_native = table is _LOGICAL_IN
+
+    def convert_tagged(value: Any, path: str) -> Any:
+        if value is None:
+            return None
+        if to_native:
+            if type(value) is not dict or len(value) != 1:
+                raise JsonFormError(
+                    Violation(path, "untagged_union", 'expected {"<branch>": value} for a union of records and maps')
+                )
+            ((branch, inner),) = value.items()
+            if branch not in branches:
+                raise JsonFormError(Violation(path, "unknown_branch", "the tag names no branch of the union"))
+            convert = branches[branch]
+            return (branch, inner if convert is None or inner is None else convert(inner, path))
+        if type(value) is not tuple or len(value) != 2:
+            return value
+        branch, inner = value
+        convert = branches.get(branch)
+        return {branch: inner if convert is None or inner is None else convert(inner, path)}
+
+    return convert_tagged
 
 
 class JsonForm:

@@ -14,59 +14,72 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streams.errors import SerdeError
-from streams.policy.classification import classify
 from streams.policy.decision import Status
 from streams.policy.foreign import ForeignGate, ForeignReason, foreign_schema
 from streams.policy.loader import PolicySet
 from streams.serde.avro_codec import AvroCodec
-from streams.serde.wire import frame, unframe
-from streams.streaming.processor import H_POLICY_VERSION, H_SOURCE, InMessage, Outcome, OutMessage, SchemaSource
+from streams.serde.governed import GovernedReader, GovernedVersion
+from streams.serde.wire import frame
+from streams.streaming.processor import (
+    DEPENDENCY_ERRORS,
+    H_POLICY_VERSION,
+    H_SOURCE,
+    InMessage,
+    Outcome,
+    OutMessage,
+)
 from streams.topology import Topology
 
 
 @dataclass
 class _Writer:
     gate: ForeignGate
-    codec: AvroCodec
     out_codec: AvroCodec
     out_id: int
 
 
 @dataclass
 class ForeignProcessor:
+    """Reads each record into its governed version (never by the writer's labels) and passes it
+    through the gate of that version and the notice in force."""
+
     topology: Topology
     policies: PolicySet
-    registry: SchemaSource
+    reader: GovernedReader
     recipient: str
     is_stopped: Callable[[str, str], bool] = lambda source, key: False
     now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     refused: dict[str, int] = field(default_factory=dict)
-    _writers: dict[tuple[int, str], _Writer] = field(default_factory=dict)
+    _writers: dict[tuple[str, str], _Writer] = field(default_factory=dict)
 
-    def _writer(self, schema_id: int) -> _Writer:
+    def _writer(self, version: GovernedVersion) -> _Writer:
         policy = self.policies.in_force(self.now()) or self.policies.latest
-        writer = self._writers.get((schema_id, policy.version))
+        writer = self._writers.get((version.name, policy.version))
         if writer is None:
-            classified = classify(self.registry.schema(schema_id))
-            out_schema = foreign_schema(classified, policy, self.recipient)
-            out_id = self.registry.register(f"{self.topology.foreign(self.recipient)}-value", out_schema)
-            writer = _Writer(
-                ForeignGate(classified, policy, self.recipient),
-                self.registry.codec(schema_id),
-                AvroCodec(out_schema),
-                out_id,
-            )
-            self._writers[(schema_id, policy.version)] = writer
+            out_schema = foreign_schema(version.classified, policy, self.recipient)
+            out_id = self.reader.registry.register(f"{self.topology.foreign(self.recipient)}-value", out_schema)
+            writer = _Writer(ForeignGate(version.classified, policy, self.recipient), AvroCodec(out_schema), out_id)
+            self._writers[(version.name, policy.version)] = writer
         return writer
 
     def process(self, message: InMessage) -> Outcome:
+        """Never raises for anything about the record (it is refused and counted); only a
+        dependency's failure propagates, for a retry."""
+        try:
+            return self._process(message)
+        except DEPENDENCY_ERRORS:
+            raise
+        except Exception:
+            return self._refuse(self.topology.company_of_ingest(message.topic) or "", ForeignReason.NOT_A_RECORD)
+
+    def _process(self, message: InMessage) -> Outcome:
         source = self.topology.company_of_ingest(message.topic) or ""
         try:
-            schema_id, body = unframe(message.value)
-            writer = self._writer(schema_id)
-            record = writer.codec.decode(body)
-        except (SerdeError, ValueError):
+            decoded = self.reader.decode(message.value)
+        except SerdeError:
             return self._refuse(source, ForeignReason.NOT_A_RECORD)
+        writer = self._writer(decoded.reading.version)
+        record = decoded.record
         key = record.get("customer_id") if type(record) is dict else None
         stopped = isinstance(key, str) and self.is_stopped(source, key)
         ref = {"topic": message.topic, "partition": message.partition, "offset": message.offset}

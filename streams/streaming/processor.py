@@ -11,19 +11,20 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
-from streams.errors import SerdeError
+from streams.errors import KafkaError as JointUseKafkaError
+from streams.errors import RegistryError, SerdeError
 from streams.policy.canary import LeakCanary
-from streams.policy.classification import ClassifiedSchema, classify, delivery_schema
 from streams.policy.decision import Decision, Status
-from streams.policy.engine import Engine
+from streams.policy.engine import DEFAULT_MAX_CLOCK_SKEW, Engine
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
-from streams.serde.avro_codec import AvroCodec
-from streams.serde.wire import frame, unframe
+from streams.policy.pseudonym import SubjectKeys
+from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, SchemaSource
+from streams.serde.wire import frame
 from streams.topology import Topology
 
 MAX_VALUE_BYTES = 1_048_576
@@ -77,30 +78,10 @@ class Outcome:
     record: Mapping[str, Any] | None = None  # the decoded input (native form), when decodable
 
 
-class SchemaSource(Protocol):
-    """What the processor needs from a schema registry (``streams.serde.registry.Registry`` fits)."""
-
-    def codec(self, schema_id: int) -> AvroCodec: ...  # pragma: no cover
-    def schema(self, schema_id: int) -> Mapping[str, Any]: ...  # pragma: no cover
-    def register(self, subject: str, schema: Mapping[str, Any]) -> int: ...  # pragma: no cover
-
-
-@dataclass
-class _WriterVersion:
-    engine: Engine
-    canary: LeakCanary
-    codec: AvroCodec
-    delivery_codec: AvroCodec
-    delivery_raw: dict[str, Any]
-    delivery_ids: dict[str, int] = field(default_factory=dict)
-
-
 @dataclass(frozen=True, slots=True)
 class _Read:
     source: str
-    schema_id: int
-    version: _WriterVersion
-    record: dict[str, Any]
+    decoded: Decoded
     key: str
 
 
@@ -111,9 +92,16 @@ class _Unreadable:
     detail: str
 
 
-def subject_hash(source: str, key: str) -> str:
-    """The pseudonymous id of a subject in audit events: no raw customer id leaves in the audit."""
-    return hashlib.sha256(f"{source}\x00{key}".encode()).hexdigest()[:32]
+@dataclass(frozen=True, slots=True)
+class _Judges:
+    """What decides the records of one governed version: the engine, and the canary behind it."""
+
+    engine: Engine
+    canary: LeakCanary
+
+
+# Failures of a dependency, not of the record: the runner retries the batch; they are never a dead letter.
+DEPENDENCY_ERRORS = (RegistryError, JointUseKafkaError)
 
 
 class Processor:
@@ -122,7 +110,9 @@ class Processor:
         *,
         topology: Topology,
         policies: PolicySet,
+        governed: GovernedSchemas,
         registry: SchemaSource,
+        subjects: SubjectKeys,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         is_stopped: Callable[[str, str], bool] = lambda source, key: False,
         max_value_bytes: int = MAX_VALUE_BYTES,
@@ -130,6 +120,7 @@ class Processor:
         policy: Policy | None = None,
         extra_headers: Sequence[tuple[str, str | bytes | None]] = (),
         audit_extra: Mapping[str, Any] | None = None,
+        max_clock_skew: dt.timedelta = DEFAULT_MAX_CLOCK_SKEW,
     ) -> None:
         """``policy`` forces one version for every record (replays); ``extra_headers`` go on every
         output and ``audit_extra`` into every audit event (a replay's id)."""
@@ -139,34 +130,17 @@ class Processor:
         self.audit_extra = dict(audit_extra or {})
         self.topology = topology
         self.policies = policies
-        self.registry = registry
+        self.reader = GovernedReader(governed, registry)
+        self.subjects = subjects
         self.now = now
         self.is_stopped = is_stopped
         self.max_value_bytes = max_value_bytes
-        self._versions: dict[int, _WriterVersion] = {}
-
-    def _version(self, schema_id: int) -> _WriterVersion:
-        version = self._versions.get(schema_id)
-        if version is None:
-            codec = self.registry.codec(schema_id)  # an unknown id fails here, as a SerdeError
-            raw = self.registry.schema(schema_id)
-            try:
-                classified: ClassifiedSchema = classify(raw)
-            except Exception as exc:  # a schema that is not a record of ours
-                raise SerdeError("the writer schema is not a customer record", reason="foreign_schema") from exc
-            delivery = delivery_schema(classified)
-            version = _WriterVersion(
-                Engine(classified, self.policies), LeakCanary(classified), codec, AvroCodec(delivery), delivery
+        self._judges = {
+            v.name: _Judges(
+                Engine(v.classified, policies, max_clock_skew=max_clock_skew), LeakCanary(v.classified, policies)
             )
-            self._versions[schema_id] = version
-        return version
-
-    def _delivery_id(self, version: _WriterVersion, topic: str) -> int:
-        schema_id = version.delivery_ids.get(topic)
-        if schema_id is None:
-            schema_id = self.registry.register(f"{topic}-value", version.delivery_raw)
-            version.delivery_ids[topic] = schema_id
-        return schema_id
+            for v in governed.versions
+        }
 
     def _read(self, message: InMessage) -> _Read | _Unreadable:
         """The decoded record and its context, or why the input is a dead letter before any decision."""
@@ -177,23 +151,22 @@ class Processor:
         if value is not None and len(value) > self.max_value_bytes:
             return _Unreadable(source, "value_too_large", f"the value exceeds {self.max_value_bytes} bytes")
         try:
-            schema_id, body = unframe(value)
-            version = self._version(schema_id)
-            record = version.codec.decode(body)
+            decoded = self.reader.decode(value)
         except SerdeError as exc:
             return _Unreadable(source, exc.reason, str(exc))
         if message.key is None:
             return _Unreadable(source, "null_key", "the message has no key; it must be the customer_id")
         key = message.key.decode("utf-8", "replace")
+        record = decoded.record
         if type(record) is not dict or record.get("customer_id") != key:
             return _Unreadable(source, "key_mismatch", "the message key differs from customer_id")
-        return _Read(source, schema_id, version, record, key)
+        return _Read(source, decoded, key)
 
-    def _decide(self, read: _Read) -> Decision:
-        return read.version.engine.decide(
-            read.record,
+    def _decide(self, read: _Read, now: dt.datetime) -> Decision:
+        return self._judges[read.decoded.reading.version.name].engine.decide(
+            read.decoded.record,
             read.source,
-            now=self.now(),
+            now=now,
             policy=self.policy,
             stopped=self.is_stopped(read.source, read.key),
             trusted=True,
@@ -201,23 +174,45 @@ class Processor:
 
     def decision_of(self, message: InMessage) -> Decision | None:
         """The decision alone, without encoding or registering anything (dry runs); None when the
-        input is a dead letter before any decision (undecodable, too large, no key, wrong key)."""
-        read = self._read(message)
-        return None if isinstance(read, _Unreadable) else self._decide(read)
+        input is a dead letter before any decision (undecodable, too large, no key, wrong key), or
+        when deciding it fails."""
+        try:
+            read = self._read(message)
+            return None if isinstance(read, _Unreadable) else self._decide(read, self.now())
+        except DEPENDENCY_ERRORS:
+            raise
+        except Exception:
+            return None
 
     def process(self, message: InMessage) -> Outcome:
+        """Never raises for anything about the record: whatever goes wrong with one input makes it a
+        dead letter (``unprocessable``, naming the error's class only, never its message, which may
+        quote a value). Only a dependency's failure (registry, cluster) propagates, for a retry."""
+        try:
+            return self._process(message)
+        except DEPENDENCY_ERRORS:
+            raise
+        except Exception as exc:
+            return self._dead(
+                message, self.topology.company_of_ingest(message.topic), "unprocessable", type(exc).__name__
+            )
+
+    def _process(self, message: InMessage) -> Outcome:
         read = self._read(message)
         if isinstance(read, _Unreadable):
             return self._dead(message, read.source, read.reason, read.detail)
-        source, schema_id, version, record, key = read.source, read.schema_id, read.version, read.record, read.key
-        decision = self._decide(read)
+        source, key, decoded = read.source, read.key, read.decoded
+        schema_id, version, record = decoded.schema_id, decoded.reading.version, decoded.record
+        now = self.now()
+        decision = self._decide(read, now)
         if decision.status is Status.INVALID:
             dead = self._dead(message, source, decision.reason.value, decision.detail, decision, schema_id)
             return replace(dead, decision=decision, record=record)
+        canary = self._judges[version.name].canary
         leaks = tuple(
             (recipient, cls)
             for recipient, delivery in decision.deliveries.items()
-            for _, cls in version.canary.inspect(delivery.record)
+            for _, cls in canary.inspect(delivery, source=source, policy_version=decision.policy_version)
         )
         if leaks:  # fail closed: nothing of this record is sent
             dead = self._dead(message, source, "leak_canary", "a delivery held a protected field", decision, schema_id)
@@ -235,12 +230,9 @@ class Processor:
                 (H_ITEMS, ",".join(delivery.items).encode()),
                 *self.extra_headers,
             ]
-            messages.append(
-                OutMessage(
-                    topic, f"{source}:{key}".encode(), frame(self._delivery_id(version, topic), body_out), headers
-                )
-            )
-        messages.append(self._audit(message, source, decision, schema_id, trace_id))
+            delivery_id = self.reader.delivery_id(version, topic)
+            messages.append(OutMessage(topic, f"{source}:{key}".encode(), frame(delivery_id, body_out), headers))
+        messages.append(self._audit(message, source, decision, schema_id, trace_id, now=now))
         return Outcome(
             decision.status,
             decision.reason.value,
@@ -262,12 +254,7 @@ class Processor:
         schema_id: int | None = None,
     ) -> Outcome:
         headers: Headers = [
-            (H_REASON, reason.encode()),
-            (H_DETAIL, detail.encode()),
-            (H_ORIGINAL_TOPIC, message.topic.encode()),
-            (H_ORIGINAL_PARTITION, str(message.partition).encode()),
-            (H_ORIGINAL_OFFSET, str(message.offset).encode()),
-            (H_ORIGINAL_TIMESTAMP, str(message.timestamp_ms).encode()),
+            *dead_letter_headers(message, reason, detail),
             *self.extra_headers,
         ]
         out = []
@@ -287,11 +274,14 @@ class Processor:
         trace_id: str,
         *,
         reason: str | None = None,
+        now: dt.datetime | None = None,
     ) -> OutMessage:
         key = message.key.decode("utf-8", "replace") if message.key is not None else ""
-        subject = subject_hash(source or "", key) if key else None
+        subject = self.subjects.subject(source or "", key) if key else None
+        shared = decision is not None and reason is None
         event: dict[str, Any] = {
             "subject": subject,
+            "subject_key_id": self.subjects.key_id,
             "source": source,
             "status": decision.status.value if decision and reason is None else Status.INVALID.value,
             "reason": reason or (decision.reason.value if decision else None),
@@ -302,6 +292,7 @@ class Processor:
             "purposes": list(decision.purposes) if decision else [],
             "dropped": [{"path": d.path, "class": d.cls} for d in (decision.dropped if decision else ())],
             "policy_version": decision.policy_version if decision else None,
+            "record_policy_version": decision.record_policy_version if shared and decision else None,
             "schema_id": schema_id,
             "input": {
                 "topic": message.topic,
@@ -309,7 +300,7 @@ class Processor:
                 "offset": message.offset,
                 "timestamp_ms": message.timestamp_ms,
             },
-            "processed_at_ms": int(self.now().timestamp() * 1000),
+            "processed_at_ms": int((now or self.now()).timestamp() * 1000),
             "trace_id": trace_id,
             "processed_by": self.worker_id,
             **self.audit_extra,
@@ -320,6 +311,19 @@ class Processor:
             orjson.dumps(event),  # the audit's JSON is on the hot path: orjson is several times faster
             [(H_TRACE_ID, trace_id.encode()), *self.extra_headers],
         )
+
+
+def dead_letter_headers(message: InMessage, reason: str, detail: str) -> Headers:
+    """The headers of every dead letter: why (a reason code and a detail that never holds a value)
+    and where the input came from."""
+    return [
+        (H_REASON, reason.encode()),
+        (H_DETAIL, detail.encode()),
+        (H_ORIGINAL_TOPIC, message.topic.encode()),
+        (H_ORIGINAL_PARTITION, str(message.partition).encode()),
+        (H_ORIGINAL_OFFSET, str(message.offset).encode()),
+        (H_ORIGINAL_TIMESTAMP, str(message.timestamp_ms).encode()),
+    ]
 
 
 def _trace_id(message: InMessage) -> str:

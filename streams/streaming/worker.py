@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import socket
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +20,7 @@ from streams.policy.loader import PolicySet, load_policies
 from streams.quality.monitor import QualityMonitor
 from streams.rights.erasure import RightsProcessor, audit_lookup, provision_lookup
 from streams.rights.view import RightsView
+from streams.serde.governed import GovernedReader, GovernedSchemas
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.streaming.foreign_egress import ForeignProcessor
@@ -37,6 +40,20 @@ def ingest_topics(settings: Settings, policies: PolicySet) -> list[str]:
     return sorted({topology.ingest(u.id) for p in policies.versions for u in p.joint_users})
 
 
+def pipeline_processor(settings: Settings, policies: PolicySet, registry: Registry, **options: Any) -> Processor:
+    """The ingest processor as every runtime, replay and dry run builds it: governed schemas from
+    ``JOINTUSE_SCHEMA_DIR``, pseudonyms under the deployment's key, the pipeline's clock skew."""
+    return Processor(
+        topology=Topology(settings.topic_prefix),
+        policies=policies,
+        governed=GovernedSchemas.load(settings.schema_dir),
+        registry=registry,
+        subjects=settings.subject_keys(),
+        max_clock_skew=dt.timedelta(seconds=settings.max_clock_skew_seconds),
+        **options,
+    )
+
+
 def rights_view(settings: Settings) -> RightsView:
     topic = Topology(settings.topic_prefix).rights
     return RightsView(settings.kafka_common(), topic, group_id=f"{settings.topic_prefix}.pipeline.rights-view")
@@ -48,6 +65,7 @@ def rights_processor(settings: Settings) -> RightsProcessor:
     return RightsProcessor(
         topology=topology,
         audit=audit_lookup(settings.kafka_common(), topology, group_id=scan_group),
+        subjects=settings.subject_keys(),
         provisions=provision_lookup(settings.kafka_common(), topology, group_id=scan_group),
         grace_seconds=settings.erasure_grace_seconds,
     )
@@ -79,9 +97,7 @@ def build_runner(
     topology = Topology(settings.topic_prefix)
     policies = load_policies(settings.policy_path)
     registry = Registry(settings.registry_conf())
-    processor = Processor(
-        topology=topology, policies=policies, registry=registry, worker_id=worker_id, is_stopped=is_stopped
-    )
+    processor = pipeline_processor(settings, policies, registry, worker_id=worker_id, is_stopped=is_stopped)
     config = RunnerConfig(
         kafka=settings.kafka_common(),
         group_id=f"{settings.topic_prefix}.pipeline-confluent",
@@ -172,7 +188,13 @@ def run_foreign_egress(
         raise ConfigError("the policy names no foreign provision provider")
     view = rights_view(settings)
     registry = Registry(settings.registry_conf())
-    processor = ForeignProcessor(topology, policies, registry, recipient, is_stopped=view.is_stopped)
+    processor = ForeignProcessor(
+        topology,
+        policies,
+        GovernedReader(GovernedSchemas.load(settings.schema_dir), registry),
+        recipient,
+        is_stopped=view.is_stopped,
+    )
     name = f"{settings.topic_prefix}.pipeline-foreign-{recipient}"
     config = RunnerConfig(
         kafka=settings.kafka_common(),

@@ -111,4 +111,4 @@ def test_policy_diff_exit_code_follows_consent(tmp_path: Path) -> None:
     )
     result = run_cli("policy", "diff", str(POLICY_PATH), str(new))
     assert result.returncode == 1
-    assert b"joint_users: added jcom-east [consent]" in result.stdout
+    assert b"joint_users[jcom-east]: added [consent]" in result.stdout

@@ -1,23 +1,43 @@
+"""The leak canary is independent of the projection: it walks deliveries against the governed
+schema and the notice, and flags every value the recipient may not receive."""
+
 from __future__ import annotations
 
-from streams.policy.canary import LeakCanary
+import datetime as dt
+
+from streams.policy.canary import ITEM_NOT_ALLOWED, NOT_A_JOINT_USER, LeakCanary
 from streams.policy.classification import ClassifiedSchema
+from streams.policy.decision import Delivery
 from streams.policy.engine import Engine
+from streams.policy.loader import PolicySet
 from tests.records import make_native_records
 
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
-def test_canary_is_silent_on_real_deliveries(engine: Engine, schema: ClassifiedSchema) -> None:
-    canary = LeakCanary(schema)
+
+def test_canary_is_silent_on_real_deliveries(engine: Engine, schema: ClassifiedSchema, policies: PolicySet) -> None:
+    canary = LeakCanary(schema, policies)
     checked = 0
     for record in make_native_records(200, seed=4):
-        for delivery in engine.decide(record, record["source_company"]).deliveries.values():
-            assert canary.inspect(delivery.record) == []
+        decision = engine.decide(record, record["source_company"], now=NOW)
+        for delivery in decision.deliveries.values():
+            assert (
+                canary.inspect(delivery, source=record["source_company"], policy_version=decision.policy_version) == []
+            )
             checked += 1
     assert checked > 150
 
 
-def test_canary_finds_protected_and_unknown_fields_at_any_depth(schema: ClassifiedSchema) -> None:
-    canary = LeakCanary(schema)
+def _inspect(
+    schema: ClassifiedSchema, policies: PolicySet, record: dict[str, object], items: tuple[str, ...]
+) -> list[tuple[str, str]]:
+    delivery = Delivery("jcom-insurance", ("jointuse.billing",), items, record)
+    return sorted(LeakCanary(schema, policies).inspect(delivery, source="jcom", policy_version=policies.latest.version))
+
+
+def test_canary_finds_every_class_that_may_not_leave_at_any_depth(
+    schema: ClassifiedSchema, policies: PolicySet
+) -> None:
     leaked = {
         "customer_id": "c",
         "name": "n",
@@ -25,15 +45,41 @@ def test_canary_finds_protected_and_unknown_fields_at_any_depth(schema: Classifi
         "claims": [{"claim_no": "1", "amount_jpy": 1}],
         "service_usage": [{"service": "tv", "secret": 1}],
         "payment_status": {"status": "paid", "extra": 2},
+        "consent": {"marketing_opt_out": False},
+        "updated_at": 1,
         "surprise": 3,
         "call_records": None,  # null holds nothing
     }
-    assert sorted(canary.inspect(leaked)) == sorted(
+    found = _inspect(schema, policies, leaked, ("name", "service_usage", "payment_status"))
+    assert found == sorted(
         [
             ("medical_history", "sensitive"),
             ("claims", "insurer_only"),
-            ("service_usage[].secret", "unknown"),
-            ("payment_status.extra", "unknown"),
-            ("surprise", "unknown"),
+            ("consent", "consent"),
+            ("updated_at", "metadata"),
+            ("service_usage[].<unknown@2>", "unknown"),
+            ("payment_status.<unknown@2>", "unknown"),
+            ("<unknown@9>", "unknown"),
         ]
     )
+    assert all("secret" not in path and "surprise" not in path for path, _ in found)
+
+
+def test_canary_flags_items_the_delivery_does_not_name(schema: ClassifiedSchema, policies: PolicySet) -> None:
+    found = _inspect(schema, policies, {"customer_id": "c", "name": "n", "email": "e@x"}, ("name",))
+    assert found == [("email", ITEM_NOT_ALLOWED)]
+    found = _inspect(schema, policies, {"customer_id": "c", "name": "n"}, ("name", "not_in_notice"))
+    assert found == []  # a named item the notice lacks allows nothing, and nothing of it is present
+    found = _inspect(schema, policies, {"customer_id": "c", "occupation": "o"}, ("not_in_notice",))
+    assert found == [("occupation", ITEM_NOT_ALLOWED)]
+
+
+def test_canary_flags_a_recipient_that_is_not_a_joint_user(schema: ClassifiedSchema, policies: PolicySet) -> None:
+    canary = LeakCanary(schema, policies)
+    version = policies.latest.version
+    outsider = Delivery("outsider", (), ("name",), {"customer_id": "c", "name": "n"})
+    assert (("<recipient>", NOT_A_JOINT_USER)) in canary.inspect(outsider, source="jcom", policy_version=version)
+    to_itself = Delivery("jcom", (), ("name",), {"customer_id": "c", "name": "n"})
+    assert ("<recipient>", NOT_A_JOINT_USER) in canary.inspect(to_itself, source="jcom", policy_version=version)
+    unknown_version = Delivery("jcom-insurance", (), ("name",), {"customer_id": "c"})
+    assert canary.inspect(unknown_version, source="jcom", policy_version="1999") == [("<recipient>", NOT_A_JOINT_USER)]

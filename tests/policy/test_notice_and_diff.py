@@ -59,10 +59,11 @@ def test_diff_flags_what_needs_publication_and_what_needs_consent() -> None:
         )
     )
     result = diff_policies(old, new)
-    found = {(c.area, c.kind, c.subject): c.requirement for c in result.changes}
-    assert found[("purposes", "changed", "jointuse.survey_rewards")] is Requirement.PRIOR_PUBLICATION
-    assert found[("joint_users", "added", "jcom-west")] is Requirement.CONSENT
-    assert found[("responsible_party", "changed", "JCOM株式会社")] is Requirement.PRIOR_PUBLICATION
+    found = {(c.path, c.kind): c.requirement for c in result.changes}
+    assert found[("purposes[jointuse.survey_rewards].ja", "changed")] is Requirement.ADVANCE_NOTICE
+    assert found[("joint_users[jcom-west]", "added")] is Requirement.CONSENT
+    assert found[("notice.responsible_party.representative_ja", "changed")] is Requirement.NOTIFY_WITHOUT_DELAY
+    assert not any(path.startswith("joint_users[jcom-west].") for path, _ in found)  # the element, once
     assert result.needs_consent
     assert result.problems == ()
 

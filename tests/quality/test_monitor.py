@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 from prometheus_client import CollectorRegistry
@@ -19,7 +20,7 @@ def _outcomes(engine: Engine, count: int, *, bad_email: bool = False) -> list[Ou
     for record in make_native_records(count, seed=8):
         if bad_email:
             record["email"] = "no-at-sign"
-        decision = engine.decide(record, record["source_company"], trusted=True)
+        decision = engine.decide(record, record["source_company"], now=dt.datetime.now(dt.UTC), trusted=True)
         deliveries = {r: d.purposes for r, d in decision.deliveries.items()}
         out.append(
             Outcome(

@@ -10,10 +10,13 @@ from typing import Any
 from streams.policy.decision import Status
 from streams.policy.rights import RightsAction, RightsRequest
 from streams.rights.erasure import H_REQUEST_ID, RightsProcessor
-from streams.streaming.processor import H_REASON, InMessage, subject_hash
+from streams.policy.pseudonym import SubjectKeys
+from streams.streaming.processor import H_REASON, InMessage
 from streams.topology import Topology
 
 T = Topology("p")
+OLD_KEY, KEY = b"an-older-subject-key", b"the-current-subject-key"
+KEYS = SubjectKeys(KEY, previous=(OLD_KEY,))
 AT = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 
 
@@ -30,13 +33,18 @@ def _processor(events: list[Mapping[str, Any]], provisions: list[Mapping[str, An
         return [e for e in events if e["subject"] in subjects]
 
     return RightsProcessor(
-        topology=T, audit=audit, provisions=lambda key: provisions or [], grace_seconds=0, now=lambda: AT
+        topology=T,
+        audit=audit,
+        subjects=KEYS,
+        provisions=lambda key: provisions or [],
+        grace_seconds=0,
+        now=lambda: AT,
     )
 
 
-def _shared(recipient: str) -> dict[str, Any]:
+def _shared(recipient: str, key: bytes = KEY) -> dict[str, Any]:
     return {
-        "subject": subject_hash("jcom", "C1"),
+        "subject": SubjectKeys(key).subject("jcom", "C1"),
         "status": "shared",
         "recipients": {recipient: {"purposes": ["jointuse.billing"], "items": ["name"]}},
         "processed_at_ms": 1,
@@ -60,6 +68,12 @@ def test_erasure_tombstones_each_recipient_reached_and_notifies_it() -> None:
     assert dict(tombstone.headers)[H_REQUEST_ID] == b"r1"
     notice = json.loads(by_topic[T.notices("jcom-insurance")].value or b"")
     assert notice["type"] == "erasure" and notice["subject_key"] == "jcom:C1" and notice["request_id"] == "r1"
+
+
+def test_erasure_finds_events_pseudonymised_under_an_earlier_key() -> None:
+    processor = _processor([_shared("jcom-insurance", key=OLD_KEY)])
+    outcome = processor.process(_message(_request(RightsAction.ERASE)))
+    assert {m.topic for m in outcome.messages} == {T.deliver("jcom-insurance"), T.notices("jcom-insurance")}
 
 
 def test_stop_resume_and_unreached_subjects_write_nothing() -> None:

@@ -13,7 +13,7 @@ from streams.policy.rights import RightsAction
 from streams.rights.requests import file_request
 from streams.settings import Settings
 from streams.streaming.client import produce_lines, read_committed
-from streams.streaming.processor import H_ITEMS, H_POLICY_VERSION, H_PURPOSES, subject_hash
+from streams.streaming.processor import H_ITEMS, H_POLICY_VERSION, H_PURPOSES
 from streams.synthetic import Generator, Mix, to_line
 from streams.topology import Topology
 from tests.cli.helpers import run_cli
@@ -33,7 +33,7 @@ def _produce(settings: Settings, record: dict[str, Any]) -> None:
 
 
 def _events_of(settings: Settings, topology: Topology, customer_id: str) -> list[dict[str, Any]]:
-    subject = subject_hash("jcom", customer_id)
+    subject = settings.subject_keys().subject("jcom", customer_id)
     messages = read_committed(settings, topology.audit, expected=None, quiet=1.5)
     return [e for e in (json.loads(m.value()) for m in messages) if e["subject"] == subject]
 
