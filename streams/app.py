@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +24,7 @@ from streams.policy.loader import load_policies
 from streams.rights.erasure import RightsProcessor
 from streams.serde.registry import Registry
 from streams.settings import Settings, load_settings
-from streams.streaming.processor import InMessage, Outcome
+from streams.streaming.processor import DEPENDENCY_ERRORS, InMessage, Outcome
 from streams.streaming.transactional_sink import TransactionalSink
 from streams.streaming.worker import (
     default_worker_id,
@@ -41,6 +42,7 @@ log = logging.getLogger("jointuse.worker")
 logging.getLogger("aiokafka").setLevel(logging.WARNING)
 BATCH_SIZE = int(os.environ.get("JOINTUSE_BATCH_SIZE", "1000"))
 BATCH_WITHIN_SECONDS = 0.05
+DEPENDENCY_ATTEMPTS = 6  # about 30 s of backoff before the worker exits and restarts
 GUARANTEE = os.environ.get("JOINTUSE_GUARANTEE", "exactly_once")
 
 
@@ -143,8 +145,18 @@ class _Pipeline:
         )
 
     def decide(self, messages: Sequence[InMessage]) -> list[Outcome]:
-        with self.metrics.batch_seconds.time():
-            return [self.processor.process(m) for m in messages]
+        """The batch's outcomes. A record never raises here; a dependency that does not answer (the
+        registry, on a schema id's first use) is retried with backoff, a few times, then raised."""
+        for attempt in range(1, DEPENDENCY_ATTEMPTS + 1):
+            try:
+                with self.metrics.batch_seconds.time():
+                    return [self.processor.process(m) for m in messages]
+            except DEPENDENCY_ERRORS as exc:
+                if attempt == DEPENDENCY_ATTEMPTS:
+                    raise
+                log.warning("a dependency is unavailable; retrying the batch", extra={"error": str(exc)})
+                time.sleep(min(0.5 * 2**attempt, 10.0))
+        raise AssertionError("unreachable")
 
 
 _running: list[_Pipeline] = []
@@ -210,7 +222,13 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
             deciding = loop.run_in_executor(None, state.decide, messages)
             if committing is not None:
                 await committing
-            outcomes = await deciding
+            try:
+                outcomes = await deciding
+            except Exception:
+                # Only a dependency outage gets here (records never raise). faust would acknowledge the
+                # batch when this iteration ends: exit instead, and resume from the last transaction.
+                log.exception("the batch could not be decided; exiting so that nothing is lost")
+                os._exit(70)
             committing = asyncio.ensure_future(_commit(state, messages, outcomes))
             if not overlap:
                 await committing

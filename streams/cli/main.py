@@ -38,9 +38,10 @@ app = typer.Typer(
     epilog="Exit codes: 0 ok; 1 problems found; 2 bad arguments or files; 3 Kafka/registry error.",
 )
 policy_app = typer.Typer(help="Check, render and compare joint-use notices.", no_args_is_help=True)
-schema_app = typer.Typer(help="Check the Avro schemas.", no_args_is_help=True)
+schema_app = typer.Typer(help="Check and publish the governed Avro schemas.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
-app.add_typer(schema_app, name="schema")
+app.add_typer(schema_app, name="schemas")
+app.add_typer(schema_app, name="schema", hidden=True)  # the earlier name
 app.add_typer(access_app, name="access")
 infra_commands.register(app)
 rights_commands.register(app)
@@ -98,23 +99,19 @@ def policy_check(
     policy: PolicyOption = None,
     schemas: Annotated[Path, typer.Option("--schemas", help="Directory of Avro schemas.")] = PROJECT_ROOT / "schemas",
 ) -> None:
-    """Validate the policy and check that every schema field is classified and names a known item.
+    """Validate the policy against the governed schemas: every field classified and naming a known
+    item, and everything a worker builds at run time (delivery schemas, codecs, routes) built now.
 
     Example: jointuse policy check --policy policies/jcom-group.yaml
     """
+    from streams.serde.governed import runtime_problems
+
     policies = _policies(policy)
-    problems = 0
-    for path in sorted(schemas.glob("*.avsc")):
-        try:
-            classified = load_schema(path)
-        except SchemaError as exc:
-            fail(str(exc))
-        for version in policies.versions:
-            for violation in classified.check_against(version.item_ids):
-                problems += 1
-                typer.echo(f"{path.name}: {violation} (policy {version.version})")
+    problems = runtime_problems(schemas, policies)
+    for problem in problems:
+        typer.echo(problem)
     if problems:
-        typer.echo(f"{problems} problem(s)")
+        typer.echo(f"{len(problems)} problem(s)")
         raise typer.Exit(1)
     versions = ", ".join(p.version for p in policies.versions)
     typer.echo(
@@ -172,22 +169,59 @@ def policy_diff(
 @schema_app.command("check")
 def schema_check(
     schemas: Annotated[Path, typer.Option("--schemas", help="Directory of Avro schemas.")] = PROJECT_ROOT / "schemas",
+    policy: PolicyOption = None,
 ) -> None:
-    """Check that each schema version reads data of every earlier one (backward, transitive).
+    """Check the governed schemas: each version reads data of every earlier one (backward,
+    transitive), and everything a worker builds from them under every policy version builds.
 
-    Example: jointuse schema check
+    Example: jointuse schemas check
     """
+    from streams.serde.governed import runtime_problems
+
     try:
         groups = schema_versions(schemas)
-        problems = [p for versions in groups.values() for p in check_backward(versions)]
+        problems = [str(p) for versions in groups.values() for p in check_backward(versions)]
     except SchemaError as exc:
         fail(str(exc))
+    problems += runtime_problems(schemas, _policies(policy))
     for problem in problems:
-        typer.echo(str(problem))
+        typer.echo(problem)
     if problems:
         raise typer.Exit(1)
     for name, versions in groups.items():
         typer.echo(f"ok: {name}: {', '.join(p.name for p in versions)} backward compatible")
+
+
+@schema_app.command("publish")
+def schema_publish(
+    registry: Annotated[str | None, typer.Option("--registry", help="Schema registry URL.")] = None,
+    prefix: Annotated[str | None, typer.Option("--prefix", help="Topic name prefix.")] = None,
+    policy: PolicyOption = None,
+) -> None:
+    """Register the governed versions, oldest first, under every joint user's ingest subject, and
+    set each subject's compatibility to BACKWARD. Producers then write with
+    auto.register.schemas=false and use.latest.version=true. Idempotent.
+
+    Example: jointuse schemas publish
+    """
+    from streams.serde.governed import GovernedSchemas
+    from streams.serde.registry import Registry
+    from streams.topology import Topology
+
+    settings = load_settings(schema_registry_url=registry, topic_prefix=prefix)
+    policies = _policies(policy)
+    try:
+        governed = GovernedSchemas.load(settings.schema_dir)
+        client = Registry(settings.registry_conf())
+        topology = Topology(settings.topic_prefix)
+        for company in sorted({u.id for p in policies.versions for u in p.joint_users}):
+            subject = f"{topology.ingest(company)}-value"
+            for version in governed.versions:
+                schema_id = client.register(subject, version.classified.raw)
+                typer.echo(f"{subject}: {version.name} id {schema_id}")
+            client.set_compatibility(subject, "BACKWARD")
+    except SchemaError as exc:
+        fail(str(exc))
 
 
 def main() -> None:

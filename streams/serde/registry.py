@@ -42,6 +42,14 @@ class Registry:
         self._codecs.setdefault(schema_id, AvroCodec(schema))
         return schema_id
 
+    def set_compatibility(self, subject: str, level: str) -> None:
+        try:
+            self.client.set_compatibility(subject_name=subject, level=level)
+        except SchemaRegistryError as exc:
+            raise RegistryError(f"the registry refused the compatibility of {subject} ({exc.error_message})") from exc
+        except Exception as exc:
+            raise RegistryError(f"cannot reach the schema registry ({exc.__class__.__name__})") from exc
+
     def codec(self, schema_id: int) -> AvroCodec:
         """The codec of a schema id (for reading what the pipeline itself wrote, e.g. deliveries);
         raises ``SerdeError(reason="unknown_schema_id")`` if the registry has none."""

@@ -1,0 +1,194 @@
+"""The ingest processor without a broker: governed schemas, poison input, the clock, pseudonyms."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import hashlib
+import json
+from typing import Any
+
+import pytest
+
+from streams.errors import RegistryError
+from streams.policy.classification import PROTECTED_CLASSES, FieldClass
+from streams.policy.loader import PolicySet
+from streams.policy.pseudonym import SubjectKeys
+from streams.serde.avro_codec import AvroCodec
+from streams.serde.governed import GovernedSchemas
+from streams.serde.wire import frame
+from streams.settings import PROJECT_ROOT
+from streams.streaming.processor import H_DETAIL, H_REASON, InMessage, Outcome, Processor
+from streams.topology import Topology
+from tests.memory_registry import MemoryRegistry
+from tests.records import make_native_records
+
+T = Topology("t")
+NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+KEYS = SubjectKeys(b"a-test-subject-key-of-some-length")
+GOVERNED = GovernedSchemas.load(PROJECT_ROOT / "schemas")
+V1 = GOVERNED.versions[0].classified.raw
+SECRET = "SECRET-"
+
+
+def _processor(policies: PolicySet, registry: MemoryRegistry, **options: Any) -> Processor:
+    return Processor(
+        topology=T,
+        policies=policies,
+        governed=GOVERNED,
+        registry=registry,
+        subjects=KEYS,
+        now=lambda: NOW,
+        **options,
+    )
+
+
+def _record(**changes: Any) -> dict[str, Any]:
+    record = make_native_records(1, seed=5)[0]
+    record.update(source_company="jcom")
+    record["consent"] = {"marketing_opt_out": False, "joint_use_stop": False, "foreign_transfer_consent": False}
+    record["call_records"] = [{"started_at": 1, "callee_number": SECRET + "callee", "duration_s": 3}]
+    record["medical_history"] = SECRET + "medical"
+    record["claims"] = [{"claim_no": SECRET + "claim", "amount_jpy": 5, "diagnosis": SECRET + "diagnosis"}]
+    record.update(changes)
+    return record
+
+
+def _message(
+    registry: MemoryRegistry, record: dict[str, Any], schema: dict[str, Any] = V1, offset: int = 0
+) -> InMessage:
+    schema_id = registry.register(f"{T.ingest('jcom')}-value", schema)
+    value = frame(schema_id, AvroCodec(schema).encode(record))
+    return InMessage(T.ingest("jcom"), 0, offset, record["customer_id"].encode(), value, 0)
+
+
+def _audit(outcome: Outcome) -> dict[str, Any]:
+    (event,) = [json.loads(m.value or b"") for m in outcome.messages if m.topic == T.audit]
+    return event
+
+
+def _delivered(outcome: Outcome) -> list[bytes]:
+    return [m.value or b"" for m in outcome.messages if m.topic.startswith("t.deliver.")]
+
+
+def _relabelled(schema: dict[str, Any]) -> dict[str, Any]:
+    """The attack: the canonical schema with every protected field labelled a shareable item."""
+    raw = copy.deepcopy(schema)
+
+    def relabel(fields: list[dict[str, Any]]) -> None:
+        for spec in fields:
+            if spec.get("jointuse.class") in {c.value for c in PROTECTED_CLASSES} | {"consent", "metadata"}:
+                spec["jointuse.class"], spec["jointuse.item"] = FieldClass.ITEM.value, "name"
+            for inner in spec["type"] if isinstance(spec["type"], list) else [spec["type"]]:
+                if isinstance(inner, dict):
+                    nested = inner.get("items", inner)
+                    if isinstance(nested, dict) and "fields" in nested:
+                        relabel(nested["fields"])
+
+    relabel(raw["fields"])
+    return raw
+
+
+def test_a_relabelled_writer_schema_is_read_with_the_governed_labels(policies: PolicySet) -> None:
+    registry = MemoryRegistry()
+    processor = _processor(policies, registry)
+    outcome = processor.process(_message(registry, _record(), _relabelled(dict(V1))))
+    assert outcome.status.value == "shared"
+    deliveries = _delivered(outcome)
+    assert deliveries and all(SECRET.encode() not in value for value in deliveries)
+    assert ("medical_history", "sensitive") in outcome.dropped
+    assert processor.reader.reading(1).resolved is False  # the fast path: same canonical form
+
+
+def test_a_writer_with_extra_fields_is_resolved_and_its_extras_never_leave(policies: PolicySet) -> None:
+    registry = MemoryRegistry()
+    writer = _relabelled(dict(V1))
+    writer["fields"].append(
+        {
+            "name": "call_audio",
+            "type": ["null", "string"],
+            "default": None,
+            "jointuse.class": "item",
+            "jointuse.item": "name",
+        }
+    )
+    outcome = _processor(policies, registry).process(_message(registry, _record(call_audio=SECRET + "audio"), writer))
+    assert outcome.status.value == "shared"
+    assert all(SECRET.encode() not in value for value in _delivered(outcome))
+
+
+def test_a_writer_that_resolves_into_no_governed_version_is_an_ungoverned_dead_letter(policies: PolicySet) -> None:
+    registry = MemoryRegistry()
+    writer = copy.deepcopy(dict(V1))
+    next(f for f in writer["fields"] if f["name"] == "name")["type"] = "long"  # string cannot be read from long
+    outcome = _processor(policies, registry).process(_message(registry, _record(name=7), writer))
+    assert outcome.reason == "ungoverned_schema"
+    (dead,) = [m for m in outcome.messages if m.topic == T.dead_letters("jcom")]
+    assert dict(dead.headers)[H_REASON] == b"ungoverned_schema"
+    assert _audit(outcome)["reason"] == "ungoverned_schema"
+
+
+@pytest.mark.parametrize(
+    ("changes", "detail"),
+    [
+        ({"updated_at": 2**62}, "out_of_range at updated_at"),
+        ({"updated_at": -(2**62)}, "out_of_range at updated_at"),
+        ({"birth_date": 2**31 - 1}, "out_of_range at birth_date"),
+        (
+            {"payment_status": {"status": "paid", "last_paid_at": 2**63 - 1, "overdue_amount_jpy": 0}},
+            "out_of_range at payment_status.last_paid_at",
+        ),
+    ],
+)
+def test_times_no_calendar_holds_are_schema_violations_and_the_next_record_goes_on(
+    policies: PolicySet, changes: dict[str, Any], detail: str
+) -> None:
+    registry = MemoryRegistry()
+    processor = _processor(policies, registry)
+    poison = processor.process(_message(registry, _record(**changes)))
+    assert (poison.status.value, poison.reason) == ("invalid", "schema_violation")
+    (dead,) = [m for m in poison.messages if m.topic == T.dead_letters("jcom")]
+    assert dict(dead.headers)[H_DETAIL].decode().startswith(detail)
+    assert processor.process(_message(registry, _record(), offset=1)).status.value == "shared"
+
+
+def test_any_failure_deciding_one_record_makes_it_unprocessable_never_an_exception(policies: PolicySet) -> None:
+    registry = MemoryRegistry()
+
+    def broken(source: str, key: str) -> bool:
+        raise ValueError(SECRET + "a message that quotes a value")
+
+    outcome = _processor(policies, registry, is_stopped=broken).process(_message(registry, _record()))
+    assert outcome.reason == "unprocessable"
+    (dead,) = [m for m in outcome.messages if m.topic == T.dead_letters("jcom")]
+    assert dict(dead.headers)[H_DETAIL] == b"ValueError"  # the class only, never the message
+    assert SECRET not in json.dumps(_audit(outcome))
+
+
+def test_a_registry_that_does_not_answer_is_not_the_records_fault(policies: PolicySet) -> None:
+    registry = MemoryRegistry()
+    message = _message(registry, _record())
+    registry.down = True
+    with pytest.raises(RegistryError):
+        _processor(policies, registry).process(message)
+
+
+def test_future_records_are_invalid_beyond_the_skew(policies: PolicySet) -> None:
+    registry = MemoryRegistry()
+    processor = _processor(policies, registry, max_clock_skew=dt.timedelta(minutes=5))
+    millis = int(NOW.timestamp() * 1000)
+    within = processor.process(_message(registry, _record(updated_at=millis + 4 * 60_000)))
+    beyond = processor.process(_message(registry, _record(updated_at=millis + 6 * 60_000), offset=1))
+    assert within.status.value == "shared"
+    assert (beyond.status.value, beyond.reason) == ("invalid", "future_timestamp")
+
+
+def test_audit_subjects_are_keyed_pseudonyms(policies: PolicySet) -> None:
+    registry = MemoryRegistry()
+    record = _record()
+    event = _audit(_processor(policies, registry).process(_message(registry, record)))
+    unkeyed = hashlib.sha256(f"jcom\x00{record['customer_id']}".encode()).hexdigest()[:32]
+    assert event["subject"] == KEYS.subject("jcom", record["customer_id"]) != unkeyed
+    assert event["subject_key_id"] == KEYS.key_id
+    other = SubjectKeys(b"another-subject-key-entirely")
+    assert other.subject("jcom", record["customer_id"]) != event["subject"]

@@ -1,0 +1,97 @@
+"""The trust boundary on the real broker and registry, for both runtimes, tried as a group company
+would: it registers its own version of its ingest subject and produces with a plain client."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from streams.serde.avro_codec import AvroCodec
+from streams.serde.governed import GovernedSchemas
+from streams.serde.wire import frame
+from streams.settings import Settings
+from streams.streaming.processor import H_DETAIL, H_REASON
+from tests.records import make_native_records
+from tests.streaming.helpers import audit_events, read_topic, running_worker, setup_topics
+from tests.streaming.test_processor import SECRET, _relabelled
+
+pytestmark = pytest.mark.kafka
+
+
+def _records(count: int, seed: int) -> list[dict[str, Any]]:
+    out = []
+    for record in make_native_records(count * 3, seed=seed):
+        if record["source_company"] == "jcom" and len(out) < count:
+            record["consent"] = {"marketing_opt_out": False, "joint_use_stop": False, "foreign_transfer_consent": False}
+            record["medical_history"] = SECRET + "medical"
+            record["call_records"] = [{"started_at": 1, "callee_number": SECRET + "callee", "duration_s": 3}]
+            record["claims"] = [{"claim_no": SECRET + "claim", "amount_jpy": 5, "diagnosis": SECRET + "diagnosis"}]
+            out.append(record)
+    return out
+
+
+@pytest.mark.parametrize("runtime", ["faust", "confluent"])
+def test_relabelled_schema_and_poison_record_on_the_broker(kafka: Settings, unique: str, runtime: str) -> None:
+    settings = kafka.model_copy(update={"topic_prefix": f"b{unique}"})
+    topology = setup_topics(settings, partitions=1)
+    topic = topology.ingest("jcom")
+    v1 = dict(GovernedSchemas.load(settings.schema_dir).versions[0].classified.raw)
+    client = SchemaRegistryClient(settings.registry_conf())
+    subject = f"{topic}-value"
+    client.register_schema(subject, Schema(json.dumps(v1), "AVRO"))
+    # The registry accepts the relabelled version: only custom properties changed, BACKWARD holds.
+    relabelled = _relabelled(copy.deepcopy(v1))
+    relabelled_id = client.register_schema(subject, Schema(json.dumps(relabelled), "AVRO"))
+    records = _records(11, seed=31)
+    poison = dict(records[5], updated_at=2**62)  # a long any Java producer can write
+    producer = Producer(settings.kafka_common())
+    codec = AvroCodec(relabelled)
+    for index, record in enumerate(records):
+        value = frame(relabelled_id, codec.encode(poison if index == 5 else record))
+        producer.produce(topic, key=record["customer_id"].encode(), value=value)
+    assert producer.flush(30) == 0
+
+    with running_worker(settings, runtime=runtime) as worker:
+        events = audit_events(settings, topology, len(records))
+        deliveries = read_topic(settings, topology.deliver("jcom-insurance"), expected=len(records) - 1)
+        assert worker.poll() is None, "the worker keeps running after a poison record"
+    assert [e["reason"] for e in events] == ["shared"] * 5 + ["schema_violation"] + ["shared"] * 5
+    assert len(deliveries) == len(records) - 1
+    assert not any(SECRET.encode() in (m.value() or b"") for m in deliveries)
+    (dead,) = read_topic(settings, topology.dead_letters("jcom"), expected=1)
+    headers = dict(dead.headers())
+    assert headers[H_REASON] == b"schema_violation"
+    assert headers[H_DETAIL].startswith(b"out_of_range at updated_at")
+
+
+def test_a_plain_confluent_serializer_writes_with_the_published_version(kafka: Settings, unique: str) -> None:
+    """After `jointuse schemas publish`, a producer that does not register schemas (the README's
+    settings) writes with the latest governed version, and its records are delivered."""
+    from typer.testing import CliRunner
+
+    from streams.cli.main import app
+
+    settings = kafka.model_copy(update={"topic_prefix": f"s{unique}"})
+    topology = setup_topics(settings, partitions=1)
+    published = CliRunner().invoke(app, ["schemas", "publish", "--prefix", settings.topic_prefix])
+    assert published.exit_code == 0, published.output
+    client = SchemaRegistryClient(settings.registry_conf())
+    serializer = AvroSerializer(client, conf={"auto.register.schemas": False, "use.latest.version": True})
+    records = _records(3, seed=32)
+    producer = Producer(settings.kafka_common())
+    topic = topology.ingest("jcom")
+    for record in records:
+        value = serializer(record, SerializationContext(topic, MessageField.VALUE))
+        producer.produce(topic, key=record["customer_id"].encode(), value=value)
+    assert producer.flush(30) == 0
+    with running_worker(settings, runtime="confluent"):
+        events = audit_events(settings, topology, len(records))
+    assert [e["reason"] for e in events] == ["shared"] * len(records)
+    assert len({e["schema_id"] for e in events}) == 1
