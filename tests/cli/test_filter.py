@@ -112,3 +112,22 @@ def test_policy_diff_exit_code_follows_consent(tmp_path: Path) -> None:
     result = run_cli("policy", "diff", str(POLICY_PATH), str(new))
     assert result.returncode == 1
     assert b"joint_users[jcom-east]: added [consent]" in result.stdout
+
+
+def test_filter_writes_one_line_per_input_whatever_the_input() -> None:
+    """The inputs that once stopped `filter` (exit 1, every later line lost), then a good line."""
+    from tests.records import make_json_records
+
+    good = next(r for r in make_json_records(4, seed=2) if r["source_company"] == "jcom")
+    far = dict(good, updated_at="9999-12-31T23:59:59-14:00")
+    surrogate = json.dumps(good).replace(json.dumps(good["name"]), '"\\ud800"')
+    duplicate = json.dumps(good)[:-1] + ', "consent": {"joint_use_stop": false}}'
+    lines = [json.dumps(far), surrogate, duplicate, json.dumps(good)]
+    result = run_cli("filter", "--source", "jcom", stdin="\n".join(lines).encode() + b"\n")
+    assert result.returncode == 0, result.stderr
+    out = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [o["line"] for o in out] == [1, 2, 3, 4]
+    assert out[0]["reason"].startswith("schema_violation: out_of_range at updated_at")
+    assert out[1]["reason"].startswith("lone_surrogate")
+    assert out[2]["reason"].startswith("duplicate_key")
+    assert out[3]["status"] == "shared"

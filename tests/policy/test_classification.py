@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.errors import SchemaError
 from streams.policy.classification import ClassifiedSchema, FieldClass, classify, delivery_schema, load_schema
 from streams.policy.loader import PolicySet
 from streams.serde.avro_codec import AvroCodec
@@ -75,3 +76,86 @@ def test_delivery_schema_holds_only_shareable_fields(schema: ClassifiedSchema) -
     assert top["name"]["type"] == ["null", "string"] and top["name"]["default"] is None
     AvroCodec(delivery)  # a valid Avro schema
     assert classify(delivery).problems == ()
+
+
+def test_a_named_type_from_a_dropped_field_reused_in_an_item_is_defined_again_in_the_delivery(
+    schema: ClassifiedSchema,
+) -> None:
+    """A v2 that reuses CallRecord (defined in the secrecy field call_records) inside an item field:
+    the delivery schema must carry the definition, not a dangling reference."""
+    raw = copy.deepcopy(dict(schema.raw))
+    raw["fields"].append(
+        {
+            "name": "disputed_calls",
+            "type": ["null", {"type": "array", "items": "CallRecord"}],
+            "default": None,
+            "jointuse.class": "item",
+            "jointuse.item": "contract_information",
+        }
+    )
+    reused = classify(raw)
+    nodes = {n.path: n for n in reused.walk()}
+    assert nodes["disputed_calls[].callee_number"].cls is FieldClass.SECRECY_OF_COMMUNICATIONS  # its own label
+    delivery = delivery_schema(reused)
+    codec = AvroCodec(delivery)  # a dangling reference would fail here
+    assert codec.decode(codec.encode({"customer_id": "c", "source_company": "jcom", "name": "n"}))["name"] == "n"
+    assert "jp.jcom.jointuse.v1.CallRecord" in json.dumps(delivery)
+
+
+def test_named_types_follow_avros_namespace_rules() -> None:
+    inner = {
+        "type": "record",
+        "name": "Holder",
+        "namespace": "b",
+        "fields": [
+            {
+                "name": "x",
+                "type": {
+                    "type": "record",
+                    "name": "Leaf",
+                    "fields": [{"name": "v", "type": "string", "jointuse.class": "sensitive"}],
+                },
+                "jointuse.class": "item",
+                "jointuse.item": "name",
+            },
+            {"name": "y", "type": "Leaf", "jointuse.class": "item", "jointuse.item": "name"},  # b.Leaf
+        ],
+    }
+    raw = {
+        "type": "record",
+        "name": "Top",
+        "namespace": "a",
+        "fields": [{"name": "h", "type": inner, "jointuse.class": "item", "jointuse.item": "name"}],
+    }
+    compiled = classify(raw)
+    nodes = {n.path: n for n in compiled.walk()}
+    assert nodes["h.y"].type.name == "b.Leaf" and nodes["h.y.v"].cls is FieldClass.SENSITIVE
+    # At the top (namespace a), "Leaf" means a.Leaf, which does not exist: not valid Avro.
+    raw["fields"].append({"name": "z", "type": "Leaf", "jointuse.class": "item", "jointuse.item": "name"})
+    with pytest.raises(SchemaError, match="unknown type name at z"):
+        classify(raw)
+
+
+def test_a_union_of_a_record_and_a_map_is_tagged() -> None:
+    raw = {
+        "type": "record",
+        "name": "Top",
+        "fields": [
+            {
+                "name": "u",
+                "jointuse.class": "item",
+                "jointuse.item": "name",
+                "type": [
+                    "null",
+                    {
+                        "type": "record",
+                        "name": "R",
+                        "fields": [{"name": "s", "type": "string", "jointuse.class": "sensitive"}],
+                    },
+                    {"type": "map", "values": "string"},
+                ],
+            }
+        ],
+    }
+    node = classify(raw).fields[0]
+    assert node.type.tagged and [b.branch_name for b in node.type.branches] == ["null", "R", "map"]

@@ -269,3 +269,55 @@ def test_unclassified_field_is_denied(record: dict[str, Any], policies: PolicySe
     assert [str(v) for v in unclassified.problems] == ["unclassified at email: field has no jointuse.class property"]
     decision = Engine(unclassified, policies).decide(record, "jcom", now=NOW)
     assert "email" not in decision.deliveries["jcom-insurance"].record
+
+
+def _versions(engine: Engine) -> Engine:
+    """Two versions: 2026-07 drops jcom-insurance's declared purposes to billing only and the email item."""
+    base = POLICY_PATH.read_text(encoding="utf-8")
+    later = (
+        base.replace('version: "2026-01"', 'version: "2026-07"')
+        .replace("published_at: 2026-01-01", "published_at: 2026-06-01")
+        .replace("effective_from: 2026-01-01T00:00:00+09:00", "effective_from: 2026-07-01T00:00:00+09:00")
+        .replace(
+            "  - {id: jcom-insurance, name_ja:",
+            "  - {id: jcom-insurance, purposes: [jointuse.billing], name_ja:",
+        )
+        .replace('  - {id: email, ja: メールアドレス, en: "Email address", retention: P5Y}\n', "")
+    )
+    return Engine(engine.schema, PolicySet.of([parse_policy(base), parse_policy(later)]))
+
+
+def test_the_version_in_force_now_and_at_the_records_time_both_bound_a_delivery(
+    engine: Engine, record: dict[str, Any]
+) -> None:
+    two = _versions(engine)
+    july = dt.datetime(2026, 8, 1, tzinfo=dt.UTC)
+    record["updated_at"] = int(dt.datetime(2026, 3, 1, tzinfo=dt.UTC).timestamp() * 1000)  # under 2026-01
+    backdated = two.decide(record, "jcom", now=july)
+    delivery = backdated.deliveries["jcom-insurance"]
+    assert delivery.purposes == ("jointuse.billing",)  # the later version narrowed it: a backdated record too
+    assert "email" not in delivery.items and "email" not in delivery.record
+    assert (backdated.policy_version, backdated.record_policy_version) == ("2026-07", "2026-01")
+    march = dt.datetime(2026, 3, 2, tzinfo=dt.UTC)
+    record["updated_at"] = int(dt.datetime(2026, 7, 2, tzinfo=dt.UTC).timestamp() * 1000)  # dated under 2026-07
+    future = two.decide(record, "jcom", now=march)
+    assert (future.status, future.reason) == (Status.INVALID, Reason.FUTURE_TIMESTAMP)
+
+
+def test_a_record_within_the_clock_skew_is_decided_under_the_version_in_force_now(
+    engine: Engine, record: dict[str, Any]
+) -> None:
+    two = _versions(engine)
+    now = dt.datetime(2026, 6, 30, 14, 58, tzinfo=dt.UTC)  # 2026-07 starts at 15:00 UTC
+    record["updated_at"] = int(dt.datetime(2026, 6, 30, 15, 1, tzinfo=dt.UTC).timestamp() * 1000)
+    decision = two.decide(record, "jcom", now=now)
+    assert decision.status is Status.SHARED and decision.policy_version == "2026-01"
+    assert decision.record_policy_version == "2026-07"
+    assert decision.deliveries["jcom-insurance"].purposes == ("jointuse.billing",)
+
+
+def test_unknown_keys_in_consent_are_reported_by_position(engine: Engine, record: dict[str, Any]) -> None:
+    record["consent"]["joint_use_stopp"] = True  # a typo of a flag that matters
+    decision = engine.decide(record, "jcom", now=NOW)
+    assert ("consent.<unknown@4>", "unknown") in {(d.path, d.cls) for d in decision.dropped}
+    assert not any("stopp" in d.path for d in decision.dropped)

@@ -82,3 +82,81 @@ def test_diff_problem_when_change_takes_effect_before_publication() -> None:
     )
     result = diff_policies(old, new)
     assert any("publication" in p for p in result.problems)
+
+
+def test_every_field_of_the_notice_model_has_a_diff_rule() -> None:
+    from streams.policy.diff import RULES, model_patterns
+    from streams.policy.model import Policy
+
+    missing = [p for p in model_patterns(Policy) if p not in RULES]
+    assert missing == [], "a new notice field needs a rule in streams/policy/diff.py RULES"
+
+
+@pytest.mark.parametrize(
+    ("old_text", "new_text", "path", "requirement"),
+    [
+        (
+            "recipients: []",
+            "recipients: [{id: re-us, name: Re US, country: US, items: [name]}]",
+            "foreign_provision.recipients[re-us]",
+            Requirement.CONSENT,
+        ),
+        (
+            "allowed_countries: [US, GB, CH, LU, SG]",
+            "allowed_countries: [US, GB, CH, LU, SG, KY]",
+            "foreign_provision.allowed_countries",
+            Requirement.CONSENT,
+        ),
+        (
+            "exclusion_ja: 通信の秘密に抵触する情報は除く",
+            'exclusion_ja: ""',
+            "notice.exclusion_ja",
+            Requirement.CONSENT,
+        ),
+        (
+            "statistical_processing: true",
+            "statistical_processing: false",
+            "notice.statistical_processing",
+            Requirement.ADVANCE_NOTICE,
+        ),
+        (
+            "address_ja: 東京都千代田区丸の内1-8-1 丸の内トラストタワーN館",
+            "address_ja: 東京都港区",
+            "notice.responsible_party.address_ja",
+            Requirement.NOTIFY_WITHOUT_DELAY,
+        ),
+        (
+            '{id: name, ja: 氏名, en: "Name", retention: P5Y}',
+            '{id: name, ja: 氏名, en: "Name", retention: P3Y}',
+            "items[name].retention",
+            Requirement.INTERNAL,
+        ),
+    ],
+)
+def test_diff_sees_changes_a_hand_list_missed(
+    old_text: str, new_text: str, path: str, requirement: Requirement
+) -> None:
+    old = parse_policy(POLICY_PATH.read_text(encoding="utf-8"))
+    new = parse_policy(_variant(**{old_text: new_text}))
+    found = {c.path: c.requirement for c in diff_policies(old, new).changes}
+    assert found == {path: requirement}
+
+
+def test_diff_of_a_foreign_recipients_items_and_flags() -> None:
+    base = "recipients: [{id: re-us, name: Re US, country: US, items: [name], consent_required: true}]"
+    old = parse_policy(_variant(**{"recipients: []": base}))
+    new = parse_policy(
+        _variant(
+            **{
+                "recipients: []": base.replace(
+                    "items: [name]", "items: [name, email], insurer_fields: [policy]"
+                ).replace("consent_required: true", "consent_required: false")
+            }
+        )
+    )
+    found = {c.path: c.requirement for c in diff_policies(old, new).changes}
+    assert found == {
+        "foreign_provision.recipients[re-us].items": Requirement.CONSENT,
+        "foreign_provision.recipients[re-us].insurer_fields": Requirement.CONSENT,
+        "foreign_provision.recipients[re-us].consent_required": Requirement.CONSENT,
+    }
