@@ -99,6 +99,65 @@ def bench_decide(count: int = 20_000) -> dict[str, float]:
     }
 
 
+def bench_governed_decode(count: int = 20_000, repetitions: int = 7) -> dict[str, float]:
+    """The cost of reading through the governed schemas (issue: trust boundary), against reading with
+    the writer schema named by the id, as the worker did before. Both include the framing and the
+    per-id lookup; repetitions alternate, so drift hits both alike."""
+    from tests.memory_registry import MemoryRegistry
+
+    from streams.serde.governed import GovernedReader, GovernedSchemas
+    from streams.serde.wire import frame, unframe
+
+    governed = GovernedSchemas.load(PROJECT_ROOT / "schemas")
+    raw = dict(governed.versions[0].classified.raw)
+    form = JsonForm(governed.versions[0].classified)
+    mix = Mix(secrecy=1.0, sensitive=1.0, insurer=1.0, marketing_opt_out=0.0, joint_use_stop=0.0, invalid=0.0)
+    records = [form.to_native(r) for _, r in Generator(seed=1, mix=mix).records(1000) if isinstance(r, dict)]
+    registry = MemoryRegistry()
+    same_id = registry.register("bench-value", raw)
+    extended = json.loads(json.dumps(raw))
+    extended["fields"].append({"name": "producer_only", "type": ["null", "string"], "default": None})
+    extended_id = registry.register("bench-value", extended)
+    writer_codecs = {same_id: AvroCodec(raw), extended_id: AvroCodec(extended)}
+    same = [frame(same_id, writer_codecs[same_id].encode(r)) for r in records]
+    resolved = [frame(extended_id, writer_codecs[extended_id].encode(r)) for r in records]
+    reader = GovernedReader(governed, registry)
+    rounds = max(1, count // len(records))
+
+    def writer_decode(values: list[bytes]) -> Callable[[], int]:
+        def run() -> int:
+            for _ in range(rounds):
+                for value in values:
+                    schema_id, body = unframe(value)
+                    writer_codecs[schema_id].decode(body)
+            return rounds * len(values)
+
+        return run
+
+    def governed_decode(values: list[bytes]) -> Callable[[], int]:
+        def run() -> int:
+            for _ in range(rounds):
+                for value in values:
+                    reader.decode(value)
+            return rounds * len(values)
+
+        return run
+
+    figures: dict[str, list[float]] = {"before": [], "fast": [], "resolved": []}
+    for _ in range(repetitions):
+        figures["before"].append(_rate(writer_decode(same), 1))
+        figures["fast"].append(_rate(governed_decode(same), 1))
+        figures["resolved"].append(_rate(governed_decode(resolved), 1))
+    before, fast, slow = (statistics.median(figures[k]) for k in ("before", "fast", "resolved"))
+    return {
+        "writer_schema_decode_records_per_s": round(before),
+        "governed_fast_path_records_per_s": round(fast),
+        "governed_resolved_records_per_s": round(slow),
+        "governed_fast_path_cost_over_writer_decode_pct": round((before / fast - 1) * 100, 1),
+        "governed_resolved_cost_over_writer_decode_pct": round((before / slow - 1) * 100, 1),
+    }
+
+
 def _avro_package_codec(writer: Any, delivery: Any) -> tuple[Callable[[bytes], Any], Callable[[Any], bytes]]:
     import avro.io
     import avro.schema
@@ -153,7 +212,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description="jointuse benchmarks; writes bench/results.json and docs/benchmarks.md"
     )
-    parser.add_argument("--only", choices=["decide", "pipeline"], help="run one part only")
+    parser.add_argument("--only", choices=["decide", "governed", "pipeline"], help="run one part only")
     parser.add_argument("--count", type=int, default=20_000, help="records in the pipeline backlog")
     parser.add_argument("--runtimes", default="faust,confluent,quix", help="pipeline runtimes to measure")
     parser.add_argument("--repetitions", type=int, default=3, help="repetitions per figure (the median is kept)")
@@ -161,6 +220,9 @@ def main() -> None:
     results: dict[str, Any] = {"measured_at": dt.datetime.now(dt.UTC).isoformat()}
     if args.only in (None, "decide"):
         results["decide"] = bench_decide()
+    if args.only in (None, "governed"):
+        print("bench: governed decode path", flush=True)
+        results["governed_decode"] = bench_governed_decode()
     if args.only in (None, "pipeline"):
         from bench.pipeline import run as run_pipeline
 

@@ -27,6 +27,7 @@ from streams.policy.rights import (
     recipients_reached,
 )
 from streams.streaming.processor import (
+    DEPENDENCY_ERRORS,
     InMessage,
     Outcome,
     OutMessage,
@@ -97,6 +98,16 @@ class RightsProcessor:
         self.tombstones = 0
 
     def process(self, message: InMessage) -> Outcome:
+        """Never raises for anything about the request (it becomes a dead letter, ``unprocessable``
+        with the error's class only); a dependency's failure (the audit scan) propagates, for a retry."""
+        try:
+            return self._process(message)
+        except DEPENDENCY_ERRORS:
+            raise
+        except Exception as exc:
+            return self._dead(message, "unprocessable", type(exc).__name__)
+
+    def _process(self, message: InMessage) -> Outcome:
         if message.value is None:
             return Outcome(Status.WITHHELD, "tombstone", None, (), {}, ())
         try:

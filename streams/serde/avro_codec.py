@@ -18,7 +18,7 @@ import fastavro
 from fastavro.schema import to_parsing_canonical_form
 
 from streams.errors import SchemaError, SerdeError
-from streams.policy.classification import TypeNode
+from streams.policy.classification import TypeNode, classify
 
 
 def strip_logical_types(schema: Any) -> Any:
@@ -48,15 +48,16 @@ def _parse(schema: Mapping[str, Any]) -> Any:
 
 class AvroCodec:
     """Encoder and decoder for one writer schema; with ``reader``, decodes by Avro schema
-    resolution into the reader's shape. ``tree`` is the compiled type of the decoded shape (the
-    reader's, else the writer's): when it holds tagged unions, decoding reports their branches."""
+    resolution into the reader's shape."""
 
-    def __init__(
-        self, schema: Mapping[str, Any], *, reader: Mapping[str, Any] | None = None, tree: TypeNode | None = None
-    ) -> None:
+    def __init__(self, schema: Mapping[str, Any], *, reader: Mapping[str, Any] | None = None) -> None:
         self.parsed = _parse(schema)
         self.reader = _parse(reader) if reader is not None else None
-        self._normalise = _normaliser(tree) if tree is not None and _has_tagged(tree) else None
+        decoded_tree, written_tree = _tree(reader if reader is not None else schema), _tree(schema)
+        self._normalise = _normaliser(decoded_tree) if decoded_tree is not None else None
+        # fastavro checks a plain union value against each branch with a validator that does not
+        # understand tagged values inside it: every container in a union is written tagged instead.
+        self._denormalise = _denormaliser(written_tree) if written_tree is not None else None
 
     def decode(self, body: bytes | memoryview) -> Any:
         stream = io.BytesIO(body)
@@ -78,6 +79,8 @@ class AvroCodec:
     def encode(self, record: Mapping[str, Any]) -> bytes:
         stream = io.BytesIO()
         try:
+            if self._denormalise is not None:
+                record = self._denormalise(record)
             fastavro.schemaless_writer(stream, self.parsed, record)
         except (ValueError, TypeError, KeyError, AttributeError, OverflowError) as exc:
             raise SerdeError("the record does not fit the schema", reason="unencodable_record") from exc
@@ -85,6 +88,60 @@ class AvroCodec:
 
 
 Normalise = Callable[[Any], Any]
+
+
+def _tree(schema: Mapping[str, Any]) -> TypeNode | None:
+    """The compiled type of a record schema when it holds a tagged union, else None (nothing to do)."""
+    try:
+        root = classify(schema).root
+    except (SchemaError, KeyError, TypeError, ValueError):
+        return None
+    return root if _has_tagged(root) else None
+
+
+def _denormaliser(node: TypeNode) -> Normalise:
+    """The native form in fastavro's tuple notation: each record, map or array held by a union
+    names its branch, so fastavro writes the branch it is told and never guesses."""
+    kind = node.kind
+    if kind == "record":
+        subs = [(f.name, _denormaliser(f.type)) for f in node.fields if _has_containers(f.type)]
+        if not subs:
+            return lambda value: value
+
+        def record(value: Any) -> Any:
+            out = dict(value)  # never change the caller's record (a decoded input may be shared)
+            for name, sub in subs:
+                inner = out.get(name)
+                if inner is not None:
+                    out[name] = sub(inner)
+            return out
+
+        return record
+    if kind in ("array", "map") and node.items is not None:
+        element = _denormaliser(node.items)
+        if kind == "array":
+            return lambda values: [element(v) for v in values]
+        return lambda values: {k: element(v) for k, v in values.items()}
+    if kind == "union":
+        by_name = {b.branch_name: _denormaliser(b) for b in node.branches if b.kind != "null"}
+        holder: dict[type, str | None] = {
+            dict: next((b.branch_name for b in node.branches if b.kind in ("record", "map")), None),
+            list: next((b.branch_name for b in node.branches if b.kind == "array"), None),
+        }
+
+        def union(value: Any) -> Any:
+            if type(value) is tuple:
+                name, inner = value
+                return (name, by_name[name](inner))
+            name = holder.get(type(value))
+            return value if name is None else (name, by_name[name](value))
+
+        return union
+    return lambda value: value
+
+
+def _has_containers(node: TypeNode) -> bool:
+    return node.kind in ("record", "array", "map") or any(_has_containers(b) for b in node.branches)
 
 
 def _has_tagged(node: TypeNode) -> bool:

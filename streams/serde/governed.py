@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import avro.errors
 import avro.schema
@@ -64,9 +64,9 @@ class GovernedVersion:
             name,
             classified,
             parsing_canonical_form(raw),
-            AvroCodec(raw, tree=classified.root),
+            AvroCodec(raw),
             delivery,
-            AvroCodec(delivery, tree=classify(delivery).root),
+            AvroCodec(delivery),
         )
 
 
@@ -130,15 +130,14 @@ class GovernedSchemas:
             result = checker.get_compatibility(self._parsed[version.name], parsed)
             if result.compatibility is SchemaCompatibilityType.compatible:
                 try:
-                    codec = AvroCodec(writer, reader=version.classified.raw, tree=version.classified.root)
+                    codec = AvroCodec(writer, reader=version.classified.raw)
                 except SchemaError:
                     return None
                 return Reading(version, codec, resolved=True)
         return None
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(NamedTuple):
     schema_id: int
     reading: Reading
     record: Any
@@ -166,7 +165,7 @@ class GovernedReader:
 
     def decode(self, value: bytes | None) -> Decoded:
         schema_id, body = unframe(value)
-        reading = self.reading(schema_id)
+        reading = self._readings.get(schema_id) or self.reading(schema_id)  # the hot path: one dict lookup
         return Decoded(schema_id, reading, reading.codec.decode(body))
 
     def delivery_id(self, version: GovernedVersion, topic: str) -> int:

@@ -96,3 +96,13 @@ def test_bad_requests_go_to_the_rights_dead_letters_with_their_raw_copy() -> Non
         (dead,) = outcome.messages
         assert dead.topic == T.dead_letters("rights") and dead.value == message.value
         assert dict(dead.headers)[H_REASON] == reason.encode()
+
+
+def test_a_failing_request_is_an_unprocessable_dead_letter() -> None:
+    def broken(subjects: frozenset[str]) -> list[Mapping[str, Any]]:
+        raise KeyError("C1")  # a lookup bug, not an outage
+
+    processor = RightsProcessor(topology=T, audit=broken, subjects=KEYS, grace_seconds=0, now=lambda: AT)
+    outcome = processor.process(_message(_request(RightsAction.ERASE)))
+    (dead,) = outcome.messages
+    assert (outcome.reason, dict(dead.headers)["jointuse-error-detail"]) == ("unprocessable", b"KeyError")
