@@ -99,25 +99,33 @@ def bench_decide(count: int = 20_000) -> dict[str, float]:
     }
 
 
-def bench_governed_decode(count: int = 20_000, repetitions: int = 7) -> dict[str, float]:
-    """The cost of reading through the governed schemas (issue: trust boundary), against reading with
+def bench_governed_decode(count: int = 10_000, repetitions: int = 15) -> dict[str, float]:
+    """The cost of reading through the governed schemas (the trust boundary), against reading with
     the writer schema named by the id, as the worker did before. Both include the framing and the
-    per-id lookup; repetitions alternate, so drift hits both alike."""
-    from tests.memory_registry import MemoryRegistry
-
+    per-id lookup. Short runs alternate, so drift hits all alike, and the best run of each counts:
+    on a shared machine the best is the run least disturbed, which is what a code path costs."""
     from streams.serde.governed import GovernedReader, GovernedSchemas
     from streams.serde.wire import frame, unframe
+
+    class StaticRegistry:  # two fixed writer schemas; the reader asks once per id
+        def __init__(self, schemas: dict[int, dict[str, Any]]) -> None:
+            self.schemas = schemas
+
+        def schema(self, schema_id: int) -> dict[str, Any]:
+            return self.schemas[schema_id]
+
+        def register(self, subject: str, schema: Any) -> int:
+            raise NotImplementedError("the decode benchmark registers nothing")
 
     governed = GovernedSchemas.load(PROJECT_ROOT / "schemas")
     raw = dict(governed.versions[0].classified.raw)
     form = JsonForm(governed.versions[0].classified)
     mix = Mix(secrecy=1.0, sensitive=1.0, insurer=1.0, marketing_opt_out=0.0, joint_use_stop=0.0, invalid=0.0)
     records = [form.to_native(r) for _, r in Generator(seed=1, mix=mix).records(1000) if isinstance(r, dict)]
-    registry = MemoryRegistry()
-    same_id = registry.register("bench-value", raw)
     extended = json.loads(json.dumps(raw))
     extended["fields"].append({"name": "producer_only", "type": ["null", "string"], "default": None})
-    extended_id = registry.register("bench-value", extended)
+    same_id, extended_id = 1, 2
+    registry = StaticRegistry({same_id: raw, extended_id: extended})
     writer_codecs = {same_id: AvroCodec(raw), extended_id: AvroCodec(extended)}
     same = [frame(same_id, writer_codecs[same_id].encode(r)) for r in records]
     resolved = [frame(extended_id, writer_codecs[extended_id].encode(r)) for r in records]
@@ -148,7 +156,7 @@ def bench_governed_decode(count: int = 20_000, repetitions: int = 7) -> dict[str
         figures["before"].append(_rate(writer_decode(same), 1))
         figures["fast"].append(_rate(governed_decode(same), 1))
         figures["resolved"].append(_rate(governed_decode(resolved), 1))
-    before, fast, slow = (statistics.median(figures[k]) for k in ("before", "fast", "resolved"))
+    before, fast, slow = (max(figures[k]) for k in ("before", "fast", "resolved"))
     return {
         "writer_schema_decode_records_per_s": round(before),
         "governed_fast_path_records_per_s": round(fast),
