@@ -54,3 +54,7 @@ class RegistryError(JointUseError):
 
 class KafkaError(JointUseError):
     """The Kafka cluster could not be reached or refused a request."""
+
+
+# Failures of a dependency, not of a record: the batch is retried; they never make a dead letter.
+DEPENDENCY_ERRORS: tuple[type[JointUseError], ...] = (RegistryError, KafkaError)

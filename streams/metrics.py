@@ -17,9 +17,9 @@ from prometheus_client.registry import Collector
 
 import streams
 from streams.lag import PartitionLag
+from streams.messages import InMessage, Outcome
 from streams.policy.classification import UNKNOWN
 from streams.policy.decision import Status
-from streams.streaming.processor import InMessage, Outcome
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

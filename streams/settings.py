@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         None,
         description="File of pseudonym keys: the current one on the first line, earlier ones (lookups only) after.",
     )
+    worker_id: str | None = Field(None, description="Stable id of a worker (names its transactions).")
+    batch_size: int = Field(1000, ge=1, description="Records per batch (and per transaction).")
+    guarantee: Literal["exactly_once", "at_least_once"] = Field("exactly_once", description="Delivery guarantee.")
+    log_level: str = Field("INFO", description="Log level of the worker.")
     max_clock_skew_seconds: float = Field(
         300.0, ge=0, description="How far a record's updated_at may be ahead of the pipeline's clock."
     )
@@ -98,6 +102,17 @@ class Settings(BaseSettings):
             conf["sasl.mechanism"] = self.sasl_mechanism
             conf["sasl.username"] = self.sasl_username or ""
             conf["sasl.password"] = self.sasl_secret()
+        return conf
+
+    def aiokafka_conf(self) -> dict[str, Any]:
+        """aiokafka client settings (the faust runtime's client library)."""
+        conf: dict[str, Any] = {"bootstrap_servers": self.bootstrap_servers.split(",")}
+        if self.security_protocol != "PLAINTEXT":
+            conf["security_protocol"] = self.security_protocol
+        if self.security_protocol.startswith("SASL"):
+            conf["sasl_mechanism"] = self.sasl_mechanism
+            conf["sasl_plain_username"] = self.sasl_username
+            conf["sasl_plain_password"] = self.sasl_secret()
         return conf
 
     def sasl_secret(self) -> str:

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, generate_latest
 
+from streams.messages import InMessage, Outcome
 from streams.metrics import ForeignMetrics, PipelineMetrics, RightsMetrics
 from streams.policy.decision import Status
-from streams.streaming.processor import InMessage, Outcome
 
 
 def _value(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float | None:

@@ -254,6 +254,8 @@ def worker_command(
     """Run the pipeline: decode, validate, decide, deliver, dead-letter, audit; until SIGTERM/SIGINT.
 
     The faust runtime is the same as `faust -A streams.app worker` with these settings in the environment.
+    Exit 70 when a fatal Kafka error stopped it (fenced by another worker with the same id, or a batch
+    that could not be committed): restart it, and it resumes from the last committed transaction.
     Examples:
       jointuse worker --worker-id host1-0
       jointuse worker --runtime confluent --guarantee at_least_once
@@ -279,6 +281,8 @@ def worker_command(
         # Replace this process, so that signals reach the faust worker directly.
         argv = [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", log_level, "--without-web"]
         os.execve(sys.executable, argv, env)
+    from streams.runtime.loop import EXIT_FATAL, FatalError
+
     try:
         stats = run_worker(
             settings,
@@ -287,6 +291,9 @@ def worker_command(
             max_idle_seconds=max_idle,
             batch_size=batch_size,
         )
+    except FatalError as exc:
+        typer.echo(f"jointuse: the worker stopped: {exc}; restart it (it resumes from the last commit)", err=True)
+        raise typer.Exit(EXIT_FATAL) from exc
     except JointUseError as exc:
         raise _die(exc) from exc
     typer.echo(f"worker stopped: {stats.records} records in {stats.batches} batches {stats.by_status}", err=True)

@@ -19,10 +19,10 @@ from typing import IO, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from streams.messages import Outcome
 from streams.policy.classification import load_schema
 from streams.policy.decision import Status
 from streams.serde.json_form import JsonForm
-from streams.streaming.processor import Outcome
 
 log = logging.getLogger("jointuse.quality")
 

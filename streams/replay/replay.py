@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPa
 
 from streams.errors import ConfigError, KafkaError
 from streams.kafka_admin import create_topics
+from streams.messages import InMessage, Outcome, OutMessage
 from streams.policy.classification import load_schema
 from streams.policy.decision import Status
 from streams.policy.loader import PolicySet
@@ -38,7 +39,6 @@ from streams.rights.view import RightsView
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.settings import Settings
-from streams.streaming.processor import InMessage, Outcome, OutMessage
 from streams.streaming.produce import SAME_PARTITIONS_AS_JAVA, produce_waiting
 from streams.streaming.runner import in_message
 from streams.streaming.worker import pipeline_processor

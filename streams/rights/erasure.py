@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from streams.errors import DEPENDENCY_ERRORS
+from streams.messages import InMessage, Outcome, OutMessage, dead_letter_headers
 from streams.policy.decision import Status
 from streams.policy.pseudonym import SubjectKeys
 from streams.policy.rights import (
@@ -25,13 +27,6 @@ from streams.policy.rights import (
     erasure_notice,
     parse_request,
     recipients_reached,
-)
-from streams.streaming.processor import (
-    DEPENDENCY_ERRORS,
-    InMessage,
-    Outcome,
-    OutMessage,
-    dead_letter_headers,
 )
 from streams.topic_reader import scan_topic
 from streams.topology import Topology

@@ -13,21 +13,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from streams.errors import SerdeError
+from streams.errors import DEPENDENCY_ERRORS, SerdeError
+from streams.messages import H_POLICY_VERSION, H_SOURCE, InMessage, Outcome, OutMessage
 from streams.policy.decision import Status
 from streams.policy.foreign import ForeignGate, ForeignReason, foreign_schema
 from streams.policy.loader import PolicySet
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedReader, GovernedVersion
 from streams.serde.wire import frame
-from streams.streaming.processor import (
-    DEPENDENCY_ERRORS,
-    H_POLICY_VERSION,
-    H_SOURCE,
-    InMessage,
-    Outcome,
-    OutMessage,
-)
 from streams.topology import Topology
 
 

@@ -8,15 +8,26 @@ one audit event, whatever happens, so ``shared + withheld + invalid = input`` ca
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
-from streams.errors import KafkaError as JointUseKafkaError
-from streams.errors import RegistryError, SerdeError
+from streams.errors import DEPENDENCY_ERRORS, SerdeError
+from streams.messages import (
+    H_ITEMS,
+    H_POLICY_VERSION,
+    H_PURPOSES,
+    H_SOURCE,
+    H_TRACE_ID,
+    Headers,
+    InMessage,
+    Outcome,
+    OutMessage,
+    dead_letter_headers,
+    trace_id,
+)
 from streams.policy.canary import LeakCanary
 from streams.policy.decision import Decision, Status
 from streams.policy.engine import DEFAULT_MAX_CLOCK_SKEW, Engine
@@ -28,54 +39,6 @@ from streams.serde.wire import frame
 from streams.topology import Topology
 
 MAX_VALUE_BYTES = 1_048_576
-
-H_PURPOSES = "jointuse-purposes"
-H_POLICY_VERSION = "jointuse-policy-version"
-H_SOURCE = "jointuse-source"
-H_TRACE_ID = "jointuse-trace-id"
-H_ITEMS = "jointuse-items"
-H_REASON = "jointuse-error-reason"
-H_DETAIL = "jointuse-error-detail"
-H_ORIGINAL_TOPIC = "jointuse-original-topic"
-H_ORIGINAL_PARTITION = "jointuse-original-partition"
-H_ORIGINAL_OFFSET = "jointuse-original-offset"
-H_ORIGINAL_TIMESTAMP = "jointuse-original-timestamp"
-
-Headers = list[tuple[str, str | bytes | None]]
-
-
-@dataclass(frozen=True, slots=True)
-class InMessage:
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-    timestamp_ms: int
-    headers: Headers = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class OutMessage:
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    headers: Headers
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What became of one input: its status, reason code, and the messages to write."""
-
-    status: Status
-    reason: str
-    source: str | None
-    messages: tuple[OutMessage, ...]
-    deliveries: Mapping[str, tuple[str, ...]]  # recipient -> purposes
-    dropped: tuple[tuple[str, str], ...]  # (path, class)
-    leaks: tuple[tuple[str, str], ...] = ()  # (recipient, class) caught by the leak canary
-    decision: Decision | None = None  # for replays and data-quality samples; None when undecodable
-    record: Mapping[str, Any] | None = None  # the decoded input (native form), when decodable
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,10 +61,6 @@ class _Judges:
 
     engine: Engine
     canary: LeakCanary
-
-
-# Failures of a dependency, not of the record: the runner retries the batch; they are never a dead letter.
-DEPENDENCY_ERRORS = (RegistryError, JointUseKafkaError)
 
 
 class Processor:
@@ -218,7 +177,7 @@ class Processor:
             dead = self._dead(message, source, "leak_canary", "a delivery held a protected field", decision, schema_id)
             return replace(dead, leaks=leaks, decision=decision, record=record)
         messages = []
-        trace_id = _trace_id(message)
+        trace = trace_id(message)
         for recipient, delivery in decision.deliveries.items():
             topic = self.topology.deliver(recipient)
             body_out = version.delivery_codec.encode(delivery.record)
@@ -226,13 +185,13 @@ class Processor:
                 (H_PURPOSES, ",".join(delivery.purposes).encode()),
                 (H_POLICY_VERSION, (decision.policy_version or "").encode()),
                 (H_SOURCE, source.encode()),
-                (H_TRACE_ID, trace_id.encode()),
+                (H_TRACE_ID, trace.encode()),
                 (H_ITEMS, ",".join(delivery.items).encode()),
                 *self.extra_headers,
             ]
             delivery_id = self.reader.delivery_id(version, topic)
             messages.append(OutMessage(topic, f"{source}:{key}".encode(), frame(delivery_id, body_out), headers))
-        messages.append(self._audit(message, source, decision, schema_id, trace_id, now=now))
+        messages.append(self._audit(message, source, decision, schema_id, trace, now=now))
         return Outcome(
             decision.status,
             decision.reason.value,
@@ -261,7 +220,7 @@ class Processor:
         if source is not None:
             # The raw copy stays inside the source company's boundary: its own dead-letter topic.
             out.append(OutMessage(self.topology.dead_letters(source), message.key, message.value, headers))
-        out.append(self._audit(message, source, decision, schema_id, _trace_id(message), reason=reason))
+        out.append(self._audit(message, source, decision, schema_id, trace_id(message), reason=reason))
         dropped = tuple((d.path, d.cls) for d in decision.dropped) if decision else ()
         return Outcome(Status.INVALID, reason, source, tuple(out), {}, dropped)
 
@@ -271,7 +230,7 @@ class Processor:
         source: str | None,
         decision: Decision | None,
         schema_id: int | None,
-        trace_id: str,
+        trace: str,
         *,
         reason: str | None = None,
         now: dt.datetime | None = None,
@@ -301,7 +260,7 @@ class Processor:
                 "timestamp_ms": message.timestamp_ms,
             },
             "processed_at_ms": int((now or self.now()).timestamp() * 1000),
-            "trace_id": trace_id,
+            "trace_id": trace,
             "processed_by": self.worker_id,
             **self.audit_extra,
         }
@@ -309,27 +268,5 @@ class Processor:
             self.topology.audit,
             (subject or "").encode() or None,
             orjson.dumps(event),  # the audit's JSON is on the hot path: orjson is several times faster
-            [(H_TRACE_ID, trace_id.encode()), *self.extra_headers],
+            [(H_TRACE_ID, trace.encode()), *self.extra_headers],
         )
-
-
-def dead_letter_headers(message: InMessage, reason: str, detail: str) -> Headers:
-    """The headers of every dead letter: why (a reason code and a detail that never holds a value)
-    and where the input came from."""
-    return [
-        (H_REASON, reason.encode()),
-        (H_DETAIL, detail.encode()),
-        (H_ORIGINAL_TOPIC, message.topic.encode()),
-        (H_ORIGINAL_PARTITION, str(message.partition).encode()),
-        (H_ORIGINAL_OFFSET, str(message.offset).encode()),
-        (H_ORIGINAL_TIMESTAMP, str(message.timestamp_ms).encode()),
-    ]
-
-
-def _trace_id(message: InMessage) -> str:
-    for name, value in message.headers:
-        if name == H_TRACE_ID and value:
-            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-            return text[:64]
-    # Deterministic, so a re-processed input carries the same trace id as before.
-    return hashlib.sha256(f"{message.topic}/{message.partition}/{message.offset}".encode()).hexdigest()[:32]

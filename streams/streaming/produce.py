@@ -5,7 +5,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaException, Producer
 
 from streams.errors import KafkaError
-from streams.streaming.processor import Headers, OutMessage
+from streams.messages import Headers, OutMessage
 
 # Keys go to the partition Java clients and aiokafka (faust) choose: murmur2. librdkafka's default
 # (CRC32) would put a tombstone in another partition than the delivery it must erase.

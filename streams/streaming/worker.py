@@ -20,12 +20,13 @@ from streams.policy.loader import PolicySet, load_policies
 from streams.quality.monitor import QualityMonitor
 from streams.rights.erasure import RightsProcessor, audit_lookup, provision_lookup
 from streams.rights.view import RightsView
+from streams.runtime.confluent import Guarantee, Runner, RunnerConfig, RunnerStats
+from streams.runtime.loop import FatalError
 from streams.serde.governed import GovernedReader, GovernedSchemas
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.streaming.foreign_egress import ForeignProcessor
 from streams.streaming.processor import Processor
-from streams.streaming.runner import Guarantee, Runner, RunnerConfig, RunnerStats
 from streams.telemetry import Telemetry
 from streams.topology import Topology
 
@@ -156,18 +157,30 @@ def run_worker(
     configure_logging()
     # No record is decided before every stop-of-use request on file is known.
     view.start()
-    erasing = threading.Thread(target=eraser.run, name="erasure", daemon=True)
+    erasure_failure: list[FatalError] = []
+
+    def erase() -> None:
+        try:
+            eraser.run()
+        except FatalError as exc:  # the worker stops with it: erasure must not silently end
+            erasure_failure.append(exc)
+            runner.stop()
+
+    erasing = threading.Thread(target=erase, name="erasure", daemon=True)
     erasing.start()
     quality.start()
     telemetry.start()
     try:
-        return runner.run(max_idle_seconds=max_idle_seconds)
+        stats = runner.run(max_idle_seconds=max_idle_seconds)
     finally:
         quality.stop()
         eraser.stop()
         erasing.join(30)
         view.stop()
         telemetry.stop()
+    if erasure_failure:
+        raise erasure_failure[0]
+    return stats
 
 
 def run_foreign_egress(

@@ -7,10 +7,10 @@ import time
 
 from prometheus_client import CollectorRegistry
 
+from streams.messages import Outcome
 from streams.policy.engine import Engine
 from streams.quality.monitor import QualityMonitor
 from streams.settings import PROJECT_ROOT
-from streams.streaming.processor import Outcome
 from tests.conftest import SCHEMA_PATH
 from tests.records import make_native_records
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.messages import H_ITEMS, H_POLICY_VERSION, H_PURPOSES, H_TRACE_ID
 from streams.policy.classification import load_schema
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
 from streams.settings import Settings
 from streams.streaming.client import read_committed
-from streams.streaming.processor import H_ITEMS, H_POLICY_VERSION, H_PURPOSES, H_TRACE_ID
 from streams.topology import Topology
 from tests.cli.helpers import run_cli
 from tests.conftest import POLICY_PATH, SCHEMA_PATH

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+from streams.messages import H_ITEMS, H_POLICY_VERSION, H_PURPOSES
 from streams.policy.rights import RightsAction
 from streams.rights.requests import file_request
 from streams.settings import Settings
 from streams.streaming.client import produce_lines, read_committed
-from streams.streaming.processor import H_ITEMS, H_POLICY_VERSION, H_PURPOSES
 from streams.synthetic import Generator, Mix, to_line
 from streams.topology import Topology
 from tests.cli.helpers import run_cli

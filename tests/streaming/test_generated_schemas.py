@@ -14,6 +14,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from streams.messages import InMessage
 from streams.policy.canary import LeakCanary
 from streams.policy.decision import Delivery
 from streams.policy.loader import PolicySet
@@ -22,7 +23,7 @@ from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas, GovernedVersion
 from streams.serde.wire import frame
 from streams.settings import PROJECT_ROOT
-from streams.streaming.processor import InMessage, Processor
+from streams.streaming.processor import Processor
 from streams.topology import Topology
 from tests.avro_strategies import MARK, values
 from tests.avro_strategies import schemas as generated_schemas

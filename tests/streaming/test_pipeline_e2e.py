@@ -7,9 +7,7 @@ from collections import Counter
 
 import pytest
 
-from streams.settings import Settings
-from streams.streaming.client import produce_lines
-from streams.streaming.processor import (
+from streams.messages import (
     H_ORIGINAL_OFFSET,
     H_ORIGINAL_TOPIC,
     H_POLICY_VERSION,
@@ -18,6 +16,8 @@ from streams.streaming.processor import (
     H_SOURCE,
     H_TRACE_ID,
 )
+from streams.settings import Settings
+from streams.streaming.client import produce_lines
 from streams.synthetic import Mix
 from tests.streaming.helpers import audit_events, generated_lines, read_topic, running_worker, setup_topics
 

@@ -8,12 +8,12 @@ import os
 import pytest
 from confluent_kafka import Producer
 
+from streams.messages import H_DETAIL, H_REASON
 from streams.policy.classification import load_schema
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.serde.wire import frame
 from streams.settings import Settings
-from streams.streaming.processor import H_DETAIL, H_REASON
 from tests.records import make_json_records
 from tests.streaming.helpers import audit_events, read_topic, running_worker, setup_topics
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from streams.errors import RegistryError
+from streams.messages import H_DETAIL, H_REASON, InMessage, Outcome
 from streams.policy.classification import PROTECTED_CLASSES, FieldClass
 from streams.policy.loader import PolicySet
 from streams.policy.pseudonym import SubjectKeys
@@ -18,7 +19,7 @@ from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas
 from streams.serde.wire import frame
 from streams.settings import PROJECT_ROOT
-from streams.streaming.processor import H_DETAIL, H_REASON, InMessage, Outcome, Processor
+from streams.streaming.processor import Processor
 from streams.topology import Topology
 from tests.memory_registry import MemoryRegistry
 from tests.records import make_native_records

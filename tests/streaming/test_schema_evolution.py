@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from streams.messages import H_SOURCE
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
 from streams.settings import Settings
 from streams.streaming.client import produce_lines
-from streams.streaming.processor import H_SOURCE
 from tests.records import make_json_records
 from tests.streaming.helpers import audit_events, read_topic, running_worker, setup_topics
 

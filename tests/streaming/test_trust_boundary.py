@@ -13,11 +13,11 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from streams.messages import H_DETAIL, H_REASON
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas
 from streams.serde.wire import frame
 from streams.settings import Settings
-from streams.streaming.processor import H_DETAIL, H_REASON
 from tests.records import make_native_records
 from tests.streaming.helpers import audit_events, read_topic, running_worker, setup_topics
 from tests.streaming.test_processor import SECRET, _relabelled

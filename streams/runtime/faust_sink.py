@@ -1,0 +1,160 @@
+"""The faust transport: batches from a faust stream, outputs and offsets through aiokafka's
+transactional producer (faust's own client library), under the core's BatchLoop.
+
+faust's ``processing_guarantee="exactly_once"`` is not used: it has open reports of duplicates after
+kills and rebalances. Under exactly-once the agent's batches are committed only in our transactions
+(see ``streams.app`` for why faust's own offset commit is turned off). faust's stream cannot seek, so
+an aborted batch is written again in a new transaction: the batch is still in hand, and the events
+after it are not yet taken, so this is the same as rewinding to the last committed position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError as AIOKafkaError
+from aiokafka.errors import ProducerFenced
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import TopicPartition
+
+from streams.errors import KafkaError
+from streams.messages import InMessage, OutMessage
+from streams.runtime.loop import ErrorKind, Offsets
+
+
+class AiokafkaSink:
+    """The write side: begin / write / send offsets / commit / abort with aiokafka."""
+
+    can_rewind = False
+
+    def __init__(self, *, kafka: dict[str, Any], transactional_id: str | None, group_id: str) -> None:
+        """``transactional_id=None`` gives at-least-once: outputs are flushed before the batch is
+        acknowledged, and faust commits the offsets afterwards."""
+        self.group_id = group_id
+        self.transactional = transactional_id is not None
+        self.producer = AIOKafkaProducer(
+            **kafka,
+            transactional_id=transactional_id,
+            enable_idempotence=True,
+            transaction_timeout_ms=30_000,
+            max_request_size=8_388_608,
+            max_batch_size=1_048_576,
+            linger_ms=5,
+        )
+        self.started = False
+        self._partitioner = DefaultPartitioner()
+        self._in_flight: list[asyncio.Future[Any]] = []
+
+    async def start(self) -> None:
+        if not self.started:
+            await self.producer.start()
+            self.started = True
+
+    async def stop(self) -> None:
+        if self.started:
+            await self.producer.stop()
+            self.started = False
+
+    async def begin(self) -> None:
+        await self.start()
+        await self.producer.begin_transaction()
+
+    async def write(self, messages: Sequence[OutMessage]) -> None:
+        await self.start()
+        self._in_flight = await self._send_batched(messages)
+        if not self.transactional:  # at least once: acknowledged before faust commits the offsets
+            await asyncio.gather(*self._in_flight)
+            self._in_flight = []
+
+    async def send_offsets(self, offsets: Offsets) -> None:
+        if self.transactional:
+            commit = {TopicPartition(topic, partition): offset for (topic, partition), offset in offsets.items()}
+            await self.producer.send_offsets_to_transaction(commit, self.group_id)
+        # At least once, faust commits what was acknowledged, after this batch was written.
+
+    async def commit(self) -> None:
+        await self.producer.commit_transaction()
+        in_flight, self._in_flight = self._in_flight, []
+        await asyncio.gather(*in_flight)
+
+    async def abort(self) -> None:
+        self._in_flight = []
+        await self.producer.abort_transaction()
+
+    async def rewind(self, positions: Offsets) -> None:
+        raise NotImplementedError("faust's stream cannot seek: the loop writes the batch again")
+
+    def classify(self, error: BaseException) -> ErrorKind:
+        if isinstance(error, ProducerFenced):
+            return ErrorKind.FATAL
+        if isinstance(error, AIOKafkaError):
+            return ErrorKind.RETRIABLE if getattr(error, "retriable", False) else ErrorKind.ABORTABLE
+        if isinstance(error, KafkaError):
+            return ErrorKind.ABORTABLE
+        return ErrorKind.FATAL
+
+    async def _send_batched(self, messages: Sequence[OutMessage]) -> list[asyncio.Future[Any]]:
+        """Appends the messages to one record batch per partition and sends the batches: far less
+        per-message work than ``send()``, which awaits and makes a future for every message. Keys
+        are partitioned with murmur2, as ``send()`` and Java clients do."""
+        by_partition: dict[tuple[str, int], list[OutMessage]] = {}
+        # Looked up per batch (from the client's metadata, refreshed in the background), so that
+        # added partitions are used as every other client uses them.
+        known: dict[str, list[int]] = {}
+        for message in messages:
+            partitions = known.get(message.topic)
+            if partitions is None:
+                partitions = sorted(await self.producer.partitions_for(message.topic))
+                known[message.topic] = partitions
+            partition = self._partitioner(message.key, partitions, partitions)
+            by_partition.setdefault((message.topic, partition), []).append(message)
+        sends = []
+        for (topic, partition), group in by_partition.items():
+            batch = self.producer.create_batch()
+            for message in group:
+                headers = _headers(message)
+                # A full batch refuses the message (an empty one takes any): send it, start the next.
+                while batch.append(key=message.key, value=message.value, timestamp=None, headers=headers) is None:
+                    sends.append(await self.producer.send_batch(batch, topic, partition=partition))
+                    batch = self.producer.create_batch()
+            sends.append(await self.producer.send_batch(batch, topic, partition=partition))
+        return sends
+
+
+class FaustTransport(AiokafkaSink):
+    """Fetches from a faust stream's batches (``stream.take_events``): events become InMessages."""
+
+    def __init__(self, batches: AsyncIterator[Sequence[Any]], **sink: Any) -> None:
+        super().__init__(**sink)
+        self._batches = batches
+
+    async def fetch(self) -> Sequence[InMessage] | None:
+        try:
+            events = await self._batches.__anext__()
+        except StopAsyncIteration:
+            return None
+        return [in_message(event) for event in events]
+
+    def assigned(self) -> set[tuple[str, int]]:
+        return set()  # not needed: faust's stream cannot seek, so nothing is filtered by it
+
+
+def in_message(event: Any) -> InMessage:
+    message = event.message
+    headers = message.headers or []
+    return InMessage(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        timestamp_ms=int(message.timestamp * 1000),
+        headers=list(headers.items()) if isinstance(headers, dict) else list(headers),
+    )
+
+
+def _headers(message: OutMessage) -> list[tuple[str, bytes]]:
+    return [(k, v.encode() if isinstance(v, str) else (v or b"")) for k, v in message.headers]

@@ -1,0 +1,285 @@
+"""The one batch loop of every runtime: fetch a batch, run a processor over it, and write the outputs
+with the consumed offsets in one transaction (or, at least once, the outputs and then the offsets).
+
+A transport adapts one client library; it only fetches batches, runs the steps of a transaction,
+rewinds, and says what kind an error of its library is. The loop owns the rest, and one error policy:
+- a retriable error (the client says so, or a dependency such as the registry does not answer) is
+  retried with capped backoff until a deadline;
+- an abortable error aborts the transaction; a transport that can seek rewinds to the batch's first
+  offsets (on the partitions it still owns) and fetches again, one that cannot writes the batch again
+  in a new transaction; too many aborts in a row are fatal;
+- a fatal error (fenced, or the client says fatal, or anything unknown) stops the loop with
+  ``FatalError``: one clear line, and the worker exits with ``EXIT_FATAL``.
+No record stops the loop: processors turn every bad input into a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from streams.errors import DEPENDENCY_ERRORS
+from streams.messages import InMessage, Outcome, OutMessage
+from streams.policy.decision import Status
+
+log = logging.getLogger("jointuse.worker")
+
+Offsets = dict[tuple[str, int], int]  # (topic, partition) -> the next offset to read
+EXIT_FATAL = 70  # documented in the README and `jointuse worker --help`
+
+
+class ErrorKind(Enum):
+    RETRIABLE = "retriable"
+    ABORTABLE = "abortable"
+    FATAL = "fatal"
+
+
+class FatalError(Exception):
+    """The loop cannot go on; the worker must stop (and be restarted: it resumes from the last
+    committed transaction)."""
+
+
+class BatchProcessor(Protocol):
+    def process(self, message: InMessage) -> Outcome: ...  # pragma: no cover
+
+
+class Transport(Protocol):
+    """What one client library provides to the loop."""
+
+    transactional: bool  # False: at least once (outputs flushed, then the offsets committed)
+    can_rewind: bool  # whether ``rewind`` can seek; otherwise an aborted batch is written again
+
+    async def fetch(self) -> Sequence[InMessage] | None: ...  # pragma: no cover  # None: the source ended
+    async def begin(self) -> None: ...  # pragma: no cover
+    async def write(self, messages: Sequence[OutMessage]) -> None: ...  # pragma: no cover
+    async def send_offsets(self, offsets: Offsets) -> None: ...  # pragma: no cover
+    async def commit(self) -> None: ...  # pragma: no cover
+    async def abort(self) -> None: ...  # pragma: no cover
+    async def rewind(self, positions: Offsets) -> None: ...  # pragma: no cover
+    def assigned(self) -> set[tuple[str, int]]: ...  # pragma: no cover
+    def classify(self, error: BaseException) -> ErrorKind: ...  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Caps of the error policy."""
+
+    retry_attempts: int = 6
+    retry_deadline_seconds: float = 60.0
+    backoff_first_seconds: float = 0.2
+    backoff_max_seconds: float = 5.0
+    max_aborts_in_a_row: int = 10
+
+    def backoff(self, attempt: int) -> float:
+        return float(min(self.backoff_first_seconds * 2.0 ** (attempt - 1), self.backoff_max_seconds))
+
+
+@dataclass
+class LoopStats:
+    batches: int = 0
+    records: int = 0
+    by_status: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in Status})
+    aborted_batches: int = 0
+
+
+Committed = Callable[[Sequence[InMessage], Sequence[Outcome]], None]
+
+
+class BatchLoop:
+    def __init__(
+        self,
+        transport: Transport,
+        processor: BatchProcessor,
+        *,
+        policy: Policy | None = None,
+        offload: bool = False,
+        pipelined: bool = False,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
+        """``offload`` decides in a thread (an event loop with other work on it); ``pipelined``
+        decides batch N+1 while batch N commits (only for transports that cannot rewind: a rewind
+        would have to drop the batch decided ahead)."""
+        if pipelined and transport.can_rewind:
+            raise ValueError("a pipelined loop needs a transport that writes aborted batches again")
+        self.transport = transport
+        self.processor = processor
+        self.policy = policy or Policy()
+        self.offload = offload
+        self.pipelined = pipelined
+        self.stats = LoopStats()
+        self.on_committed: list[Committed] = []
+        self.on_abort: list[Callable[[], None]] = []
+        self.on_batch_seconds: list[Callable[[float], None]] = []
+        self._stopping = False
+        self._aborts_in_a_row = 0
+        self._sleep = sleep
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def run(self, *, max_idle_seconds: float | None = None) -> LoopStats:
+        """Runs until ``stop()`` (or idle that long). Raises ``FatalError``."""
+        committing: asyncio.Task[None] | None = None
+        idle_since = time.monotonic()
+        try:
+            while not self._stopping:
+                fetched = await self.transport.fetch()
+                if fetched is None:
+                    break
+                batch = list(fetched)
+                if not batch:
+                    if committing is not None:
+                        await committing
+                        committing = None
+                    if max_idle_seconds is not None and time.monotonic() - idle_since > max_idle_seconds:
+                        break
+                    continue
+                idle_since = time.monotonic()
+                deciding = asyncio.ensure_future(self._decide(batch))
+                if committing is not None:
+                    try:
+                        await committing
+                    except BaseException:
+                        deciding.cancel()
+                        raise
+                    finally:
+                        committing = None
+                outcomes = await deciding
+                committing = asyncio.ensure_future(self._commit(batch, outcomes))
+                if not self.pipelined:
+                    await committing
+                    committing = None
+        finally:
+            if committing is not None:
+                await committing
+        return self.stats
+
+    async def _decide(self, batch: list[InMessage]) -> list[Outcome]:
+        for attempt in range(1, self.policy.retry_attempts + 1):
+            started = time.perf_counter()
+            try:
+                if self.offload:
+                    outcomes = await asyncio.get_running_loop().run_in_executor(None, self._process_all, batch)
+                else:
+                    outcomes = self._process_all(batch)
+            except DEPENDENCY_ERRORS as exc:
+                if attempt == self.policy.retry_attempts:
+                    raise FatalError(f"a dependency stayed unavailable ({exc})") from exc
+                log.warning("a dependency is unavailable; retrying the batch", extra={"error": str(exc)})
+                await self._pause(self.policy.backoff(attempt))
+                continue
+            except Exception as exc:  # processors never raise for a record: this is a bug
+                raise FatalError(f"the processor failed ({type(exc).__name__})") from exc
+            for observe in self.on_batch_seconds:
+                observe(time.perf_counter() - started)
+            return outcomes
+        raise AssertionError("unreachable")
+
+    def _process_all(self, batch: list[InMessage]) -> list[Outcome]:
+        return [self.processor.process(message) for message in batch]
+
+    async def _commit(self, batch: list[InMessage], outcomes: list[Outcome]) -> None:
+        messages = [out for outcome in outcomes for out in outcome.messages]
+        offsets = next_offsets(batch)
+        while True:
+            try:
+                await self._write(messages, offsets)
+                break
+            except _Aborted:
+                self.stats.aborted_batches += 1
+                for aborted in self.on_abort:
+                    aborted()
+                self._aborts_in_a_row += 1
+                if self._aborts_in_a_row > self.policy.max_aborts_in_a_row:
+                    raise FatalError(f"{self._aborts_in_a_row} transactions in a row were aborted") from None
+                await self._pause(self.policy.backoff(self._aborts_in_a_row))
+                if self.transport.can_rewind:
+                    owned = self.transport.assigned()
+                    await self.transport.rewind({tp: o for tp, o in first_offsets(batch).items() if tp in owned})
+                    return  # the batch is fetched again, from the last committed positions
+                # No seek: the same outputs, in a new transaction (the batch is still in hand).
+        self._aborts_in_a_row = 0
+        self.stats.batches += 1
+        self.stats.records += len(batch)
+        for outcome in outcomes:
+            self.stats.by_status[outcome.status.value] += 1
+        for committed in self.on_committed:
+            committed(batch, outcomes)
+
+    async def _write(self, messages: list[OutMessage], offsets: Offsets) -> None:
+        """One attempt at the batch's transaction. Raises ``_Aborted`` after aborting it."""
+        transport = self.transport
+        try:
+            if transport.transactional:
+                await self._step(transport.begin)
+                await self._step(lambda: transport.write(messages))
+                await self._step(lambda: transport.send_offsets(offsets))
+                await self._step(transport.commit)
+            else:
+                await self._step(lambda: transport.write(messages))
+                await self._step(lambda: transport.send_offsets(offsets))
+        except _Abortable as exc:
+            log.warning("the batch's transaction is aborted", extra={"error": str(exc.__cause__)})
+            if transport.transactional:
+                try:
+                    await transport.abort()
+                except Exception as abort_exc:
+                    raise FatalError(f"the transaction could not be aborted ({abort_exc})") from abort_exc
+            raise _Aborted from exc
+
+    async def _step(self, step: Callable[[], object]) -> None:
+        """One step of a transaction, retried while its errors are retriable, up to the caps."""
+        deadline = time.monotonic() + self.policy.retry_deadline_seconds
+        for attempt in range(1, self.policy.retry_attempts + 1):
+            try:
+                result = step()
+                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                    await result
+                return
+            except Exception as exc:
+                kind = self.transport.classify(exc)
+                if kind is ErrorKind.FATAL:
+                    raise FatalError(f"a fatal Kafka error ({exc})") from exc
+                if kind is ErrorKind.ABORTABLE or attempt == self.policy.retry_attempts or time.monotonic() > deadline:
+                    raise _Abortable from exc
+                log.warning("a retriable Kafka error; retrying", extra={"error": str(exc), "attempt": attempt})
+                await self._pause(self.policy.backoff(attempt))
+
+    async def _pause(self, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+
+class _Abortable(Exception):
+    pass
+
+
+class _Aborted(Exception):
+    pass
+
+
+def next_offsets(batch: Sequence[InMessage]) -> Offsets:
+    """The position after each partition's last message of the batch: what a commit records."""
+    out: Offsets = {}
+    for message in batch:
+        position = (message.topic, message.partition)
+        if message.offset + 1 > out.get(position, -1):
+            out[position] = message.offset + 1
+    return out
+
+
+def first_offsets(batch: Sequence[InMessage]) -> Offsets:
+    """Each partition's first offset in the batch: where a rewind starts again."""
+    out: Offsets = {}
+    for message in batch:
+        position = (message.topic, message.partition)
+        if position not in out or message.offset < out[position]:
+            out[position] = message.offset
+    return out

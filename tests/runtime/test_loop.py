@@ -1,0 +1,165 @@
+"""The core batch loop without a broker: each failure of the error policy, deterministically."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+
+import pytest
+
+from streams.messages import OutMessage
+from streams.runtime.loop import BatchLoop, FatalError, Policy
+from tests.runtime.memory import Abortable, Echo, Fenced, MemoryBroker, MemoryTransport, Retriable
+
+NO_WAIT = Policy(backoff_first_seconds=0, backoff_max_seconds=0)
+
+
+def _run(transport: MemoryTransport, **options: object) -> BatchLoop:
+    loop = BatchLoop(transport, Echo(), policy=NO_WAIT, **options)  # type: ignore[arg-type]
+    asyncio.run(loop.run(max_idle_seconds=0))
+    return loop
+
+
+def _values(broker: MemoryBroker) -> Counter[bytes]:
+    return Counter(m.value or b"" for m in broker.outputs)
+
+
+def _everything_once(broker: MemoryBroker) -> None:
+    expected = Counter(m.value or b"" for log in broker.logs.values() for m in log)
+    assert _values(broker) == expected
+    assert broker.committed == {tp: len(log) for tp, log in broker.logs.items()}
+
+
+def test_every_input_is_written_once_and_committed() -> None:
+    broker = MemoryBroker()
+    broker.fill(7)
+    loop = _run(MemoryTransport(broker))
+    _everything_once(broker)
+    assert loop.stats.records == 14 and loop.stats.aborted_batches == 0
+
+
+def test_a_crash_between_write_and_commit_loses_and_duplicates_nothing() -> None:
+    broker = MemoryBroker()
+    broker.fill(5)
+    crashing = MemoryTransport(broker)
+    crashing.fail("commit", Fenced("the process died here"))
+    with pytest.raises(FatalError):
+        _run(crashing)
+    assert broker.outputs == [] and broker.committed == {}  # the open transaction never committed
+    _run(MemoryTransport(broker))  # the restarted worker: from the last committed positions
+    _everything_once(broker)
+
+
+def test_an_abortable_error_aborts_rewinds_and_the_batch_is_done_again() -> None:
+    broker = MemoryBroker()
+    broker.fill(4)
+    transport = MemoryTransport(broker)
+    transport.fail("send_offsets", Abortable("coordinator moved"))
+    loop = _run(transport)
+    _everything_once(broker)
+    assert loop.stats.aborted_batches == 1
+    assert transport.calls[:6] == ["begin", "write", "send_offsets", "abort", "rewind", "begin"]
+
+
+def test_a_transport_that_cannot_rewind_writes_the_aborted_batch_again() -> None:
+    broker = MemoryBroker()
+    broker.fill(4)
+    transport = MemoryTransport(broker, can_rewind=False)
+    transport.fail("commit", Abortable("aborted by the broker"), Abortable("again"))
+    loop = _run(transport, pipelined=True)
+    _everything_once(broker)
+    assert loop.stats.aborted_batches == 2 and "rewind" not in transport.calls
+
+
+def test_a_fenced_producer_stops_the_loop_with_nothing_committed() -> None:
+    broker = MemoryBroker()
+    broker.fill(3)
+    transport = MemoryTransport(broker)
+    transport.fail("begin", Fenced("another worker with this transactional id"))
+    with pytest.raises(FatalError, match="fatal"):
+        _run(transport)
+    assert broker.outputs == [] and "abort" not in transport.calls
+
+
+def test_a_retriable_error_that_clears_is_retried_without_an_abort() -> None:
+    broker = MemoryBroker()
+    broker.fill(2)
+    transport = MemoryTransport(broker)
+    transport.fail("commit", Retriable("request timed out"), Retriable("request timed out"))
+    loop = _run(transport)
+    _everything_once(broker)
+    assert loop.stats.aborted_batches == 0
+    assert transport.calls.count("commit") == loop.stats.batches + 2
+
+
+def test_a_retriable_error_that_does_not_clear_becomes_an_abort() -> None:
+    broker = MemoryBroker()
+    broker.fill(1)
+    transport = MemoryTransport(broker)
+    transport.fail("commit", *[Retriable("still timing out")] * NO_WAIT.retry_attempts)
+    loop = _run(transport)
+    _everything_once(broker)
+    assert loop.stats.aborted_batches == 1
+
+
+def test_too_many_aborts_in_a_row_are_fatal() -> None:
+    broker = MemoryBroker()
+    broker.fill(1)
+    transport = MemoryTransport(broker)
+    transport.fail("commit", *[Abortable("always")] * 50)
+    with pytest.raises(FatalError, match="in a row"):
+        _run(transport)
+    assert broker.outputs == []
+
+
+def test_an_assignment_change_mid_batch_leaves_the_revoked_partition_to_its_new_owner() -> None:
+    broker = MemoryBroker(partitions=2)
+    broker.fill(3)
+    first = MemoryTransport(broker, batch_size=6)
+    lost = ("in", 1)
+    original_write = first.write
+
+    async def write_then_revoke(messages: Sequence[OutMessage]) -> None:
+        await original_write(messages)
+        first.revoke(lost)  # the rebalance lands while the batch (both partitions) is being written
+
+    first.write = write_then_revoke  # type: ignore[method-assign]
+    _run(first)
+    assert broker.committed.get(lost) is None  # never committed by the old owner
+    assert all(not (m.value or b"").startswith(b"1-") for m in broker.outputs)
+    _run(MemoryTransport(broker, partitions={lost}))  # the new owner
+    _everything_once(broker)
+
+
+def test_a_dependency_outage_is_retried_then_fatal() -> None:
+    from streams.errors import RegistryError
+
+    class Flaky(Echo):
+        def __init__(self, failures: int) -> None:
+            self.failures = failures
+
+        def process(self, message):  # type: ignore[no-untyped-def]
+            if self.failures:
+                self.failures -= 1
+                raise RegistryError("the registry does not answer")
+            return super().process(message)
+
+    broker = MemoryBroker()
+    broker.fill(2)
+    loop = BatchLoop(MemoryTransport(broker), Flaky(2), policy=NO_WAIT)
+    asyncio.run(loop.run(max_idle_seconds=0))
+    _everything_once(broker)
+    broker = MemoryBroker()
+    broker.fill(1)
+    with pytest.raises(FatalError, match="stayed unavailable"):
+        asyncio.run(BatchLoop(MemoryTransport(broker), Flaky(100), policy=NO_WAIT).run(max_idle_seconds=0))
+
+
+def test_at_least_once_writes_then_commits_offsets() -> None:
+    broker = MemoryBroker()
+    broker.fill(3)
+    transport = MemoryTransport(broker, transactional=False)
+    _run(transport)
+    _everything_once(broker)
+    assert "begin" not in transport.calls and "commit" not in transport.calls
