@@ -1,5 +1,5 @@
 """fastavro encode/decode in the native form: logical types stripped, so timestamps stay epoch millis
-and dates epoch days (a quarter of the codec cost saved; see ../shared/performance-notes.md).
+and dates epoch days (a quarter of the codec cost saved; see docs/architecture.md, "Performance").
 
 A union that holds two dict kinds (records, maps) is tagged in the native form: its values are
 ``(branch name, value)``, the branch the decoder took, because a record and a map are both dicts and
