@@ -21,12 +21,12 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from streams.kafka_admin import create_topics
+from streams.cli.client import produce_lines, producer
+from streams.devtools.processes import start_worker, stop_worker
+from streams.devtools.synthetic import Generator, Mix
+from streams.kafka.admin import create_topics
 from streams.policy.loader import load_policies
 from streams.settings import PROJECT_ROOT, Settings, load_settings
-from streams.streaming.client import produce_lines, producer
-from streams.streaming.processes import start_worker, stop_worker
-from streams.synthetic import Generator, Mix
 from streams.topology import Topology
 
 SCHEMA = "customer_record.v1.avsc"
@@ -176,8 +176,8 @@ def latency(base: Settings, *, runtime: str, rate: float, seconds: float = 10.0)
     # Encode everything first, so that producing at the target rate costs only the send.
     from streams.policy.classification import load_schema
     from streams.policy.engine import Engine
-    from streams.producing import Encoded, encode_lines
     from streams.serde.json_form import JsonForm
+    from streams.serde.jsonl import Encoded, encode_lines
     from streams.serde.registry import Registry
 
     classified = load_schema(settings.schema_dir / SCHEMA)

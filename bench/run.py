@@ -12,13 +12,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from streams.devtools.synthetic import Generator, Mix
 from streams.policy.classification import delivery_schema, load_schema
 from streams.policy.engine import Engine
 from streams.policy.loader import load_policies
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.json_form import JsonForm
 from streams.settings import PROJECT_ROOT
-from streams.synthetic import Generator, Mix
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
 

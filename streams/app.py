@@ -17,14 +17,13 @@ from typing import Any
 import faust
 
 from streams.errors import JointUseError
-from streams.logs import logging_config
-from streams.metrics import RightsMetrics
+from streams.observability.logs import logging_config
+from streams.observability.metrics import RightsMetrics
+from streams.observability.telemetry import Telemetry
 from streams.policy.loader import load_policies
 from streams.runtime.faust_sink import FaustTransport
 from streams.runtime.loop import EXIT_FATAL, BatchLoop, FatalError
-from streams.serde.registry import Registry
-from streams.settings import Settings, load_settings
-from streams.streaming.worker import (
+from streams.runtime.wiring import (
     default_worker_id,
     ingest_topics,
     pipeline_processor,
@@ -32,7 +31,8 @@ from streams.streaming.worker import (
     rights_processor,
     rights_view,
 )
-from streams.telemetry import Telemetry
+from streams.serde.registry import Registry
+from streams.settings import Settings, load_settings
 from streams.topology import Topology
 
 log = logging.getLogger("jointuse.worker")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.devtools.synthetic import Generator, Mix
 from streams.policy.classification import load_schema
 from streams.serde.json_form import JsonForm
 from streams.settings import PROJECT_ROOT
-from streams.synthetic import Generator, Mix
 
 _FORM = JsonForm(load_schema(PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"))
 CLEAN = Mix(invalid=0.0)

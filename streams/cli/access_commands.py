@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from streams.access import AccessPlan, diff_access, plan_access
 from streams.errors import JointUseError
+from streams.kafka.acl_plan import AccessPlan, diff_access, plan_access
 from streams.policy.loader import load_policies
 from streams.settings import Settings, load_settings
 from streams.topology import Topology
@@ -49,7 +49,7 @@ def access_plan(prefix: Annotated[str | None, typer.Option("--prefix")] = None) 
 
     Example: jointuse access plan
     """
-    from streams.kafka_access import current_acls
+    from streams.kafka.acls import current_acls
 
     settings, topology, plan = _context(prefix)
     try:
@@ -75,7 +75,7 @@ def access_apply(
 
     Example: JOINTUSE_PASSWORD_JCOM=... jointuse access apply
     """
-    from streams.kafka_access import apply_acls, current_acls, upsert_scram
+    from streams.kafka.acls import apply_acls, current_acls, upsert_scram
 
     settings, topology, plan = _context(prefix)
     try:

@@ -44,9 +44,9 @@ def dq_run(
     Exit codes: 0 every expectation passed; 1 an expectation failed or values were undecodable;
     2 bad arguments; 3 Kafka or registry error.
     """
+    from streams.kafka.reader import RangeSpec
     from streams.quality.batch_run import run_batch
     from streams.replay.replay import parse_time
-    from streams.topic_reader import RangeSpec
 
     settings = _settings(bootstrap, registry, prefix)
     try:

@@ -47,7 +47,7 @@ def topics_create(
 
     Example: jointuse topics create --partitions 4 --prefix staging
     """
-    from streams.kafka_admin import create_topics
+    from streams.kafka.admin import create_topics
     from streams.policy.loader import load_policies
     from streams.topology import Topology
 
@@ -88,7 +88,7 @@ def topics_describe(
 
     Example: jointuse topics describe --json
     """
-    from streams.lag import topic_offsets
+    from streams.kafka.lag import topic_offsets
 
     settings = _settings(bootstrap, None, prefix)
     try:
@@ -113,7 +113,7 @@ def lag_command(
 
     Examples: jointuse lag;  jointuse lag --group jointuse.jcom.analytics --json
     """
-    from streams.lag import group_lag, topic_offsets
+    from streams.kafka.lag import group_lag, topic_offsets
 
     settings = _settings(bootstrap, None, prefix)
     chosen = group or f"{settings.topic_prefix}.pipeline"
@@ -146,7 +146,7 @@ def generate_command(
 
     Example: jointuse generate --count 1000 --seed 1 --source jcom > jcom.jsonl
     """
-    from streams.synthetic import Generator, Mix, to_line
+    from streams.devtools.synthetic import Generator, Mix, to_line
 
     mix = Mix(secrecy=secrecy, sensitive=sensitive, marketing_opt_out=opt_out, joint_use_stop=stop, invalid=invalid)
     generator = Generator(seed=seed, mix=mix, sources=tuple(source or ("jcom", "jcom-insurance")))
@@ -177,7 +177,7 @@ def produce_command(
     Rejected lines are reported on stderr (line number and rule); exit 1 when any line was rejected.
     Example: jointuse generate --count 100 --source jcom | jointuse produce - --as jcom
     """
-    from streams.streaming.client import produce_lines
+    from streams.cli.client import produce_lines
 
     settings = _settings(bootstrap, registry, prefix)
     try:
@@ -210,7 +210,7 @@ def consume_command(
 
     Example: jointuse consume --as jcom-insurance --from-beginning --max 10
     """
-    from streams.streaming.client import consume_json
+    from streams.cli.client import consume_json
 
     settings = _settings(bootstrap, registry, prefix)
     if (as_company is None) == (topic is None):
@@ -267,7 +267,7 @@ def worker_command(
         typer.echo("jointuse: --runtime must be faust or confluent", err=True)
         raise typer.Exit(2)
     settings = _settings(bootstrap, registry, prefix)
-    from streams.streaming.worker import default_worker_id, run_worker
+    from streams.runtime.wiring import default_worker_id, run_worker
 
     chosen_id = worker_id or default_worker_id()
     if runtime == "faust":
@@ -304,7 +304,7 @@ def demo_command(
     seed: Annotated[int, typer.Option("--seed")] = 2026,
 ) -> None:
     """The whole flow on the local broker: topics, a worker, two producers, deliveries, a summary."""
-    from streams.demo import run_demo
+    from streams.devtools.demo import run_demo
 
     try:
         code = run_demo(load_settings(), count=count, seed=seed)

@@ -13,10 +13,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _die, _settings
 from streams.cli.range_options import FromOffset, FromTime, Partition, ToOffset, ToTime
 from streams.errors import ConfigError, JointUseError
+from streams.kafka.reader import RangeSpec
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.settings import Settings
-from streams.topic_reader import RangeSpec
 
 
 def _progress_bar(description: str) -> Progress:

@@ -76,7 +76,7 @@ def rights_report(
     """
     from streams.policy.loader import load_policies
     from streams.policy.rights import disclosures
-    from streams.rights.erasure import audit_lookup
+    from streams.processors.erasure import audit_lookup
     from streams.topology import Topology
 
     if output not in ("table", "json"):
@@ -146,7 +146,7 @@ def retention_run(
     from rich.progress import Progress, TaskID, TextColumn, TimeElapsedColumn
 
     from streams.policy.loader import load_policies
-    from streams.retention import run_retention
+    from streams.rights.retention import run_retention
 
     settings = _settings(bootstrap, None, prefix)
     try:
@@ -198,9 +198,9 @@ def foreign_run(
 
     Example: jointuse foreign run --recipient example-re-us --max-idle 30
     """
-    from streams.logs import configure as configure_logging
+    from streams.observability.logs import configure as configure_logging
     from streams.policy.foreign import UnknownRecipient
-    from streams.streaming.worker import default_worker_id, run_foreign_egress
+    from streams.runtime.wiring import default_worker_id, run_foreign_egress
 
     settings = _settings(bootstrap, registry, prefix)
     configure_logging()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.errors import ConfigError, SerdeError
+from streams.kafka.reader import RangeSpec, read_range
 from streams.messages import H_POLICY_VERSION, H_PURPOSES
 from streams.policy.classification import load_schema
 from streams.quality.frames import delivery_frame, ingest_frame
@@ -17,7 +18,6 @@ from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
 from streams.settings import Settings
-from streams.topic_reader import RangeSpec, read_range
 from streams.topology import SCHEMA_MAJOR, Topology
 
 

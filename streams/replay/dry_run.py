@@ -11,15 +11,15 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from streams.kafka.reader import RangeSpec, read_range, scan_topic
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.replay.compare import DryRunReport, changes
 from streams.rights.view import RightsView
+from streams.runtime.confluent import in_message
+from streams.runtime.wiring import pipeline_processor
 from streams.serde.registry import Registry
 from streams.settings import Settings
-from streams.streaming.runner import in_message
-from streams.streaming.worker import pipeline_processor
-from streams.topic_reader import RangeSpec, read_range, scan_topic
 from streams.topology import Topology
 
 

@@ -29,20 +29,20 @@ from typing import Any, Literal
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 
 from streams.errors import ConfigError, KafkaError
-from streams.kafka_admin import create_topics
+from streams.kafka.admin import create_topics
+from streams.kafka.produce import SAME_PARTITIONS_AS_JAVA, produce_waiting
+from streams.kafka.reader import PartitionRange, RangeSpec, read_assigned, reader, resolve
 from streams.messages import InMessage, Outcome, OutMessage
 from streams.policy.classification import load_schema
 from streams.policy.decision import Status
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.rights.view import RightsView
+from streams.runtime.confluent import in_message
+from streams.runtime.wiring import pipeline_processor
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.settings import Settings
-from streams.streaming.produce import SAME_PARTITIONS_AS_JAVA, produce_waiting
-from streams.streaming.runner import in_message
-from streams.streaming.worker import pipeline_processor
-from streams.topic_reader import PartitionRange, RangeSpec, read_assigned, reader, resolve
 from streams.topology import TopicSpec, Topology
 
 H_REPLAY_ID = "jointuse-replay-id"

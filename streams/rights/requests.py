@@ -7,10 +7,10 @@ import uuid
 
 from confluent_kafka import KafkaException
 
+from streams.cli.client import producer
 from streams.errors import KafkaError
 from streams.policy.rights import RightsAction, RightsRequest
 from streams.settings import Settings
-from streams.streaming.client import producer
 from streams.topology import Topology
 
 

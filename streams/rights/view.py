@@ -15,8 +15,8 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from streams.errors import KafkaError as JointUseKafkaError
+from streams.kafka.reader import reader, topic_partitions
 from streams.policy.rights import InvalidRightsRequest, RightsState, parse_request
-from streams.topic_reader import reader, topic_partitions
 
 log = logging.getLogger("jointuse.rights")
 

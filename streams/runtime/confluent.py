@@ -17,10 +17,10 @@ from typing import Any, Literal
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams.errors import KafkaError as JointUseKafkaError
+from streams.kafka.produce import SAME_PARTITIONS_AS_JAVA, produce_waiting
 from streams.messages import InMessage, Outcome, OutMessage
-from streams.metrics import PipelineMetrics
+from streams.observability.metrics import PipelineMetrics
 from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, LoopStats, Offsets
-from streams.streaming.produce import SAME_PARTITIONS_AS_JAVA, produce_waiting
 from streams.topology import Topology
 
 Guarantee = Literal["exactly_once", "at_least_once"]

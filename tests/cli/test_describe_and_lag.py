@@ -10,9 +10,9 @@ import sys
 import pytest
 from confluent_kafka import Consumer
 
+from streams.cli.client import produce_lines
 from streams.settings import Settings
-from streams.streaming.client import produce_lines
-from tests.streaming.helpers import generated_lines, setup_topics
+from tests.runtime.helpers import generated_lines, setup_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -7,7 +7,7 @@ import re
 
 from prometheus_client import CollectorRegistry
 
-from streams.metrics import PipelineMetrics, RightsMetrics
+from streams.observability.metrics import PipelineMetrics, RightsMetrics
 from streams.quality.monitor import QualityMetrics
 from streams.settings import PROJECT_ROOT
 
@@ -41,7 +41,7 @@ def exported_names() -> set[str]:
     RightsMetrics(registry, lambda: 0)
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "info": ["_info"], "gauge": [""]}
     names = {family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]}
-    names.add("jointuse_dependency_up")  # collected at scrape time by streams.telemetry.Telemetry
+    names.add("jointuse_dependency_up")  # collected at scrape time by streams.observability.telemetry.Telemetry
     return names
 
 

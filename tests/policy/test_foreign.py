@@ -10,12 +10,12 @@ from typing import Any
 import fastavro
 import pytest
 
+from streams.devtools.synthetic import Mix
 from streams.errors import PolicyError
 from streams.policy.classification import ClassifiedSchema, FieldClass, classify
 from streams.policy.foreign import ForeignGate, ForeignReason, UnknownRecipient, foreign_schema
 from streams.policy.loader import load_policies
 from streams.policy.model import ForeignProvision
-from streams.synthetic import Mix
 from tests.policies import REINSURER, policy_with_reinsurer
 from tests.records import make_native_records
 

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from streams.cli.client import produce_lines
+from streams.devtools.processes import start_worker, stop_worker
+from streams.devtools.synthetic import Generator, Mix, to_line
 from streams.settings import Settings
-from streams.streaming.client import produce_lines
-from streams.streaming.processes import start_worker, stop_worker
-from streams.synthetic import Generator, Mix, to_line
 from tests.cli.helpers import run_cli
-from tests.streaming.helpers import audit_events, setup_topics
-from tests.streaming.test_prometheus_e2e import free_port
+from tests.observability.test_prometheus_e2e import free_port
+from tests.runtime.helpers import audit_events, setup_topics
 
 pytestmark = pytest.mark.kafka
 CLEAN = Mix(invalid=0.0)

@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
+from streams.cli.client import read_committed
 from streams.messages import H_ITEMS, H_POLICY_VERSION, H_PURPOSES, H_TRACE_ID
 from streams.policy.classification import load_schema
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
 from streams.settings import Settings
-from streams.streaming.client import read_committed
 from streams.topology import Topology
 from tests.cli.helpers import run_cli
 from tests.conftest import POLICY_PATH, SCHEMA_PATH
-from tests.streaming.helpers import audit_events, produce_generated, running_worker, setup_topics
+from tests.runtime.helpers import audit_events, produce_generated, running_worker, setup_topics
 
 pytestmark = pytest.mark.kafka
 NARROWER = "2026-07"

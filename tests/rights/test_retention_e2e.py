@@ -9,14 +9,14 @@ import time
 import pytest
 from confluent_kafka import Producer
 
+from streams.cli.client import read_committed
+from streams.kafka.produce import SAME_PARTITIONS_AS_JAVA
 from streams.messages import H_ITEMS, H_SOURCE
 from streams.policy.loader import load_policies
-from streams.retention import run_retention
+from streams.rights.retention import run_retention
 from streams.settings import Settings
-from streams.streaming.client import read_committed
-from streams.streaming.produce import SAME_PARTITIONS_AS_JAVA
 from tests.cli.helpers import run_cli
-from tests.streaming.helpers import audit_events, produce_generated, running_worker, setup_topics
+from tests.runtime.helpers import audit_events, produce_generated, running_worker, setup_topics
 
 pytestmark = pytest.mark.kafka
 

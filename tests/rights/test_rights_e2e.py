@@ -9,15 +9,15 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
+from streams.cli.client import produce_lines, read_committed
+from streams.devtools.synthetic import Generator, Mix, to_line
 from streams.messages import H_ITEMS, H_POLICY_VERSION, H_PURPOSES
 from streams.policy.rights import RightsAction
 from streams.rights.requests import file_request
 from streams.settings import Settings
-from streams.streaming.client import produce_lines, read_committed
-from streams.synthetic import Generator, Mix, to_line
 from streams.topology import Topology
 from tests.cli.helpers import run_cli
-from tests.streaming.helpers import audit_events, running_worker, setup_topics
+from tests.runtime.helpers import audit_events, running_worker, setup_topics
 
 pytestmark = pytest.mark.kafka
 SHAREABLE = Mix(invalid=0.0, joint_use_stop=0.0, marketing_opt_out=0.0)

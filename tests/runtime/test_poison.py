@@ -11,13 +11,13 @@ import os
 from streams.messages import H_DETAIL, H_REASON, InMessage
 from streams.policy.loader import PolicySet
 from streams.policy.pseudonym import SubjectKeys
+from streams.processors.ingest import Processor
 from streams.runtime.loop import BatchLoop, Policy
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas
 from streams.serde.json_form import JsonForm
 from streams.serde.wire import frame
 from streams.settings import PROJECT_ROOT
-from streams.streaming.processor import Processor
 from streams.topology import Topology
 from tests.memory_registry import MemoryRegistry
 from tests.records import make_json_records

@@ -11,14 +11,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from streams.kafka_admin import create_topics
+from streams.cli.client import ensure_reachable, produce_lines, read_committed
+from streams.devtools.processes import start_worker, stop_worker
+from streams.devtools.synthetic import Generator
+from streams.kafka.admin import create_topics
 from streams.policy.loader import load_policies
 from streams.policy.rights import RightsAction, disclosures
 from streams.rights.requests import file_request
 from streams.settings import Settings
-from streams.streaming.client import ensure_reachable, produce_lines, read_committed
-from streams.streaming.processes import start_worker, stop_worker
-from streams.synthetic import Generator
 from streams.topology import Topology
 
 COMPANIES = ("jcom", "jcom-insurance")
@@ -160,8 +160,8 @@ def _stop_of_use(
 
 
 def _data_quality(settings: Settings, topology: Topology, console: Console) -> str:
+    from streams.kafka.reader import RangeSpec
     from streams.quality.batch_run import run_batch
-    from streams.topic_reader import RangeSpec
 
     run = run_batch(settings, RangeSpec(topology.ingest("jcom")), docs_dir=None, max_records=100_000)
     result = run.result

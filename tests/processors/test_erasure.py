@@ -11,7 +11,7 @@ from streams.messages import H_REASON, InMessage
 from streams.policy.decision import Status
 from streams.policy.pseudonym import SubjectKeys
 from streams.policy.rights import RightsAction, RightsRequest
-from streams.rights.erasure import H_REQUEST_ID, RightsProcessor
+from streams.processors.erasure import H_REQUEST_ID, RightsProcessor
 from streams.topology import Topology
 
 T = Topology("p")

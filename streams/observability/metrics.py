@@ -16,7 +16,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 import streams
-from streams.lag import PartitionLag
+from streams.kafka.lag import PartitionLag
 from streams.messages import InMessage, Outcome
 from streams.policy.classification import UNKNOWN
 from streams.policy.decision import Status

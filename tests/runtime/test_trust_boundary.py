@@ -18,9 +18,9 @@ from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas
 from streams.serde.wire import frame
 from streams.settings import Settings
+from tests.processors.test_ingest import SECRET, _relabelled
 from tests.records import make_native_records
-from tests.streaming.helpers import audit_events, read_topic, running_worker, setup_topics
-from tests.streaming.test_processor import SECRET, _relabelled
+from tests.runtime.helpers import audit_events, read_topic, running_worker, setup_topics
 
 pytestmark = pytest.mark.kafka
 

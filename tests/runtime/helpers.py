@@ -8,12 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from streams.kafka_admin import create_topics
+from streams.cli.client import produce_lines, read_committed
+from streams.devtools.processes import start_worker, stop_worker
+from streams.devtools.synthetic import Generator, Mix
+from streams.kafka.admin import create_topics
 from streams.policy.loader import load_policies
 from streams.settings import Settings
-from streams.streaming.client import produce_lines, read_committed
-from streams.streaming.processes import start_worker, stop_worker
-from streams.synthetic import Generator, Mix
 from streams.topology import Topology
 
 

@@ -7,13 +7,13 @@ import json
 
 import pytest
 
+from streams.cli.client import produce_lines
 from streams.messages import H_SOURCE
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
 from streams.settings import Settings
-from streams.streaming.client import produce_lines
 from tests.records import make_json_records
-from tests.streaming.helpers import audit_events, read_topic, running_worker, setup_topics
+from tests.runtime.helpers import audit_events, read_topic, running_worker, setup_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.messages import InMessage, Outcome
-from streams.metrics import ForeignMetrics, PipelineMetrics, RightsMetrics
+from streams.observability.metrics import ForeignMetrics, PipelineMetrics, RightsMetrics
 from streams.policy.decision import Status
 
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from streams.access import PIPELINE_PRINCIPAL, Acl, diff_access, plan_access
+from streams.kafka.acl_plan import PIPELINE_PRINCIPAL, Acl, diff_access, plan_access
 from streams.policy.loader import PolicySet, parse_policy
 from streams.topology import Topology
 from tests.conftest import POLICY_PATH

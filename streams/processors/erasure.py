@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from streams.errors import DEPENDENCY_ERRORS
+from streams.kafka.reader import scan_topic
 from streams.messages import InMessage, Outcome, OutMessage, dead_letter_headers
 from streams.policy.decision import Status
 from streams.policy.pseudonym import SubjectKeys
@@ -28,7 +29,6 @@ from streams.policy.rights import (
     parse_request,
     recipients_reached,
 )
-from streams.topic_reader import scan_topic
 from streams.topology import Topology
 
 RIGHTS_DEAD_LETTERS = "rights"  # <prefix>.dlq.rights

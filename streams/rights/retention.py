@@ -15,14 +15,14 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from streams.cli.client import producer
 from streams.errors import KafkaError
+from streams.kafka.produce import out, produce_waiting
+from streams.kafka.reader import scan_topic
 from streams.messages import H_ITEMS
 from streams.policy.model import Policy
 from streams.policy.rights import expired, expiry_notice
 from streams.settings import Settings
-from streams.streaming.client import producer
-from streams.streaming.produce import out, produce_waiting
-from streams.topic_reader import scan_topic
 from streams.topology import Topology
 
 

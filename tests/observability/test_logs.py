@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import logging
 
-from streams.logs import JsonFormatter
+from streams.observability.logs import JsonFormatter
 
 
 def test_log_lines_are_json_with_level_and_trace_id() -> None:

@@ -7,6 +7,8 @@ from collections import Counter
 
 import pytest
 
+from streams.cli.client import produce_lines
+from streams.devtools.synthetic import Mix
 from streams.messages import (
     H_ORIGINAL_OFFSET,
     H_ORIGINAL_TOPIC,
@@ -17,9 +19,7 @@ from streams.messages import (
     H_TRACE_ID,
 )
 from streams.settings import Settings
-from streams.streaming.client import produce_lines
-from streams.synthetic import Mix
-from tests.streaming.helpers import audit_events, generated_lines, read_topic, running_worker, setup_topics
+from tests.runtime.helpers import audit_events, generated_lines, read_topic, running_worker, setup_topics
 
 pytestmark = pytest.mark.kafka
 PROTECTED_MARKERS = ("SECRET",)  # every protected value the generator writes carries it

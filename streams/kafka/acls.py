@@ -20,8 +20,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported at
     UserScramCredentialUpsertion,
 )
 
-from streams.access import Acl
 from streams.errors import KafkaError
+from streams.kafka.acl_plan import Acl
 
 _RESOURCE = {
     "topic": ResourceType.TOPIC,

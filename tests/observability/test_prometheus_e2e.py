@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from streams.devtools.processes import start_worker, stop_worker
+from streams.devtools.synthetic import Mix
 from streams.settings import Settings
-from streams.streaming.processes import start_worker, stop_worker
-from streams.synthetic import Mix
-from tests.streaming.helpers import audit_events, produce_generated, setup_topics
+from tests.runtime.helpers import audit_events, produce_generated, setup_topics
 
 pytestmark = pytest.mark.kafka
 

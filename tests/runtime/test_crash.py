@@ -12,10 +12,10 @@ from collections import Counter
 import pytest
 from confluent_kafka import Consumer
 
+from streams.devtools.processes import start_worker, stop_worker
+from streams.devtools.synthetic import Mix
 from streams.settings import Settings
-from streams.streaming.processes import start_worker, stop_worker
-from streams.synthetic import Mix
-from tests.streaming.helpers import audit_events, produce_generated, read_topic, setup_topics
+from tests.runtime.helpers import audit_events, produce_generated, read_topic, setup_topics
 
 pytestmark = pytest.mark.kafka
 RUNTIMES = ["faust", "confluent"]

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from streams.cli.client import produce_lines, read_committed
+from streams.devtools.synthetic import Generator, Mix, to_line
+from streams.runtime.wiring import run_foreign_egress
 from streams.settings import Settings
-from streams.streaming.client import produce_lines, read_committed
-from streams.streaming.worker import run_foreign_egress
-from streams.synthetic import Generator, Mix, to_line
 from tests.cli.helpers import run_cli
 from tests.policies import REINSURER, policy_with_reinsurer
-from tests.streaming.helpers import setup_topics
+from tests.runtime.helpers import setup_topics
 
 pytestmark = pytest.mark.kafka
 

@@ -11,15 +11,15 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from pydantic import SecretStr
 
-from streams.access import AUDITOR_PRINCIPAL, PIPELINE_PRINCIPAL, company_group_prefix, diff_access, plan_access
-from streams.kafka_access import apply_acls, current_acls, upsert_scram
+from streams.cli.client import produce_lines
+from streams.devtools.processes import start_worker, stop_worker
+from streams.kafka.acl_plan import AUDITOR_PRINCIPAL, PIPELINE_PRINCIPAL, company_group_prefix, diff_access, plan_access
+from streams.kafka.acls import apply_acls, current_acls, upsert_scram
 from streams.policy.loader import PolicySet, parse_policy
 from streams.settings import Settings
-from streams.streaming.client import produce_lines
-from streams.streaming.processes import start_worker, stop_worker
 from streams.topology import Topology
 from tests.conftest import POLICY_PATH
-from tests.streaming.helpers import generated_lines, read_topic, setup_topics
+from tests.runtime.helpers import generated_lines, read_topic, setup_topics
 
 pytestmark = pytest.mark.kafka
 

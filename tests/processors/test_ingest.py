@@ -15,11 +15,11 @@ from streams.messages import H_DETAIL, H_REASON, InMessage, Outcome
 from streams.policy.classification import PROTECTED_CLASSES, FieldClass
 from streams.policy.loader import PolicySet
 from streams.policy.pseudonym import SubjectKeys
+from streams.processors.ingest import Processor
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas
 from streams.serde.wire import frame
 from streams.settings import PROJECT_ROOT
-from streams.streaming.processor import Processor
 from streams.topology import Topology
 from tests.memory_registry import MemoryRegistry
 from tests.records import make_native_records

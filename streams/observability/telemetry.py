@@ -13,9 +13,9 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from streams.errors import ConfigError
-from streams.health import HealthServer
-from streams.lag import LagMonitor
-from streams.metrics import PipelineMetrics
+from streams.kafka.lag import LagMonitor
+from streams.observability.health import HealthServer
+from streams.observability.metrics import PipelineMetrics
 from streams.policy.model import Policy
 from streams.serde.registry import Registry
 from streams.settings import Settings

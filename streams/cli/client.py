@@ -12,15 +12,15 @@ from confluent_kafka import Consumer, KafkaException, Message, Producer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams.errors import KafkaError, SerdeError
+from streams.kafka.produce import SAME_PARTITIONS_AS_JAVA
 from streams.policy.classification import load_schema
 from streams.policy.engine import Engine
 from streams.policy.loader import load_policies
-from streams.producing import Encoded, Rejected, encode_lines
 from streams.serde.json_form import JsonForm
+from streams.serde.jsonl import Encoded, Rejected, encode_lines
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
 from streams.settings import Settings
-from streams.streaming.produce import SAME_PARTITIONS_AS_JAVA
 from streams.topology import Topology
 
 

@@ -13,21 +13,21 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from streams.errors import ConfigError
-from streams.logs import configure as configure_logging
-from streams.metrics import ForeignMetrics, RightsMetrics
+from streams.observability.logs import configure as configure_logging
+from streams.observability.metrics import ForeignMetrics, RightsMetrics
+from streams.observability.telemetry import Telemetry
 from streams.policy.foreign import find_recipient
 from streams.policy.loader import PolicySet, load_policies
+from streams.processors.erasure import RightsProcessor, audit_lookup, provision_lookup
+from streams.processors.foreign import ForeignProcessor
+from streams.processors.ingest import Processor
 from streams.quality.monitor import QualityMonitor
-from streams.rights.erasure import RightsProcessor, audit_lookup, provision_lookup
 from streams.rights.view import RightsView
 from streams.runtime.confluent import Guarantee, Runner, RunnerConfig, RunnerStats
 from streams.runtime.loop import FatalError
 from streams.serde.governed import GovernedReader, GovernedSchemas
 from streams.serde.registry import Registry
 from streams.settings import Settings
-from streams.streaming.foreign_egress import ForeignProcessor
-from streams.streaming.processor import Processor
-from streams.telemetry import Telemetry
 from streams.topology import Topology
 
 

@@ -19,11 +19,11 @@ from streams.policy.canary import LeakCanary
 from streams.policy.decision import Delivery
 from streams.policy.loader import PolicySet
 from streams.policy.pseudonym import SubjectKeys
+from streams.processors.ingest import Processor
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas, GovernedVersion
 from streams.serde.wire import frame
 from streams.settings import PROJECT_ROOT
-from streams.streaming.processor import Processor
 from streams.topology import Topology
 from tests.avro_strategies import MARK, values
 from tests.avro_strategies import schemas as generated_schemas
