@@ -52,9 +52,10 @@ class RegistryError(JointUseError):
     """The schema registry could not be reached or refused a request."""
 
 
-class KafkaError(JointUseError):
-    """The Kafka cluster could not be reached or refused a request."""
+class ClusterError(JointUseError):
+    """The Kafka cluster could not be reached or refused a request (named apart from
+    confluent_kafka.KafkaError, which modules also use)."""
 
 
 # Failures of a dependency, not of a record: the batch is retried; they never make a dead letter.
-DEPENDENCY_ERRORS: tuple[type[JointUseError], ...] = (RegistryError, KafkaError)
+DEPENDENCY_ERRORS: tuple[type[JointUseError], ...] = (RegistryError, ClusterError)

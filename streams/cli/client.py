@@ -8,16 +8,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer
+from confluent_kafka import KafkaException, Message, Producer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from streams.errors import KafkaError, SerdeError
-from streams.kafka.produce import SAME_PARTITIONS_AS_JAVA
+from streams.errors import ClusterError, SerdeError
+from streams.kafka import clients
+from streams.kafka.produce import produce_waiting
+from streams.messages import OutMessage
 from streams.policy.classification import load_schema
 from streams.policy.engine import Engine
 from streams.policy.loader import load_policies
 from streams.serde.json_form import JsonForm
-from streams.serde.jsonl import Encoded, Rejected, encode_lines
+from streams.serde.jsonl import Rejected, encode_lines
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
 from streams.settings import Settings
@@ -36,17 +38,8 @@ class ProduceStats:
         return self.produced / self.seconds if self.seconds else 0.0
 
 
-def producer(settings: Settings, **extra: Any) -> Producer:
-    return Producer(
-        {
-            **settings.kafka_common(),
-            **SAME_PARTITIONS_AS_JAVA,
-            "enable.idempotence": True,
-            "linger.ms": 20,
-            "compression.type": "lz4",
-            **extra,
-        }
-    )
+def producer(settings: Settings) -> Producer:
+    return clients.producer(settings.kafka_common(), linger_ms=20)
 
 
 def produce_lines(
@@ -87,26 +80,15 @@ def produce_lines(
             if isinstance(outcome, Rejected):
                 stats.rejected.append(outcome)
                 continue
-            _produce(client, topic, outcome, delivered)
+            produce_waiting(client, OutMessage(topic, outcome.key, outcome.value, []), on_delivery=delivered)
             stats.produced += 1
             if stats.produced % 1000 == 0:
                 bar.update(task, completed=stats.produced)
         remaining = client.flush(60)
     stats.seconds = time.perf_counter() - started
     if remaining or failures:
-        raise KafkaError(f"{remaining + len(failures)} record(s) were not acknowledged by the broker")
+        raise ClusterError(f"{remaining + len(failures)} record(s) were not acknowledged by the broker")
     return stats
-
-
-def _produce(client: Producer, topic: str, encoded: Encoded, callback: Any) -> None:
-    while True:
-        try:
-            client.produce(topic, key=encoded.key, value=encoded.value, on_delivery=callback)
-            return
-        except BufferError:
-            client.poll(0.1)  # local queue full: let deliveries drain
-        except KafkaException as exc:
-            raise KafkaError(f"cannot produce to {topic} ({exc.args[0]})") from exc
 
 
 def consume_json(
@@ -127,14 +109,8 @@ def consume_json(
     classified = load_schema(settings.schema_dir / "customer_record.v1.avsc")
     form = JsonForm(classified)
     registry = Registry(settings.registry_conf())
-    consumer = Consumer(
-        {
-            **settings.kafka_common(),
-            "group.id": group or f"{company or 'cli'}.cli",
-            "auto.offset.reset": "earliest" if from_beginning else "latest",
-            "enable.auto.commit": True,
-            "isolation.level": "read_committed",
-        }
+    consumer = clients.reading_consumer(
+        settings.kafka_common(), group or f"{company or 'cli'}.cli", from_beginning=from_beginning, auto_commit=True
     )
     consumer.subscribe([name])
     seen = 0
@@ -147,7 +123,7 @@ def consume_json(
                     return
                 continue
             if message.error():
-                raise KafkaError(f"consume from {name} failed ({message.error()})")
+                raise ClusterError(f"consume from {name} failed ({message.error()})")
             last = time.monotonic()
             seen += 1
             yield _as_json(message, registry, form)
@@ -182,7 +158,7 @@ def ensure_reachable(settings: Settings, timeout: float = 10) -> None:
     try:
         AdminClient(settings.kafka_common()).list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise KafkaError(f"no Kafka broker at {settings.bootstrap_servers} ({exc.args[0]})") from exc
+        raise ClusterError(f"no Kafka broker at {settings.bootstrap_servers} ({exc.args[0]})") from exc
 
 
 def read_committed(
@@ -196,15 +172,7 @@ def read_committed(
 ) -> list[Message]:
     """Committed messages of ``topic`` from the beginning: until ``expected`` arrived (then one more
     second, so that anything beyond it is seen too), or ``quiet`` seconds without a message."""
-    consumer = Consumer(
-        {
-            **settings.kafka_common(),
-            "group.id": group or f"reader-{time.time_ns()}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
+    consumer = clients.reading_consumer(settings.kafka_common(), group or f"reader-{time.time_ns()}")
     consumer.subscribe([topic])
     out: list[Message] = []
     deadline = time.monotonic() + timeout

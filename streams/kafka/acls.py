@@ -20,7 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported at
     UserScramCredentialUpsertion,
 )
 
-from streams.errors import KafkaError
+from streams.errors import ClusterError
 from streams.kafka.acl_plan import Acl
 
 _RESOURCE = {
@@ -75,7 +75,7 @@ def current_acls(conf: Mapping[str, Any], timeout: float = 30) -> set[Acl]:
     try:
         bindings = admin.describe_acls(everything, request_timeout=timeout).result(timeout=timeout)
     except KafkaException as exc:
-        raise KafkaError(f"cannot list ACLs ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot list ACLs ({exc.args[0]})") from exc
     return {acl for acl in (_acl(b) for b in bindings) if acl is not None}
 
 
@@ -91,7 +91,7 @@ def apply_acls(conf: Mapping[str, Any], add: Iterable[Acl], remove: Iterable[Acl
             for future in admin.delete_acls(to_remove, request_timeout=timeout).values():
                 future.result(timeout=timeout)
     except KafkaException as exc:
-        raise KafkaError(f"cannot change ACLs ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot change ACLs ({exc.args[0]})") from exc
 
 
 def upsert_scram(conf: Mapping[str, Any], passwords: Mapping[str, str], timeout: float = 30) -> None:
@@ -108,6 +108,6 @@ def upsert_scram(conf: Mapping[str, Any], passwords: Mapping[str, str], timeout:
             try:
                 future.result(timeout=timeout)
             except KafkaException as exc:
-                raise KafkaError(f"cannot set the credentials of {user} ({exc.args[0].name()})") from exc
+                raise ClusterError(f"cannot set the credentials of {user} ({exc.args[0].name()})") from exc
     except KafkaException as exc:
-        raise KafkaError(f"cannot set SCRAM credentials ({exc.args[0].name()})") from exc
+        raise ClusterError(f"cannot set SCRAM credentials ({exc.args[0].name()})") from exc

@@ -9,7 +9,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported at runtime, not in stubs
 
-from streams.errors import KafkaError
+from streams.errors import ClusterError
 from streams.topology import TopicSpec
 
 
@@ -27,7 +27,7 @@ def create_topics(
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
-        raise KafkaError(f"cannot list topics ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot list topics ({exc.args[0]})") from exc
     specs = list(specs)
     wanted = [
         NewTopic(s.name, num_partitions=s.partitions or partitions, replication_factor=replication, config=s.config)
@@ -45,5 +45,5 @@ def create_topics(
                 if getattr(error, "name", lambda: "")() == "TOPIC_ALREADY_EXISTS":
                     results.append(TopicResult(name, False))
                     continue
-                raise KafkaError(f"cannot create topic {name} ({error})") from exc
+                raise ClusterError(f"cannot create topic {name} ({error})") from exc
     return sorted(results, key=lambda r: r.name)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from streams.errors import KafkaError
+from streams.errors import ClusterError
 from streams.settings import Settings
 
 
@@ -52,7 +52,7 @@ def group_lag(settings: Settings, group_id: str, topics: Iterable[str], timeout:
             out.append(PartitionLag(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else None, low, high))
         return out
     except KafkaException as exc:
-        raise KafkaError(f"cannot read offsets of group {group_id} ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot read offsets of group {group_id} ({exc.args[0]})") from exc
     finally:
         consumer.close()
 
@@ -77,7 +77,7 @@ def topic_offsets(settings: Settings, *, prefix: str = "", timeout: float = 10) 
                 rows.append(TopicOffsets(name, partition, low, high))
         return rows
     except KafkaException as exc:
-        raise KafkaError(f"cannot read topic offsets ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot read topic offsets ({exc.args[0]})") from exc
     finally:
         consumer.close()
 
@@ -107,5 +107,5 @@ class LagMonitor(threading.Thread):
         while not self.stopping.wait(self.interval):
             try:
                 self.report(group_lag(self.settings, self.group_id, self.topics))
-            except KafkaError:
+            except ClusterError:
                 continue  # the broker is away; readiness reports it, the next round retries

@@ -2,26 +2,43 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 from confluent_kafka import KafkaException, Producer
 
-from streams.errors import KafkaError
+from streams.errors import ClusterError
 from streams.messages import Headers, OutMessage
 
-# Keys go to the partition Java clients and aiokafka (faust) choose: murmur2. librdkafka's default
-# (CRC32) would put a tombstone in another partition than the delivery it must erase.
-SAME_PARTITIONS_AS_JAVA = {"partitioner": "murmur2_random"}
+QUEUE_FULL_SECONDS = 60.0
 
 
-def produce_waiting(producer: Producer, message: OutMessage) -> None:
-    """Produces ``message``; while librdkafka's local queue is full, serves delivery reports instead."""
+def produce_waiting(
+    producer: Producer, message: OutMessage, *, on_delivery: Callable[[Any, Any], None] | None = None
+) -> None:
+    """Produces ``message``; while librdkafka's local queue is full, serves delivery reports instead,
+    for at most ``QUEUE_FULL_SECONDS`` (then the broker is not taking anything: ``ClusterError``)."""
+    deadline = time.monotonic() + QUEUE_FULL_SECONDS
     while True:
         try:
-            producer.produce(message.topic, key=message.key, value=message.value, headers=message.headers)
+            if on_delivery is None:
+                producer.produce(message.topic, key=message.key, value=message.value, headers=message.headers)
+            else:
+                producer.produce(
+                    message.topic,
+                    key=message.key,
+                    value=message.value,
+                    headers=message.headers,
+                    on_delivery=on_delivery,
+                )
             return
         except BufferError:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the local queue stayed full for {QUEUE_FULL_SECONDS:.0f} s") from None
             producer.poll(0.05)
         except KafkaException as exc:
-            raise KafkaError(f"cannot produce to {message.topic} ({exc.args[0]})") from exc
+            raise ClusterError(f"cannot produce to {message.topic} ({exc.args[0]})") from exc
 
 
 def out(topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None) -> OutMessage:

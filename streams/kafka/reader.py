@@ -15,32 +15,24 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from streams.errors import ConfigError
-from streams.errors import KafkaError as JointUseKafkaError
+from streams.errors import ClusterError, ConfigError
+from streams.kafka import clients
 
 
 def reader(kafka: Mapping[str, Any], *, group_id: str) -> Consumer:
     """A consumer for assigned partitions: committed records only, an event at each partition's end,
     nothing committed (the group id is required by the client, never joined)."""
-    return Consumer(
-        {
-            **kafka,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "enable.partition.eof": True,
-            "isolation.level": "read_committed",
-        }
-    )
+    return clients.reading_consumer(kafka, group_id, partition_eof=True)
 
 
 def topic_partitions(consumer: Consumer, topic: str, timeout: float = 15) -> list[int]:
     try:
         metadata = consumer.list_topics(topic, timeout=timeout)
     except KafkaException as exc:
-        raise JointUseKafkaError(f"cannot read the metadata of {topic} ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot read the metadata of {topic} ({exc.args[0]})") from exc
     found = metadata.topics.get(topic)
     if found is None or found.error is not None or not found.partitions:
-        raise JointUseKafkaError(f"topic {topic} does not exist; run `jointuse topics create`")
+        raise ClusterError(f"topic {topic} does not exist; run `jointuse topics create`")
     return sorted(found.partitions)
 
 
@@ -115,7 +107,7 @@ def resolve(consumer: Consumer, spec: RangeSpec, timeout: float = 15) -> list[Pa
             ranges.append(PartitionRange(partition, start, max(start, end)))
         return ranges
     except KafkaException as exc:
-        raise JointUseKafkaError(f"cannot resolve the range of {spec.topic} ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot resolve the range of {spec.topic} ({exc.args[0]})") from exc
 
 
 def _offset_at(consumer: Consumer, topic: str, partition: int, millis: int, high: int, timeout: float) -> int:
@@ -167,7 +159,7 @@ def read_assigned(
                 if error.code() == KafkaError._PARTITION_EOF:
                     pending.discard(partition)  # the end is below the high watermark (aborted records)
                     continue
-                raise JointUseKafkaError(f"reading {spec.topic} failed ({error})")
+                raise ClusterError(f"reading {spec.topic} failed ({error})")
             if partition not in pending:
                 continue
             offset = message.offset() or 0

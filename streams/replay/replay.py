@@ -16,6 +16,7 @@ Stop-of-use and erasure requests apply to replays exactly as to the worker.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -26,11 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from streams.errors import ConfigError, KafkaError
+from streams.errors import ClusterError, ConfigError
+from streams.kafka import clients
 from streams.kafka.admin import create_topics
-from streams.kafka.produce import SAME_PARTITIONS_AS_JAVA, produce_waiting
 from streams.kafka.reader import PartitionRange, RangeSpec, read_assigned, reader, resolve
 from streams.messages import InMessage, Outcome, OutMessage
 from streams.policy.classification import load_schema
@@ -38,7 +39,8 @@ from streams.policy.decision import Status
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.rights.view import RightsView
-from streams.runtime.confluent import in_message
+from streams.runtime.confluent import ConfluentWriter, in_message
+from streams.runtime.loop import Aborted, ErrorPolicy, FatalError, transact
 from streams.runtime.wiring import pipeline_processor
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
@@ -179,28 +181,19 @@ class _KafkaSink(_Sink):
             # A staging topic is created on first use, with as many partitions as the source.
             staging = TopicSpec(str(replayer.target.topic), {"retention.ms": str(7 * 86_400_000)})
             create_topics(replayer.settings.kafka_common(), [staging], partitions=len(ranges), replication=-1)
-        self.producer = Producer(
-            {
-                **replayer.settings.kafka_common(),
-                **SAME_PARTITIONS_AS_JAVA,
-                "transactional.id": replayer.name,
-                "enable.idempotence": True,
-                "linger.ms": 5,
-                "compression.type": "lz4",
-            }
+        # A stable transactional id per replay: an interrupted run's open transaction is aborted here.
+        self.writer = ConfluentWriter(
+            clients.producer(replayer.settings.kafka_common(), transactional_id=replayer.name),
+            consumer,
+            transactional=True,
         )
-        try:
-            # A stable id per replay: an interrupted run's open transaction is aborted here.
-            self.producer.init_transactions(60)
-        except KafkaException as exc:
-            raise KafkaError(f"cannot start the replay's transactions ({exc.args[0]})") from exc
 
     def positions(self) -> dict[int, int]:
         partitions = [TopicPartition(self.topic, r.partition) for r in self.ranges]
         try:
             committed = self.consumer.committed(partitions, timeout=30)
         except KafkaException as exc:
-            raise KafkaError(f"cannot read the replay's position ({exc.args[0]})") from exc
+            raise ClusterError(f"cannot read the replay's position ({exc.args[0]})") from exc
         return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
 
     def _messages(self, outcomes: list[Outcome]) -> list[OutMessage]:
@@ -219,20 +212,12 @@ class _KafkaSink(_Sink):
 
     def write(self, inputs: list[InMessage], outcomes: list[Outcome], offsets: dict[int, int]) -> int:
         messages = self._messages(outcomes)
-        commit = [TopicPartition(self.topic, p, o) for p, o in offsets.items()]
+        commit = {(self.topic, partition): offset for partition, offset in offsets.items()}
         try:
-            self.producer.begin_transaction()
-            for message in messages:
-                produce_waiting(self.producer, message)
-            self.producer.send_offsets_to_transaction(commit, self.consumer.consumer_group_metadata(), 60)
-            self.producer.commit_transaction(60)
-        except KafkaException as exc:
+            asyncio.run(transact(self.writer, messages, commit, ErrorPolicy()))
+        except (Aborted, FatalError) as exc:
             # The run stops; the next run resumes from the last committed batch.
-            try:
-                self.producer.abort_transaction(30)
-            except KafkaException:
-                pass
-            raise KafkaError(f"the replay's transaction failed ({exc.args[0]}); run it again to resume") from exc
+            raise ClusterError(f"the replay's transaction failed ({exc}); run it again to resume") from exc
         return len(messages)
 
 

@@ -7,8 +7,8 @@ import uuid
 
 from confluent_kafka import KafkaException
 
-from streams.cli.client import producer
-from streams.errors import KafkaError
+from streams.errors import ClusterError
+from streams.kafka import clients
 from streams.policy.rights import RightsAction, RightsRequest
 from streams.settings import Settings
 from streams.topology import Topology
@@ -26,7 +26,7 @@ def file_request(
     )
     topic = Topology(settings.topic_prefix).rights
     failures: list[str] = []
-    client = producer(settings, **{"acks": "all"})
+    client = clients.producer(settings.kafka_common())
     try:
         client.produce(
             topic,
@@ -35,7 +35,8 @@ def file_request(
             on_delivery=lambda err, _msg: failures.append(str(err)) if err is not None else None,
         )
     except KafkaException as exc:
-        raise KafkaError(f"cannot write to {topic} ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot write to {topic} ({exc.args[0]})") from exc
     if client.flush(30) or failures:
-        raise KafkaError(f"the rights request was not acknowledged by the broker ({'; '.join(failures) or 'timeout'})")
+        detail = "; ".join(failures) or "timeout"
+        raise ClusterError(f"the rights request was not acknowledged by the broker ({detail})")
     return request

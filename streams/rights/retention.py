@@ -15,8 +15,8 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from streams.cli.client import producer
-from streams.errors import KafkaError
+from streams.errors import ClusterError
+from streams.kafka import clients
 from streams.kafka.produce import out, produce_waiting
 from streams.kafka.reader import scan_topic
 from streams.messages import H_ITEMS
@@ -56,7 +56,7 @@ def run_retention(
     targets = [(u.id, topology.deliver(u.id)) for u in policy.joint_users]
     targets += [(r.id, topology.foreign(r.id)) for r in policy.foreign_provision.recipients]
     result = RetentionResult()
-    client = None if dry_run else producer(settings, acks="all")
+    client = None if dry_run else clients.producer(settings.kafka_common())
     for recipient, topic in targets:
         latest: dict[bytes, _Latest] = {}
         for message in scan_topic(
@@ -89,5 +89,5 @@ def run_retention(
             produce_waiting(client, out(topic, key, None, [("jointuse-erasure-reason", b"retention")]))
             produce_waiting(client, out(topology.notices(recipient), key, notice))
     if client is not None and client.flush(60):
-        raise KafkaError("some tombstones were not acknowledged by the broker; run the job again")
+        raise ClusterError("some tombstones were not acknowledged by the broker; run the job again")
     return result

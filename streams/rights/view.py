@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
-from streams.errors import KafkaError as JointUseKafkaError
+from streams.errors import ClusterError
 from streams.kafka.reader import reader, topic_partitions
 from streams.policy.rights import InvalidRightsRequest, RightsState, parse_request
 
@@ -47,9 +47,9 @@ class RightsView:
         self._thread.start()
         if not self._caught_up.wait(timeout):
             self.stop()
-            raise JointUseKafkaError(f"the rights topic {self.topic} could not be read within {timeout:.0f} s")
+            raise ClusterError(f"the rights topic {self.topic} could not be read within {timeout:.0f} s")
         if self._error is not None:
-            raise JointUseKafkaError(f"the rights topic {self.topic} could not be read") from self._error
+            raise ClusterError(f"the rights topic {self.topic} could not be read") from self._error
 
     def stop(self) -> None:
         self._stopping.set()

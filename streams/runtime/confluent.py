@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from streams.errors import KafkaError as JointUseKafkaError
-from streams.kafka.produce import SAME_PARTITIONS_AS_JAVA, produce_waiting
+from streams.errors import ClusterError
+from streams.kafka import clients
+from streams.kafka.produce import produce_waiting
 from streams.messages import InMessage, Outcome, OutMessage
 from streams.observability.metrics import PipelineMetrics
 from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, LoopStats, Offsets
@@ -42,62 +43,14 @@ class RunnerConfig:
     subscription: tuple[str, ...] = ()  # topics or ^regexes; empty: every company's ingest topic
 
 
-class ConfluentTransport:
-    can_rewind = True
+class ConfluentWriter:
+    """The write side with confluent-kafka: a producer, and the consumer whose positions it commits
+    (in the transaction, with the group's metadata; or, at least once, by the consumer)."""
 
-    def __init__(self, config: RunnerConfig, subscription: list[str]) -> None:
-        self.config = config
-        self.transactional = config.guarantee == "exactly_once"
-        self._assigned: set[tuple[str, int]] = set()
-        self.consumer = Consumer(
-            {
-                **config.kafka,
-                "group.id": config.group_id,
-                "enable.auto.commit": False,
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-                "partition.assignment.strategy": "cooperative-sticky",
-                # A killed worker is noticed in 10 s instead of 45 s: its partitions move on sooner.
-                "session.timeout.ms": 10_000,
-                "heartbeat.interval.ms": 2_000,
-                "fetch.max.bytes": 16_777_216,
-                "max.partition.fetch.bytes": 8_388_608,
-            }
-        )
-        producer_conf: dict[str, Any] = {
-            **config.kafka,
-            **SAME_PARTITIONS_AS_JAVA,
-            "enable.idempotence": True,
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            "message.max.bytes": 8_388_608,
-        }
-        if self.transactional:
-            producer_conf["transactional.id"] = config.transactional_id
-            producer_conf["transaction.timeout.ms"] = 30_000
-        self.producer = Producer(producer_conf)
-        if self.transactional:
-            try:
-                # A stable id: this fences a predecessor and aborts its open transaction.
-                self.producer.init_transactions(60)
-            except KafkaException as exc:
-                raise JointUseKafkaError(f"cannot initialise transactions ({exc.args[0]})") from exc
-        self.consumer.subscribe(
-            subscription, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
-        )
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned.update((p.topic, p.partition) for p in partitions)
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned.difference_update((p.topic, p.partition) for p in partitions)
-
-    def assigned(self) -> set[tuple[str, int]]:
-        return set(self._assigned)
-
-    async def fetch(self) -> Sequence[InMessage]:
-        batch = self.consumer.consume(self.config.batch_size, self.config.poll_timeout)
-        return [in_message(m) for m in batch if not _is_error(m)]
+    def __init__(self, producer: Producer, consumer: Consumer, *, transactional: bool) -> None:
+        self.producer = producer
+        self.consumer = consumer
+        self.transactional = transactional
 
     async def begin(self) -> None:
         self.producer.begin_transaction()
@@ -123,13 +76,6 @@ class ConfluentTransport:
     async def abort(self) -> None:
         self.producer.abort_transaction(60)
 
-    async def rewind(self, positions: Offsets) -> None:
-        for (topic, partition), offset in positions.items():
-            try:
-                self.consumer.seek(TopicPartition(topic, partition, offset))
-            except KafkaException:
-                pass  # revoked meanwhile: its new owner starts at the committed offset
-
     def classify(self, error: BaseException) -> ErrorKind:
         if isinstance(error, KafkaException) and isinstance(error.args[0], KafkaError):
             kafka_error: KafkaError = error.args[0]
@@ -140,9 +86,46 @@ class ConfluentTransport:
             if kafka_error.retriable():
                 return ErrorKind.RETRIABLE
             return ErrorKind.ABORTABLE  # a transaction can always be aborted and the batch done again
-        if isinstance(error, JointUseKafkaError):
+        if isinstance(error, ClusterError):
             return ErrorKind.ABORTABLE
         return ErrorKind.FATAL
+
+
+class ConfluentTransport(ConfluentWriter):
+    can_rewind = True
+
+    def __init__(self, config: RunnerConfig, subscription: list[str]) -> None:
+        self.config = config
+        transactional = config.guarantee == "exactly_once"
+        self._assigned: set[tuple[str, int]] = set()
+        super().__init__(
+            clients.producer(config.kafka, transactional_id=config.transactional_id if transactional else None),
+            clients.group_consumer(config.kafka, config.group_id),
+            transactional=transactional,
+        )
+        self.consumer.subscribe(
+            subscription, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
+        )
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned.update((p.topic, p.partition) for p in partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assigned.difference_update((p.topic, p.partition) for p in partitions)
+
+    def assigned(self) -> set[tuple[str, int]]:
+        return set(self._assigned)
+
+    async def fetch(self) -> Sequence[InMessage]:
+        batch = self.consumer.consume(self.config.batch_size, self.config.poll_timeout)
+        return [in_message(m) for m in batch if not _is_error(m)]
+
+    async def rewind(self, positions: Offsets) -> None:
+        for (topic, partition), offset in positions.items():
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException:
+                pass  # revoked meanwhile: its new owner starts at the committed offset
 
     def close(self) -> None:
         try:

@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError as AIOKafkaError
+from aiokafka.errors import ClusterError as AIOKafkaError
 from aiokafka.errors import ProducerFenced
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
-from streams.errors import KafkaError
+from streams.errors import ClusterError
 from streams.messages import InMessage, OutMessage
 from streams.runtime.loop import ErrorKind, Offsets
 
@@ -92,7 +92,7 @@ class AiokafkaSink:
             return ErrorKind.FATAL
         if isinstance(error, AIOKafkaError):
             return ErrorKind.RETRIABLE if getattr(error, "retriable", False) else ErrorKind.ABORTABLE
-        if isinstance(error, KafkaError):
+        if isinstance(error, ClusterError):
             return ErrorKind.ABORTABLE
         return ErrorKind.FATAL
 

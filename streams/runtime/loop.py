@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -48,25 +48,31 @@ class BatchProcessor(Protocol):
     def process(self, message: InMessage) -> Outcome: ...  # pragma: no cover
 
 
-class Transport(Protocol):
-    """What one client library provides to the loop."""
+class Writer(Protocol):
+    """The write side of a client library: the steps of a transaction."""
 
     transactional: bool  # False: at least once (outputs flushed, then the offsets committed)
-    can_rewind: bool  # whether ``rewind`` can seek; otherwise an aborted batch is written again
 
-    async def fetch(self) -> Sequence[InMessage] | None: ...  # pragma: no cover  # None: the source ended
     async def begin(self) -> None: ...  # pragma: no cover
     async def write(self, messages: Sequence[OutMessage]) -> None: ...  # pragma: no cover
     async def send_offsets(self, offsets: Offsets) -> None: ...  # pragma: no cover
     async def commit(self) -> None: ...  # pragma: no cover
     async def abort(self) -> None: ...  # pragma: no cover
-    async def rewind(self, positions: Offsets) -> None: ...  # pragma: no cover
-    def assigned(self) -> set[tuple[str, int]]: ...  # pragma: no cover
     def classify(self, error: BaseException) -> ErrorKind: ...  # pragma: no cover
 
 
+class Transport(Writer, Protocol):
+    """What one client library provides to the loop: the write side, and fetching."""
+
+    can_rewind: bool  # whether ``rewind`` can seek; otherwise an aborted batch is written again
+
+    async def fetch(self) -> Sequence[InMessage] | None: ...  # pragma: no cover  # None: the source ended
+    async def rewind(self, positions: Offsets) -> None: ...  # pragma: no cover
+    def assigned(self) -> set[tuple[str, int]]: ...  # pragma: no cover
+
+
 @dataclass(frozen=True)
-class Policy:
+class ErrorPolicy:
     """Caps of the error policy."""
 
     retry_attempts: int = 6
@@ -96,7 +102,7 @@ class BatchLoop:
         transport: Transport,
         processor: BatchProcessor,
         *,
-        policy: Policy | None = None,
+        policy: ErrorPolicy | None = None,
         offload: bool = False,
         pipelined: bool = False,
         sleep: Callable[[float], object] | None = None,
@@ -108,7 +114,7 @@ class BatchLoop:
             raise ValueError("a pipelined loop needs a transport that writes aborted batches again")
         self.transport = transport
         self.processor = processor
-        self.policy = policy or Policy()
+        self.policy = policy or ErrorPolicy()
         self.offload = offload
         self.pipelined = pipelined
         self.stats = LoopStats()
@@ -190,7 +196,7 @@ class BatchLoop:
             try:
                 await self._write(messages, offsets)
                 break
-            except _Aborted:
+            except Aborted:
                 self.stats.aborted_batches += 1
                 for aborted in self.on_abort:
                     aborted()
@@ -212,56 +218,71 @@ class BatchLoop:
             committed(batch, outcomes)
 
     async def _write(self, messages: list[OutMessage], offsets: Offsets) -> None:
-        """One attempt at the batch's transaction. Raises ``_Aborted`` after aborting it."""
-        transport = self.transport
-        try:
-            if transport.transactional:
-                await self._step(transport.begin)
-                await self._step(lambda: transport.write(messages))
-                await self._step(lambda: transport.send_offsets(offsets))
-                await self._step(transport.commit)
-            else:
-                await self._step(lambda: transport.write(messages))
-                await self._step(lambda: transport.send_offsets(offsets))
-        except _Abortable as exc:
-            log.warning("the batch's transaction is aborted", extra={"error": str(exc.__cause__)})
-            if transport.transactional:
-                try:
-                    await transport.abort()
-                except Exception as abort_exc:
-                    raise FatalError(f"the transaction could not be aborted ({abort_exc})") from abort_exc
-            raise _Aborted from exc
-
-    async def _step(self, step: Callable[[], object]) -> None:
-        """One step of a transaction, retried while its errors are retriable, up to the caps."""
-        deadline = time.monotonic() + self.policy.retry_deadline_seconds
-        for attempt in range(1, self.policy.retry_attempts + 1):
-            try:
-                result = step()
-                if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
-                    await result
-                return
-            except Exception as exc:
-                kind = self.transport.classify(exc)
-                if kind is ErrorKind.FATAL:
-                    raise FatalError(f"a fatal Kafka error ({exc})") from exc
-                if kind is ErrorKind.ABORTABLE or attempt == self.policy.retry_attempts or time.monotonic() > deadline:
-                    raise _Abortable from exc
-                log.warning("a retriable Kafka error; retrying", extra={"error": str(exc), "attempt": attempt})
-                await self._pause(self.policy.backoff(attempt))
+        await transact(self.transport, messages, offsets, self.policy, pause=self._pause)
 
     async def _pause(self, seconds: float) -> None:
-        if self._sleep is not None:
+        if self._sleep is not None:  # tests pass a ``sleep`` that does not wait
             self._sleep(seconds)
         else:
             await asyncio.sleep(seconds)
 
 
+async def transact(
+    transport: Writer,
+    messages: Sequence[OutMessage],
+    offsets: Offsets,
+    policy: ErrorPolicy,
+    *,
+    pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """One attempt at a batch's transaction (at least once: write, then commit the offsets). Each
+    step is retried while its errors are retriable, up to the policy's caps. Raises ``Aborted``
+    after aborting the transaction, ``FatalError`` when the writer cannot go on."""
+    try:
+        if transport.transactional:
+            await _step(transport, transport.begin, policy, pause)
+            await _step(transport, lambda: transport.write(messages), policy, pause)
+            await _step(transport, lambda: transport.send_offsets(offsets), policy, pause)
+            await _step(transport, transport.commit, policy, pause)
+        else:
+            await _step(transport, lambda: transport.write(messages), policy, pause)
+            await _step(transport, lambda: transport.send_offsets(offsets), policy, pause)
+    except _Abortable as exc:
+        log.warning("the batch's transaction is aborted", extra={"error": str(exc.__cause__)})
+        if transport.transactional:
+            try:
+                await transport.abort()
+            except Exception as abort_exc:
+                raise FatalError(f"the transaction could not be aborted ({abort_exc})") from abort_exc
+        raise Aborted(str(exc.__cause__)) from exc
+
+
+async def _step(
+    transport: Writer, step: Callable[[], object], policy: ErrorPolicy, pause: Callable[[float], Awaitable[None]]
+) -> None:
+    """One step of a transaction, retried while its errors are retriable, up to the caps."""
+    deadline = time.monotonic() + policy.retry_deadline_seconds
+    for attempt in range(1, policy.retry_attempts + 1):
+        try:
+            result = step()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                await result
+            return
+        except Exception as exc:
+            kind = transport.classify(exc)
+            if kind is ErrorKind.FATAL:
+                raise FatalError(f"a fatal Kafka error ({exc})") from exc
+            if kind is ErrorKind.ABORTABLE or attempt == policy.retry_attempts or time.monotonic() > deadline:
+                raise _Abortable from exc
+            log.warning("a retriable Kafka error; retrying", extra={"error": str(exc), "attempt": attempt})
+            await pause(policy.backoff(attempt))
+
+
+class Aborted(Exception):
+    """A batch's transaction was aborted (nothing of it is visible); the batch can be done again."""
+
+
 class _Abortable(Exception):
-    pass
-
-
-class _Aborted(Exception):
     pass
 
 

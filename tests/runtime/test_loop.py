@@ -9,10 +9,10 @@ from collections.abc import Sequence
 import pytest
 
 from streams.messages import OutMessage
-from streams.runtime.loop import BatchLoop, FatalError, Policy
+from streams.runtime.loop import BatchLoop, ErrorPolicy, FatalError
 from tests.runtime.memory import Abortable, Echo, Fenced, MemoryBroker, MemoryTransport, Retriable
 
-NO_WAIT = Policy(backoff_first_seconds=0, backoff_max_seconds=0)
+NO_WAIT = ErrorPolicy(backoff_first_seconds=0, backoff_max_seconds=0)
 
 
 def _run(transport: MemoryTransport, **options: object) -> BatchLoop:

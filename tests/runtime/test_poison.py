@@ -12,7 +12,7 @@ from streams.messages import H_DETAIL, H_REASON, InMessage
 from streams.policy.loader import PolicySet
 from streams.policy.pseudonym import SubjectKeys
 from streams.processors.ingest import Processor
-from streams.runtime.loop import BatchLoop, Policy
+from streams.runtime.loop import BatchLoop, ErrorPolicy
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas
 from streams.serde.json_form import JsonForm
@@ -64,7 +64,7 @@ def test_poison_messages_become_dead_letters_and_the_stream_goes_on(policies: Po
         subjects=SubjectKeys(b"poison-test-subject-key"),
         now=lambda: dt.datetime(2026, 6, 1, tzinfo=dt.UTC),
     )
-    loop = BatchLoop(MemoryTransport(broker, batch_size=5), processor, policy=Policy(backoff_first_seconds=0))
+    loop = BatchLoop(MemoryTransport(broker, batch_size=5), processor, policy=ErrorPolicy(backoff_first_seconds=0))
     asyncio.run(loop.run(max_idle_seconds=0))
 
     events = [json.loads(m.value or b"") for m in broker.outputs if m.topic == T.audit]
