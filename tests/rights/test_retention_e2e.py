@@ -10,7 +10,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.cli.client import read_committed
-from streams.kafka.produce import SAME_PARTITIONS_AS_JAVA
+from streams.kafka.clients import SAME_PARTITIONS_AS_JAVA
 from streams.messages import H_ITEMS, H_SOURCE
 from streams.policy.loader import load_policies
 from streams.rights.retention import run_retention
