@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import ClusterError as AIOKafkaError
+from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.errors import ProducerFenced
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
