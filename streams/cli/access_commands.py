@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from streams.cli.exits import Exit, fail
 from streams.errors import JointUseError
 from streams.kafka.acl_plan import AccessPlan, diff_access, plan_access
 from streams.policy.loader import load_policies
@@ -55,15 +56,14 @@ def access_plan(prefix: Annotated[str | None, typer.Option("--prefix")] = None) 
     try:
         diff = diff_access(plan, current_acls(settings.kafka_common()), topology)
     except JointUseError as exc:
-        typer.echo(f"jointuse: {exc}", err=True)
-        raise typer.Exit(3) from exc
+        fail(exc, Exit.SERVICE)
     for acl in diff.to_add:
         typer.echo(f"+ {acl}")
     for acl in diff.to_remove:
         typer.echo(f"- {acl}")
     typer.echo(f"{len(diff.to_add)} to add, {len(diff.to_remove)} to remove")
     if not diff.empty:
-        raise typer.Exit(1)
+        raise typer.Exit(Exit.PROBLEMS)
 
 
 @access_app.command("apply")
@@ -84,8 +84,7 @@ def access_apply(
         diff = diff_access(plan, current_acls(settings.kafka_common()), topology)
         apply_acls(settings.kafka_common(), diff.to_add, diff.to_remove)
     except JointUseError as exc:
-        typer.echo(f"jointuse: {exc}", err=True)
-        raise typer.Exit(3) from exc
+        fail(exc, Exit.SERVICE)
     kept = [p for p in plan.principals if p not in passwords]
     typer.echo(
         f"credentials set for {len(passwords)} principal(s)" + (f"; unchanged: {', '.join(kept)}" if kept else "")

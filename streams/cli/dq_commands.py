@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _die, _settings
+from streams.cli.exits import Exit, fail
+from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _settings
 from streams.cli.range_options import FromOffset, FromTime, Partition, ToOffset, ToTime
 from streams.cli.replay_commands import _progress_bar
 from streams.errors import ConfigError, JointUseError
@@ -52,8 +53,7 @@ def dq_run(
     try:
         spec = RangeSpec(topic, partition, from_offset, to_offset, parse_time(from_time), parse_time(to_time))
     except ConfigError as exc:
-        typer.echo(f"jointuse: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        fail(exc, Exit.USAGE)
     started = time.monotonic()
     with _progress_bar("reading") as bar:
         task = bar.add_task("dq", total=None, rate="")
@@ -64,10 +64,9 @@ def dq_run(
         try:
             run = run_batch(settings, spec, docs_dir=docs, max_records=max_records, on_progress=progressed)
         except ConfigError as exc:
-            typer.echo(f"jointuse: {exc}", err=True)
-            raise typer.Exit(2) from exc
+            fail(exc, Exit.USAGE)
         except JointUseError as exc:
-            raise _die(exc) from exc
+            fail(exc, Exit.SERVICE)
     result = run.result
     if json_output:
         typer.echo(
@@ -90,7 +89,7 @@ def dq_run(
         if docs is not None:
             typer.echo(f"Data Docs: {docs / 'index.html'}")
     if not run.success:
-        raise typer.Exit(1)
+        raise typer.Exit(Exit.PROBLEMS)
 
 
 @dq_app.command("suites")

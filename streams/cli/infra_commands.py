@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from streams.cli.exits import Exit, Guarantee, Runtime, fail
 from streams.errors import JointUseError
 from streams.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -29,11 +30,6 @@ RegistryUrl = Annotated[
     str | None, typer.Option("--registry", help="Schema registry URL (JOINTUSE_SCHEMA_REGISTRY_URL).")
 ]
 Prefix = Annotated[str | None, typer.Option("--prefix", help="Topic name prefix (JOINTUSE_TOPIC_PREFIX).")]
-
-
-def _die(exc: JointUseError, code: int = 3) -> typer.Exit:
-    typer.echo(f"jointuse: {exc}", err=True)
-    return typer.Exit(code)
 
 
 @topics_app.command("create")
@@ -61,7 +57,7 @@ def topics_create(
             replication=replication,
         )
     except JointUseError as exc:
-        raise _die(exc) from exc
+        fail(exc, Exit.SERVICE)
     for result in results:
         typer.echo(f"{'created' if result.created else 'exists '}  {result.name}")
 
@@ -94,7 +90,7 @@ def topics_describe(
     try:
         rows = topic_offsets(settings, prefix=settings.topic_prefix + ".")
     except JointUseError as exc:
-        raise _die(exc) from exc
+        fail(exc, Exit.SERVICE)
     if json_output:
         typer.echo(json.dumps([row.__dict__ | {"records": row.high - row.low} for row in rows], indent=2))
         return
@@ -121,7 +117,7 @@ def lag_command(
         topics = sorted({row.topic for row in topic_offsets(settings, prefix=settings.topic_prefix + ".")})
         rows = group_lag(settings, chosen, topics)
     except JointUseError as exc:
-        raise _die(exc) from exc
+        fail(exc, Exit.SERVICE)
     if json_output:
         typer.echo(json.dumps([r.__dict__ | {"lag": r.lag, "group": chosen} for r in rows], indent=2))
         return
@@ -183,7 +179,7 @@ def produce_command(
     try:
         stats = produce_lines(settings, as_company, _lines(file), schema_path=schema, progress=not quiet)
     except JointUseError as exc:
-        raise _die(exc) from exc
+        fail(exc, Exit.SERVICE)
     for rejected in stats.rejected:
         typer.echo(f"line {rejected.line}: rejected: {rejected.reason}", err=True)
     typer.echo(
@@ -192,7 +188,7 @@ def produce_command(
         err=True,
     )
     if stats.rejected:
-        raise typer.Exit(1)
+        raise typer.Exit(Exit.PROBLEMS)
 
 
 def consume_command(
@@ -214,8 +210,7 @@ def consume_command(
 
     settings = _settings(bootstrap, registry, prefix)
     if (as_company is None) == (topic is None):
-        typer.echo("jointuse: give exactly one of --as or --topic", err=True)
-        raise typer.Exit(2)
+        fail("give exactly one of --as or --topic")
     try:
         for line in consume_json(
             settings,
@@ -229,17 +224,17 @@ def consume_command(
             sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
             sys.stdout.flush()
     except JointUseError as exc:
-        raise _die(exc) from exc
+        fail(exc, Exit.SERVICE)
 
 
 def worker_command(
     worker_id: Annotated[
         str | None, typer.Option("--worker-id", help="Stable id of this worker (names its transactions).")
     ] = None,
-    guarantee: Annotated[str, typer.Option("--guarantee", help="exactly_once or at_least_once.")] = "exactly_once",
+    guarantee: Annotated[Guarantee, typer.Option("--guarantee", help="Delivery guarantee.")] = Guarantee.EXACTLY_ONCE,
     runtime: Annotated[
-        str, typer.Option("--runtime", help="faust (faust-streaming agent) or confluent (confluent-kafka loop).")
-    ] = "faust",
+        Runtime, typer.Option("--runtime", help="faust (faust-streaming agent) or confluent (confluent-kafka loop).")
+    ] = Runtime.FAUST,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Records per transaction.")] = 1000,
     max_idle: Annotated[
         float | None, typer.Option("--max-idle", help="confluent runtime: exit after this many idle seconds.")
@@ -260,42 +255,35 @@ def worker_command(
       jointuse worker --worker-id host1-0
       jointuse worker --runtime confluent --guarantee at_least_once
     """
-    if guarantee not in ("exactly_once", "at_least_once"):
-        typer.echo("jointuse: --guarantee must be exactly_once or at_least_once", err=True)
-        raise typer.Exit(2)
-    if runtime not in ("faust", "confluent"):
-        typer.echo("jointuse: --runtime must be faust or confluent", err=True)
-        raise typer.Exit(2)
     settings = _settings(bootstrap, registry, prefix)
     from streams.runtime.wiring import default_worker_id, run_worker
 
     chosen_id = worker_id or default_worker_id()
-    if runtime == "faust":
+    if runtime is Runtime.FAUST:
         env = {
             **os.environ,
             **settings.worker_env(),
             "JOINTUSE_WORKER_ID": chosen_id,
-            "JOINTUSE_GUARANTEE": guarantee,
+            "JOINTUSE_GUARANTEE": guarantee.value,
             "JOINTUSE_BATCH_SIZE": str(batch_size),
         }
         # Replace this process, so that signals reach the faust worker directly.
         argv = [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", log_level, "--without-web"]
         os.execve(sys.executable, argv, env)
-    from streams.runtime.loop import EXIT_FATAL, FatalError
+    from streams.runtime.loop import FatalError
 
     try:
         stats = run_worker(
             settings,
             worker_id=chosen_id,
-            guarantee="exactly_once" if guarantee == "exactly_once" else "at_least_once",
+            guarantee="exactly_once" if guarantee is Guarantee.EXACTLY_ONCE else "at_least_once",
             max_idle_seconds=max_idle,
             batch_size=batch_size,
         )
     except FatalError as exc:
-        typer.echo(f"jointuse: the worker stopped: {exc}; restart it (it resumes from the last commit)", err=True)
-        raise typer.Exit(EXIT_FATAL) from exc
+        fail(f"the worker stopped: {exc}; restart it (it resumes from the last commit)", Exit.FATAL)
     except JointUseError as exc:
-        raise _die(exc) from exc
+        fail(exc, Exit.SERVICE)
     typer.echo(f"worker stopped: {stats.records} records in {stats.batches} batches {stats.by_status}", err=True)
 
 
@@ -309,7 +297,7 @@ def demo_command(
     try:
         code = run_demo(load_settings(), count=count, seed=seed)
     except JointUseError as exc:
-        raise _die(exc) from exc
+        fail(exc, Exit.SERVICE)
     raise typer.Exit(code)
 
 

@@ -13,12 +13,13 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
 from streams.cli import dq_commands, infra_commands, replay_commands, rights_commands
 from streams.cli.access_commands import access_app
+from streams.cli.exits import Exit, Lang, fail
 from streams.errors import JointUseError, PolicyError, SchemaError
 from streams.policy.classification import load_schema
 from streams.policy.diff import diff_policies
@@ -54,11 +55,6 @@ PolicyOption = Annotated[
     typer.Option("--policy", help="Policy file or directory of versions (default: JOINTUSE_POLICY_PATH)."),
 ]
 SchemaOption = Annotated[Path, typer.Option("--schema", help="Avro schema of the records.")]
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"jointuse: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _policies(path: Path | None) -> PolicySet:
@@ -112,7 +108,7 @@ def policy_check(
         typer.echo(problem)
     if problems:
         typer.echo(f"{len(problems)} problem(s)")
-        raise typer.Exit(1)
+        raise typer.Exit(Exit.PROBLEMS)
     versions = ", ".join(p.version for p in policies.versions)
     typer.echo(
         f"ok: policy versions [{versions}], {len(list(schemas.glob('*.avsc')))} schema(s), every field classified"
@@ -122,21 +118,19 @@ def policy_check(
 @policy_app.command("notice")
 def policy_notice(
     policy: PolicyOption = None,
-    lang: Annotated[str, typer.Option("--lang", help="ja or en.")] = "ja",
+    lang: Annotated[Lang, typer.Option("--lang", help="Language of the notice.")] = Lang.JA,
     version: Annotated[str | None, typer.Option("--version", help="Version to render (default: latest).")] = None,
 ) -> None:
     """Render the public joint-use notice that the pipeline enforces.
 
     Example: jointuse policy notice --lang en
     """
-    if lang not in ("ja", "en"):
-        fail("--lang must be ja or en")
     policies = _policies(policy)
     try:
         chosen = policies.by_version(version) if version else policies.latest
     except PolicyError as exc:
         fail(str(exc))
-    typer.echo(render_notice(chosen, "ja" if lang == "ja" else "en"), nl=False)
+    typer.echo(render_notice(chosen, "ja" if lang is Lang.JA else "en"), nl=False)
 
 
 @policy_app.command("diff")
@@ -163,7 +157,7 @@ def policy_diff(
     for problem in result.problems:
         typer.echo(f"  problem: {problem}")
     if result.needs_consent or result.problems:
-        raise typer.Exit(1)
+        raise typer.Exit(Exit.PROBLEMS)
 
 
 @schema_app.command("check")
@@ -187,7 +181,7 @@ def schema_check(
     for problem in problems:
         typer.echo(problem)
     if problems:
-        raise typer.Exit(1)
+        raise typer.Exit(Exit.PROBLEMS)
     for name, versions in groups.items():
         typer.echo(f"ok: {name}: {', '.join(p.name for p in versions)} backward compatible")
 
@@ -229,7 +223,7 @@ def main() -> None:
         app()
     except JointUseError as exc:  # wrapped third-party errors that escaped a command
         typer.echo(f"jointuse: {exc}", err=True)
-        sys.exit(3)
+        sys.exit(Exit.SERVICE)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _die, _settings
+from streams.cli.exits import Exit, fail
+from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _settings
 from streams.cli.range_options import FromOffset, FromTime, Partition, ToOffset, ToTime
 from streams.errors import ConfigError, JointUseError
 from streams.kafka.reader import RangeSpec
@@ -80,8 +81,7 @@ def replay_command(
 
     targets = [t for t in (to_topic is not None, to_file is not None, redeliver) if t]
     if dry_run == bool(targets) or len(targets) > 1:
-        typer.echo("jointuse: give one of --to-topic, --to-file, --redeliver, or --dry-run", err=True)
-        raise typer.Exit(2)
+        fail("give one of --to-topic, --to-file, --redeliver, or --dry-run")
     settings = _settings(bootstrap, registry, prefix)
     try:
         policies = load_policies(policy_path or settings.policy_path)
@@ -90,8 +90,7 @@ def replay_command(
             policy = policies.by_version(policy_version)
         spec = RangeSpec(topic, partition, from_offset, to_offset, parse_time(from_time), parse_time(to_time), key)
     except JointUseError as exc:
-        typer.echo(f"jointuse: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        fail(exc, Exit.USAGE)
 
     if dry_run:
         _dry_run(settings, spec, policy, policies, json_output)
@@ -106,8 +105,7 @@ def replay_command(
     try:
         replayer = Replayer(settings, spec, policy, policies, target, replay_id=replay_id, batch_size=batch_size)
     except ConfigError as exc:
-        typer.echo(f"jointuse: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        fail(exc, Exit.USAGE)
     started = time.monotonic()
     with _progress_bar(f"replay {replayer.id}") as bar:
         task = bar.add_task("replay", total=None, rate="")
@@ -122,10 +120,9 @@ def replay_command(
         try:
             stats = replayer.run(on_plan=planned, on_progress=progressed)
         except ConfigError as exc:
-            typer.echo(f"jointuse: {exc}", err=True)
-            raise typer.Exit(2) from exc
+            fail(exc, Exit.USAGE)
         except JointUseError as exc:
-            raise _die(exc) from exc
+            fail(exc, Exit.SERVICE)
     summary = {
         "replay_id": stats.replay_id,
         "policy_version": policy.version,
@@ -145,7 +142,7 @@ def _dry_run(settings: Settings, spec: RangeSpec, policy: Policy, policies: Poli
     try:
         report = dry_run(settings, spec, policy, policies)
     except JointUseError as exc:
-        raise _die(exc) from exc
+        fail(exc, Exit.SERVICE)
     rows = report.rows()
     if json_output:
         typer.echo(
@@ -176,4 +173,4 @@ def _dry_run(settings: Settings, spec: RangeSpec, policy: Policy, policies: Poli
                     + ", ".join(row["sample_keys"])
                 )
     if report.changed:
-        raise typer.Exit(1)
+        raise typer.Exit(Exit.PROBLEMS)

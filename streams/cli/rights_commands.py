@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _die, _settings
+from streams.cli.exits import Exit, Format, fail
+from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _settings
 from streams.errors import JointUseError
 
 rights_app = typer.Typer(help="Stop-of-use, erasure and disclosure reports (APPI Arts. 33-35).", no_args_is_help=True)
@@ -43,16 +44,14 @@ def rights_request(
         a for a, on in ((RightsAction.STOP, stop), (RightsAction.ERASE, erase), (RightsAction.RESUME, resume)) if on
     ]
     if len(chosen) != 1:
-        typer.echo("jointuse: give exactly one of --stop, --erase, --resume", err=True)
-        raise typer.Exit(2)
+        fail("give exactly one of --stop, --erase, --resume")
     settings = _settings(bootstrap, None, prefix)
     try:
         request = file_request(settings, chosen[0], customer_id, source)
     except ValueError as exc:  # pydantic: a bad company id or customer id
-        typer.echo(f"jointuse: invalid request ({str(exc).splitlines()[0]})", err=True)
-        raise typer.Exit(2) from exc
+        fail(f"invalid request ({str(exc).splitlines()[0]})")
     except JointUseError as exc:
-        raise _die(exc) from exc
+        fail(exc, Exit.SERVICE)
     typer.echo(f"filed {request.action.value} request {request.request_id} for {request.source}:<customer>")
 
 
@@ -62,7 +61,7 @@ def rights_report(
     source: Annotated[
         list[str] | None, typer.Option("--source", help="Source company (repeatable; default: every joint user).")
     ] = None,
-    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.TABLE,
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
 ) -> None:
@@ -79,15 +78,12 @@ def rights_report(
     from streams.processors.erasure import audit_lookup
     from streams.topology import Topology
 
-    if output not in ("table", "json"):
-        typer.echo("jointuse: --format must be table or json", err=True)
-        raise typer.Exit(2)
     settings = _settings(bootstrap, None, prefix)
     sources = source or sorted({u.id for p in load_policies(settings.policy_path).versions for u in p.joint_users})
     try:
         keys = settings.subject_keys()
     except JointUseError as exc:
-        raise _die(exc, 2) from exc
+        fail(exc, Exit.USAGE)
     subjects = frozenset().union(*(keys.lookup_subjects(s, customer_id) for s in sources))
     lookup = audit_lookup(
         settings.kafka_common(), Topology(settings.topic_prefix), group_id=f"{settings.topic_prefix}.auditor.report"
@@ -95,7 +91,7 @@ def rights_report(
     try:
         found = disclosures(lookup(subjects), subjects)
     except JointUseError as exc:
-        raise _die(exc) from exc
+        fail(exc, Exit.SERVICE)
     if output == "json":
         rows = [
             {
@@ -151,12 +147,10 @@ def retention_run(
     settings = _settings(bootstrap, None, prefix)
     try:
         moment = dt.datetime.fromisoformat(as_of) if as_of else None
-    except ValueError as exc:
-        typer.echo("jointuse: --as-of must be an ISO 8601 time with an offset", err=True)
-        raise typer.Exit(2) from exc
+    except ValueError:
+        fail("--as-of must be an ISO 8601 time with an offset")
     if moment is not None and moment.tzinfo is None:
-        typer.echo("jointuse: --as-of must carry a UTC offset", err=True)
-        raise typer.Exit(2)
+        fail("--as-of must carry a UTC offset")
     policy = load_policies(settings.policy_path).latest
     while True:
         with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), transient=True) as bar:
@@ -174,7 +168,7 @@ def retention_run(
                     on_progress=show,
                 )
             except JointUseError as exc:
-                raise _die(exc) from exc
+                fail(exc, Exit.SERVICE)
         verb = "would tombstone" if dry_run else "tombstoned"
         typer.echo(f"scanned {result.scanned} messages, {result.subjects} subjects; {verb} {result.total}")
         for topic, count in sorted(result.tombstoned.items()):
@@ -209,10 +203,9 @@ def foreign_run(
             settings, recipient=recipient, worker_id=worker_id or default_worker_id(), max_idle_seconds=max_idle
         )
     except UnknownRecipient as exc:
-        typer.echo(f"jointuse: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        fail(exc, Exit.USAGE)
     except JointUseError as exc:
-        raise _die(exc) from exc
+        fail(exc, Exit.SERVICE)
     typer.echo(json.dumps({"records": stats.records, "provided": stats.by_status.get("shared", 0), "refused": refused}))
 
 

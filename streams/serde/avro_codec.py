@@ -103,25 +103,9 @@ def _denormaliser(node: TypeNode) -> Normalise:
     """The native form in fastavro's tuple notation: each record, map or array held by a union
     names its branch, so fastavro writes the branch it is told and never guesses."""
     kind = node.kind
-    if kind == "record":
-        subs = [(f.name, _denormaliser(f.type)) for f in node.fields if _has_containers(f.type)]
-        if not subs:
-            return lambda value: value
-
-        def record(value: Any) -> Any:
-            out = dict(value)  # never change the caller's record (a decoded input may be shared)
-            for name, sub in subs:
-                inner = out.get(name)
-                if inner is not None:
-                    out[name] = sub(inner)
-            return out
-
-        return record
-    if kind in ("array", "map") and node.items is not None:
-        element = _denormaliser(node.items)
-        if kind == "array":
-            return lambda values: [element(v) for v in values]
-        return lambda values: {k: element(v) for k, v in values.items()}
+    if kind in ("record", "array", "map"):
+        # A copy: never change the caller's record (a decoded input may be shared).
+        return _each_part(node, _denormaliser, copy=True)
     if kind == "union":
         by_name = {b.branch_name: _denormaliser(b) for b in node.branches if b.kind != "null"}
         holder: dict[type, str | None] = {
@@ -140,8 +124,38 @@ def _denormaliser(node: TypeNode) -> Normalise:
     return lambda value: value
 
 
+def _each_part(node: TypeNode, convert: Callable[[TypeNode], Normalise], *, copy: bool) -> Normalise:
+    """Applies ``convert`` of each part's type to the fields of a record, the elements of an array
+    or the values of a map."""
+    if node.kind == "record":
+        subs = [(f.name, convert(f.type)) for f in node.fields if _has_containers(f.type)]
+        if not subs:
+            return lambda value: value
+
+        def record(value: Any) -> Any:
+            out = dict(value) if copy else value
+            for name, sub in subs:
+                inner = out.get(name)
+                if inner is not None:
+                    out[name] = sub(inner)
+            return out
+
+        return record
+    assert node.items is not None
+    element = convert(node.items)
+    if node.kind == "array":
+        return lambda values: [element(v) for v in values]
+    return lambda values: {k: element(v) for k, v in values.items()}
+
+
 def _has_containers(node: TypeNode) -> bool:
-    return node.kind in ("record", "array", "map") or any(_has_containers(b) for b in node.branches)
+    """Whether values of ``node`` can hold a union value that fastavro tags (a named type) or a
+    container: the only values either conversion changes."""
+    if node.kind in ("record", "array", "map"):
+        return True
+    return node.kind == "union" and any(
+        b.kind in ("record", "enum", "fixed") or _has_containers(b) for b in node.branches
+    )
 
 
 def _has_tagged(node: TypeNode) -> bool:
@@ -158,22 +172,8 @@ def _normaliser(node: TypeNode) -> Normalise:
     """Turns fastavro's named-type tuples (every named type in a union comes as ``(name, value)``)
     into the native form: tagged unions keep a tag (``"map"`` for their map branch), others none."""
     kind = node.kind
-    if kind == "record":
-        subs = [(f.name, _normaliser(f.type)) for f in node.fields]
-
-        def record(value: Any) -> Any:
-            for name, sub in subs:
-                inner = value.get(name)
-                if inner is not None:
-                    value[name] = sub(inner)
-            return value
-
-        return record
-    if kind in ("array", "map") and node.items is not None:
-        element = _normaliser(node.items)
-        if kind == "array":
-            return lambda values: [element(v) for v in values]
-        return lambda values: {k: element(v) for k, v in values.items()}
+    if kind in ("record", "array", "map"):
+        return _each_part(node, _normaliser, copy=False)  # a fresh decode: changed in place
     if kind == "union":
         by_name = {b.branch_name: _normaliser(b) for b in node.branches if b.kind != "null"}
         plain = {type_of: by_name[b.branch_name] for b in node.branches for type_of in _python_types(b)}
