@@ -5,6 +5,7 @@ Exit codes (every command):
   1  the command ran and found problems (``policy check``, ``schema check``, ``policy diff`` needing consent)
   2  bad arguments, an unreadable or invalid policy or schema file, or a missing service
   3  a Kafka or schema-registry error while running
+  70 a worker stopped on a fatal Kafka error; restarted, it resumes from the last committed transaction
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
-    epilog="Exit codes: 0 ok; 1 problems found; 2 bad arguments or files; 3 Kafka/registry error.",
+    epilog="Exit codes: 0 ok; 1 problems found; 2 bad arguments or files; 3 Kafka/registry error; "
+    "70 a worker stopped on a fatal Kafka error (restart it).",
 )
 policy_app = typer.Typer(help="Check, render and compare joint-use notices.", no_args_is_help=True)
 schema_app = typer.Typer(help="Check and publish the governed Avro schemas.", no_args_is_help=True)
