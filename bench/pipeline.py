@@ -21,9 +21,10 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from streams.cli.client import produce_lines, producer
+from streams.cli.client import produce_lines
 from streams.devtools.processes import start_worker, stop_worker
 from streams.devtools.synthetic import Generator, Mix
+from streams.kafka import clients
 from streams.kafka.admin import create_topics
 from streams.policy.loader import load_policies
 from streams.settings import PROJECT_ROOT, Settings, load_settings
@@ -198,7 +199,7 @@ def latency(base: Settings, *, runtime: str, rate: float, seconds: float = 10.0)
     watcher = AuditWatcher(settings, topology.audit)
     watcher.start()
     worker = _starter(runtime)(settings, "bench-lat")
-    client = producer(settings, **{"linger.ms": 0})
+    client = clients.producer(settings.kafka_common(), linger_ms=0)
     try:
         # Warm-up record: wait until the worker is assigned and has looked up the schema.
         client.produce(topic, key=encoded[0].key, value=encoded[0].value)
