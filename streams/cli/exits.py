@@ -7,13 +7,15 @@ from typing import NoReturn
 
 import typer
 
+from streams.runtime.loop import EXIT_FATAL
+
 
 class Exit(IntEnum):
     OK = 0
     PROBLEMS = 1  # the command ran and found problems (rejected lines, failed checks, a diff needing consent)
     USAGE = 2  # bad arguments, an unreadable or invalid policy or schema file, a missing setting
     SERVICE = 3  # a Kafka or schema-registry error while running
-    FATAL = 70  # a worker stopped on a fatal Kafka error; restarted, it resumes from the last commit
+    FATAL = EXIT_FATAL  # a worker stopped on a fatal Kafka error; restarted, it resumes from the last commit
 
 
 def fail(problem: str | BaseException, code: Exit = Exit.USAGE) -> NoReturn:

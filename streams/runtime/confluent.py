@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -148,7 +147,6 @@ class Runner:
         self.processor = processor
         self.topology = topology
         self.metrics = metrics
-        self.stopping = threading.Event()
         # Called with each committed batch's outcomes (data-quality sampling); must not block.
         self.on_committed: Callable[[list[Outcome]], None] = lambda outcomes: None
         self.transport = ConfluentTransport(config, list(config.subscription) or [topology.ingest_pattern()])
@@ -182,20 +180,14 @@ class Runner:
     def run(self, *, max_idle_seconds: float | None = None) -> LoopStats:
         """Runs until ``stop()`` (or, with ``max_idle_seconds``, until idle that long). Raises
         ``FatalError`` when the worker must stop."""
-        watcher = threading.Thread(target=self._watch_stop, name="runner-stop", daemon=True)
-        watcher.start()
         try:
             return asyncio.run(self.loop.run(max_idle_seconds=max_idle_seconds))
         finally:
-            self.stopping.set()
             self.transport.close()
 
-    def _watch_stop(self) -> None:
-        self.stopping.wait()
-        self.loop.stop()
-
     def stop(self) -> None:
-        self.stopping.set()
+        """From any thread (a signal handler, the erasure thread): the loop ends after its batch."""
+        self.loop.stop()
 
 
 def _is_error(message: Message) -> bool:

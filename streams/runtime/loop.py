@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
@@ -105,7 +105,6 @@ class BatchLoop:
         policy: ErrorPolicy | None = None,
         offload: bool = False,
         pipelined: bool = False,
-        sleep: Callable[[float], object] | None = None,
     ) -> None:
         """``offload`` decides in a thread (an event loop with other work on it); ``pipelined``
         decides batch N+1 while batch N commits (only for transports that cannot rewind: a rewind
@@ -123,7 +122,6 @@ class BatchLoop:
         self.on_batch_seconds: list[Callable[[float], None]] = []
         self._stopping = False
         self._aborts_in_a_row = 0
-        self._sleep = sleep
 
     def stop(self) -> None:
         self._stopping = True
@@ -177,7 +175,7 @@ class BatchLoop:
                 if attempt == self.policy.retry_attempts:
                     raise FatalError(f"a dependency stayed unavailable ({exc})") from exc
                 log.warning("a dependency is unavailable; retrying the batch", extra={"error": str(exc)})
-                await self._pause(self.policy.backoff(attempt))
+                await asyncio.sleep(self.policy.backoff(attempt))
                 continue
             except Exception as exc:  # processors never raise for a record: this is a bug
                 raise FatalError(f"the processor failed ({type(exc).__name__})") from exc
@@ -203,7 +201,7 @@ class BatchLoop:
                 self._aborts_in_a_row += 1
                 if self._aborts_in_a_row > self.policy.max_aborts_in_a_row:
                     raise FatalError(f"{self._aborts_in_a_row} transactions in a row were aborted") from None
-                await self._pause(self.policy.backoff(self._aborts_in_a_row))
+                await asyncio.sleep(self.policy.backoff(self._aborts_in_a_row))
                 if self.transport.can_rewind:
                     owned = self.transport.assigned()
                     await self.transport.rewind({tp: o for tp, o in first_offsets(batch).items() if tp in owned})
@@ -218,13 +216,7 @@ class BatchLoop:
             committed(batch, outcomes)
 
     async def _write(self, messages: list[OutMessage], offsets: Offsets) -> None:
-        await transact(self.transport, messages, offsets, self.policy, pause=self._pause)
-
-    async def _pause(self, seconds: float) -> None:
-        if self._sleep is not None:  # tests pass a ``sleep`` that does not wait
-            self._sleep(seconds)
-        else:
-            await asyncio.sleep(seconds)
+        await transact(self.transport, messages, offsets, self.policy)
 
 
 async def transact(
@@ -232,21 +224,19 @@ async def transact(
     messages: Sequence[OutMessage],
     offsets: Offsets,
     policy: ErrorPolicy,
-    *,
-    pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> None:
     """One attempt at a batch's transaction (at least once: write, then commit the offsets). Each
     step is retried while its errors are retriable, up to the policy's caps. Raises ``Aborted``
     after aborting the transaction, ``FatalError`` when the writer cannot go on."""
     try:
         if transport.transactional:
-            await _step(transport, transport.begin, policy, pause)
-            await _step(transport, lambda: transport.write(messages), policy, pause)
-            await _step(transport, lambda: transport.send_offsets(offsets), policy, pause)
-            await _step(transport, transport.commit, policy, pause)
+            await _step(transport, transport.begin, policy)
+            await _step(transport, lambda: transport.write(messages), policy)
+            await _step(transport, lambda: transport.send_offsets(offsets), policy)
+            await _step(transport, transport.commit, policy)
         else:
-            await _step(transport, lambda: transport.write(messages), policy, pause)
-            await _step(transport, lambda: transport.send_offsets(offsets), policy, pause)
+            await _step(transport, lambda: transport.write(messages), policy)
+            await _step(transport, lambda: transport.send_offsets(offsets), policy)
     except _Abortable as exc:
         log.warning("the batch's transaction is aborted", extra={"error": str(exc.__cause__)})
         if transport.transactional:
@@ -257,9 +247,7 @@ async def transact(
         raise Aborted(str(exc.__cause__)) from exc
 
 
-async def _step(
-    transport: Writer, step: Callable[[], object], policy: ErrorPolicy, pause: Callable[[float], Awaitable[None]]
-) -> None:
+async def _step(transport: Writer, step: Callable[[], object], policy: ErrorPolicy) -> None:
     """One step of a transaction, retried while its errors are retriable, up to the caps."""
     deadline = time.monotonic() + policy.retry_deadline_seconds
     for attempt in range(1, policy.retry_attempts + 1):
@@ -275,7 +263,7 @@ async def _step(
             if kind is ErrorKind.ABORTABLE or attempt == policy.retry_attempts or time.monotonic() > deadline:
                 raise _Abortable from exc
             log.warning("a retriable Kafka error; retrying", extra={"error": str(exc), "attempt": attempt})
-            await pause(policy.backoff(attempt))
+            await asyncio.sleep(policy.backoff(attempt))
 
 
 class Aborted(Exception):
