@@ -12,7 +12,8 @@ It must never find anything; when it does, the engine has a bug and the record i
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from streams.policy.classification import UNKNOWN, ClassifiedSchema, FieldClass, FieldNode, TypeNode
@@ -26,7 +27,7 @@ _DELIVERABLE = (FieldClass.IDENTIFIER, FieldClass.ITEM)
 
 class LeakCanary:
     def __init__(self, schema: ClassifiedSchema, policies: PolicySet) -> None:
-        self._root = schema.root
+        self._check = _record_check(schema.root.fields, "")
         self._policies = {p.version: p for p in policies.versions}
 
     def inspect(self, delivery: Delivery, *, source: str, policy_version: str | None) -> list[tuple[str, str]]:
@@ -38,69 +39,115 @@ class LeakCanary:
             allowed: frozenset[str] = frozenset()
         else:
             allowed = frozenset(delivery.items) & policy.item_ids
-        _Walk(allowed, found).record(delivery.record, self._root.fields, "")
+        self._check(delivery.record, allowed, found)
         return found
 
 
-class _Walk:
-    def __init__(self, allowed: frozenset[str], found: list[tuple[str, str]]) -> None:
-        self.allowed = allowed
-        self.found = found
+# The schema is walked once, when the canary is built: each type becomes a check with its paths
+# already written, so inspecting a delivery only looks at the values. A check appends its findings;
+# a type with nothing to check inside (a scalar) has no check at all (None).
+_Found = list[tuple[str, str]]
+_Check = Callable[[Any, frozenset[str], _Found], None]
 
-    def record(self, value: Any, fields: tuple[FieldNode, ...], prefix: str) -> None:
-        if not isinstance(value, Mapping):
-            self.found.append((prefix or "<record>", UNKNOWN))
+
+@dataclass(frozen=True)
+class _FieldRule:
+    path: str
+    never_shared: str | None  # the class's name when no value of this field may leave
+    item: str | None  # the notice item the delivery must name, for an item field
+    check: _Check | None
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or isinstance(value, Mapping)
+
+
+def _record_check(fields: tuple[FieldNode, ...], prefix: str) -> _Check:
+    rules: dict[str, _FieldRule] = {}
+    for node in fields:
+        path = f"{prefix}{node.name}"
+        if node.cls not in _DELIVERABLE:
+            rules[node.name] = _FieldRule(path, node.cls.value, None, None)
+        else:
+            item = node.item if node.cls is FieldClass.ITEM else None
+            rules[node.name] = _FieldRule(path, None, item, _value_check(node.type, path))
+    where = prefix or "<record>"
+
+    def check_record(value: Any, allowed: frozenset[str], found: _Found) -> None:
+        if not _is_mapping(value):
+            found.append((where, UNKNOWN))
             return
-        by_name = {f.name: f for f in fields}
         for position, (name, inner) in enumerate(value.items(), start=1):
             if inner is None:
                 continue
-            node = by_name.get(name) if isinstance(name, str) else None
-            if node is None:
-                self.found.append((f"{prefix}<unknown@{position}>", UNKNOWN))
-                continue
-            path = f"{prefix}{name}"
-            if node.cls not in _DELIVERABLE:
-                self.found.append((path, node.cls.value))
-            elif node.cls is FieldClass.ITEM and node.item not in self.allowed:
-                self.found.append((path, ITEM_NOT_ALLOWED))
-            else:
-                self.value(inner, node.type, path)
+            rule = rules.get(name) if isinstance(name, str) else None
+            if rule is None:
+                found.append((f"{prefix}<unknown@{position}>", UNKNOWN))
+            elif rule.never_shared is not None:
+                found.append((rule.path, rule.never_shared))
+            elif rule.item is not None and rule.item not in allowed:
+                found.append((rule.path, ITEM_NOT_ALLOWED))
+            elif rule.check is not None:
+                rule.check(inner, allowed, found)
 
-    def value(self, value: Any, node: TypeNode, path: str) -> None:
-        kind = node.kind
-        if kind == "record":
-            self.record(value, node.fields, f"{path}.")
-        elif kind == "array" and node.items is not None:
-            if isinstance(value, list):
-                for element in value:
-                    if element is not None:
-                        self.value(element, node.items, f"{path}[]")
-        elif kind == "map" and node.items is not None:
-            if isinstance(value, Mapping):
-                for element in value.values():
-                    if element is not None:
-                        self.value(element, node.items, f"{path}{{}}")
-        elif kind == "union":
-            self.union(value, node, path)
+    return check_record
 
-    def union(self, value: Any, node: TypeNode, path: str) -> None:
-        branches = [b for b in node.branches if b.kind != "null"]
-        if node.tagged:
-            named = {b.branch_name: b for b in branches}
+
+def _value_check(node: TypeNode, path: str) -> _Check | None:
+    kind = node.kind
+    if kind == "record":
+        return _record_check(node.fields, f"{path}.")
+    if kind == "array" and node.items is not None:
+        element = _value_check(node.items, f"{path}[]")
+        return None if element is None else _elements_check(element, list, list)
+    if kind == "map" and node.items is not None:
+        element = _value_check(node.items, f"{path}{{}}")
+        return None if element is None else _elements_check(element, Mapping, lambda value: value.values())
+    if kind == "union":
+        return _union_check(node, path)
+    return None
+
+
+def _elements_check(element: _Check, container: type, elements: Callable[[Any], Any]) -> _Check:
+    def check_elements(value: Any, allowed: frozenset[str], found: _Found) -> None:
+        if isinstance(value, container):
+            for inner in elements(value):
+                if inner is not None:
+                    element(inner, allowed, found)
+
+    return check_elements
+
+
+def _union_check(node: TypeNode, path: str) -> _Check:
+    branches = [b for b in node.branches if b.kind != "null"]
+    if node.tagged:
+        named = {b.branch_name: _value_check(b, path) for b in branches}
+
+        def check_tagged(value: Any, allowed: frozenset[str], found: _Found) -> None:
             if not (isinstance(value, tuple) and len(value) == 2 and value[0] in named):
-                self.found.append((path, UNKNOWN))
+                found.append((path, UNKNOWN))
                 return
-            if value[1] is not None:
-                self.value(value[1], named[value[0]], path)
-            return
-        if isinstance(value, Mapping):
-            holder = next((b for b in branches if b.kind in ("record", "map")), None)
+            inner = named[value[0]]
+            if value[1] is not None and inner is not None:
+                inner(value[1], allowed, found)
+
+        return check_tagged
+    # Untagged: at most one branch holds a mapping, and one a list; a scalar's class is its field's.
+    mapping_branch = next((b for b in branches if b.kind in ("record", "map")), None)
+    list_branch = next((b for b in branches if b.kind == "array"), None)
+    mapping_check = None if mapping_branch is None else _value_check(mapping_branch, path)
+    list_check = None if list_branch is None else _value_check(list_branch, path)
+
+    def check_untagged(value: Any, allowed: frozenset[str], found: _Found) -> None:
+        if _is_mapping(value):
+            branch, inner = mapping_branch, mapping_check
         elif isinstance(value, list):
-            holder = next((b for b in branches if b.kind == "array"), None)
+            branch, inner = list_branch, list_check
         else:
-            return  # a scalar: its class is its field's
-        if holder is None:
-            self.found.append((path, UNKNOWN))
-        else:
-            self.value(value, holder, path)
+            return
+        if branch is None:
+            found.append((path, UNKNOWN))
+        elif inner is not None:
+            inner(value, allowed, found)
+
+    return check_untagged

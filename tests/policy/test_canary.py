@@ -4,15 +4,30 @@ schema and the notice, and flags every value the recipient may not receive."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from streams.policy.canary import ITEM_NOT_ALLOWED, NOT_A_JOINT_USER, LeakCanary
 from streams.policy.classification import ClassifiedSchema
 from streams.policy.decision import Delivery
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet
+from streams.serde.governed import GovernedVersion
+from tests.avro_strategies import schemas as generated_schemas
+from tests.avro_strategies import values
+from tests.policy.canary_reference import reference_findings
 from tests.records import make_native_records
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+JUNK = st.recursive(
+    st.one_of(st.text(max_size=4), st.integers(), st.none()),
+    lambda children: st.one_of(
+        st.lists(children, max_size=2), st.dictionaries(st.text(max_size=3), children, max_size=2)
+    ),
+    max_leaves=6,
+)
 
 
 def test_canary_is_silent_on_real_deliveries(engine: Engine, schema: ClassifiedSchema, policies: PolicySet) -> None:
@@ -83,3 +98,23 @@ def test_canary_flags_a_recipient_that_is_not_a_joint_user(schema: ClassifiedSch
     assert ("<recipient>", NOT_A_JOINT_USER) in canary.inspect(to_itself, source="jcom", policy_version=version)
     unknown_version = Delivery("jcom-insurance", (), ("name",), {"customer_id": "c"})
     assert canary.inspect(unknown_version, source="jcom", policy_version="1999") == [("<recipient>", NOT_A_JOINT_USER)]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_the_compiled_canary_finds_what_the_plain_walk_finds(policies: PolicySet, data: Any) -> None:
+    """Over generated schemas (records, arrays, maps, tagged and untagged unions), values with
+    protected fields, foreign keys and wrong shapes, and any subset of items."""
+    version = GovernedVersion.build("generated.v1", data.draw(generated_schemas()))
+    record = data.draw(values(version.classified.root, marked=False))
+    for key, value in data.draw(st.dictionaries(st.text(max_size=4), JUNK, max_size=3)).items():
+        record.setdefault(key, value)
+    items = tuple(data.draw(st.sets(st.sampled_from(sorted(policies.latest.item_ids)))))
+    recipient = data.draw(st.sampled_from(["jcom-insurance", "jcom", "outsider"]))
+    found = LeakCanary(version.classified, policies).inspect(
+        Delivery(recipient, (), items, record), source="jcom", policy_version=policies.latest.version
+    )
+    joint_user = recipient == "jcom-insurance"
+    allowed = frozenset(items) & policies.latest.item_ids if joint_user else frozenset()
+    expected = reference_findings(record, version.classified.root, allowed)
+    assert found == ([] if joint_user else [("<recipient>", NOT_A_JOINT_USER)]) + expected
