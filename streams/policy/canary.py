@@ -58,6 +58,9 @@ class _FieldRule:
     check: _Check | None
 
 
+_SCALARS = frozenset({str, int, float, bool, bytes})  # exact types: a subclass takes the long way
+
+
 def _is_mapping(value: Any) -> bool:
     return type(value) is dict or isinstance(value, Mapping)
 
@@ -139,6 +142,8 @@ def _union_check(node: TypeNode, path: str) -> _Check:
     list_check = None if list_branch is None else _value_check(list_branch, path)
 
     def check_untagged(value: Any, allowed: frozenset[str], found: _Found) -> None:
+        if type(value) in _SCALARS:
+            return
         if _is_mapping(value):
             branch, inner = mapping_branch, mapping_check
         elif isinstance(value, list):
