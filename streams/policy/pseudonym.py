@@ -12,6 +12,7 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 MIN_KEY_BYTES = 16
 _KEY_ID_MESSAGE = b"jointuse subject key id"
@@ -21,12 +22,15 @@ class SubjectKeyError(ValueError):
     """The key material is unusable; the message never holds key material."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SubjectKeys:
     """The current key, which makes new pseudonyms, and earlier ones, used only to look subjects up."""
 
     current: bytes
     previous: tuple[bytes, ...] = ()
+
+    def __repr__(self) -> str:  # never the key material: only which key it is
+        return f"SubjectKeys(key_id={self.key_id!r}, previous={len(self.previous)})"
 
     def __post_init__(self) -> None:
         for key in (self.current, *self.previous):
@@ -41,7 +45,7 @@ class SubjectKeys:
             raise SubjectKeyError("no subject key given")
         return cls(keys[0], tuple(keys[1:]))
 
-    @property
+    @cached_property
     def key_id(self) -> str:
         return _key_id(self.current)
 

@@ -18,3 +18,9 @@ def test_unusable_keys_are_refused_without_echoing_them(lines: list[str]) -> Non
     with pytest.raises(SubjectKeyError) as caught:
         SubjectKeys.from_lines(lines)
     assert "short" not in str(caught.value)
+
+
+def test_the_keys_never_show_in_their_representation() -> None:
+    keys = SubjectKeys(b"a-current-secret-key-material", (b"an-older-secret-key-material",))
+    shown = repr(keys) + str(keys)
+    assert "secret" not in shown and keys.key_id in shown
