@@ -160,24 +160,23 @@ def _has_containers(node: TypeNode) -> bool:
     )
 
 
-def _has_union_of_containers(node: TypeNode) -> bool:
-    if node.kind == "union" and any(b.kind in ("record", "array", "map") for b in node.branches):
+def _has_union(node: TypeNode, which: Callable[[TypeNode], bool]) -> bool:
+    """Whether a union ``which`` picks is anywhere inside ``node``."""
+    if node.kind == "union" and which(node):
         return True
     if node.kind == "record":
-        return any(_has_union_of_containers(f.type) for f in node.fields)
+        return any(_has_union(f.type, which) for f in node.fields)
     if node.items is not None:
-        return _has_union_of_containers(node.items)
-    return any(_has_union_of_containers(b) for b in node.branches)
+        return _has_union(node.items, which)
+    return any(_has_union(b, which) for b in node.branches)
 
 
 def _has_tagged(node: TypeNode) -> bool:
-    if node.tagged:
-        return True
-    if node.kind == "record":
-        return any(_has_tagged(f.type) for f in node.fields)
-    if node.items is not None:
-        return _has_tagged(node.items)
-    return any(_has_tagged(b) for b in node.branches)
+    return _has_union(node, lambda union: union.tagged)
+
+
+def _has_union_of_containers(node: TypeNode) -> bool:
+    return _has_union(node, lambda union: any(b.kind in ("record", "array", "map") for b in union.branches))
 
 
 def _normaliser(node: TypeNode) -> Normalise:
