@@ -202,7 +202,7 @@ async def erasure(stream: faust.StreamT[Any]) -> None:
         for message, outcome in zip(inputs, outcomes, strict=True):
             log.info(
                 "rights request handled",
-                extra={"action": outcome.reason, "offset": message.offset, "tombstones": len(outcome.deliveries)},
+                extra={"action": outcome.reason, "offset": message.offset, "tombstones": outcome.tombstones},
             )
 
     core.on_committed.append(observe)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from streams.policy.decision import Decision, Status
 
@@ -44,9 +44,22 @@ class OutMessage:
     headers: Headers
 
 
+class Written(Protocol):
+    """What the batch loop needs of any processor's outcome: the messages to write in the batch's
+    transaction, and a status to count. Each processor says the rest in its own type: ``Outcome``
+    (ingest, and replays of it), ``ErasureOutcome``, ``ForeignOutcome``."""
+
+    @property
+    def status(self) -> Status: ...  # pragma: no cover
+
+    @property
+    def messages(self) -> tuple[OutMessage, ...]: ...  # pragma: no cover
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What became of one input: its status, reason code, and the messages to write."""
+    """What became of one input of the ingest processor: its status, reason code, the messages to
+    write, and who received which purposes."""
 
     status: Status
     reason: str

@@ -20,6 +20,8 @@ from streams.kafka.lag import PartitionLag
 from streams.messages import InMessage, Outcome
 from streams.policy.classification import UNKNOWN
 from streams.policy.decision import Status
+from streams.processors.erasure import ErasureOutcome
+from streams.processors.foreign import ForeignOutcome
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -161,11 +163,11 @@ class RightsMetrics:
             "jointuse_erasure_tombstones", "Tombstones written for erased subjects.", registry=registry
         )
 
-    def observe(self, outcomes: Iterable[Outcome]) -> None:
+    def observe(self, outcomes: Iterable[ErasureOutcome]) -> None:
         for outcome in outcomes:
             self.requests.labels(outcome.reason).inc()
-            if outcome.reason == "erase":
-                self.tombstones.inc(len(outcome.deliveries))
+            if outcome.tombstones:
+                self.tombstones.inc(outcome.tombstones)
 
 
 class ForeignMetrics:
@@ -187,9 +189,9 @@ class ForeignMetrics:
         )
         self.provided.labels(recipient)
 
-    def observe(self, outcomes: Iterable[Outcome]) -> None:
+    def observe(self, outcomes: Iterable[ForeignOutcome]) -> None:
         for outcome in outcomes:
-            if outcome.status is Status.SHARED:
+            if outcome.provided:
                 self.provided.labels(self.recipient).inc()
             else:
-                self.refused.labels(self.recipient, outcome.reason).inc()
+                self.refused.labels(self.recipient, outcome.reason.value).inc()

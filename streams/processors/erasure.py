@@ -13,11 +13,12 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from streams.errors import DEPENDENCY_ERRORS
 from streams.kafka.reader import scan_topic
-from streams.messages import InMessage, Outcome, OutMessage, dead_letter_headers
+from streams.messages import InMessage, OutMessage, dead_letter_headers
 from streams.policy.decision import Status
 from streams.policy.pseudonym import SubjectKeys
 from streams.policy.rights import (
@@ -72,6 +73,24 @@ def provision_lookup(kafka: dict[str, Any], topology: Topology, *, group_id: str
     return lookup
 
 
+@dataclass(frozen=True)
+class ErasureOutcome:
+    """What became of one rights request. ``reason`` is the action taken (``erase``; ``stop`` and
+    ``resume``, which every worker's rights view applies, so nothing is written; ``tombstone``, a
+    compacted request) or, for a dead letter (status INVALID), why. An erasure (status SHARED)
+    writes a tombstone to each topic in ``tombstone_topics`` and a notice to each recipient."""
+
+    status: Status
+    reason: str
+    source: str | None
+    messages: tuple[OutMessage, ...]
+    tombstone_topics: tuple[str, ...] = ()
+
+    @property
+    def tombstones(self) -> int:
+        return len(self.tombstone_topics)
+
+
 class RightsProcessor:
     def __init__(
         self,
@@ -92,7 +111,7 @@ class RightsProcessor:
         self.erased = 0
         self.tombstones = 0
 
-    def process(self, message: InMessage) -> Outcome:
+    def process(self, message: InMessage) -> ErasureOutcome:
         """Never raises for anything about the request (it becomes a dead letter, ``unprocessable``
         with the error's class only); a dependency's failure (the audit scan) propagates, for a retry."""
         try:
@@ -102,9 +121,9 @@ class RightsProcessor:
         except Exception as exc:
             return self._dead(message, "unprocessable", type(exc).__name__)
 
-    def _process(self, message: InMessage) -> Outcome:
+    def _process(self, message: InMessage) -> ErasureOutcome:
         if message.value is None:
-            return Outcome(Status.WITHHELD, "tombstone", None, (), {}, ())
+            return ErasureOutcome(Status.WITHHELD, "tombstone", None, ())
         try:
             request = parse_request(message.value)
         except InvalidRightsRequest as exc:
@@ -113,10 +132,10 @@ class RightsProcessor:
             return self._dead(message, "key_mismatch", "the message key differs from source:customer_id")
         if request.action is not RightsAction.ERASE:
             # Stop and resume take effect in every worker's rights view; nothing to write.
-            return Outcome(Status.WITHHELD, request.action.value, request.source, (), {}, ())
+            return ErasureOutcome(Status.WITHHELD, request.action.value, request.source, ())
         return self._erase(request)
 
-    def _erase(self, request: RightsRequest) -> Outcome:
+    def _erase(self, request: RightsRequest) -> ErasureOutcome:
         time.sleep(self.grace_seconds)
         subjects = self.subjects.lookup_subjects(request.source, request.customer_id)
         reached = sorted(recipients_reached(disclosures(self.audit(subjects), subjects)))
@@ -133,13 +152,13 @@ class RightsProcessor:
             out.append(OutMessage(self.topology.notices(recipient), key, notice, headers))
         self.erased += 1
         self.tombstones += len(topics)
-        return Outcome(Status.SHARED, "erase", request.source, tuple(out), {r: ("erasure",) for r, _ in topics}, ())
+        return ErasureOutcome(Status.SHARED, "erase", request.source, tuple(out), tuple(t for _, t in topics))
 
-    def _dead(self, message: InMessage, reason: str, detail: str) -> Outcome:
+    def _dead(self, message: InMessage, reason: str, detail: str) -> ErasureOutcome:
         out = OutMessage(
             self.topology.dead_letters(RIGHTS_DEAD_LETTERS),
             message.key,
             message.value,
             dead_letter_headers(message, reason, detail),
         )
-        return Outcome(Status.INVALID, reason, None, (out,), {}, ())
+        return ErasureOutcome(Status.INVALID, reason, None, (out,))

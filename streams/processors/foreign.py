@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from streams.errors import DEPENDENCY_ERRORS, SerdeError
-from streams.messages import H_POLICY_VERSION, H_SOURCE, InMessage, Outcome, OutMessage
+from streams.messages import H_POLICY_VERSION, H_SOURCE, InMessage, OutMessage
 from streams.policy.decision import Status
 from streams.policy.foreign import ForeignGate, ForeignReason, foreign_schema
 from streams.policy.loader import PolicySet
@@ -22,6 +22,24 @@ from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedReader, GovernedVersion
 from streams.serde.wire import frame
 from streams.topology import Topology
+
+
+@dataclass(frozen=True)
+class ForeignOutcome:
+    """What became of one record at the foreign egress: provided abroad (the record and its
+    provision record are the messages), or refused, and why."""
+
+    reason: ForeignReason
+    source: str | None
+    messages: tuple[OutMessage, ...] = ()
+
+    @property
+    def provided(self) -> bool:
+        return self.reason is ForeignReason.PROVIDED
+
+    @property
+    def status(self) -> Status:
+        return Status.SHARED if self.provided else Status.WITHHELD
 
 
 @dataclass
@@ -55,7 +73,7 @@ class ForeignProcessor:
             self._writers[(version.name, policy.version)] = writer
         return writer
 
-    def process(self, message: InMessage) -> Outcome:
+    def process(self, message: InMessage) -> ForeignOutcome:
         """Never raises for anything about the record (it is refused and counted); only a
         dependency's failure propagates, for a retry."""
         try:
@@ -65,7 +83,7 @@ class ForeignProcessor:
         except Exception:
             return self._refuse(self.topology.company_of_ingest(message.topic) or "", ForeignReason.NOT_A_RECORD)
 
-    def _process(self, message: InMessage) -> Outcome:
+    def _process(self, message: InMessage) -> ForeignOutcome:
         source = self.topology.company_of_ingest(message.topic) or ""
         try:
             decoded = self.reader.decode(message.value)
@@ -99,8 +117,8 @@ class ForeignProcessor:
                 [],
             ),
         )
-        return Outcome(Status.SHARED, ForeignReason.PROVIDED.value, source, out, {self.recipient: ()}, ())
+        return ForeignOutcome(ForeignReason.PROVIDED, source, out)
 
-    def _refuse(self, source: str, reason: ForeignReason) -> Outcome:
+    def _refuse(self, source: str, reason: ForeignReason) -> ForeignOutcome:
         self.refused[reason.value] = self.refused.get(reason.value, 0) + 1
-        return Outcome(Status.WITHHELD, reason.value, source or None, (), {}, ())
+        return ForeignOutcome(reason, source or None)

@@ -11,16 +11,16 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streams.errors import ClusterError
 from streams.kafka import clients
 from streams.kafka.produce import produce_waiting
-from streams.messages import InMessage, Outcome, OutMessage
+from streams.messages import InMessage, OutMessage
 from streams.observability.metrics import PipelineMetrics
-from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, LoopStats, Offsets
+from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, LoopStats, Offsets, OutcomeT
 from streams.topology import Topology
 
 Guarantee = Literal["exactly_once", "at_least_once"]
@@ -133,24 +133,26 @@ class ConfluentTransport(ConfluentWriter):
             pass  # already closed
 
 
-class Runner:
+class Runner(Generic[OutcomeT]):
     """A BatchLoop over a ConfluentTransport, run in the calling thread until ``stop()``."""
 
     def __init__(
         self,
         config: RunnerConfig,
-        processor: BatchProcessor,
+        processor: BatchProcessor[OutcomeT],
         topology: Topology,
         metrics: PipelineMetrics | None = None,
     ) -> None:
+        """``metrics`` counts transactions and batch times; what a committed outcome means is for
+        ``on_committed`` (each processor's own metrics), called with each committed batch and never
+        blocking."""
         self.config = config
         self.processor = processor
         self.topology = topology
         self.metrics = metrics
-        # Called with each committed batch's outcomes (data-quality sampling); must not block.
-        self.on_committed: Callable[[list[Outcome]], None] = lambda outcomes: None
+        self.on_committed: list[Callable[[Sequence[InMessage], Sequence[OutcomeT]], None]] = []
         self.transport = ConfluentTransport(config, list(config.subscription) or [topology.ingest_pattern()])
-        self.loop = BatchLoop(self.transport, processor)
+        self.loop: BatchLoop[OutcomeT] = BatchLoop(self.transport, processor)
         self.loop.on_committed.append(self._committed)
         self.loop.on_abort.append(self._aborted)
         self.loop.on_batch_seconds.append(self._batch_seconds)
@@ -163,11 +165,11 @@ class Runner:
     def assigned(self) -> set[tuple[str, int]]:
         return self.transport.assigned()
 
-    def _committed(self, inputs: Sequence[InMessage], outcomes: Sequence[Outcome]) -> None:
+    def _committed(self, inputs: Sequence[InMessage], outcomes: Sequence[OutcomeT]) -> None:
         if self.metrics is not None:
             self.metrics.transactions.labels("committed").inc()
-            self.metrics.observe(zip(inputs, outcomes, strict=True))
-        self.on_committed(list(outcomes))
+        for committed in self.on_committed:
+            committed(inputs, outcomes)
 
     def _aborted(self) -> None:
         if self.metrics is not None:

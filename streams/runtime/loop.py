@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from streams.errors import DEPENDENCY_ERRORS
-from streams.messages import InMessage, Outcome, OutMessage
+from streams.messages import InMessage, OutMessage, Written
 from streams.policy.decision import Status
 
 log = logging.getLogger("jointuse.worker")
@@ -44,8 +44,12 @@ class FatalError(Exception):
     committed transaction)."""
 
 
-class BatchProcessor(Protocol):
-    def process(self, message: InMessage) -> Outcome: ...  # pragma: no cover
+OutcomeT = TypeVar("OutcomeT", bound=Written)  # a processor's outcome type
+OutcomeT_co = TypeVar("OutcomeT_co", bound=Written, covariant=True)
+
+
+class BatchProcessor(Protocol[OutcomeT_co]):
+    def process(self, message: InMessage) -> OutcomeT_co: ...  # pragma: no cover
 
 
 class Writer(Protocol):
@@ -93,14 +97,11 @@ class LoopStats:
     aborted_batches: int = 0
 
 
-Committed = Callable[[Sequence[InMessage], Sequence[Outcome]], None]
-
-
-class BatchLoop:
+class BatchLoop(Generic[OutcomeT]):
     def __init__(
         self,
         transport: Transport,
-        processor: BatchProcessor,
+        processor: BatchProcessor[OutcomeT],
         *,
         policy: ErrorPolicy | None = None,
         offload: bool = False,
@@ -117,7 +118,7 @@ class BatchLoop:
         self.offload = offload
         self.pipelined = pipelined
         self.stats = LoopStats()
-        self.on_committed: list[Committed] = []
+        self.on_committed: list[Callable[[Sequence[InMessage], Sequence[OutcomeT]], None]] = []
         self.on_abort: list[Callable[[], None]] = []
         self.on_batch_seconds: list[Callable[[float], None]] = []
         self._stopping = False
@@ -163,7 +164,7 @@ class BatchLoop:
                 await committing
         return self.stats
 
-    async def _decide(self, batch: list[InMessage]) -> list[Outcome]:
+    async def _decide(self, batch: list[InMessage]) -> list[OutcomeT]:
         for attempt in range(1, self.policy.retry_attempts + 1):
             started = time.perf_counter()
             try:
@@ -184,10 +185,10 @@ class BatchLoop:
             return outcomes
         raise AssertionError("unreachable")
 
-    def _process_all(self, batch: list[InMessage]) -> list[Outcome]:
+    def _process_all(self, batch: list[InMessage]) -> list[OutcomeT]:
         return [self.processor.process(message) for message in batch]
 
-    async def _commit(self, batch: list[InMessage], outcomes: list[Outcome]) -> None:
+    async def _commit(self, batch: list[InMessage], outcomes: list[OutcomeT]) -> None:
         messages = [out for outcome in outcomes for out in outcome.messages]
         offsets = next_offsets(batch)
         while True:

@@ -13,12 +13,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from streams.errors import ConfigError
+from streams.messages import Outcome
 from streams.observability.logs import configure as configure_logging
 from streams.observability.metrics import ForeignMetrics, RightsMetrics
 from streams.observability.telemetry import Telemetry
 from streams.policy.foreign import find_recipient
 from streams.policy.loader import PolicySet, load_policies
-from streams.processors.erasure import RightsProcessor, audit_lookup, provision_lookup
+from streams.processors.erasure import ErasureOutcome, RightsProcessor, audit_lookup, provision_lookup
 from streams.processors.foreign import ForeignProcessor
 from streams.processors.ingest import Processor
 from streams.quality.monitor import QualityMonitor
@@ -72,7 +73,7 @@ def rights_processor(settings: Settings) -> RightsProcessor:
     )
 
 
-def build_rights_runner(settings: Settings, *, worker_id: str, guarantee: Guarantee) -> Runner:
+def build_rights_runner(settings: Settings, *, worker_id: str, guarantee: Guarantee) -> Runner[ErasureOutcome]:
     """The erasure side: the rights topic in its own group, one transaction per batch of requests."""
     topology = Topology(settings.topic_prefix)
     config = RunnerConfig(
@@ -94,7 +95,7 @@ def build_runner(
     guarantee: Guarantee,
     batch_size: int = 500,
     is_stopped: Callable[[str, str], bool] = lambda source, key: False,
-) -> tuple[Runner, Telemetry]:
+) -> tuple[Runner[Outcome], Telemetry]:
     topology = Topology(settings.topic_prefix)
     policies = load_policies(settings.policy_path)
     registry = Registry(settings.registry_conf())
@@ -117,6 +118,7 @@ def build_runner(
         assigned=lambda: bool(runner.assigned),
     )
     runner.metrics = observed.metrics
+    runner.on_committed.append(lambda inputs, outcomes: observed.metrics.observe(zip(inputs, outcomes, strict=True)))
     return runner, observed
 
 
@@ -145,8 +147,9 @@ def run_worker(
     eraser = build_rights_runner(settings, worker_id=worker_id, guarantee=guarantee)
     quality = quality_monitor(settings, telemetry.metrics.registry)
     telemetry.checks["rights_view"] = lambda: view.healthy
-    runner.on_committed = quality.offer
-    eraser.on_committed = RightsMetrics(telemetry.metrics.registry, lambda: len(view.state)).observe
+    runner.on_committed.append(lambda inputs, outcomes: quality.offer(outcomes))
+    rights_metrics = RightsMetrics(telemetry.metrics.registry, lambda: len(view.state))
+    eraser.on_committed.append(lambda inputs, outcomes: rights_metrics.observe(outcomes))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         runner.stop()
@@ -226,7 +229,8 @@ def run_foreign_egress(
         policy=policies.latest,
         assigned=lambda: bool(runner.assigned),
     )
-    runner.on_committed = ForeignMetrics(telemetry.metrics.registry, recipient).observe
+    foreign_metrics = ForeignMetrics(telemetry.metrics.registry, recipient)
+    runner.on_committed.append(lambda inputs, outcomes: foreign_metrics.observe(outcomes))
     telemetry.checks["rights_view"] = lambda: view.healthy
 
     def stop(signum: int, frame: FrameType | None) -> None:

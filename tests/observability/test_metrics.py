@@ -5,6 +5,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from streams.messages import InMessage, Outcome
 from streams.observability.metrics import ForeignMetrics, PipelineMetrics, RightsMetrics
 from streams.policy.decision import Status
+from streams.policy.foreign import ForeignReason
+from streams.processors.erasure import ErasureOutcome
+from streams.processors.foreign import ForeignOutcome
 
 
 def _value(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float | None:
@@ -55,8 +58,8 @@ def test_leak_canary_series_exists_at_zero_before_any_record() -> None:
 def test_foreign_and_rights_metrics_count_outcomes() -> None:
     registry = CollectorRegistry()
     foreign = ForeignMetrics(registry, "example-re-us")
-    provided = Outcome(Status.SHARED, "provided", "jcom-insurance", (), {"example-re-us": ()}, ())
-    refused = Outcome(Status.WITHHELD, "no_consent", "jcom-insurance", (), {}, ())
+    provided = ForeignOutcome(ForeignReason.PROVIDED, "jcom-insurance")
+    refused = ForeignOutcome(ForeignReason.NO_CONSENT, "jcom-insurance")
     foreign.observe([provided, refused, refused])
     assert registry.get_sample_value("jointuse_foreign_provisions_total", {"recipient": "example-re-us"}) == 1
     labels = {"recipient": "example-re-us", "reason": "no_consent"}
@@ -64,8 +67,10 @@ def test_foreign_and_rights_metrics_count_outcomes() -> None:
 
     stopped = [3]
     rights = RightsMetrics(registry, lambda: stopped[0])
-    erase = Outcome(Status.SHARED, "erase", "jcom", (), {"jcom-insurance": ("erasure",), "other": ("erasure",)}, ())
-    rights.observe([erase, Outcome(Status.WITHHELD, "stop", "jcom", (), {}, ())])
+    erase = ErasureOutcome(
+        Status.SHARED, "erase", "jcom", (), ("p.deliver.jcom-insurance.customer.v1", "p.deliver.other.customer.v1")
+    )
+    rights.observe([erase, ErasureOutcome(Status.WITHHELD, "stop", "jcom", ())])
     assert registry.get_sample_value("jointuse_rights_requests_total", {"action": "erase"}) == 1
     assert registry.get_sample_value("jointuse_rights_requests_total", {"action": "stop"}) == 1
     assert registry.get_sample_value("jointuse_erasure_tombstones_total") == 2
