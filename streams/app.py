@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_max_poll_records=settings.batch_size,
         stream_buffer_maxsize=settings.batch_size * 4,
         web_enabled=False,
-        logging_config=logging_config(settings.log_level),
+        logging_config=logging_config(settings.log_level, settings.worker_id or default_worker_id()),
         producer_max_request_size=8_388_608,
         consumer_max_fetch_size=8_388_608,
     )

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import sys
 from typing import Any
 
@@ -16,13 +15,17 @@ _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"mess
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, worker_id: str | None = None) -> None:
+        super().__init__()
+        self.worker_id = worker_id
+
     def format(self, record: logging.LogRecord) -> str:
         event: dict[str, Any] = {
             "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
-            "worker_id": os.environ.get("JOINTUSE_WORKER_ID"),
+            "worker_id": self.worker_id,
         }
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
@@ -32,20 +35,20 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=False)
 
 
-def logging_config(level: str = "INFO") -> dict[str, Any]:
+def logging_config(level: str = "INFO", worker_id: str | None = None) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` mapping (faust's ``logging_config`` setting takes it as is)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "streams.observability.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "streams.observability.logs.JsonFormatter", "worker_id": worker_id}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {"aiokafka": {"level": "WARNING"}},
     }
 
 
-def configure(level: str = "INFO") -> None:
+def configure(level: str = "INFO", worker_id: str | None = None) -> None:
     import logging.config
 
-    logging.config.dictConfig(logging_config(level))
+    logging.config.dictConfig(logging_config(level, worker_id))
     sys.stderr.flush()

@@ -157,7 +157,7 @@ def run_worker(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    configure_logging()
+    configure_logging(worker_id=worker_id)
     # No record is decided before every stop-of-use request on file is known.
     view.start()
     erasure_failure: list[FatalError] = []
