@@ -15,13 +15,15 @@ import os
 from typing import Any
 
 import faust
+from faust.transport.consumer import Consumer as FaustConsumer
+from faust.types import TP
 
 from streams.errors import JointUseError
 from streams.observability.logs import logging_config
 from streams.observability.metrics import RightsMetrics
 from streams.observability.telemetry import Telemetry
 from streams.policy.loader import load_policies
-from streams.runtime.faust_sink import FaustTransport
+from streams.runtime.faust_sink import ConsumerBatches, FaustTransport
 from streams.runtime.loop import EXIT_FATAL, BatchLoop, FatalError
 from streams.runtime.wiring import (
     default_worker_id,
@@ -87,6 +89,21 @@ class Worker:
         self.registry = Registry(settings.registry_conf())
         self.rights = rights_view(settings)
         self.rights_metrics: RightsMetrics | None = None  # set by the pipeline agent, read by erasure
+        self.started_batches: ConsumerBatches | None = None
+
+    @property
+    def batches(self) -> ConsumerBatches:
+        """One reader of the consumer for both agents (a message goes to the route of its topic);
+        made by the first agent that asks, when faust's consumer exists."""
+        if self.started_batches is None:
+            rights_topic = Topology(self.settings.topic_prefix).rights
+            self.started_batches = ConsumerBatches(
+                app.consumer,
+                lambda topic: "rights" if topic == rights_topic else "ingest",
+                timeout=BATCH_WITHIN_SECONDS,
+                max_pending=self.settings.batch_size * 4,
+            )
+        return self.started_batches
 
     def sink(self, suffix: str = "") -> dict[str, Any]:
         transactional_id = f"{self.settings.topic_prefix}.pipeline.{self.worker_id}{suffix}"
@@ -94,7 +111,16 @@ class Worker:
             "kafka": self.settings.aiokafka_conf(),
             "transactional_id": transactional_id if self.exactly_once else None,
             "group_id": group_id(self.settings),
+            "commit_offsets": None if self.exactly_once else self.commit_offsets,
         }
+
+    async def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
+        """At least once: the group's offsets, through faust's consumer (its driver commits only
+        the partitions it still owns)."""
+        # ``_commit`` is the driver's commit of given offsets (faust's public ``commit`` commits
+        # what its streams acknowledged, and no stream sees these messages); pinned with the faust
+        # version in tests/runtime/test_faust_pin.py.
+        await app.consumer._commit({TP(topic, partition): offset for (topic, partition), offset in offsets.items()})  # type: ignore[attr-defined]
 
 
 settings = load_settings()
@@ -130,6 +156,19 @@ def _leave_offsets_to_transactions(application: faust.App) -> None:
     application.consumer._commit = offsets_are_in_the_transactions  # type: ignore[attr-defined]
 
 
+async def _messages_go_to_batches_only(consumer: Any, fetcher: Any) -> None:
+    """Replaces faust's per-message drain (see ``_fetch_whole_batches``): idle until cancelled."""
+    await asyncio.Event().wait()
+
+
+def _fetch_whole_batches() -> None:
+    """faust's fetcher hands each message to a stream on its own (a callback and a ``wait_first``
+    per message); the agents here read whole fetches from the consumer instead (``batches``), so
+    the fetcher's drain is turned off. This replaces a private method of faust's consumer:
+    tests/runtime/test_faust_pin.py pins the faust version it was checked against."""
+    FaustConsumer._drain_messages = _messages_go_to_batches_only  # type: ignore[method-assign,assignment]
+
+
 def _stop_the_process(exc: FatalError) -> None:
     # faust would acknowledge the batch when the agent ends and commit it later (at least once), and
     # restart the agent: exit at once instead; the restarted worker resumes from the last transaction.
@@ -137,6 +176,18 @@ def _stop_the_process(exc: FatalError) -> None:
     os._exit(EXIT_FATAL)
 
 
+_fetch_whole_batches()
+
+
+@app.on_partitions_revoked.connect
+async def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    (revoked,) = args  # faust sends the revoked partitions
+    if worker.started_batches is not None:
+        worker.started_batches.forget({(tp.topic, tp.partition) for tp in revoked})
+
+
+# The agents declare their topics (faust subscribes the group to them and owns assignment); their
+# streams stay empty, because the messages are read in whole fetches (``batches``).
 @app.agent(ingest, concurrency=1)
 async def pipeline(stream: faust.StreamT[Any]) -> None:
     if worker.exactly_once:
@@ -165,9 +216,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
     except JointUseError as exc:
         log.error("the worker cannot start: %s", exc)
         os._exit(2)
-    # take_events is on faust.Stream but missing from the StreamT protocol faust ships.
-    batches = stream.take_events(settings.batch_size, within=BATCH_WITHIN_SECONDS)  # type: ignore[attr-defined]
-    transport = FaustTransport(batches, **worker.sink())
+    transport = FaustTransport(worker.batches, "ingest", settings.batch_size, **worker.sink())
     # Under exactly-once, batch N+1 is decided (in a thread) while batch N's transaction commits;
     # transactions still commit one after the other, in order. At least once, faust commits what was
     # acknowledged, so each batch is written before the next is taken.
@@ -191,8 +240,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
 @app.agent(rights, concurrency=1)
 async def erasure(stream: faust.StreamT[Any]) -> None:
     """Erasure requests become tombstones and notices, committed with the request's offset."""
-    batches = stream.take_events(50, within=0.2)  # type: ignore[attr-defined]
-    transport = FaustTransport(batches, **worker.sink(".rights"))
+    transport = FaustTransport(worker.batches, "rights", 50, **worker.sink(".rights"))
     # The lookup reads the audit topic: blocking, so off the loop.
     core = BatchLoop(transport, rights_processor(settings), offload=True)
 

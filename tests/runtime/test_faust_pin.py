@@ -1,5 +1,9 @@
-"""streams.app replaces faust's private ``Consumer._commit`` under exactly-once (our transactions
-commit the offsets). That was checked against one faust version: a new one must be checked again."""
+"""streams.app relies on private parts of faust's consumer, checked against one faust version (a new
+one must be checked again):
+- it replaces ``Consumer._commit`` under exactly-once (our transactions commit the offsets) and
+  calls the driver's ``_commit`` at least once;
+- it replaces ``Consumer._drain_messages`` (the per-message drain of faust's fetcher) and reads whole
+  fetches with ``Consumer.getmany`` instead."""
 
 from __future__ import annotations
 
@@ -13,3 +17,11 @@ def test_the_replaced_commit_method_is_the_one_checked() -> None:
     assert faust.__version__ == "0.15.3", "re-check streams.app._leave_offsets_to_transactions, then update the pin"
     assert list(inspect.signature(Consumer._commit).parameters) == ["self", "offsets"]
     assert inspect.iscoroutinefunction(Consumer._commit)
+
+
+def test_the_replaced_drain_and_the_batch_read_are_the_ones_checked() -> None:
+    assert faust.__version__ == "0.15.3", "re-check streams.app._fetch_whole_batches, then update the pin"
+    assert list(inspect.signature(Consumer._drain_messages).parameters) == ["self", "fetcher"]
+    assert inspect.iscoroutinefunction(Consumer._drain_messages)
+    assert list(inspect.signature(Consumer.getmany).parameters) == ["self", "timeout"]
+    assert inspect.isasyncgenfunction(Consumer.getmany)
