@@ -1,0 +1,83 @@
+"""The faust transport's batch reader without a broker: a stand-in for faust's consumer yields whole
+fetches, as ``Consumer.getmany`` does."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+from streams.runtime.faust_sink import ConsumerBatches
+
+INGEST, RIGHTS = "t.ingest.jcom.customer.v1", "t.rights.v1"
+
+
+def _message(topic: str, partition: int, offset: int) -> Any:
+    return SimpleNamespace(
+        topic=topic, partition=partition, offset=offset, key=b"k", value=b"v", timestamp=1.5, headers=[]
+    )
+
+
+class Fetches:
+    """Each ``getmany`` call yields the next prepared fetch (then nothing)."""
+
+    def __init__(self, *fetches: list[Any]) -> None:
+        self.fetches = list(fetches)
+        self.calls = 0
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        self.calls += 1
+        for message in self.fetches.pop(0) if self.fetches else []:
+            yield (message.topic, message.partition), message
+
+
+def _batches(consumer: Fetches, max_pending: int = 100) -> ConsumerBatches:
+    return ConsumerBatches(
+        consumer, lambda topic: "rights" if topic == RIGHTS else "ingest", timeout=0, max_pending=max_pending
+    )
+
+
+def test_one_fetch_is_split_by_route_and_nothing_is_lost() -> None:
+    consumer = Fetches([_message(INGEST, 0, 1), _message(RIGHTS, 0, 7), _message(INGEST, 1, 2)])
+    batches = _batches(consumer)
+
+    async def take() -> tuple[list[Any], list[Any]]:
+        return await batches.take("ingest", 10), await batches.take("rights", 10)
+
+    ingest, rights = asyncio.run(take())
+    assert [(m.topic, m.partition, m.offset) for m in ingest] == [(INGEST, 0, 1), (INGEST, 1, 2)]
+    assert [(m.topic, m.offset, m.timestamp_ms) for m in rights] == [(RIGHTS, 7, 1500)]
+    assert consumer.calls == 1  # the rights message waited for its agent; no second fetch was needed
+
+
+def test_a_batch_holds_at_most_max_records_and_the_rest_waits_in_order() -> None:
+    batches = _batches(Fetches([_message(INGEST, 0, offset) for offset in range(5)]))
+
+    async def take() -> list[list[int]]:
+        return [[m.offset for m in await batches.take("ingest", 2)] for _ in range(4)]
+
+    assert asyncio.run(take()) == [[0, 1], [2, 3], [4], []]
+
+
+def test_nothing_more_is_fetched_while_a_route_is_behind() -> None:
+    consumer = Fetches([_message(RIGHTS, 0, offset) for offset in range(3)], [_message(INGEST, 0, 9)])
+    batches = _batches(consumer, max_pending=3)
+
+    async def take() -> list[Any]:
+        first = await batches.take("ingest", 10)  # fetches 3 rights messages: that route is now full
+        second = await batches.take("ingest", 10)  # so this one waits instead of fetching
+        return [first, second]
+
+    assert asyncio.run(take()) == [[], []] and consumer.calls == 1
+
+
+def test_messages_of_revoked_partitions_are_forgotten() -> None:
+    batches = _batches(Fetches([_message(INGEST, 0, 1), _message(INGEST, 1, 2), _message(INGEST, 0, 3)]))
+
+    async def take() -> list[Any]:
+        first = await batches.take("ingest", 1)
+        batches.forget({(INGEST, 0)})
+        return first + await batches.take("ingest", 10)
+
+    assert [(m.partition, m.offset) for m in asyncio.run(take())] == [(0, 1), (1, 2)]
