@@ -90,6 +90,7 @@ class Worker:
         self.rights = rights_view(settings)
         self.rights_metrics: RightsMetrics | None = None  # set by the pipeline agent, read by erasure
         self.started_batches: ConsumerBatches | None = None
+        self.loops: list[BatchLoop[Any]] = []  # the agents' loops, told of revoked partitions
 
     @property
     def batches(self) -> ConsumerBatches:
@@ -181,9 +182,16 @@ _fetch_whole_batches()
 
 @app.on_partitions_revoked.connect
 async def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Awaited by faust before the group rejoins. aiokafka's transactional offsets carry no group
+    generation, so the broker would accept a commit that lands after the rebalance: every loop
+    finishes its transaction in flight here and drops the revoked partitions from the batches it
+    has not begun (their next owner, maybe this worker again, reads them from the committed
+    offsets)."""
     (revoked,) = args  # faust sends the revoked partitions
+    partitions = {(tp.topic, tp.partition) for tp in revoked}
     if worker.started_batches is not None:
-        worker.started_batches.forget({(tp.topic, tp.partition) for tp in revoked})
+        worker.started_batches.forget(partitions)
+    await asyncio.gather(*(core.revoke(partitions) for core in worker.loops))
 
 
 # The agents declare their topics (faust subscribes the group to them and owns assignment); their
@@ -218,9 +226,10 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
         os._exit(2)
     transport = FaustTransport(worker.batches, "ingest", settings.batch_size, **worker.sink())
     # Under exactly-once, batch N+1 is decided (in a thread) while batch N's transaction commits;
-    # transactions still commit one after the other, in order. At least once, faust commits what was
-    # acknowledged, so each batch is written before the next is taken.
+    # transactions still commit one after the other, in order. At least once, a batch's offsets are
+    # committed right after its outputs were acknowledged, before the next batch is taken.
     core = BatchLoop(transport, processor, offload=True, pipelined=worker.exactly_once)
+    worker.loops.append(core)
     core.on_batch_seconds.append(metrics.batch_seconds.observe)
     core.on_abort.append(metrics.transactions.labels("aborted").inc)
     core.on_committed.append(lambda inputs, outcomes: metrics.transactions.labels("committed").inc())
@@ -243,6 +252,7 @@ async def erasure(stream: faust.StreamT[Any]) -> None:
     transport = FaustTransport(worker.batches, "rights", 50, **worker.sink(".rights"))
     # The lookup reads the audit topic: blocking, so off the loop.
     core = BatchLoop(transport, rights_processor(settings), offload=True)
+    worker.loops.append(core)
 
     def observe(inputs: Any, outcomes: Any) -> None:
         if worker.rights_metrics is not None:  # the pipeline agent's metrics registry, once it started

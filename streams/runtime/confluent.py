@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal
 
@@ -150,10 +150,10 @@ class Runner(Generic[OutcomeT]):
         self.processor = processor
         self.topology = topology
         self.metrics = metrics
-        self.on_committed: list[Callable[[Sequence[InMessage], Sequence[OutcomeT]], None]] = []
         self.transport = ConfluentTransport(config, list(config.subscription) or [topology.ingest_pattern()])
         self.loop: BatchLoop[OutcomeT] = BatchLoop(self.transport, processor)
         self.loop.on_committed.append(self._committed)
+        self.on_committed = self.loop.on_committed
         self.loop.on_abort.append(self._aborted)
         self.loop.on_batch_seconds.append(self._batch_seconds)
 
@@ -168,8 +168,6 @@ class Runner(Generic[OutcomeT]):
     def _committed(self, inputs: Sequence[InMessage], outcomes: Sequence[OutcomeT]) -> None:
         if self.metrics is not None:
             self.metrics.transactions.labels("committed").inc()
-        for committed in self.on_committed:
-            committed(inputs, outcomes)
 
     def _aborted(self) -> None:
         if self.metrics is not None:

@@ -3,9 +3,12 @@ transactional producer (faust's own client library), under the core's BatchLoop.
 
 faust's ``processing_guarantee="exactly_once"`` is not used: it has open reports of duplicates after
 kills and rebalances. Under exactly-once the agent's batches are committed only in our transactions
-(see ``streams.app`` for why faust's own offset commit is turned off). faust's stream cannot seek, so
-an aborted batch is written again in a new transaction: the batch is still in hand, and the events
-after it are not yet taken, so this is the same as rewinding to the last committed position.
+(see ``streams.app`` for why faust's own offset commit is turned off). This transport does not seek
+(faust owns the consumer's positions): an aborted batch is written again in a new transaction. The
+batch is still in hand and the records after it are not yet taken, so this is the same as rewinding
+to the last committed position. aiokafka sends transactional offsets without the group's generation,
+so the broker does not fence a commit that lands after a rebalance; ``streams.app`` has every loop
+finish its transaction and drop revoked partitions before the group rejoins (``BatchLoop.revoke``).
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ class AiokafkaSink:
         await self.producer.abort_transaction()
 
     async def rewind(self, positions: Offsets) -> None:
-        raise NotImplementedError("faust's stream cannot seek: the loop writes the batch again")
+        raise NotImplementedError("this transport does not seek: the loop writes an aborted batch again")
 
     def classify(self, error: BaseException) -> ErrorKind:
         if isinstance(error, ProducerFenced):

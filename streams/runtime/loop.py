@@ -5,6 +5,10 @@ A transport adapts one client library; it only fetches batches, runs the steps o
 rewinds, and says what kind an error of its library is. The loop owns the rest, and one error policy:
 - a retriable error (the client says so, or a dependency such as the registry does not answer) is
   retried with capped backoff until a deadline;
+- an assignment change (``revoke``) waits for the transaction in flight, and drops the revoked
+  partitions from every batch whose transaction has not begun: their next owner reads them from the
+  committed offsets. A transport whose commits are not fenced after a rebalance (aiokafka sends no
+  group generation with its offsets) relies on this for exactly-once;
 - an abortable error aborts the transaction; a transport that can seek rewinds to the batch's first
   offsets (on the partitions it still owns) and fetches again, one that cannot writes the batch again
   in a new transaction; too many aborts in a row are fatal;
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, Protocol, TypeVar
@@ -123,46 +127,67 @@ class BatchLoop(Generic[OutcomeT]):
         self.on_batch_seconds: list[Callable[[float], None]] = []
         self._stopping = False
         self._aborts_in_a_row = 0
+        self._committing: asyncio.Future[None] | None = None
+        # Assignment epochs: a batch fetched at epoch e keeps a partition only while it was not
+        # revoked after e (``revoke``).
+        self._epoch = 0
+        self._revoked_at: dict[tuple[str, int], int] = {}
 
     def stop(self) -> None:
         self._stopping = True
 
+    async def revoke(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """The assignment changed: ``partitions`` go to their next owner, who starts at the group's
+        committed offsets. No transaction that begins from now on writes for them, and this returns
+        once the transaction in flight (if any) has ended, so the committed offsets are final when
+        the rebalance goes on. Call it from the transport's revocation callback, before the group
+        rejoins."""
+        self._epoch += 1
+        for partition in partitions:
+            self._revoked_at[partition] = self._epoch
+        committing = self._committing
+        if committing is not None and not committing.done():
+            await asyncio.wait([committing])  # its outcome (or error) is the loop's to handle
+
     async def run(self, *, max_idle_seconds: float | None = None) -> LoopStats:
         """Runs until ``stop()`` (or idle that long). Raises ``FatalError``."""
-        committing: asyncio.Task[None] | None = None
         idle_since = time.monotonic()
         try:
             while not self._stopping:
                 fetched = await self.transport.fetch()
                 if fetched is None:
                     break
+                # No await between the fetch's return and this: a revocation after it is seen.
+                epoch = self._epoch
                 batch = list(fetched)
                 if not batch:
-                    if committing is not None:
-                        await committing
-                        committing = None
+                    await self._committed_in_flight()
                     if max_idle_seconds is not None and time.monotonic() - idle_since > max_idle_seconds:
                         break
                     continue
                 idle_since = time.monotonic()
                 deciding = asyncio.ensure_future(self._decide(batch))
-                if committing is not None:
-                    try:
-                        await committing
-                    except BaseException:
-                        deciding.cancel()
-                        raise
-                    finally:
-                        committing = None
+                try:
+                    await self._committed_in_flight()
+                except BaseException:
+                    deciding.cancel()
+                    raise
                 outcomes = await deciding
-                committing = asyncio.ensure_future(self._commit(batch, outcomes))
+                self._committing = asyncio.ensure_future(self._commit(batch, outcomes, epoch))
                 if not self.pipelined:
-                    await committing
-                    committing = None
+                    await self._committed_in_flight()
         finally:
-            if committing is not None:
-                await committing
+            await self._committed_in_flight()
         return self.stats
+
+    async def _committed_in_flight(self) -> None:
+        committing = self._committing
+        if committing is not None:
+            try:
+                await committing
+            finally:
+                if self._committing is committing:  # ``revoke`` may be waiting on it too
+                    self._committing = None
 
     async def _decide(self, batch: list[InMessage]) -> list[OutcomeT]:
         for attempt in range(1, self.policy.retry_attempts + 1):
@@ -188,12 +213,30 @@ class BatchLoop(Generic[OutcomeT]):
     def _process_all(self, batch: list[InMessage]) -> list[OutcomeT]:
         return [self.processor.process(message) for message in batch]
 
-    async def _commit(self, batch: list[InMessage], outcomes: list[OutcomeT]) -> None:
-        messages = [out for outcome in outcomes for out in outcome.messages]
-        offsets = next_offsets(batch)
+    def _still_owned(
+        self, batch: list[InMessage], outcomes: list[OutcomeT], epoch: int
+    ) -> tuple[list[InMessage], list[OutcomeT]]:
+        """The batch without the inputs (and their outcomes) of partitions revoked since ``epoch``."""
+        if epoch == self._epoch or all(self._revoked_at.get((m.topic, m.partition), 0) <= epoch for m in batch):
+            return batch, outcomes  # nothing of it was revoked
+        kept = [
+            (message, outcome)
+            for message, outcome in zip(batch, outcomes, strict=True)
+            if self._revoked_at.get((message.topic, message.partition), 0) <= epoch
+        ]
+        dropped = len(batch) - len(kept)
+        log.info("a rebalance took partitions of a batch; their next owner does them", extra={"dropped": dropped})
+        return [m for m, _ in kept], [o for _, o in kept]
+
+    async def _commit(self, batch: list[InMessage], outcomes: list[OutcomeT], epoch: int) -> None:
         while True:
+            # Before each attempt: a rebalance may have come during the decision, or an abort.
+            batch, outcomes = self._still_owned(batch, outcomes, epoch)
+            if not batch:
+                return
+            messages = [out for outcome in outcomes for out in outcome.messages]
             try:
-                await self._write(messages, offsets)
+                await self._write(messages, next_offsets(batch))
                 break
             except Aborted:
                 self.stats.aborted_batches += 1

@@ -50,8 +50,12 @@ class MemoryTransport:
         can_rewind: bool = True,
         transactional: bool = True,
         partitions: set[tuple[str, int]] | None = None,
+        fences_zombies: bool = True,
     ) -> None:
+        """``fences_zombies=False`` accepts offsets of revoked partitions, as the broker does for
+        aiokafka (it sends no group generation with transactional offsets; confluent does, KIP-447)."""
         self.broker = broker
+        self.fences_zombies = fences_zombies
         self.batch_size = batch_size
         self.can_rewind = can_rewind
         self.transactional = transactional
@@ -100,7 +104,7 @@ class MemoryTransport:
 
     async def send_offsets(self, offsets: Offsets) -> None:
         self._maybe_fail("send_offsets")
-        if any(tp not in self.owned for tp in offsets):
+        if self.fences_zombies and any(tp not in self.owned for tp in offsets):
             raise Abortable("the group's generation moved on (a partition was revoked)")
         if self.transactional:
             self.pending_offsets = dict(offsets)

@@ -114,3 +114,43 @@ def test_two_workers_share_partitions_and_one_dying_loses_nothing(kafka: Setting
         audit.close()
         for worker in (first, second):
             stop_worker(worker)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_worker_joining_and_leaving_a_busy_one_keeps_exactly_once(kafka: Settings, unique: str, runtime: str) -> None:
+    """Two rebalances while the first worker has a transaction in flight and, on the faust runtime,
+    a batch decided ahead: whatever it does not finish goes to the partitions' next owner once."""
+    settings = kafka.model_copy(update={"topic_prefix": f"j{unique}"})
+    topology = setup_topics(settings)
+    total = _produce(settings, 24_000, seed=3)
+    audit = Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": f"watch-{unique}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_uncommitted",
+        }
+    )
+    audit.subscribe([topology.audit])
+    by_worker: Counter[str] = Counter()
+
+    def watch(seconds: float, until: int | None = None) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and (until is None or by_worker.total() < until):
+            message = audit.poll(0.05)
+            if message is not None and not message.error():
+                by_worker[json.loads(message.value())["processed_by"]] += 1
+
+    busy = start_worker(settings, "busy-0", runtime=runtime, batch_size=100)
+    try:
+        watch(90, until=500)
+        assert by_worker.total() >= 500, "the first worker did not start"
+        joining = start_worker(settings, "busy-1", runtime=runtime, batch_size=100)
+        watch(15)  # the group rebalances while the first worker has a backlog
+        stop_worker(joining)  # a graceful leave: a second rebalance
+        watch(1)
+        assert by_worker.total() < total, "the backlog was done before the rebalances: nothing was tested"
+        _check_exactly_once(settings, total)
+    finally:
+        audit.close()
+        stop_worker(busy)

@@ -132,6 +132,40 @@ def test_an_assignment_change_mid_batch_leaves_the_revoked_partition_to_its_new_
     _everything_once(broker)
 
 
+def test_a_rebalance_during_a_commit_waits_for_it_and_drops_the_batch_decided_ahead() -> None:
+    """aiokafka's transactional offsets are not fenced after a rebalance: a batch of a revoked
+    partition committed late would be done twice, once by the next owner."""
+    broker = MemoryBroker(partitions=2)
+    broker.fill(6)
+    old = MemoryTransport(broker, batch_size=4, can_rewind=False, fences_zombies=False)
+    loop = BatchLoop(old, Echo(), policy=NO_WAIT, pipelined=True)
+    next_owners: list[MemoryTransport] = []
+    rebalances: list[asyncio.Task[None]] = []
+    original_commit = old.commit
+
+    async def rebalance() -> None:
+        everything = set(old.owned)
+        for tp in everything:
+            old.revoke(tp)
+        await loop.revoke(everything)
+        next_owners.append(MemoryTransport(broker))  # it starts at the offsets committed by now
+
+    async def commit_during_a_rebalance() -> None:
+        if not rebalances:
+            rebalances.append(asyncio.ensure_future(rebalance()))
+            await asyncio.sleep(0)  # the rebalance starts while this transaction is open
+        await original_commit()
+
+    old.commit = commit_during_a_rebalance  # type: ignore[method-assign]
+    asyncio.run(loop.run(max_idle_seconds=0))
+    assert rebalances[0].done()
+    assert loop.stats.batches == 1  # the batch decided ahead was dropped, not committed
+    (next_owner,) = next_owners
+    assert broker.committed == {("in", 0): 4} and next_owner.positions[("in", 0)] == 4
+    asyncio.run(BatchLoop(next_owner, Echo(), policy=NO_WAIT).run(max_idle_seconds=0))
+    _everything_once(broker)
+
+
 def test_a_dependency_outage_is_retried_then_fatal() -> None:
     from streams.errors import RegistryError
 
