@@ -14,16 +14,17 @@ finish its transaction and drop revoked partitions before the group rejoins (``B
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.errors import ProducerFenced
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 
 from streams.errors import ClusterError
+from streams.kafka.partitioner import key_hash
 from streams.messages import InMessage, OutMessage
 from streams.runtime.loop import ErrorKind, Offsets
 
@@ -56,7 +57,6 @@ class AiokafkaSink:
             linger_ms=5,
         )
         self.started = False
-        self._partitioner = DefaultPartitioner()
         self._in_flight: list[asyncio.Future[Any]] = []
 
     async def start(self) -> None:
@@ -111,8 +111,10 @@ class AiokafkaSink:
     async def _send_batched(self, messages: Sequence[OutMessage]) -> list[asyncio.Future[Any]]:
         """Appends the messages to one record batch per partition and sends the batches: far less
         per-message work than ``send()``, which awaits and makes a future for every message. Keys
-        are partitioned with murmur2, as ``send()`` and Java clients do."""
+        are partitioned with murmur2, as ``send()`` and Java clients do; a record's deliveries share
+        a key, so each key is hashed once per batch."""
         by_partition: dict[tuple[str, int], list[OutMessage]] = {}
+        hashes: dict[bytes, int] = {}
         # Looked up per batch (from the client's metadata, refreshed in the background), so that
         # added partitions are used as every other client uses them.
         known: dict[str, list[int]] = {}
@@ -121,7 +123,14 @@ class AiokafkaSink:
             if partitions is None:
                 partitions = sorted(await self.producer.partitions_for(message.topic))
                 known[message.topic] = partitions
-            partition = self._partitioner(message.key, partitions, partitions)
+            key = message.key
+            if key:
+                hashed = hashes.get(key)
+                if hashed is None:
+                    hashed = hashes[key] = key_hash(key)
+                partition = partitions[hashed % len(partitions)]
+            else:
+                partition = random.choice(partitions)  # as aiokafka's send() does without a key
             by_partition.setdefault((message.topic, partition), []).append(message)
         sends = []
         for (topic, partition), group in by_partition.items():
