@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal
 
@@ -44,7 +44,10 @@ class RunnerConfig:
 
 class ConfluentWriter:
     """The write side with confluent-kafka: a producer, and the consumer whose positions it commits
-    (in the transaction, with the group's metadata; or, at least once, by the consumer)."""
+    (in the transaction, with the group's metadata; or, at least once, by the consumer).
+
+    The steps that wait on the broker run in a thread (librdkafka releases the GIL while it
+    waits), so a pipelined loop decides the next batch meanwhile."""
 
     def __init__(self, producer: Producer, consumer: Consumer, *, transactional: bool) -> None:
         self.producer = producer
@@ -58,22 +61,23 @@ class ConfluentWriter:
         for message in messages:
             produce_waiting(self.producer, message)
         if not self.transactional:
-            remaining = self.producer.flush(60)
+            remaining = await asyncio.to_thread(self.producer.flush, 60)
             if remaining:
                 raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} outputs unacknowledged"))
 
     async def send_offsets(self, offsets: Offsets) -> None:
         positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         if self.transactional:
-            self.producer.send_offsets_to_transaction(positions, self.consumer.consumer_group_metadata(), 60)
+            group = self.consumer.consumer_group_metadata()
+            await asyncio.to_thread(self.producer.send_offsets_to_transaction, positions, group, 60)
         else:
-            self.consumer.commit(offsets=positions, asynchronous=False)
+            await asyncio.to_thread(self.consumer.commit, offsets=positions, asynchronous=False)
 
     async def commit(self) -> None:
-        self.producer.commit_transaction(60)
+        await asyncio.to_thread(self.producer.commit_transaction, 60)
 
     async def abort(self) -> None:
-        self.producer.abort_transaction(60)
+        await asyncio.to_thread(self.producer.abort_transaction, 60)
 
     def classify(self, error: BaseException) -> ErrorKind:
         if isinstance(error, KafkaException) and isinstance(error.args[0], KafkaError):
@@ -97,6 +101,7 @@ class ConfluentTransport(ConfluentWriter):
         self.config = config
         transactional = config.guarantee == "exactly_once"
         self._assigned: set[tuple[str, int]] = set()
+        self.on_revoked: list[Callable[[set[tuple[str, int]]], None]] = []
         super().__init__(
             clients.producer(config.kafka, transactional_id=config.transactional_id if transactional else None),
             clients.group_consumer(config.kafka, config.group_id),
@@ -110,7 +115,10 @@ class ConfluentTransport(ConfluentWriter):
         self._assigned.update((p.topic, p.partition) for p in partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._assigned.difference_update((p.topic, p.partition) for p in partitions)
+        revoked = {(p.topic, p.partition) for p in partitions}
+        self._assigned.difference_update(revoked)
+        for revoke in self.on_revoked:
+            revoke(revoked)
 
     def assigned(self) -> set[tuple[str, int]]:
         return set(self._assigned)
@@ -151,8 +159,11 @@ class Runner(Generic[OutcomeT]):
         self.topology = topology
         self.metrics = metrics
         self.transport = ConfluentTransport(config, list(config.subscription) or [topology.ingest_pattern()])
-        self.loop: BatchLoop[OutcomeT] = BatchLoop(self.transport, processor)
+        # Batch N+1 is decided in a thread while batch N's transaction commits.
+        self.loop: BatchLoop[OutcomeT] = BatchLoop(self.transport, processor, offload=True, pipelined=True)
         self.loop.on_committed.append(self._committed)
+        # A batch fetched before a rebalance would be fenced (KIP-447) and aborted: dropped instead.
+        self.transport.on_revoked.append(self.loop.drop_revoked)
         self.on_committed = self.loop.on_committed
         self.loop.on_abort.append(self._aborted)
         self.loop.on_batch_seconds.append(self._batch_seconds)

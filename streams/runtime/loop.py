@@ -112,10 +112,8 @@ class BatchLoop(Generic[OutcomeT]):
         pipelined: bool = False,
     ) -> None:
         """``offload`` decides in a thread (an event loop with other work on it); ``pipelined``
-        decides batch N+1 while batch N commits (only for transports that cannot rewind: a rewind
-        would have to drop the batch decided ahead)."""
-        if pipelined and transport.can_rewind:
-            raise ValueError("a pipelined loop needs a transport that writes aborted batches again")
+        decides batch N+1 while batch N commits (transactions still commit one after the other, in
+        order; when N is aborted and rewound, N+1 is dropped and fetched again after it)."""
         self.transport = transport
         self.processor = processor
         self.policy = policy or ErrorPolicy()
@@ -127,7 +125,7 @@ class BatchLoop(Generic[OutcomeT]):
         self.on_batch_seconds: list[Callable[[float], None]] = []
         self._stopping = False
         self._aborts_in_a_row = 0
-        self._committing: asyncio.Future[None] | None = None
+        self._committing: asyncio.Future[Offsets | None] | None = None
         # Assignment epochs: a batch fetched at epoch e keeps a partition only while it was not
         # revoked after e (``revoke``).
         self._epoch = 0
@@ -136,15 +134,21 @@ class BatchLoop(Generic[OutcomeT]):
     def stop(self) -> None:
         self._stopping = True
 
+    def drop_revoked(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """The part of ``revoke`` that does not wait, for a transport whose revocation callback
+        cannot (confluent's runs inside ``consume``): no transaction that begins from now on writes
+        for ``partitions``."""
+        self._epoch += 1
+        for partition in partitions:
+            self._revoked_at[partition] = self._epoch
+
     async def revoke(self, partitions: Iterable[tuple[str, int]]) -> None:
         """The assignment changed: ``partitions`` go to their next owner, who starts at the group's
         committed offsets. No transaction that begins from now on writes for them, and this returns
         once the transaction in flight (if any) has ended, so the committed offsets are final when
         the rebalance goes on. Call it from the transport's revocation callback, before the group
         rejoins."""
-        self._epoch += 1
-        for partition in partitions:
-            self._revoked_at[partition] = self._epoch
+        self.drop_revoked(partitions)
         committing = self._committing
         if committing is not None and not committing.done():
             await asyncio.wait([committing])  # its outcome (or error) is the loop's to handle
@@ -161,18 +165,24 @@ class BatchLoop(Generic[OutcomeT]):
                 epoch = self._epoch
                 batch = list(fetched)
                 if not batch:
-                    await self._committed_in_flight()
+                    if await self._committed_in_flight() is not None:
+                        continue  # the batch in flight was rewound: it is fetched again
                     if max_idle_seconds is not None and time.monotonic() - idle_since > max_idle_seconds:
                         break
                     continue
                 idle_since = time.monotonic()
                 deciding = asyncio.ensure_future(self._decide(batch))
                 try:
-                    await self._committed_in_flight()
+                    rewound = await self._committed_in_flight()
                 except BaseException:
                     deciding.cancel()
                     raise
                 outcomes = await deciding
+                if rewound is not None:  # this batch was fetched after the one rewound: again, too
+                    owned = self.transport.assigned()
+                    positions = first_offsets(batch).items()
+                    await self.transport.rewind({tp: o for tp, o in positions if tp in owned and tp not in rewound})
+                    continue
                 self._committing = asyncio.ensure_future(self._commit(batch, outcomes, epoch))
                 if not self.pipelined:
                     await self._committed_in_flight()
@@ -180,14 +190,16 @@ class BatchLoop(Generic[OutcomeT]):
             await self._committed_in_flight()
         return self.stats
 
-    async def _committed_in_flight(self) -> None:
+    async def _committed_in_flight(self) -> Offsets | None:
+        """Waits for the batch in flight; the positions it rewound to, if it was rewound."""
         committing = self._committing
-        if committing is not None:
-            try:
-                await committing
-            finally:
-                if self._committing is committing:  # ``revoke`` may be waiting on it too
-                    self._committing = None
+        if committing is None:
+            return None
+        try:
+            return await committing
+        finally:
+            if self._committing is committing:  # ``revoke`` may be waiting on it too
+                self._committing = None
 
     async def _decide(self, batch: list[InMessage]) -> list[OutcomeT]:
         for attempt in range(1, self.policy.retry_attempts + 1):
@@ -228,12 +240,13 @@ class BatchLoop(Generic[OutcomeT]):
         log.info("a rebalance took partitions of a batch; their next owner does them", extra={"dropped": dropped})
         return [m for m, _ in kept], [o for _, o in kept]
 
-    async def _commit(self, batch: list[InMessage], outcomes: list[OutcomeT], epoch: int) -> None:
+    async def _commit(self, batch: list[InMessage], outcomes: list[OutcomeT], epoch: int) -> Offsets | None:
+        """Commits the batch (aborted ones are written again), or rewinds it: then the positions."""
         while True:
             # Before each attempt: a rebalance may have come during the decision, or an abort.
             batch, outcomes = self._still_owned(batch, outcomes, epoch)
             if not batch:
-                return
+                return None
             messages = [out for outcome in outcomes for out in outcome.messages]
             try:
                 await self._write(messages, next_offsets(batch))
@@ -248,8 +261,9 @@ class BatchLoop(Generic[OutcomeT]):
                 await asyncio.sleep(self.policy.backoff(self._aborts_in_a_row))
                 if self.transport.can_rewind:
                     owned = self.transport.assigned()
-                    await self.transport.rewind({tp: o for tp, o in first_offsets(batch).items() if tp in owned})
-                    return  # the batch is fetched again, from the last committed positions
+                    positions = {tp: o for tp, o in first_offsets(batch).items() if tp in owned}
+                    await self.transport.rewind(positions)
+                    return positions  # the batch is fetched again, from the last committed positions
                 # No seek: the same outputs, in a new transaction (the batch is still in hand).
         self._aborts_in_a_row = 0
         self.stats.batches += 1
@@ -258,6 +272,7 @@ class BatchLoop(Generic[OutcomeT]):
             self.stats.by_status[outcome.status.value] += 1
         for committed in self.on_committed:
             committed(batch, outcomes)
+        return None
 
     async def _write(self, messages: list[OutMessage], offsets: Offsets) -> None:
         await transact(self.transport, messages, offsets, self.policy)

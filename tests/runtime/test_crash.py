@@ -122,34 +122,45 @@ def test_a_worker_joining_and_leaving_a_busy_one_keeps_exactly_once(kafka: Setti
     a batch decided ahead: whatever it does not finish goes to the partitions' next owner once."""
     settings = kafka.model_copy(update={"topic_prefix": f"j{unique}"})
     topology = setup_topics(settings)
-    total = _produce(settings, 24_000, seed=3)
+    total = _produce(settings, 3_000, seed=3)
     audit = Consumer(
         {
             **settings.kafka_common(),
             "group.id": f"watch-{unique}",
             "auto.offset.reset": "earliest",
-            "isolation.level": "read_uncommitted",
+            "isolation.level": "read_committed",
         }
     )
     audit.subscribe([topology.audit])
     by_worker: Counter[str] = Counter()
 
-    def watch(seconds: float, until: int | None = None) -> None:
+    def watch(seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and (until is None or by_worker.total() < until):
+        while time.monotonic() < deadline:
             message = audit.poll(0.05)
             if message is not None and not message.error():
                 by_worker[json.loads(message.value())["processed_by"]] += 1
 
+    def feed(seconds: float) -> None:  # keeps a backlog: input arrives while the group rebalances
+        nonlocal total
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            total += _produce(settings, 1_000, seed=total)
+            watch(0.3)
+
     busy = start_worker(settings, "busy-0", runtime=runtime, batch_size=100)
     try:
-        watch(90, until=500)
-        assert by_worker.total() >= 500, "the first worker did not start"
+        feed(5)
+        assert by_worker["busy-0"] > 0, "the first worker did not start"
         joining = start_worker(settings, "busy-1", runtime=runtime, batch_size=100)
-        watch(15)  # the group rebalances while the first worker has a backlog
+        deadline = time.monotonic() + 90
+        while by_worker["busy-1"] < 300 and time.monotonic() < deadline:
+            feed(1)
+        assert by_worker["busy-1"] >= 300, "the joining worker got no partitions"
+        backlog_at_leave = total - by_worker.total()
         stop_worker(joining)  # a graceful leave: a second rebalance
-        watch(1)
-        assert by_worker.total() < total, "the backlog was done before the rebalances: nothing was tested"
+        feed(3)
+        assert backlog_at_leave > 0, "the first worker was idle when the other left: nothing was tested"
         _check_exactly_once(settings, total)
     finally:
         audit.close()

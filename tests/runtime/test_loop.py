@@ -13,6 +13,8 @@ from streams.runtime.loop import BatchLoop, ErrorPolicy, FatalError
 from tests.runtime.memory import Abortable, Echo, Fenced, MemoryBroker, MemoryTransport, Retriable
 
 NO_WAIT = ErrorPolicy(backoff_first_seconds=0, backoff_max_seconds=0)
+# Batch N+1 decided while batch N commits, or one batch at a time: the same guarantees.
+PIPELINED = pytest.mark.parametrize("pipelined", [False, True], ids=["serial", "pipelined"])
 
 
 def _run(transport: MemoryTransport, **options: object) -> BatchLoop:
@@ -31,7 +33,8 @@ def _everything_once(broker: MemoryBroker) -> None:
     assert broker.committed == {tp: len(log) for tp, log in broker.logs.items()}
 
 
-def test_every_input_is_written_once_and_committed() -> None:
+@PIPELINED
+def test_every_input_is_written_once_and_committed(pipelined: bool) -> None:
     broker = MemoryBroker()
     broker.fill(7)
     loop = _run(MemoryTransport(broker))
@@ -39,27 +42,31 @@ def test_every_input_is_written_once_and_committed() -> None:
     assert loop.stats.records == 14 and loop.stats.aborted_batches == 0
 
 
-def test_a_crash_between_write_and_commit_loses_and_duplicates_nothing() -> None:
+@PIPELINED
+def test_a_crash_between_write_and_commit_loses_and_duplicates_nothing(pipelined: bool) -> None:
     broker = MemoryBroker()
     broker.fill(5)
     crashing = MemoryTransport(broker)
     crashing.fail("commit", Fenced("the process died here"))
     with pytest.raises(FatalError):
-        _run(crashing)
+        _run(crashing, pipelined=pipelined)
     assert broker.outputs == [] and broker.committed == {}  # the open transaction never committed
     _run(MemoryTransport(broker))  # the restarted worker: from the last committed positions
     _everything_once(broker)
 
 
-def test_an_abortable_error_aborts_rewinds_and_the_batch_is_done_again() -> None:
+@PIPELINED
+def test_an_abortable_error_aborts_rewinds_and_the_batch_is_done_again(pipelined: bool) -> None:
     broker = MemoryBroker()
     broker.fill(4)
     transport = MemoryTransport(broker)
     transport.fail("send_offsets", Abortable("coordinator moved"))
-    loop = _run(transport)
+    loop = _run(transport, pipelined=pipelined)
     _everything_once(broker)
     assert loop.stats.aborted_batches == 1
-    assert transport.calls[:6] == ["begin", "write", "send_offsets", "abort", "rewind", "begin"]
+    assert transport.calls[:5] == ["begin", "write", "send_offsets", "abort", "rewind"]
+    # pipelined, the batch decided ahead was dropped and its other partition rewound too
+    assert transport.calls[5:7] == (["rewind", "begin"] if pipelined else ["begin", "write"])
 
 
 def test_a_transport_that_cannot_rewind_writes_the_aborted_batch_again() -> None:
@@ -72,44 +79,48 @@ def test_a_transport_that_cannot_rewind_writes_the_aborted_batch_again() -> None
     assert loop.stats.aborted_batches == 2 and "rewind" not in transport.calls
 
 
-def test_a_fenced_producer_stops_the_loop_with_nothing_committed() -> None:
+@PIPELINED
+def test_a_fenced_producer_stops_the_loop_with_nothing_committed(pipelined: bool) -> None:
     broker = MemoryBroker()
     broker.fill(3)
     transport = MemoryTransport(broker)
     transport.fail("begin", Fenced("another worker with this transactional id"))
     with pytest.raises(FatalError, match="fatal"):
-        _run(transport)
+        _run(transport, pipelined=pipelined)
     assert broker.outputs == [] and "abort" not in transport.calls
 
 
-def test_a_retriable_error_that_clears_is_retried_without_an_abort() -> None:
+@PIPELINED
+def test_a_retriable_error_that_clears_is_retried_without_an_abort(pipelined: bool) -> None:
     broker = MemoryBroker()
     broker.fill(2)
     transport = MemoryTransport(broker)
     transport.fail("commit", Retriable("request timed out"), Retriable("request timed out"))
-    loop = _run(transport)
+    loop = _run(transport, pipelined=pipelined)
     _everything_once(broker)
     assert loop.stats.aborted_batches == 0
     assert transport.calls.count("commit") == loop.stats.batches + 2
 
 
-def test_a_retriable_error_that_does_not_clear_becomes_an_abort() -> None:
+@PIPELINED
+def test_a_retriable_error_that_does_not_clear_becomes_an_abort(pipelined: bool) -> None:
     broker = MemoryBroker()
     broker.fill(1)
     transport = MemoryTransport(broker)
     transport.fail("commit", *[Retriable("still timing out")] * NO_WAIT.retry_attempts)
-    loop = _run(transport)
+    loop = _run(transport, pipelined=pipelined)
     _everything_once(broker)
     assert loop.stats.aborted_batches == 1
 
 
-def test_too_many_aborts_in_a_row_are_fatal() -> None:
+@PIPELINED
+def test_too_many_aborts_in_a_row_are_fatal(pipelined: bool) -> None:
     broker = MemoryBroker()
     broker.fill(1)
     transport = MemoryTransport(broker)
     transport.fail("commit", *[Abortable("always")] * 50)
     with pytest.raises(FatalError, match="in a row"):
-        _run(transport)
+        _run(transport, pipelined=pipelined)
     assert broker.outputs == []
 
 
@@ -190,10 +201,11 @@ def test_a_dependency_outage_is_retried_then_fatal() -> None:
         asyncio.run(BatchLoop(MemoryTransport(broker), Flaky(100), policy=NO_WAIT).run(max_idle_seconds=0))
 
 
-def test_at_least_once_writes_then_commits_offsets() -> None:
+@PIPELINED
+def test_at_least_once_writes_then_commits_offsets(pipelined: bool) -> None:
     broker = MemoryBroker()
     broker.fill(3)
     transport = MemoryTransport(broker, transactional=False)
-    _run(transport)
+    _run(transport, pipelined=pipelined)
     _everything_once(broker)
     assert "begin" not in transport.calls and "commit" not in transport.calls
