@@ -8,6 +8,7 @@ import json
 import signal
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import pytest
 from confluent_kafka import Consumer
@@ -122,7 +123,6 @@ def test_a_worker_joining_and_leaving_a_busy_one_keeps_exactly_once(kafka: Setti
     a batch decided ahead: whatever it does not finish goes to the partitions' next owner once."""
     settings = kafka.model_copy(update={"topic_prefix": f"j{unique}"})
     topology = setup_topics(settings)
-    total = _produce(settings, 3_000, seed=3)
     audit = Consumer(
         {
             **settings.kafka_common(),
@@ -134,33 +134,27 @@ def test_a_worker_joining_and_leaving_a_busy_one_keeps_exactly_once(kafka: Setti
     audit.subscribe([topology.audit])
     by_worker: Counter[str] = Counter()
 
-    def watch(seconds: float) -> None:
+    def watch(until: Callable[[], bool], seconds: float = 90) -> None:
         deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
+        while not until() and time.monotonic() < deadline:
             message = audit.poll(0.05)
             if message is not None and not message.error():
                 by_worker[json.loads(message.value())["processed_by"]] += 1
 
-    def feed(seconds: float) -> None:  # keeps a backlog: input arrives while the group rebalances
-        nonlocal total
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            total += _produce(settings, 1_000, seed=total)
-            watch(0.3)
-
     busy = start_worker(settings, "busy-0", runtime=runtime, batch_size=100)
     try:
-        feed(5)
+        total = _produce(settings, 500, seed=1)
+        watch(lambda: by_worker["busy-0"] > 0)
         assert by_worker["busy-0"] > 0, "the first worker did not start"
+        total += _produce(settings, 20_000, seed=2)  # a backlog for the join
         joining = start_worker(settings, "busy-1", runtime=runtime, batch_size=100)
-        deadline = time.monotonic() + 90
-        while by_worker["busy-1"] < 300 and time.monotonic() < deadline:
-            feed(1)
+        watch(lambda: by_worker["busy-1"] > 0)
+        backlog_at_join = total - by_worker.total()
+        watch(lambda: by_worker["busy-1"] >= 300)
         assert by_worker["busy-1"] >= 300, "the joining worker got no partitions"
-        backlog_at_leave = total - by_worker.total()
-        stop_worker(joining)  # a graceful leave: a second rebalance
-        feed(3)
-        assert backlog_at_leave > 0, "the first worker was idle when the other left: nothing was tested"
+        total += _produce(settings, 8_000, seed=3)
+        stop_worker(joining)  # a graceful leave, with a backlog: a second rebalance
+        assert backlog_at_join > 0, "the backlog was done before the join: nothing was tested"
         _check_exactly_once(settings, total)
     finally:
         audit.close()
