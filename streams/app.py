@@ -32,6 +32,7 @@ from streams.runtime.wiring import (
     quality_monitor,
     rights_processor,
     rights_view,
+    settle_heap,
 )
 from streams.serde.registry import Registry
 from streams.settings import Settings, load_settings
@@ -224,6 +225,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
     except JointUseError as exc:
         log.error("the worker cannot start: %s", exc)
         os._exit(2)
+    settle_heap()
     transport = FaustTransport(worker.batches, "ingest", settings.batch_size, **worker.sink())
     # Under exactly-once, batch N+1 is decided (in a thread) while batch N's transaction commits;
     # transactions still commit one after the other, in order. At least once, a batch's offsets are
