@@ -22,8 +22,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +40,7 @@ from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.rights.view import RightsView
 from streams.runtime.confluent import ConfluentWriter, in_message
-from streams.runtime.loop import Aborted, ErrorPolicy, FatalError, transact
+from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, FatalError, Offsets
 from streams.runtime.wiring import pipeline_processor
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
@@ -49,6 +49,7 @@ from streams.topology import TopicSpec, Topology
 
 H_REPLAY_ID = "jointuse-replay-id"
 H_RECIPIENT = "jointuse-recipient"
+FILE_TOPIC = "file"  # the file target's lines, as out messages: the file transport ignores the topic
 TargetKind = Literal["redeliver", "topic", "file"]
 
 
@@ -124,148 +125,79 @@ class Replayer:
         on_plan: Callable[[int], None] = lambda total: None,
         on_progress: Callable[[int], None] = lambda done: None,
     ) -> ReplayStats:
+        """The range through the core's BatchLoop: one transaction per batch (outputs and the
+        replay's position), its error policy, and a FatalError ends the run (run it again to
+        resume from the last committed batch)."""
         started = time.perf_counter()
         self.rights.start()
         consumer = reader(self.settings.kafka_common(), group_id=self.name)
         try:
             ranges = resolve(consumer, self.spec)
+            transport: _FileTransport | _TopicTransport
             if self.target.kind == "file":
-                sink: _Sink = _FileSink(self, ranges)
+                transport = _FileTransport(self)
+                processor: BatchProcessor[Outcome] = _Lines(self.processor, transport.form, self.id)
             else:
-                sink = _KafkaSink(self, consumer, ranges)
-            positions = sink.positions()
+                transport = _TopicTransport(self, consumer, ranges)
+                processor = self.processor if self.target.kind == "redeliver" else _Staged(self)
+            positions = transport.positions()
             self.stats.resumed = bool(positions)
             self.stats.planned = sum(max(0, r.end - max(r.start, positions.get(r.partition, r.start))) for r in ranges)
             on_plan(self.stats.planned)
-            for batch in read_assigned(consumer, self.spec, ranges, positions, self.batch_size, on_progress):
-                inputs = [in_message(m) for m in batch]
-                outcomes = [self.processor.process(m) for m in inputs]
-                self.stats.written += sink.write(inputs, outcomes, _next_offsets(batch))
-                self.stats.read += len(inputs)
-                for outcome in outcomes:
-                    self.stats.by_status[outcome.status.value] += 1
-            sink.finish()
+            transport.batches = read_assigned(consumer, self.spec, ranges, positions, self.batch_size, on_progress)
+            loop = BatchLoop(transport, processor)
+            loop.on_committed.append(self._count)
+            try:
+                asyncio.run(loop.run())
+            except FatalError as exc:
+                raise ClusterError(f"the replay stopped ({exc}); run it again to resume") from exc
+            transport.finish()
         finally:
             consumer.close()
             self.rights.stop()
             self.stats.seconds = time.perf_counter() - started
         return self.stats
 
-
-class _Sink:
-    def positions(self) -> dict[int, int]:
-        raise NotImplementedError
-
-    def write(self, inputs: list[InMessage], outcomes: list[Outcome], offsets: dict[int, int]) -> int:
-        raise NotImplementedError
-
-    def finish(self) -> None:
-        """Records that the whole range is done (nothing for Kafka: the offsets say it)."""
-
-
-def _next_offsets(batch: list[Message]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    for message in batch:
-        partition = message.partition() or 0
-        out[partition] = max(out.get(partition, 0), (message.offset() or 0) + 1)
-    return out
-
-
-class _KafkaSink(_Sink):
-    def __init__(self, replayer: Replayer, consumer: Consumer, ranges: list[PartitionRange]) -> None:
-        self.replayer = replayer
-        self.consumer = consumer
-        self.ranges = ranges
-        self.topic = replayer.spec.topic
-        if replayer.target.kind == "topic":
-            # A staging topic is created on first use, with as many partitions as the source.
-            staging = TopicSpec(str(replayer.target.topic), {"retention.ms": str(7 * 86_400_000)})
-            create_topics(replayer.settings.kafka_common(), [staging], partitions=len(ranges), replication=-1)
-        # A stable transactional id per replay: an interrupted run's open transaction is aborted here.
-        self.writer = ConfluentWriter(
-            clients.producer(replayer.settings.kafka_common(), transactional_id=replayer.name),
-            consumer,
-            transactional=True,
-        )
-
-    def positions(self) -> dict[int, int]:
-        partitions = [TopicPartition(self.topic, r.partition) for r in self.ranges]
-        try:
-            committed = self.consumer.committed(partitions, timeout=30)
-        except KafkaException as exc:
-            raise ClusterError(f"cannot read the replay's position ({exc.args[0]})") from exc
-        return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
-
-    def _messages(self, outcomes: list[Outcome]) -> list[OutMessage]:
-        if self.replayer.target.kind == "redeliver":
-            return [m for o in outcomes for m in o.messages]
-        topology, staging = self.replayer.topology, str(self.replayer.target.topic)
-        out = []
+    def _count(self, inputs: Sequence[InMessage], outcomes: Sequence[Outcome]) -> None:
+        self.stats.read += len(inputs)
         for outcome in outcomes:
-            for recipient in outcome.deliveries:
-                delivery_topic = topology.deliver(recipient)
-                for message in outcome.messages:
-                    if message.topic == delivery_topic:
-                        headers = [*message.headers, (H_RECIPIENT, recipient.encode())]
-                        out.append(OutMessage(staging, message.key, message.value, headers))
-        return out
-
-    def write(self, inputs: list[InMessage], outcomes: list[Outcome], offsets: dict[int, int]) -> int:
-        messages = self._messages(outcomes)
-        commit = {(self.topic, partition): offset for partition, offset in offsets.items()}
-        try:
-            asyncio.run(transact(self.writer, messages, commit, ErrorPolicy()))
-        except (Aborted, FatalError) as exc:
-            # The run stops; the next run resumes from the last committed batch.
-            raise ClusterError(f"the replay's transaction failed ({exc}); run it again to resume") from exc
-        return len(messages)
+            self.stats.by_status[outcome.status.value] += 1
+            self.stats.written += len(outcome.messages)
 
 
-class _FileSink(_Sink):
-    def __init__(self, replayer: Replayer, ranges: list[PartitionRange]) -> None:
-        assert replayer.target.path is not None
-        self.replayer = replayer
-        self.path = replayer.target.path
-        self.checkpoint = self.path.with_name(self.path.name + ".checkpoint.json")
-        self.form = JsonForm(load_schema(replayer.settings.schema_dir / "customer_record.v1.avsc"))
-        self.offsets: dict[int, int] = {}
-        self.length = 0
+class _Staged:
+    """The ``topic`` target: every delivery into the staging topic, its recipient in a header;
+    nothing else (no dead letters, no audit)."""
 
-    def positions(self) -> dict[int, int]:
-        if self.checkpoint.exists():
-            state = json.loads(self.checkpoint.read_text(encoding="utf-8"))
-            if state.get("replay_id") != self.replayer.id:
-                raise ConfigError(f"{self.checkpoint} belongs to another replay ({state.get('replay_id')})")
-            self.offsets = {int(p): int(o) for p, o in state["offsets"].items()}
-            self.length = int(state["bytes"])
-            with self.path.open("r+b") as handle:
-                handle.truncate(self.length)  # lines written after the last checkpoint are written again
-            return dict(self.offsets)
-        if self.path.exists() and self.path.stat().st_size > 0:
-            raise ConfigError(f"{self.path} exists and has no checkpoint of this replay; choose another file")
-        self.path.touch()
-        return {}
+    def __init__(self, replayer: Replayer) -> None:
+        self.inner = replayer.processor
+        self.topology = replayer.topology
+        self.staging = str(replayer.target.topic)
 
-    def write(self, inputs: list[InMessage], outcomes: list[Outcome], offsets: dict[int, int]) -> int:
-        lines = [self._line(m, o) for m, o in zip(inputs, outcomes, strict=True)]
-        data = b"".join(lines)
-        with self.path.open("ab") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.length += len(data)
-        self.offsets.update(offsets)
-        self._save(done=False)
-        return len(lines)
+    def process(self, message: InMessage) -> Outcome:
+        outcome = self.inner.process(message)
+        staged = []
+        for recipient in outcome.deliveries:
+            delivery_topic = self.topology.deliver(recipient)
+            for out in outcome.messages:
+                if out.topic == delivery_topic:
+                    headers = [*out.headers, (H_RECIPIENT, recipient.encode())]
+                    staged.append(OutMessage(self.staging, out.key, out.value, headers))
+        return replace(outcome, messages=tuple(staged))
 
-    def finish(self) -> None:
-        self._save(done=True)
 
-    def _save(self, *, done: bool) -> None:
-        state = {"replay_id": self.replayer.id, "offsets": self.offsets, "bytes": self.length, "done": done}
-        temporary = self.checkpoint.with_suffix(".tmp")
-        temporary.write_text(json.dumps(state), encoding="utf-8")
-        os.replace(temporary, self.checkpoint)
+class _Lines:
+    """The ``file`` target: one JSON line per input, with the decision and the delivered projections
+    (the line is the outcome's one message; the file transport appends it)."""
+
+    def __init__(self, inner: BatchProcessor[Outcome], form: JsonForm, replay_id: str) -> None:
+        self.inner = inner
+        self.form = form
+        self.replay_id = replay_id
+
+    def process(self, message: InMessage) -> Outcome:
+        outcome = self.inner.process(message)
+        return replace(outcome, messages=(OutMessage(FILE_TOPIC, None, self._line(message, outcome), []),))
 
     def _line(self, message: InMessage, outcome: Outcome) -> bytes:
         decision = outcome.decision
@@ -276,7 +208,7 @@ class _FileSink(_Sink):
                 for r, d in decision.deliveries.items()
             }
         row = {
-            "replay_id": self.replayer.id,
+            "replay_id": self.replay_id,
             "partition": message.partition,
             "offset": message.offset,
             "key": message.key.decode("utf-8", "replace") if message.key is not None else None,
@@ -286,6 +218,119 @@ class _FileSink(_Sink):
             "deliveries": deliveries,
         }
         return (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+class _RangeSource:
+    """The fetch side of a replay: the range's batches, each read once. It does not seek: an aborted
+    batch is written again in a new transaction (the loop's policy for such transports)."""
+
+    can_rewind = False
+    batches: Iterator[list[Message]] = iter(())
+
+    async def fetch(self) -> Sequence[InMessage] | None:
+        batch = next(self.batches, None)
+        return None if batch is None else [in_message(m) for m in batch]
+
+    async def rewind(self, positions: Offsets) -> None:
+        raise NotImplementedError("a replay reads its range once: the loop writes an aborted batch again")
+
+    def assigned(self) -> set[tuple[str, int]]:
+        return set()  # not needed: nothing is rewound
+
+
+class _TopicTransport(_RangeSource, ConfluentWriter):
+    """Kafka targets: the outputs and the replay's position (its consumer group's offsets) in one
+    transaction, under a transactional id per replay, so an interrupted run's open transaction is
+    aborted when the replay runs again."""
+
+    def __init__(self, replayer: Replayer, consumer: Consumer, ranges: list[PartitionRange]) -> None:
+        self.topic = replayer.spec.topic
+        self.ranges = ranges
+        if replayer.target.kind == "topic":
+            # A staging topic is created on first use, with as many partitions as the source.
+            staging = TopicSpec(str(replayer.target.topic), {"retention.ms": str(7 * 86_400_000)})
+            create_topics(replayer.settings.kafka_common(), [staging], partitions=len(ranges), replication=-1)
+        producer = clients.producer(replayer.settings.kafka_common(), transactional_id=replayer.name)
+        super().__init__(producer, consumer, transactional=True)
+
+    def positions(self) -> dict[int, int]:
+        partitions = [TopicPartition(self.topic, r.partition) for r in self.ranges]
+        try:
+            committed = self.consumer.committed(partitions, timeout=30)
+        except KafkaException as exc:
+            raise ClusterError(f"cannot read the replay's position ({exc.args[0]})") from exc
+        return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+
+    def finish(self) -> None:
+        """Nothing to record: the committed offsets say the range is done."""
+
+
+class _FileTransport(_RangeSource):
+    """The ``file`` target, with the steps of a transaction: lines are appended, and a batch is
+    committed when the file is synced and the checkpoint beside it (offsets and the file's length)
+    replaced; an aborted batch's lines are truncated."""
+
+    transactional = True
+
+    def __init__(self, replayer: Replayer) -> None:
+        assert replayer.target.path is not None
+        self.replay_id = replayer.id
+        self.path = replayer.target.path
+        self.checkpoint = self.path.with_name(self.path.name + ".checkpoint.json")
+        self.form = JsonForm(load_schema(replayer.settings.schema_dir / "customer_record.v1.avsc"))
+        self.offsets: dict[int, int] = {}
+        self.length = 0
+        self._pending: dict[int, int] = {}
+
+    def positions(self) -> dict[int, int]:
+        if self.checkpoint.exists():
+            state = json.loads(self.checkpoint.read_text(encoding="utf-8"))
+            if state.get("replay_id") != self.replay_id:
+                raise ConfigError(f"{self.checkpoint} belongs to another replay ({state.get('replay_id')})")
+            self.offsets = {int(p): int(o) for p, o in state["offsets"].items()}
+            self.length = int(state["bytes"])
+            self._truncate()  # lines written after the last checkpoint are written again
+            return dict(self.offsets)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            raise ConfigError(f"{self.path} exists and has no checkpoint of this replay; choose another file")
+        self.path.touch()
+        return {}
+
+    async def begin(self) -> None:
+        self._pending = {}
+
+    async def write(self, messages: Sequence[OutMessage]) -> None:
+        with self.path.open("ab") as handle:
+            handle.write(b"".join(m.value or b"" for m in messages))
+
+    async def send_offsets(self, offsets: Offsets) -> None:
+        self._pending = {partition: offset for (_, partition), offset in offsets.items()}
+
+    async def commit(self) -> None:
+        with self.path.open("ab") as handle:
+            os.fsync(handle.fileno())
+            self.length = handle.tell()
+        self.offsets.update(self._pending)
+        self._save(done=False)
+
+    async def abort(self) -> None:
+        self._truncate()
+
+    def classify(self, error: BaseException) -> ErrorKind:
+        return ErrorKind.FATAL  # a file that cannot be written (disk full, permissions) stops the run
+
+    def finish(self) -> None:
+        self._save(done=True)
+
+    def _truncate(self) -> None:
+        with self.path.open("r+b") as handle:
+            handle.truncate(self.length)
+
+    def _save(self, *, done: bool) -> None:
+        state = {"replay_id": self.replay_id, "offsets": self.offsets, "bytes": self.length, "done": done}
+        temporary = self.checkpoint.with_suffix(".tmp")
+        temporary.write_text(json.dumps(state), encoding="utf-8")
+        os.replace(temporary, self.checkpoint)
 
 
 def parse_time(text: str | None) -> dt.datetime | None:

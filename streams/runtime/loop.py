@@ -251,7 +251,7 @@ class BatchLoop(Generic[OutcomeT]):
             try:
                 await self._write(messages, next_offsets(batch))
                 break
-            except Aborted:
+            except _Aborted:
                 self.stats.aborted_batches += 1
                 for aborted in self.on_abort:
                     aborted()
@@ -275,17 +275,17 @@ class BatchLoop(Generic[OutcomeT]):
         return None
 
     async def _write(self, messages: list[OutMessage], offsets: Offsets) -> None:
-        await transact(self.transport, messages, offsets, self.policy)
+        await _transact(self.transport, messages, offsets, self.policy)
 
 
-async def transact(
+async def _transact(
     transport: Writer,
     messages: Sequence[OutMessage],
     offsets: Offsets,
     policy: ErrorPolicy,
 ) -> None:
     """One attempt at a batch's transaction (at least once: write, then commit the offsets). Each
-    step is retried while its errors are retriable, up to the policy's caps. Raises ``Aborted``
+    step is retried while its errors are retriable, up to the policy's caps. Raises ``_Aborted``
     after aborting the transaction, ``FatalError`` when the writer cannot go on."""
     try:
         if transport.transactional:
@@ -303,7 +303,7 @@ async def transact(
                 await transport.abort()
             except Exception as abort_exc:
                 raise FatalError(f"the transaction could not be aborted ({abort_exc})") from abort_exc
-        raise Aborted(str(exc.__cause__)) from exc
+        raise _Aborted(str(exc.__cause__)) from exc
 
 
 async def _step(transport: Writer, step: Callable[[], object], policy: ErrorPolicy) -> None:
@@ -325,7 +325,7 @@ async def _step(transport: Writer, step: Callable[[], object], policy: ErrorPoli
             await asyncio.sleep(policy.backoff(attempt))
 
 
-class Aborted(Exception):
+class _Aborted(Exception):
     """A batch's transaction was aborted (nothing of it is visible); the batch can be done again."""
 
 
