@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily
@@ -107,26 +108,31 @@ class PipelineMetrics:
     def observe(self, batch: Iterable[tuple[InMessage, Outcome]], *, committed_at: float | None = None) -> None:
         """Counts a committed batch."""
         now = time.time() if committed_at is None else committed_at
-        # Counted per batch, then added once per label set: label lookups are the costly part.
-        counts: collections.Counter[tuple[Counter, tuple[str, ...]]] = collections.Counter()
+        # Most outcomes of a batch are alike: they are counted by what they say first, then each
+        # kind is added once per label set (label lookups are the costly part).
+        kinds: collections.Counter[tuple[Any, ...]] = collections.Counter()
         for message, outcome in batch:
-            source = outcome.source or "unknown"
-            counts[(self.records_in, (source,))] += 1
-            counts[(self.records_out, (source, outcome.status.value))] += 1
-            if outcome.status is Status.WITHHELD:
-                counts[(self.withheld, (source, outcome.reason))] += 1
-            elif outcome.status is Status.INVALID:
-                counts[(self.dead_letters, (source, outcome.reason))] += 1
-            for recipient, purposes in outcome.deliveries.items():
-                counts[(self.deliveries, (source, recipient))] += 1
-                for purpose in purposes:
-                    counts[(self.delivery_purposes, (recipient, purpose))] += 1
-            for path, cls in outcome.dropped:
-                counts[(self.fields_dropped, (cls, "<unknown>" if cls == UNKNOWN else path))] += 1
-            for recipient, cls in outcome.leaks:
-                counts[(self.leak_canary, (recipient, cls))] += 1
+            deliveries = tuple(outcome.deliveries.items())
+            kinds[(outcome.source, outcome.status, outcome.reason, deliveries, outcome.dropped, outcome.leaks)] += 1
             if message.timestamp_ms > 0:
                 self.latency.observe(max(0.0, now - message.timestamp_ms / 1000))
+        counts: collections.Counter[tuple[Counter, tuple[str, ...]]] = collections.Counter()
+        for (source_or_none, status, reason, deliveries, dropped, leaks), n in kinds.items():
+            source = source_or_none or "unknown"
+            counts[(self.records_in, (source,))] += n
+            counts[(self.records_out, (source, status.value))] += n
+            if status is Status.WITHHELD:
+                counts[(self.withheld, (source, reason))] += n
+            elif status is Status.INVALID:
+                counts[(self.dead_letters, (source, reason))] += n
+            for recipient, purposes in deliveries:
+                counts[(self.deliveries, (source, recipient))] += n
+                for purpose in purposes:
+                    counts[(self.delivery_purposes, (recipient, purpose))] += n
+            for path, cls in dropped:
+                counts[(self.fields_dropped, (cls, "<unknown>" if cls == UNKNOWN else path))] += n
+            for recipient, cls in leaks:
+                counts[(self.leak_canary, (recipient, cls))] += n
         for (metric, labels), count in counts.items():
             metric.labels(*labels).inc(count)
         self.last_progress.set(now)

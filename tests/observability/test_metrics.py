@@ -48,6 +48,21 @@ def test_outcomes_become_counters_with_bounded_labels() -> None:
     assert "customer-123" not in text  # never a customer id or a key as a label
 
 
+def test_alike_outcomes_of_a_batch_are_each_counted() -> None:
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    message = InMessage("p.ingest.jcom.customer.v1", 0, 5, b"k", b"v", 1_000)
+    shared = Outcome(Status.SHARED, "shared", "jcom", (), {"jcom-insurance": ("jointuse.billing",)}, (("a", "b"),))
+    other = Outcome(Status.SHARED, "shared", "jcom", (), {"jcom": ("jointuse.billing",)}, ())
+    metrics.observe([(message, shared), (message, other), (message, shared)], committed_at=3.0)
+    metrics.observe([(message, shared)], committed_at=3.0)
+    assert _value(registry, "jointuse_records_in_total", {"source": "jcom"}) == 4
+    assert _value(registry, "jointuse_deliveries_total", {"source": "jcom", "recipient": "jcom-insurance"}) == 3
+    assert _value(registry, "jointuse_deliveries_total", {"source": "jcom", "recipient": "jcom"}) == 1
+    assert _value(registry, "jointuse_fields_dropped_total", {"class": "b", "path": "a"}) == 3
+    assert _value(registry, "jointuse_end_to_end_latency_seconds_count") == 4
+
+
 def test_leak_canary_series_exists_at_zero_before_any_record() -> None:
     registry = CollectorRegistry()
     PipelineMetrics(registry)
