@@ -16,6 +16,7 @@ from confluent_kafka import Consumer
 from streams.devtools.processes import start_worker, stop_worker
 from streams.devtools.synthetic import Mix
 from streams.settings import Settings
+from streams.topology import Topology
 from tests.runtime.helpers import audit_events, produce_generated, read_topic, setup_topics
 
 pytestmark = pytest.mark.kafka
@@ -24,6 +25,21 @@ RUNTIMES = ["faust", "confluent"]
 
 def _produce(settings: Settings, count: int, seed: int) -> int:
     return sum(produce_generated(settings, count, seed=seed, mix=Mix(invalid=0.02)).values())
+
+
+def _audit_watcher(settings: Settings, topology: Topology, unique: str, *, committed: bool) -> Consumer:
+    """A consumer of the audit topic from its start; ``committed=False`` also sees events of open
+    transactions (a worker is busy before it commits anything)."""
+    audit = Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": f"watch-{unique}",
+            "auto.offset.reset": "earliest",
+            "isolation.level": "read_committed" if committed else "read_uncommitted",
+        }
+    )
+    audit.subscribe([topology.audit])
+    return audit
 
 
 def _check_exactly_once(settings: Settings, total: int) -> None:
@@ -43,15 +59,7 @@ def _check_exactly_once(settings: Settings, total: int) -> None:
 def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str, runtime: str) -> None:
     settings = kafka.model_copy(update={"topic_prefix": f"c{unique}"})
     topology = setup_topics(settings)
-    audit = Consumer(
-        {
-            **settings.kafka_common(),
-            "group.id": f"watch-{unique}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_uncommitted",
-        }
-    )
-    audit.subscribe([topology.audit])
+    audit = _audit_watcher(settings, topology, unique, committed=False)
     seen = 0
     total = 0
     mid_chunk_kills = 0
@@ -85,15 +93,7 @@ def test_two_workers_share_partitions_and_one_dying_loses_nothing(kafka: Setting
     topology = setup_topics(settings)
     first = start_worker(settings, "pair-0", runtime=runtime, batch_size=100)
     second = start_worker(settings, "pair-1", runtime=runtime, batch_size=100)
-    audit = Consumer(
-        {
-            **settings.kafka_common(),
-            "group.id": f"watch-{unique}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
-    audit.subscribe([topology.audit])
+    audit = _audit_watcher(settings, topology, unique, committed=True)
     by_worker: Counter[str] = Counter()
     total = 0
     try:
@@ -123,15 +123,7 @@ def test_a_worker_joining_and_leaving_a_busy_one_keeps_exactly_once(kafka: Setti
     a batch decided ahead: whatever it does not finish goes to the partitions' next owner once."""
     settings = kafka.model_copy(update={"topic_prefix": f"j{unique}"})
     topology = setup_topics(settings)
-    audit = Consumer(
-        {
-            **settings.kafka_common(),
-            "group.id": f"watch-{unique}",
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-    )
-    audit.subscribe([topology.audit])
+    audit = _audit_watcher(settings, topology, unique, committed=True)
     by_worker: Counter[str] = Counter()
 
     def watch(until: Callable[[], bool], seconds: float = 90) -> None:
