@@ -1,0 +1,172 @@
+"""The subject index (issue "rights at national scale"): one row per data subject, folded from the
+audit topic, so that a disclosure report, an erasure or a dry-run comparison reads one row instead
+of the whole history. Values only: no Kafka, no clock. The adapter keeps rows in a faust table.
+
+The audit topic is keyed by the subject's pseudonym, so a subject's events are in one audit
+partition, in order (in another one only after partitions were added). A row remembers the highest
+offset it has applied per audit partition: folding the same event again (a replay of the audit
+topic, a restarted consumer) changes nothing, so rows are the same however often the topic is read.
+
+A row groups a subject's deliveries by what was received: the recipient, the notice version, the
+items and the purposes. Per group it keeps the first and last delivery times, the number of
+deliveries and the last input; a report from the row says the same as one from every audit event
+of the subject (``exposures_of`` turns those events into the same groups, for that comparison).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+SHARED = "shared"
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """What one recipient received about a subject, under one notice version, for one set of items
+    and purposes: when first and last, how often, and from which input last."""
+
+    recipient: str
+    policy_version: str | None
+    items: tuple[str, ...]
+    purposes: tuple[str, ...]
+    first_at_ms: int
+    last_at_ms: int
+    deliveries: int
+    last_input_topic: str
+    last_input_offset: int
+
+    @property
+    def group(self) -> tuple[str, str | None, tuple[str, ...], tuple[str, ...]]:
+        return (self.recipient, self.policy_version, self.items, self.purposes)
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRow:
+    """Everything the audit says was disclosed about one subject (a pseudonym)."""
+
+    subject: str
+    exposures: tuple[Exposure, ...] = ()  # ordered by first delivery, then recipient
+    applied: tuple[tuple[int, int], ...] = ()  # (audit partition, highest offset folded), by partition
+
+    @property
+    def recipients(self) -> frozenset[str]:
+        return frozenset(e.recipient for e in self.exposures)
+
+    @property
+    def first_at_ms(self) -> int | None:
+        return min((e.first_at_ms for e in self.exposures), default=None)
+
+    @property
+    def last_at_ms(self) -> int | None:
+        return max((e.last_at_ms for e in self.exposures), default=None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "applied": [list(pair) for pair in self.applied],
+            "exposures": [
+                {
+                    "recipient": e.recipient,
+                    "policy_version": e.policy_version,
+                    "items": list(e.items),
+                    "purposes": list(e.purposes),
+                    "first_at_ms": e.first_at_ms,
+                    "last_at_ms": e.last_at_ms,
+                    "deliveries": e.deliveries,
+                    "last_input_topic": e.last_input_topic,
+                    "last_input_offset": e.last_input_offset,
+                }
+                for e in self.exposures
+            ],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SubjectRow:
+        return cls(
+            subject=str(data["subject"]),
+            applied=tuple((int(p), int(o)) for p, o in data["applied"]),
+            exposures=tuple(
+                Exposure(
+                    recipient=str(e["recipient"]),
+                    policy_version=e["policy_version"],
+                    items=tuple(e["items"]),
+                    purposes=tuple(e["purposes"]),
+                    first_at_ms=int(e["first_at_ms"]),
+                    last_at_ms=int(e["last_at_ms"]),
+                    deliveries=int(e["deliveries"]),
+                    last_input_topic=str(e["last_input_topic"]),
+                    last_input_offset=int(e["last_input_offset"]),
+                )
+                for e in data["exposures"]
+            ),
+        )
+
+
+def fold(row: SubjectRow | None, event: Mapping[str, Any], partition: int, offset: int) -> SubjectRow | None:
+    """The row after one audit event of its subject, read at ``offset`` of audit ``partition``. An
+    event at or below the row's applied offset of that partition was folded already and changes
+    nothing; an event without a subject (an input that had no key) has no row."""
+    subject = event.get("subject")
+    if not isinstance(subject, str) or not subject:
+        return row
+    if row is None:
+        row = SubjectRow(subject)
+    applied = dict(row.applied)
+    if offset <= applied.get(partition, -1):
+        return row
+    applied[partition] = offset
+    exposures = {e.group: e for e in row.exposures}
+    for delivered in _deliveries(event):
+        known = exposures.get(delivered.group)
+        if known is None:
+            exposures[delivered.group] = delivered
+            continue
+        later = delivered.last_at_ms >= known.last_at_ms
+        exposures[delivered.group] = replace(
+            known,
+            first_at_ms=min(known.first_at_ms, delivered.first_at_ms),
+            last_at_ms=max(known.last_at_ms, delivered.last_at_ms),
+            deliveries=known.deliveries + 1,
+            last_input_topic=delivered.last_input_topic if later else known.last_input_topic,
+            last_input_offset=delivered.last_input_offset if later else known.last_input_offset,
+        )
+    return SubjectRow(subject, _ordered(exposures.values()), tuple(sorted(applied.items())))
+
+
+def exposures_of(events: Iterable[Mapping[str, Any]], subjects: frozenset[str]) -> tuple[Exposure, ...]:
+    """The same groups straight from audit events, in the order read (the whole-topic scan the
+    index replaces): for comparing a report from the index with one from the audit topic."""
+    rows: dict[str, SubjectRow | None] = {}
+    for position, event in enumerate(events):
+        subject = event.get("subject")
+        if subject in subjects:
+            rows[subject] = fold(rows.get(subject), event, 0, position)
+    return _ordered(e for row in rows.values() if row is not None for e in row.exposures)
+
+
+def _deliveries(event: Mapping[str, Any]) -> list[Exposure]:
+    if event.get("status") != SHARED:
+        return []
+    at = int(event.get("processed_at_ms") or 0)
+    source = event.get("input") or {}
+    topic, offset = str(source.get("topic", "")), int(source.get("offset", -1))
+    return [
+        Exposure(
+            recipient,
+            event.get("policy_version"),
+            tuple(what.get("items") or ()),
+            tuple(what.get("purposes") or ()),
+            at,
+            at,
+            1,
+            topic,
+            offset,
+        )
+        for recipient, what in (event.get("recipients") or {}).items()
+    ]
+
+
+def _ordered(exposures: Iterable[Exposure]) -> tuple[Exposure, ...]:
+    return tuple(sorted(exposures, key=lambda e: (e.first_at_ms, e.recipient, e.policy_version or "", e.items)))
