@@ -177,6 +177,34 @@ def test_a_rebalance_during_a_commit_waits_for_it_and_drops_the_batch_decided_ah
     _everything_once(broker)
 
 
+def test_a_rebalance_inside_a_fetch_drops_the_batch_in_flight_instead_of_aborting_it() -> None:
+    """confluent's revocation callback runs inside ``consume`` and cannot wait: it marks the
+    partitions (``drop_revoked``); the batch decided before it is not written, so the broker has
+    nothing to fence and nothing is aborted."""
+    broker = MemoryBroker(partitions=2)
+    broker.fill(6)
+    old = MemoryTransport(broker, batch_size=8)  # batch 1: both partitions
+    loop = BatchLoop(old, Echo(), policy=NO_WAIT, pipelined=True)
+    fetches = 0
+
+    def rebalance_on_the_second_fetch() -> None:
+        nonlocal fetches
+        fetches += 1
+        if fetches == 2:  # batch 1 is decided, its transaction not begun
+            lost = ("in", 1)
+            old.revoke(lost)
+            loop.drop_revoked({lost})
+
+    old.on_fetch.append(rebalance_on_the_second_fetch)
+    asyncio.run(loop.run(max_idle_seconds=0))
+    assert loop.stats.aborted_batches == 0
+    assert broker.committed.get(("in", 1)) is None  # left to the next owner
+    asyncio.run(
+        BatchLoop(MemoryTransport(broker, partitions={("in", 1)}), Echo(), policy=NO_WAIT).run(max_idle_seconds=0)
+    )
+    _everything_once(broker)
+
+
 def test_a_dependency_outage_is_retried_then_fatal() -> None:
     from streams.errors import RegistryError
 
