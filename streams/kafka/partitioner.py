@@ -37,6 +37,6 @@ def murmur2(data: bytes) -> int:
 
 
 def key_hash(key: bytes) -> int:
-    """A non-empty key's partition is this modulo the topic's partition count (the Java client's
+    """A key's partition is this modulo the topic's partition count (the Java client's
     ``toPositive(murmur2(key)) % partitions``)."""
     return murmur2(key) & 0x7FFFFFFF

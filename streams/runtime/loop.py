@@ -229,13 +229,15 @@ class BatchLoop(Generic[OutcomeT]):
         self, batch: list[InMessage], outcomes: list[OutcomeT], epoch: int
     ) -> tuple[list[InMessage], list[OutcomeT]]:
         """The batch without the inputs (and their outcomes) of partitions revoked since ``epoch``."""
-        if epoch == self._epoch or all(self._revoked_at.get((m.topic, m.partition), 0) <= epoch for m in batch):
-            return batch, outcomes  # nothing of it was revoked
+        if epoch == self._epoch:
+            return batch, outcomes  # no revocation since the batch was fetched
         kept = [
             (message, outcome)
             for message, outcome in zip(batch, outcomes, strict=True)
             if self._revoked_at.get((message.topic, message.partition), 0) <= epoch
         ]
+        if len(kept) == len(batch):
+            return batch, outcomes
         dropped = len(batch) - len(kept)
         log.info("a rebalance took partitions of a batch; their next owner does them", extra={"dropped": dropped})
         return [m for m, _ in kept], [o for _, o in kept]
