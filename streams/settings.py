@@ -56,6 +56,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Wait before looking up an erased subject: every in-flight delivery has committed by then.",
     )
+    index_url: str = Field(
+        "http://127.0.0.1:9410",
+        description="Any subject-index worker's web address; it routes each lookup to the partition's owner.",
+    )
+    index_host: str = Field("127.0.0.1", description="Address a subject-index worker listens on for lookups.")
+    index_port: int = Field(9410, ge=1, le=65535, description="Port of that web server (one per worker on a host).")
+    index_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb", description="Where a subject-index worker keeps its rows (its changelog makes either durable)."
+    )
+    index_wait_seconds: float = Field(
+        30.0, gt=0, description="How long an erasure's lookup waits for the index to catch up with the audit topic."
+    )
     schema_dir: Path = Field(PROJECT_ROOT / "schemas", description="Directory of the governed Avro schemas.")
     subject_key: SecretStr | None = Field(
         None, description="Key of the audit pseudonyms (HMAC-SHA256), at least 16 bytes; or the file below."
@@ -81,6 +93,11 @@ class Settings(BaseSettings):
             "JOINTUSE_POLICY_PATH": str(self.policy_path),
             "JOINTUSE_METRICS_PORT": str(self.metrics_port),
             "JOINTUSE_ERASURE_GRACE_SECONDS": str(self.erasure_grace_seconds),
+            "JOINTUSE_INDEX_URL": self.index_url,
+            "JOINTUSE_INDEX_HOST": self.index_host,
+            "JOINTUSE_INDEX_PORT": str(self.index_port),
+            "JOINTUSE_INDEX_STORE": self.index_store,
+            "JOINTUSE_DATA_DIR": str(self.data_dir),
             "JOINTUSE_DQ_SAMPLE_RATE": str(self.dq_sample_rate),
             "JOINTUSE_DQ_BATCH_SIZE": str(self.dq_batch_size),
             "JOINTUSE_DQ_SUITES_DIR": str(self.dq_suites_dir),

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from streams.policy.model import Policy, retention_days
 
 SCHEMA_MAJOR = "v1"
+SUBJECT_INDEX_TABLE = "subjects"
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,18 @@ class Topology:
         """Erasure and retention notices to one recipient. One topic per recipient, because a notice
         names a subject key, and another company must not learn whom a recipient holds."""
         return f"{self.prefix}.notices.{recipient}.{SCHEMA_MAJOR}"
+
+    @property
+    def subject_index_app(self) -> str:
+        """The subject index's faust app id, which is also its consumer group."""
+        return f"{self.prefix}.pipeline.index"
+
+    @property
+    def subject_index_changelog(self) -> str:
+        """The changelog of the index's ``subjects`` table (faust's name for it): what rebuilds the
+        rows after a restart or a rebalance. Partitioned like the audit topic, whose partition
+        each row's update goes to."""
+        return f"{self.subject_index_app}-{SUBJECT_INDEX_TABLE}-changelog"
 
     @property
     def provision_records(self) -> str:
@@ -81,6 +94,8 @@ class Topology:
             )
             specs.append(TopicSpec(self.dead_letters(user.id), {"retention.ms": str(30 * 86_400_000)}))
         specs.append(TopicSpec(self.audit, {"retention.ms": "-1"}))
+        # One row per subject, the latest wins: compacted, never deleted by age.
+        specs.append(TopicSpec(self.subject_index_changelog, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}))
         # The latest request per subject must outlive everything: compacted, never deleted by age.
         specs.append(TopicSpec(self.rights, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}))
         for company in [u.id for u in policy.joint_users] + [r.id for r in policy.foreign_provision.recipients]:

@@ -73,6 +73,8 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     # The audit topic is read back to find where an erased subject went; the rights topic by every worker.
     acls += _topic(pipeline, topology.audit, "write", "read")
     acls += _topic(pipeline, topology.rights, "read")
+    # The subject index (a pipeline app) keeps its rows in a changelog it writes and reads back.
+    acls += _topic(pipeline, topology.subject_index_changelog, "write", "read")
     acls += _topic(pipeline, f"{topology.prefix}.notices.", "write", pattern="prefixed")
     acls += _topic(pipeline, topology.provision_records, "write")
     acls += _topic(pipeline, f"{topology.prefix}.foreign.", "write", pattern="prefixed")

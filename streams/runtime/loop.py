@@ -14,6 +14,9 @@ rewinds, and says what kind an error of its library is. The loop owns the rest, 
   in a new transaction; too many aborts in a row are fatal;
 - a fatal error (fenced, or the client says fatal, or anything unknown) stops the loop with
   ``FatalError``: one clear line, and the worker exits with ``EXIT_FATAL``.
+A loop may hold what it fetches for a while before processing it (``held``, the erasure delay):
+the transport keeps polling meanwhile, and a batch whose dependency is down (the subject index) is
+held again and retried, never fatal, because waiting is what such a loop does anyway.
 No record stops the loop: processors turn every bad input into a dead letter.
 """
 
@@ -29,6 +32,7 @@ from typing import Generic, Protocol, TypeVar
 
 from streams.errors import DEPENDENCY_ERRORS
 from streams.messages import InMessage, OutMessage, Written
+from streams.runtime.held import HeldMessages
 from streams.policy.decision import Status
 
 log = logging.getLogger("jointuse.worker")
@@ -110,15 +114,20 @@ class BatchLoop(Generic[OutcomeT]):
         policy: ErrorPolicy | None = None,
         offload: bool = False,
         pipelined: bool = False,
+        held: HeldMessages | None = None,
     ) -> None:
         """``offload`` decides in a thread (an event loop with other work on it); ``pipelined``
         decides batch N+1 while batch N commits (transactions still commit one after the other, in
-        order; when N is aborted and rewound, N+1 is dropped and fetched again after it)."""
+        order; when N is aborted and rewound, N+1 is dropped and fetched again after it); ``held``
+        processes each message only once it is due there (not with ``pipelined``)."""
+        if held is not None and pipelined:
+            raise ValueError("a loop that holds messages commits one batch at a time (pipelined=False)")
         self.transport = transport
         self.processor = processor
         self.policy = policy or ErrorPolicy()
         self.offload = offload
         self.pipelined = pipelined
+        self.held = held
         self.stats = LoopStats()
         self.on_committed: list[Callable[[Sequence[InMessage], Sequence[OutcomeT]], None]] = []
         self.on_abort: list[Callable[[], None]] = []
@@ -139,8 +148,11 @@ class BatchLoop(Generic[OutcomeT]):
         cannot (confluent's runs inside ``consume``): no transaction that begins from now on writes
         for ``partitions``."""
         self._epoch += 1
-        for partition in partitions:
+        revoked = list(partitions)
+        for partition in revoked:
             self._revoked_at[partition] = self._epoch
+        if self.held is not None:
+            self.held.forget(revoked)
 
     async def revoke(self, partitions: Iterable[tuple[str, int]]) -> None:
         """The assignment changed: ``partitions`` go to their next owner, who starts at the group's
@@ -164,10 +176,16 @@ class BatchLoop(Generic[OutcomeT]):
                 # No await between the fetch's return and this: a revocation after it is seen.
                 epoch = self._epoch
                 batch = list(fetched)
+                if self.held is not None:
+                    now_ms = _now_ms()
+                    self.held.read(batch, now_ms)
+                    batch = self.held.release(now_ms)
                 if not batch:
                     if await self._committed_in_flight() is not None:
                         continue  # the batch in flight was rewound: it is fetched again
-                    if max_idle_seconds is not None and time.monotonic() - idle_since > max_idle_seconds:
+                    if self.held:
+                        idle_since = time.monotonic()  # messages waiting: not idle
+                    elif max_idle_seconds is not None and time.monotonic() - idle_since > max_idle_seconds:
                         break
                     continue
                 idle_since = time.monotonic()
@@ -177,7 +195,11 @@ class BatchLoop(Generic[OutcomeT]):
                 except BaseException:
                     deciding.cancel()
                     raise
-                outcomes = await deciding
+                try:
+                    outcomes = await deciding
+                except _Deferred:
+                    self._hold_again(batch, epoch)
+                    continue
                 if rewound is not None:  # this batch was fetched after the one rewound: again, too
                     owned = self.transport.assigned()
                     positions = first_offsets(batch).items()
@@ -210,6 +232,9 @@ class BatchLoop(Generic[OutcomeT]):
                 else:
                     outcomes = self._process_all(batch)
             except DEPENDENCY_ERRORS as exc:
+                if self.held is not None:
+                    log.warning("a dependency is unavailable; the batch waits again", extra={"error": str(exc)})
+                    raise _Deferred from exc
                 if attempt == self.policy.retry_attempts:
                     raise FatalError(f"a dependency stayed unavailable ({exc})") from exc
                 log.warning("a dependency is unavailable; retrying the batch", extra={"error": str(exc)})
@@ -221,6 +246,13 @@ class BatchLoop(Generic[OutcomeT]):
                 observe(time.perf_counter() - started)
             return outcomes
         raise AssertionError("unreachable")
+
+    def _hold_again(self, batch: list[InMessage], epoch: int) -> None:
+        """A held batch whose dependency was down waits again (the partitions revoked meanwhile are
+        their next owner's)."""
+        assert self.held is not None
+        owned = [m for m in batch if self._revoked_at.get((m.topic, m.partition), 0) <= epoch]
+        self.held.put_back(owned, _now_ms() + int(self.policy.backoff_max_seconds * 1000))
 
     def _process_all(self, batch: list[InMessage]) -> list[OutcomeT]:
         return [self.processor.process(message) for message in batch]
@@ -264,6 +296,8 @@ class BatchLoop(Generic[OutcomeT]):
                 if self.transport.can_rewind:
                     owned = self.transport.assigned()
                     positions = {tp: o for tp, o in first_offsets(batch).items() if tp in owned}
+                    if self.held is not None:
+                        self.held.forget(positions)  # read again after the batch
                     await self.transport.rewind(positions)
                     return positions  # the batch is fetched again, from the last committed positions
                 # No seek: the same outputs, in a new transaction (the batch is still in hand).
@@ -325,6 +359,14 @@ async def _step(transport: Writer, step: Callable[[], object], policy: ErrorPoli
                 raise _Abortable from exc
             log.warning("a retriable Kafka error; retrying", extra={"error": str(exc), "attempt": attempt})
             await asyncio.sleep(policy.backoff(attempt))
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+class _Deferred(Exception):
+    """A held batch could not be decided now; it waits again."""
 
 
 class _Aborted(Exception):
