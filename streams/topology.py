@@ -95,7 +95,8 @@ class Topology:
             specs.append(TopicSpec(self.dead_letters(user.id), {"retention.ms": str(30 * 86_400_000)}))
         specs.append(TopicSpec(self.audit, {"retention.ms": "-1"}))
         # One row per subject, the latest wins: compacted, never deleted by age.
-        specs.append(TopicSpec(self.subject_index_changelog, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}))
+        compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+        specs.append(TopicSpec(self.subject_index_changelog, compacted))
         # The latest request per subject must outlive everything: compacted, never deleted by age.
         specs.append(TopicSpec(self.rights, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}))
         for company in [u.id for u in policy.joint_users] + [r.id for r in policy.foreign_provision.recipients]:

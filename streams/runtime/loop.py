@@ -32,8 +32,8 @@ from typing import Generic, Protocol, TypeVar
 
 from streams.errors import DEPENDENCY_ERRORS
 from streams.messages import InMessage, OutMessage, Written
-from streams.runtime.held import HeldMessages
 from streams.policy.decision import Status
+from streams.runtime.held import HeldMessages
 
 log = logging.getLogger("jointuse.worker")
 
