@@ -57,5 +57,9 @@ class ClusterError(JointUseError):
     confluent_kafka.KafkaError, which modules also use)."""
 
 
+class SubjectIndexUnavailable(JointUseError):
+    """The subject index did not answer, is rebuilding its rows, or is behind the audit topic."""
+
+
 # Failures of a dependency, not of a record: the batch is retried; they never make a dead letter.
-DEPENDENCY_ERRORS: tuple[type[JointUseError], ...] = (RegistryError, ClusterError)
+DEPENDENCY_ERRORS: tuple[type[JointUseError], ...] = (RegistryError, ClusterError, SubjectIndexUnavailable)

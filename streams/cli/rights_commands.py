@@ -62,60 +62,79 @@ def rights_report(
         list[str] | None, typer.Option("--source", help="Source company (repeatable; default: every joint user).")
     ] = None,
     output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.TABLE,
+    from_audit: Annotated[
+        bool,
+        typer.Option("--from-audit", help="Read the whole audit topic instead of the subject index (slow; a check)."),
+    ] = False,
+    index_url: Annotated[
+        str | None, typer.Option("--index-url", help="A subject-index worker (default: JOINTUSE_INDEX_URL).")
+    ] = None,
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
 ) -> None:
-    """Disclosure report: which companies received which items about a subject, when, for which
-    purposes, under which notice version (from the audit topic).
+    """Disclosure report: which companies received which items about a subject, under which notice
+    version, for which purposes; first and last delivery, how many, and the last input.
+
+    Read from the subject index (`jointuse index`), which says when it is behind the audit topic.
+    Exit 3 when the index (or, with --from-audit, the cluster) does not answer.
 
     \b
     Examples:
       jointuse rights report C0000042 --source jcom
       jointuse rights report C0000042 --format json
+      jointuse rights report C0000042 --from-audit
     """
     from streams.policy.loader import load_policies
-    from streams.policy.rights import disclosures
-    from streams.processors.erasure import audit_lookup
-    from streams.topology import Topology
+    from streams.rights.report import report_from_audit, report_from_index
 
     settings = _settings(bootstrap, None, prefix)
+    if index_url:
+        settings = settings.model_copy(update={"index_url": index_url})
     sources = source or sorted({u.id for p in load_policies(settings.policy_path).versions for u in p.joint_users})
     try:
         keys = settings.subject_keys()
     except JointUseError as exc:
         fail(exc, Exit.USAGE)
     subjects = frozenset().union(*(keys.lookup_subjects(s, customer_id) for s in sources))
-    lookup = audit_lookup(
-        settings.kafka_common(), Topology(settings.topic_prefix), group_id=f"{settings.topic_prefix}.auditor.report"
-    )
     try:
-        found = disclosures(lookup(subjects), subjects)
+        report = report_from_audit(settings, subjects) if from_audit else report_from_index(settings, subjects)
     except JointUseError as exc:
         fail(exc, Exit.SERVICE)
     if output == "json":
-        rows = [
-            {
-                "recipient": d.recipient,
-                "items": list(d.items),
-                "purposes": list(d.purposes),
-                "policy_version": d.policy_version,
-                "delivered_at": d.at.isoformat(),
-                "input_topic": d.input_topic,
-                "input_offset": d.input_offset,
-            }
-            for d in found
-        ]
-        typer.echo(json.dumps({"sources": sources, "disclosures": rows}, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps({"sources": sources, **report.to_json()}, indent=2, ensure_ascii=False))
         return
-    if not found:
-        typer.echo("no disclosure recorded for this subject")
-        return
-    typer.echo(f"{'delivered at (UTC)':26} {'recipient':16} {'version':8} items / purposes")
-    for d in found:
-        typer.echo(
-            f"{d.at:%Y-%m-%d %H:%M:%S.%f}"[:23].ljust(26) + f" {d.recipient:16} {d.policy_version or '-':8} "
-            f"{','.join(d.items)} / {','.join(d.purposes)}"
-        )
+    for line in report.table_lines():
+        typer.echo(line)
+
+
+def index_command(
+    log_level: Annotated[str, typer.Option("--log-level", help="crit, error, warn, info, debug.")] = "warn",
+    port: Annotated[
+        int | None, typer.Option("--port", help="Web port for lookups (default JOINTUSE_INDEX_PORT, 9410).")
+    ] = None,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+) -> None:
+    """Run a subject-index worker: folds the audit topic into one row per subject and answers
+    lookups on its web port (any worker forwards a lookup to the owner of the subject's partition).
+    Same as `faust -A streams.rights.index_app worker` with these settings in the environment.
+
+    \b
+    Examples:
+      jointuse index
+      jointuse index --port 9411        # a second worker on the same host
+      curl http://127.0.0.1:9410/index/status
+    """
+    import os
+    import sys
+
+    settings = _settings(bootstrap, None, prefix)
+    if port is not None:
+        settings = settings.model_copy(update={"index_port": port, "index_url": f"http://{settings.index_host}:{port}"})
+    env = {**os.environ, **settings.worker_env()}
+    argv = [sys.executable, "-m", "faust", "-A", "streams.rights.index_app", "worker", "-l", log_level]
+    # Replace this process, so that signals reach the faust worker directly.
+    os.execve(sys.executable, argv, env)
 
 
 @retention_app.command("run")
@@ -210,6 +229,7 @@ def foreign_run(
 
 
 def register(app: typer.Typer) -> None:
+    app.command("index")(index_command)
     app.add_typer(rights_app, name="rights")
     app.add_typer(retention_app, name="retention")
     app.add_typer(foreign_app, name="foreign")

@@ -41,6 +41,17 @@ def start_worker(
     )
 
 
+def start_index(settings: Settings, *, quiet: bool = False) -> subprocess.Popen[bytes]:
+    """``jointuse index`` (a subject-index worker) as a child process, on ``settings.index_port``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli.main", "index", "--port", str(settings.index_port)],
+        env={**os.environ, **settings.worker_env()},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL if quiet else None,
+        stderr=subprocess.DEVNULL if quiet else None,
+    )
+
+
 def stop_worker(worker: subprocess.Popen[bytes], timeout: float = 30) -> None:
     """SIGTERM, then SIGKILL if the worker has not stopped within ``timeout`` seconds."""
     if worker.poll() is None:

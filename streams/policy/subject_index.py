@@ -146,6 +146,11 @@ def exposures_of(events: Iterable[Mapping[str, Any]], subjects: frozenset[str]) 
     return _ordered(e for row in rows.values() if row is not None for e in row.exposures)
 
 
+def exposures_of_rows(rows: Iterable[SubjectRow]) -> tuple[Exposure, ...]:
+    """The exposures of several rows (one subject's pseudonyms under each key), in report order."""
+    return _ordered(e for row in rows for e in row.exposures)
+
+
 def _deliveries(event: Mapping[str, Any]) -> list[Exposure]:
     if event.get("status") != SHARED:
         return []

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from streams.cli.client import produce_lines, read_committed
-from streams.devtools.processes import start_worker, stop_worker
+from streams.devtools.processes import start_index, start_worker, stop_worker
 from streams.devtools.synthetic import Generator, Mix
 from streams.kafka.admin import create_topics
 from streams.policy.loader import load_policies
@@ -44,6 +44,28 @@ def running_worker(
         yield worker
     finally:
         stop_worker(worker)
+
+
+def with_index(settings: Settings, tmp_dir: str) -> Settings:
+    """Settings for a subject-index worker of its own: a free port, its own state directory."""
+    import socket
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return settings.model_copy(
+        update={"index_port": port, "index_url": f"http://127.0.0.1:{port}", "data_dir": Path(tmp_dir)}
+    )
+
+
+@contextmanager
+def running_index(settings: Settings) -> Iterator[subprocess.Popen[bytes]]:
+    index = start_index(settings)
+    try:
+        yield index
+    finally:
+        stop_worker(index)
 
 
 def generated_lines(count: int, seed: int, mix: Mix | None = None) -> dict[str, list[bytes]]:

@@ -1,0 +1,336 @@
+"""The subject index worker: ``jointuse index`` (``faust -A streams.rights.index_app worker``).
+
+An agent folds the audit topic, which is keyed by subject, into one row per subject in a faust
+table (``streams.policy.subject_index``); a disclosure report, an erasure or a replay comparison
+then reads one row instead of the whole history. Rows live in RocksDB (faust's ``rocksdb://``
+store, through ``rocksdict``) and in the table's changelog, which rebuilds them after a restart or
+a rebalance.
+
+- Reading: the audit is written in transactions, so only committed events count (faust reads
+  uncommitted ones unless its own exactly-once is on; see ``_read_committed_only``).
+- Idempotent: a row remembers the offset it applied per audit partition. At least once is enough:
+  an offset is committed only after the changelog writes before it were acknowledged
+  (``_changelog_before_offsets``), and an event read again changes nothing.
+- Lookups: ``GET /subjects/<subject>`` on any index worker, which forwards it to the worker that
+  owns the subject's partition (faust's table metadata, as ``app.table_route`` does; that
+  decorator asks the producer for the changelog's partitions, which it knows only after writing to
+  it). The answer names how many events of that audit partition the index has not applied
+  (``lag``). ``?wait=S`` waits up to S seconds until it has applied every event committed there
+  before the request (an erasure needs that), and answers 503 if it has not.
+- ``GET /index/status``: per owned partition, the lag, and the events skipped (not our JSON, or a
+  key that differs from the event's subject; counted, never fatal).
+
+Exit codes are faust's: 0 after SIGTERM/SIGINT, non-zero when it cannot start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import faust
+import orjson
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.types import TP
+from faust.web import Request, Response, View
+
+from streams.errors import ClusterError
+from streams.kafka.partitioner import key_hash
+from streams.observability.logs import logging_config
+from streams.policy.subject_index import SubjectRow, fold
+from streams.settings import Settings, load_settings
+from streams.topology import SUBJECT_INDEX_TABLE, Topology
+
+log = logging.getLogger("jointuse.index")
+logging.getLogger("aiokafka").setLevel(logging.WARNING)
+WAIT_STEP_SECONDS = 0.05
+PROBE_ENOUGH = 100  # a lag is counted up to this (the answer says "at least")
+OFFSETS_TIMEOUT_SECONDS = 5.0  # the consumer's thread is busy while it joins the group
+
+
+def create_app(settings: Settings, topology: Topology) -> faust.App:
+    credentials = None
+    if settings.security_protocol.startswith("SASL"):
+        credentials = faust.SASLCredentials(
+            username=settings.sasl_username, password=settings.sasl_secret(), mechanism=settings.sasl_mechanism
+        )
+    # One state directory per web port: two index workers on one host must not share a RocksDB.
+    data_dir = settings.data_dir / f"index-{settings.index_port}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        topology.subject_index_app,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=credentials,
+        store="rocksdb://" if settings.index_store == "rocksdb" else "memory://",
+        datadir=str(data_dir),
+        autodiscover=False,
+        topic_allow_declare=False,  # the changelog comes from `jointuse topics create`
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=10,
+        broker_heartbeat_interval=2,
+        web_enabled=True,
+        web_bind=settings.index_host,
+        web_host=settings.index_host,
+        web_port=settings.index_port,
+        canonical_url=f"http://{settings.index_host}:{settings.index_port}",
+        logging_config=logging_config(settings.log_level, f"index-{settings.index_port}"),
+    )
+
+
+def _read_committed_only() -> None:
+    """faust's aiokafka consumer reads uncommitted messages unless faust's own exactly-once is on,
+    and the index must not count an audit event of an aborted transaction. This sets the consumer's
+    isolation level as it is created (a private attribute of aiokafka's consumer, read when it
+    starts); tests/runtime/test_faust_pin.py pins the faust version it was checked against."""
+    create = AIOKafkaConsumerThread._create_worker_consumer
+
+    def create_reading_committed(self: AIOKafkaConsumerThread, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._isolation_level = "read_committed"  # the constructor's argument, checked when it starts
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = create_reading_committed  # type: ignore[method-assign]
+
+
+def _changelog_before_offsets(application: faust.App) -> None:
+    """faust flushes its producer before it commits offsets, but its buffer's flush returns once no
+    message went out for 0.1 s (``flush_atmost``), not when the buffer is empty. A row update could
+    then still wait there while the offset of its event was committed, and a SIGKILL lost it for
+    good (the kill test saw a row missing a delivery). Every commit waits until the buffer is empty
+    and the client has had every write acknowledged. This replaces the driver's private commit, as
+    streams.app does; tests/runtime/test_faust_pin.py pins the faust version."""
+    commit = application.consumer._commit  # type: ignore[attr-defined]
+
+    async def commit_after_the_changelog(offsets: Any) -> bool:
+        producer = application.producer
+        while producer.buffer.size:
+            await producer.buffer.flush()
+        await producer.flush()
+        return bool(await commit(offsets))
+
+    application.consumer._commit = commit_after_the_changelog  # type: ignore[attr-defined]
+
+
+_read_committed_only()
+settings = load_settings()
+topology = Topology(settings.topic_prefix)
+app = create_app(settings, topology)
+audit = app.topic(topology.audit, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+# Keys are the subject as raw UTF-8 bytes (faust's default key serializer), as in the audit topic: a key hashes
+# to the same partition in both; rows are JSON (the default value serializer).
+subjects = app.Table(SUBJECT_INDEX_TABLE, key_type=bytes)
+applied_next: dict[int, int] = {}  # audit partition -> the offset after the event the agent applied last
+skipped: Counter[str] = Counter()
+applied: Counter[str] = Counter()  # events folded by this process
+
+
+def apply(key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
+    """One audit event into its subject's row (in the table's partition of the event)."""
+    applied["events"] += 1
+    try:
+        event = orjson.loads(value or b"")
+    except orjson.JSONDecodeError:
+        skipped["not_json"] += 1
+        return
+    subject = event.get("subject") if isinstance(event, dict) else None
+    if not isinstance(subject, str) or not subject:
+        return  # an input that had no key: it has no subject
+    if key is None or key != subject.encode():
+        skipped["key_mismatch"] += 1  # a row must live in the partition its lookups are routed to
+        return
+    stored = subjects.get(key)
+    row = SubjectRow.from_json(stored) if stored else None
+    folded = fold(row, event, partition, offset)
+    if folded is not None and folded is not row:
+        subjects[key] = folded.to_json()
+
+
+@app.on_partitions_revoked.connect
+async def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    (revoked,) = args  # if assigned again, read again from the committed offset
+    for tp in revoked:
+        if tp.topic == topology.audit:
+            applied_next.pop(tp.partition, None)
+
+
+@app.agent(audit)
+async def index(stream: faust.StreamT[Any]) -> None:
+    _changelog_before_offsets(app)
+    async for event in stream.events():
+        message = event.message
+        try:
+            apply(message.key, message.value, message.partition, message.offset)
+        except Exception as exc:  # one event never stops the index (faust would crash the agent)
+            skipped[type(exc).__name__] += 1
+            log.warning("an audit event could not be indexed", extra={"error": type(exc).__name__})
+        finally:
+            applied_next[message.partition] = message.offset + 1
+
+
+class _Probe:
+    """Whether any audit event lies between what the agent has applied and an end offset: read
+    with a consumer of its own (committed events only, no group membership). Offsets alone cannot
+    say it: a transaction's commit marker takes an offset too, and faust drops fetched records it
+    has not handed to the agent when a rebalance starts (they are read again after a seek)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._consumer: Consumer | None = None
+
+    def unapplied(self, partition: int, start: int | None, end: int) -> int:
+        """Events in [start, end) of the audit partition (counted up to a few); with ``start``
+        None, from the index group's committed offset."""
+        with self._lock:
+            consumer = self._client()
+            tp = TopicPartition(topology.audit, partition)
+            if start is None:
+                (committed,) = consumer.committed([tp], timeout=OFFSETS_TIMEOUT_SECONDS)
+                start = max(committed.offset, 0)
+            if start >= end:
+                return 0
+            consumer.assign([TopicPartition(topology.audit, partition, start)])
+            found = 0
+            deadline = time.monotonic() + OFFSETS_TIMEOUT_SECONDS
+            while time.monotonic() < deadline:
+                message = consumer.poll(0.2)
+                if message is None:
+                    continue
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        return found
+                    raise ClusterError(f"cannot read {topology.audit} ({error.name()})")
+                if (message.offset() or 0) >= end:
+                    return found
+                found += 1
+                if found >= PROBE_ENOUGH:
+                    return found
+            raise ClusterError(f"no answer reading {topology.audit} within {OFFSETS_TIMEOUT_SECONDS} s")
+
+    def _client(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(
+                {
+                    **settings.kafka_common(),
+                    "group.id": topology.subject_index_app,  # only to read its committed offsets
+                    "enable.auto.commit": False,
+                    "isolation.level": "read_committed",
+                    "enable.partition.eof": True,
+                    # A probe usually finds nothing (or a commit marker): answer at once, not
+                    # after the broker's default half-second wait for data.
+                    "fetch.wait.max.ms": 5,
+                }
+            )
+        return self._consumer
+
+
+probe = _Probe()
+
+
+async def lag_of(partition: int, end: int | None = None) -> tuple[int, int]:
+    """How many audit events of ``partition`` below ``end`` the index has not applied (0: none;
+    counted up to a few), and that end: the partition's high watermark as of the consumer's last
+    fetch, unless given. Raises if it cannot be told."""
+    tp = TP(topology.audit, partition)
+    if end is None:
+        # The last fetch's answer, not a new request: aiokafka's ListOffsets waits on a metadata
+        # refresh (1.5 s here), and a fetch is at most ``fetch_max_wait_ms`` old.
+        end = app.consumer.highwater(tp)
+        if end is None:
+            raise LookupError("the partition's end is not known yet")
+    start = applied_next.get(partition)
+    return await asyncio.to_thread(probe.unapplied, partition, start, end), end
+
+
+def _unavailable(view: View, reason: str, **extra: Any) -> Response:
+    return view.json({"error": reason, **extra}, status=503)
+
+
+def rebuilding() -> bool:
+    """Rows are being restored from the changelog (recovery's ``completed`` is set once, at the
+    first recovery; ``in_recovery`` covers every rebalance after it)."""
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # the TableManager's, not in its interface
+    return bool(app.rebalancing or app.in_recovery or not recovery.completed.is_set())
+
+
+def owner_of(partition: int) -> str | None:
+    """The web address of the worker whose table holds ``partition`` (the audit partition, which
+    is the changelog's)."""
+    for url, topics in app.router.table_metadata(SUBJECT_INDEX_TABLE).items():
+        if partition in topics.get(topology.subject_index_changelog, ()):
+            return str(url)
+    return None
+
+
+@app.page("/subjects/{subject}")
+async def subject_page(view: View, request: Request, subject: str) -> Response:
+    partitions = app.consumer.topic_partitions(topology.audit)
+    if not partitions:
+        return _unavailable(view, "the audit topic's partitions are not known yet")
+    if rebuilding():
+        return _unavailable(view, "the index is rebuilding its rows (a rebalance or a restart)")
+    partition = key_hash(subject.encode()) % partitions
+    owner = owner_of(partition)
+    if owner is None:
+        return _unavailable(view, "no index worker owns the subject's partition yet")
+    if owner.rstrip("/") != str(app.conf.canonical_url).rstrip("/"):
+        return await _forward(view, request, owner)
+    try:
+        wait = min(float(request.query.get("wait", "0")), settings.index_wait_seconds)
+    except ValueError:
+        return view.json({"error": "wait must be a number of seconds"}, status=400)
+    try:
+        lag, end = await lag_of(partition)
+        deadline = asyncio.get_running_loop().time() + wait
+        while lag and wait and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(WAIT_STEP_SECONDS)
+            lag, _ = await lag_of(partition, end)  # the end as of the request
+    except Exception as exc:  # not assigned here any more, or the broker did not answer
+        return _unavailable(view, f"the partition's offsets are not available ({type(exc).__name__})")
+    if lag and wait:
+        return _unavailable(view, "the index is behind the audit topic", lag=lag)
+    stored = subjects.get(subject.encode())
+    return view.json({"subject": subject, "partition": partition, "lag": lag, "row": stored or None})
+
+
+async def _forward(view: View, request: Request, owner: str) -> Response:
+    target = f"{owner.rstrip('/')}{request.path_qs}"  # type: ignore[attr-defined]
+    try:
+        async with app.http_client.get(target) as response:
+            return view.text(await response.text(), content_type=response.content_type, status=response.status)
+    except Exception as exc:
+        return _unavailable(view, f"the owner of the subject's partition did not answer ({type(exc).__name__})")
+
+
+@app.page("/index/status")
+async def status_page(view: View, request: Request) -> Response:
+    owned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topology.audit)
+    lags: dict[str, dict[str, int | None] | None] = {}
+    for partition in owned:
+        try:
+            lag, end = await lag_of(partition)
+            lags[str(partition)] = {"lag": lag, "end": end, "applied_to": applied_next.get(partition)}
+        except Exception:
+            lags[str(partition)] = None
+    return view.json(
+        {
+            "partitions": lags,
+            "applied": applied["events"],
+            "skipped": dict(skipped),
+            "rebuilding": rebuilding(),
+        }
+    )
+
+
+def main() -> None:
+    app.main()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Lookups in the subject index (``streams.rights.index_app``) over HTTP, for the CLI and the eraser.
+
+Any index worker answers: it forwards the lookup to the owner of the subject's partition.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+
+from streams.errors import SubjectIndexUnavailable
+from streams.policy.subject_index import SubjectRow
+
+
+@dataclass(frozen=True)
+class IndexAnswer:
+    """One subject's row (None: nothing was recorded about it) and how far the index was behind
+    the audit topic in the subject's partition when it answered (0: it had applied everything)."""
+
+    subject: str
+    row: SubjectRow | None
+    partition: int
+    lag: int
+
+
+class SubjectIndex:
+    def __init__(self, url: str, *, timeout: float = 40.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def lookup(self, subject: str, *, wait_seconds: float = 0.0) -> IndexAnswer:
+        """The subject's row. With ``wait_seconds``, only once the index has applied every event
+        committed to the subject's audit partition before the lookup; raises
+        ``SubjectIndexUnavailable`` if it has not by then (or does not answer)."""
+        query = f"?wait={wait_seconds}" if wait_seconds else ""
+        address = f"{self.url}/subjects/{urllib.parse.quote(subject, safe='')}{query}"
+        try:
+            with urllib.request.urlopen(address, timeout=self.timeout) as response:
+                body = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            reason = _reason(exc)
+            raise SubjectIndexUnavailable(f"the subject index at {self.url} answered {exc.code}: {reason}") from exc
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            raise SubjectIndexUnavailable(f"cannot read the subject index at {self.url} ({exc})") from exc
+        row = body.get("row")
+        return IndexAnswer(
+            subject=subject,
+            row=SubjectRow.from_json(row) if row else None,
+            partition=int(body["partition"]),
+            lag=int(body["lag"]),
+        )
+
+
+def _reason(error: urllib.error.HTTPError) -> str:
+    try:
+        body = json.loads(error.read())
+    except ValueError:
+        return "no reason given"
+    lag = f" (lag {body['lag']})" if "lag" in body else ""
+    return f"{body.get('error', 'no reason given')}{lag}"

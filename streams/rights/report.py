@@ -1,0 +1,84 @@
+"""The disclosure report (APPI Art. 33: what was disclosed about a subject, to whom, for what):
+from the subject index, or from the whole audit topic (the slow path, kept as a check)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.policy.subject_index import Exposure, exposures_of, exposures_of_rows
+from streams.rights.index_client import IndexAnswer, SubjectIndex
+from streams.settings import Settings
+from streams.topology import Topology
+
+
+@dataclass(frozen=True)
+class Report:
+    exposures: tuple[Exposure, ...]
+    read_from: str  # "index" or "audit"
+    behind: dict[int, int] = field(default_factory=dict)  # audit partition -> offsets the index had not applied
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "read_from": self.read_from,
+            "index_behind": {str(p): lag for p, lag in sorted(self.behind.items())},
+            "disclosures": [
+                {
+                    "recipient": e.recipient,
+                    "items": list(e.items),
+                    "purposes": list(e.purposes),
+                    "policy_version": e.policy_version,
+                    "first_delivered_at": _time(e.first_at_ms).isoformat(),
+                    "last_delivered_at": _time(e.last_at_ms).isoformat(),
+                    "deliveries": e.deliveries,
+                    "last_input_topic": e.last_input_topic,
+                    "last_input_offset": e.last_input_offset,
+                }
+                for e in self.exposures
+            ],
+        }
+
+    def table_lines(self) -> list[str]:
+        lines = [
+            f"the index had not applied the last {lag} audit offsets of partition {p}: recent deliveries may be missing"
+            for p, lag in sorted(self.behind.items())
+        ]
+        if not self.exposures:
+            return [*lines, "no disclosure recorded for this subject"]
+        lines.append(
+            f"{'first (UTC)':20} {'last (UTC)':20} {'count':>6} {'recipient':16} {'version':8} items / purposes"
+        )
+        for e in self.exposures:
+            lines.append(
+                f"{_time(e.first_at_ms):%Y-%m-%d %H:%M:%S} {_time(e.last_at_ms):%Y-%m-%d %H:%M:%S} "
+                f"{e.deliveries:>6} {e.recipient:16} {e.policy_version or '-':8} "
+                f"{','.join(e.items)} / {','.join(e.purposes)}"
+            )
+        return lines
+
+
+def report_from_index(settings: Settings, subjects: Iterable[str]) -> Report:
+    index = SubjectIndex(settings.index_url)
+    answers = [index.lookup(subject) for subject in sorted(subjects)]
+    return from_answers(answers)
+
+
+def from_answers(answers: Iterable[IndexAnswer]) -> Report:
+    answers = list(answers)
+    rows = [a.row for a in answers if a.row is not None]
+    behind = {a.partition: a.lag for a in answers if a.lag}
+    return Report(exposures_of_rows(rows), "index", behind)
+
+
+def report_from_audit(settings: Settings, subjects: frozenset[str]) -> Report:
+    from streams.processors.erasure import audit_lookup
+
+    topology = Topology(settings.topic_prefix)
+    lookup = audit_lookup(settings.kafka_common(), topology, group_id=f"{settings.topic_prefix}.auditor.report")
+    return Report(exposures_of(lookup(subjects), subjects), "audit")
+
+
+def _time(millis: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(millis / 1000, dt.UTC)

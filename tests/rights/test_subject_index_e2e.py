@@ -1,0 +1,139 @@
+"""The subject index on the real broker: its rows say what the whole audit topic says, after a
+SIGKILL and a restart too, and the report reads them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streams.errors import SubjectIndexUnavailable
+from streams.policy.subject_index import exposures_of
+from streams.rights.index_client import IndexAnswer, SubjectIndex
+from streams.settings import Settings
+from tests.cli.helpers import run_cli
+from tests.runtime.helpers import (
+    audit_events,
+    generated_lines,
+    produce_generated,
+    running_index,
+    running_worker,
+    setup_topics,
+    with_index,
+)
+
+pytestmark = pytest.mark.kafka
+
+
+def _caught_up(index: SubjectIndex, subject: str, timeout: float = 90) -> IndexAnswer:
+    """The subject's row once the index has applied its whole partition."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = index.lookup(subject, wait_seconds=5)
+            if answer.lag == 0:
+                return answer
+        except SubjectIndexUnavailable:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
+def _subjects(events: list[dict[str, Any]]) -> set[str]:
+    return {e["subject"] for e in events if e.get("subject")}
+
+
+def _same_as_the_audit(index: SubjectIndex, events: list[dict[str, Any]]) -> int:
+    """Every subject's row has the groups the audit events give; returns the deliveries compared."""
+    deliveries = 0
+    for subject in sorted(_subjects(events)):
+        answer = _caught_up(index, subject)
+        expected = exposures_of(events, frozenset({subject}))
+        got = answer.row.exposures if answer.row else ()
+        assert got == expected, [
+            {k: (getattr(g, k), getattr(e, k)) for k in ("recipient", "first_at_ms", "last_at_ms", "deliveries")}
+            for g, e in zip(got, expected, strict=False)
+        ]
+        deliveries += sum(e.deliveries for e in got)
+    return deliveries
+
+
+def test_the_index_agrees_with_the_audit_topic_and_the_report_reads_it(
+    kafka: Settings, unique: str, tmp_path: Path
+) -> None:
+    settings = with_index(kafka.model_copy(update={"topic_prefix": f"i{unique}"}), str(tmp_path))
+    topology = setup_topics(settings, partitions=3)
+    produced = produce_generated(settings, 150, seed=31)
+    with running_worker(settings, runtime="faust"):
+        events = audit_events(settings, topology, sum(produced.values()), timeout=120)
+    shared = [e for e in events if e["status"] == "shared"]
+    assert shared and len(shared) < len(events)  # withheld and invalid records are in the audit too
+    with running_index(settings):
+        index = SubjectIndex(settings.index_url)
+        deliveries = _same_as_the_audit(index, events)
+        assert deliveries == sum(len(e["recipients"]) for e in shared)
+
+        # The report, from the index and from the whole audit topic, on the same run.
+        keys, reached = settings.subject_keys(), _subjects(shared)
+        customer = next(c for c in _customers("jcom", 150, seed=31) if keys.subject("jcom", c) in reached)
+        args = ["rights", "report", customer, "--source", "jcom", "--format", "json"]
+        from_index = json.loads(run_cli(args, settings).stdout)
+        from_audit = json.loads(run_cli([*args, "--from-audit"], settings).stdout)
+        assert from_index["read_from"] == "index" and from_audit["read_from"] == "audit"
+        assert from_index["index_behind"] == {}
+        assert from_index["disclosures"] == from_audit["disclosures"] != []
+        table = run_cli(["rights", "report", customer, "--source", "jcom"], settings).stdout
+        assert "jcom-insurance" in table and "may be missing" not in table
+
+
+def _customers(source: str, count: int, *, seed: int) -> list[str]:
+    """The customer ids in the generated lines of ``source`` (some lines are not JSON on purpose)."""
+    found = []
+    for line in generated_lines(count, seed=seed)[source]:
+        try:
+            found.append(str(json.loads(line)["customer_id"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
+
+
+def test_a_killed_index_worker_loses_no_row_and_counts_nothing_twice(
+    kafka: Settings, unique: str, tmp_path: Path
+) -> None:
+    settings = with_index(kafka.model_copy(update={"topic_prefix": f"j{unique}"}), str(tmp_path))
+    topology = setup_topics(settings, partitions=2)
+    first = produce_generated(settings, 400, seed=32)
+    with running_worker(settings, runtime="faust"):
+        audit_events(settings, topology, sum(first.values()), timeout=120)
+        index_worker = running_index(settings)
+        process = index_worker.__enter__()
+        try:
+            # Killed while it folds the history (rows written, offsets maybe not yet committed).
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and not _status(settings).get("applied"):
+                time.sleep(0.2)
+            process.send_signal(signal.SIGKILL)
+            process.wait(10)
+        finally:
+            index_worker.__exit__(None, None, None)
+        second = produce_generated(settings, 300, seed=33)
+        events = audit_events(settings, topology, sum(first.values()) + sum(second.values()), timeout=120)
+    # A new state directory: the rows come back from the changelog alone.
+    restarted = with_index(settings, str(tmp_path / "restarted"))
+    with running_index(restarted):
+        deliveries = _same_as_the_audit(SubjectIndex(restarted.index_url), events)
+    assert deliveries == sum(len(e["recipients"]) for e in events if e["status"] == "shared")
+
+
+def _status(settings: Settings) -> dict[str, Any]:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{settings.index_url}/index/status", timeout=2) as response:
+            return dict(json.loads(response.read()))
+    except OSError:
+        return {}
