@@ -27,6 +27,7 @@ from streams.runtime.faust_sink import ConsumerBatches, FaustTransport
 from streams.runtime.loop import EXIT_FATAL, BatchLoop, FatalError
 from streams.runtime.wiring import (
     default_worker_id,
+    erasure_delay,
     ingest_topics,
     pipeline_processor,
     quality_monitor,
@@ -252,8 +253,10 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
 async def erasure(stream: faust.StreamT[Any]) -> None:
     """Erasure requests become tombstones and notices, committed with the request's offset."""
     transport = FaustTransport(worker.batches, "rights", 50, **worker.sink(".rights"))
-    # The lookup reads the audit topic: blocking, so off the loop.
-    core = BatchLoop(transport, rights_processor(settings), offload=True)
+    # Requests wait out the erasure grace in the loop while it keeps reading; the index lookup
+    # blocks, so off the loop.
+    held = erasure_delay(settings)
+    core = BatchLoop(transport, rights_processor(settings, held), offload=True, held=held)
     worker.loops.append(core)
 
     def observe(inputs: Any, outcomes: Any) -> None:

@@ -69,6 +69,10 @@ def rights_report(
     index_url: Annotated[
         str | None, typer.Option("--index-url", help="A subject-index worker (default: JOINTUSE_INDEX_URL).")
     ] = None,
+    wait: Annotated[
+        float,
+        typer.Option("--wait", help="Wait up to this many seconds for the index to apply the audit events so far."),
+    ] = 0.0,
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
 ) -> None:
@@ -76,12 +80,14 @@ def rights_report(
     version, for which purposes; first and last delivery, how many, and the last input.
 
     Read from the subject index (`jointuse index`), which says when it is behind the audit topic.
-    Exit 3 when the index (or, with --from-audit, the cluster) does not answer.
+    Exit 3 when the index (or, with --from-audit, the cluster) does not answer, or with --wait has
+    not caught up by then.
 
     \b
     Examples:
       jointuse rights report C0000042 --source jcom
       jointuse rights report C0000042 --format json
+      jointuse rights report C0000042 --wait 10
       jointuse rights report C0000042 --from-audit
     """
     from streams.policy.loader import load_policies
@@ -97,7 +103,11 @@ def rights_report(
         fail(exc, Exit.USAGE)
     subjects = frozenset().union(*(keys.lookup_subjects(s, customer_id) for s in sources))
     try:
-        report = report_from_audit(settings, subjects) if from_audit else report_from_index(settings, subjects)
+        report = (
+            report_from_audit(settings, subjects)
+            if from_audit
+            else report_from_index(settings, subjects, wait_seconds=wait)
+        )
     except JointUseError as exc:
         fail(exc, Exit.SERVICE)
     if output == "json":

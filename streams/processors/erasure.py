@@ -1,17 +1,18 @@
 """Turns rights requests into outputs: for an erasure, tombstones and notices; bad requests to dead letters.
 
 Runs over the rights topic in a consumer group, so each request is handled by one worker, and its
-outputs are committed with the request's offset in one transaction (the same runners as the
-pipeline). The stop itself is applied by every worker's ``RightsView``; before looking up where the
-subject went, the eraser waits ``grace_seconds`` so that every worker has applied the stop and no
-new delivery can follow the tombstones.
+outputs are committed with the request's offset in one transaction (the same batch loop as the
+pipeline). The stop itself is applied by every worker's ``RightsView``. The loop holds each request
+for the erasure grace before it gets here (``streams.runtime.held``), so that every worker has
+applied the stop and no new delivery can follow the tombstones; the consumer keeps polling
+meanwhile. Where the subject went is then one lookup in the subject index, which waits until the
+index has applied every audit event committed before it (``streams.rights.index_app``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,17 +26,18 @@ from streams.policy.rights import (
     InvalidRightsRequest,
     RightsAction,
     RightsRequest,
-    disclosures,
     erasure_notice,
     parse_request,
-    recipients_reached,
 )
+from streams.policy.subject_index import SubjectRow
+from streams.rights.index_client import SubjectIndex
 from streams.topology import Topology
 
 RIGHTS_DEAD_LETTERS = "rights"  # <prefix>.dlq.rights
 H_REQUEST_ID = "jointuse-rights-request-id"
 
 AuditLookup = Callable[[frozenset[str]], Iterable[Mapping[str, Any]]]
+RowsLookup = Callable[[frozenset[str]], Iterable[SubjectRow]]  # the index rows of a subject's pseudonyms
 ProvisionLookup = Callable[[str], Iterable[Mapping[str, Any]]]
 
 
@@ -51,6 +53,17 @@ def audit_lookup(kafka: dict[str, Any], topology: Topology, *, group_id: str) ->
             except ValueError:
                 continue  # not ours: the audit topic holds only our JSON, but never crash on it
         return events
+
+    return lookup
+
+
+def index_lookup(index: SubjectIndex, *, wait_seconds: float) -> RowsLookup:
+    """The rows of the given pseudonyms, once the index has applied every audit event committed
+    before the lookup (``SubjectIndexUnavailable`` otherwise: the request waits and is tried again)."""
+
+    def lookup(subjects: frozenset[str]) -> list[SubjectRow]:
+        answers = [index.lookup(subject, wait_seconds=wait_seconds) for subject in sorted(subjects)]
+        return [a.row for a in answers if a.row is not None]
 
     return lookup
 
@@ -96,24 +109,27 @@ class RightsProcessor:
         self,
         *,
         topology: Topology,
-        audit: AuditLookup,
+        rows: RowsLookup,
         subjects: SubjectKeys,
         provisions: ProvisionLookup | None = None,
-        grace_seconds: float = 2.0,
+        superseded: Callable[[InMessage], bool] = lambda message: False,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
+        """``superseded`` tells whether a later request of the same subject was read (the loop's
+        held messages know): then that one decides, as the latest request does in every rights view."""
         self.topology = topology
-        self.audit = audit
+        self.rows = rows
         self.subjects = subjects
         self.provisions = provisions
-        self.grace_seconds = grace_seconds
+        self.superseded = superseded
         self.now = now
         self.erased = 0
         self.tombstones = 0
 
     def process(self, message: InMessage) -> ErasureOutcome:
         """Never raises for anything about the request (it becomes a dead letter, ``unprocessable``
-        with the error's class only); a dependency's failure (the audit scan) propagates, for a retry."""
+        with the error's class only); a dependency's failure (the subject index) propagates: the
+        batch waits and is tried again."""
         try:
             return self._process(message)
         except DEPENDENCY_ERRORS:
@@ -133,12 +149,14 @@ class RightsProcessor:
         if request.action is not RightsAction.ERASE:
             # Stop and resume take effect in every worker's rights view; nothing to write.
             return ErasureOutcome(Status.WITHHELD, request.action.value, request.source, ())
+        if self.superseded(message):
+            # Filed again, stopped or resumed during the grace: the later request decides.
+            return ErasureOutcome(Status.WITHHELD, "superseded", request.source, ())
         return self._erase(request)
 
     def _erase(self, request: RightsRequest) -> ErasureOutcome:
-        time.sleep(self.grace_seconds)
         subjects = self.subjects.lookup_subjects(request.source, request.customer_id)
-        reached = sorted(recipients_reached(disclosures(self.audit(subjects), subjects)))
+        reached = sorted(frozenset().union(*(row.recipients for row in self.rows(subjects))))
         topics = [(r, self.topology.deliver(r)) for r in reached]
         if self.provisions is not None:
             abroad = sorted({str(p["recipient"]) for p in self.provisions(request.key)})

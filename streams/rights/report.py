@@ -59,9 +59,9 @@ class Report:
         return lines
 
 
-def report_from_index(settings: Settings, subjects: Iterable[str]) -> Report:
+def report_from_index(settings: Settings, subjects: Iterable[str], *, wait_seconds: float = 0.0) -> Report:
     index = SubjectIndex(settings.index_url)
-    answers = [index.lookup(subject) for subject in sorted(subjects)]
+    answers = [index.lookup(subject, wait_seconds=wait_seconds) for subject in sorted(subjects)]
     return from_answers(answers)
 
 

@@ -20,6 +20,7 @@ from streams.kafka import clients
 from streams.kafka.produce import produce_waiting
 from streams.messages import InMessage, OutMessage
 from streams.observability.metrics import PipelineMetrics
+from streams.runtime.held import HeldMessages
 from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, LoopStats, Offsets, OutcomeT
 from streams.topology import Topology
 
@@ -150,6 +151,7 @@ class Runner(Generic[OutcomeT]):
         processor: BatchProcessor[OutcomeT],
         topology: Topology,
         metrics: PipelineMetrics | None = None,
+        held: HeldMessages | None = None,
     ) -> None:
         """``metrics`` counts transactions and batch times; what a committed outcome means is for
         ``on_committed`` (each processor's own metrics), called with each committed batch and never
@@ -159,8 +161,11 @@ class Runner(Generic[OutcomeT]):
         self.topology = topology
         self.metrics = metrics
         self.transport = ConfluentTransport(config, list(config.subscription) or [topology.ingest_pattern()])
-        # Batch N+1 is decided in a thread while batch N's transaction commits.
-        self.loop: BatchLoop[OutcomeT] = BatchLoop(self.transport, processor, offload=True, pipelined=True)
+        # Batch N+1 is decided in a thread while batch N's transaction commits (unless the loop
+        # holds what it reads for a while: then one batch at a time).
+        self.loop: BatchLoop[OutcomeT] = BatchLoop(
+            self.transport, processor, offload=True, pipelined=held is None, held=held
+        )
         self.loop.on_committed.append(self._committed)
         # A batch fetched before a rebalance would be fenced (KIP-447) and aborted: dropped instead.
         self.transport.on_revoked.append(self.loop.drop_revoked)

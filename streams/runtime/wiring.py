@@ -20,12 +20,14 @@ from streams.observability.metrics import ForeignMetrics, RightsMetrics
 from streams.observability.telemetry import Telemetry
 from streams.policy.foreign import find_recipient
 from streams.policy.loader import PolicySet, load_policies
-from streams.processors.erasure import ErasureOutcome, RightsProcessor, audit_lookup, provision_lookup
+from streams.processors.erasure import ErasureOutcome, RightsProcessor, index_lookup, provision_lookup
 from streams.processors.foreign import ForeignProcessor
 from streams.processors.ingest import Processor
 from streams.quality.monitor import QualityMonitor
+from streams.rights.index_client import SubjectIndex
 from streams.rights.view import RightsView
 from streams.runtime.confluent import Guarantee, Runner, RunnerConfig, RunnerStats
+from streams.runtime.held import HeldMessages
 from streams.runtime.loop import FatalError
 from streams.serde.governed import GovernedReader, GovernedSchemas
 from streams.serde.registry import Registry
@@ -62,15 +64,20 @@ def rights_view(settings: Settings) -> RightsView:
     return RightsView(settings.kafka_common(), topic, group_id=f"{settings.topic_prefix}.pipeline.rights-view")
 
 
-def rights_processor(settings: Settings) -> RightsProcessor:
+def erasure_delay(settings: Settings) -> HeldMessages:
+    """What the erasure loop holds each rights request in for the grace (while it keeps polling)."""
+    return HeldMessages(int(settings.erasure_grace_seconds * 1000))
+
+
+def rights_processor(settings: Settings, held: HeldMessages) -> RightsProcessor:
     topology = Topology(settings.topic_prefix)
     scan_group = f"{settings.topic_prefix}.pipeline.scan"
     return RightsProcessor(
         topology=topology,
-        audit=audit_lookup(settings.kafka_common(), topology, group_id=scan_group),
+        rows=index_lookup(SubjectIndex(settings.index_url), wait_seconds=settings.index_wait_seconds),
         subjects=settings.subject_keys(),
         provisions=provision_lookup(settings.kafka_common(), topology, group_id=scan_group),
-        grace_seconds=settings.erasure_grace_seconds,
+        superseded=held.has_later,
     )
 
 
@@ -86,7 +93,8 @@ def build_rights_runner(settings: Settings, *, worker_id: str, guarantee: Guaran
         poll_timeout=0.2,
         subscription=(topology.rights,),
     )
-    return Runner(config, rights_processor(settings), topology)
+    held = erasure_delay(settings)
+    return Runner(config, rights_processor(settings, held), topology, held=held)
 
 
 def build_runner(

@@ -1,16 +1,21 @@
-"""The erasure side's processor with a stubbed audit lookup: outputs per request kind (no broker)."""
+"""The erasure side's processor with index rows folded from audit events in memory: outputs per
+request kind (no broker)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import pytest
+
+from streams.errors import SubjectIndexUnavailable
 from streams.messages import H_REASON, InMessage
 from streams.policy.decision import Status
 from streams.policy.pseudonym import SubjectKeys
 from streams.policy.rights import RightsAction, RightsRequest
+from streams.policy.subject_index import SubjectRow, fold
 from streams.processors.erasure import H_REQUEST_ID, RightsProcessor
 from streams.topology import Topology
 
@@ -28,16 +33,24 @@ def _request(action: RightsAction) -> bytes:
     return RightsRequest(request_id="r1", action=action, customer_id="C1", source="jcom", requested_at=AT).to_bytes()
 
 
-def _processor(events: list[Mapping[str, Any]], provisions: list[Mapping[str, Any]] | None = None) -> RightsProcessor:
-    def audit(subjects: frozenset[str]) -> list[Mapping[str, Any]]:
-        return [e for e in events if e["subject"] in subjects]
+def _processor(
+    events: list[Mapping[str, Any]],
+    provisions: list[Mapping[str, Any]] | None = None,
+    superseded: Callable[[InMessage], bool] = lambda message: False,
+) -> RightsProcessor:
+    rows: dict[str, SubjectRow | None] = {}
+    for offset, event in enumerate(events):
+        rows[event["subject"]] = fold(rows.get(event["subject"]), event, 0, offset)
+
+    def lookup(subjects: frozenset[str]) -> list[SubjectRow]:
+        return [row for subject, row in rows.items() if subject in subjects and row is not None]
 
     return RightsProcessor(
         topology=T,
-        audit=audit,
+        rows=lookup,
         subjects=KEYS,
         provisions=lambda key: provisions or [],
-        grace_seconds=0,
+        superseded=superseded,
         now=lambda: AT,
     )
 
@@ -98,11 +111,26 @@ def test_bad_requests_go_to_the_rights_dead_letters_with_their_raw_copy() -> Non
         assert dict(dead.headers)[H_REASON] == reason.encode()
 
 
+def test_an_erasure_superseded_during_its_grace_writes_nothing() -> None:
+    processor = _processor([_shared("jcom-insurance")], superseded=lambda message: True)
+    outcome = processor.process(_message(_request(RightsAction.ERASE)))
+    assert (outcome.status, outcome.reason, outcome.messages) == (Status.WITHHELD, "superseded", ())
+
+
+def test_an_index_outage_propagates_for_the_batch_to_wait_again() -> None:
+    def down(subjects: frozenset[str]) -> list[SubjectRow]:
+        raise SubjectIndexUnavailable("the subject index is behind the audit topic")
+
+    processor = RightsProcessor(topology=T, rows=down, subjects=KEYS, now=lambda: AT)
+    with pytest.raises(SubjectIndexUnavailable):
+        processor.process(_message(_request(RightsAction.ERASE)))
+
+
 def test_a_failing_request_is_an_unprocessable_dead_letter() -> None:
-    def broken(subjects: frozenset[str]) -> list[Mapping[str, Any]]:
+    def broken(subjects: frozenset[str]) -> list[SubjectRow]:
         raise KeyError("C1")  # a lookup bug, not an outage
 
-    processor = RightsProcessor(topology=T, audit=broken, subjects=KEYS, grace_seconds=0, now=lambda: AT)
+    processor = RightsProcessor(topology=T, rows=broken, subjects=KEYS, now=lambda: AT)
     outcome = processor.process(_message(_request(RightsAction.ERASE)))
     (dead,) = outcome.messages
     assert (outcome.reason, dict(dead.headers)["jointuse-error-detail"]) == ("unprocessable", b"KeyError")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ from streams.rights.requests import file_request
 from streams.settings import Settings
 from streams.topology import Topology
 from tests.cli.helpers import run_cli
-from tests.runtime.helpers import audit_events, running_worker, setup_topics
+from tests.runtime.helpers import audit_events, running_index, running_worker, setup_topics, with_index
 
 pytestmark = pytest.mark.kafka
 SHAREABLE = Mix(invalid=0.0, joint_use_stop=0.0, marketing_opt_out=0.0)
@@ -100,9 +101,11 @@ def _compact_fast(settings: Settings, topic: str) -> None:
 
 @pytest.mark.parametrize("runtime", ["faust", "confluent"])
 def test_erasure_tombstones_every_delivery_and_compaction_forgets_the_subject(
-    kafka: Settings, unique: str, runtime: str
+    kafka: Settings, unique: str, runtime: str, tmp_path: Path
 ) -> None:
-    settings = kafka.model_copy(update={"topic_prefix": f"e{unique}", "erasure_grace_seconds": 1.0})
+    settings = with_index(
+        kafka.model_copy(update={"topic_prefix": f"e{unique}", "erasure_grace_seconds": 1.0}), str(tmp_path)
+    )
     topology = setup_topics(settings, partitions=1)
     target = topology.deliver("jcom-insurance")
     _compact_fast(settings, target)
@@ -111,13 +114,14 @@ def test_erasure_tombstones_every_delivery_and_compaction_forgets_the_subject(
     key = f"jcom:{subject['customer_id']}".encode()
     for record in records:
         _produce(settings, record)
-    with running_worker(settings, runtime=runtime):
+    with running_worker(settings, runtime=runtime), running_index(settings):
         audit_events(settings, topology, len(records), timeout=90)
 
         # The disclosure report matches what was delivered.
         report = json.loads(
             run_cli(
-                ["rights", "report", subject["customer_id"], "--source", "jcom", "--format", "json"], settings
+                ["rights", "report", subject["customer_id"], "--source", "jcom", "--format", "json", "--wait", "30"],
+                settings,
             ).stdout
         )
         delivered = [m for m in read_committed(settings, target, expected=None, quiet=1.5) if m.key() == key]
