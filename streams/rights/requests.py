@@ -17,26 +17,39 @@ from streams.topology import Topology
 def file_request(
     settings: Settings, action: RightsAction, customer_id: str, source: str, *, at: dt.datetime | None = None
 ) -> RightsRequest:
-    request = RightsRequest(
-        request_id=uuid.uuid4().hex,
-        action=action,
-        customer_id=customer_id,
-        source=source,
-        requested_at=at or dt.datetime.now(dt.UTC),
-    )
+    (request,) = file_requests(settings, action, [(customer_id, source)], at=at)
+    return request
+
+
+def file_requests(
+    settings: Settings, action: RightsAction, subjects: list[tuple[str, str]], *, at: dt.datetime | None = None
+) -> list[RightsRequest]:
+    """One request per (customer id, source), written by one producer; returns once every one was
+    acknowledged."""
+    requests = [
+        RightsRequest(
+            request_id=uuid.uuid4().hex,
+            action=action,
+            customer_id=customer_id,
+            source=source,
+            requested_at=at or dt.datetime.now(dt.UTC),
+        )
+        for customer_id, source in subjects
+    ]
     topic = Topology(settings.topic_prefix).rights
     failures: list[str] = []
     client = clients.producer(settings.kafka_common())
     try:
-        client.produce(
-            topic,
-            key=request.key.encode(),
-            value=request.to_bytes(),
-            on_delivery=lambda err, _msg: failures.append(str(err)) if err is not None else None,
-        )
+        for request in requests:
+            client.produce(
+                topic,
+                key=request.key.encode(),
+                value=request.to_bytes(),
+                on_delivery=lambda err, _msg: failures.append(str(err)) if err is not None else None,
+            )
     except KafkaException as exc:
         raise ClusterError(f"cannot write to {topic} ({exc.args[0]})") from exc
     if client.flush(30) or failures:
-        detail = "; ".join(failures) or "timeout"
-        raise ClusterError(f"the rights request was not acknowledged by the broker ({detail})")
-    return request
+        detail = "; ".join(failures[:3]) or "timeout"
+        raise ClusterError(f"a rights request was not acknowledged by the broker ({detail})")
+    return requests
