@@ -46,6 +46,13 @@ class Topology:
         return f"{self.prefix}.notices.{recipient}.{SCHEMA_MAJOR}"
 
     @property
+    def corrections(self) -> str:
+        """Corrections (訂正) filed by the privacy desk, keyed by the subject's pseudonym like the
+        audit topic and partitioned like it, so the subject index folds both into one row. Not on
+        the rights topic: compacted per subject, a correction there would replace a stop."""
+        return f"{self.prefix}.corrections.{SCHEMA_MAJOR}"
+
+    @property
     def subject_index_app(self) -> str:
         """The subject index's faust app id, which is also its consumer group."""
         return f"{self.prefix}.pipeline.index"
@@ -97,6 +104,7 @@ class Topology:
         # One row per subject, the latest wins: compacted, never deleted by age.
         compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
         specs.append(TopicSpec(self.subject_index_changelog, compacted))
+        specs.append(TopicSpec(self.corrections, {"retention.ms": "-1"}))
         # The latest request per subject must outlive everything: compacted, never deleted by age.
         specs.append(TopicSpec(self.rights, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}))
         for company in [u.id for u in policy.joint_users] + [r.id for r in policy.foreign_provision.recipients]:

@@ -26,26 +26,42 @@ def rights_request(
         bool, typer.Option("--erase", help="Erasure: stop, tombstone every delivery, notify recipients.")
     ] = False,
     resume: Annotated[bool, typer.Option("--resume", help="The subject withdrew the request: share again.")] = False,
+    correct: Annotated[
+        bool,
+        typer.Option(
+            "--correct", help="Correction (訂正): the source republished a corrected record; the report tracks it."
+        ),
+    ] = False,
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
 ) -> None:
-    """File a request on the rights topic; the workers apply it within seconds.
+    """File a request on the rights topic; the workers apply it within seconds. A correction goes to
+    the corrections topic instead (on the rights topic, compacted per subject, it would replace a
+    stop); the disclosure report then shows which recipients the corrected record has reached.
 
     \b
     Examples:
       jointuse rights request C0000042 --source jcom --stop
       jointuse rights request C0000042 --source jcom --erase
       jointuse rights request C0000042 --source jcom --resume
+      jointuse rights request C0000042 --source jcom --correct
     """
     from streams.policy.rights import RightsAction
-    from streams.rights.requests import file_request
+    from streams.rights.requests import file_correction, file_request
 
     chosen = [
         a for a, on in ((RightsAction.STOP, stop), (RightsAction.ERASE, erase), (RightsAction.RESUME, resume)) if on
     ]
-    if len(chosen) != 1:
-        fail("give exactly one of --stop, --erase, --resume")
+    if len(chosen) + correct != 1:
+        fail("give exactly one of --stop, --erase, --resume, --correct")
     settings = _settings(bootstrap, None, prefix)
+    if correct:
+        try:
+            request_id = file_correction(settings, customer_id, source)
+        except JointUseError as exc:
+            fail(exc, Exit.SERVICE)
+        typer.echo(f"filed correction {request_id} for {source}:<customer>")
+        return
     try:
         request = file_request(settings, chosen[0], customer_id, source)
     except ValueError as exc:  # pydantic: a bad company id or customer id

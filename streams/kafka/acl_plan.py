@@ -6,7 +6,7 @@
   with groups and transactional ids named ``<prefix>.pipeline*``;
 - the retention job reads the delivery topics and writes tombstones and notices;
 - the auditor (the privacy desk) reads the audit and provision-record topics and writes rights
-  requests, with groups named ``<prefix>.auditor.*``;
+  requests and corrections, with groups named ``<prefix>.auditor.*``;
 - each foreign recipient reads only its own foreign topic;
 - nobody else gets anything: the broker denies what no ACL allows.
 """
@@ -75,6 +75,7 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += _topic(pipeline, topology.rights, "read")
     # The subject index (a pipeline app) keeps its rows in a changelog it writes and reads back.
     acls += _topic(pipeline, topology.subject_index_changelog, "write", "read")
+    acls += _topic(pipeline, topology.corrections, "read")
     acls += _topic(pipeline, f"{topology.prefix}.notices.", "write", pattern="prefixed")
     acls += _topic(pipeline, topology.provision_records, "write")
     acls += _topic(pipeline, f"{topology.prefix}.foreign.", "write", pattern="prefixed")
@@ -95,6 +96,7 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += _topic(auditor, topology.provision_records, "read")
     # Rights requests come in through the privacy desk, which is the auditor's principal.
     acls += _topic(auditor, topology.rights, "write", "read")
+    acls += _topic(auditor, topology.corrections, "write")
     for recipient in policy.foreign_provision.recipients:
         principals.append(recipient.id)
         acls += _topic(_user(recipient.id), topology.foreign(recipient.id), "read")

@@ -11,6 +11,9 @@ A row groups a subject's deliveries by what was received: the recipient, the not
 items and the purposes. Per group it keeps the first and last delivery times, the number of
 deliveries and the last input; a report from the row says the same as one from every audit event
 of the subject (``exposures_of`` turns those events into the same groups, for that comparison).
+
+A row also keeps the corrections (訂正) filed for the subject: a source company republished a
+corrected record, and the report tells, per recipient, whether a delivery has followed since.
 """
 
 from __future__ import annotations
@@ -43,12 +46,22 @@ class Exposure:
 
 
 @dataclass(frozen=True, slots=True)
+class Correction:
+    """A source company's word that it republished a corrected record of the subject."""
+
+    request_id: str
+    source: str
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class SubjectRow:
     """Everything the audit says was disclosed about one subject (a pseudonym)."""
 
     subject: str
     exposures: tuple[Exposure, ...] = ()  # ordered by first delivery, then recipient
     applied: tuple[tuple[int, int], ...] = ()  # (audit partition, highest offset folded), by partition
+    corrections: tuple[Correction, ...] = ()  # by time filed
 
     @property
     def recipients(self) -> frozenset[str]:
@@ -66,6 +79,9 @@ class SubjectRow:
         return {
             "subject": self.subject,
             "applied": [list(pair) for pair in self.applied],
+            "corrections": [
+                {"request_id": c.request_id, "source": c.source, "at_ms": c.at_ms} for c in self.corrections
+            ],
             "exposures": [
                 {
                     "recipient": e.recipient,
@@ -87,6 +103,9 @@ class SubjectRow:
         return cls(
             subject=str(data["subject"]),
             applied=tuple((int(p), int(o)) for p, o in data["applied"]),
+            corrections=tuple(
+                Correction(str(c["request_id"]), str(c["source"]), int(c["at_ms"])) for c in data.get("corrections", ())
+            ),
             exposures=tuple(
                 Exposure(
                     recipient=str(e["recipient"]),
@@ -132,7 +151,25 @@ def fold(row: SubjectRow | None, event: Mapping[str, Any], partition: int, offse
             last_input_topic=delivered.last_input_topic if later else known.last_input_topic,
             last_input_offset=delivered.last_input_offset if later else known.last_input_offset,
         )
-    return SubjectRow(subject, _ordered(exposures.values()), tuple(sorted(applied.items())))
+    return SubjectRow(subject, _ordered(exposures.values()), tuple(sorted(applied.items())), row.corrections)
+
+
+def fold_correction(row: SubjectRow | None, subject: str, correction: Correction) -> SubjectRow:
+    """The row with a correction filed; filing the same request again changes nothing."""
+    row = row or SubjectRow(subject)
+    if any(c.request_id == correction.request_id for c in row.corrections):
+        return row
+    corrections = tuple(sorted((*row.corrections, correction), key=lambda c: (c.at_ms, c.request_id)))
+    return replace(row, corrections=corrections)
+
+
+def correction_delivered(row: SubjectRow, correction: Correction) -> dict[str, bool]:
+    """Per recipient the subject was disclosed to: whether a delivery has followed the correction
+    (the corrected record reached it) or not yet."""
+    latest: dict[str, int] = {}
+    for exposure in row.exposures:
+        latest[exposure.recipient] = max(latest.get(exposure.recipient, 0), exposure.last_at_ms)
+    return {recipient: at >= correction.at_ms for recipient, at in sorted(latest.items())}
 
 
 def exposures_of(events: Iterable[Mapping[str, Any]], subjects: frozenset[str]) -> tuple[Exposure, ...]:

@@ -42,7 +42,7 @@ from faust.web import Request, Response, View
 from streams.errors import ClusterError
 from streams.kafka.partitioner import key_hash
 from streams.observability.logs import logging_config
-from streams.policy.subject_index import SubjectRow, fold
+from streams.policy.subject_index import Correction, SubjectRow, fold, fold_correction
 from streams.settings import Settings, load_settings
 from streams.topology import SUBJECT_INDEX_TABLE, Topology
 
@@ -122,6 +122,11 @@ settings = load_settings()
 topology = Topology(settings.topic_prefix)
 app = create_app(settings, topology)
 audit = app.topic(topology.audit, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+# Partitioned like the audit topic (same key, same count), so faust assigns both partitions p to the
+# worker whose table holds partition p.
+corrections = app.topic(
+    topology.corrections, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
 # Keys are the subject as raw UTF-8 bytes (faust's default key serializer), as in the audit topic: a key hashes
 # to the same partition in both; rows are JSON (the default value serializer).
 subjects = app.Table(SUBJECT_INDEX_TABLE, key_type=bytes)
@@ -149,6 +154,34 @@ def apply(key: bytes | None, value: bytes | None, partition: int, offset: int) -
     folded = fold(row, event, partition, offset)
     if folded is not None and folded is not row:
         subjects[key] = folded.to_json()
+
+
+def apply_correction(key: bytes | None, value: bytes | None) -> None:
+    """One filed correction into its subject's row (idempotent by request id)."""
+    try:
+        data = orjson.loads(value or b"")
+        subject = str(data["subject"])
+        correction = Correction(str(data["request_id"]), str(data["source"]), int(data["at_ms"]))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        skipped["bad_correction"] += 1
+        return
+    if key != subject.encode():
+        skipped["key_mismatch"] += 1
+        return
+    stored = subjects.get(key)
+    row = SubjectRow.from_json(stored) if stored else None
+    folded = fold_correction(row, subject, correction)
+    if folded is not row:
+        subjects[key] = folded.to_json()
+
+
+@app.agent(corrections)
+async def index_corrections(stream: faust.StreamT[Any]) -> None:
+    async for event in stream.events():
+        try:
+            apply_correction(event.message.key, event.message.value)
+        except Exception as exc:  # one record never stops the index
+            skipped[type(exc).__name__] += 1
 
 
 @app.on_partitions_revoked.connect

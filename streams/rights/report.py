@@ -8,17 +8,30 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.policy.subject_index import Exposure, exposures_of, exposures_of_rows
+from streams.policy.subject_index import (
+    Correction,
+    Exposure,
+    correction_delivered,
+    exposures_of,
+    exposures_of_rows,
+)
 from streams.rights.index_client import IndexAnswer, SubjectIndex
 from streams.settings import Settings
 from streams.topology import Topology
 
 
 @dataclass(frozen=True)
+class CorrectionStatus:
+    correction: Correction
+    delivered: dict[str, bool]  # recipient -> whether a delivery has followed the correction
+
+
+@dataclass(frozen=True)
 class Report:
     exposures: tuple[Exposure, ...]
     read_from: str  # "index" or "audit"
-    behind: dict[int, int] = field(default_factory=dict)  # audit partition -> offsets the index had not applied
+    behind: dict[int, int] = field(default_factory=dict)  # audit partition -> events the index had not applied
+    corrections: tuple[CorrectionStatus, ...] = ()  # from the index only
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -38,6 +51,16 @@ class Report:
                 }
                 for e in self.exposures
             ],
+            "corrections": [
+                {
+                    "request_id": c.correction.request_id,
+                    "source": c.correction.source,
+                    "filed_at": _time(c.correction.at_ms).isoformat(),
+                    "delivered_to": sorted(r for r, done in c.delivered.items() if done),
+                    "not_yet_delivered_to": sorted(r for r, done in c.delivered.items() if not done),
+                }
+                for c in self.corrections
+            ],
         }
 
     def table_lines(self) -> list[str]:
@@ -45,6 +68,12 @@ class Report:
             f"the index had not applied the last {lag} audit offsets of partition {p}: recent deliveries may be missing"
             for p, lag in sorted(self.behind.items())
         ]
+        for c in self.corrections:
+            waiting = sorted(r for r, done in c.delivered.items() if not done)
+            state = f"not yet delivered to {', '.join(waiting)}" if waiting else "delivered to every recipient"
+            lines.append(
+                f"correction {c.correction.request_id} filed {_time(c.correction.at_ms):%Y-%m-%d %H:%M:%S}: {state}"
+            )
         if not self.exposures:
             return [*lines, "no disclosure recorded for this subject"]
         lines.append(
@@ -69,7 +98,8 @@ def from_answers(answers: Iterable[IndexAnswer]) -> Report:
     answers = list(answers)
     rows = [a.row for a in answers if a.row is not None]
     behind = {a.partition: a.lag for a in answers if a.lag}
-    return Report(exposures_of_rows(rows), "index", behind)
+    corrections = tuple(CorrectionStatus(c, correction_delivered(row, c)) for row in rows for c in row.corrections)
+    return Report(exposures_of_rows(rows), "index", behind, corrections)
 
 
 def report_from_audit(settings: Settings, subjects: frozenset[str]) -> Report:

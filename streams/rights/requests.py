@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 from confluent_kafka import KafkaException
@@ -37,19 +38,37 @@ def file_requests(
         for customer_id, source in subjects
     ]
     topic = Topology(settings.topic_prefix).rights
+    _write_acknowledged(settings, topic, [(request.key.encode(), request.to_bytes()) for request in requests])
+    return requests
+
+
+def file_correction(settings: Settings, customer_id: str, source: str, *, at: dt.datetime | None = None) -> str:
+    """Records that ``source`` republished a corrected record of the subject (訂正); returns the
+    request id. Keyed by the subject's current pseudonym, as its deliveries are audited."""
+    request_id = uuid.uuid4().hex
+    subject = settings.subject_keys().subject(source, customer_id)
+    moment = at or dt.datetime.now(dt.UTC)
+    value = json.dumps(
+        {"request_id": request_id, "subject": subject, "source": source, "at_ms": int(moment.timestamp() * 1000)}
+    ).encode()
+    _write_acknowledged(settings, Topology(settings.topic_prefix).corrections, [(subject.encode(), value)])
+    return request_id
+
+
+def _write_acknowledged(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    """Writes the messages with one producer; returns once the broker acknowledged every one."""
     failures: list[str] = []
     client = clients.producer(settings.kafka_common())
     try:
-        for request in requests:
+        for key, value in messages:
             client.produce(
                 topic,
-                key=request.key.encode(),
-                value=request.to_bytes(),
+                key=key,
+                value=value,
                 on_delivery=lambda err, _msg: failures.append(str(err)) if err is not None else None,
             )
     except KafkaException as exc:
         raise ClusterError(f"cannot write to {topic} ({exc.args[0]})") from exc
     if client.flush(30) or failures:
         detail = "; ".join(failures[:3]) or "timeout"
-        raise ClusterError(f"a rights request was not acknowledged by the broker ({detail})")
-    return requests
+        raise ClusterError(f"a message to {topic} was not acknowledged by the broker ({detail})")

@@ -106,3 +106,28 @@ def test_events_of_another_partition_are_not_taken_for_replays() -> None:
     assert row is not None and row.exposures[0].deliveries == 2
     assert row.applied == ((0, 10), (1, 3))
     assert fold(row, event, 1, 3) == row
+
+
+def test_a_correction_is_filed_once_and_tells_which_recipients_a_delivery_reached_since() -> None:
+    from streams.policy.subject_index import Correction, correction_delivered, fold_correction
+
+    def shared(recipient: str, at_ms: int) -> dict[str, object]:
+        return {
+            "subject": "s1",
+            "status": "shared",
+            "processed_at_ms": at_ms,
+            "recipients": {recipient: {"items": ["name"], "purposes": ["jointuse.billing"]}},
+            "input": {"topic": "in", "offset": at_ms},
+        }
+
+    row = fold(None, shared("jcom-insurance", 1_000), 0, 0)
+    row = fold(row, shared("jcom", 1_000), 0, 1)
+    correction = Correction("c1", "jcom-mobile", 2_000)
+    assert row is not None
+    corrected = fold_correction(row, "s1", correction)
+    assert fold_correction(corrected, "s1", correction) == corrected  # idempotent
+    assert correction_delivered(corrected, correction) == {"jcom": False, "jcom-insurance": False}
+    later = fold(corrected, shared("jcom-insurance", 3_000), 0, 2)
+    assert later is not None and later.corrections == (correction,)  # a delivery keeps the correction
+    assert correction_delivered(later, correction) == {"jcom": False, "jcom-insurance": True}
+    assert SubjectRow.from_json(later.to_json()) == later

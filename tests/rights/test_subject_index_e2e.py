@@ -137,3 +137,42 @@ def _status(settings: Settings) -> dict[str, Any]:
             return dict(json.loads(response.read()))
     except OSError:
         return {}
+
+
+def test_a_correction_shows_per_recipient_until_the_corrected_record_is_delivered(
+    kafka: Settings, unique: str, tmp_path: Path
+) -> None:
+    from streams.cli.client import produce_lines
+    from streams.devtools.synthetic import to_line
+    from tests.rights.test_rights_e2e import _jcom_records
+
+    settings = with_index(kafka.model_copy(update={"topic_prefix": f"c{unique}"}), str(tmp_path))
+    topology = setup_topics(settings, partitions=2)
+    (record,) = _jcom_records(1, seed=34)
+    customer = record["customer_id"]
+    args = ["rights", "report", customer, "--source", "jcom", "--format", "json", "--wait", "20"]
+
+    def report() -> dict[str, Any]:
+        return dict(json.loads(run_cli(args, settings).stdout))
+
+    with running_worker(settings, runtime="faust"), running_index(settings):
+        produce_lines(settings, "jcom", [to_line(record).encode()], progress=False)
+        audit_events(settings, topology, 1, timeout=90)
+        out = run_cli(["rights", "request", customer, "--source", "jcom", "--correct"], settings).stdout
+        assert out.startswith("filed correction ")
+        deadline = time.monotonic() + 30
+        while not (corrections := report()["corrections"]) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        (correction,) = corrections
+        assert correction["not_yet_delivered_to"] == ["jcom-insurance"] and correction["delivered_to"] == []
+
+        # The source republishes the corrected record; the pipeline delivers it.
+        produce_lines(settings, "jcom", [to_line(record).encode()], progress=False)
+        audit_events(settings, topology, 2, timeout=90)
+        deadline = time.monotonic() + 30
+        while report()["corrections"][0]["delivered_to"] != ["jcom-insurance"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        final = report()
+    assert final["corrections"][0]["delivered_to"] == ["jcom-insurance"]
+    assert final["corrections"][0]["not_yet_delivered_to"] == []
+    assert final["disclosures"][0]["deliveries"] == 2
