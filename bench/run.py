@@ -207,6 +207,9 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         out["confluent_runtime_over_floor"] = round(confluent / in_process["floor_records_per_s"], 3)
     if confluent and peer:
         out["confluent_runtime_over_peer"] = round(confluent / peer, 2)
+    index = results.get("subject_index", {})
+    if "report_p99_large_over_small" in index:
+        out["index_report_p99_1m_over_100k"] = index["report_p99_large_over_small"]
     one = pipeline.get("faust_scale_out_1_workers_2_partitions", {}).get("records_per_s")
     two = pipeline.get("faust_scale_out_2_workers_2_partitions", {}).get("records_per_s")
     if one and two:
@@ -220,7 +223,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description="jointuse benchmarks; writes bench/results.json and docs/benchmarks.md"
     )
-    parser.add_argument("--only", choices=["decide", "governed", "pipeline"], help="run one part only")
+    parser.add_argument("--only", choices=["decide", "governed", "pipeline", "index"], help="run one part only")
+    parser.add_argument(
+        "--index-sizes", default="100000,1000000", help="audit events the subject index is built from (smallest first)"
+    )
     parser.add_argument("--count", type=int, default=20_000, help="records in the pipeline backlog")
     parser.add_argument("--runtimes", default="faust,confluent,quix", help="pipeline runtimes to measure")
     parser.add_argument("--repetitions", type=int, default=3, help="repetitions per figure (the median is kept)")
@@ -235,6 +241,10 @@ def main() -> None:
         from bench.pipeline import run as run_pipeline
 
         results["pipeline"] = run_pipeline(args.count, args.repetitions, tuple(args.runtimes.split(",")))
+    if args.only in (None, "index"):
+        from bench.subject_index import run as run_index
+
+        results["subject_index"] = run_index(tuple(int(n) for n in args.index_sizes.split(",")))
     results["ratios"] = ratios(results)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [
