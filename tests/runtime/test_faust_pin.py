@@ -25,3 +25,17 @@ def test_the_replaced_drain_and_the_batch_read_are_the_ones_checked() -> None:
     assert inspect.iscoroutinefunction(Consumer._drain_messages)
     assert list(inspect.signature(Consumer.getmany).parameters) == ["self", "timeout"]
     assert inspect.isasyncgenfunction(Consumer.getmany)
+
+
+def test_the_index_app_s_private_hooks_are_the_ones_checked() -> None:
+    """streams.rights.index_app sets the isolation level on the consumer faust creates (aiokafka
+    reads ``_isolation_level`` when it starts) and wraps the driver's commit."""
+    import aiokafka
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    assert faust.__version__ == "0.15.3", "re-check streams.rights.index_app, then update the pin"
+    assert aiokafka.__version__ == "0.14.0", "re-check _read_committed_only, then update the pin"
+    assert list(inspect.signature(AIOKafkaConsumerThread._create_worker_consumer).parameters) == ["self", "transport"]
+    source = inspect.getsource(aiokafka.AIOKafkaConsumer)
+    assert "self._isolation_level = isolation_level" in source
+    assert "isolation_level=self._isolation_level" in source  # handed to the fetcher when it starts
