@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from streams.devtools.processes import start_index, stop_worker
 from streams.errors import SubjectIndexUnavailable
 from streams.policy.subject_index import exposures_of
 from streams.rights.index_client import IndexAnswer, SubjectIndex
@@ -109,17 +110,17 @@ def test_a_killed_index_worker_loses_no_row_and_counts_nothing_twice(
     first = produce_generated(settings, 400, seed=32)
     with running_worker(settings, runtime="faust"):
         audit_events(settings, topology, sum(first.values()), timeout=120)
-        index_worker = running_index(settings)
-        process = index_worker.__enter__()
+        process = start_index(settings)
         try:
-            # Killed while it folds the history (rows written, offsets maybe not yet committed).
+            # Killed halfway through the history: rows written, their offsets committed or not yet.
+            half = sum(first.values()) // 2
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and not _status(settings).get("applied"):
-                time.sleep(0.2)
+            while time.monotonic() < deadline and int(_status(settings).get("applied") or 0) < half:
+                time.sleep(0.05)
             process.send_signal(signal.SIGKILL)
             process.wait(10)
         finally:
-            index_worker.__exit__(None, None, None)
+            stop_worker(process)
         second = produce_generated(settings, 300, seed=33)
         events = audit_events(settings, topology, sum(first.values()) + sum(second.values()), timeout=120)
     # A new state directory: the rows come back from the changelog alone.
