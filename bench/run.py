@@ -217,6 +217,9 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+_SECTIONS = {"decide": "decide", "governed": "governed_decode", "pipeline": "pipeline", "index": "subject_index"}
+
+
 def main() -> None:
     import argparse
 
@@ -231,7 +234,11 @@ def main() -> None:
     parser.add_argument("--runtimes", default="faust,confluent,quix", help="pipeline runtimes to measure")
     parser.add_argument("--repetitions", type=int, default=3, help="repetitions per figure (the median is kept)")
     args = parser.parse_args()
-    results: dict[str, Any] = {"measured_at": dt.datetime.now(dt.UTC).isoformat()}
+    now = dt.datetime.now(dt.UTC).isoformat()
+    # A partial run (--only) replaces its own section and keeps the others of the last full run.
+    previous = json.loads(RESULTS.read_text(encoding="utf-8")) if args.only and RESULTS.exists() else {}
+    results: dict[str, Any] = {**previous, "measured_at": previous.get("measured_at", now)}
+    measured: dict[str, str] = dict(results.pop("sections_measured_at", {}))
     if args.only in (None, "decide"):
         results["decide"] = bench_decide()
     if args.only in (None, "governed"):
@@ -245,7 +252,11 @@ def main() -> None:
         from bench.subject_index import run as run_index
 
         results["subject_index"] = run_index(tuple(int(n) for n in args.index_sizes.split(",")))
+    for part, section in _SECTIONS.items():
+        if args.only in (None, part) and section in results:
+            measured[section] = now  # measured in this run
     results["ratios"] = ratios(results)
+    results["sections_measured_at"] = measured
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [
         "# Benchmarks",
@@ -256,9 +267,12 @@ def main() -> None:
         "",
     ]
     for section, values in results.items():
-        if not isinstance(values, dict):
+        if not isinstance(values, dict) or section == "sections_measured_at":
             continue
-        lines += [f"## {section}", "", "| measure | value |", "|---|---|"]
+        lines += [f"## {section}", ""]
+        if section in measured:
+            lines += [f"Measured {measured[section]}.", ""]
+        lines += ["| measure | value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in values.items()]
         lines.append("")
     (PROJECT_ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines), encoding="utf-8")

@@ -13,13 +13,23 @@ from pydantic import SecretStr
 
 from streams.cli.client import produce_lines
 from streams.devtools.processes import start_worker, stop_worker
+from streams.errors import SubjectIndexUnavailable
 from streams.kafka.acl_plan import AUDITOR_PRINCIPAL, PIPELINE_PRINCIPAL, company_group_prefix, diff_access, plan_access
 from streams.kafka.acls import apply_acls, current_acls, upsert_scram
 from streams.policy.loader import PolicySet, parse_policy
+from streams.rights.index_client import SubjectIndex
+from streams.rights.requests import file_correction
 from streams.settings import Settings
 from streams.topology import Topology
 from tests.conftest import POLICY_PATH
-from tests.runtime.helpers import generated_lines, read_topic, setup_topics
+from tests.runtime.helpers import (
+    customers_of,
+    generated_lines,
+    read_topic,
+    running_index,
+    setup_topics,
+    with_index,
+)
 
 pytestmark = pytest.mark.kafka
 
@@ -172,3 +182,20 @@ def test_pipeline_works_end_to_end_under_acls(
         group=company_group_prefix(topology, "jcom-insurance") + "check",
     )
     assert len(deliveries) == shared > 0
+
+    # The subject index runs as the pipeline too, and the privacy desk files a correction it reads.
+    keys = settings.subject_keys()
+    reached = {e["subject"] for e in events if e["recipients"]}
+    customer = next(c for c in customers_of(lines) if keys.subject("jcom", c) in reached)
+    file_correction(auditor, customer, "jcom")
+    indexed = with_index(pipeline, str(tmp_path))
+    index = SubjectIndex(indexed.index_url)
+    with running_index(indexed):
+        deadline = time.monotonic() + 90
+        row = None
+        while (row is None or not row.corrections) and time.monotonic() < deadline:
+            try:
+                row = index.lookup(keys.subject("jcom", customer), wait_seconds=5).row
+            except SubjectIndexUnavailable:
+                time.sleep(1)
+    assert row is not None and row.recipients and len(row.corrections) == 1

@@ -19,6 +19,7 @@ from streams.settings import Settings
 from tests.cli.helpers import run_cli
 from tests.runtime.helpers import (
     audit_events,
+    customers_of,
     generated_lines,
     produce_generated,
     running_index,
@@ -80,7 +81,9 @@ def test_the_index_agrees_with_the_audit_topic_and_the_report_reads_it(
 
         # The report, from the index and from the whole audit topic, on the same run.
         keys, reached = settings.subject_keys(), _subjects(shared)
-        customer = next(c for c in _customers("jcom", 150, seed=31) if keys.subject("jcom", c) in reached)
+        customer = next(
+            c for c in customers_of(generated_lines(150, seed=31)["jcom"]) if keys.subject("jcom", c) in reached
+        )
         args = ["rights", "report", customer, "--source", "jcom", "--format", "json"]
         from_index = json.loads(run_cli(args, settings).stdout)
         from_audit = json.loads(run_cli([*args, "--from-audit"], settings).stdout)
@@ -89,17 +92,6 @@ def test_the_index_agrees_with_the_audit_topic_and_the_report_reads_it(
         assert from_index["disclosures"] == from_audit["disclosures"] != []
         table = run_cli(["rights", "report", customer, "--source", "jcom"], settings).stdout
         assert "jcom-insurance" in table and "may be missing" not in table
-
-
-def _customers(source: str, count: int, *, seed: int) -> list[str]:
-    """The customer ids in the generated lines of ``source`` (some lines are not JSON on purpose)."""
-    found = []
-    for line in generated_lines(count, seed=seed)[source]:
-        try:
-            found.append(str(json.loads(line)["customer_id"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return found
 
 
 def test_a_killed_index_worker_loses_no_row_and_counts_nothing_twice(

@@ -76,3 +76,14 @@ def produce_generated(settings: Settings, count: int, *, seed: int, mix: Mix | N
     """Generated records produced by each source company; returns how many each produced."""
     lines = generated_lines(count, seed=seed, mix=mix)
     return {company: produce_lines(settings, company, lines[company], progress=False).produced for company in lines}
+
+
+def customers_of(lines: list[bytes]) -> list[str]:
+    """The customer ids in generated lines (the generator makes some lines bad on purpose)."""
+    found = []
+    for line in lines:
+        try:
+            found.append(str(json.loads(line)["customer_id"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return found
