@@ -217,6 +217,31 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def write_results(results: dict[str, Any], repetitions: int) -> str:
+    """Writes bench/results.json and docs/benchmarks.md; returns the page."""
+    measured = results.get("sections_measured_at", {})
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured {results['measured_at']} on this project's 2-core machine.",
+        f"Each throughput figure is the median of {repetitions} repetitions; the ratios compare figures of"
+        " this one run.",
+        "",
+    ]
+    for section, values in results.items():
+        if not isinstance(values, dict) or section == "sections_measured_at":
+            continue
+        lines += [f"## {section}", ""]
+        if section in measured:
+            lines += [f"Measured {measured[section]}.", ""]
+        lines += ["| measure | value |", "|---|---|"]
+        lines += [f"| {name} | {value} |" for name, value in values.items()]
+        lines.append("")
+    (PROJECT_ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines), encoding="utf-8")
+    return "\n".join(lines)
+
+
 _SECTIONS = {"decide": "decide", "governed": "governed_decode", "pipeline": "pipeline", "index": "subject_index"}
 
 
@@ -257,26 +282,7 @@ def main() -> None:
             measured[section] = now  # measured in this run
     results["ratios"] = ratios(results)
     results["sections_measured_at"] = measured
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    lines = [
-        "# Benchmarks",
-        "",
-        f"Measured {results['measured_at']} on this project's 2-core machine.",
-        f"Each throughput figure is the median of {args.repetitions} repetitions; the ratios compare figures of"
-        " this one run.",
-        "",
-    ]
-    for section, values in results.items():
-        if not isinstance(values, dict) or section == "sections_measured_at":
-            continue
-        lines += [f"## {section}", ""]
-        if section in measured:
-            lines += [f"Measured {measured[section]}.", ""]
-        lines += ["| measure | value |", "|---|---|"]
-        lines += [f"| {name} | {value} |" for name, value in values.items()]
-        lines.append("")
-    (PROJECT_ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines))
+    print(write_results(results, args.repetitions))
 
 
 if __name__ == "__main__":
