@@ -103,11 +103,13 @@ def _read_committed_only() -> None:
 
 def _changelog_before_offsets(application: faust.App) -> None:
     """faust flushes its producer before it commits offsets, but its buffer's flush returns once no
-    message went out for 0.1 s (``flush_atmost``), not when the buffer is empty. A row update could
-    then still wait there while the offset of its event was committed, and a SIGKILL lost it for
-    good (the kill test saw a row missing a delivery). Every commit waits until the buffer is empty
-    and the client has had every write acknowledged. This replaces the driver's private commit, as
-    streams.app does; tests/runtime/test_faust_pin.py pins the faust version."""
+    message went out for 0.1 s (``flush_atmost``), not when the buffer is empty (read in faust's
+    code, not seen failing here). A row update could then still wait there while the offset of its
+    event was committed, and a SIGKILL would lose it for good. Every commit waits until the buffer
+    is empty and the client has had every write acknowledged. This replaces the driver's private
+    commit, as streams.app does; tests/runtime/test_faust_pin.py pins the faust version."""
+    if getattr(application.consumer, "_commits_after_the_changelog", False):
+        return  # the agent was restarted: installed already
     commit = application.consumer._commit  # type: ignore[attr-defined]
 
     async def commit_after_the_changelog(offsets: Any) -> bool:
@@ -118,6 +120,7 @@ def _changelog_before_offsets(application: faust.App) -> None:
         return bool(await commit(offsets))
 
     application.consumer._commit = commit_after_the_changelog  # type: ignore[attr-defined]
+    application.consumer._commits_after_the_changelog = True  # type: ignore[attr-defined]
 
 
 _read_committed_only()
@@ -130,8 +133,8 @@ audit = app.topic(topology.audit, key_type=bytes, value_type=bytes, key_serializ
 corrections = app.topic(
     topology.corrections, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
-# Keys are the subject as raw UTF-8 bytes (faust's default key serializer), as in the audit topic: a key hashes
-# to the same partition in both; rows are JSON (the default value serializer).
+# Keys are the subject as raw UTF-8 bytes (faust's default key serializer), as in the audit topic:
+# a key hashes to the same partition in both; rows are JSON (the default value serializer).
 subjects = app.Table(SUBJECT_INDEX_TABLE, key_type=bytes)
 applied_next: dict[int, int] = {}  # audit partition -> the offset after the event the agent applied last
 skipped: Counter[str] = Counter()
