@@ -144,6 +144,8 @@ def index_command(
     """Run a subject-index worker: folds the audit topic into one row per subject and answers
     lookups on its web port (any worker forwards a lookup to the owner of the subject's partition).
     Same as `faust -A streams.rights.index_app worker` with these settings in the environment.
+    Runs until SIGTERM/SIGINT (exit 0); faust's non-zero exit when it cannot start (a port in use,
+    no broker).
 
     \b
     Examples:
