@@ -176,6 +176,27 @@ class RightsMetrics:
                 self.tombstones.inc(outcome.tombstones)
 
 
+class IndexMetrics:
+    """The subject index worker: events folded, events skipped, and how far behind it is."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.applied = Counter(
+            "jointuse_index_events", "Audit events the subject index has read and folded.", registry=registry
+        )
+        self.skipped = Counter(
+            "jointuse_index_skipped",
+            "Records the subject index could not fold, by reason (not_json, key_mismatch, bad_correction, ...).",
+            ["reason"],
+            registry=registry,
+        )
+        self.lag = Gauge(
+            "jointuse_index_lag_events",
+            "Audit events of a partition this worker owns that the index has not applied (counted up to 100).",
+            ["partition"],
+            registry=registry,
+        )
+
+
 class ForeignMetrics:
     """The foreign egress: provisions abroad and refusals, per recipient."""
 

@@ -18,7 +18,9 @@ a rebalance.
   (``lag``). ``?wait=S`` waits up to S seconds until it has applied every event committed there
   before the request (an erasure needs that), and answers 503 if it has not.
 - ``GET /index/status``: per owned partition, the lag, and the events skipped (not our JSON, or a
-  key that differs from the event's subject; counted, never fatal).
+  key that differs from the event's subject; counted, never fatal). ``GET /metrics``: the same
+  for Prometheus (``jointuse_index_events_total``, ``jointuse_index_skipped_total{reason}``,
+  ``jointuse_index_lag_events{partition}``).
 
 Exit codes are faust's: 0 after SIGTERM/SIGINT, non-zero when it cannot start.
 """
@@ -38,10 +40,12 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.errors import ClusterError
 from streams.kafka.partitioner import key_hash
 from streams.observability.logs import logging_config
+from streams.observability.metrics import IndexMetrics
 from streams.policy.subject_index import Correction, SubjectRow, fold, fold_correction
 from streams.settings import Settings, load_settings
 from streams.topology import SUBJECT_INDEX_TABLE, Topology
@@ -139,21 +143,29 @@ subjects = app.Table(SUBJECT_INDEX_TABLE, key_type=bytes)
 applied_next: dict[int, int] = {}  # audit partition -> the offset after the event the agent applied last
 skipped: Counter[str] = Counter()
 applied: Counter[str] = Counter()  # events folded by this process
+registry = CollectorRegistry()
+metrics = IndexMetrics(registry)
+
+
+def _skip(reason: str) -> None:
+    skipped[reason] += 1
+    metrics.skipped.labels(reason).inc()
 
 
 def apply(key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
     """One audit event into its subject's row (in the table's partition of the event)."""
     applied["events"] += 1
+    metrics.applied.inc()
     try:
         event = orjson.loads(value or b"")
     except orjson.JSONDecodeError:
-        skipped["not_json"] += 1
+        _skip("not_json")
         return
     subject = event.get("subject") if isinstance(event, dict) else None
     if not isinstance(subject, str) or not subject:
         return  # an input that had no key: it has no subject
     if key is None or key != subject.encode():
-        skipped["key_mismatch"] += 1  # a row must live in the partition its lookups are routed to
+        _skip("key_mismatch")  # a row must live in the partition its lookups are routed to
         return
     stored = subjects.get(key)
     row = SubjectRow.from_json(stored) if stored else None
@@ -169,10 +181,10 @@ def apply_correction(key: bytes | None, value: bytes | None) -> None:
         subject = str(data["subject"])
         correction = Correction(str(data["request_id"]), str(data["source"]), int(data["at_ms"]))
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        skipped["bad_correction"] += 1
+        _skip("bad_correction")
         return
     if key != subject.encode():
-        skipped["key_mismatch"] += 1
+        _skip("key_mismatch")
         return
     stored = subjects.get(key)
     row = SubjectRow.from_json(stored) if stored else None
@@ -187,7 +199,7 @@ async def index_corrections(stream: faust.StreamT[Any]) -> None:
         try:
             apply_correction(event.message.key, event.message.value)
         except Exception as exc:  # one record never stops the index
-            skipped[type(exc).__name__] += 1
+            _skip(type(exc).__name__)
 
 
 @app.on_partitions_revoked.connect
@@ -206,7 +218,7 @@ async def index(stream: faust.StreamT[Any]) -> None:
         try:
             apply(message.key, message.value, message.partition, message.offset)
         except Exception as exc:  # one event never stops the index (faust would crash the agent)
-            skipped[type(exc).__name__] += 1
+            _skip(type(exc).__name__)
             log.warning("an audit event could not be indexed", extra={"error": type(exc).__name__})
         finally:
             applied_next[message.partition] = message.offset + 1
@@ -345,6 +357,18 @@ async def _forward(view: View, request: Request, owner: str) -> Response:
             return view.text(await response.text(), content_type=response.content_type, status=response.status)
     except Exception as exc:
         return _unavailable(view, f"the owner of the subject's partition did not answer ({type(exc).__name__})")
+
+
+@app.page("/metrics")
+async def metrics_page(view: View, request: Request) -> Response:
+    """Prometheus: events folded, skipped by reason, and the lag of each partition owned here."""
+    metrics.lag.clear()
+    for partition in sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topology.audit):
+        try:
+            metrics.lag.labels(str(partition)).set((await lag_of(partition))[0])
+        except Exception:
+            continue  # not known yet: no sample rather than a wrong one
+    return view.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
 
 @app.page("/index/status")

@@ -78,6 +78,9 @@ def test_the_index_agrees_with_the_audit_topic_and_the_report_reads_it(
         index = SubjectIndex(settings.index_url)
         deliveries = _same_as_the_audit(index, events)
         assert deliveries == sum(len(e["recipients"]) for e in shared)
+        scraped = _metrics(settings)
+        assert scraped["jointuse_index_events_total"] == len(events)
+        assert [v for k, v in scraped.items() if k.startswith("jointuse_index_lag_events{")] == [0.0] * 3
 
         # The report, from the index and from the whole audit topic, on the same run.
         keys, reached = settings.subject_keys(), _subjects(shared)
@@ -169,3 +172,16 @@ def test_a_correction_shows_per_recipient_until_the_corrected_record_is_delivere
     assert final["corrections"][0]["delivered_to"] == ["jcom-insurance"]
     assert final["corrections"][0]["not_yet_delivered_to"] == []
     assert final["disclosures"][0]["deliveries"] == 2
+
+
+def _metrics(settings: Settings) -> dict[str, float]:
+    """The index worker's /metrics samples, by name and labels."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{settings.index_url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        name: float(value)
+        for name, _, value in (line.rpartition(" ") for line in text.splitlines() if not line.startswith("#"))
+        if name
+    }
