@@ -4,10 +4,21 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Tools fetched into .local/bin (Prometheus, promtool) come first, so tests use the pinned ones.
+export PATH := $(CURDIR)/.local/bin:$(PATH)
 
-.PHONY: setup lint typecheck unit test test-kafka infra-up infra-down infra-logs infra-status infra-reset demo bench clean
+.PHONY: setup prereqs tools lint typecheck unit test test-kafka infra-up infra-down infra-logs infra-status infra-reset demo up down bench clean
 
-setup: $(STAMP)
+# Stops at once, one line per missing prerequisite and the command that installs it.
+prereqs:
+	@infra/tools.sh check
+
+# Kafka and the registry (Maven Central), Prometheus and promtool (Go module proxy), the AsyncAPI parser (npm).
+tools: prereqs
+	@infra/local.sh fetch
+	@infra/tools.sh fetch
+
+setup: prereqs $(STAMP) tools
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,9 +54,20 @@ test: lint
 	@infra/local.sh up
 	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/pytest -q $(PYTEST_ARGS) || status=$$?; infra/local.sh down; exit $$status
 
+# KEEP=1 leaves the broker, the registry and the demo's worker running to explore; `make down` stops them.
 demo: setup
 	@infra/local.sh up
-	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/jointuse demo $(DEMO_ARGS) || status=$$?; infra/local.sh down; exit $$status
+	@status=0; eval "$$(infra/local.sh env)"; \
+	if [ -n "$(KEEP)" ]; then $(BIN)/jointuse demo --keep $(DEMO_ARGS) || status=$$?; \
+	else $(BIN)/jointuse demo $(DEMO_ARGS) || status=$$?; infra/local.sh down; fi; exit $$status
+
+# The broker and the registry, left running (`make down` stops them and any worker the demo left).
+up: setup
+	@infra/local.sh up
+
+down:
+	@$(BIN)/jointuse demo --stop 2>/dev/null || true
+	@infra/local.sh down
 
 # The Quix Streams peer needs older confluent-kafka and pydantic: its own venv.
 PEER := .venv-peer

@@ -218,7 +218,9 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
         metrics = telemetry.metrics
         quality = quality_monitor(settings, metrics.registry)
         telemetry.checks["rights_view"] = lambda: worker.rights.healthy
-        worker.rights_metrics = RightsMetrics(metrics.registry, lambda: len(worker.rights.state))
+        worker.rights_metrics = RightsMetrics(
+            metrics.registry, lambda: len(worker.rights.state), lambda: worker.rights.lag
+        )
         telemetry.start()
         # No record is decided before every stop-of-use request on file is known.
         await loop.run_in_executor(None, worker.rights.start)

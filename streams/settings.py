@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
+from streams.observability.logs import kafka_client_logger
 from streams.policy.pseudonym import SubjectKeyError, SubjectKeys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -111,8 +112,9 @@ class Settings(BaseSettings):
         }
 
     def kafka_common(self) -> dict[str, Any]:
-        """librdkafka settings shared by every confluent-kafka client."""
-        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers}
+        """librdkafka settings shared by every confluent-kafka client. Its logs go to Python logging
+        (served when the client is polled), not straight to stderr."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.bootstrap_servers, "logger": kafka_client_logger()}
         if self.security_protocol != "PLAINTEXT":
             conf["security.protocol"] = self.security_protocol
         if self.security_protocol.startswith("SASL"):

@@ -290,12 +290,25 @@ def worker_command(
 def demo_command(
     count: Annotated[int, typer.Option("--count", help="Records to produce (split between two companies).")] = 10_000,
     seed: Annotated[int, typer.Option("--seed")] = 2026,
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the demo's worker running to explore.")] = False,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the worker a --keep demo left running, and exit.")] = False,
 ) -> None:
-    """The whole flow on the local broker: topics, a worker, two producers, deliveries, a summary."""
-    from streams.devtools.demo import run_demo
+    """The whole flow on the local broker: topics, a worker, two producers, deliveries, a summary.
 
+    Examples:
+      jointuse demo --count 2000
+      jointuse demo --keep      (then: jointuse demo --stop; `make demo KEEP=1` / `make down` do both)
+
+    Exit codes: 0 every record audited once and nothing leaked; 1 a check failed; 3 a Kafka error.
+    """
+    from streams.devtools.demo import run_demo, stop_kept
+
+    if stop:
+        prefix = stop_kept(load_settings())
+        typer.echo(f"stopped the demo worker of {prefix}" if prefix else "no demo worker was left running", err=True)
+        return
     try:
-        code = run_demo(load_settings(), count=count, seed=seed)
+        code = run_demo(load_settings(), count=count, seed=seed, keep=keep)
     except JointUseError as exc:
         fail(exc, Exit.SERVICE)
     raise typer.Exit(code)

@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from streams.cli import dq_commands, infra_commands, replay_commands, rights_commands
+from streams.cli import catalog_command, dq_commands, infra_commands, replay_commands, rights_commands
 from streams.cli.access_commands import access_app
 from streams.cli.exits import Exit, Lang, fail
 from streams.errors import JointUseError, PolicyError, SchemaError
@@ -40,6 +40,17 @@ app = typer.Typer(
     epilog="Exit codes: 0 ok; 1 problems found; 2 bad arguments or files; 3 Kafka/registry error; "
     "70 a worker stopped on a fatal Kafka error (restart it).",
 )
+
+
+@app.callback()
+def _cli_logging() -> None:
+    """Warnings of any library, the Kafka clients' included, as JSON lines on stderr (a worker
+    command configures its own level when it starts)."""
+    from streams.observability.logs import configure
+
+    configure("WARNING")
+
+
 policy_app = typer.Typer(help="Check, render and compare joint-use notices.", no_args_is_help=True)
 schema_app = typer.Typer(help="Check and publish the governed Avro schemas.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
@@ -50,6 +61,7 @@ infra_commands.register(app)
 rights_commands.register(app)
 dq_commands.register(app)
 app.command("replay")(replay_commands.replay_command)
+app.command("catalog")(catalog_command.catalog_command)
 
 DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"
 PolicyOption = Annotated[

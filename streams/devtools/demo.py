@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -22,9 +26,15 @@ from streams.settings import Settings
 from streams.topology import Topology
 
 COMPANIES = ("jcom", "jcom-insurance")
+STATE_FILE = "kept.json"
 
 
-def run_demo(base: Settings, *, count: int, seed: int) -> int:
+def demo_dir(settings: Settings) -> Path:
+    return settings.data_dir.parent / "demo"
+
+
+def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> int:
+    """Runs the demo; with ``keep`` its worker stays up afterwards (``stop_kept`` stops it)."""
     console = Console(stderr=False)
     settings = base.model_copy(update={"topic_prefix": f"demo{int(time.time())}"})
     topology = Topology(settings.topic_prefix)
@@ -33,8 +43,9 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
     create_topics(settings.kafka_common(), topology.specs(policy), partitions=4, replication=1)
     console.print(f"[bold]topics[/] created with prefix {settings.topic_prefix!r}")
 
-    worker = start_worker(settings, "demo-0")
-    console.print("[bold]worker[/] started (faust-streaming agent, exactly-once)")
+    log = demo_dir(settings) / f"{settings.topic_prefix}.worker.log"
+    worker = start_worker(settings, "demo-0", log=log)
+    console.print(f"[bold]worker[/] started (faust-streaming agent, exactly-once); its log: {_shown(log)}")
     try:
         lines = Generator(seed=seed, sources=COMPANIES).lines_by_source(count)
         started = time.perf_counter()
@@ -61,7 +72,8 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
         rights = _stop_of_use(settings, topology, lines["jcom"], events, console)
         scraped = _scrape(settings.metrics_host, settings.metrics_port)
     finally:
-        stop_worker(worker)
+        if not keep:
+            stop_worker(worker)
 
     statuses = Counter(e["status"] for e in events)
     reasons = Counter(e["reason"] for e in events if e["status"] != "shared")
@@ -92,18 +104,65 @@ def run_demo(base: Settings, *, count: int, seed: int) -> int:
     table.add_row("worker /metrics: jointuse_records_in_total", f"{scraped.get('jointuse_records_in', 0):,.0f}")
     table.add_row("worker /metrics: jointuse_leak_canary_total", f"{scraped.get('jointuse_leak_canary', 0):,.0f}")
     console.print(table)
-    console.print(
-        f"Read deliveries: JOINTUSE_TOPIC_PREFIX={settings.topic_prefix} "
-        f".venv/bin/jointuse consume --as jcom-insurance --from-beginning --max 3"
-    )
-    console.print(
-        f"Metrics: a running worker serves http://{settings.metrics_host}:{settings.metrics_port}/metrics; "
-        "alerts in infra/prometheus/alerts.yml, dashboard in infra/grafana/dashboards/jointuse.json"
-    )
+    if keep:
+        _remember(settings, worker.pid)
+    for line in closing_hints(settings, kept=keep):
+        console.print(line, soft_wrap=True, highlight=False)
     ok = len(events) == produced and leaks == 0 and sum(statuses.values()) == produced and rights is not None
     if not ok:
         console.print("[red]demo check failed: every record must be audited once and nothing may leak[/]")
     return 0 if ok else 1
+
+
+def closing_hints(settings: Settings, *, kept: bool) -> list[str]:
+    """What to try next, true in the mode it is printed in: commands only while the stack runs."""
+    common = (
+        "Alerts: infra/prometheus/alerts.yml; dashboard: infra/grafana/dashboards/jointuse.json; "
+        "topic catalog: docs/catalog.md."
+    )
+    if not kept:
+        return [
+            "The broker, the registry and the worker are stopped. To explore a running stack: "
+            "`make demo KEEP=1`, then `make down` when done.",
+            common,
+        ]
+    return [
+        "Still running: the broker, the registry and the demo's worker (`make down` stops them). Try:",
+        f'  eval "$(infra/local.sh env)"; export JOINTUSE_TOPIC_PREFIX={settings.topic_prefix}',
+        "  .venv/bin/jointuse consume --as jcom-insurance --from-beginning --max 3",
+        f"  curl -s http://{settings.metrics_host}:{settings.metrics_port}/metrics | grep '^jointuse_records_in_total'",
+        common,
+    ]
+
+
+def _remember(settings: Settings, pid: int) -> None:
+    state = demo_dir(settings) / STATE_FILE
+    state.write_text(json.dumps({"pid": pid, "prefix": settings.topic_prefix}), encoding="utf-8")
+
+
+def stop_kept(settings: Settings) -> str | None:
+    """Stops the worker a ``--keep`` demo left running; its topic prefix, or None if there was none."""
+    state = demo_dir(settings) / STATE_FILE
+    try:
+        kept = json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(int(kept["pid"]), signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            os.kill(int(kept["pid"]), 0)  # raises once it is gone
+            time.sleep(0.2)
+        os.kill(int(kept["pid"]), signal.SIGKILL)
+    state.unlink(missing_ok=True)
+    return str(kept["prefix"])
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _scrape(host: str, port: int) -> dict[str, float]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 from streams.settings import Settings
 
@@ -17,9 +19,11 @@ def start_worker(
     guarantee: str = "exactly_once",
     batch_size: int = 1000,
     quiet: bool = False,
+    log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``jointuse worker`` as a child process (the faust runtime replaces it with ``faust worker``)."""
-    return subprocess.Popen(
+    """``jointuse worker`` as a child process (the faust runtime replaces it with ``faust worker``).
+    Its output goes to ``log`` when given, nowhere when ``quiet``, else to this process's."""
+    return _spawn(
         [
             sys.executable,
             "-m",
@@ -34,22 +38,41 @@ def start_worker(
             "--guarantee",
             guarantee,
         ],
-        env={**os.environ, **settings.worker_env()},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL if quiet else None,
-        stderr=subprocess.DEVNULL if quiet else None,
+        settings,
+        quiet=quiet,
+        log=log,
     )
 
 
-def start_index(settings: Settings, *, quiet: bool = False) -> subprocess.Popen[bytes]:
+def start_index(settings: Settings, *, quiet: bool = False, log: Path | None = None) -> subprocess.Popen[bytes]:
     """``jointuse index`` (a subject-index worker) as a child process, on ``settings.index_port``."""
-    return subprocess.Popen(
+    return _spawn(
         [sys.executable, "-m", "streams.cli.main", "index", "--port", str(settings.index_port)],
-        env={**os.environ, **settings.worker_env()},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL if quiet else None,
-        stderr=subprocess.DEVNULL if quiet else None,
+        settings,
+        quiet=quiet,
+        log=log,
     )
+
+
+def _spawn(args: list[str], settings: Settings, *, quiet: bool, log: Path | None) -> subprocess.Popen[bytes]:
+    output: Any = None
+    if log is not None:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        output = log.open("ab")
+    elif quiet:
+        output = subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
+            args,
+            env={**os.environ, **settings.worker_env()},
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT if log is not None else output,
+            start_new_session=log is not None,  # a logged worker may outlive its parent (make demo KEEP=1)
+        )
+    finally:
+        if log is not None:
+            output.close()  # the child holds its own descriptor
 
 
 def stop_worker(worker: subprocess.Popen[bytes], timeout: float = 30) -> None:

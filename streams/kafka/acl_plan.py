@@ -32,6 +32,12 @@ class Acl:
     operation: str  # read | write | describe
     permission: str = "allow"
 
+    def covers(self, resource_type: str, name: str) -> bool:
+        """Whether this ACL is about the resource ``name`` of ``resource_type`` (literal or prefixed)."""
+        if self.resource_type != resource_type:
+            return False
+        return name == self.name if self.pattern == "literal" else name.startswith(self.name)
+
     def __str__(self) -> str:
         return f"{self.permission} {self.principal} {self.operation} {self.resource_type}:{self.pattern}:{self.name}"
 

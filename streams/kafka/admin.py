@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -46,4 +47,33 @@ def create_topics(
                     results.append(TopicResult(name, False))
                     continue
                 raise ClusterError(f"cannot create topic {name} ({error})") from exc
+    _await_leaders(admin, [s.name for s in specs], timeout)
     return sorted(results, key=lambda r: r.name)
+
+
+def _await_leaders(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Returns once every topic in ``names`` is in the metadata with a leader for each partition.
+
+    The controller acknowledges a creation before every broker's metadata has it: a worker started
+    right after (the demo, a test) could otherwise find a topic missing and refuse to start. Seen on
+    a loaded machine, where the gap was long enough for the worker's own check."""
+    deadline = time.monotonic() + timeout
+    pending = set(names)
+    while True:
+        try:
+            metadata = admin.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise ClusterError(f"cannot list topics ({exc.args[0]})") from exc
+        pending = {
+            name
+            for name in pending
+            if (topic := metadata.topics.get(name)) is None
+            or topic.error is not None
+            or not topic.partitions
+            or any(p.leader < 0 for p in topic.partitions.values())
+        }
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise ClusterError(f"topics without a leader {timeout:.0f} s after their creation: {sorted(pending)}")
+        time.sleep(0.2)

@@ -7,9 +7,10 @@ worker's, the confluent runner's, a company's own) without joining it.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -24,6 +25,7 @@ class PartitionLag:
     committed: int | None  # None: the group never committed here
     low: int
     high: int
+    oldest_age_seconds: float | None = None  # of the first unprocessed record; None when not measured
 
     @property
     def lag(self) -> int:
@@ -31,7 +33,11 @@ class PartitionLag:
         return max(0, self.high - start)
 
 
-def group_lag(settings: Settings, group_id: str, topics: Iterable[str], timeout: float = 10) -> list[PartitionLag]:
+def group_lag(
+    settings: Settings, group_id: str, topics: Iterable[str], timeout: float = 10, *, ages: bool = False
+) -> list[PartitionLag]:
+    """The lag of ``group_id`` on every partition of ``topics``; with ``ages``, also how old the
+    first unprocessed record of each lagging partition is (0 where nothing waits)."""
     consumer = Consumer(
         {
             **settings.kafka_common(),
@@ -50,11 +56,31 @@ def group_lag(settings: Settings, group_id: str, topics: Iterable[str], timeout:
         for tp in committed:
             low, high = consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=timeout)
             out.append(PartitionLag(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else None, low, high))
-        return out
+        return _with_ages(consumer, out, timeout) if ages else out
     except KafkaException as exc:
         raise ClusterError(f"cannot read offsets of group {group_id} ({exc.args[0]})") from exc
     finally:
         consumer.close()
+
+
+def _with_ages(consumer: Consumer, lags: list[PartitionLag], timeout: float) -> list[PartitionLag]:
+    """Reads the first unprocessed record of each lagging partition (committed ones only, as the
+    worker reads them) for its timestamp. Where none arrives in time the age stays unknown."""
+    waiting = {(p.topic, p.partition): p for p in lags if p.lag > 0}
+    ages: dict[tuple[str, int], float] = {}
+    if waiting:
+        consumer.assign(
+            [TopicPartition(t, n, p.committed if p.committed is not None else p.low) for (t, n), p in waiting.items()]
+        )
+        deadline = time.monotonic() + min(timeout, 5.0)
+        while len(ages) < len(waiting) and time.monotonic() < deadline:
+            for message in consumer.consume(len(waiting), 0.5):
+                where = (message.topic() or "", message.partition() or 0)
+                _, stamp = message.timestamp()
+                if message.error() is None and where in waiting and where not in ages and stamp > 0:
+                    ages[where] = max(0.0, time.time() - stamp / 1000)
+        consumer.unassign()
+    return [replace(p, oldest_age_seconds=0.0 if p.lag == 0 else ages.get((p.topic, p.partition))) for p in lags]
 
 
 @dataclass(frozen=True)
@@ -106,6 +132,6 @@ class LagMonitor(threading.Thread):
     def run(self) -> None:
         while not self.stopping.wait(self.interval):
             try:
-                self.report(group_lag(self.settings, self.group_id, self.topics))
+                self.report(group_lag(self.settings, self.group_id, self.topics, ages=True))
             except ClusterError:
                 continue  # the broker is away; readiness reports it, the next round retries

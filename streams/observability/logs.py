@@ -35,15 +35,62 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, ensure_ascii=False)
 
 
+KAFKA_CLIENT_LOGGER = "jointuse.librdkafka"
+# Conditions a Kafka client retries by itself, reported while a broker, a coordinator or a new topic
+# is still starting: a transactional producer's "Coordinator load in progress", aiokafka's
+# NotEnoughReplicasError on a topic created a moment ago. They are handled (retried) and say nothing
+# about the pipeline, so they are logged at debug; a condition that lasts shows up as an error or a
+# stalled metric instead.
+TRANSIENT_CONDITIONS = (
+    "Coordinator load in progress",
+    "COORDINATOR_LOAD_IN_PROGRESS",
+    "Coordinator not available",
+    "COORDINATOR_NOT_AVAILABLE",
+    "NotEnoughReplicas",
+    "NOT_ENOUGH_REPLICAS",
+    "LeaderNotAvailable",
+    "LEADER_NOT_AVAILABLE",
+)
+
+
+class TransientRetries(logging.Filter):
+    """Lowers a client's warning about a transient, self-retried condition to debug."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if logging.DEBUG < record.levelno < logging.ERROR and any(
+            c in record.getMessage() for c in TRANSIENT_CONDITIONS
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+def kafka_client_logger() -> logging.Logger:
+    """The logger every librdkafka client writes to (its ``logger`` setting), instead of printing
+    raw ``%4|...`` lines: warnings and above, through the same JSON handler as everything else."""
+    logger = logging.getLogger(KAFKA_CLIENT_LOGGER)
+    logger.setLevel(logging.WARNING)
+    return logger
+
+
 def logging_config(level: str = "INFO", worker_id: str | None = None) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` mapping (faust's ``logging_config`` setting takes it as is)."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "streams.observability.logs.JsonFormatter", "worker_id": worker_id}},
-        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+        "filters": {"transient": {"()": "streams.observability.logs.TransientRetries"}},
+        "handlers": {
+            "stderr": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+                # On the handler, so it sees the records of every client library's child loggers.
+                "filters": ["transient"],
+            }
+        },
         "root": {"level": level.upper(), "handlers": ["stderr"]},
-        "loggers": {"aiokafka": {"level": "WARNING"}},
+        "loggers": {"aiokafka": {"level": "WARNING"}, KAFKA_CLIENT_LOGGER: {"level": "WARNING"}},
     }
 
 

@@ -85,6 +85,12 @@ class PipelineMetrics:
             ["topic", "partition"],
             registry=registry,
         )
+        self.oldest_unprocessed = Gauge(
+            "jointuse_oldest_unprocessed_age_seconds",
+            "Age of the first record of an input partition the worker has not committed yet (0: nothing waits).",
+            ["topic", "partition"],
+            registry=registry,
+        )
         self.last_progress = Gauge(
             "jointuse_last_progress_timestamp_seconds", "When the worker last committed a batch.", registry=registry
         )
@@ -98,6 +104,8 @@ class PipelineMetrics:
     def set_lag(self, lags: Iterable[PartitionLag]) -> None:
         for lag in lags:
             self.consumer_lag.labels(lag.topic, str(lag.partition)).set(lag.lag)
+            if lag.oldest_age_seconds is not None:
+                self.oldest_unprocessed.labels(lag.topic, str(lag.partition)).set(lag.oldest_age_seconds)
 
     def set_policy(self, notice_id: str, version: str) -> None:
         self.policy.info({"notice": notice_id, "version": version})
@@ -155,7 +163,15 @@ class _RegistryCollector(Collector):
 class RightsMetrics:
     """Stop-of-use and erasure, as seen by one worker."""
 
-    def __init__(self, registry: CollectorRegistry, stopped_subjects: Callable[[], int]) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, stopped_subjects: Callable[[], int], view_lag: Callable[[], int]
+    ) -> None:
+        self.view_lag = Gauge(
+            "jointuse_rights_view_lag",
+            "Rights requests on the rights topic that this worker's rights view has not applied yet.",
+            registry=registry,
+        )
+        self.view_lag.set_function(lambda: float(view_lag()))
         self.stopped = Gauge(
             "jointuse_rights_stopped_subjects",
             "Subjects under a stop-of-use or erasure request, in this worker's rights view.",

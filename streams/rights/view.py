@@ -10,15 +10,35 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from streams.errors import ClusterError
 from streams.kafka.reader import reader, topic_partitions
 from streams.policy.rights import InvalidRightsRequest, RightsState, parse_request
 
 log = logging.getLogger("jointuse.rights")
+LAG_INTERVAL = 5.0
+
+
+def _lag(consumer: Consumer) -> int:
+    """High watermark minus position, summed over the assigned partitions. The rights topic is
+    written without transactions, so no marker inflates it."""
+    total = 0
+    for tp in consumer.position(consumer.assignment()):
+        _, high = consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+        total += max(0, high - tp.offset) if tp.offset >= 0 else high
+    return total
+
+
+def _lag_or(consumer: Consumer, last: int) -> int:
+    """The lag, or the last one measured while the broker does not answer (the view keeps going)."""
+    try:
+        return _lag(consumer)
+    except KafkaException:
+        return last
 
 
 class RightsView:
@@ -27,6 +47,7 @@ class RightsView:
         self.state = RightsState()
         self.invalid = 0
         self.applied = 0
+        self.lag = 0  # records on the topic not applied yet, measured every LAG_INTERVAL seconds
         self._kafka = kafka
         self._group_id = group_id
         self._stopping = threading.Event()
@@ -57,8 +78,12 @@ class RightsView:
             self._thread.join(10)
 
     def _run(self, consumer: Consumer, pending: set[int]) -> None:
+        measured = 0.0
         try:
             while not self._stopping.is_set():
+                if time.monotonic() - measured >= LAG_INTERVAL:
+                    self.lag = _lag_or(consumer, self.lag)
+                    measured = time.monotonic()
                 for message in consumer.consume(500, 0.2):
                     error = message.error()
                     if error is not None:

@@ -167,7 +167,7 @@ def run_worker(
     quality = quality_monitor(settings, telemetry.metrics.registry)
     telemetry.checks["rights_view"] = lambda: view.healthy
     runner.on_committed.append(lambda inputs, outcomes: quality.offer(outcomes))
-    rights_metrics = RightsMetrics(telemetry.metrics.registry, lambda: len(view.state))
+    rights_metrics = RightsMetrics(telemetry.metrics.registry, lambda: len(view.state), lambda: view.lag)
     eraser.on_committed.append(lambda inputs, outcomes: rights_metrics.observe(outcomes))
 
     def stop(signum: int, frame: FrameType | None) -> None:

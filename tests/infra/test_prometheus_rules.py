@@ -1,22 +1,19 @@
-"""Alert rules checked and unit-tested with promtool (Debian's prometheus package; .ci/run installs it)."""
+"""Alert rules checked and unit-tested with promtool (pinned, built into .local/bin by `make setup`)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 
-import pytest
-
 from streams.settings import PROJECT_ROOT
+from tests.local_tools import local_tool
 
 RULES_DIR = PROJECT_ROOT / "infra" / "prometheus"
 
 
 def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.fail("promtool is missing: apt-get install prometheus (.ci/run does)")
-    return subprocess.run([promtool, *args], cwd=RULES_DIR, capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [local_tool("promtool"), *args], cwd=RULES_DIR, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_rules_are_valid() -> None:

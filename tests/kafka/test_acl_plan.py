@@ -9,12 +9,10 @@ T = Topology("p")
 
 
 def _allowed(plan_acls: frozenset[Acl], principal: str, operation: str, resource: str, name: str) -> bool:
-    for acl in plan_acls:
-        if acl.principal != f"User:{principal}" or acl.operation != operation or acl.resource_type != resource:
-            continue
-        if acl.name == name if acl.pattern == "literal" else name.startswith(acl.name):
-            return True
-    return False
+    return any(
+        acl.principal == f"User:{principal}" and acl.operation == operation and acl.covers(resource, name)
+        for acl in plan_acls
+    )
 
 
 def test_each_company_reaches_only_its_own_topics(policies: PolicySet) -> None:

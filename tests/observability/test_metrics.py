@@ -81,7 +81,7 @@ def test_foreign_and_rights_metrics_count_outcomes() -> None:
     assert registry.get_sample_value("jointuse_foreign_refused_total", labels) == 2
 
     stopped = [3]
-    rights = RightsMetrics(registry, lambda: stopped[0])
+    rights = RightsMetrics(registry, lambda: stopped[0], lambda: 0)
     erase = ErasureOutcome(
         Status.SHARED, "erase", "jcom", (), ("p.deliver.jcom-insurance.customer.v1", "p.deliver.other.customer.v1")
     )

@@ -4,7 +4,6 @@ then hold the expected series and values."""
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import time
@@ -18,6 +17,7 @@ import pytest
 from streams.devtools.processes import start_worker, stop_worker
 from streams.devtools.synthetic import Mix
 from streams.settings import Settings
+from tests.local_tools import local_tool
 from tests.runtime.helpers import audit_events, produce_generated, setup_topics
 
 pytestmark = pytest.mark.kafka
@@ -52,9 +52,7 @@ def wait_for(port: int, promql: str, check: Any, timeout: float = 60) -> list[di
 
 
 def test_prometheus_scrapes_the_worker(kafka: Settings, unique: str, tmp_path: Path) -> None:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus is missing: apt-get install prometheus (.ci/run does)")
+    binary = local_tool("prometheus")
     metrics_port, prometheus_port = free_port(), free_port()
     settings = kafka.model_copy(update={"topic_prefix": f"m{unique}", "metrics_port": metrics_port})
     topology = setup_topics(settings, partitions=2)

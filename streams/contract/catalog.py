@@ -1,0 +1,384 @@
+"""The topic catalog a group company reads: every topic of the deployment, who writes and reads it,
+its key, payload schemas, headers and settings, and per delivery topic what the recipient may
+receive. Built from the policy, the governed schemas, the topology and the access plan, so it
+cannot say anything the pipeline and the broker's ACLs do not do. Pure: rendering to AsyncAPI and
+Markdown (``streams.contract.render``) and writing files (the CLI) are elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from streams.kafka.acl_plan import AccessPlan, plan_access
+from streams.messages import (
+    H_DETAIL,
+    H_ITEMS,
+    H_ORIGINAL_OFFSET,
+    H_ORIGINAL_PARTITION,
+    H_ORIGINAL_TIMESTAMP,
+    H_ORIGINAL_TOPIC,
+    H_POLICY_VERSION,
+    H_PURPOSES,
+    H_REASON,
+    H_SOURCE,
+    H_TRACE_ID,
+)
+from streams.policy.engine import Engine
+from streams.policy.foreign import foreign_schema
+from streams.policy.loader import PolicySet
+from streams.policy.model import Policy
+from streams.serde.governed import GovernedSchemas
+from streams.topology import Topology
+
+AVRO = "avro"
+JSON = "json"
+ORIGINAL_BYTES = "original-bytes"
+
+
+@dataclass(frozen=True)
+class Header:
+    name: str
+    meaning: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one recipient receives of one source company's records: purposes (published order),
+    items, under which notice version. A subject who opted out of marketing gets fewer purposes."""
+
+    source: str
+    purposes: tuple[str, ...]
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    address: str
+    kind: str
+    summary: str
+    company: str | None  # the company the topic belongs to, for per-company topics
+    key: str  # what the message key is
+    payload: str  # AVRO | JSON | ORIGINAL_BYTES
+    writers: tuple[str, ...] = ()  # principals the ACLs let write
+    readers: tuple[str, ...] = ()  # principals the ACLs let read
+    schemas: tuple[str, ...] = ()  # Avro schema file names (payload AVRO)
+    json_schema: Mapping[str, Any] | None = None  # payload JSON
+    headers: tuple[Header, ...] = ()
+    config: Mapping[str, str] = field(default_factory=dict)
+    grants: tuple[Grant, ...] = ()
+    tombstones: str = ""  # what a null value means, where there are any
+
+
+@dataclass(frozen=True)
+class Catalog:
+    prefix: str
+    policy: Policy
+    bootstrap_servers: str
+    registry_url: str
+    registry_vendor: str
+    channels: tuple[Channel, ...]
+    avro_schemas: Mapping[str, Mapping[str, Any]]  # file name -> Avro schema
+    group_prefixes: Mapping[str, str]  # principal -> consumer-group prefix the ACLs allow
+
+    def channel(self, channel_id: str) -> Channel:
+        return next(c for c in self.channels if c.id == channel_id)
+
+
+TRACE = Header(
+    H_TRACE_ID, "Trace id: the input's own when it carried one, else derived from its topic, partition and offset."
+)
+DELIVERY_HEADERS = (
+    Header(H_PURPOSES, "Comma-separated purpose ids this delivery may be used for, in the notice's order."),
+    Header(H_POLICY_VERSION, "Version of the joint-use notice the delivery was decided under."),
+    Header(H_SOURCE, "Company that produced the record."),
+    TRACE,
+    Header(H_ITEMS, "Comma-separated item ids the delivery holds; every other field is null."),
+)
+DEAD_LETTER_HEADERS = (
+    Header(
+        H_REASON, "Reason code of the rejection, e.g. not_a_record, ungoverned_schema, invalid_record, leak_canary."
+    ),
+    Header(H_DETAIL, "The path and rule that failed; never a value of the record."),
+    Header(H_ORIGINAL_TOPIC, "Topic the input was read from."),
+    Header(H_ORIGINAL_PARTITION, "Its partition."),
+    Header(H_ORIGINAL_OFFSET, "Its offset."),
+    Header(H_ORIGINAL_TIMESTAMP, "Its timestamp (ms since the epoch)."),
+)
+SUBJECT_KEY = "`<source company>:<customer_id>`, UTF-8"
+PSEUDONYM_KEY = "The subject's keyed pseudonym (HMAC-SHA256 of source and customer id), UTF-8"
+
+NOTICE_JSON: Mapping[str, Any] = {
+    "type": "object",
+    "description": "Erase your copies of this subject: an erasure request or a passed retention. "
+    "Holds no personal data but the key.",
+    "required": ["type", "recipient", "subject_key", "issued_at"],
+    "properties": {
+        "type": {"type": "string", "enum": ["erasure", "retention_expired"]},
+        "recipient": {"type": "string", "description": "The company told."},
+        "subject_key": {
+            "type": "string",
+            "description": "`<source>:<customer_id>`, the key of the deliveries to erase.",
+        },
+        "source": {"type": "string", "description": "Company whose customer asked (erasure)."},
+        "request_id": {"type": "string", "description": "Id of the erasure request (erasure)."},
+        "requested_at": {"type": "string", "format": "date-time", "description": "When the customer asked (erasure)."},
+        "expired_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When the retention passed (retention_expired).",
+        },
+        "issued_at": {"type": "string", "format": "date-time", "description": "When the notice was written."},
+    },
+}
+AUDIT_JSON: Mapping[str, Any] = {
+    "type": "object",
+    "description": "One decision per input: status, reason, recipients with purposes and items, "
+    "classes dropped. Pseudonymous.",
+    "properties": {
+        "subject": {"type": ["string", "null"]},
+        "source": {"type": ["string", "null"]},
+        "status": {"type": "string", "enum": ["shared", "withheld", "invalid"]},
+        "reason": {"type": ["string", "null"]},
+        "recipients": {"type": "object"},
+        "policy_version": {"type": ["string", "null"]},
+        "input": {"type": "object"},
+        "processed_at_ms": {"type": "integer"},
+    },
+}
+RIGHTS_JSON: Mapping[str, Any] = {
+    "type": "object",
+    "description": "A stop-of-use, resume or erasure request (利用停止・消去), filed by the privacy desk.",
+    "properties": {
+        "request_id": {"type": "string"},
+        "action": {"type": "string"},
+        "customer_id": {"type": "string"},
+        "source": {"type": "string"},
+        "requested_at": {"type": "string", "format": "date-time"},
+    },
+}
+CORRECTION_JSON: Mapping[str, Any] = {
+    "type": "object",
+    "description": "A correction (訂正): the source republished a corrected record of the subject.",
+    "properties": {
+        "request_id": {"type": "string"},
+        "subject": {"type": "string"},
+        "source": {"type": "string"},
+        "at_ms": {"type": "integer"},
+    },
+}
+PROVISION_JSON: Mapping[str, Any] = {
+    "type": "object",
+    "description": "Record of a third-party provision abroad (APPI Art. 29): who, what, when, under which consent.",
+}
+CHANGELOG_JSON: Mapping[str, Any] = {
+    "type": "object",
+    "description": "The subject index's row for one subject (faust table changelog).",
+}
+
+
+def build_catalog(
+    policies: PolicySet,
+    governed: GovernedSchemas,
+    topology: Topology,
+    *,
+    bootstrap_servers: str,
+    registry_url: str,
+    registry_vendor: str = "apicurio",
+) -> Catalog:
+    """The catalog of the latest policy version: one channel per topic ``topics create`` makes."""
+    policy = policies.latest
+    plan = plan_access(policy, topology)
+    schemas: dict[str, Mapping[str, Any]] = {}
+    record_files, delivery_files = [], []
+    for version in governed.versions:
+        schemas[f"{version.name}.avsc"] = version.classified.raw
+        schemas[f"{version.name}.delivery.avsc"] = version.delivery_raw
+        record_files.append(f"{version.name}.avsc")
+        delivery_files.append(f"{version.name}.delivery.avsc")
+    engine = Engine(governed.latest.classified, policies)
+
+    def who(address: str, operation: str) -> tuple[str, ...]:
+        return _principals(plan, address, operation)
+
+    channels: list[Channel] = []
+    for spec in topology.specs(policy):
+        address = spec.name
+        company = _company_of(address, policy, topology)
+        if address == topology.ingest(company or ""):
+            channel = Channel(
+                id=f"ingest-{company}",
+                kind="ingest",
+                summary=f"{company} produces its customer records here; the pipeline decides each one.",
+                company=company,
+                key="`customer_id`, UTF-8",
+                payload=AVRO,
+                schemas=tuple(record_files),
+                headers=(Header(H_TRACE_ID, "Optional: your trace id (at most 64 characters kept).", required=False),),
+                address=address,
+            )
+        elif address == topology.deliver(company or ""):
+            grants = tuple(
+                Grant(source.id, purposes, items)
+                for source in policy.joint_users
+                for recipient, purposes, items in engine.routes(policy, policy, source.id, opted_out=False)
+                if recipient == company
+            )
+            channel = Channel(
+                id=f"deliver-{company}",
+                kind="delivery",
+                summary=f"What {company} may receive of the other joint users' customers, under notice "
+                f"{policy.notice.id} version {policy.version}. Fields outside the items are null.",
+                company=company,
+                key=SUBJECT_KEY,
+                payload=AVRO,
+                schemas=tuple(delivery_files),
+                headers=DELIVERY_HEADERS,
+                grants=grants,
+                tombstones="Erase this subject: an erasure request or a passed retention (a notice follows).",
+                address=address,
+            )
+        elif address == topology.dead_letters(company or ""):
+            channel = Channel(
+                id=f"dead-letters-{company}",
+                kind="dead-letter",
+                summary=f"{company}'s inputs that could not be decided, as produced, with the reason.",
+                company=company,
+                key="The input's key, as produced",
+                payload=ORIGINAL_BYTES,
+                headers=DEAD_LETTER_HEADERS,
+                address=address,
+            )
+        elif address == topology.notices(company or ""):
+            channel = Channel(
+                id=f"notices-{company}",
+                kind="notices",
+                summary=f"What {company} must erase: one notice per subject and reason.",
+                company=company,
+                key=SUBJECT_KEY,
+                payload=JSON,
+                json_schema=NOTICE_JSON,
+                address=address,
+            )
+        elif address == topology.foreign(company or ""):
+            file = f"{governed.latest.name}.foreign.{company}.avsc"
+            schemas[file] = foreign_schema(governed.latest.classified, policy, company or "")
+            channel = Channel(
+                id=f"foreign-{company}",
+                kind="foreign",
+                summary=f"Third-party provision abroad to {company}, with the subject's consent (APPI Art. 28).",
+                company=company,
+                key=SUBJECT_KEY,
+                payload=AVRO,
+                schemas=(file,),
+                tombstones="Erase this subject.",
+                address=address,
+            )
+        else:
+            channel = _internal(address, topology)
+        channels.append(
+            replace(channel, writers=who(address, "write"), readers=who(address, "read"), config=dict(spec.config))
+        )
+    group_prefixes = {
+        acl.principal.removeprefix("User:"): acl.name
+        for acl in sorted(plan.acls)
+        if acl.resource_type == "group" and acl.pattern == "prefixed"
+    }
+    return Catalog(
+        prefix=topology.prefix,
+        policy=policy,
+        bootstrap_servers=bootstrap_servers,
+        registry_url=registry_url,
+        registry_vendor=registry_vendor,
+        channels=tuple(channels),
+        avro_schemas=schemas,
+        group_prefixes=group_prefixes,
+    )
+
+
+def _internal(address: str, topology: Topology) -> Channel:
+    """The pipeline's own topics: listed so a company sees the whole deployment, read by nobody outside."""
+    internal: dict[str, tuple[str, str, str, str, Mapping[str, Any] | None]] = {
+        topology.audit: (
+            "audit",
+            "One decision per input, pseudonymous; the record of what crossed company boundaries.",
+            PSEUDONYM_KEY,
+            JSON,
+            AUDIT_JSON,
+        ),
+        topology.rights: (
+            "rights",
+            "Rights requests, compacted per subject: the latest one per subject holds.",
+            SUBJECT_KEY,
+            JSON,
+            RIGHTS_JSON,
+        ),
+        topology.corrections: (
+            "corrections",
+            "Corrections filed by the privacy desk, keyed like the audit topic.",
+            PSEUDONYM_KEY,
+            JSON,
+            CORRECTION_JSON,
+        ),
+        topology.subject_index_changelog: (
+            "index-changelog",
+            "The subject index's rows (faust changelog), compacted.",
+            PSEUDONYM_KEY,
+            JSON,
+            CHANGELOG_JSON,
+        ),
+        topology.provision_records: (
+            "provision-records",
+            "Records of provision abroad, kept at least 3 years.",
+            SUBJECT_KEY,
+            JSON,
+            PROVISION_JSON,
+        ),
+        topology.dead_letters("rights"): (
+            "dead-letters-rights",
+            "Rights requests that could not be read.",
+            "The input's key, as produced",
+            ORIGINAL_BYTES,
+            None,
+        ),
+    }
+    kind, summary, key, payload, schema = internal[address]
+    return Channel(
+        id=kind,
+        kind=kind if kind != "dead-letters-rights" else "dead-letter",
+        summary=summary,
+        company=None,
+        key=key,
+        payload=payload,
+        json_schema=schema,
+        headers=DEAD_LETTER_HEADERS if payload == ORIGINAL_BYTES else (),
+        address=address,
+    )
+
+
+def _company_of(address: str, policy: Policy, topology: Topology) -> str | None:
+    companies = [u.id for u in policy.joint_users] + [r.id for r in policy.foreign_provision.recipients]
+    for company in companies:
+        if address in (
+            topology.ingest(company),
+            topology.deliver(company),
+            topology.dead_letters(company),
+            topology.notices(company),
+            topology.foreign(company),
+        ):
+            return company
+    return None
+
+
+def _principals(plan: AccessPlan, address: str, operation: str) -> tuple[str, ...]:
+    return tuple(
+        sorted(
+            {
+                acl.principal.removeprefix("User:")
+                for acl in plan.acls
+                if acl.operation == operation and acl.permission == "allow" and acl.covers("topic", address)
+            }
+        )
+    )
