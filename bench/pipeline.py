@@ -21,6 +21,7 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
+from bench.progress import stage
 from streams.cli.client import produce_lines
 from streams.devtools.processes import start_worker, stop_worker
 from streams.devtools.synthetic import Generator, Mix
@@ -239,27 +240,34 @@ def run(
     count: int = 20_000, repetitions: int = 3, runtimes: tuple[str, ...] = ("faust", "confluent", "quix")
 ) -> dict[str, Any]:
     base = load_settings().model_copy(update={"metrics_port": 0})  # several workers at once: free ports
-    results: dict[str, Any] = {"passthrough": median_of(repetitions, lambda: passthrough(base, count=count))}
+    runs = f"{repetitions} runs of {count:,} records"
+    with stage(f"pipeline: passthrough baseline ({runs})"):
+        results: dict[str, Any] = {"passthrough": median_of(repetitions, lambda: passthrough(base, count=count))}
     for runtime in [r for r in ("faust", "confluent") if r in runtimes]:
         for guarantee in ("exactly_once", "at_least_once"):
-            results[f"{runtime}_{guarantee}"] = median_of(
-                repetitions, lambda r=runtime, g=guarantee: throughput(base, runtime=r, guarantee=g, count=count)
+            with stage(f"pipeline: {runtime} {guarantee} ({runs})"):
+                results[f"{runtime}_{guarantee}"] = median_of(
+                    repetitions, lambda r=runtime, g=guarantee: throughput(base, runtime=r, guarantee=g, count=count)
+                )
+        with stage(f"pipeline: {runtime} latency at half its rate"):
+            results[f"{runtime}_latency_at_half_rate"] = latency(
+                base, runtime=runtime, rate=results[f"{runtime}_exactly_once"]["records_per_s"] / 2
             )
-        results[f"{runtime}_latency_at_half_rate"] = latency(
-            base, runtime=runtime, rate=results[f"{runtime}_exactly_once"]["records_per_s"] / 2
-        )
     if PEER_PYTHON.exists() and "quix" in runtimes:
-        results["quix_exactly_once"] = median_of(
-            repetitions, lambda: throughput(base, runtime="quix", guarantee="exactly_once", count=count)
-        )
-        results["quix_latency_at_half_rate"] = latency(
-            base, runtime="quix", rate=results["quix_exactly_once"]["records_per_s"] / 2
-        )
+        with stage(f"pipeline: Quix Streams peer, exactly once ({runs})"):
+            results["quix_exactly_once"] = median_of(
+                repetitions, lambda: throughput(base, runtime="quix", guarantee="exactly_once", count=count)
+            )
+        with stage("pipeline: Quix Streams peer, latency at half its rate"):
+            results["quix_latency_at_half_rate"] = latency(
+                base, runtime="quix", rate=results["quix_exactly_once"]["records_per_s"] / 2
+            )
     for workers in (1, 2) if "faust" in runtimes else ():
-        results[f"faust_scale_out_{workers}_workers_2_partitions"] = median_of(
-            repetitions,
-            lambda w=workers: throughput(
-                base, runtime="faust", guarantee="exactly_once", count=count, workers=w, partitions=2
-            ),
-        )
+        with stage(f"pipeline: faust scale-out, {workers} worker(s) on 2 partitions ({runs})"):
+            results[f"faust_scale_out_{workers}_workers_2_partitions"] = median_of(
+                repetitions,
+                lambda w=workers: throughput(
+                    base, runtime="faust", guarantee="exactly_once", count=count, workers=w, partitions=2
+                ),
+            )
     return results

@@ -248,6 +248,8 @@ _SECTIONS = {"decide": "decide", "governed": "governed_decode", "pipeline": "pip
 def main() -> None:
     import argparse
 
+    from bench.progress import stage
+
     parser = argparse.ArgumentParser(
         description="jointuse benchmarks; writes bench/results.json and docs/benchmarks.md"
     )
@@ -265,10 +267,11 @@ def main() -> None:
     results: dict[str, Any] = {**previous, "measured_at": previous.get("measured_at", now)}
     measured: dict[str, str] = dict(results.pop("sections_measured_at", {}))
     if args.only in (None, "decide"):
-        results["decide"] = bench_decide()
+        with stage("decide: the policy engine alone, no Kafka"):
+            results["decide"] = bench_decide()
     if args.only in (None, "governed"):
-        print("bench: governed decode path", flush=True)
-        results["governed_decode"] = bench_governed_decode()
+        with stage("governed decode path"):
+            results["governed_decode"] = bench_governed_decode()
     if args.only in (None, "pipeline"):
         from bench.pipeline import run as run_pipeline
 

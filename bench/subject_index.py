@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from bench.pipeline import _fresh
+from bench.progress import stage
 from streams.devtools.processes import start_index, start_worker, stop_worker
 from streams.kafka import clients
 from streams.policy.rights import RightsAction
@@ -167,8 +168,7 @@ def run(sizes: tuple[int, ...] = (100_000, 1_000_000), lookups: int = 2_000, era
     base = load_settings().model_copy(update={"metrics_port": 0})
     results: dict[str, Any] = {}
     for events in sizes:
-        print(f"bench: subject index over {events} audit events", flush=True)
-        with tempfile.TemporaryDirectory() as state:
+        with stage(f"subject index over {events:,} audit events"), tempfile.TemporaryDirectory() as state:
             settings, topology = _fresh(base, "ix")
             settings = settings.model_copy(update={"index_port": 9490, "index_url": "http://127.0.0.1:9490"})
             settings = settings.model_copy(update={"data_dir": Path(state)})
@@ -180,11 +180,11 @@ def run(sizes: tuple[int, ...] = (100_000, 1_000_000), lookups: int = 2_000, era
                 results[f"report_{events}_p50_ms"] = latency["p50_ms"]
                 results[f"report_{events}_p99_ms"] = latency["p99_ms"]
                 if events == sizes[0]:
-                    print("bench: erasures through the index", flush=True)
+                    print(f"bench: {erasures} erasures through the index", flush=True)
                     results["erasures_per_s"] = round(erasure_throughput(settings, topology, customers, erasures), 1)
             finally:
                 stop_worker(index)
-            print(f"bench: restoring {len(customers)} rows from the changelog", flush=True)
+            print(f"bench: restoring {len(customers):,} rows from the changelog", flush=True)
             results[f"restore_{len(customers)}_rows_per_s"] = round(
                 restore(settings, len(customers), state, timeout=max(120.0, len(customers) / 200))
             )

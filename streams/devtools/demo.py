@@ -35,7 +35,7 @@ def demo_dir(settings: Settings) -> Path:
 
 def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> int:
     """Runs the demo; with ``keep`` its worker stays up afterwards (``stop_kept`` stops it)."""
-    console = Console(stderr=False)
+    console = Console(stderr=False, soft_wrap=True)  # long lines (paths, commands) stay whole
     settings = base.model_copy(update={"topic_prefix": f"demo{int(time.time())}"})
     topology = Topology(settings.topic_prefix)
     ensure_reachable(settings)
@@ -147,15 +147,29 @@ def stop_kept(settings: Settings) -> str | None:
         kept = json.loads(state.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    pid = int(kept["pid"])
     with contextlib.suppress(ProcessLookupError):
-        os.kill(int(kept["pid"]), signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            os.kill(int(kept["pid"]), 0)  # raises once it is gone
+        while not _gone(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                deadline += 10
             time.sleep(0.2)
-        os.kill(int(kept["pid"]), signal.SIGKILL)
     state.unlink(missing_ok=True)
     return str(kept["prefix"])
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (reaped here when it is this process's child, as in a test)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
 
 
 def _shown(path: Path) -> str:

@@ -85,6 +85,9 @@ def logging_config(level: str = "INFO", worker_id: str | None = None) -> dict[st
                 "class": "logging.StreamHandler",
                 "formatter": "json",
                 "stream": "ext://sys.stderr",
+                # A library that sets its own logger's level (Great Expectations: INFO) would else
+                # print below ours: propagation to the root's handler checks no logger's level.
+                "level": level.upper(),
                 # On the handler, so it sees the records of every client library's child loggers.
                 "filters": ["transient"],
             }

@@ -24,3 +24,34 @@ def test_the_worker_id_comes_from_the_configuration_not_the_environment(monkeypa
     formatter = JsonFormatter(**{k: v for k, v in config["formatters"]["json"].items() if k != "()"})
     record = logging.LogRecord("jointuse.worker", logging.INFO, __file__, 1, "started", (), None)
     assert json.loads(formatter.format(record))["worker_id"] == "worker-7"
+
+
+def test_librdkafka_logs_become_json_lines_and_transient_retries_are_quiet(capfd: Any) -> None:
+    """A real client with the project's settings: its logs come through Python logging as JSON, and
+    a condition the client retries by itself is not printed as a problem."""
+    import logging.config
+
+    from confluent_kafka import Producer
+
+    from streams.observability.logs import KAFKA_CLIENT_LOGGER
+    from streams.settings import Settings
+
+    logging.config.dictConfig(logging_config("INFO"))
+    try:
+        capfd.readouterr()
+        # Nothing listens on port 9: librdkafka reports the failed connection (log level 3).
+        producer = Producer({**Settings(bootstrap_servers="127.0.0.1:9").kafka_common(), "reconnect.backoff.ms": 10})
+        for _ in range(30):
+            producer.poll(0.1)  # logs are served by poll()
+        client = logging.getLogger(KAFKA_CLIENT_LOGGER)
+        client.warning("GETPID [thrd:main]: Failed to acquire idempotence PID: Coordinator load in progress: retrying")
+        client.warning("a condition that is not transient")
+        output = capfd.readouterr()
+    finally:
+        logging.config.dictConfig(logging_config("WARNING"))
+    assert "%3|" not in output.err and "%4|" not in output.err
+    events = [json.loads(line) for line in output.err.splitlines()]
+    from_client = [e for e in events if e["logger"] == KAFKA_CLIENT_LOGGER]
+    assert any("127.0.0.1:9" in e["message"] for e in from_client), output.err[-1000:]
+    assert [e["message"] for e in from_client if "load in progress" in e["message"]] == []
+    assert any(e["message"] == "a condition that is not transient" for e in from_client)
