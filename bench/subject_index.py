@@ -8,13 +8,11 @@ has more subjects. The index worker is the real one (``jointuse index``, RocksDB
 
 from __future__ import annotations
 
-import json
 import random
 import statistics
 import subprocess
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +70,6 @@ def write_history(settings: Settings, topology: Topology, events: int) -> list[s
     return customers
 
 
-def _status(url: str) -> dict[str, Any]:
-    try:
-        with urllib.request.urlopen(f"{url}/index/status", timeout=5) as response:
-            return dict(json.loads(response.read()))
-    except OSError:
-        return {}
-
-
 def build(settings: Settings, events: int, timeout: float) -> tuple[subprocess.Popen[bytes], float]:
     """Starts an index worker and waits until it has applied ``events``; returns it and its rate
     (events/s from the first event applied to the last)."""
@@ -87,7 +77,7 @@ def build(settings: Settings, events: int, timeout: float) -> tuple[subprocess.P
     first: float | None = None
     deadline = time.monotonic() + timeout
     while True:
-        applied = int(_status(settings.index_url).get("applied") or 0)
+        applied = int(SubjectIndex(settings.index_url).status().get("applied") or 0)
         if applied and first is None:
             first, first_count = time.monotonic(), applied
         if applied >= events:
@@ -108,7 +98,7 @@ def restore(settings: Settings, rows: int, state: str, timeout: float) -> float:
     try:
         deadline = started + timeout
         while True:
-            status = _status(settings.index_url)
+            status = SubjectIndex(settings.index_url).status()
             if status and not status.get("rebuilding") and status.get("partitions"):
                 return rows / (time.monotonic() - started)
             if index.poll() is not None or time.monotonic() > deadline:

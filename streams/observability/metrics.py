@@ -212,6 +212,18 @@ class IndexMetrics:
             registry=registry,
         )
 
+    def folded(self) -> int:
+        """Events this process has read (``/index/status`` reports the counters, not a copy of them)."""
+        return int(sum(s.value for m in self.applied.collect() for s in m.samples if s.name.endswith("_total")))
+
+    def skipped_by_reason(self) -> dict[str, int]:
+        return {
+            s.labels["reason"]: int(s.value)
+            for m in self.skipped.collect()
+            for s in m.samples
+            if s.name.endswith("_total")
+        }
+
 
 class ForeignMetrics:
     """The foreign egress: provisions abroad and refusals, per recipient."""

@@ -118,10 +118,6 @@ def disclosures(events: Iterable[Mapping[str, Any]], subjects: frozenset[str]) -
     return sorted(found, key=lambda d: (d.at, d.recipient))
 
 
-def recipients_reached(found: Iterable[Disclosure]) -> frozenset[str]:
-    return frozenset(d.recipient for d in found)
-
-
 def erasure_notice(request: RightsRequest, recipient: str, *, issued_at: dt.datetime) -> bytes:
     """What a recipient is told: erase your copies of this subject. No personal data but the key."""
     return json.dumps(

@@ -31,7 +31,6 @@ import asyncio
 import logging
 import threading
 import time
-from collections import Counter
 from typing import Any
 
 import faust
@@ -141,20 +140,16 @@ corrections = app.topic(
 # a key hashes to the same partition in both; rows are JSON (the default value serializer).
 subjects = app.Table(SUBJECT_INDEX_TABLE, key_type=bytes)
 applied_next: dict[int, int] = {}  # audit partition -> the offset after the event the agent applied last
-skipped: Counter[str] = Counter()
-applied: Counter[str] = Counter()  # events folded by this process
 registry = CollectorRegistry()
 metrics = IndexMetrics(registry)
 
 
 def _skip(reason: str) -> None:
-    skipped[reason] += 1
     metrics.skipped.labels(reason).inc()
 
 
 def apply(key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
     """One audit event into its subject's row (in the table's partition of the event)."""
-    applied["events"] += 1
     metrics.applied.inc()
     try:
         event = orjson.loads(value or b"")
@@ -384,8 +379,8 @@ async def status_page(view: View, request: Request) -> Response:
     return view.json(
         {
             "partitions": lags,
-            "applied": applied["events"],
-            "skipped": dict(skipped),
+            "applied": metrics.folded(),
+            "skipped": metrics.skipped_by_reason(),
             "rebuilding": rebuilding(),
         }
     )

@@ -10,6 +10,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 from streams.errors import SubjectIndexUnavailable
 from streams.policy.subject_index import SubjectRow
@@ -52,6 +53,15 @@ class SubjectIndex:
             partition=int(body["partition"]),
             lag=int(body["lag"]),
         )
+
+    def status(self) -> dict[str, Any]:
+        """The worker's ``/index/status``: per owned partition its lag, end and applied offset, the
+        events folded and skipped; {} while it does not answer (starting, restarting)."""
+        try:
+            with urllib.request.urlopen(f"{self.url}/index/status", timeout=5) as response:
+                return dict(json.loads(response.read()))
+        except (OSError, ValueError):
+            return {}
 
 
 def _reason(error: urllib.error.HTTPError) -> str:

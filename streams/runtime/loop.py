@@ -251,11 +251,15 @@ class BatchLoop(Generic[OutcomeT]):
         """A held batch whose dependency was down waits again (the partitions revoked meanwhile are
         their next owner's)."""
         assert self.held is not None
-        owned = [m for m in batch if self._revoked_at.get((m.topic, m.partition), 0) <= epoch]
+        owned = [m for m in batch if self._owned_since(m, epoch)]
         self.held.put_back(owned, _now_ms() + int(self.policy.backoff_max_seconds * 1000))
 
     def _process_all(self, batch: list[InMessage]) -> list[OutcomeT]:
         return [self.processor.process(message) for message in batch]
+
+    def _owned_since(self, message: InMessage, epoch: int) -> bool:
+        """Whether the partition of ``message`` has not been revoked since ``epoch``."""
+        return self._revoked_at.get((message.topic, message.partition), 0) <= epoch
 
     def _still_owned(
         self, batch: list[InMessage], outcomes: list[OutcomeT], epoch: int
@@ -266,7 +270,7 @@ class BatchLoop(Generic[OutcomeT]):
         kept = [
             (message, outcome)
             for message, outcome in zip(batch, outcomes, strict=True)
-            if self._revoked_at.get((message.topic, message.partition), 0) <= epoch
+            if self._owned_since(message, epoch)
         ]
         if len(kept) == len(batch):
             return batch, outcomes

@@ -110,7 +110,10 @@ def test_a_killed_index_worker_loses_no_row_and_counts_nothing_twice(
             # Killed halfway through the history: rows written, their offsets committed or not yet.
             half = sum(first.values()) // 2
             deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and int(_status(settings).get("applied") or 0) < half:
+            while (
+                time.monotonic() < deadline
+                and int(SubjectIndex(settings.index_url).status().get("applied") or 0) < half
+            ):
                 time.sleep(0.05)
             process.send_signal(signal.SIGKILL)
             process.wait(10)
@@ -123,16 +126,6 @@ def test_a_killed_index_worker_loses_no_row_and_counts_nothing_twice(
     with running_index(restarted):
         deliveries = _same_as_the_audit(SubjectIndex(restarted.index_url), events)
     assert deliveries == sum(len(e["recipients"]) for e in events if e["status"] == "shared")
-
-
-def _status(settings: Settings) -> dict[str, Any]:
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"{settings.index_url}/index/status", timeout=2) as response:
-            return dict(json.loads(response.read()))
-    except OSError:
-        return {}
 
 
 def test_a_correction_shows_per_recipient_until_the_corrected_record_is_delivered(
