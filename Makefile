@@ -22,8 +22,10 @@ setup: prereqs $(STAMP) tools
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	@echo "[setup] installing the Python packages into $(VENV) (pinned by constraints.txt)"
+	@$(BIN)/pip install -q --upgrade pip
+	@# PYTHONWARNINGS: setuptools warns about every editable install; it says nothing about ours.
+	@PYTHONWARNINGS=ignore $(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
 lint: setup

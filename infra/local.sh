@@ -8,7 +8,7 @@
 #   infra/local.sh logs      last lines of both logs
 #   infra/local.sh env       shell exports for the local admin principal: eval "$(infra/local.sh env)"
 #   infra/local.sh reset     down, then delete the broker's data (the next up formats anew)
-#   infra/local.sh check     one line per missing prerequisite (Java 17+, Java 21+ for the registry)
+#   infra/local.sh registry-java   print the Java 21+ the registry runs on (exit 2 if none)
 #
 # Environment (defaults in brackets):
 #   JOINTUSE_LOCAL_DIR [.local]            state: jars, data, logs, pid files
@@ -83,20 +83,6 @@ registry_java() {
     if (( $(java_major "$candidate") >= 21 )); then echo "$candidate"; return; fi
   done
   die "the schema registry needs Java 21+; none found (set JOINTUSE_REGISTRY_JAVA)" 2
-}
-
-# One line per missing prerequisite, with what installs it; exit 2 when any is missing.
-check_prerequisites() {
-  local missing=0
-  if ! command -v java >/dev/null || (( $(java_major java) < 17 )); then
-    say "missing: Java 17+ (runs Kafka); install: apt-get install openjdk-17-jre-headless"
-    missing=1
-  fi
-  if ! (registry_java >/dev/null 2>&1); then
-    say "missing: Java 21+ (runs the schema registry); install: a Java 21 JDK (e.g. Temurin 21) under /usr/lib/jvm, or set JOINTUSE_REGISTRY_JAVA"
-    missing=1
-  fi
-  return $((missing * 2))
 }
 
 pid_alive() {
@@ -239,7 +225,7 @@ status() {
 }
 
 case ${1:-} in
-  check) check_prerequisites ;;
+  registry-java) registry_java ;;
   fetch) fetch_kafka; fetch_registry ;;
   up) mkdir -p "$KAFKA_HOME" "$REGISTRY_HOME"; start_kafka; start_registry ;;
   down) stop_one registry "$REGISTRY_PID"; stop_one kafka "$KAFKA_PID" ;;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The machine's prerequisites, checked up front, and the project's own tools, fetched into .local.
 #
-#   infra/tools.sh check   one line per missing prerequisite, naming the command that installs it
+#   infra/tools.sh check   the machine's prerequisites: as root with apt, missing Debian packages are
+#                          installed; anything still missing is one line naming what installs it
 #   infra/tools.sh fetch   Prometheus and promtool (built from the Go module proxy into .local/bin),
 #                          the AsyncAPI reference parser (npm ci in infra/asyncapi); no-op when present
 #   infra/tools.sh bin     print the directory of the fetched binaries (make puts it first on PATH)
@@ -27,32 +28,59 @@ PYTHON=${PYTHON:-python3.11}
 
 say() { printf '[tools] %s\n' "$*" >&2; }
 
-missing=0
-need() {  # need WHAT INSTALL: reports one missing prerequisite
-  say "missing: $1; install: $2"
-  missing=1
+missing=()   # what is missing, one line each
+packages=()  # Debian packages that would install it
+
+need() {  # need WHAT INSTALL [DEBIAN_PACKAGE...]
+  missing+=("missing: $1; install: $2")
+  packages+=("${@:3}")
 }
 
 version_at_least() {  # version_at_least HAVE WANT (dotted numbers)
   [[ $(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n 1) == "$2" ]]
 }
 
-check() {
-  command -v "$PYTHON" >/dev/null || need "Python 3.11 ($PYTHON)" "apt-get install python3.11 python3.11-venv"
-  command -v curl >/dev/null || need "curl" "apt-get install curl"
-  command -v mvn >/dev/null || need "Maven 3.8+ (fetches Kafka and the registry)" "apt-get install maven"
-  "$ROOT/infra/local.sh" check || missing=1
+java_major() {
+  "$1" -version 2>&1 | awk -F'"' '/version/ {split($2, v, "."); print v[1]; exit}'
+}
+
+find_missing() {
+  missing=() packages=()
+  command -v "$PYTHON" >/dev/null || need "Python 3.11 ($PYTHON)" "apt-get install python3.11 python3.11-venv" python3.11 python3.11-venv
+  command -v curl >/dev/null || need "curl" "apt-get install curl" curl
+  command -v mvn >/dev/null || need "Maven 3.8+ (fetches Kafka and the registry)" "apt-get install maven" maven
+  if ! command -v java >/dev/null || (( $(java_major java) < 17 )); then
+    need "Java 17+ (runs Kafka)" "apt-get install openjdk-17-jre-headless" openjdk-17-jre-headless
+  fi
+  if ! "$ROOT/infra/local.sh" registry-java >/dev/null 2>&1; then
+    need "Java 21+ (runs the schema registry)" "a Java 21 JDK (e.g. Temurin 21) under /usr/lib/jvm, or set JOINTUSE_REGISTRY_JAVA"
+  fi
   if ! command -v go >/dev/null; then
-    need "Go 1.21+ (builds Prometheus and promtool)" "apt-get install golang-go (Go 1.21 or newer fetches the toolchain Prometheus needs)"
+    need "Go 1.21+ (builds Prometheus and promtool)" "a Go 1.21+ release (Debian 12's golang-go is 1.19: use bookworm-backports)"
   elif ! version_at_least "$(go env GOVERSION | sed 's/^go//')" 1.21; then
-    need "Go 1.21+ (found $(go env GOVERSION))" "install Go 1.21 or newer; it fetches the toolchain Prometheus needs"
+    need "Go 1.21+ (found $(go env GOVERSION))" "a Go 1.21+ release; it fetches the toolchain Prometheus needs itself"
   fi
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    need "Node.js 18+ with npm (runs the AsyncAPI parser in the tests)" "apt-get install nodejs npm"
+    need "Node.js 18+ with npm (runs the AsyncAPI parser in the tests)" "apt-get install nodejs npm" nodejs npm
   elif ! version_at_least "$(node --version | sed 's/^v//')" 18; then
-    need "Node.js 18+ (found $(node --version))" "install Node.js 18 or newer"
+    need "Node.js 18+ (found $(node --version))" "a Node.js 18+ release"
   fi
-  return "$missing"
+}
+
+# Debian packages are installed when this runs as root with apt (CI, a fresh container); otherwise,
+# and for what no Debian package provides, it stops with one line per missing prerequisite.
+check() {
+  find_missing
+  if ((${#packages[@]})) && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "installing Debian packages: ${packages[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}" >/dev/null \
+      || say "apt-get could not install them"
+    find_missing
+  fi
+  local line
+  for line in "${missing[@]}"; do say "$line"; done
+  ((${#missing[@]} == 0))
 }
 
 fetch_prometheus() {
