@@ -46,7 +46,7 @@ die() { say "error: $*"; exit "${2:-1}"; }
 
 mvn_quiet() {
   # -B: no colours or prompts (CI has no stdin); -q: errors only.
-  mvn -B -q "$@"
+  mvn -B -q -Dstyle.color=never "$@"
 }
 
 fetch_kafka() {

@@ -92,18 +92,21 @@ fetch_prometheus() {
   # The version flag makes `--version` say what was pinned.
   local minor_patch=${PROMETHEUS_VERSION#v0.3}  # v0.316.0 -> 16.0
   local release=3.$minor_patch
+  local log=$LOCAL/prometheus-build.log
   (
     cd "$LOCAL"
     GOBIN=$BIN GOFLAGS=-mod=mod go install -tags remove_all_sd \
       -ldflags "-s -w -X github.com/prometheus/common/version.Version=$release" \
-      "$PROMETHEUS_MODULE/cmd/prometheus@$PROMETHEUS_VERSION" "$PROMETHEUS_MODULE/cmd/promtool@$PROMETHEUS_VERSION" &
+      "$PROMETHEUS_MODULE/cmd/prometheus@$PROMETHEUS_VERSION" "$PROMETHEUS_MODULE/cmd/promtool@$PROMETHEUS_VERSION" \
+      >"$log" 2>&1 &
     build=$!
     while kill -0 "$build" 2>/dev/null; do
       sleep 30
-      kill -0 "$build" 2>/dev/null && say "still building Prometheus ($((SECONDS - started)) s)"
+      kill -0 "$build" 2>/dev/null \
+        && say "still building Prometheus ($((SECONDS - started)) s, $(grep -c '^go: downloading' "$log") modules fetched)"
     done
     wait "$build"
-  ) || { say "error: building Prometheus failed"; exit 1; }
+  ) || { say "error: building Prometheus failed; last lines of $log:"; tail -n 20 "$log" >&2; exit 1; }
   rm -f "$BIN"/.prometheus-*
   touch "$PROMETHEUS_STAMP"
   say "Prometheus $("$BIN/prometheus" --version 2>&1 | head -n 1 | awk '{print $3}') built in $((SECONDS - started)) s"
