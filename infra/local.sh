@@ -36,6 +36,7 @@ KAFKA_LOG=$KAFKA_HOME/broker.log
 KAFKA_PID=$KAFKA_HOME/broker.pid
 ADMIN_PASSWORD_FILE=$KAFKA_HOME/admin.password
 SUBJECT_KEY_FILE=$LOCAL/subject.key
+AUDIT_KEY_FILE=$LOCAL/audit.key
 FORMAT_STAMP=$KAFKA_DATA/.jointuse-format
 REGISTRY_HOME=$LOCAL/registry
 REGISTRY_LOG=$REGISTRY_HOME/registry.log
@@ -143,6 +144,16 @@ subject_key_file() {
   echo "$SUBJECT_KEY_FILE"
 }
 
+# The key that signs the audit chain's checkpoints (an Ed25519 seed, 64 hex characters), one per
+# checkout like the admin password. `jointuse audit public-key` prints what verifiers need.
+audit_key_file() {
+  mkdir -p "$LOCAL"
+  if [[ ! -s $AUDIT_KEY_FILE ]]; then
+    (umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$AUDIT_KEY_FILE"; echo >>"$AUDIT_KEY_FILE")
+  fi
+  echo "$AUDIT_KEY_FILE"
+}
+
 render_properties() {
   local password
   password=$(admin_password)
@@ -237,7 +248,8 @@ case ${1:-} in
     echo "export JOINTUSE_SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
     echo "export JOINTUSE_SECURITY_PROTOCOL=SASL_PLAINTEXT JOINTUSE_SASL_MECHANISM=SCRAM-SHA-512"
     echo "export JOINTUSE_SASL_USERNAME=admin JOINTUSE_SASL_PASSWORD_FILE=$ADMIN_PASSWORD_FILE"
-    echo "export JOINTUSE_SUBJECT_KEY_FILE=$(subject_key_file)" ;;
+    echo "export JOINTUSE_SUBJECT_KEY_FILE=$(subject_key_file)"
+    echo "export JOINTUSE_AUDIT_KEY_FILE=$(audit_key_file)" ;;
   logs)
     for log in "$KAFKA_LOG" "$REGISTRY_LOG"; do
       echo "== $log"; tail -n "${LINES_SHOWN:-40}" "$log" 2>/dev/null || echo "(no log yet)"

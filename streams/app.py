@@ -26,6 +26,7 @@ from streams.policy.loader import load_policies
 from streams.runtime.faust_sink import ConsumerBatches, FaustTransport
 from streams.runtime.loop import EXIT_FATAL, BatchLoop, FatalError
 from streams.runtime.wiring import (
+    audit_sealer,
     default_worker_id,
     erasure_delay,
     ingest_topics,
@@ -108,11 +109,15 @@ class Worker:
             )
         return self.started_batches
 
+    def transactional_id(self, suffix: str = "") -> str:
+        """Stable per worker and agent: a restarted worker fences its predecessor. Also the name of
+        the agent's audit chains (one producer writes them at a time)."""
+        return f"{self.settings.topic_prefix}.pipeline.{self.worker_id}{suffix}"
+
     def sink(self, suffix: str = "") -> dict[str, Any]:
-        transactional_id = f"{self.settings.topic_prefix}.pipeline.{self.worker_id}{suffix}"
         return {
             "kafka": self.settings.aiokafka_conf(),
-            "transactional_id": transactional_id if self.exactly_once else None,
+            "transactional_id": self.transactional_id(suffix) if self.exactly_once else None,
             "group_id": group_id(self.settings),
             "commit_offsets": None if self.exactly_once else self.commit_offsets,
         }
@@ -221,6 +226,8 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
         worker.rights_metrics = RightsMetrics(
             metrics.registry, lambda: len(worker.rights.state), lambda: worker.rights.lag
         )
+        # The writer of this agent's audit chains is its transactional producer (one at a time).
+        sealer = await loop.run_in_executor(None, audit_sealer, settings, worker.transactional_id())
         telemetry.start()
         # No record is decided before every stop-of-use request on file is known.
         await loop.run_in_executor(None, worker.rights.start)
@@ -233,7 +240,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
     # Under exactly-once, batch N+1 is decided (in a thread) while batch N's transaction commits;
     # transactions still commit one after the other, in order. At least once, a batch's offsets are
     # committed right after its outputs were acknowledged, before the next batch is taken.
-    core = BatchLoop(transport, processor, offload=True, pipelined=worker.exactly_once)
+    core = BatchLoop(transport, processor, offload=True, pipelined=worker.exactly_once, sealer=sealer)
     worker.loops.append(core)
     core.on_batch_seconds.append(metrics.batch_seconds.observe)
     core.on_abort.append(metrics.transactions.labels("aborted").inc)

@@ -42,6 +42,7 @@ class OutMessage:
     key: bytes | None
     value: bytes | None
     headers: Headers
+    partition: int | None = None  # None: by the key's murmur2 hash, as every client of the deployment
 
 
 class Written(Protocol):

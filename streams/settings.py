@@ -77,6 +77,13 @@ class Settings(BaseSettings):
         None,
         description="File of pseudonym keys: the current one on the first line, earlier ones (lookups only) after.",
     )
+    audit_key_file: Path | None = Field(
+        None, description="The Ed25519 key (64 hex characters) that signs the audit chain's checkpoints."
+    )
+    audit_checkpoint_events: int = Field(
+        10_000, ge=1, description="A writer checkpoints its chains after this many events."
+    )
+    audit_checkpoint_seconds: float = Field(60.0, gt=0, description="...and at least this often while it writes.")
     worker_id: str | None = Field(None, description="Stable id of a worker (names its transactions).")
     batch_size: int = Field(1000, ge=1, description="Records per batch (and per transaction).")
     guarantee: Literal["exactly_once", "at_least_once"] = Field("exactly_once", description="Delivery guarantee.")
@@ -107,6 +114,9 @@ class Settings(BaseSettings):
             "JOINTUSE_SASL_USERNAME": self.sasl_username or "",
             "JOINTUSE_MAX_CLOCK_SKEW_SECONDS": str(self.max_clock_skew_seconds),
             **({"JOINTUSE_SUBJECT_KEY_FILE": str(self.subject_key_file)} if self.subject_key_file else {}),
+            **({"JOINTUSE_AUDIT_KEY_FILE": str(self.audit_key_file)} if self.audit_key_file else {}),
+            "JOINTUSE_AUDIT_CHECKPOINT_EVENTS": str(self.audit_checkpoint_events),
+            "JOINTUSE_AUDIT_CHECKPOINT_SECONDS": str(self.audit_checkpoint_seconds),
             # The child reads the password the same way; a file path is passed, not the secret.
             **({"JOINTUSE_SASL_PASSWORD_FILE": str(self.sasl_password_file)} if self.sasl_password_file else {}),
         }

@@ -36,6 +36,11 @@ class Topology:
         return f"{self.prefix}.audit.{SCHEMA_MAJOR}"
 
     @property
+    def audit_checkpoints(self) -> str:
+        """Signed heads of the audit chains (streams.audit): what ``audit verify`` checks against."""
+        return f"{self.prefix}.audit-checkpoints.{SCHEMA_MAJOR}"
+
+    @property
     def rights(self) -> str:
         """Stop-of-use / erasure requests, compacted per subject (``source:customer_id``)."""
         return f"{self.prefix}.rights.{SCHEMA_MAJOR}"
@@ -101,6 +106,7 @@ class Topology:
             )
             specs.append(TopicSpec(self.dead_letters(user.id), {"retention.ms": str(30 * 86_400_000)}))
         specs.append(TopicSpec(self.audit, {"retention.ms": "-1"}))
+        specs.append(TopicSpec(self.audit_checkpoints, {"retention.ms": "-1"}))
         # One row per subject, the latest wins: compacted, never deleted by age.
         compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
         specs.append(TopicSpec(self.subject_index_changelog, compacted))

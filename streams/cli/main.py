@@ -20,6 +20,7 @@ import typer
 
 from streams.cli import catalog_command, dq_commands, infra_commands, replay_commands, rights_commands
 from streams.cli.access_commands import access_app
+from streams.cli.audit_commands import audit_app
 from streams.cli.exits import Exit, Lang, fail
 from streams.errors import JointUseError, PolicyError, SchemaError
 from streams.policy.classification import load_schema
@@ -57,6 +58,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(schema_app, name="schemas")
 app.add_typer(schema_app, name="schema", hidden=True)  # the earlier name
 app.add_typer(access_app, name="access")
+app.add_typer(audit_app, name="audit")
 infra_commands.register(app)
 rights_commands.register(app)
 dq_commands.register(app)

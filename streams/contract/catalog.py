@@ -173,6 +173,11 @@ PROVISION_JSON: Mapping[str, Any] = {
     "type": "object",
     "description": "Record of a third-party provision abroad (APPI Art. 29): who, what, when, under which consent.",
 }
+CHECKPOINT_JSON: Mapping[str, Any] = {
+    "type": "object",
+    "description": "A writer's audit chain head in one partition, with an Ed25519 signature over it.",
+    "properties": {"checkpoint": {"type": "object"}, "signature": {"type": "string"}},
+}
 CHANGELOG_JSON: Mapping[str, Any] = {
     "type": "object",
     "description": "The subject index's row for one subject (faust table changelog).",
@@ -307,6 +312,13 @@ def _internal(address: str, topology: Topology) -> Channel:
             PSEUDONYM_KEY,
             JSON,
             AUDIT_JSON,
+        ),
+        topology.audit_checkpoints: (
+            "audit-checkpoints",
+            "Signed heads of the audit chains, one writer and partition per record: what `audit verify` checks.",
+            "`<writer>/<audit partition>`, UTF-8",
+            JSON,
+            CHECKPOINT_JSON,
         ),
         topology.rights: (
             "rights",

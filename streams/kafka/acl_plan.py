@@ -78,6 +78,8 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += _topic(pipeline, f"{topology.prefix}.dlq.", "write", pattern="prefixed")
     # The audit topic is read back to find where an erased subject went; the rights topic by every worker.
     acls += _topic(pipeline, topology.audit, "write", "read")
+    # Each writer's checkpoints: written with its audit events, read back to recover its chains.
+    acls += _topic(pipeline, topology.audit_checkpoints, "write", "read")
     acls += _topic(pipeline, topology.rights, "read")
     # The subject index (a pipeline app) keeps its rows in a changelog it writes and reads back.
     acls += _topic(pipeline, topology.subject_index_changelog, "write", "read")
@@ -99,6 +101,7 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     auditor = _user(AUDITOR_PRINCIPAL)
     principals.append(AUDITOR_PRINCIPAL)
     acls += _topic(auditor, topology.audit, "read")
+    acls += _topic(auditor, topology.audit_checkpoints, "read")
     acls += _topic(auditor, topology.provision_records, "read")
     # Rights requests come in through the privacy desk, which is the auditor's principal.
     acls += _topic(auditor, topology.rights, "write", "read")

@@ -22,14 +22,19 @@ def produce_waiting(
     deadline = time.monotonic() + QUEUE_FULL_SECONDS
     while True:
         try:
+            # -1: librdkafka's "unassigned", its partitioner decides (murmur2_random, as configured).
+            partition = -1 if message.partition is None else message.partition
             if on_delivery is None:
-                producer.produce(message.topic, key=message.key, value=message.value, headers=message.headers)
+                producer.produce(
+                    message.topic, key=message.key, value=message.value, headers=message.headers, partition=partition
+                )
             else:
                 producer.produce(
                     message.topic,
                     key=message.key,
                     value=message.value,
                     headers=message.headers,
+                    partition=partition,
                     on_delivery=on_delivery,
                 )
             return

@@ -41,7 +41,7 @@ from streams.policy.model import Policy
 from streams.rights.view import RightsView
 from streams.runtime.confluent import ConfluentWriter, in_message
 from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, FatalError, Offsets
-from streams.runtime.wiring import pipeline_processor
+from streams.runtime.wiring import audit_sealer, pipeline_processor
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.settings import Settings
@@ -145,7 +145,9 @@ class Replayer:
             self.stats.planned = sum(max(0, r.end - max(r.start, positions.get(r.partition, r.start))) for r in ranges)
             on_plan(self.stats.planned)
             transport.batches = read_assigned(consumer, self.spec, ranges, positions, self.batch_size, on_progress)
-            loop = BatchLoop(transport, processor)
+            # Redelivered audit events extend a chain of their own, named like the replay's producer.
+            sealer = audit_sealer(self.settings, self.name) if self.target.kind == "redeliver" else None
+            loop = BatchLoop(transport, processor, sealer=sealer)
             loop.on_committed.append(self._count)
             try:
                 asyncio.run(loop.run())

@@ -21,7 +21,7 @@ from streams.kafka.produce import produce_waiting
 from streams.messages import InMessage, OutMessage
 from streams.observability.metrics import PipelineMetrics
 from streams.runtime.held import HeldMessages
-from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, LoopStats, Offsets, OutcomeT
+from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, LoopStats, Offsets, OutcomeT, Sealer
 from streams.topology import Topology
 
 Guarantee = Literal["exactly_once", "at_least_once"]
@@ -152,6 +152,7 @@ class Runner(Generic[OutcomeT]):
         topology: Topology,
         metrics: PipelineMetrics | None = None,
         held: HeldMessages | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         """``metrics`` counts transactions and batch times; what a committed outcome means is for
         ``on_committed`` (each processor's own metrics), called with each committed batch and never
@@ -164,7 +165,7 @@ class Runner(Generic[OutcomeT]):
         # Batch N+1 is decided in a thread while batch N's transaction commits (unless the loop
         # holds what it reads for a while: then one batch at a time).
         self.loop: BatchLoop[OutcomeT] = BatchLoop(
-            self.transport, processor, offload=True, pipelined=held is None, held=held
+            self.transport, processor, offload=True, pipelined=held is None, held=held, sealer=sealer
         )
         self.loop.on_committed.append(self._committed)
         # A batch fetched before a rebalance would be fenced (KIP-447) and aborted: dropped instead.

@@ -124,7 +124,9 @@ class AiokafkaSink:
                 partitions = sorted(await self.producer.partitions_for(message.topic))
                 known[message.topic] = partitions
             key = message.key
-            if key is not None:  # an empty key is hashed too, as send() does
+            if message.partition is not None:
+                partition = message.partition
+            elif key is not None:  # an empty key is hashed too, as send() does
                 hashed = hashes.get(key)
                 if hashed is None:
                     hashed = hashes[key] = key_hash(key)

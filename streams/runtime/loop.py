@@ -73,6 +73,15 @@ class Writer(Protocol):
     def classify(self, error: BaseException) -> ErrorKind: ...  # pragma: no cover
 
 
+class Sealer(Protocol):
+    """Sees each batch's messages just before its transaction and follows how it ends
+    (``streams.audit.sealer.AuditSealer`` chains the audit events)."""
+
+    def seal(self, messages: Sequence[OutMessage]) -> list[OutMessage]: ...  # pragma: no cover
+    def committed(self) -> None: ...  # pragma: no cover
+    def aborted(self) -> None: ...  # pragma: no cover
+
+
 class Transport(Writer, Protocol):
     """What one client library provides to the loop: the write side, and fetching."""
 
@@ -115,11 +124,13 @@ class BatchLoop(Generic[OutcomeT]):
         offload: bool = False,
         pipelined: bool = False,
         held: HeldMessages | None = None,
+        sealer: Sealer | None = None,
     ) -> None:
         """``offload`` decides in a thread (an event loop with other work on it); ``pipelined``
         decides batch N+1 while batch N commits (transactions still commit one after the other, in
         order; when N is aborted and rewound, N+1 is dropped and fetched again after it); ``held``
-        processes each message only once it is due there (not with ``pipelined``)."""
+        processes each message only once it is due there (not with ``pipelined``); ``sealer`` sees
+        every batch's messages just before its transaction, and its outcome (the audit chain)."""
         if held is not None and pipelined:
             raise ValueError("a loop that holds messages commits one batch at a time (pipelined=False)")
         self.transport = transport
@@ -128,6 +139,7 @@ class BatchLoop(Generic[OutcomeT]):
         self.offload = offload
         self.pipelined = pipelined
         self.held = held
+        self.sealer = sealer
         self.stats = LoopStats()
         self.on_committed: list[Callable[[Sequence[InMessage], Sequence[OutcomeT]], None]] = []
         self.on_abort: list[Callable[[], None]] = []
@@ -286,10 +298,14 @@ class BatchLoop(Generic[OutcomeT]):
             if not batch:
                 return None
             messages = [out for outcome in outcomes for out in outcome.messages]
+            if self.sealer is not None:  # here, not in the processor: only what is written is chained
+                messages = self.sealer.seal(messages)
             try:
                 await self._write(messages, next_offsets(batch))
                 break
             except _Aborted:
+                if self.sealer is not None:
+                    self.sealer.aborted()
                 self.stats.aborted_batches += 1
                 for aborted in self.on_abort:
                     aborted()
@@ -305,6 +321,8 @@ class BatchLoop(Generic[OutcomeT]):
                     await self.transport.rewind(positions)
                     return positions  # the batch is fetched again, from the last committed positions
                 # No seek: the same outputs, in a new transaction (the batch is still in hand).
+        if self.sealer is not None:
+            self.sealer.committed()
         self._aborts_in_a_row = 0
         self.stats.batches += 1
         self.stats.records += len(batch)

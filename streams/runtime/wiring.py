@@ -13,7 +13,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from streams.audit.sealer import AuditSealer, recover_chain, signing_key
 from streams.errors import ConfigError
+from streams.kafka.reader import reader, topic_partitions
 from streams.messages import Outcome
 from streams.observability.logs import configure as configure_logging
 from streams.observability.metrics import ForeignMetrics, RightsMetrics
@@ -81,6 +83,39 @@ def rights_processor(settings: Settings, held: HeldMessages) -> RightsProcessor:
     )
 
 
+def audit_sealer(settings: Settings, writer: str) -> AuditSealer:
+    """The audit chain of ``writer`` (a transactional id: one producer at a time), recovered from
+    what it last committed, with the deployment's signing key."""
+    if settings.audit_key_file is None:
+        raise ConfigError("no audit signing key: set JOINTUSE_AUDIT_KEY_FILE (infra/local.sh env sets the local one)")
+    key = signing_key(settings.audit_key_file)
+    topology = Topology(settings.topic_prefix)
+    kafka = settings.kafka_common()
+    group = f"{settings.topic_prefix}.pipeline-audit-recovery"
+    consumer = reader(kafka, group_id=group)
+    try:
+        partitions = len(topic_partitions(consumer, topology.audit))
+    finally:
+        consumer.close()
+    chain = recover_chain(
+        kafka,
+        writer,
+        audit_topic=topology.audit,
+        checkpoints_topic=topology.audit_checkpoints,
+        key=key.public_key(),
+        group_id=group,
+    )
+    return AuditSealer(
+        chain,
+        audit_topic=topology.audit,
+        partitions=partitions,
+        checkpoints_topic=topology.audit_checkpoints,
+        key=key,
+        every_events=settings.audit_checkpoint_events,
+        every_seconds=settings.audit_checkpoint_seconds,
+    )
+
+
 def build_rights_runner(settings: Settings, *, worker_id: str, guarantee: Guarantee) -> Runner[ErasureOutcome]:
     """The erasure side: the rights topic in its own group, one transaction per batch of requests."""
     topology = Topology(settings.topic_prefix)
@@ -117,7 +152,8 @@ def build_runner(
         guarantee=guarantee,
         batch_size=batch_size,
     )
-    runner = Runner(config, processor, topology)
+    sealer = audit_sealer(settings, config.transactional_id)
+    runner = Runner(config, processor, topology, sealer=sealer)
     observed = Telemetry(
         settings,
         group_id=config.group_id,

@@ -1,0 +1,37 @@
+"""Reading an audit topic and its checkpoints into the chain verifier (``streams.audit.chain``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from streams.audit.chain import ChainVerifier, Checkpoint, read_checkpoint
+from streams.kafka.reader import RangeSpec, read_range, scan_topic
+
+
+def verify_topic(
+    kafka: Mapping[str, Any],
+    *,
+    audit_topic: str,
+    checkpoints_topic: str,
+    key: Ed25519PublicKey,
+    group_id: str,
+    from_time: dt.datetime | None = None,
+    to_time: dt.datetime | None = None,
+    on_progress: Callable[[int], None] = lambda done: None,
+) -> ChainVerifier:
+    """Every committed event of ``audit_topic`` (or those in ``[from_time, to_time)``) checked
+    against its writer's chain and the signed checkpoints. Look at ``verifier.first``."""
+    checkpoints: list[Checkpoint | None] = [
+        read_checkpoint(message.value(), key) for message in scan_topic(kafka, checkpoints_topic, group_id=group_id)
+    ]
+    verifier = ChainVerifier(checkpoints, anchored=from_time is not None)
+    spec = RangeSpec(audit_topic, from_time=from_time, to_time=to_time)
+    for batch in read_range(kafka, spec, group_id=group_id, batch_size=1000, on_progress=on_progress):
+        for message in batch:
+            verifier.feed(message.partition() or 0, message.offset() or 0, message.value())
+    verifier.finish(until_ms=int(to_time.timestamp() * 1000) if to_time is not None else None)
+    return verifier
