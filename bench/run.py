@@ -12,6 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
+from streams.audit.chain import AuditChain
 from streams.devtools.synthetic import Generator, Mix
 from streams.policy.classification import delivery_schema, load_schema
 from streams.policy.engine import Engine
@@ -72,6 +75,38 @@ def bench_decide(count: int = 20_000) -> dict[str, float]:
                     delivery_codec.encode(delivery.record)
         return rounds * len(bodies)
 
+    def audited(chain: AuditChain | None) -> Callable[[], int]:
+        """The floor plus each record's audit event (as the ingest processor builds it), sealed
+        into a hash chain or not: the chain's cost per event is the ratio of the two."""
+
+        def run() -> int:
+            for _ in range(rounds):
+                for n, body in enumerate(bodies):
+                    record = codec.decode(body)
+                    decision = engine.decide(record, record["source_company"], now=now, trusted=True)
+                    for delivery in decision.deliveries.values():
+                        delivery_codec.encode(delivery.record)
+                    event = orjson.dumps(
+                        {
+                            "subject": f"{n:064x}",
+                            "status": decision.status.value,
+                            "recipients": {
+                                r: {"purposes": list(d.purposes), "items": list(d.items)}
+                                for r, d in decision.deliveries.items()
+                            },
+                            "dropped": [{"path": d.path, "class": d.cls} for d in decision.dropped],
+                            "policy_version": decision.policy_version,
+                            "input": {"topic": "bench", "partition": 0, "offset": n, "timestamp_ms": 0},
+                        }
+                    )
+                    if chain is not None:
+                        chain.seal(n % 4, event)
+                if chain is not None:
+                    chain.commit()
+            return rounds * len(bodies)
+
+        return run
+
     naive_reader, naive_writer = _avro_package_codec(schema.raw, delivery_schema(schema))
 
     def naive() -> int:
@@ -87,7 +122,12 @@ def bench_decide(count: int = 20_000) -> dict[str, float]:
     trusted = _rate(decide(True))
     floor_rate = _rate(floor)
     naive_rate = _rate(naive)
+    unchained = _rate(audited(None))
+    chained = _rate(audited(AuditChain("bench")))
     return {
+        "floor_with_audit_events_records_per_s": round(unchained),
+        "floor_with_audit_chain_records_per_s": round(chained),
+        "audit_chain_over_no_chain": round(chained / unchained, 3),
         "floor_records_per_s": round(floor_rate),
         "naive_avro_package_records_per_s": round(naive_rate),
         "floor_over_naive": round(floor_rate / naive_rate, 2),
@@ -207,6 +247,8 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         out["confluent_runtime_over_floor"] = round(confluent / in_process["floor_records_per_s"], 3)
     if confluent and peer:
         out["confluent_runtime_over_peer"] = round(confluent / peer, 2)
+    if in_process.get("audit_chain_over_no_chain"):
+        out["audit_chain_over_no_chain"] = in_process["audit_chain_over_no_chain"]
     index = results.get("subject_index", {})
     if "report_p99_large_over_small" in index:
         out["index_report_p99_1m_over_100k"] = index["report_p99_large_over_small"]

@@ -71,6 +71,7 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
         quality = _data_quality(settings, topology, console)  # before the stop step sends a record again
         rights = _stop_of_use(settings, topology, lines["jcom"], events, console)
         scraped = _scrape(settings.metrics_host, settings.metrics_port)
+        chains = _audit_verified(settings, topology)
     finally:
         if not keep:
             stop_worker(worker)
@@ -100,6 +101,7 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
     table.add_row("protected values found in deliveries", str(leaks))
     table.add_row("stop of use: later record withheld after", f"{rights:.1f} s" if rights is not None else "not seen")
     table.add_row("data quality (GX) on jcom's ingest", quality)
+    table.add_row("audit chains (jointuse audit verify)", chains)
     table.add_row("throughput (produce → all audited)", f"{produced / elapsed:,.0f} records/s")
     table.add_row("worker /metrics: jointuse_records_in_total", f"{scraped.get('jointuse_records_in', 0):,.0f}")
     table.add_row("worker /metrics: jointuse_leak_canary_total", f"{scraped.get('jointuse_leak_canary', 0):,.0f}")
@@ -108,7 +110,13 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
         _remember(settings, worker.pid)
     for line in closing_hints(settings, kept=keep):
         console.print(line, soft_wrap=True, highlight=False)
-    ok = len(events) == produced and leaks == 0 and sum(statuses.values()) == produced and rights is not None
+    ok = (
+        len(events) == produced
+        and leaks == 0
+        and sum(statuses.values()) == produced
+        and rights is not None
+        and chains.startswith("hold")
+    )
     if not ok:
         console.print("[red]demo check failed: every record must be audited once and nothing may leak[/]")
     return 0 if ok else 1
@@ -230,6 +238,26 @@ def _stop_of_use(
             )
             return seconds
     return None
+
+
+def _audit_verified(settings: Settings, topology: Topology) -> str:
+    """The demo's own audit topic against its chains and signed checkpoints."""
+    from streams.audit.sealer import signing_key
+    from streams.audit.verify import verify_topic
+
+    if settings.audit_key_file is None:
+        return "not checked: no JOINTUSE_AUDIT_KEY_FILE"
+    verifier = verify_topic(
+        settings.kafka_common(),
+        audit_topic=topology.audit,
+        checkpoints_topic=topology.audit_checkpoints,
+        key=signing_key(settings.audit_key_file).public_key(),
+        group_id=f"{settings.topic_prefix}.auditor.verify",
+    )
+    first = verifier.first
+    if first is None:
+        return f"hold: {verifier.events} events, {verifier.checkpoints_matched} checkpoints"
+    return f"broken at {first}"
 
 
 def _data_quality(settings: Settings, topology: Topology, console: Console) -> str:
