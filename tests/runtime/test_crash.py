@@ -1,6 +1,6 @@
 """SIGKILL the worker mid-stream, several times; restart it. Under exactly-once no input is lost or
-audited twice, no recipient sees a delivery twice, and the audit's hash chains still verify. Two workers share a 4-partition topic, and one
-of them dying loses nothing."""
+audited twice, no recipient sees a delivery twice, and the audit's hash chains still verify. Two
+workers share a 4-partition topic, and one of them dying loses nothing."""
 
 from __future__ import annotations
 
