@@ -1,0 +1,64 @@
+"""Art. 26 triggers at their boundaries and the reporting deadlines across month ends."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from streams.policy.breach import JST, Trigger, assess, days_left, deadlines
+
+
+@pytest.mark.parametrize(
+    ("subjects", "classes", "expected"),
+    [
+        (1_000, ["name", "address"], set()),
+        (1_001, ["name", "address"], {Trigger.OVER_1000_SUBJECTS}),
+        (1_000, ["sensitive"], {Trigger.SENSITIVE}),
+        (1_001, ["sensitive"], {Trigger.SENSITIVE, Trigger.OVER_1000_SUBJECTS}),
+        (1, ["item"], set()),
+        (0, [], set()),
+    ],
+)
+def test_the_triggers_hold_exactly_at_their_boundaries(
+    subjects: int, classes: list[str], expected: set[Trigger]
+) -> None:
+    assessment = assess(subjects=subjects, classes=classes)
+    assert assessment.triggers == expected
+    assert assessment.reportable == bool(expected)
+
+
+def test_an_operators_findings_are_triggers_of_their_own() -> None:
+    assert assess(subjects=1, classes=[], financial_harm=True).triggers == {Trigger.FINANCIAL_HARM}
+    assert assess(subjects=1, classes=[], wrongful_purpose=True).triggers == {Trigger.WRONGFUL_PURPOSE}
+
+
+@pytest.mark.parametrize(
+    ("aware_at", "wrongful", "preliminary", "final"),
+    [
+        # 31 January + 30 days is 2 March in 2026 and 1 March in the leap year 2028.
+        (dt.datetime(2026, 1, 31, 10, tzinfo=JST), False, dt.date(2026, 2, 5), dt.date(2026, 3, 2)),
+        (dt.datetime(2028, 1, 31, 10, tzinfo=JST), False, dt.date(2028, 2, 5), dt.date(2028, 3, 1)),
+        # Late on 31 January in UTC is already 1 February in Japan.
+        (dt.datetime(2026, 1, 31, 16, tzinfo=dt.UTC), False, dt.date(2026, 2, 6), dt.date(2026, 3, 3)),
+        # A wrongful purpose: 60 days, across a year end.
+        (dt.datetime(2026, 12, 15, 9, tzinfo=JST), True, dt.date(2026, 12, 20), dt.date(2027, 2, 13)),
+        (dt.datetime(2026, 11, 30, 9, tzinfo=JST), False, dt.date(2026, 12, 5), dt.date(2026, 12, 30)),
+    ],
+)
+def test_deadlines_count_days_in_japan_from_the_day_after_awareness(
+    aware_at: dt.datetime, wrongful: bool, preliminary: dt.date, final: dt.date
+) -> None:
+    found = deadlines(aware_at, wrongful_purpose=wrongful)
+    assert (found.preliminary_limit, found.final) == (preliminary, final)
+    assert found.preliminary_target == found.aware_on + dt.timedelta(days=3)
+
+
+def test_the_next_deadline_and_the_days_left() -> None:
+    found = deadlines(dt.datetime(2026, 1, 31, 10, tzinfo=JST), wrongful_purpose=False)
+    assert found.next_after(dt.date(2026, 2, 5)) == ("preliminary", dt.date(2026, 2, 5))
+    assert found.next_after(dt.date(2026, 2, 6)) == ("final", dt.date(2026, 3, 2))
+    assert found.next_after(dt.date(2026, 3, 3)) is None
+    assert days_left(found.final, dt.datetime(2026, 3, 1, 15, tzinfo=dt.UTC)) == 0  # 2 March in Japan
+    with pytest.raises(ValueError):
+        deadlines(dt.datetime(2026, 1, 1), wrongful_purpose=False)
