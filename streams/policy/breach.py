@@ -95,3 +95,133 @@ def deadlines(aware_at: dt.datetime, *, wrongful_purpose: bool) -> Deadlines:
 def days_left(deadline: dt.date, now: dt.datetime) -> int:
     """Whole days from today (JST) to ``deadline``; negative once it has passed."""
     return (deadline - now.astimezone(JST).date()).days
+
+
+GAP = {"ja": "【要記入】", "en": "[TO BE WRITTEN]"}
+
+# The items a report to the PPC must cover (施行規則第8条第1項各号), in order.
+REPORT_HEADINGS = {
+    "ja": (
+        "概要",
+        "漏えい等が発生し、又は発生したおそれがある個人データの項目",
+        "漏えい等が発生し、又は発生したおそれがある個人データに係る本人の数",
+        "原因",
+        "二次被害又はそのおそれの有無及びその内容",
+        "本人への対応の実施状況",
+        "公表の実施状況",
+        "再発防止のための措置",
+        "その他参考となる事項",
+    ),
+    "en": (
+        "Overview",
+        "Items of the personal data leaked or possibly leaked",
+        "Number of data subjects concerned",
+        "Cause",
+        "Secondary damage, or the risk of it, and its nature",
+        "Response to the data subjects",
+        "Publication",
+        "Measures to prevent recurrence",
+        "Other relevant matters",
+    ),
+}
+TRIGGER_TEXT = {
+    "ja": {
+        Trigger.SENSITIVE: "要配慮個人情報が含まれる（施行規則第7条第1号）",
+        Trigger.FINANCIAL_HARM: "財産的被害が生じるおそれがある（同第2号）",
+        Trigger.WRONGFUL_PURPOSE: "不正の目的をもって行われたおそれがある（同第3号）",
+        Trigger.OVER_1000_SUBJECTS: "本人の数が1,000人を超える（同第4号）",
+    },
+    "en": {
+        Trigger.SENSITIVE: "sensitive personal information is involved (Rules Art. 7 (i))",
+        Trigger.FINANCIAL_HARM: "financial harm may result (Art. 7 (ii))",
+        Trigger.WRONGFUL_PURPOSE: "it may have been done with a wrongful purpose (Art. 7 (iii))",
+        Trigger.OVER_1000_SUBJECTS: "more than 1,000 data subjects are involved (Art. 7 (iv))",
+    },
+}
+
+
+@dataclass(frozen=True)
+class IncidentFacts:
+    """What the pipeline knows of an incident: no record values, only names, counts and times."""
+
+    incident_id: str
+    opened_by: str  # "leak_canary" or an operator's principal
+    aware_at: dt.datetime
+    summary: str  # the reason given (an operator's words, or the canary's rule), never a value
+    recipients: tuple[str, ...]
+    sources: tuple[str, ...]
+    items: tuple[tuple[str, str, str], ...]  # (id, ja, en)
+    classes: tuple[str, ...]
+    subjects: int
+    deliveries: int
+    blocked: bool  # the canary stopped the deliveries: a risk of a leak (おそれ), nothing sent
+    notices_written: int
+    assessment: Assessment
+    deadlines: Deadlines
+    window: tuple[dt.datetime | None, dt.datetime | None] = (None, None)
+
+
+def draft_report(facts: IncidentFacts, lang: str) -> str:
+    """A draft of the report to the PPC: every required heading, the facts the pipeline knows filled
+    in, the rest marked as a gap for a person to write."""
+    if lang not in REPORT_HEADINGS:
+        raise ValueError("lang must be ja or en")
+    gap = GAP[lang]
+    headings = REPORT_HEADINGS[lang]
+    ja = lang == "ja"
+    aware = facts.aware_at.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+    triggers = [TRIGGER_TEXT[lang][t] for t in sorted(facts.assessment.triggers)] or [
+        "報告対象事態に該当しない（施行規則第7条）" if ja else "no reporting trigger holds (Rules Art. 7)"
+    ]
+    if facts.blocked:
+        what = (
+            f"漏えい検知（leak canary）が、{', '.join(facts.recipients)} 宛ての配信 {facts.deliveries} 件に"
+            "保護対象の項目が含まれることを検知し、送信を停止した（漏えいのおそれ）。"
+            if ja
+            else f"The leak canary found protected fields in {facts.deliveries} deliveries to "
+            f"{', '.join(facts.recipients)} and stopped them before sending (a risk of leakage)."
+        )
+    else:
+        what = (
+            f"{', '.join(facts.recipients) or gap} への配信 {facts.deliveries} 件が対象となるおそれがある。"
+            if ja
+            else f"{facts.deliveries} deliveries to {', '.join(facts.recipients) or gap} may be concerned."
+        )
+    item_names = ", ".join(f"{j if ja else e} ({i})" for i, j, e in facts.items) or gap
+    sections = [
+        [
+            f"{'事案番号' if ja else 'Incident'}: {facts.incident_id}",
+            f"{'覚知日時' if ja else 'Became aware'}: {aware}",
+            f"{'端緒' if ja else 'Opened by'}: {facts.opened_by}",
+            f"{'内容' if ja else 'What happened'}: {facts.summary}. {what}",
+            f"{'提供元' if ja else 'Source companies'}: {', '.join(facts.sources) or gap}",
+            f"{'報告対象事態' if ja else 'Reporting triggers'}: " + "; ".join(triggers),
+            f"{'速報期限' if ja else 'Preliminary report due'}: {facts.deadlines.preliminary_target} – "
+            f"{facts.deadlines.preliminary_limit}",
+            f"{'確報期限' if ja else 'Final report due'}: {facts.deadlines.final}",
+        ],
+        [item_names, f"{'区分' if ja else 'Classes'}: {', '.join(facts.classes) or gap}"],
+        [f"{facts.subjects:,}{'人' if ja else ' data subjects'}"],
+        [gap],
+        [gap],
+        [
+            (
+                f"提供元各社の通知トピックに本人ごとの通知 {facts.notices_written} 件を書き込んだ。"
+                "本人への通知は各社が行う。"
+                if ja
+                else f"{facts.notices_written} per-subject notices were written to the source companies' notices "
+                "topics; each company tells its own customers."
+            ),
+            gap,
+        ],
+        [gap],
+        [gap],
+        [gap],
+    ]
+    title = (
+        "個人情報保護委員会への報告（案）" if ja else "Report to the Personal Information Protection Commission (draft)"
+    )
+    lines = [f"# {title}", ""]
+    for number, (heading, body) in enumerate(zip(headings, sections, strict=True), start=1):
+        lines += [f"## {number}. {heading}", "", *body, ""]
+    return "\n".join(lines)

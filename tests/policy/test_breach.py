@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
-from streams.policy.breach import JST, Trigger, assess, days_left, deadlines
+from streams.policy.breach import (
+    GAP,
+    JST,
+    REPORT_HEADINGS,
+    IncidentFacts,
+    Trigger,
+    assess,
+    days_left,
+    deadlines,
+    draft_report,
+)
 
 
 @pytest.mark.parametrize(
@@ -62,3 +73,40 @@ def test_the_next_deadline_and_the_days_left() -> None:
     assert days_left(found.final, dt.datetime(2026, 3, 1, 15, tzinfo=dt.UTC)) == 0  # 2 March in Japan
     with pytest.raises(ValueError):
         deadlines(dt.datetime(2026, 1, 1), wrongful_purpose=False)
+
+
+def _facts(**changes: object) -> IncidentFacts:
+    aware = dt.datetime(2026, 3, 31, 22, tzinfo=dt.UTC)
+    facts = IncidentFacts(
+        incident_id="inc-1",
+        opened_by="leak_canary",
+        aware_at=aware,
+        summary="a delivery held a protected field",
+        recipients=("jcom-insurance",),
+        sources=("jcom",),
+        items=(("name", "氏名", "Name"),),
+        classes=("sensitive",),
+        subjects=1_001,
+        deliveries=1_050,
+        blocked=True,
+        notices_written=1_001,
+        assessment=assess(subjects=1_001, classes=["sensitive"]),
+        deadlines=deadlines(aware, wrongful_purpose=False),
+    )
+    return replace(facts, **changes)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_the_report_has_every_required_heading_in_order_and_marks_gaps(lang: str) -> None:
+    report = draft_report(_facts(), lang)
+    positions = [report.index(f"## {n}. {heading}") for n, heading in enumerate(REPORT_HEADINGS[lang], start=1)]
+    assert positions == sorted(positions) and len(positions) == 9
+    assert report.count(GAP[lang]) >= 5  # cause, damage, publication, prevention, other: for a person
+    assert "2026-04-01" in report  # became aware on 1 April in Japan
+    assert ("1,001人" if lang == "ja" else "1,001 data subjects") in report
+    assert "2026-05-01" in report  # the final report, 30 days after
+
+
+def test_a_report_is_drafted_in_japanese_or_english_only() -> None:
+    with pytest.raises(ValueError):
+        draft_report(_facts(), "fr")
