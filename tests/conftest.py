@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,16 +65,29 @@ def settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def kafka(settings: Settings) -> Settings:
+def kafka(settings: Settings) -> Iterator[Settings]:
     """The cluster, checked once: a test that needs it fails clearly if it is down."""
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient(settings.kafka_common())
     try:
-        admin.list_topics(timeout=15)
+        before = set(admin.list_topics(timeout=15).topics)
     except Exception as exc:  # pragma: no cover - only when the broker is down
         pytest.fail(f"no Kafka broker at {settings.bootstrap_servers} ({exc}); run `make infra-up`")
-    return settings
+    yield settings
+    _delete_topics_made_since(admin, before)
+
+
+def _delete_topics_made_since(admin: Any, before: set[str]) -> None:
+    """Each test makes its own topics. Left behind, they add up over runs on one broker (thousands of
+    partitions) until its heap runs out; seen after a few runs on a developer's checkout."""
+    made = sorted(set(admin.list_topics(timeout=15).topics) - before - {"__consumer_offsets", "__transaction_state"})
+    for start in range(0, len(made), 200):
+        for future in admin.delete_topics(made[start : start + 200], operation_timeout=60).values():
+            try:
+                future.result(timeout=120)
+            except Exception:
+                continue
 
 
 @pytest.fixture
