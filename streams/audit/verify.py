@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from streams.audit.chain import ChainVerifier, Checkpoint, read_checkpoint
 from streams.kafka.reader import RangeSpec, read_range, scan_topic
+from streams.settings import Settings
 
 
 def verify_topic(
@@ -35,3 +36,22 @@ def verify_topic(
             verifier.feed(message.partition() or 0, message.offset() or 0, message.value())
     verifier.finish(until_ms=int(to_time.timestamp() * 1000) if to_time is not None else None)
     return verifier
+
+
+def verify_deployment(settings: Settings, **options: Any) -> ChainVerifier:
+    """The deployment's own audit topic and checkpoints, with the key of JOINTUSE_AUDIT_KEY_FILE."""
+    from streams.audit.sealer import signing_key
+    from streams.errors import ConfigError
+    from streams.topology import Topology
+
+    if settings.audit_key_file is None:
+        raise ConfigError("set JOINTUSE_AUDIT_KEY_FILE (infra/local.sh env sets the local one)")
+    topology = Topology(settings.topic_prefix)
+    return verify_topic(
+        settings.kafka_common(),
+        audit_topic=topology.audit,
+        checkpoints_topic=topology.audit_checkpoints,
+        key=signing_key(settings.audit_key_file).public_key(),
+        group_id=f"{settings.topic_prefix}.auditor.verify",
+        **options,
+    )

@@ -71,7 +71,7 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
         quality = _data_quality(settings, topology, console)  # before the stop step sends a record again
         rights = _stop_of_use(settings, topology, lines["jcom"], events, console)
         scraped = _scrape(settings.metrics_host, settings.metrics_port)
-        chains = _audit_verified(settings, topology)
+        chains = _audit_verified(settings)
     finally:
         if not keep:
             stop_worker(worker)
@@ -240,20 +240,13 @@ def _stop_of_use(
     return None
 
 
-def _audit_verified(settings: Settings, topology: Topology) -> str:
+def _audit_verified(settings: Settings) -> str:
     """The demo's own audit topic against its chains and signed checkpoints."""
-    from streams.audit.sealer import signing_key
-    from streams.audit.verify import verify_topic
+    from streams.audit.verify import verify_deployment
 
     if settings.audit_key_file is None:
         return "not checked: no JOINTUSE_AUDIT_KEY_FILE"
-    verifier = verify_topic(
-        settings.kafka_common(),
-        audit_topic=topology.audit,
-        checkpoints_topic=topology.audit_checkpoints,
-        key=signing_key(settings.audit_key_file).public_key(),
-        group_id=f"{settings.topic_prefix}.auditor.verify",
-    )
+    verifier = verify_deployment(settings)
     first = verifier.first
     if first is None:
         return f"hold: {verifier.events} events, {verifier.checkpoints_matched} checkpoints"
