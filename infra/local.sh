@@ -46,8 +46,14 @@ say() { printf '[infra] %s\n' "$*" >&2; }
 die() { say "error: $*"; exit "${2:-1}"; }
 
 mvn_quiet() {
-  # -B: no colours or prompts (CI has no stdin); -q: errors only.
-  mvn -B -q -Dstyle.color=never "$@"
+  # -B: no prompts (CI has no stdin); -q: errors only. Maven still writes colour resets to a
+  # terminal-less stdout, so its output goes to a log, shown when it fails.
+  mkdir -p "$LOCAL"
+  if ! mvn -B -q -Dstyle.color=never "$@" >"$LOCAL/maven.log" 2>&1; then
+    say "Maven failed; last lines of $LOCAL/maven.log:"
+    tail -n 20 "$LOCAL/maven.log" >&2
+    return 1
+  fi
 }
 
 fetch_kafka() {
