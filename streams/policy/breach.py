@@ -17,9 +17,10 @@ business became aware of it, in Japan's calendar (UTC+9), the first day not coun
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 SUBJECTS_THRESHOLD = 1_000  # more than this many is reportable
@@ -225,3 +226,103 @@ def draft_report(facts: IncidentFacts, lang: str) -> str:
     for number, (heading, body) in enumerate(zip(headings, sections, strict=True), start=1):
         lines += [f"## {number}. {heading}", "", *body, ""]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """What an incident concerns, resolved from audit events: pseudonymous subjects and where each
+    one's input was (so its source company can find its customer), never a record's value."""
+
+    subjects: frozenset[str]
+    recipients: tuple[str, ...]
+    sources: tuple[str, ...]
+    items: tuple[str, ...]
+    classes: tuple[str, ...]
+    deliveries: int
+    blocked: bool  # the canary stopped them: nothing was sent
+    inputs: tuple[tuple[str, str, str, int, int], ...]  # (subject, source, topic, partition, offset)
+
+
+def canary_exposure(events: Iterable[Mapping[str, Any]]) -> Exposure:
+    """The deliveries the leak canary blocked (audit events with reason ``leak_canary``)."""
+    hits = [e for e in events if e.get("reason") == "leak_canary" and e.get("leaks")]
+    leaks = [leak for e in hits for leak in e["leaks"]]
+    return _exposure(
+        hits,
+        recipients={str(leak["recipient"]) for leak in leaks},
+        items=set(),
+        classes={str(leak["class"]) for leak in leaks},
+        deliveries=sum(len({leak["recipient"] for leak in e["leaks"]}) for e in hits),  # one per recipient
+        blocked=True,
+    )
+
+
+def delivery_exposure(
+    events: Iterable[Mapping[str, Any]],
+    *,
+    recipient: str | None = None,
+    from_ms: int | None = None,
+    to_ms: int | None = None,
+    subjects: frozenset[str] | None = None,
+) -> Exposure:
+    """What was delivered (to ``recipient``, in ``[from_ms, to_ms)`` by processing time, of
+    ``subjects``): e.g. a recipient's systems were breached, and its copies may have leaked."""
+    chosen = []
+    deliveries = 0
+    recipients: set[str] = set()
+    items: set[str] = set()
+    for event in events:
+        at = int(event.get("processed_at_ms") or 0)
+        if (
+            event.get("status") != "shared"
+            or (from_ms is not None and at < from_ms)
+            or (to_ms is not None and at >= to_ms)
+        ):
+            continue
+        if subjects is not None and event.get("subject") not in subjects:
+            continue
+        reached = {r: d for r, d in (event.get("recipients") or {}).items() if recipient in (None, r)}
+        if not reached:
+            continue
+        chosen.append(event)
+        deliveries += len(reached)
+        recipients.update(reached)
+        items.update(i for d in reached.values() for i in d.get("items", ()))
+    # A delivery holds identifiers and the notice's items only: never a protected class.
+    return _exposure(
+        chosen, recipients=recipients, items=items, classes={"identifier", "item"}, deliveries=deliveries, blocked=False
+    )
+
+
+def _exposure(
+    events: list[Mapping[str, Any]],
+    *,
+    recipients: set[str],
+    items: set[str],
+    classes: set[str],
+    deliveries: int,
+    blocked: bool,
+) -> Exposure:
+    inputs = sorted(
+        {
+            (
+                str(e["subject"]),
+                str(e.get("source") or ""),
+                str(e["input"]["topic"]),
+                int(e["input"]["partition"]),
+                int(e["input"]["offset"]),
+            )
+            for e in events
+            if e.get("subject") and isinstance(e.get("input"), Mapping)
+        }
+    )
+    return Exposure(
+        subjects=frozenset(i[0] for i in inputs),
+        recipients=tuple(sorted(recipients)),
+        sources=tuple(sorted({i[1] for i in inputs if i[1]})),
+        items=tuple(sorted(items)),
+        classes=tuple(sorted(classes)),
+        deliveries=deliveries,
+        blocked=blocked,
+        inputs=tuple(inputs),
+    )

@@ -174,7 +174,9 @@ class Processor:
             for _, cls in canary.inspect(delivery, source=source, policy_version=decision.policy_version)
         )
         if leaks:  # fail closed: nothing of this record is sent
-            dead = self._dead(message, source, "leak_canary", "a delivery held a protected field", decision, schema_id)
+            dead = self._dead(
+                message, source, "leak_canary", "a delivery held a protected field", decision, schema_id, leaks
+            )
             return replace(dead, leaks=leaks, decision=decision, record=record)
         messages = []
         trace = trace_id(message)
@@ -211,6 +213,7 @@ class Processor:
         detail: str,
         decision: Decision | None = None,
         schema_id: int | None = None,
+        leaks: tuple[tuple[str, str], ...] = (),
     ) -> Outcome:
         headers: Headers = [
             *dead_letter_headers(message, reason, detail),
@@ -220,7 +223,7 @@ class Processor:
         if source is not None:
             # The raw copy stays inside the source company's boundary: its own dead-letter topic.
             out.append(OutMessage(self.topology.dead_letters(source), message.key, message.value, headers))
-        out.append(self._audit(message, source, decision, schema_id, trace_id(message), reason=reason))
+        out.append(self._audit(message, source, decision, schema_id, trace_id(message), reason=reason, leaks=leaks))
         dropped = tuple((d.path, d.cls) for d in decision.dropped) if decision else ()
         return Outcome(Status.INVALID, reason, source, tuple(out), {}, dropped)
 
@@ -234,6 +237,7 @@ class Processor:
         *,
         reason: str | None = None,
         now: dt.datetime | None = None,
+        leaks: tuple[tuple[str, str], ...] = (),
     ) -> OutMessage:
         key = message.key.decode("utf-8", "replace") if message.key is not None else ""
         subject = self.subjects.subject(source or "", key) if key else None
@@ -262,6 +266,8 @@ class Processor:
             "processed_at_ms": int((now or self.now()).timestamp() * 1000),
             "trace_id": trace,
             "processed_by": self.worker_id,
+            # What the leak canary caught, so that an incident can be resolved from the audit alone.
+            **({"leaks": [{"recipient": r, "class": c} for r, c in leaks]} if leaks else {}),
             **self.audit_extra,
         }
         return OutMessage(

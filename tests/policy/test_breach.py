@@ -14,8 +14,10 @@ from streams.policy.breach import (
     IncidentFacts,
     Trigger,
     assess,
+    canary_exposure,
     days_left,
     deadlines,
+    delivery_exposure,
     draft_report,
 )
 
@@ -110,3 +112,63 @@ def test_the_report_has_every_required_heading_in_order_and_marks_gaps(lang: str
 def test_a_report_is_drafted_in_japanese_or_english_only() -> None:
     with pytest.raises(ValueError):
         draft_report(_facts(), "fr")
+
+
+def _event(subject: str, **fields: object) -> dict[str, object]:
+    event: dict[str, object] = {
+        "subject": subject,
+        "source": "jcom",
+        "status": "shared",
+        "reason": "shared",
+        "recipients": {"jcom-insurance": {"purposes": ["jointuse.billing"], "items": ["name", "address"]}},
+        "processed_at_ms": 1_000,
+        "input": {"topic": "p.ingest.jcom.customer.v1", "partition": 1, "offset": int(subject[1:])},
+    }
+    event.update(fields)
+    return event
+
+
+def test_a_canary_exposure_counts_the_blocked_deliveries_and_their_classes() -> None:
+    events = [
+        _event(
+            "s1",
+            status="invalid",
+            reason="leak_canary",
+            recipients={},
+            leaks=[
+                {"recipient": "jcom-insurance", "class": "sensitive"},
+                {"recipient": "jcom-insurance", "class": "secrecy_of_communications"},
+            ],
+        ),
+        _event(
+            "s2",
+            status="invalid",
+            reason="leak_canary",
+            recipients={},
+            leaks=[{"recipient": "jcom-insurance", "class": "sensitive"}],
+        ),
+        _event("s3"),  # shared normally: not part of it
+    ]
+    exposure = canary_exposure(events)
+    assert exposure.subjects == {"s1", "s2"} and exposure.deliveries == 2 and exposure.blocked
+    assert exposure.classes == ("secrecy_of_communications", "sensitive")
+    assert [i[2:] for i in exposure.inputs] == [
+        ("p.ingest.jcom.customer.v1", 1, 1),
+        ("p.ingest.jcom.customer.v1", 1, 2),
+    ]
+    assert assess(subjects=len(exposure.subjects), classes=exposure.classes).triggers == {Trigger.SENSITIVE}
+
+
+def test_a_delivery_exposure_is_bounded_by_recipient_time_and_subjects() -> None:
+    events = [
+        _event("s1", processed_at_ms=500),
+        _event("s2"),
+        _event("s3", recipients={"jcom": {"purposes": [], "items": ["email"]}}),
+        _event("s4", status="withheld", recipients={}),
+        _event("s5", processed_at_ms=2_000),
+    ]
+    exposure = delivery_exposure(events, recipient="jcom-insurance", from_ms=1_000, to_ms=2_000)
+    assert exposure.subjects == {"s2"} and exposure.items == ("address", "name") and not exposure.blocked
+    assert delivery_exposure(events, subjects=frozenset({"s3", "s4"})).subjects == {"s3"}
+    assert delivery_exposure(events).deliveries == 4
+    assert "sensitive" not in delivery_exposure(events).classes

@@ -193,3 +193,36 @@ def test_audit_subjects_are_keyed_pseudonyms(policies: PolicySet) -> None:
     assert event["subject_key_id"] == KEYS.key_id
     other = SubjectKeys(b"another-subject-key-entirely")
     assert other.subject("jcom", record["customer_id"]) != event["subject"]
+
+
+def test_a_projector_fault_is_caught_by_the_canary_and_recorded_in_the_audit(
+    policies: PolicySet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault in the projection (simulated: every delivery gets the sensitive field back) is caught
+    by the independent canary; nothing is delivered, and the audit event names what was caught
+    (recipients and classes, never a value), so an incident can be resolved from the audit."""
+    from dataclasses import replace
+
+    registry = MemoryRegistry()
+    processor = _processor(policies, registry)
+    message = _message(registry, _record())
+    engine = processor._judges[GOVERNED.versions[0].name].engine
+    decide = engine.decide
+
+    def faulty(*args: Any, **kwargs: Any) -> Any:
+        decision = decide(*args, **kwargs)
+        leaked = {
+            r: replace(d, record={**d.record, "medical_history": SECRET + "medical"})
+            for r, d in decision.deliveries.items()
+        }
+        return replace(decision, deliveries=leaked)
+
+    monkeypatch.setattr(engine, "decide", faulty)
+    outcome = processor.process(message)
+    assert outcome.reason == "leak_canary" and _delivered(outcome) == []
+    event = _audit(outcome)
+    assert event["reason"] == "leak_canary"
+    assert event["leaks"] == [{"recipient": "jcom-insurance", "class": "sensitive"}]
+    assert SECRET not in json.dumps(event)
+    monkeypatch.undo()
+    assert "leaks" not in _audit(processor.process(message))
