@@ -41,6 +41,12 @@ class Topology:
         return f"{self.prefix}.audit-checkpoints.{SCHEMA_MAJOR}"
 
     @property
+    def incidents(self) -> str:
+        """Leak incidents (APPI Art. 26) as events keyed by incident id: canary hits written by the
+        workers, and what operators open, find, file and close (streams.policy.incidents)."""
+        return f"{self.prefix}.incidents.{SCHEMA_MAJOR}"
+
+    @property
     def rights(self) -> str:
         """Stop-of-use / erasure requests, compacted per subject (``source:customer_id``)."""
         return f"{self.prefix}.rights.{SCHEMA_MAJOR}"
@@ -107,6 +113,8 @@ class Topology:
             specs.append(TopicSpec(self.dead_letters(user.id), {"retention.ms": str(30 * 86_400_000)}))
         specs.append(TopicSpec(self.audit, {"retention.ms": "-1"}))
         specs.append(TopicSpec(self.audit_checkpoints, {"retention.ms": "-1"}))
+        # Incidents are evidence of the response (the PPC may ask years later): never deleted by age.
+        specs.append(TopicSpec(self.incidents, {"retention.ms": "-1"}, partitions=1))
         # One row per subject, the latest wins: compacted, never deleted by age.
         compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
         specs.append(TopicSpec(self.subject_index_changelog, compacted))

@@ -112,11 +112,31 @@ PSEUDONYM_KEY = "The subject's keyed pseudonym (HMAC-SHA256 of source and custom
 
 NOTICE_JSON: Mapping[str, Any] = {
     "type": "object",
-    "description": "Erase your copies of this subject: an erasure request or a passed retention. "
-    "Holds no personal data but the key.",
+    "description": "Erase your copies of this subject (an erasure request or a passed retention), or: a leak "
+    "incident concerns this customer of yours (leak_incident). Holds no personal data but the key.",
     "required": ["type", "recipient", "subject_key", "issued_at"],
     "properties": {
-        "type": {"type": "string", "enum": ["erasure", "retention_expired"]},
+        "type": {"type": "string", "enum": ["erasure", "retention_expired", "leak_incident"]},
+        "incident_id": {"type": "string", "description": "The incident (leak_incident); see `jointuse incident`."},
+        "subject": {
+            "type": ["string", "null"],
+            "description": "The subject's pseudonym, as in the audit (leak_incident).",
+        },
+        "recipients": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Who received the record, or would have if it was blocked (leak_incident).",
+        },
+        "classes": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "The classes of data concerned, never their values (leak_incident).",
+        },
+        "blocked": {"type": "boolean", "description": "The leak canary stopped it: nothing was sent (leak_incident)."},
+        "input": {
+            "type": ["object", "null"],
+            "description": "Where the record was on your ingest topic (leak_incident).",
+        },
         "recipient": {"type": "string", "description": "The company told."},
         "subject_key": {
             "type": "string",
@@ -177,6 +197,17 @@ CHECKPOINT_JSON: Mapping[str, Any] = {
     "type": "object",
     "description": "A writer's audit chain head in one partition, with an Ed25519 signature over it.",
     "properties": {"checkpoint": {"type": "object"}, "signature": {"type": "string"}},
+}
+INCIDENT_JSON: Mapping[str, Any] = {
+    "type": "object",
+    "description": "One event of a leak incident (APPI Art. 26): a canary hit, or an operator's open, finding, "
+    "filed report or close. Names and counts only, never a value.",
+    "required": ["type", "incident_id", "at_ms"],
+    "properties": {
+        "type": {"type": "string", "enum": ["opened", "canary_hit", "finding", "filed", "closed"]},
+        "incident_id": {"type": "string"},
+        "at_ms": {"type": "integer"},
+    },
 }
 CHANGELOG_JSON: Mapping[str, Any] = {
     "type": "object",
@@ -319,6 +350,13 @@ def _internal(address: str, topology: Topology) -> Channel:
             "`<writer>/<audit partition>`, UTF-8",
             JSON,
             CHECKPOINT_JSON,
+        ),
+        topology.incidents: (
+            "incidents",
+            "Leak incidents as events, read by the privacy desk: `jointuse incident list|report`.",
+            "The incident id, UTF-8",
+            JSON,
+            INCIDENT_JSON,
         ),
         topology.rights: (
             "rights",

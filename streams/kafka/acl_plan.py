@@ -5,8 +5,9 @@
 - the pipeline reads every ingest topic and writes deliveries, dead letters and the audit topic,
   with groups and transactional ids named ``<prefix>.pipeline*``;
 - the retention job reads the delivery topics and writes tombstones and notices;
-- the auditor (the privacy desk) reads the audit and provision-record topics and writes rights
-  requests and corrections, with groups named ``<prefix>.auditor.*``;
+- the auditor (the privacy desk) reads the audit and provision-record topics, writes rights
+  requests and corrections, keeps the incidents and writes their notices, with groups named
+  ``<prefix>.auditor.*``;
 - each foreign recipient reads only its own foreign topic;
 - nobody else gets anything: the broker denies what no ACL allows.
 """
@@ -81,6 +82,8 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     # Each writer's checkpoints: written with its audit events, read back to recover its chains.
     acls += _topic(pipeline, topology.audit_checkpoints, "write", "read")
     acls += _topic(pipeline, topology.rights, "read")
+    # Canary hits open incidents in the transaction that blocked them; every worker reads them for its metrics.
+    acls += _topic(pipeline, topology.incidents, "write", "read")
     # The subject index (a pipeline app) keeps its rows in a changelog it writes and reads back.
     acls += _topic(pipeline, topology.subject_index_changelog, "write", "read")
     acls += _topic(pipeline, topology.corrections, "read")
@@ -106,12 +109,19 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     # Rights requests come in through the privacy desk, which is the auditor's principal.
     acls += _topic(auditor, topology.rights, "write", "read")
     acls += _topic(auditor, topology.corrections, "write")
+    # The privacy desk opens, files and closes incidents, and tells source companies whom one concerns.
+    acls += _topic(auditor, topology.incidents, "write", "read")
+    acls += _topic(auditor, f"{topology.prefix}.notices.", "write", pattern="prefixed")
     for recipient in policy.foreign_provision.recipients:
         principals.append(recipient.id)
         acls += _topic(_user(recipient.id), topology.foreign(recipient.id), "read")
         acls += _topic(_user(recipient.id), topology.notices(recipient.id), "read")
         acls.append(Acl("group", company_group_prefix(topology, recipient.id), "prefixed", _user(recipient.id), "read"))
     acls.append(Acl("group", f"{topology.prefix}.auditor.", "prefixed", auditor, "read"))
+    # An incident and its notices are written in one transaction.
+    acls += [
+        Acl("transactional_id", f"{topology.prefix}.auditor.", "prefixed", auditor, op) for op in ("write", "describe")
+    ]
     return AccessPlan(tuple(principals), frozenset(acls))
 
 

@@ -74,6 +74,19 @@ def build() -> dashboard.Dashboard:
             )
         )
         .with_panel(
+            stat.Panel()
+            .title("Leak incidents open, and days to the next PPC report")
+            .description(
+                "Incidents opened by the leak canary or an operator and not closed, and the days (in Japan) "
+                "until the next report on one of them is due (negative: overdue). `jointuse incident list`."
+            )
+            .datasource(DATASOURCE)
+            .with_target(_target("A", Query("max(jointuse_incidents_open)", "open")))
+            .with_target(_target("B", Query("min(jointuse_incident_report_days_left)", "days left")))
+            .height(8)
+            .span(6)
+        )
+        .with_panel(
             _series(
                 "Deliveries per recipient per minute",
                 "Records delivered to each joint user, per minute (5-minute rate).",

@@ -8,6 +8,8 @@ the path ``<unknown>``). Never a customer id, never a value.
 from __future__ import annotations
 
 import collections
+import datetime as dt
+import math
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,6 +23,7 @@ from streams.kafka.lag import PartitionLag
 from streams.messages import InMessage, Outcome
 from streams.policy.classification import UNKNOWN
 from streams.policy.decision import Status
+from streams.policy.incidents import IncidentBook
 from streams.processors.erasure import ErasureOutcome
 from streams.processors.foreign import ForeignOutcome
 
@@ -190,6 +193,30 @@ class RightsMetrics:
             self.requests.labels(outcome.reason).inc()
             if outcome.tombstones:
                 self.tombstones.inc(outcome.tombstones)
+
+
+class IncidentMetrics:
+    """Leak incidents (APPI Art. 26) as this worker's copy of the incidents topic has them."""
+
+    def __init__(self, registry: CollectorRegistry, book: Callable[[], IncidentBook]) -> None:
+        self.open = Gauge(
+            "jointuse_incidents_open",
+            "Leak incidents opened (by the leak canary or an operator) and not closed.",
+            registry=registry,
+        )
+        self.open.set_function(lambda: float(len(book().open())))
+        self.days_left = Gauge(
+            "jointuse_incident_report_days_left",
+            "Days (in Japan) until the next report to the PPC is due, over the open reportable incidents; "
+            "negative once overdue, NaN when none is due.",
+            registry=registry,
+        )
+
+        def days_left() -> float:
+            due = book().next_deadline(dt.datetime.now(dt.UTC))
+            return math.nan if due is None else float(due[2])
+
+        self.days_left.set_function(days_left)
 
 
 class IndexMetrics:

@@ -13,12 +13,14 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from streams.errors import ConfigError
+from streams.incidents.store import IncidentView
 from streams.kafka.lag import LagMonitor
 from streams.observability.health import HealthServer
-from streams.observability.metrics import PipelineMetrics
+from streams.observability.metrics import IncidentMetrics, PipelineMetrics
 from streams.policy.model import Policy
 from streams.serde.registry import Registry
 from streams.settings import Settings
+from streams.topology import Topology
 
 log = logging.getLogger("jointuse.worker")
 CHECK_TTL_SECONDS = 5.0
@@ -81,6 +83,13 @@ class Telemetry(Collector):
                 "set JOINTUSE_METRICS_PORT (0 picks a free port)"
             ) from exc
         self.lag = LagMonitor(settings, group_id, topics, self.metrics.set_lag)
+        self.incidents = IncidentView(
+            settings.kafka_common(),
+            Topology(settings.topic_prefix).incidents,
+            group_id=f"{settings.topic_prefix}.pipeline.incident-view",
+        )
+        # Not a readiness check: a worker decides records just as well without its incident copy.
+        IncidentMetrics(self.registry, lambda: self.incidents.book)
         self.registry.register(self)
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
@@ -100,9 +109,11 @@ class Telemetry(Collector):
     def start(self) -> Telemetry:
         self.server.start()
         self.lag.start()
+        self.incidents.start(timeout=None)  # not awaited: the incidents are for operators, not for deciding
         log.info("metrics and health endpoints on port %d", self.server.port)
         return self
 
     def stop(self) -> None:
         self.lag.stopping.set()
+        self.incidents.stop()
         self.server.stop()

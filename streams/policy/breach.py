@@ -17,8 +17,8 @@ business became aware of it, in Japan's calendar (UTC+9), the first day not coun
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -241,6 +241,14 @@ class Exposure:
     deliveries: int
     blocked: bool  # the canary stopped them: nothing was sent
     inputs: tuple[tuple[str, str, str, int, int], ...]  # (subject, source, topic, partition, offset)
+    reached: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # subject -> its recipients here
+
+    def first_inputs(self) -> list[tuple[str, str, str, int, int]]:
+        """One input per subject (its first): where to find the customer a notice is about."""
+        seen: dict[str, tuple[str, str, str, int, int]] = {}
+        for found in self.inputs:
+            seen.setdefault(found[0], found)
+        return list(seen.values())
 
 
 def canary_exposure(events: Iterable[Mapping[str, Any]]) -> Exposure:
@@ -254,6 +262,7 @@ def canary_exposure(events: Iterable[Mapping[str, Any]]) -> Exposure:
         classes={str(leak["class"]) for leak in leaks},
         deliveries=sum(len({leak["recipient"] for leak in e["leaks"]}) for e in hits),  # one per recipient
         blocked=True,
+        recipients_of=lambda e: {str(leak["recipient"]) for leak in e["leaks"]},
     )
 
 
@@ -268,6 +277,7 @@ def delivery_exposure(
     """What was delivered (to ``recipient``, in ``[from_ms, to_ms)`` by processing time, of
     ``subjects``): e.g. a recipient's systems were breached, and its copies may have leaked."""
     chosen = []
+    reached_by: dict[int, set[str]] = {}
     deliveries = 0
     recipients: set[str] = set()
     items: set[str] = set()
@@ -285,12 +295,19 @@ def delivery_exposure(
         if not reached:
             continue
         chosen.append(event)
+        reached_by[id(event)] = set(reached)
         deliveries += len(reached)
         recipients.update(reached)
         items.update(i for d in reached.values() for i in d.get("items", ()))
     # A delivery holds identifiers and the notice's items only: never a protected class.
     return _exposure(
-        chosen, recipients=recipients, items=items, classes={"identifier", "item"}, deliveries=deliveries, blocked=False
+        chosen,
+        recipients=recipients,
+        items=items,
+        classes={"identifier", "item"},
+        deliveries=deliveries,
+        blocked=False,
+        recipients_of=lambda e: reached_by[id(e)],
     )
 
 
@@ -302,7 +319,12 @@ def _exposure(
     classes: set[str],
     deliveries: int,
     blocked: bool,
+    recipients_of: Callable[[Mapping[str, Any]], set[str]],
 ) -> Exposure:
+    reached: dict[str, set[str]] = {}
+    for event in events:
+        if event.get("subject"):
+            reached.setdefault(str(event["subject"]), set()).update(recipients_of(event))
     inputs = sorted(
         {
             (
@@ -325,4 +347,5 @@ def _exposure(
         deliveries=deliveries,
         blocked=blocked,
         inputs=tuple(inputs),
+        reached={subject: tuple(sorted(r)) for subject, r in reached.items()},
     )

@@ -31,6 +31,7 @@ from streams.messages import (
 from streams.policy.canary import LeakCanary
 from streams.policy.decision import Decision, Status
 from streams.policy.engine import DEFAULT_MAX_CLOCK_SKEW, Engine
+from streams.policy.incidents import canary_hit_event, canary_incident_id, leak_notice
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.policy.pseudonym import SubjectKeys
@@ -177,7 +178,8 @@ class Processor:
             dead = self._dead(
                 message, source, "leak_canary", "a delivery held a protected field", decision, schema_id, leaks
             )
-            return replace(dead, leaks=leaks, decision=decision, record=record)
+            opened = self._incident(message, source, key, decision, leaks, now)
+            return replace(dead, messages=dead.messages + opened, leaks=leaks, decision=decision, record=record)
         messages = []
         trace = trace_id(message)
         for recipient, delivery in decision.deliveries.items():
@@ -203,6 +205,46 @@ class Processor:
             tuple((d.path, d.cls) for d in decision.dropped),
             decision=decision,
             record=record,
+        )
+
+    def _incident(
+        self,
+        message: InMessage,
+        source: str,
+        key: str,
+        decision: Decision,
+        leaks: tuple[tuple[str, str], ...],
+        now: dt.datetime,
+    ) -> tuple[OutMessage, ...]:
+        """A canary hit opens (or adds to) the day's leak incident, and the source company is told
+        which of its customers it concerns, in the transaction that would have sent the deliveries.
+        Neither message holds a value of the record."""
+        incident_id = canary_incident_id(decision.policy_version, now)
+        subject = self.subjects.subject(source, key) if key else None
+        where = (message.topic, message.partition, message.offset)
+        hit = canary_hit_event(
+            incident_id,
+            at=now,
+            subject=subject,
+            source=source,
+            policy_version=decision.policy_version,
+            input_at=where,
+            leaks=leaks,
+        )
+        notice = leak_notice(
+            incident_id,
+            company=source,
+            subject=subject,
+            subject_key=f"{source}:{key}" if key else None,
+            recipients=(r for r, _ in leaks),
+            classes=(c for _, c in leaks),
+            blocked=True,
+            input_at=where,
+            issued_at=now,
+        )
+        return (
+            OutMessage(self.topology.incidents, incident_id.encode(), hit, list(self.extra_headers)),
+            OutMessage(self.topology.notices(source), f"{source}:{key}".encode(), notice, list(self.extra_headers)),
         )
 
     def _dead(

@@ -14,7 +14,8 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from streams.observability.dashboard import OUTPUT, render
-from streams.observability.metrics import IndexMetrics, PipelineMetrics, RightsMetrics
+from streams.observability.metrics import IncidentMetrics, IndexMetrics, PipelineMetrics, RightsMetrics
+from streams.policy.incidents import IncidentBook
 from streams.quality.monitor import QualityMetrics
 from tests.local_tools import local_tool
 
@@ -48,6 +49,7 @@ def exported_names() -> set[str]:
     QualityMetrics(registry)
     RightsMetrics(registry, lambda: 0, lambda: 0)
     IndexMetrics(registry)
+    IncidentMetrics(registry, IncidentBook)
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "info": ["_info"], "gauge": [""]}
     names = {family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]}
     names.add("jointuse_dependency_up")  # collected at scrape time by streams.observability.telemetry.Telemetry
@@ -106,9 +108,10 @@ def test_dashboard_queries_parse(tmp_path: Path) -> None:
 
 def test_the_on_call_panels_come_first() -> None:
     titles = [p["title"].lower() for p in panels()]
-    first = " ".join(titles[:6])
+    first = " ".join(titles[:7])
     for topic in (
         "leak canary",
+        "leak incidents open",
         "deliveries per recipient per minute",
         "dead letters by reason",
         "lag per partition",

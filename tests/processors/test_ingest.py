@@ -224,5 +224,32 @@ def test_a_projector_fault_is_caught_by_the_canary_and_recorded_in_the_audit(
     assert event["reason"] == "leak_canary"
     assert event["leaks"] == [{"recipient": "jcom-insurance", "class": "sensitive"}]
     assert SECRET not in json.dumps(event)
+    # The same transaction opens the day's incident and tells the source company which customer.
+    (hit,) = [m for m in outcome.messages if m.topic == T.incidents]
+    (notice,) = [m for m in outcome.messages if m.topic == T.notices("jcom")]
+    incident_id = f"canary-20260601-{event['policy_version']}"
+    assert hit.key == incident_id.encode()
+    assert json.loads(hit.value or b"") | {"at_ms": 0} == {
+        "type": "canary_hit",
+        "incident_id": incident_id,
+        "at_ms": 0,
+        "subject": event["subject"],
+        "source": "jcom",
+        "policy_version": event["policy_version"],
+        "input": {"topic": T.ingest("jcom"), "partition": 0, "offset": 0},
+        "leaks": [{"recipient": "jcom-insurance", "class": "sensitive"}],
+    }
+    told = json.loads(notice.value or b"")
+    assert (told["type"], told["recipient"], told["subject_key"]) == (
+        "leak_incident",
+        "jcom",
+        f"jcom:{_record()['customer_id']}",
+    )
+    assert (told["recipients"], told["classes"], told["blocked"]) == (["jcom-insurance"], ["sensitive"], True)
+    for written in outcome.messages:
+        if written.topic != T.dead_letters("jcom"):  # the raw copy stays in the source's own dead letters
+            assert SECRET.encode() not in (written.value or b"")
     monkeypatch.undo()
-    assert "leaks" not in _audit(processor.process(message))
+    healthy = processor.process(message)
+    assert "leaks" not in _audit(healthy)
+    assert not [m for m in healthy.messages if m.topic in (T.incidents, T.notices("jcom"))]

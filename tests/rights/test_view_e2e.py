@@ -7,9 +7,10 @@ import time
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
+from streams.kafka.follow import _lag
 from streams.kafka.reader import reader
 from streams.policy.rights import RightsAction
-from streams.rights.view import RightsView, _lag
+from streams.rights.view import RightsView
 from streams.settings import Settings
 from tests.runtime.helpers import setup_topics
 
