@@ -13,7 +13,8 @@ from pydantic import SecretStr
 
 from streams.cli.client import produce_lines
 from streams.devtools.processes import start_worker, stop_worker
-from streams.errors import SubjectIndexUnavailable
+from streams.errors import ClusterError, SubjectIndexUnavailable
+from streams.incidents.store import Opened, open_incident
 from streams.kafka.acl_plan import AUDITOR_PRINCIPAL, PIPELINE_PRINCIPAL, company_group_prefix, diff_access, plan_access
 from streams.kafka.acls import apply_acls, current_acls, upsert_scram
 from streams.policy.loader import PolicySet, parse_policy
@@ -199,3 +200,34 @@ def test_pipeline_works_end_to_end_under_acls(
             except SubjectIndexUnavailable:
                 time.sleep(1)
     assert row is not None and row.recipients and len(row.corrections) == 1
+
+    # The privacy desk opens an incident under its own principal: it reads the audit and writes the
+    # incident with its notices in one transaction. It cannot read a raw record (an ingest topic), so
+    # it opens without the customers' keys; asked for them, it is refused.
+    def open_as_desk(resolve_keys: bool) -> Opened | None:
+        return open_incident(
+            auditor,
+            by=AUDITOR_PRINCIPAL,
+            reason="a check under ACLs",
+            recipient="jcom-insurance",
+            from_time=None,
+            to_time=None,
+            subjects=None,
+            financial_harm=False,
+            wrongful_purpose=False,
+            resolve_keys=resolve_keys,
+        )
+
+    with pytest.raises(ClusterError):
+        open_as_desk(resolve_keys=True)
+    opened = open_as_desk(resolve_keys=False)
+    subjects = {e["subject"] for e in events if "jcom-insurance" in e["recipients"]}
+    assert opened is not None and opened.notices == opened.without_key == len(subjects)
+    told = read_topic(
+        jcom,
+        topology.notices("jcom"),
+        expected=opened.notices,
+        timeout=60,
+        group=company_group_prefix(topology, "jcom") + "notices",
+    )
+    assert {json.loads(m.value())["subject"] for m in told} == subjects
