@@ -75,13 +75,18 @@ def kafka(settings: Settings) -> Iterator[Settings]:
     except Exception as exc:  # pragma: no cover - only when the broker is down
         pytest.fail(f"no Kafka broker at {settings.bootstrap_servers} ({exc}); run `make infra-up`")
     yield settings
-    _delete_topics_made_since(admin, before)
+    _delete_topics_of_this_session(admin, before)
 
 
-def _delete_topics_made_since(admin: Any, before: set[str]) -> None:
+def _delete_topics_of_this_session(admin: Any, before: set[str]) -> None:
     """Each test makes its own topics. Left behind, they add up over runs on one broker (thousands of
-    partitions) until its heap runs out; seen after a few runs on a developer's checkout."""
-    made = sorted(set(admin.list_topics(timeout=15).topics) - before - {"__consumer_offsets", "__transaction_state"})
+    partitions) until its heap runs out; seen after a few runs on a developer's checkout.
+
+    Only this session's topics go: those named with a suffix ``new_suffix`` gave out here. Another test
+    session may be running on the same broker (a crash-test loop next to a full run), and deleting
+    whatever appeared meanwhile once took its topics away mid-test."""
+    appeared = set(admin.list_topics(timeout=15).topics) - before
+    made = sorted(t for t in appeared if any(suffix in t for suffix in _ISSUED))
     for start in range(0, len(made), 200):
         for future in admin.delete_topics(made[start : start + 200], operation_timeout=60).values():
             try:
@@ -90,10 +95,20 @@ def _delete_topics_made_since(admin: Any, before: set[str]) -> None:
                 continue
 
 
+_ISSUED: set[str] = set()  # every suffix ``new_suffix`` gave out in this session
+
+
+def new_suffix() -> str:
+    """A suffix for topic names and group ids, whose topics this session deletes at its end."""
+    suffix = uuid.uuid4().hex[:12]
+    _ISSUED.add(suffix)
+    return suffix
+
+
 @pytest.fixture
 def unique() -> str:
     """A per-test suffix for topic names and group ids."""
-    return uuid.uuid4().hex[:12]
+    return new_suffix()
 
 
 @pytest.fixture

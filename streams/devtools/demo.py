@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import sys
@@ -105,6 +106,7 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
     table.add_row("throughput (produce → all audited)", f"{produced / elapsed:,.0f} records/s")
     table.add_row("worker /metrics: jointuse_records_in_total", f"{scraped.get('jointuse_records_in', 0):,.0f}")
     table.add_row("worker /metrics: jointuse_leak_canary_total", f"{scraped.get('jointuse_leak_canary', 0):,.0f}")
+    table.add_row("worker /metrics: jointuse_incidents_open", f"{scraped.get('jointuse_incidents_open', 0):,.0f}")
     console.print(table)
     if keep:
         _remember(settings, worker.pid)
@@ -188,7 +190,8 @@ def _shown(path: Path) -> str:
 
 
 def _scrape(host: str, port: int) -> dict[str, float]:
-    """Totals of the worker's counters, read from its /metrics endpoint ({} if it cannot be read)."""
+    """Totals of the worker's counters and the sums of its gauges, read from its /metrics endpoint
+    ({} if it cannot be read)."""
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
@@ -199,7 +202,11 @@ def _scrape(host: str, port: int) -> dict[str, float]:
     except OSError:
         return {}
     return {
-        family.name: sum(s.value for s in family.samples if s.name.endswith("_total"))
+        family.name: sum(
+            s.value
+            for s in family.samples
+            if s.name.endswith("_total") or (family.type == "gauge" and not math.isnan(s.value))
+        )
         for family in text_string_to_metric_families(text)
     }
 

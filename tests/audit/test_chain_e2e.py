@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from typing import Any
 
 import pytest
@@ -17,6 +16,7 @@ from confluent_kafka import Producer
 from streams.kafka.admin import create_topics
 from streams.settings import Settings
 from streams.topology import TopicSpec, Topology
+from tests.conftest import new_suffix
 from tests.runtime.helpers import produce_generated, read_topic, running_worker, setup_topics
 
 pytestmark = pytest.mark.kafka
@@ -38,7 +38,7 @@ def verify(settings: Settings, *args: str) -> tuple[int, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def chained(kafka: Settings) -> tuple[Settings, Topology, list[list[bytes]]]:
     """A pipeline run: two workers of each runtime one after the other, the audit topic by partition."""
-    settings = kafka.model_copy(update={"topic_prefix": f"ac{int(time.time() * 1000)}", "audit_checkpoint_events": 50})
+    settings = kafka.model_copy(update={"topic_prefix": f"ac{new_suffix()}", "audit_checkpoint_events": 50})
     topology = setup_topics(settings, partitions=3)
     total = 0
     for runtime, worker_id in (("faust", "a0"), ("confluent", "b0"), ("faust", "a0")):  # a0 twice: recovery
