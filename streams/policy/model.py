@@ -159,6 +159,68 @@ class ForeignProvision(_Frozen):
     recipients: tuple[ForeignRecipient, ...] = Field(default=(), description="Known foreign recipients.")
 
 
+_TABLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+TableId = Annotated[str, _matches(_TABLE_ID, "statistics table id")]
+DimensionName = Literal["prefecture", "age_band", "gender", "service", "plan", "payment_status", "purpose"]
+# The item a dimension reads: a table may only use a dimension whose item the notice names.
+DIMENSION_ITEMS: dict[str, str | None] = {
+    "prefecture": "address",
+    "age_band": "birth_date",
+    "gender": "gender",
+    "service": "service_usage",
+    "plan": "service_usage",
+    "payment_status": "payment_status",
+    "purpose": None,  # the purposes a record is shared for: the notice's own list
+}
+# Dimensions whose values are the record's free text: each needs a closed list of values here.
+CATEGORICAL = ("gender", "service", "plan", "payment_status")
+
+
+class StatsTable(_Frozen):
+    """One statistics table (統計加工): counts of distinct subjects per cell, per window."""
+
+    id: TableId = Field(description="Stable id; the table is published to <prefix>.stats.<id>.v1.")
+    window: Literal["daily", "weekly"] = Field(description="Tumbling window in Japan's calendar (weeks start Monday).")
+    dimensions: tuple[DimensionName, ...] = Field(
+        min_length=1, max_length=3, description="What the cells are broken down by (at most 3)."
+    )
+    recipients: tuple[CompanyId, ...] = Field(min_length=1, description="Joint users the table is published to.")
+
+
+class Statistics(_Frozen):
+    """Statistics from the shared records, with disclosure control (see docs/statistics.md)."""
+
+    k: int = Field(10, ge=2, description="A published cell counts at least this many subjects.")
+    age_bands: tuple[int, ...] = Field(
+        (20, 30, 40, 50, 60, 70),
+        description="Ages where a new band starts, ascending; the first band is 0 to the first.",
+    )
+    values: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="The closed list of values of each categorical dimension (gender, service, plan, "
+        "payment_status); anything else counts as 'other'.",
+    )
+    tables: tuple[StatsTable, ...] = Field(default=(), description="The tables published.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Statistics:
+        if list(self.age_bands) != sorted(set(self.age_bands)) or any(a <= 0 for a in self.age_bands):
+            raise ValueError("statistics.age_bands must be ascending whole ages above 0")
+        for name, listed in self.values.items():
+            if name not in CATEGORICAL:
+                raise ValueError(f"statistics.values: {name!r} is not a categorical dimension")
+            if len(set(listed)) != len(listed) or not listed:
+                raise ValueError(f"statistics.values.{name}: must be a non-empty list without repeats")
+        _unique("statistics table", [t.id for t in self.tables])
+        for table in self.tables:
+            if len(set(table.dimensions)) != len(table.dimensions):
+                raise ValueError(f"statistics table {table.id!r}: a dimension is listed twice")
+            for name in table.dimensions:
+                if name in CATEGORICAL and name not in self.values:
+                    raise ValueError(f"statistics table {table.id!r}: {name} needs statistics.values.{name}")
+        return self
+
+
 class Policy(_Frozen):
     """One published version of a joint-use notice, as enforced by the pipeline."""
 
@@ -170,6 +232,7 @@ class Policy(_Frozen):
     foreign_provision: ForeignProvision = Field(
         default_factory=ForeignProvision, description="Third-party provision abroad."
     )
+    statistics: Statistics = Field(default_factory=Statistics, description="Statistics tables (統計加工).")
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -199,6 +262,18 @@ class Policy(_Frozen):
             unknown_items = set(recipient.items) - item_ids
             if unknown_items:
                 raise ValueError(f"foreign recipient {recipient.id!r} names unknown items {sorted(unknown_items)}")
+        for table in self.statistics.tables:
+            if not self.notice.statistical_processing:
+                raise ValueError(f"statistics table {table.id!r}: the notice does not publish statistical processing")
+            for name in table.dimensions:
+                item = DIMENSION_ITEMS[name]
+                if item is not None and item not in item_ids:
+                    raise ValueError(
+                        f"statistics table {table.id!r}: {name} reads {item}, which the notice does not name"
+                    )
+            strangers = sorted(set(table.recipients) - {u.id for u in self.joint_users})
+            if strangers:
+                raise ValueError(f"statistics table {table.id!r}: recipients {strangers} are not joint users")
         return self
 
     @property

@@ -1,0 +1,327 @@
+"""Statistics from shared records (統計加工) that cannot be traced back to a customer. Pure.
+
+A table counts distinct subjects per cell of its dimensions in one window. Before it is published:
+
+- **Primary suppression**: a cell with fewer than ``k`` subjects is not published. Neither is an
+  empty cell: a published cell always counts ``k`` or more.
+- **Margins**: the total, and for a table of two or three dimensions the margins of each dimension
+  (the count per value). A dimension's margins are published only if none of them is below ``k``
+  but above 0; a value with no subject is left out (it discloses nobody).
+- **Complementary suppression**: an attacker knows the published cells, margins and total, that
+  counts are whole and not negative. For every suppressed cell with 1 to ``k - 1`` subjects, the
+  publication keeps a *move*: a change of the suppressed cells by whole numbers that changes that
+  cell by one, keeps every published margin and the total, and keeps every count at 0 or more. Two
+  tables differing by the move publish the same thing, so the cell's count cannot be recovered
+  exactly. Moves are a pair of cells differing only in dimensions whose margins are not published,
+  or the four corners of a rectangle in two dimensions. Where no move exists, the cheapest one is
+  made by suppressing more cells (fewest subjects hidden), else a dimension's margins are withheld.
+
+An empty suppressed cell may be deducible as empty (e.g. every subject of a margin is in published
+cells): that discloses no one, and protecting empty cells too would suppress most tables.
+docs/statistics.md has the argument; tests/policy/test_statistics.py checks it against a linear
+programme that solves for every suppressed cell.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from streams.policy.model import CATEGORICAL, Policy, Statistics, StatsTable
+
+OTHER = "other"  # a value not in the closed list, or none at all
+PREFECTURES = (
+    "北海道", "青森県", "岩手県", "宮城県", "秋田県", "山形県", "福島県", "茨城県", "栃木県", "群馬県",
+    "埼玉県", "千葉県", "東京都", "神奈川県", "新潟県", "富山県", "石川県", "福井県", "山梨県", "長野県",
+    "岐阜県", "静岡県", "愛知県", "三重県", "滋賀県", "京都府", "大阪府", "兵庫県", "奈良県", "和歌山県",
+    "鳥取県", "島根県", "岡山県", "広島県", "山口県", "徳島県", "香川県", "愛媛県", "高知県", "福岡県",
+    "佐賀県", "長崎県", "熊本県", "大分県", "宮崎県", "鹿児島県", "沖縄県",
+)  # fmt: skip
+Cell = tuple[str, ...]
+
+
+def age_labels(stats: Statistics) -> tuple[str, ...]:
+    edges = (0, *stats.age_bands)
+    bands = [f"{low}-{high - 1}" for low, high in itertools.pairwise(edges)]
+    return (*bands, f"{edges[-1]}+", OTHER)
+
+
+def domain(name: str, policy: Policy) -> tuple[str, ...]:
+    """Every value a dimension can take: a closed list, known to anyone reading the table."""
+    stats = policy.statistics
+    if name == "prefecture":
+        return (*PREFECTURES, OTHER)
+    if name == "age_band":
+        return age_labels(stats)
+    if name == "purpose":
+        return tuple(p.id for p in policy.purposes)
+    if name in CATEGORICAL:
+        return (*stats.values[name], OTHER)
+    raise ValueError(f"unknown dimension {name}")
+
+
+def _prefecture(address: Any) -> str:
+    if isinstance(address, str):
+        for prefecture in PREFECTURES:
+            if address.startswith(prefecture):
+                return prefecture
+    return OTHER
+
+
+def _birth_date(value: Any) -> dt.date | None:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return dt.date(1970, 1, 1) + dt.timedelta(days=value)  # Avro's date: days since 1970-01-01
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def _age_band(value: Any, on: dt.date, stats: Statistics) -> str:
+    born = _birth_date(value)
+    if born is None or born > on:
+        return OTHER
+    age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+    labels = age_labels(stats)
+    for index, edge in enumerate(stats.age_bands):
+        if age < edge:
+            return labels[index]
+    return labels[len(stats.age_bands)]
+
+
+def _listed(value: Any, allowed: Sequence[str]) -> str:
+    return value if isinstance(value, str) and value in allowed else OTHER
+
+
+def record_cells(
+    record: Mapping[str, Any], table: StatsTable, policy: Policy, *, purposes: Iterable[str], on: dt.date
+) -> frozenset[Cell]:
+    """The cells one shared record counts in: one per (service, plan) it uses and purpose it is
+    shared for, when the table has those dimensions. ``on``: the window's first day (ages)."""
+    stats = policy.statistics
+    values = stats.values
+    listed = record.get("service_usage")
+    usages: list[Any] = listed if isinstance(listed, list) else []
+    pairs = {
+        (_listed(u.get("service"), values.get("service", ())), _listed(u.get("plan"), values.get("plan", ())))
+        for u in usages
+        if isinstance(u, Mapping)
+    } or {(OTHER, OTHER)}
+    payment = record.get("payment_status")
+    single = {
+        "prefecture": _prefecture(record.get("address")),
+        "age_band": _age_band(record.get("birth_date"), on, stats),
+        "gender": _listed(record.get("gender"), values.get("gender", ())),
+        "payment_status": _listed(
+            payment.get("status") if isinstance(payment, Mapping) else None, values.get("payment_status", ())
+        ),
+    }
+    known_purposes = {p.id for p in policy.purposes}
+    shared_for = sorted(set(purposes) & known_purposes)
+    choices: list[list[dict[str, str]]] = []
+    if "service" in table.dimensions or "plan" in table.dimensions:
+        choices.append([{"service": s, "plan": p} for s, p in sorted(pairs)])
+    if "purpose" in table.dimensions:
+        if not shared_for:
+            return frozenset()  # shared for no purpose: nothing to count
+        choices.append([{"purpose": p} for p in shared_for])
+    cells = set()
+    for combination in itertools.product(*choices):
+        found = dict(single)
+        for part in combination:
+            found.update(part)
+        cells.add(tuple(found[name] for name in table.dimensions))
+    return frozenset(cells)
+
+
+def count_cells(cells_by_subject: Mapping[str, Iterable[Cell]]) -> Counter[Cell]:
+    """Distinct subjects per cell: a subject counts once in each cell it was in during the window."""
+    counts: Counter[Cell] = Counter()
+    for cells in cells_by_subject.values():
+        counts.update(set(cells))
+    return counts
+
+
+@dataclass(frozen=True)
+class Publication:
+    """What is published of one table in one window. Every cell not in ``cells`` is suppressed
+    (fewer than ``k`` subjects, empty, or hidden to protect another)."""
+
+    table: str
+    dimensions: tuple[str, ...]
+    k: int
+    cells: Mapping[Cell, int]
+    margins: Mapping[str, Mapping[str, int]]  # dimension → value → subjects (values with 0 left out)
+    total: int | None
+    sensitive: int  # cells with 1 to k-1 subjects, all suppressed
+    complementary: int  # cells with k or more subjects suppressed to protect a sensitive one
+    withheld_margins: tuple[str, ...]  # dimensions whose margins were withheld to protect a cell
+
+
+class _Table:
+    """The counts as an array over the full domain, with the suppression state."""
+
+    def __init__(self, counts: Mapping[Cell, int], domains: Sequence[Sequence[str]], k: int) -> None:
+        self.domains = [tuple(d) for d in domains]
+        self.index = [{v: i for i, v in enumerate(d)} for d in self.domains]
+        self.n = np.zeros([len(d) for d in self.domains], dtype=np.int64)
+        for cell, count in counts.items():
+            if count:
+                self.n[tuple(self.index[i][v] for i, v in enumerate(cell))] += count
+        self.k = k
+        self.suppressed = self.n < k
+        self.dims = len(self.domains)
+        self.margin_published = [self.dims >= 2 and self._margins_safe(i) for i in range(self.dims)]
+        self.total_published = int(self.n.sum()) >= k
+
+    def margin(self, dim: int) -> np.ndarray:
+        other = tuple(i for i in range(self.dims) if i != dim)
+        return self.n.sum(axis=other) if other else self.n
+
+    def _margins_safe(self, dim: int) -> bool:
+        margins = self.margin(dim)
+        return not bool(((margins > 0) & (margins < self.k)).any())
+
+    def protected(self, cell: tuple[int, ...]) -> bool:
+        return self._pair_partner_exists(cell) or self._rectangle_exists(cell)
+
+    def _pair_partner_exists(self, cell: tuple[int, ...]) -> bool:
+        """Another suppressed cell differing from ``cell`` only in dimensions whose margins are not
+        published: moving one subject from ``cell`` to it keeps every published equation."""
+        free = [i for i in range(self.dims) if not self.margin_published[i]]
+        if not free:
+            return False
+        if len(free) == self.dims and not self.total_published:
+            return True  # no published equation holds this cell at all
+        view = self.suppressed[tuple(slice(None) if i in free else cell[i] for i in range(self.dims))]
+        return int(view.sum()) >= 2  # the cell itself and another
+
+    def _rectangle_exists(self, cell: tuple[int, ...]) -> bool:
+        for i, j in itertools.combinations(range(self.dims), 2):
+            s2, n2, a, b = self._plane(cell, i, j)
+            rows = s2[:, b].copy()
+            rows[a] = False
+            cols = s2[a, :].copy()
+            cols[b] = False
+            if not rows.any() or not cols.any():
+                continue
+            opposite = s2[np.ix_(rows, cols)]
+            # Take one subject from this cell and the opposite corner, give one to the other two.
+            if (opposite & (n2[np.ix_(rows, cols)] >= 1)).any():
+                return True
+            # Or give one to this cell and the opposite corner, taking from the other two.
+            give_rows = rows & (n2[:, b] >= 1)
+            give_cols = cols & (n2[a, :] >= 1)
+            if give_rows.any() and give_cols.any() and s2[np.ix_(give_rows, give_cols)].any():
+                return True
+        return False
+
+    def _plane(self, cell: tuple[int, ...], i: int, j: int) -> tuple[np.ndarray, np.ndarray, int, int]:
+        where = tuple(slice(None) if d in (i, j) else cell[d] for d in range(self.dims))
+        return self.suppressed[where], self.n[where], cell[i], cell[j]
+
+    def cheapest_cover(self, cell: tuple[int, ...]) -> list[tuple[int, ...]] | None:
+        """The published cells whose suppression gives ``cell`` a move, hiding the fewest subjects."""
+        best: tuple[int, int, list[tuple[int, ...]]] | None = None
+
+        def consider(extra: list[tuple[int, ...]]) -> None:
+            nonlocal best
+            cost = (int(sum(self.n[c] for c in extra)), len(extra))
+            if best is None or cost < best[:2]:
+                best = (*cost, extra)
+
+        for i in range(self.dims):
+            if self.margin_published[i]:
+                continue
+            for value in range(len(self.domains[i])):
+                if value != cell[i]:
+                    partner = _replace(cell, {i: value})
+                    consider([] if self.suppressed[partner] else [partner])
+        for i, j in itertools.combinations(range(self.dims), 2):
+            for a2, b2 in itertools.product(range(len(self.domains[i])), range(len(self.domains[j]))):
+                if a2 == cell[i] or b2 == cell[j]:
+                    continue
+                opposite = _replace(cell, {i: a2, j: b2})
+                side_a = _replace(cell, {j: b2})
+                side_b = _replace(cell, {i: a2})
+                if self.n[opposite] < 1 and (self.n[side_a] < 1 or self.n[side_b] < 1):
+                    continue  # no direction of the move keeps every count at 0 or more
+                consider([c for c in (opposite, side_a, side_b) if not self.suppressed[c]])
+        return None if best is None else best[2]
+
+    def withhold_margins_for(self, cell: tuple[int, ...]) -> str | None:
+        """Withholds the margins of the largest published dimension of ``cell``: a pair move along
+        it then needs only another cell of the same line. Returns the dimension's position."""
+        published = [i for i in range(self.dims) if self.margin_published[i]]
+        if published:
+            dim = max(published, key=lambda i: (len(self.domains[i]), -i))
+            self.margin_published[dim] = False
+            return str(dim)
+        if self.total_published:
+            self.total_published = False
+            return "total"
+        return None
+
+
+def _replace(cell: tuple[int, ...], changes: Mapping[int, int]) -> tuple[int, ...]:
+    return tuple(changes.get(d, v) for d, v in enumerate(cell))
+
+
+def protect(
+    table: StatsTable | str,
+    dimensions: Sequence[str],
+    domains: Sequence[Sequence[str]],
+    counts: Mapping[Cell, int],
+    k: int,
+) -> Publication:
+    """The publication of ``counts`` (distinct subjects per cell) with primary and complementary
+    suppression. Deterministic: the same counts give the same publication."""
+    grid = _Table(counts, domains, k)
+    sensitive = [tuple(int(i) for i in c) for c in np.argwhere((grid.n >= 1) & (grid.n < k))]
+    complementary = 0
+    withheld: list[str] = []
+    # One pass: suppressing more cells or withholding margins never undoes another cell's move.
+    for cell in sensitive:
+        while not grid.protected(cell):
+            cover = grid.cheapest_cover(cell)
+            if cover is not None:
+                for extra in cover:
+                    grid.suppressed[extra] = True
+                complementary += len(cover)
+                continue
+            step = grid.withhold_margins_for(cell)
+            if step is None:  # with no published equation left, every cell is protected
+                raise AssertionError("a cell in no published equation must be protected")
+            withheld.append(step)
+    cells = {
+        tuple(grid.domains[d][i] for d, i in enumerate(index)): int(grid.n[index])
+        for index in map(tuple, np.argwhere(~grid.suppressed))
+    }
+    margins = {
+        dimensions[d]: {grid.domains[d][i]: int(m) for i, m in enumerate(grid.margin(d)) if m > 0}
+        for d in range(grid.dims)
+        if grid.margin_published[d]
+    }
+    return Publication(
+        table=table if isinstance(table, str) else table.id,
+        dimensions=tuple(dimensions),
+        k=k,
+        cells=cells,
+        margins=margins,
+        total=int(grid.n.sum()) if grid.total_published else None,
+        sensitive=len(sensitive),
+        complementary=complementary,
+        withheld_margins=tuple(dimensions[int(w)] if w != "total" else "total" for w in withheld),
+    )
