@@ -168,6 +168,7 @@ class Publication:
     sensitive: int  # cells with 1 to k-1 subjects, all suppressed
     complementary: int  # cells with k or more subjects suppressed to protect a sensitive one
     withheld_margins: tuple[str, ...]  # dimensions whose margins were withheld to protect a cell
+    revision: int = 0  # 0: the first publication of the window; then one more per revision
 
 
 class _Table:
@@ -176,15 +177,25 @@ class _Table:
     def __init__(self, counts: Mapping[Cell, int], domains: Sequence[Sequence[str]], k: int) -> None:
         self.domains = [tuple(d) for d in domains]
         self.index = [{v: i for i, v in enumerate(d)} for d in self.domains]
-        self.n = np.zeros([len(d) for d in self.domains], dtype=np.int64)
-        for cell, count in counts.items():
-            if count:
-                self.n[tuple(self.index[i][v] for i, v in enumerate(cell))] += count
+        self.n = self.array(counts)
+        # What a move may take from a cell: its subjects; in a revision, only those added since the
+        # last publication (an attacker knows a count never shrinks between revisions).
+        self.room = self.n
         self.k = k
         self.suppressed = self.n < k
         self.dims = len(self.domains)
         self.margin_published = [self.dims >= 2 and self._margins_safe(i) for i in range(self.dims)]
         self.total_published = int(self.n.sum()) >= k
+
+    def array(self, counts: Mapping[Cell, int]) -> np.ndarray:
+        grid = np.zeros([len(d) for d in self.domains], dtype=np.int64)
+        for cell, count in counts.items():
+            if count:
+                grid[tuple(self.index[i][v] for i, v in enumerate(cell))] += count
+        return grid
+
+    def cells_of(self, mask: np.ndarray) -> list[tuple[int, ...]]:
+        return [tuple(int(i) for i in c) for c in np.argwhere(mask)]
 
     def margin(self, dim: int) -> np.ndarray:
         other = tuple(i for i in range(self.dims) if i != dim)
@@ -230,7 +241,7 @@ class _Table:
 
     def _plane(self, cell: tuple[int, ...], i: int, j: int) -> tuple[np.ndarray, np.ndarray, int, int]:
         where = tuple(slice(None) if d in (i, j) else cell[d] for d in range(self.dims))
-        return self.suppressed[where], self.n[where], cell[i], cell[j]
+        return self.suppressed[where], self.room[where], cell[i], cell[j]
 
     def cheapest_cover(self, cell: tuple[int, ...]) -> list[tuple[int, ...]] | None:
         """The published cells whose suppression gives ``cell`` a move, hiding the fewest subjects."""
@@ -256,7 +267,7 @@ class _Table:
                 opposite = _replace(cell, {i: a2, j: b2})
                 side_a = _replace(cell, {j: b2})
                 side_b = _replace(cell, {i: a2})
-                if self.n[opposite] < 1 and (self.n[side_a] < 1 or self.n[side_b] < 1):
+                if self.room[opposite] < 1 and (self.room[side_a] < 1 or self.room[side_b] < 1):
                     continue  # no direction of the move keeps every count at 0 or more
                 consider([c for c in (opposite, side_a, side_b) if not self.suppressed[c]])
         return None if best is None else best[2]
@@ -280,20 +291,57 @@ def _replace(cell: tuple[int, ...], changes: Mapping[int, int]) -> tuple[int, ..
 
 
 def protect(
-    table: StatsTable | str,
-    dimensions: Sequence[str],
-    domains: Sequence[Sequence[str]],
-    counts: Mapping[Cell, int],
-    k: int,
+    table: str, dimensions: Sequence[str], domains: Sequence[Sequence[str]], counts: Mapping[Cell, int], k: int
 ) -> Publication:
-    """The publication of ``counts`` (distinct subjects per cell) with primary and complementary
-    suppression. Deterministic: the same counts give the same publication."""
+    """The first publication of ``counts`` (distinct subjects per cell) with primary and
+    complementary suppression. Deterministic: the same counts give the same publication."""
     grid = _Table(counts, domains, k)
-    sensitive = [tuple(int(i) for i in c) for c in np.argwhere((grid.n >= 1) & (grid.n < k))]
+    return _publish(table, dimensions, grid, grid.cells_of((grid.n >= 1) & (grid.n < k)))
+
+
+def revise(
+    previous: Publication,
+    domains: Sequence[Sequence[str]],
+    published_counts: Mapping[Cell, int],
+    counts: Mapping[Cell, int],
+) -> Publication:
+    """A revision of a window already published from ``published_counts``, now that late records
+    made the counts ``counts`` (never smaller, cell by cell). Suppression holds across revisions:
+
+    - a cell suppressed before stays suppressed, even once it reaches ``k``: the moves that
+      protected its earlier count would change its new one, so publishing it could expose both;
+    - margins and the total are published only if they were before (and are still safe);
+    - a cell that had no subject before and now has 1 to ``k - 1`` gets a move of its own, which may
+      only take from cells what the late records added: the earlier publication fixes the rest.
+
+    A cell small in an earlier publication keeps that publication's move: applied to this revision
+    too, it changes both counts alike, so neither can be recovered, alone or by comparison."""
+    grid = _Table(counts, domains, previous.k)
+    before = grid.array(published_counts)
+    if bool((grid.n < before).any()):
+        raise ValueError("a revision's counts cannot be smaller than the published ones")
+    grid.room = grid.n - before
+    grid.suppressed = np.ones_like(grid.suppressed)
+    for cell in previous.cells:
+        grid.suppressed[tuple(grid.index[i][v] for i, v in enumerate(cell))] = False
+    grid.suppressed |= grid.n < previous.k
+    published_dims = set(previous.margins)
+    grid.margin_published = [
+        flag and previous.dimensions[d] in published_dims for d, flag in enumerate(grid.margin_published)
+    ]
+    grid.total_published = grid.total_published and previous.total is not None
+    fresh = grid.cells_of((grid.n >= 1) & (grid.n < previous.k) & (before == 0))
+    return _publish(previous.table, previous.dimensions, grid, fresh, revision=previous.revision + 1)
+
+
+def _publish(
+    table: str, dimensions: Sequence[str], grid: _Table, targets: list[tuple[int, ...]], revision: int = 0
+) -> Publication:
+    sensitive = int(((grid.n >= 1) & (grid.n < grid.k)).sum())
     complementary = 0
     withheld: list[str] = []
     # One pass: suppressing more cells or withholding margins never undoes another cell's move.
-    for cell in sensitive:
+    for cell in targets:
         while not grid.protected(cell):
             cover = grid.cheapest_cover(cell)
             if cover is not None:
@@ -307,7 +355,7 @@ def protect(
             withheld.append(step)
     cells = {
         tuple(grid.domains[d][i] for d, i in enumerate(index)): int(grid.n[index])
-        for index in map(tuple, np.argwhere(~grid.suppressed))
+        for index in grid.cells_of(~grid.suppressed)
     }
     margins = {
         dimensions[d]: {grid.domains[d][i]: int(m) for i, m in enumerate(grid.margin(d)) if m > 0}
@@ -315,13 +363,14 @@ def protect(
         if grid.margin_published[d]
     }
     return Publication(
-        table=table if isinstance(table, str) else table.id,
+        table=table,
         dimensions=tuple(dimensions),
-        k=k,
+        k=grid.k,
         cells=cells,
         margins=margins,
         total=int(grid.n.sum()) if grid.total_published else None,
-        sensitive=len(sensitive),
+        sensitive=sensitive,
         complementary=complementary,
         withheld_margins=tuple(dimensions[int(w)] if w != "total" else "total" for w in withheld),
+        revision=revision,
     )

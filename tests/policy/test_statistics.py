@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from streams.policy.statistics import Cell, Publication, protect
+from streams.policy.statistics import Cell, Publication, protect, revise
 
 
 def _domains(sizes: Sequence[int]) -> list[tuple[str, ...]]:
@@ -135,3 +135,103 @@ def test_a_two_way_table_keeps_its_margins_when_a_rectangle_protects() -> None:
     assert set(publication.margins) == {"dim0", "dim1"} and publication.total == 164
     assert publication.complementary == 3  # the rectangle's three other corners
     assert len(publication.cells) == 5
+
+
+def joint_attacker_range(
+    first: Publication, second: Publication, domains: Sequence[Sequence[str]], target: Cell, in_second: bool
+) -> tuple[float, float]:
+    """The range of ``target``'s count in the first (or, ``in_second``, the revised) publication
+    consistent with both publications and with counts that never shrink between them."""
+    cells = list(itertools.product(*domains))
+    unknown = [(0, c) for c in cells if c not in first.cells] + [(1, c) for c in cells if c not in second.cells]
+    index = {u: i for i, u in enumerate(unknown)}
+    size = len(unknown)
+    rows: list[np.ndarray] = []
+    rhs: list[float] = []
+
+    def value(which: int, cell: Cell) -> tuple[int | None, float]:
+        published = (first, second)[which].cells
+        return (None, float(published[cell])) if cell in published else (index[(which, cell)], 0.0)
+
+    for which, publication in enumerate((first, second)):
+        equations: list[tuple[list[Cell], int]] = []
+        if publication.total is not None:
+            equations.append((cells, publication.total))
+        for name, margins in publication.margins.items():
+            d = publication.dimensions.index(name)
+            equations += [([c for c in cells if c[d] == v], margins.get(v, 0)) for v in domains[d]]
+        for members, total in equations:
+            row = np.zeros(size)
+            rest = float(total)
+            for cell in members:
+                at, known = value(which, cell)
+                if at is None:
+                    rest -= known
+                else:
+                    row[at] += 1
+            rows.append(row)
+            rhs.append(rest)
+    upper_rows: list[np.ndarray] = []  # x_first - x_second <= 0, cell by cell
+    upper_rhs: list[float] = []
+    for cell in cells:
+        (a, known_a), (b, known_b) = value(0, cell), value(1, cell)
+        row = np.zeros(size)
+        bound = known_b - known_a
+        if a is not None:
+            row[a] += 1
+        if b is not None:
+            row[b] -= 1
+        if a is not None or b is not None:
+            upper_rows.append(row)
+            upper_rhs.append(bound)
+    objective = np.zeros(size)
+    objective[index[(1 if in_second else 0, target)]] = 1
+    kwargs = {
+        "A_eq": np.array(rows) if rows else None,
+        "b_eq": np.array(rhs) if rows else None,
+        "A_ub": np.array(upper_rows) if upper_rows else None,
+        "b_ub": np.array(upper_rhs) if upper_rows else None,
+        "bounds": [(0, None)] * size,
+        "method": "highs",
+    }
+    low = linprog(objective, **kwargs)
+    high = linprog(-objective, **kwargs)
+    assert low.status == 0, "the two publications must be consistent"
+    return low.fun, (-high.fun if high.status == 0 else float("inf"))
+
+
+late_strategy = st.sampled_from([0, 0, 0, 0, 1, 2, 5, 12])
+
+
+@st.composite
+def revised_tables(draw: st.DrawFn) -> tuple[dict[Cell, int], dict[Cell, int], list[tuple[str, ...]], int]:
+    counts, domains, k = draw(tables())
+    later = {c: n + draw(late_strategy) for c, n in counts.items()}
+    return counts, later, domains, k
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(revised_tables())
+def test_a_revision_makes_no_small_cell_recoverable_alone_or_by_comparison(
+    table: tuple[dict[Cell, int], dict[Cell, int], list[tuple[str, ...]], int],
+) -> None:
+    counts, later, domains, k = table
+    first = _check(counts, domains, k)
+    second = revise(first, domains, counts, later)
+    assert all(n >= k and n == later[c] for c, n in second.cells.items())
+    assert set(second.cells) <= set(first.cells), "a cell suppressed before was published"
+    assert set(second.margins) <= set(first.margins) and (second.total is None or first.total is not None)
+    for cell in itertools.product(*domains):
+        for in_second, n in ((False, counts[cell]), (True, later[cell])):
+            if 1 <= n < k:
+                low, high = joint_attacker_range(first, second, domains, cell, in_second)
+                assert low - 1e-6 <= n <= high + 1e-6
+                assert high - low >= 1 - 1e-6, f"{cell} ({n}, revision {int(in_second)}): [{low}, {high}]"
+
+
+def test_a_revision_cannot_shrink_a_count() -> None:
+    domains = _domains([2])
+    counts = {("d0v0",): 12, ("d0v1",): 3}
+    first = protect("t", ["dim0"], domains, counts, 10)
+    with pytest.raises(ValueError, match="smaller"):
+        revise(first, domains, counts, {("d0v0",): 11, ("d0v1",): 3})
