@@ -95,6 +95,17 @@ RULES: dict[str, Requirement] = {
     "foreign_provision.recipients[*].consent_required": _C,
     "foreign_provision.recipients[*].items": _C,
     "foreign_provision.recipients[*].insurer_fields": _C,
+    # Statistics whose cells count k or more subjects, small cells protected, are not personal
+    # data (docs/statistics.md): how they are cut is the deployment's setting. Whether the data
+    # may be processed into statistics at all is the notice's (notice.statistical_processing).
+    "statistics.k": _I,
+    "statistics.age_bands": _I,
+    "statistics.values": _I,
+    "statistics.tables[*]": _I,
+    "statistics.tables[*].id": _I,
+    "statistics.tables[*].window": _I,
+    "statistics.tables[*].dimensions": _I,
+    "statistics.tables[*].recipients": _I,
 }
 
 

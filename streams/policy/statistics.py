@@ -374,3 +374,97 @@ def _publish(
         withheld_margins=tuple(dimensions[int(w)] if w != "total" else "total" for w in withheld),
         revision=revision,
     )
+
+
+JST = dt.timezone(dt.timedelta(hours=9), "JST")
+
+
+def window_of(kind: str, at: dt.datetime) -> tuple[dt.date, dt.date]:
+    """The tumbling window holding ``at``: its first day and the day after its last, in Japan's
+    calendar (a week starts on Monday)."""
+    if at.tzinfo is None:
+        raise ValueError("event times must carry a UTC offset")
+    day = at.astimezone(JST).date()
+    if kind == "daily":
+        return day, day + dt.timedelta(days=1)
+    if kind == "weekly":
+        start = day - dt.timedelta(days=day.weekday())
+        return start, start + dt.timedelta(days=7)
+    raise ValueError(f"unknown window {kind}")
+
+
+def window_closes_at(end: dt.date, grace: dt.timedelta) -> dt.datetime:
+    """When a window ending (exclusive) on ``end`` is first published: midnight in Japan, plus grace."""
+    return dt.datetime.combine(end, dt.time(), JST) + grace
+
+
+@dataclass
+class WindowCounts:
+    """One table's window: the cells each subject was in, and what was last published."""
+
+    table: str
+    start: dt.date
+    end: dt.date
+    subjects: dict[str, frozenset[Cell]]
+    published: Publication | None = None
+    published_counts: dict[Cell, int] | None = None
+    changed_since_published: bool = False
+
+    def counts(self) -> Counter[Cell]:
+        return count_cells(self.subjects)
+
+
+class StatsBook:
+    """Every open and published window of the policy's tables. Records go in with ``add``;
+    ``advance`` to an event time (the watermark) returns what must be published: the first
+    publication of every window closed by then, and a revision of every closed window that late
+    records changed."""
+
+    def __init__(self, policy: Policy, *, grace: dt.timedelta = dt.timedelta(hours=1)) -> None:
+        self.policy = policy
+        self.grace = grace
+        self.tables = {t.id: t for t in policy.statistics.tables}
+        self.domains = {t.id: [domain(d, policy) for d in t.dimensions] for t in policy.statistics.tables}
+        self.windows: dict[tuple[str, dt.date], WindowCounts] = {}
+        self.late = 0  # records counted into a window already published
+
+    def add(self, *, subject: str, record: Mapping[str, Any], purposes: Iterable[str], at: dt.datetime) -> int:
+        """Counts one shared record of ``subject`` with event time ``at`` in each table; returns in
+        how many tables it counted."""
+        shared_for = tuple(purposes)
+        counted = 0
+        for table in self.tables.values():
+            start, end = window_of(table.window, at)
+            cells = record_cells(record, table, self.policy, purposes=shared_for, on=start)
+            if not cells:
+                continue
+            window = self.windows.setdefault((table.id, start), WindowCounts(table.id, start, end, {}))
+            before = window.subjects.get(subject, frozenset())
+            if cells <= before:
+                continue
+            window.subjects[subject] = before | cells
+            counted += 1
+            if window.published is not None:
+                window.changed_since_published = True
+                self.late += 1
+        return counted
+
+    def advance(self, watermark: dt.datetime) -> list[tuple[WindowCounts, Publication]]:
+        out = []
+        for key in sorted(self.windows):
+            window = self.windows[key]
+            if watermark < window_closes_at(window.end, self.grace):
+                continue
+            if window.published is not None and not window.changed_since_published:
+                continue
+            counts = dict(window.counts())
+            table = self.tables[window.table]
+            domains = self.domains[window.table]
+            if window.published is None:
+                publication = protect(table.id, table.dimensions, domains, counts, self.policy.statistics.k)
+            else:
+                publication = revise(window.published, domains, window.published_counts or {}, counts)
+            window.published, window.published_counts = publication, counts
+            window.changed_since_published = False
+            out.append((window, publication))
+        return out

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.errors import PolicyError
 from streams.policy.diff import Requirement, diff_policies
 from streams.policy.loader import PolicySet, parse_policy
 from streams.policy.notice import render_notice
@@ -114,12 +115,6 @@ def test_every_field_of_the_notice_model_has_a_diff_rule() -> None:
             Requirement.CONSENT,
         ),
         (
-            "statistical_processing: true",
-            "statistical_processing: false",
-            "notice.statistical_processing",
-            Requirement.ADVANCE_NOTICE,
-        ),
-        (
             "address_ja: 東京都千代田区丸の内1-8-1 丸の内トラストタワーN館",
             "address_ja: 東京都港区",
             "notice.responsible_party.address_ja",
@@ -160,3 +155,14 @@ def test_diff_of_a_foreign_recipients_items_and_flags() -> None:
         "foreign_provision.recipients[re-us].insurer_fields": Requirement.CONSENT,
         "foreign_provision.recipients[re-us].consent_required": Requirement.CONSENT,
     }
+
+
+def test_withdrawing_statistical_processing_needs_advance_notice_and_takes_the_tables_with_it() -> None:
+    text = POLICY_PATH.read_text(encoding="utf-8")
+    withdrawn = text.replace("statistical_processing: true", "statistical_processing: false")
+    with pytest.raises(PolicyError, match="does not publish statistical processing"):
+        parse_policy(withdrawn)
+    new = parse_policy(withdrawn[: withdrawn.index("\nstatistics:")])
+    found = {c.path: c.requirement for c in diff_policies(parse_policy(text), new).changes}
+    assert found.pop("notice.statistical_processing") == Requirement.ADVANCE_NOTICE
+    assert found and set(found.values()) == {Requirement.INTERNAL}  # the tables themselves
