@@ -23,6 +23,7 @@ from streams.cli.access_commands import access_app
 from streams.cli.audit_commands import audit_app
 from streams.cli.exits import Exit, Lang, fail
 from streams.cli.incident_commands import incident_app
+from streams.cli.stats_commands import stats_app
 from streams.errors import JointUseError, PolicyError, SchemaError
 from streams.policy.classification import load_schema
 from streams.policy.diff import diff_policies
@@ -61,6 +62,7 @@ app.add_typer(schema_app, name="schema", hidden=True)  # the earlier name
 app.add_typer(access_app, name="access")
 app.add_typer(audit_app, name="audit")
 app.add_typer(incident_app, name="incident")
+app.add_typer(stats_app, name="stats")
 infra_commands.register(app)
 rights_commands.register(app)
 dq_commands.register(app)

@@ -1,0 +1,97 @@
+"""The statistics preview and the book behind it, without a broker: only shared records count, no
+published cell is below k, late records revise a published window."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from streams.cli.main import app
+from streams.devtools.synthetic import Generator, Mix
+from streams.policy.loader import PolicySet
+from streams.policy.statistics import JST, StatsBook, window_of
+
+DAY = "2026-03-01"  # the generator's records are timed from 2026-03-01 09:00 JST, one a second
+
+
+def _lines(tmp_path: Path, count: int, *, stop_every: int = 0) -> tuple[Path, set[str], set[str]]:
+    """Generated records, every ``stop_every``-th with a joint-use stop; returns the file, every
+    customer and the stopped ones."""
+    lines = Generator(seed=7, mix=Mix(invalid=0.0, joint_use_stop=0.0)).lines_by_source(count)["jcom"]
+    customers, stopped, out = set(), set(), []
+    for number, line in enumerate(lines):
+        record = json.loads(line)
+        customers.add(record["customer_id"])
+        if stop_every and number % stop_every == 0:
+            record["consent"] = {**(record.get("consent") or {}), "joint_use_stop": True}
+            stopped.add(record["customer_id"])
+        out.append(json.dumps(record, ensure_ascii=False))
+    path = tmp_path / "jcom.jsonl"
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return path, customers, stopped
+
+
+def _preview(path: Path, *args: str) -> dict:
+    result = CliRunner().invoke(app, ["stats", "preview", str(path), "--window", DAY, "--format", "json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_withheld_records_are_never_counted(tmp_path: Path) -> None:
+    path, customers, stopped = _lines(tmp_path, 2_000, stop_every=5)
+    found = _preview(path, "--table", "subscribers_by_region")
+    assert found["lines"]["withheld"] == len(stopped) > 0
+    (table,) = found["tables"]
+    # One cell per subject in this table (prefecture, age band, gender): the total is the subjects.
+    assert table["total"] == len(customers - stopped) == found["lines"]["counted"]
+
+
+def test_no_published_cell_is_below_k_and_small_cells_are_suppressed(tmp_path: Path, policies: PolicySet) -> None:
+    path, _, _ = _lines(tmp_path, 3_000)
+    k = policies.latest.statistics.k
+    for table in _preview(path)["tables"]:
+        assert table["k"] == k and table["cells"]
+        assert all(cell["subjects"] >= k for cell in table["cells"])
+        assert all(m >= k for margins in table["margins"].values() for m in margins.values())
+        assert set(table) >= {"suppressed", "withheld_margins"}
+    region = next(t for t in _preview(path)["tables"] if t["table"] == "subscribers_by_region")
+    assert region["suppressed"]["below_k"] > 0  # 3,000 subjects over 48 × 8 × 3 cells: many small ones
+
+
+def test_the_table_view_shows_counts_and_the_window(tmp_path: Path) -> None:
+    path, _, _ = _lines(tmp_path, 500)
+    result = CliRunner().invoke(app, ["stats", "preview", str(path), "--window", DAY])
+    assert result.exit_code == 0, result.output
+    assert "subscribers_by_region: 2026-02-23 to 2026-03-01" in result.output  # Monday to Sunday
+    assert "services_daily: 2026-03-01 to 2026-03-01" in result.output
+    bad = CliRunner().invoke(app, ["stats", "preview", str(path), "--window", "March"])
+    assert bad.exit_code == 2
+
+
+def test_a_late_record_revises_a_published_window_and_an_early_one_waits(policies: PolicySet) -> None:
+    policy = policies.latest
+    book = StatsBook(policy, grace=dt.timedelta(hours=1))
+    record = {
+        "address": "東京都千代田区丸の内1-1",
+        "birth_date": 7_000,
+        "gender": "female",
+        "service_usage": [{"service": "mobile", "plan": "S"}],
+        "payment_status": {"status": "paid"},
+    }
+    day = dt.datetime(2026, 3, 2, 10, tzinfo=JST)  # a Monday
+    for subject in range(12):
+        book.add(subject=f"s{subject}", record=record, purposes=("jointuse.billing",), at=day)
+    assert book.advance(dt.datetime(2026, 3, 3, 0, 30, tzinfo=JST)) == []  # within the grace
+    first = {w.table: p for w, p in book.advance(dt.datetime(2026, 3, 3, 1, 0, tzinfo=JST))}
+    assert set(first) == {"services_daily"} and first["services_daily"].total == 12
+    book.add(subject="s99", record=record, purposes=("jointuse.billing",), at=day)  # late
+    assert book.late == 1
+    (window, revision), *_ = book.advance(dt.datetime(2026, 3, 3, 2, 0, tzinfo=JST))
+    assert (window.table, revision.revision, revision.total) == ("services_daily", 1, 13)
+    assert set(revision.cells) <= set(first["services_daily"].cells)
+    weekly = book.advance(dt.datetime(2026, 3, 9, 1, 0, tzinfo=JST))
+    assert [(w.table, w.start, p.revision) for w, p in weekly] == [("subscribers_by_region", dt.date(2026, 3, 2), 0)]
+    assert window_of("weekly", day) == (dt.date(2026, 3, 2), dt.date(2026, 3, 9))
