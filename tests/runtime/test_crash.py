@@ -72,6 +72,7 @@ def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str, ru
     seen = 0
     total = 0
     mid_chunk_kills = 0
+    worker = None
     try:
         for round_no in range(3):
             total += _produce(settings, 3_000, seed=10 + round_no)
@@ -88,6 +89,8 @@ def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str, ru
             mid_chunk_kills += seen < total
     finally:
         audit.close()
+        if worker is not None:
+            stop_worker(worker)  # a failure mid-round must not leave a worker running (no-op once killed)
     assert mid_chunk_kills >= 1, "no kill happened mid-stream"
     final = start_worker(settings, "crash-0", runtime=runtime, batch_size=100)
     try:
@@ -143,6 +146,7 @@ def test_a_worker_joining_and_leaving_a_busy_one_keeps_exactly_once(kafka: Setti
                 by_worker[json.loads(message.value())["processed_by"]] += 1
 
     busy = start_worker(settings, "busy-0", runtime=runtime, batch_size=100)
+    joining = None
     try:
         total = _produce(settings, 500, seed=1)
         watch(lambda: by_worker["busy-0"] > 0)
@@ -159,4 +163,7 @@ def test_a_worker_joining_and_leaving_a_busy_one_keeps_exactly_once(kafka: Setti
         _check_exactly_once(settings, total)
     finally:
         audit.close()
-        stop_worker(busy)
+        # A worker left running after a failure spins on its deleted topics and starves later tests.
+        for worker in (joining, busy):
+            if worker is not None:
+                stop_worker(worker)
