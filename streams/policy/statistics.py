@@ -468,3 +468,30 @@ class StatsBook:
             window.changed_since_published = False
             out.append((window, publication))
         return out
+
+
+def publication_record(
+    publication: Publication, *, start: dt.date, end: dt.date, policy_version: str, published_at: dt.datetime
+) -> dict[str, Any]:
+    """The publication in the native form of ``schemas/statistics/stats_table.v1.avsc``."""
+    epoch = dt.date(1970, 1, 1)
+    return {
+        "table": publication.table,
+        "window_from": (start - epoch).days,
+        "window_to": (end - epoch).days,
+        "revision": publication.revision,
+        "k": publication.k,
+        "policy_version": policy_version,
+        "dimensions": list(publication.dimensions),
+        "cells": [{"values": list(cell), "subjects": n} for cell, n in sorted(publication.cells.items())],
+        "margins": [
+            {"dimension": name, "value": value, "subjects": n}
+            for name, margins in publication.margins.items()
+            for value, n in sorted(margins.items())
+        ],
+        "total": publication.total,
+        "suppressed_below_k": publication.sensitive,
+        "suppressed_to_protect": publication.complementary,
+        "withheld_margins": list(publication.withheld_margins),
+        "published_at": int(published_at.timestamp() * 1000),
+    }

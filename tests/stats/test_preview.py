@@ -11,8 +11,12 @@ from typer.testing import CliRunner
 
 from streams.cli.main import app
 from streams.devtools.synthetic import Generator, Mix
+from streams.policy.classification import load_schema
 from streams.policy.loader import PolicySet
-from streams.policy.statistics import JST, StatsBook, window_of
+from streams.policy.statistics import JST, StatsBook, domain, publication_record, window_of
+from streams.serde.avro_codec import AvroCodec
+from streams.settings import PROJECT_ROOT
+from streams.stats.preview import preview
 
 DAY = "2026-03-01"  # the generator's records are timed from 2026-03-01 09:00 JST, one a second
 
@@ -95,3 +99,46 @@ def test_a_late_record_revises_a_published_window_and_an_early_one_waits(policie
     weekly = book.advance(dt.datetime(2026, 3, 9, 1, 0, tzinfo=JST))
     assert [(w.table, w.start, p.revision) for w, p in weekly] == [("subscribers_by_region", dt.date(2026, 3, 2), 0)]
     assert window_of("weekly", day) == (dt.date(2026, 3, 2), dt.date(2026, 3, 9))
+
+
+def test_the_published_schema_has_no_identifier_and_every_value_is_from_a_closed_list(
+    tmp_path: Path, policies: PolicySet
+) -> None:
+    schema = json.loads((PROJECT_ROOT / "schemas" / "statistics" / "stats_table.v1.avsc").read_text())
+    customer = json.loads((PROJECT_ROOT / "schemas" / "customer_record.v1.avsc").read_text())
+    names = set()
+
+    def walk(fields: list[dict]) -> None:
+        for spec in fields:
+            names.add(spec["name"])
+            kinds = spec["type"] if isinstance(spec["type"], list) else [spec["type"]]
+            for kind in kinds:
+                if isinstance(kind, dict) and kind.get("type") == "array" and isinstance(kind["items"], dict):
+                    walk(kind["items"].get("fields", []))
+            assert "jointuse.class" not in spec
+
+    walk(schema["fields"])
+    assert not names & {f["name"] for f in customer["fields"]}, "a customer field in the statistics schema"
+    path, _, _ = _lines(tmp_path, 1_500)
+    found = preview(
+        path.read_bytes().splitlines(),
+        policies,
+        load_schema(PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"),
+        day=dt.date(2026, 3, 1),
+        now=dt.datetime(2026, 3, 2, tzinfo=dt.UTC),
+    )
+    codec = AvroCodec(schema)
+    for _, start, end, publication in found.publications:
+        native = publication_record(
+            publication,
+            start=start,
+            end=end,
+            policy_version="2026-01",
+            published_at=dt.datetime(2026, 3, 2, tzinfo=dt.UTC),
+        )
+        back = codec.decode(codec.encode(native))
+        allowed = [set(domain(d, policies.latest)) for d in back["dimensions"]]
+        for cell in back["cells"]:
+            assert all(v in allowed[i] for i, v in enumerate(cell["values"])) and cell["subjects"] >= back["k"]
+        for margin in back["margins"]:
+            assert margin["value"] in allowed[back["dimensions"].index(margin["dimension"])]
