@@ -114,9 +114,13 @@ class ConfluentTransport(ConfluentWriter):
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._assigned.update((p.topic, p.partition) for p in partitions)
+        if partitions:  # rare, and what an operator asks first when a worker sits idle
+            log.info("partitions assigned", extra={"partitions": _names(partitions), "owned": len(self._assigned)})
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {(p.topic, p.partition) for p in partitions}
+        if partitions:
+            log.info("partitions revoked", extra={"partitions": _names(partitions), "owned": len(self._assigned)})
         self._assigned.difference_update(revoked)
         for revoke in self.on_revoked:
             revoke(revoked)
@@ -205,6 +209,10 @@ class Runner(Generic[OutcomeT]):
     def stop(self) -> None:
         """From any thread (a signal handler, the erasure thread): the loop ends after its batch."""
         self.loop.stop()
+
+
+def _names(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{p.topic}[{p.partition}]" for p in sorted(partitions, key=lambda p: (p.topic, p.partition)))
 
 
 def _is_error(message: Message) -> bool:

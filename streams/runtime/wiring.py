@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import logging
 import signal
 import socket
 import threading
@@ -35,6 +36,8 @@ from streams.serde.governed import GovernedReader, GovernedSchemas
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.topology import Topology
+
+log = logging.getLogger("jointuse.worker")
 
 
 def default_worker_id() -> str:
@@ -229,6 +232,7 @@ def run_worker(
     quality.start()
     telemetry.start()
     settle_heap()
+    log.info("ready: the rights view is read; joining the group", extra={"stopped_subjects": len(view.state)})
     try:
         stats = runner.run(max_idle_seconds=max_idle_seconds)
     finally:
