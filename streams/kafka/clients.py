@@ -54,6 +54,13 @@ def group_consumer(kafka: Mapping[str, Any], group_id: str) -> Consumer:
             "heartbeat.interval.ms": 2_000,
             "fetch.max.bytes": 16_777_216,
             "max.partition.fetch.bytes": MAX_MESSAGE_BYTES,
+            # A member subscribed by pattern (the confluent runtime's ingest topics) joins with the
+            # topics its metadata matched at that moment, possibly none ("join with 0 subscribed
+            # topic(s)"), and matches again only at the next refresh: librdkafka's default is 5
+            # minutes. The likely cause of a joining worker idle for minutes (1 crash-test run in 6;
+            # the faust runtime, subscribed by name, never showed it), and a new company's ingest
+            # topic waited as long. Every 10 s instead: one small metadata request per worker.
+            "topic.metadata.refresh.interval.ms": 10_000,
         }
     )
 
