@@ -396,7 +396,8 @@ class IncidentBook:
         )
 
     def open(self) -> list[Incident]:
-        return [i for i in self.incidents.values() if i.is_open]
+        # list() copies in one step: a worker's follower thread may add an incident meanwhile.
+        return [i for i in list(self.incidents.values()) if i.is_open]
 
     def next_deadline(self, now: dt.datetime) -> tuple[Incident, str, int] | None:
         """The open incident whose next report is due soonest: (incident, report, days left)."""
