@@ -19,6 +19,7 @@ from streams.devtools.synthetic import Generator, Mix
 from streams.policy.classification import delivery_schema, load_schema
 from streams.policy.engine import Engine
 from streams.policy.loader import load_policies
+from streams.policy.statistics import contribution
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.json_form import JsonForm
 from streams.settings import PROJECT_ROOT
@@ -107,6 +108,26 @@ def bench_decide(count: int = 20_000) -> dict[str, float]:
 
         return run
 
+    policy = load_policies(PROJECT_ROOT / "policies").latest
+    at = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+
+    def counted(with_stats: bool) -> Callable[[], int]:
+        """The floor, plus each shared record's statistics contribution (its cells in every table
+        of the policy, as the ingest processor writes it) or not."""
+
+        def run() -> int:
+            for _ in range(rounds):
+                for body in bodies:
+                    record = codec.decode(body)
+                    decision = engine.decide(record, record["source_company"], now=now, trusted=True)
+                    for delivery in decision.deliveries.values():
+                        delivery_codec.encode(delivery.record)
+                    if with_stats and decision.deliveries:
+                        orjson.dumps(contribution(record, policy, purposes=decision.purposes, at=at))
+            return rounds * len(bodies)
+
+        return run
+
     naive_reader, naive_writer = _avro_package_codec(schema.raw, delivery_schema(schema))
 
     def naive() -> int:
@@ -134,7 +155,11 @@ def bench_decide(count: int = 20_000) -> dict[str, float]:
         return count
 
     seals_per_s = _rate(seal_only)
+    without_stats = _rate(counted(False))
+    with_stats = _rate(counted(True))
     return {
+        "floor_with_statistics_records_per_s": round(with_stats),
+        "statistics_over_none": round(with_stats / without_stats, 3),
         "audit_chain_seal_us_per_event": round(1e6 / seals_per_s, 2),
         "floor_with_audit_events_records_per_s": round(unchained),
         "floor_with_audit_chain_records_per_s": round(chained),
@@ -260,6 +285,8 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         out["confluent_runtime_over_peer"] = round(confluent / peer, 2)
     if in_process.get("audit_chain_over_no_chain"):
         out["audit_chain_over_no_chain"] = in_process["audit_chain_over_no_chain"]
+    if in_process.get("statistics_over_none"):
+        out["statistics_contributions_over_none"] = in_process["statistics_over_none"]
     index = results.get("subject_index", {})
     if "report_p99_large_over_small" in index:
         out["index_report_p99_1m_over_100k"] = index["report_p99_large_over_small"]

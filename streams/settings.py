@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     max_clock_skew_seconds: float = Field(
         300.0, ge=0, description="How far a record's updated_at may be ahead of the pipeline's clock."
     )
+    stats_grace_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="How long after a statistics window ends (in event time) it is first published.",
+    )
 
     def worker_env(self) -> dict[str, str]:
         """Environment for a child process that must use the same cluster, registry and prefix."""
@@ -113,6 +118,7 @@ class Settings(BaseSettings):
             "JOINTUSE_SASL_MECHANISM": self.sasl_mechanism,
             "JOINTUSE_SASL_USERNAME": self.sasl_username or "",
             "JOINTUSE_MAX_CLOCK_SKEW_SECONDS": str(self.max_clock_skew_seconds),
+            "JOINTUSE_STATS_GRACE_SECONDS": str(self.stats_grace_seconds),
             **({"JOINTUSE_SUBJECT_KEY_FILE": str(self.subject_key_file)} if self.subject_key_file else {}),
             **({"JOINTUSE_AUDIT_KEY_FILE": str(self.audit_key_file)} if self.audit_key_file else {}),
             "JOINTUSE_AUDIT_CHECKPOINT_EVENTS": str(self.audit_checkpoint_events),

@@ -47,6 +47,28 @@ class Topology:
         return f"{self.prefix}.incidents.{SCHEMA_MAJOR}"
 
     @property
+    def stats_contributions(self) -> str:
+        """What each shared record adds to the statistics tables, keyed by subject pseudonym: one
+        partition, read by one statistics worker, which needs every subject to count exactly."""
+        return f"{self.prefix}.stats-contributions.{SCHEMA_MAJOR}"
+
+    def stats(self, table: str) -> str:
+        """A statistics table's publications, keyed ``<table>:<window's first day>`` (compacted:
+        the latest revision of each window stays)."""
+        return f"{self.prefix}.stats.{table}.{SCHEMA_MAJOR}"
+
+    @property
+    def stats_app(self) -> str:
+        """The statistics worker's faust app id and consumer group."""
+        return f"{self.prefix}.pipeline.stats"
+
+    @property
+    def stats_changelogs(self) -> tuple[str, str]:
+        """The changelogs of its tables: the cells each subject is in per window, and what was
+        published per window (what a revision builds on)."""
+        return (f"{self.stats_app}-stats-subjects-changelog", f"{self.stats_app}-stats-published-changelog")
+
+    @property
     def rights(self) -> str:
         """Stop-of-use / erasure requests, compacted per subject (``source:customer_id``)."""
         return f"{self.prefix}.rights.{SCHEMA_MAJOR}"
@@ -115,6 +137,14 @@ class Topology:
         specs.append(TopicSpec(self.audit_checkpoints, {"retention.ms": "-1"}))
         # Incidents are evidence of the response (the PPC may ask years later): never deleted by age.
         specs.append(TopicSpec(self.incidents, {"retention.ms": "-1"}, partitions=1))
+        if policy.statistics.tables:
+            # Contributions are needed until their window's last revision: kept as long as deliveries.
+            specs.append(TopicSpec(self.stats_contributions, {"retention.ms": str(longest_ms)}, partitions=1))
+            latest_per_key = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
+            for changelog in self.stats_changelogs:
+                specs.append(TopicSpec(changelog, latest_per_key, partitions=1))
+            for table in policy.statistics.tables:
+                specs.append(TopicSpec(self.stats(table.id), latest_per_key))
         # One row per subject, the latest wins: compacted, never deleted by age.
         compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}
         specs.append(TopicSpec(self.subject_index_changelog, compacted))

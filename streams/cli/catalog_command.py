@@ -91,7 +91,7 @@ def catalog_command(
 def build_from_settings(settings: Settings) -> Catalog:
     from streams.contract.catalog import build_catalog
     from streams.policy.loader import load_policies
-    from streams.serde.governed import GovernedSchemas
+    from streams.serde.governed import GovernedSchemas, load_stats_schema
     from streams.topology import Topology
 
     return build_catalog(
@@ -100,4 +100,5 @@ def build_from_settings(settings: Settings) -> Catalog:
         Topology(settings.topic_prefix),
         bootstrap_servers=settings.bootstrap_servers,
         registry_url=settings.schema_registry_url,
+        stats_schema=load_stats_schema(settings.schema_dir),
     )

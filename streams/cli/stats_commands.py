@@ -10,9 +10,86 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.exits import Format, fail
+from streams.cli.exits import Exit, Format, fail
+from streams.cli.infra_commands import Bootstrap, Prefix, _settings
 
 stats_app = typer.Typer(help="Statistics that cannot be traced back to a customer (統計加工).", no_args_is_help=True)
+
+
+@stats_app.command("run")
+def stats_run(
+    log_level: Annotated[str, typer.Option("--log-level", help="crit, error, warn, info, debug.")] = "warn",
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+) -> None:
+    """Run the statistics worker: counts what each shared record adds to the policy's tables and
+    publishes each window to `<prefix>.stats.<table>.v1` once it has closed in event time, then a
+    revision whenever late records change it (docs/statistics.md). One worker counts; a second
+    stands by. Same as `faust -A streams.stats.app worker` with these settings in the environment.
+    Runs until SIGTERM/SIGINT (exit 0); faust's non-zero exit when it cannot start.
+
+    \b
+    Examples:
+      jointuse stats run
+      jointuse stats show services_daily
+    """
+    import os
+    import sys
+
+    settings = _settings(bootstrap, None, prefix)
+    env = {**os.environ, **settings.worker_env()}
+    argv = [sys.executable, "-m", "faust", "-A", "streams.stats.app", "worker", "-l", log_level, "--without-web"]
+    # Replace this process, so that signals reach the faust worker directly.
+    os.execve(sys.executable, argv, env)
+
+
+@stats_app.command("show")
+def stats_show(
+    table: Annotated[str, typer.Argument(help="The table's id in the policy.")],
+    window: Annotated[
+        str | None, typer.Option("--window", help="Only the window holding this day (YYYY-MM-DD).")
+    ] = None,
+    output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.TABLE,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+) -> None:
+    """Print the latest published revision of each window of a statistics table, as its recipients
+    read it from `<prefix>.stats.<table>.v1`.
+
+    \b
+    Examples:
+      jointuse stats show services_daily
+      jointuse stats show subscribers_by_region --window 2026-03-01 --format json
+
+    Exit codes: 0 printed; 1 nothing published yet; 2 bad arguments; 3 a Kafka or registry error.
+    """
+    from streams.errors import JointUseError
+    from streams.stats.published import latest_publications
+
+    settings = _settings(bootstrap, None, prefix)
+    try:
+        day = dt.date.fromisoformat(window) if window else None
+    except ValueError:
+        fail("--window must be a day, YYYY-MM-DD")
+    try:
+        found = latest_publications(settings, table, day=day)
+    except JointUseError as exc:
+        fail(exc, Exit.SERVICE)
+    if not found:
+        fail(f"nothing published for {table} yet", Exit.PROBLEMS)
+    if output is Format.JSON:
+        sys.stdout.write(json.dumps(found, ensure_ascii=False, default=str) + "\n")
+        return
+    for record in found:
+        last = record["window_to"] - dt.timedelta(days=1)
+        total = record["total"] if record["total"] is not None else "withheld"
+        typer.echo(
+            f"{record['table']}: {record['window_from']} to {last}, revision {record['revision']}, "
+            f"by {', '.join(record['dimensions'])} (k = {record['k']}); total: {total}; "
+            f"suppressed: {record['suppressed_below_k']} below k, {record['suppressed_to_protect']} more"
+        )
+        for cell in sorted(record["cells"], key=lambda c: (-c["subjects"], c["values"])):
+            typer.echo(f"  {' / '.join(cell['values'])}: {cell['subjects']:,}")
 
 
 @stats_app.command("preview")

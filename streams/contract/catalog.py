@@ -209,6 +209,13 @@ INCIDENT_JSON: Mapping[str, Any] = {
         "at_ms": {"type": "integer"},
     },
 }
+CONTRIBUTION_JSON: Mapping[str, Any] = {
+    "type": "object",
+    "description": "One shared record's cells per statistics table and window: labels from the policy's closed lists.",
+    "required": ["at_ms", "tables"],
+    "properties": {"at_ms": {"type": "integer"}, "policy_version": {"type": "string"}, "tables": {"type": "object"}},
+}
+STATS_SCHEMA_FILE = "stats_table.v1.avsc"
 CHANGELOG_JSON: Mapping[str, Any] = {
     "type": "object",
     "description": "The subject index's row for one subject (faust table changelog).",
@@ -223,6 +230,7 @@ def build_catalog(
     bootstrap_servers: str,
     registry_url: str,
     registry_vendor: str = "apicurio",
+    stats_schema: Mapping[str, Any] | None = None,
 ) -> Catalog:
     """The catalog of the latest policy version: one channel per topic ``topics create`` makes."""
     policy = policies.latest
@@ -240,6 +248,7 @@ def build_catalog(
         return _principals(plan, address, operation)
 
     channels: list[Channel] = []
+    stats_tables = {topology.stats(t.id): t for t in policy.statistics.tables}
     for spec in topology.specs(policy):
         address = spec.name
         company = _company_of(address, policy, topology)
@@ -312,6 +321,23 @@ def build_catalog(
                 tombstones="Erase this subject.",
                 address=address,
             )
+        elif address in stats_tables:
+            table = stats_tables[address]
+            if stats_schema is None:
+                raise ValueError("the policy has statistics tables: give build_catalog their schema")
+            schemas[STATS_SCHEMA_FILE] = stats_schema
+            channel = Channel(
+                id=f"stats-{table.id}",
+                kind="stats",
+                summary=f"Statistics {table.id} ({table.window}, by {', '.join(table.dimensions)}): counts of "
+                f"distinct subjects, every published cell at least k = {policy.statistics.k}, small cells "
+                "protected (docs/statistics.md). The latest revision of a window replaces the earlier ones.",
+                company=None,
+                key="`<table>:<window's first day>`, UTF-8",
+                payload=AVRO,
+                schemas=(STATS_SCHEMA_FILE,),
+                address=address,
+            )
         else:
             channel = _internal(address, topology)
         channels.append(
@@ -357,6 +383,27 @@ def _internal(address: str, topology: Topology) -> Channel:
             "The incident id, UTF-8",
             JSON,
             INCIDENT_JSON,
+        ),
+        topology.stats_contributions: (
+            "stats-contributions",
+            "What each shared record adds to the statistics tables (cells, no value), read by the statistics worker.",
+            PSEUDONYM_KEY,
+            JSON,
+            CONTRIBUTION_JSON,
+        ),
+        topology.stats_changelogs[0]: (
+            "stats-subjects-changelog",
+            "The statistics worker's cells per subject and window (faust changelog), compacted.",
+            "`<table>|<window>|<pseudonym>`, UTF-8",
+            JSON,
+            None,
+        ),
+        topology.stats_changelogs[1]: (
+            "stats-published-changelog",
+            "What the statistics worker published per window (what a revision builds on), compacted.",
+            "`<table>|<window>`, UTF-8",
+            JSON,
+            None,
         ),
         topology.rights: (
             "rights",

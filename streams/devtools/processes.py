@@ -54,6 +54,11 @@ def start_index(settings: Settings, *, quiet: bool = False, log: Path | None = N
     )
 
 
+def start_stats(settings: Settings, *, quiet: bool = False, log: Path | None = None) -> subprocess.Popen[bytes]:
+    """``jointuse stats run`` (the statistics worker) as a child process."""
+    return _spawn([sys.executable, "-m", "streams.cli.main", "stats", "run"], settings, quiet=quiet, log=log)
+
+
 def _spawn(args: list[str], settings: Settings, *, quiet: bool, log: Path | None) -> subprocess.Popen[bytes]:
     output: Any = None
     if log is not None:

@@ -67,6 +67,9 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     for user in policy.joint_users:
         principal = _user(user.id)
         principals.append(user.id)
+        for table in policy.statistics.tables:
+            if user.id in table.recipients:
+                acls += _topic(principal, topology.stats(table.id), "read")
         acls += _topic(principal, topology.ingest(user.id), "write")
         acls += _topic(principal, topology.deliver(user.id), "read")
         acls += _topic(principal, topology.dead_letters(user.id), "read")
@@ -84,6 +87,14 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += _topic(pipeline, topology.rights, "read")
     # Canary hits open incidents in the transaction that blocked them; every worker reads them for its metrics.
     acls += _topic(pipeline, topology.incidents, "write", "read")
+    if policy.statistics.tables:
+        # Workers write each shared record's cells; the statistics worker (a pipeline app) counts
+        # them in its tables and publishes each table to the joint users it names.
+        acls += _topic(pipeline, topology.stats_contributions, "write", "read")
+        for changelog in topology.stats_changelogs:
+            acls += _topic(pipeline, changelog, "write", "read")
+        for table in policy.statistics.tables:
+            acls += _topic(pipeline, topology.stats(table.id), "write")
     # The subject index (a pipeline app) keeps its rows in a changelog it writes and reads back.
     acls += _topic(pipeline, topology.subject_index_changelog, "write", "read")
     acls += _topic(pipeline, topology.corrections, "read")
@@ -106,6 +117,8 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += _topic(auditor, topology.audit, "read")
     acls += _topic(auditor, topology.audit_checkpoints, "read")
     acls += _topic(auditor, topology.provision_records, "read")
+    for table in policy.statistics.tables:
+        acls += _topic(auditor, topology.stats(table.id), "read")  # `jointuse stats show`
     # Rights requests come in through the privacy desk, which is the auditor's principal.
     acls += _topic(auditor, topology.rights, "write", "read")
     acls += _topic(auditor, topology.corrections, "write")

@@ -25,6 +25,7 @@ programme that solves for every suppressed cell.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -47,7 +48,12 @@ Cell = tuple[str, ...]
 
 
 def age_labels(stats: Statistics) -> tuple[str, ...]:
-    edges = (0, *stats.age_bands)
+    return _age_labels(stats.age_bands)
+
+
+@functools.cache
+def _age_labels(starts: tuple[int, ...]) -> tuple[str, ...]:
+    edges = (0, *starts)
     bands = [f"{low}-{high - 1}" for low, high in itertools.pairwise(edges)]
     return (*bands, f"{edges[-1]}+", OTHER)
 
@@ -66,11 +72,15 @@ def domain(name: str, policy: Policy) -> tuple[str, ...]:
     raise ValueError(f"unknown dimension {name}")
 
 
+_BY_LENGTH = {n: frozenset(p for p in PREFECTURES if len(p) == n) for n in {len(p) for p in PREFECTURES}}
+
+
 def _prefecture(address: Any) -> str:
+    """The prefecture an address starts with (3 or 4 characters; none is a prefix of another)."""
     if isinstance(address, str):
-        for prefecture in PREFECTURES:
-            if address.startswith(prefecture):
-                return prefecture
+        for length, names in _BY_LENGTH.items():
+            if address[:length] in names:
+                return address[:length]
     return OTHER
 
 
@@ -105,31 +115,53 @@ def _listed(value: Any, allowed: Sequence[str]) -> str:
     return value if isinstance(value, str) and value in allowed else OTHER
 
 
-def record_cells(
-    record: Mapping[str, Any], table: StatsTable, policy: Policy, *, purposes: Iterable[str], on: dt.date
-) -> frozenset[Cell]:
-    """The cells one shared record counts in: one per (service, plan) it uses and purpose it is
-    shared for, when the table has those dimensions. ``on``: the window's first day (ages)."""
-    stats = policy.statistics
+@dataclass(frozen=True)
+class _Features:
+    """What the dimensions read from one record, once for every table."""
+
+    single: Mapping[str, str]  # prefecture, gender, payment_status
+    birth_date: Any
+    pairs: frozenset[tuple[str, str]]  # (service, plan) per service used
+
+
+def _features(record: Mapping[str, Any], stats: Statistics) -> _Features:
     values = stats.values
     listed = record.get("service_usage")
     usages: list[Any] = listed if isinstance(listed, list) else []
-    pairs = {
-        (_listed(u.get("service"), values.get("service", ())), _listed(u.get("plan"), values.get("plan", ())))
-        for u in usages
-        if isinstance(u, Mapping)
-    } or {(OTHER, OTHER)}
+    services, plans = values.get("service", ()), values.get("plan", ())
+    pairs = frozenset(
+        (_listed(u.get("service"), services), _listed(u.get("plan"), plans)) for u in usages if isinstance(u, Mapping)
+    ) or frozenset({(OTHER, OTHER)})
     payment = record.get("payment_status")
     single = {
         "prefecture": _prefecture(record.get("address")),
-        "age_band": _age_band(record.get("birth_date"), on, stats),
         "gender": _listed(record.get("gender"), values.get("gender", ())),
         "payment_status": _listed(
             payment.get("status") if isinstance(payment, Mapping) else None, values.get("payment_status", ())
         ),
     }
-    known_purposes = {p.id for p in policy.purposes}
-    shared_for = sorted(set(purposes) & known_purposes)
+    return _Features(single, record.get("birth_date"), pairs)
+
+
+def record_cells(
+    record: Mapping[str, Any], table: StatsTable, policy: Policy, *, purposes: Iterable[str], on: dt.date
+) -> frozenset[Cell]:
+    """The cells one shared record counts in: one per (service, plan) it uses and purpose it is
+    shared for, when the table has those dimensions. ``on``: the window's first day (ages)."""
+    return _cells(_features(record, policy.statistics), table, policy, purposes=purposes, on=on)
+
+
+def _cells(
+    features: _Features, table: StatsTable, policy: Policy, *, purposes: Iterable[str], on: dt.date
+) -> frozenset[Cell]:
+    single = dict(features.single)
+    if "age_band" in table.dimensions:
+        single["age_band"] = _age_band(features.birth_date, on, policy.statistics)
+    multiple = {"service", "plan", "purpose"}.intersection(table.dimensions)
+    if not multiple:  # one value per dimension: one cell
+        return frozenset({tuple(single[name] for name in table.dimensions)})
+    pairs = features.pairs
+    shared_for = sorted(set(purposes).intersection(policy.purpose_ids))
     choices: list[list[dict[str, str]]] = []
     if "service" in table.dimensions or "plan" in table.dimensions:
         choices.append([{"service": s, "plan": p} for s, p in sorted(pairs)])
@@ -427,18 +459,33 @@ class StatsBook:
         self.domains = {t.id: [domain(d, policy) for d in t.dimensions] for t in policy.statistics.tables}
         self.windows: dict[tuple[str, dt.date], WindowCounts] = {}
         self.late = 0  # records counted into a window already published
+        self._next_close: dt.datetime | None = None  # the earliest close of a window not published
+        self._revisions_due = False
 
     def add(self, *, subject: str, record: Mapping[str, Any], purposes: Iterable[str], at: dt.datetime) -> int:
         """Counts one shared record of ``subject`` with event time ``at`` in each table; returns in
         how many tables it counted."""
-        shared_for = tuple(purposes)
+        found = contribution(record, self.policy, purposes=purposes, at=at)
+        return 0 if found is None else self.add_contribution(subject, found)
+
+    def add_contribution(self, subject: str, found: Mapping[str, Any]) -> int:
+        """Counts a ``contribution`` (as the workers write it); returns in how many tables it added
+        a cell. Adding the same one again changes nothing."""
         counted = 0
-        for table in self.tables.values():
-            start, end = window_of(table.window, at)
-            cells = record_cells(record, table, self.policy, purposes=shared_for, on=start)
-            if not cells:
-                continue
-            window = self.windows.setdefault((table.id, start), WindowCounts(table.id, start, end, {}))
+        for table_id, part in found["tables"].items():
+            table = self.tables.get(table_id)
+            if table is None:
+                continue  # a table the policy no longer has
+            start = dt.date.fromisoformat(part["window"])
+            end = start + dt.timedelta(days=1 if table.window == "daily" else 7)
+            cells = frozenset(tuple(str(v) for v in cell) for cell in part["cells"])
+            if any(len(cell) != len(table.dimensions) for cell in cells):
+                continue  # written under another shape of the table
+            window = self.windows.get((table.id, start))
+            if window is None:
+                window = self.windows[(table.id, start)] = WindowCounts(table.id, start, end, {})
+                closes = window_closes_at(end, self.grace)
+                self._next_close = closes if self._next_close is None else min(self._next_close, closes)
             before = window.subjects.get(subject, frozenset())
             if cells <= before:
                 continue
@@ -446,8 +493,13 @@ class StatsBook:
             counted += 1
             if window.published is not None:
                 window.changed_since_published = True
+                self._revisions_due = True
                 self.late += 1
         return counted
+
+    def due(self, watermark: dt.datetime) -> bool:
+        """Whether ``advance(watermark)`` would publish anything (cheap: call it per record)."""
+        return self._revisions_due or (self._next_close is not None and watermark >= self._next_close)
 
     def advance(self, watermark: dt.datetime) -> list[tuple[WindowCounts, Publication]]:
         out = []
@@ -467,7 +519,21 @@ class StatsBook:
             window.published, window.published_counts = publication, counts
             window.changed_since_published = False
             out.append((window, publication))
+        self._revisions_due = False
+        unpublished = [window_closes_at(w.end, self.grace) for w in self.windows.values() if w.published is None]
+        self._next_close = min(unpublished, default=None)
         return out
+
+    def restore(self, table: str, start: dt.date, publication: Publication, counts: Mapping[Cell, int]) -> None:
+        """What was published of a window before a restart (its subjects are added first)."""
+        window = self.windows.get((table, start))
+        if window is None:
+            return
+        window.published, window.published_counts = publication, dict(counts)
+        window.changed_since_published = dict(window.counts()) != dict(counts)
+        self._revisions_due = self._revisions_due or window.changed_since_published
+        unpublished = [window_closes_at(w.end, self.grace) for w in self.windows.values() if w.published is None]
+        self._next_close = min(unpublished, default=None)
 
 
 def publication_record(
@@ -495,3 +561,55 @@ def publication_record(
         "withheld_margins": list(publication.withheld_margins),
         "published_at": int(published_at.timestamp() * 1000),
     }
+
+
+def contribution(
+    record: Mapping[str, Any], policy: Policy, *, purposes: Iterable[str], at: dt.datetime
+) -> dict[str, Any] | None:
+    """What one shared record adds to the statistics tables: per table, its window and cells (no
+    value but the closed-list labels). None when the policy has no table or it counts nowhere."""
+    shared_for = tuple(purposes)
+    tables: dict[str, Any] = {}
+    features = _features(record, policy.statistics)
+    starts = {kind: window_of(kind, at)[0] for kind in {t.window for t in policy.statistics.tables}}
+    for table in policy.statistics.tables:
+        start = starts[table.window]
+        cells = _cells(features, table, policy, purposes=shared_for, on=start)
+        if cells:
+            tables[table.id] = {"window": start.isoformat(), "cells": sorted(list(c) for c in cells)}
+    if not tables:
+        return None
+    return {"at_ms": int(at.timestamp() * 1000), "policy_version": policy.notice.version, "tables": tables}
+
+
+def publication_state(publication: Publication, counts: Mapping[Cell, int]) -> dict[str, Any]:
+    """What a revision needs of an earlier publication, as JSON-ready values."""
+    return {
+        "table": publication.table,
+        "dimensions": list(publication.dimensions),
+        "k": publication.k,
+        "cells": [[list(c), n] for c, n in sorted(publication.cells.items())],
+        "margins": {d: dict(m) for d, m in publication.margins.items()},
+        "total": publication.total,
+        "sensitive": publication.sensitive,
+        "complementary": publication.complementary,
+        "withheld_margins": list(publication.withheld_margins),
+        "revision": publication.revision,
+        "counts": [[list(c), n] for c, n in sorted(counts.items())],
+    }
+
+
+def from_state(state: Mapping[str, Any]) -> tuple[Publication, dict[Cell, int]]:
+    publication = Publication(
+        table=state["table"],
+        dimensions=tuple(state["dimensions"]),
+        k=int(state["k"]),
+        cells={tuple(c): int(n) for c, n in state["cells"]},
+        margins={d: {v: int(n) for v, n in m.items()} for d, m in state["margins"].items()},
+        total=state["total"],
+        sensitive=int(state["sensitive"]),
+        complementary=int(state["complementary"]),
+        withheld_margins=tuple(state["withheld_margins"]),
+        revision=int(state["revision"]),
+    )
+    return publication, {tuple(c): int(n) for c, n in state["counts"]}

@@ -35,6 +35,7 @@ from streams.policy.incidents import canary_hit_event, canary_incident_id, leak_
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.policy.pseudonym import SubjectKeys
+from streams.policy.statistics import contribution
 from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, SchemaSource
 from streams.serde.wire import frame
 from streams.topology import Topology
@@ -196,6 +197,8 @@ class Processor:
             delivery_id = self.reader.delivery_id(version, topic)
             messages.append(OutMessage(topic, f"{source}:{key}".encode(), frame(delivery_id, body_out), headers))
         messages.append(self._audit(message, source, decision, schema_id, trace, now=now))
+        if decision.status is Status.SHARED and self._counted_policy.statistics.tables:
+            messages += self._contribution(message, source, key, record, decision)
         return Outcome(
             decision.status,
             decision.reason.value,
@@ -206,6 +209,28 @@ class Processor:
             decision=decision,
             record=record,
         )
+
+    @property
+    def _counted_policy(self) -> Policy:
+        return self.policy or self.policies.latest
+
+    def _contribution(
+        self, message: InMessage, source: str, key: str, record: Mapping[str, Any], decision: Decision
+    ) -> list[OutMessage]:
+        """A shared record's cells in each statistics table (streams.stats counts them), keyed by its
+        subject's pseudonym, in the transaction that shares it: a withheld record never counts."""
+        updated = record.get("updated_at")
+        at_ms = updated if type(updated) is int else message.timestamp_ms
+        found = contribution(
+            record,
+            self._counted_policy,
+            purposes=decision.purposes,
+            at=dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC),
+        )
+        if found is None:
+            return []
+        subject = self.subjects.subject(source, key)
+        return [OutMessage(self.topology.stats_contributions, subject.encode(), orjson.dumps(found), [])]
 
     def _incident(
         self,

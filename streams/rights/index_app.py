@@ -7,10 +7,10 @@ store, through ``rocksdict``) and in the table's changelog, which rebuilds them 
 a rebalance.
 
 - Reading: the audit is written in transactions, so only committed events count (faust reads
-  uncommitted ones unless its own exactly-once is on; see ``_read_committed_only``).
+  uncommitted ones unless its own exactly-once is on; see ``streams.runtime.faust_tables.read_committed_only``).
 - Idempotent: a row remembers the offset it applied per audit partition. At least once is enough:
   an offset is committed only after the changelog writes before it were acknowledged
-  (``_changelog_before_offsets``), and an event read again changes nothing.
+  (``changelog_before_offsets``), and an event read again changes nothing.
 - Lookups: ``GET /subjects/<subject>`` on any index worker, which forwards it to the worker that
   owns the subject's partition (faust's table metadata, as ``app.table_route`` does; that
   decorator asks the producer for the changelog's partitions, which it knows only after writing to
@@ -36,7 +36,6 @@ from typing import Any
 import faust
 import orjson
 from confluent_kafka import Consumer, KafkaError, TopicPartition
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -46,6 +45,7 @@ from streams.kafka.partitioner import key_hash
 from streams.observability.logs import logging_config
 from streams.observability.metrics import IndexMetrics
 from streams.policy.subject_index import Correction, SubjectRow, fold, fold_correction
+from streams.runtime.faust_tables import changelog_before_offsets, credentials, read_committed_only
 from streams.settings import Settings, load_settings
 from streams.topology import SUBJECT_INDEX_TABLE, Topology
 
@@ -57,18 +57,13 @@ OFFSETS_TIMEOUT_SECONDS = 5.0  # the consumer's thread is busy while it joins th
 
 
 def create_app(settings: Settings, topology: Topology) -> faust.App:
-    credentials = None
-    if settings.security_protocol.startswith("SASL"):
-        credentials = faust.SASLCredentials(
-            username=settings.sasl_username, password=settings.sasl_secret(), mechanism=settings.sasl_mechanism
-        )
     # One state directory per web port: two index workers on one host must not share a RocksDB.
     data_dir = settings.data_dir / f"index-{settings.index_port}"
     data_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         topology.subject_index_app,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
-        broker_credentials=credentials,
+        broker_credentials=credentials(settings),
         store="rocksdb://" if settings.index_store == "rocksdb" else "memory://",
         datadir=str(data_dir),
         autodiscover=False,
@@ -89,44 +84,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     )
 
 
-def _read_committed_only() -> None:
-    """faust's aiokafka consumer reads uncommitted messages unless faust's own exactly-once is on,
-    and the index must not count an audit event of an aborted transaction. This sets the consumer's
-    isolation level as it is created (a private attribute of aiokafka's consumer, read when it
-    starts); tests/runtime/test_faust_pin.py pins the faust version it was checked against."""
-    create = AIOKafkaConsumerThread._create_worker_consumer
-
-    def create_reading_committed(self: AIOKafkaConsumerThread, transport: Any) -> Any:
-        consumer = create(self, transport)
-        consumer._isolation_level = "read_committed"  # the constructor's argument, checked when it starts
-        return consumer
-
-    AIOKafkaConsumerThread._create_worker_consumer = create_reading_committed  # type: ignore[method-assign]
-
-
-def _changelog_before_offsets(application: faust.App) -> None:
-    """faust flushes its producer before it commits offsets, but its buffer's flush returns once no
-    message went out for 0.1 s (``flush_atmost``), not when the buffer is empty (read in faust's
-    code, not seen failing here). A row update could then still wait there while the offset of its
-    event was committed, and a SIGKILL would lose it for good. Every commit waits until the buffer
-    is empty and the client has had every write acknowledged. This replaces the driver's private
-    commit, as streams.app does; tests/runtime/test_faust_pin.py pins the faust version."""
-    if getattr(application.consumer, "_commits_after_the_changelog", False):
-        return  # the agent was restarted: installed already
-    commit = application.consumer._commit  # type: ignore[attr-defined]
-
-    async def commit_after_the_changelog(offsets: Any) -> bool:
-        producer = application.producer
-        while producer.buffer.size:
-            await producer.buffer.flush()
-        await producer.flush()
-        return bool(await commit(offsets))
-
-    application.consumer._commit = commit_after_the_changelog  # type: ignore[attr-defined]
-    application.consumer._commits_after_the_changelog = True  # type: ignore[attr-defined]
-
-
-_read_committed_only()
+read_committed_only()
 settings = load_settings()
 topology = Topology(settings.topic_prefix)
 app = create_app(settings, topology)
@@ -207,7 +165,7 @@ async def _forget_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any
 
 @app.agent(audit)
 async def index(stream: faust.StreamT[Any]) -> None:
-    _changelog_before_offsets(app)
+    changelog_before_offsets(app)
     async for event in stream.events():
         message = event.message
         try:

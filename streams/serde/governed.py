@@ -237,3 +237,16 @@ def minimal_record(node: TypeNode) -> Any:
         "enum": min(node.symbols) if node.symbols else "",
         "fixed": b"\0" * node.size,
     }.get(kind)
+
+
+STATS_TABLE_SCHEMA = "statistics/stats_table.v1.avsc"
+
+
+def load_stats_schema(directory: Path) -> dict[str, Any]:
+    """The schema every statistics table is published in (``<schemas>/statistics/``)."""
+    path = directory / STATS_TABLE_SCHEMA
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SchemaError(f"{path}: cannot read the schema ({exc.__class__.__name__})") from exc
+    return raw

@@ -18,7 +18,7 @@ from streams.contract.render import avro_for_asyncapi, to_asyncapi, to_markdown
 from streams.kafka.acl_plan import plan_access
 from streams.policy.loader import PolicySet, load_policies
 from streams.serde.avro_codec import parsing_canonical_form
-from streams.serde.governed import GovernedSchemas
+from streams.serde.governed import GovernedSchemas, load_stats_schema
 from streams.settings import PROJECT_ROOT
 from tests.conftest import POLICY_PATH
 from tests.policies import REINSURER, policy_with_reinsurer
@@ -38,6 +38,7 @@ def catalog_of(policies: PolicySet, prefix: str = TOPOLOGY_PREFIX) -> Catalog:
         Topology(prefix),
         bootstrap_servers="127.0.0.1:19092",
         registry_url="http://127.0.0.1:18081/apis/ccompat/v7",
+        stats_schema=load_stats_schema(PROJECT_ROOT / "schemas"),
     )
 
 
@@ -122,8 +123,13 @@ def test_readers_and_writers_are_the_acls(with_reinsurer: PolicySet) -> None:
     policy = with_reinsurer.latest
     companies = {u.id for u in policy.joint_users} | {r.id for r in policy.foreign_provision.recipients}
     acls = plan_access(policy, Topology(TOPOLOGY_PREFIX)).acls
+    recipients = {f"{TOPOLOGY_PREFIX}.stats.{t.id}.v1": set(t.recipients) for t in policy.statistics.tables}
+    assert recipients, "the published policy declares statistics tables"
     for channel in catalog.channels:
-        assert set(channel.readers) & companies <= {channel.company}, channel.address
+        if channel.kind == "stats":  # statistics, not personal data: read by the joint users the table names
+            assert set(channel.readers) & companies == recipients.pop(channel.address), channel.address
+        else:
+            assert set(channel.readers) & companies <= {channel.company}, channel.address
         assert set(channel.writers) & companies <= ({channel.company} if channel.kind == "ingest" else set())
         for operation, principals in (("read", channel.readers), ("write", channel.writers)):
             allowed = {
@@ -133,6 +139,7 @@ def test_readers_and_writers_are_the_acls(with_reinsurer: PolicySet) -> None:
             }
             assert set(principals) == allowed, (channel.address, operation)
     assert catalog.group_prefixes["jcom"] == "jointuse.jcom."
+    assert not recipients, "a statistics table has no channel"
 
 
 def test_a_delivery_names_only_what_the_notice_lets_its_recipient_receive(policies: PolicySet) -> None:

@@ -253,3 +253,21 @@ def test_a_projector_fault_is_caught_by_the_canary_and_recorded_in_the_audit(
     healthy = processor.process(message)
     assert "leaks" not in _audit(healthy)
     assert not [m for m in healthy.messages if m.topic in (T.incidents, T.notices("jcom"))]
+
+
+def test_a_shared_record_adds_its_cells_to_the_statistics_and_a_withheld_one_nothing(policies: PolicySet) -> None:
+    registry = MemoryRegistry()
+    processor = _processor(policies, registry)
+    record = _record(address="東京都千代田区丸の内1-1", gender="female")
+    shared = processor.process(_message(registry, record))
+    (added,) = [m for m in shared.messages if m.topic == T.stats_contributions]
+    assert added.key == KEYS.subject("jcom", record["customer_id"]).encode()
+    found = json.loads(added.value or b"")
+    assert set(found["tables"]) == {t.id for t in policies.latest.statistics.tables}
+    region = found["tables"]["subscribers_by_region"]
+    assert [cell[0::2] for cell in region["cells"]] == [["東京都", "female"]]
+    assert SECRET.encode() not in (added.value or b"")  # labels from closed lists, never a value
+    stopped = _record(consent={"marketing_opt_out": False, "joint_use_stop": True, "foreign_transfer_consent": False})
+    withheld = processor.process(_message(registry, stopped, offset=1))
+    assert withheld.status.value == "withheld"
+    assert not [m for m in withheld.messages if m.topic == T.stats_contributions]

@@ -34,7 +34,7 @@ def test_the_index_app_s_private_hooks_are_the_ones_checked() -> None:
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
     assert faust.__version__ == "0.15.3", "re-check streams.rights.index_app, then update the pin"
-    assert aiokafka.__version__ == "0.14.0", "re-check _read_committed_only, then update the pin"
+    assert aiokafka.__version__ == "0.14.0", "re-check streams/runtime/faust_tables.py, then update the pin"
     assert list(inspect.signature(AIOKafkaConsumerThread._create_worker_consumer).parameters) == ["self", "transport"]
     source = inspect.getsource(aiokafka.AIOKafkaConsumer)
     assert "self._isolation_level = isolation_level" in source

@@ -1,0 +1,59 @@
+"""What a faust app that keeps tables over topics written in transactions needs (the subject index,
+the statistics worker): committed messages only, and offsets committed only after the changelog
+writes before them were acknowledged. Both replace private parts of faust and aiokafka;
+tests/runtime/test_faust_pin.py pins the versions they were checked against."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+from streams.settings import Settings
+
+
+def credentials(settings: Settings) -> faust.SASLCredentials | None:
+    """The app's SASL credentials from the settings, if the cluster wants them."""
+    if not settings.security_protocol.startswith("SASL"):
+        return None
+    return faust.SASLCredentials(
+        username=settings.sasl_username, password=settings.sasl_secret(), mechanism=settings.sasl_mechanism
+    )
+
+
+def read_committed_only() -> None:
+    """faust's aiokafka consumer reads uncommitted messages unless faust's own exactly-once is on,
+    and a table kept from a topic written in transactions must not count a message of an aborted
+    one. This sets the consumer's isolation level as it is created (a private attribute of
+    aiokafka's consumer, read when it starts)."""
+    create = AIOKafkaConsumerThread._create_worker_consumer
+
+    def create_reading_committed(self: AIOKafkaConsumerThread, transport: Any) -> Any:
+        consumer = create(self, transport)
+        consumer._isolation_level = "read_committed"  # the constructor's argument, checked when it starts
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = create_reading_committed  # type: ignore[method-assign]
+
+
+def changelog_before_offsets(application: faust.App) -> None:
+    """faust flushes its producer before it commits offsets, but its buffer's flush returns once no
+    message went out for 0.1 s (``flush_atmost``), not when the buffer is empty (read in faust's
+    code, not seen failing here). A row update could then still wait there while the offset of its
+    event was committed, and a SIGKILL would lose it for good. Every commit waits until the buffer
+    is empty and the client has had every write acknowledged. This replaces the driver's private
+    commit, as streams.app does; tests/runtime/test_faust_pin.py pins the faust version."""
+    if getattr(application.consumer, "_commits_after_the_changelog", False):
+        return  # the agent was restarted: installed already
+    commit = application.consumer._commit  # type: ignore[attr-defined]
+
+    async def commit_after_the_changelog(offsets: Any) -> bool:
+        producer = application.producer
+        while producer.buffer.size:
+            await producer.buffer.flush()
+        await producer.flush()
+        return bool(await commit(offsets))
+
+    application.consumer._commit = commit_after_the_changelog  # type: ignore[attr-defined]
+    application.consumer._commits_after_the_changelog = True  # type: ignore[attr-defined]

@@ -1,0 +1,198 @@
+"""The statistics worker: ``jointuse stats run`` (``faust -A streams.stats.app worker``).
+
+The pipeline writes, for every shared record, its cells in each statistics table to
+``<prefix>.stats-contributions.v1`` (keyed by the subject's pseudonym), in the transaction that
+shares it: a withheld or invalid record never counts. This worker folds them into the windows of
+``streams.policy.statistics.StatsBook`` and publishes each window to ``<prefix>.stats.<table>.v1``
+once its end plus the grace has passed in event time, then a revision whenever late records change
+it, under the suppression rules of docs/statistics.md.
+
+- State: the cells each subject was in per window (faust table ``stats-subjects``, RocksDB and a
+  changelog), and what was published per window (``stats-published``: what a revision builds
+  on, and the event-time watermark). After a restart the book is rebuilt from both.
+- Idempotent: a contribution read again adds nothing (a subject's cells in a window only grow), so
+  at least once is enough; offsets are committed only after the changelog writes before them
+  (``changelog_before_offsets``). A publication sent twice after a crash is the same revision.
+- One partition: a window's counts need every subject, so the contributions topic has one
+  partition and one worker counts; a second worker stands by.
+
+Exit codes are faust's: 0 after SIGTERM/SIGINT, non-zero when it cannot start.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+import faust
+import orjson
+
+from streams.observability.logs import logging_config
+from streams.policy.loader import load_policies
+from streams.policy.statistics import (
+    Publication,
+    StatsBook,
+    WindowCounts,
+    from_state,
+    publication_record,
+    publication_state,
+)
+from streams.runtime.faust_tables import changelog_before_offsets, credentials, read_committed_only
+from streams.serde.avro_codec import AvroCodec
+from streams.serde.governed import load_stats_schema
+from streams.serde.registry import Registry
+from streams.serde.wire import frame
+from streams.settings import Settings, load_settings
+from streams.topology import Topology
+
+log = logging.getLogger("jointuse.stats")
+logging.getLogger("aiokafka").setLevel(logging.WARNING)
+WATERMARK = b"\x00watermark"  # the stats-published row that holds the event-time watermark
+
+
+def create_app(settings: Settings, topology: Topology) -> faust.App:
+    data_dir = settings.data_dir / "stats"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        topology.stats_app,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=credentials(settings),
+        store="rocksdb://" if settings.index_store == "rocksdb" else "memory://",
+        datadir=str(data_dir),
+        autodiscover=False,
+        topic_allow_declare=False,  # the changelogs come from `jointuse topics create`
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=10,
+        broker_heartbeat_interval=2,
+        producer_linger_ms=20,
+        web_enabled=False,
+        logging_config=logging_config(settings.log_level, "stats"),
+    )
+
+
+read_committed_only()
+settings = load_settings()
+SCHEMA = load_stats_schema(settings.schema_dir)
+CODEC = AvroCodec(SCHEMA)
+topology = Topology(settings.topic_prefix)
+policy = load_policies(settings.policy_path).latest
+app = create_app(settings, topology)
+contributions = app.topic(
+    topology.stats_contributions, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+)
+subjects = app.Table("stats-subjects", key_type=bytes)  # table|window|subject -> the cells, as lists
+published = app.Table("stats-published", key_type=bytes)  # table|window -> publication_state; the watermark
+book = StatsBook(policy, grace=dt.timedelta(seconds=settings.stats_grace_seconds))
+state = {"rebuilt": False, "watermark_ms": 0, "skipped": 0}
+codec_ids: dict[str, int] = {}
+
+
+def _rebuild() -> None:
+    """The book from the tables, once they are recovered: the windows, their subjects, what was
+    published of each, and the watermark."""
+    for key, value in subjects.items():
+        table, window, subject = key.decode().split("|", 2)
+        book.add_contribution(subject, {"tables": {table: {"window": window, "cells": value}}})
+    for key, value in published.items():
+        if key == WATERMARK:
+            state["watermark_ms"] = int(value)
+            continue
+        table, window = key.decode().split("|", 1)
+        book.restore(table, dt.date.fromisoformat(window), *from_state(value))
+    state["rebuilt"] = True
+    log.info("statistics rebuilt", extra={"windows": len(book.windows), "watermark_ms": state["watermark_ms"]})
+
+
+def apply(key: bytes | None, value: bytes | None) -> None:
+    """One contribution; one that is not ours is counted and skipped (never fatal)."""
+    if key is None or value is None:
+        state["skipped"] += 1
+        return
+    try:
+        found = orjson.loads(value)
+        subject = key.decode("utf-8")
+        tables = found["tables"]
+        at_ms = int(found["at_ms"])
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        state["skipped"] += 1
+        return
+    for table_id, part in tables.items():
+        row = f"{table_id}|{part['window']}|{subject}".encode()
+        before = {tuple(c) for c in subjects.get(row) or []}
+        cells = before | {tuple(str(v) for v in c) for c in part["cells"]}
+        if cells != before:
+            subjects[row] = sorted(list(c) for c in cells)
+    book.add_contribution(subject, found)
+    if at_ms > state["watermark_ms"]:
+        state["watermark_ms"] = at_ms
+        published[WATERMARK] = at_ms
+
+
+@app.on_partitions_revoked.connect
+async def _forget(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+    """Another worker counts now, or this one again after the rebalance: from the tables, then."""
+    global book
+    book = StatsBook(policy, grace=book.grace)
+    state.update(rebuilt=False, watermark_ms=0)
+
+
+@app.agent(contributions)
+async def count(stream: faust.StreamT[Any]) -> None:
+    """Counts each contribution and publishes what its event time closed, or what it revised.
+    Publishing happens here, per event, because faust writes table changes only in a stream's
+    context: the event time moves only with events, so nothing is due between them."""
+    changelog_before_offsets(app)
+    async for event in stream.events():
+        if not state["rebuilt"]:
+            _rebuild()  # at the first event: faust hands events over only once the tables are recovered
+        try:
+            apply(event.message.key, event.message.value)
+        except Exception as exc:  # one contribution never stops the statistics (faust would crash the agent)
+            state["skipped"] += 1
+            log.warning("a contribution could not be counted", extra={"error": type(exc).__name__})
+            continue
+        watermark = dt.datetime.fromtimestamp(state["watermark_ms"] / 1000, dt.UTC)
+        if state["watermark_ms"] and book.due(watermark):
+            for window, publication in book.advance(watermark):
+                await _send(window, publication)
+
+
+def _schema_id(table: str) -> int:
+    if table not in codec_ids:
+        registry = Registry(settings.registry_conf())
+        codec_ids[table] = registry.register(f"{topology.stats(table)}-value", SCHEMA)
+    return codec_ids[table]
+
+
+async def _send(window: WindowCounts, publication: Publication) -> None:
+    native = publication_record(
+        publication,
+        start=window.start,
+        end=window.end,
+        policy_version=policy.notice.version,
+        published_at=dt.datetime.now(dt.UTC),
+    )
+    schema_id = _schema_id(window.table)
+    body = frame(schema_id, CODEC.encode(native))
+    key = f"{window.table}:{window.start.isoformat()}".encode()
+    await app.topic(topology.stats(window.table), key_serializer="raw", value_serializer="raw").send(
+        key=key, value=body
+    )
+    published[f"{window.table}|{window.start.isoformat()}".encode()] = publication_state(
+        publication, window.published_counts or {}
+    )
+    log.info(
+        "published",
+        extra={
+            "table": window.table,
+            "window": window.start.isoformat(),
+            "revision": publication.revision,
+            "cells": len(publication.cells),
+        },
+    )
+
+
+def main() -> None:
+    app.main()

@@ -1,0 +1,107 @@
+"""The statistics worker on the broker: a day of records through the real pipeline, its windows
+closed by event time, every published cell equal to an offline recount, and a late record making a
+revision."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from streams.cli.client import produce_lines
+from streams.devtools.processes import start_stats, stop_worker
+from streams.devtools.synthetic import Generator, Mix
+from streams.policy.classification import load_schema
+from streams.policy.loader import load_policies
+from streams.runtime.wiring import build_runner
+from streams.settings import PROJECT_ROOT, Settings
+from streams.stats.preview import preview
+from streams.stats.published import latest_publications
+from tests.runtime.helpers import setup_topics
+
+pytestmark = pytest.mark.kafka
+DAY = dt.date(2026, 3, 1)  # the generator's records are timed from 2026-03-01 09:00 JST, one a second
+
+
+def _lines(count: int, seed: int, *, at: str | None = None, tag: str = "") -> dict[str, list[bytes]]:
+    """Generated records (``tag`` makes their customers new ones), timed ``at`` if given."""
+    lines = Generator(seed=seed, mix=Mix(invalid=0.0, joint_use_stop=0.0 if tag else 0.05)).lines_by_source(count)
+    if at is None and not tag:
+        return lines
+    moved: dict[str, list[bytes]] = {}
+    for company, raw in lines.items():
+        moved[company] = []
+        for line in raw:
+            record = json.loads(line)
+            record["customer_id"] += tag
+            if at is not None:
+                record["updated_at"] = at
+            moved[company].append(json.dumps(record, ensure_ascii=False).encode())
+    return moved
+
+
+def _produce(settings: Settings, lines: dict[str, list[bytes]]) -> None:
+    for company, raw in lines.items():
+        produce_lines(settings, company, raw, progress=False)
+
+
+def _decide(settings: Settings) -> None:
+    runner, _ = build_runner(settings, worker_id="stats-0", guarantee="exactly_once", batch_size=200)
+    runner.run(max_idle_seconds=4)
+
+
+def _published(settings: Settings, table: str, revision: int, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [r for r in latest_publications(settings, table, day=DAY) if r["revision"] >= revision]
+        if found:
+            return found[0]
+        time.sleep(1)
+    raise AssertionError(f"{table} revision {revision} of {DAY} was not published within {timeout:.0f} s")
+
+
+def test_a_day_of_records_is_published_as_an_offline_recount_says_and_a_late_one_revises(
+    kafka: Settings, unique: str, tmp_path: Path
+) -> None:
+    settings = kafka.model_copy(
+        update={"topic_prefix": f"s{unique}", "metrics_port": 0, "stats_grace_seconds": 0, "data_dir": tmp_path}
+    )
+    setup_topics(settings, partitions=2)
+    day = _lines(1_500, seed=11)
+    _produce(settings, day)
+    _decide(settings)
+    # Then records of the next day move the event time past the end of 1 March: its windows close.
+    # (Decided together, partitions in parallel, a next-day record could come first and close the
+    # windows early; the rest of 1 March would then be revisions.)
+    _produce(settings, _lines(20, seed=12, at="2026-03-02T10:00:00.000+09:00", tag="-next"))
+    _decide(settings)
+    stats = start_stats(settings)
+    try:
+        policies = load_policies(settings.policy_path)
+        schema = load_schema(PROJECT_ROOT / "schemas" / "customer_record.v1.avsc")
+        everything = [line for company in sorted(day) for line in day[company]]
+        offline = {
+            name: publication
+            for name, _, _, publication in preview(
+                everything, policies, schema, day=DAY, now=dt.datetime.now(dt.UTC)
+            ).publications
+        }
+        for table in ("services_daily", "subscribers_by_region"):
+            published = _published(settings, table, 0)
+            expected = offline[table]
+            assert published["revision"] == 0 and published["total"] == expected.total
+            assert {tuple(c["values"]): c["subjects"] for c in published["cells"]} == dict(expected.cells)
+            assert all(c["subjects"] >= published["k"] for c in published["cells"])
+            assert published["suppressed_below_k"] == expected.sensitive
+        # A late record of 1 March: the daily window is revised, and counts one more subject.
+        late = _lines(1, seed=13, at="2026-03-01T23:00:00.000+09:00", tag="-late")
+        _produce(settings, late)
+        _decide(settings)
+        revised = _published(settings, "services_daily", 1)
+        assert revised["total"] == offline["services_daily"].total + 1
+        assert {tuple(c["values"]) for c in revised["cells"]} <= set(offline["services_daily"].cells)
+    finally:
+        stop_worker(stats)
