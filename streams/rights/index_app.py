@@ -42,10 +42,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from streams.errors import ClusterError
 from streams.kafka.partitioner import key_hash
-from streams.observability.logs import logging_config
 from streams.observability.metrics import IndexMetrics
 from streams.policy.subject_index import Correction, SubjectRow, fold, fold_correction
-from streams.runtime.faust_tables import changelog_before_offsets, credentials, read_committed_only
+from streams.runtime.faust_tables import changelog_before_offsets, read_committed_only, table_app
 from streams.settings import Settings, load_settings
 from streams.topology import SUBJECT_INDEX_TABLE, Topology
 
@@ -58,29 +57,16 @@ OFFSETS_TIMEOUT_SECONDS = 5.0  # the consumer's thread is busy while it joins th
 
 def create_app(settings: Settings, topology: Topology) -> faust.App:
     # One state directory per web port: two index workers on one host must not share a RocksDB.
-    data_dir = settings.data_dir / f"index-{settings.index_port}"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    return table_app(
+        settings,
         topology.subject_index_app,
-        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
-        broker_credentials=credentials(settings),
-        store="rocksdb://" if settings.index_store == "rocksdb" else "memory://",
-        datadir=str(data_dir),
-        autodiscover=False,
-        topic_allow_declare=False,  # the changelog comes from `jointuse topics create`
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=10,
-        broker_heartbeat_interval=2,
-        # Row updates go to the changelog in batches (aiokafka sends each message on its own
-        # otherwise: a produce request per event was most of the index's time).
-        producer_linger_ms=20,
+        data_dir=settings.data_dir / f"index-{settings.index_port}",
+        log_name=f"index-{settings.index_port}",
         web_enabled=True,
         web_bind=settings.index_host,
         web_host=settings.index_host,
         web_port=settings.index_port,
         canonical_url=f"http://{settings.index_host}:{settings.index_port}",
-        logging_config=logging_config(settings.log_level, f"index-{settings.index_port}"),
     )
 
 

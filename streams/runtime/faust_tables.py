@@ -5,12 +5,38 @@ tests/runtime/test_faust_pin.py pins the versions they were checked against."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import faust
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
+from streams.observability.logs import logging_config
 from streams.settings import Settings
+
+
+def table_app(settings: Settings, app_id: str, *, data_dir: Path, log_name: str, **web: Any) -> faust.App:
+    """A faust app that keeps tables (RocksDB, or memory with JOINTUSE_INDEX_STORE=memory) in
+    ``data_dir``; ``web`` are faust's web settings (``web_enabled=False`` for none)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return faust.App(
+        app_id,
+        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        broker_credentials=credentials(settings),
+        store="rocksdb://" if settings.index_store == "rocksdb" else "memory://",
+        datadir=str(data_dir),
+        autodiscover=False,
+        topic_allow_declare=False,  # the changelogs come from `jointuse topics create`
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=10,
+        broker_heartbeat_interval=2,
+        # Table updates go to the changelog in batches (aiokafka sends each message on its own
+        # otherwise: a produce request per event was most of the subject index's time).
+        producer_linger_ms=20,
+        logging_config=logging_config(settings.log_level, log_name),
+        **web,
+    )
 
 
 def credentials(settings: Settings) -> faust.SASLCredentials | None:

@@ -28,7 +28,6 @@ from typing import Any
 import faust
 import orjson
 
-from streams.observability.logs import logging_config
 from streams.policy.loader import load_policies
 from streams.policy.statistics import (
     Publication,
@@ -38,7 +37,7 @@ from streams.policy.statistics import (
     publication_record,
     publication_state,
 )
-from streams.runtime.faust_tables import changelog_before_offsets, credentials, read_committed_only
+from streams.runtime.faust_tables import changelog_before_offsets, read_committed_only, table_app
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import load_stats_schema
 from streams.serde.registry import Registry
@@ -52,23 +51,8 @@ WATERMARK = b"\x00watermark"  # the stats-published row that holds the event-tim
 
 
 def create_app(settings: Settings, topology: Topology) -> faust.App:
-    data_dir = settings.data_dir / "stats"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
-        topology.stats_app,
-        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
-        broker_credentials=credentials(settings),
-        store="rocksdb://" if settings.index_store == "rocksdb" else "memory://",
-        datadir=str(data_dir),
-        autodiscover=False,
-        topic_allow_declare=False,  # the changelogs come from `jointuse topics create`
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=10,
-        broker_heartbeat_interval=2,
-        producer_linger_ms=20,
-        web_enabled=False,
-        logging_config=logging_config(settings.log_level, "stats"),
+    return table_app(
+        settings, topology.stats_app, data_dir=settings.data_dir / "stats", log_name="stats", web_enabled=False
     )
 
 
