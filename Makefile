@@ -56,7 +56,7 @@ test: lint
 	@infra/local.sh up
 	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/pytest -q $(PYTEST_ARGS) || status=$$?; infra/local.sh down; exit $$status
 
-# KEEP=1 leaves the broker, the registry and the demo's worker running to explore; `make down` stops them.
+# KEEP=1 leaves the broker, the registry and the demo's workers running to explore; `make down` stops them.
 demo: setup
 	@infra/local.sh up
 	@status=0; eval "$$(infra/local.sh env)"; \

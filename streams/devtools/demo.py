@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import math
 import os
@@ -17,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.cli.client import ensure_reachable, produce_lines, read_committed
-from streams.devtools.processes import start_worker, stop_worker
+from streams.devtools.processes import start_stats, start_worker, stop_worker
 from streams.devtools.synthetic import Generator
 from streams.kafka.admin import create_topics
 from streams.policy.loader import load_policies
@@ -28,6 +29,8 @@ from streams.topology import Topology
 
 COMPANIES = ("jcom", "jcom-insurance")
 STATE_FILE = "kept.json"
+STATS_TABLE = "subscribers_by_region"  # the table the demo prints: weekly, with suppressed cells
+STATS_DAY = dt.date(2026, 3, 1)  # the generator's records are of this day (from 09:00 in Japan)
 
 
 def demo_dir(settings: Settings) -> Path:
@@ -47,6 +50,9 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
     log = demo_dir(settings) / f"{settings.topic_prefix}.worker.log"
     worker = start_worker(settings, "demo-0", log=log)
     console.print(f"[bold]worker[/] started (faust-streaming agent, exactly-once); its log: {_shown(log)}")
+    stats_log = demo_dir(settings) / f"{settings.topic_prefix}.stats.log"
+    stats_worker = start_stats(settings, log=stats_log)
+    console.print(f"[bold]statistics worker[/] started (faust tables); its log: {_shown(stats_log)}")
     try:
         lines = Generator(seed=seed, sources=COMPANIES).lines_by_source(count)
         started = time.perf_counter()
@@ -71,11 +77,13 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
         dead = {c: read_committed(settings, topology.dead_letters(c), timeout=10) for c in COMPANIES}
         quality = _data_quality(settings, topology, console)  # before the stop step sends a record again
         rights = _stop_of_use(settings, topology, lines["jcom"], events, console)
+        published = _statistics(settings, seed=seed, first=count, console=console)
         scraped = _scrape(settings.metrics_host, settings.metrics_port)
         chains = _audit_verified(settings)
     finally:
         if not keep:
             stop_worker(worker)
+            stop_worker(stats_worker)
 
     statuses = Counter(e["status"] for e in events)
     reasons = Counter(e["reason"] for e in events if e["status"] != "shared")
@@ -103,13 +111,14 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
     table.add_row("stop of use: later record withheld after", f"{rights:.1f} s" if rights is not None else "not seen")
     table.add_row("data quality (GX) on jcom's ingest", quality)
     table.add_row("audit chains (jointuse audit verify)", chains)
+    table.add_row(f"statistics published ({STATS_TABLE})", published)
     table.add_row("throughput (produce → all audited)", f"{produced / elapsed:,.0f} records/s")
     table.add_row("worker /metrics: jointuse_records_in_total", f"{scraped.get('jointuse_records_in', 0):,.0f}")
     table.add_row("worker /metrics: jointuse_leak_canary_total", f"{scraped.get('jointuse_leak_canary', 0):,.0f}")
     table.add_row("worker /metrics: jointuse_incidents_open", f"{scraped.get('jointuse_incidents_open', 0):,.0f}")
     console.print(table)
     if keep:
-        _remember(settings, worker.pid)
+        _remember(settings, worker.pid, stats_worker.pid)
     for line in closing_hints(settings, kept=keep):
         console.print(line, soft_wrap=True, highlight=False)
     ok = (
@@ -118,6 +127,7 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
         and sum(statuses.values()) == produced
         and rights is not None
         and chains.startswith("hold")
+        and published.startswith("revision")
     )
     if not ok:
         console.print("[red]demo check failed: every record must be audited once and nothing may leak[/]")
@@ -137,35 +147,40 @@ def closing_hints(settings: Settings, *, kept: bool) -> list[str]:
             common,
         ]
     return [
-        "Still running: the broker, the registry and the demo's worker (`make down` stops them). Try:",
+        "Still running: the broker, the registry, the demo's worker and its statistics worker "
+        "(`make down` stops them). Try:",
         f'  eval "$(infra/local.sh env)"; export JOINTUSE_TOPIC_PREFIX={settings.topic_prefix}',
         "  .venv/bin/jointuse consume --as jcom-insurance --from-beginning --max 3",
+        f"  .venv/bin/jointuse stats show {STATS_TABLE} --window {STATS_DAY}",
         f"  curl -s http://{settings.metrics_host}:{settings.metrics_port}/metrics | grep '^jointuse_records_in_total'",
         common,
     ]
 
 
-def _remember(settings: Settings, pid: int) -> None:
+def _remember(settings: Settings, *pids: int) -> None:
     state = demo_dir(settings) / STATE_FILE
-    state.write_text(json.dumps({"pid": pid, "prefix": settings.topic_prefix}), encoding="utf-8")
+    state.write_text(json.dumps({"pids": list(pids), "prefix": settings.topic_prefix}), encoding="utf-8")
 
 
 def stop_kept(settings: Settings) -> str | None:
-    """Stops the worker a ``--keep`` demo left running; its topic prefix, or None if there was none."""
+    """Stops the workers a ``--keep`` demo left running; its topic prefix, or None if there was none."""
     state = demo_dir(settings) / STATE_FILE
     try:
         kept = json.loads(state.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    pid = int(kept["pid"])
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while not _gone(pid):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-                deadline += 10
-            time.sleep(0.2)
+    pids = [int(pid) for pid in kept.get("pids", [kept.get("pid")]) if pid is not None]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            deadline = time.monotonic() + 30
+            while not _gone(pid):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    deadline += 10
+                time.sleep(0.2)
     state.unlink(missing_ok=True)
     return str(kept["prefix"])
 
@@ -245,6 +260,44 @@ def _stop_of_use(
             )
             return seconds
     return None
+
+
+def _statistics(settings: Settings, *, seed: int, first: int, console: Console) -> str:
+    """Records of the next day (new customers) move the event time past the demo's day, which
+    closes its windows; the statistics worker then publishes them. Prints one table as its
+    recipients read it; returns a summary line, or why there is none."""
+    from streams.devtools.synthetic import Mix
+    from streams.policy.statistics import JST
+    from streams.stats.published import wait_for_publication
+
+    next_day = dt.datetime.combine(STATS_DAY + dt.timedelta(days=1), dt.time(10), JST)
+    later = Generator(seed=seed + 1, sources=COMPANIES, mix=Mix(invalid=0.0), start=next_day, first_index=first)
+    for company, lines in later.lines_by_source(20).items():
+        produce_lines(settings, company, lines, progress=False)
+    found = wait_for_publication(settings, STATS_TABLE, STATS_DAY, timeout=180)
+    if found is None:
+        return "not seen within 180 s"
+    cells = sorted(found["cells"], key=lambda c: (-c["subjects"], c["values"]))
+    last_day = found["window_to"] - dt.timedelta(days=1)
+    shown = Table(
+        title=f"statistics: {STATS_TABLE}, {found['window_from']} to {last_day}, revision {found['revision']} "
+        f"(k = {found['k']}), as its recipients read it from {Topology(settings.topic_prefix).stats(STATS_TABLE)}: "
+        "the largest cells and the smallest published"
+    )
+    for dimension in found["dimensions"]:
+        shown.add_column(dimension)
+    shown.add_column("subjects", justify="right")
+    for index, cell in enumerate(cells):
+        if len(cells) > 12 and index == 6:
+            shown.add_row(*["…"] * len(found["dimensions"]), f"{len(cells) - 12} more cells")
+        if len(cells) <= 12 or index < 6 or index >= len(cells) - 6:
+            shown.add_row(*cell["values"], f"{cell['subjects']:,}")
+    console.print(shown)
+    total = f"{found['total']:,}" if found["total"] is not None else "withheld"
+    return (
+        f"revision {found['revision']}: {len(cells)} cells, total {total}; suppressed "
+        f"{found['suppressed_below_k']} below k and {found['suppressed_to_protect']} more"
+    )
 
 
 def _audit_verified(settings: Settings) -> str:

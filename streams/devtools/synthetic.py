@@ -112,15 +112,19 @@ class Generator:
         sources: tuple[str, ...] = ("jcom", "jcom-insurance"),
         mix: Mix | None = None,
         start: dt.datetime | None = None,
+        first_index: int = 0,
     ) -> None:
+        """Record ``n`` (from ``first_index``) is of customer ``<source>-<n>`` and updated at ``start``
+        (2026-03-01 09:00 in Japan unless given) plus ``n - first_index`` seconds."""
         self.random = random.Random(seed)
+        self.first_index = first_index
         self.sources = sources
         self.mix = mix or Mix()
         self.start = start or dt.datetime(2026, 3, 1, 9, 0, tzinfo=_JST)
 
     def records(self, count: int) -> Iterator[tuple[str, dict[str, Any] | str]]:
         """Yields ``(source company, record)``; an invalid record may be a raw string line."""
-        for index in range(count):
+        for index in range(self.first_index, self.first_index + count):
             source = self.sources[index % len(self.sources)]
             if self.random.random() < self.mix.invalid:
                 yield source, self._invalid(index, source)
@@ -180,7 +184,7 @@ class Generator:
                 "joint_use_stop": r.random() < self.mix.joint_use_stop,
                 "foreign_transfer_consent": r.random() < 0.3,
             },
-            "updated_at": _iso(self.start + dt.timedelta(seconds=index)),
+            "updated_at": _iso(self.start + dt.timedelta(seconds=index - self.first_index)),
         }
         if r.random() < self.mix.secrecy:
             self._add_secrecy(rec)

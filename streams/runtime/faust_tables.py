@@ -17,14 +17,17 @@ from streams.settings import Settings
 
 def table_app(settings: Settings, app_id: str, *, data_dir: Path, log_name: str, **web: Any) -> faust.App:
     """A faust app that keeps tables (RocksDB, or memory with JOINTUSE_INDEX_STORE=memory) in
-    ``data_dir``; ``web`` are faust's web settings (``web_enabled=False`` for none)."""
+    ``data_dir/<app id>``; ``web`` are faust's web settings (``web_enabled=False`` for none).
+    The app id is in the path because faust names a table's store by the table alone: a store left
+    by a deployment with another topic prefix would otherwise be taken for this one's (its offsets
+    would be past the new changelog's end, so nothing would be recovered and the old rows kept)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
         broker_credentials=credentials(settings),
         store="rocksdb://" if settings.index_store == "rocksdb" else "memory://",
-        datadir=str(data_dir),
+        datadir=str(data_dir / app_id),
         autodiscover=False,
         topic_allow_declare=False,  # the changelogs come from `jointuse topics create`
         topic_disable_leader=True,

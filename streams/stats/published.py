@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from streams.errors import SerdeError
@@ -41,3 +42,18 @@ def latest_publications(settings: Settings, table: str, *, day: dt.date | None =
     if day is None:
         return found
     return [r for r in found if r["window_from"] <= day < r["window_to"]]
+
+
+def wait_for_publication(
+    settings: Settings, table: str, day: dt.date, *, revision: int = 0, timeout: float = 120
+) -> dict[str, Any] | None:
+    """The latest publication of the window of ``table`` holding ``day`` once it has reached
+    ``revision``; None if it has not within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r for r in latest_publications(settings, table, day=day) if r["revision"] >= revision]
+        if found:
+            return found[0]
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(1)

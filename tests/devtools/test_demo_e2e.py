@@ -36,15 +36,18 @@ def test_a_kept_demo_leaves_a_stack_its_hints_work_on(
         hints = closing_hints(settings.model_copy(update={"topic_prefix": kept["prefix"]}), kept=True)
         assert hints == [line for line in output.out.splitlines() if line in hints]  # printed as returned
         commands = [hint.strip() for hint in hints if hint.startswith("  ")]
-        assert len(commands) == 3
+        assert len(commands) == 4
         result = subprocess.run(
             ["bash", "-c", " && ".join(commands)], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, result.stderr[-2000:]
         assert result.stdout.count('"jointuse-purposes"') == 3
         assert "jointuse_records_in_total{" in result.stdout
+        assert "subscribers_by_region: 2026-02-23 to 2026-03-01, revision " in result.stdout
     finally:
         assert stop_kept(settings) == kept["prefix"]
-    with pytest.raises(ProcessLookupError):
-        os.kill(kept["pid"], 0)
+    assert len(kept["pids"]) == 2  # the worker and the statistics worker
+    for pid in kept["pids"]:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
     assert stop_kept(settings) is None

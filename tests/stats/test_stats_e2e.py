@@ -5,8 +5,6 @@ revision."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import time
 from pathlib import Path
 
 import pytest
@@ -16,31 +14,21 @@ from streams.devtools.processes import start_stats, stop_worker
 from streams.devtools.synthetic import Generator, Mix
 from streams.policy.classification import load_schema
 from streams.policy.loader import load_policies
+from streams.policy.statistics import JST
 from streams.runtime.wiring import build_runner
 from streams.settings import PROJECT_ROOT, Settings
 from streams.stats.preview import preview
-from streams.stats.published import latest_publications
+from streams.stats.published import wait_for_publication
 from tests.runtime.helpers import setup_topics
 
 pytestmark = pytest.mark.kafka
 DAY = dt.date(2026, 3, 1)  # the generator's records are timed from 2026-03-01 09:00 JST, one a second
 
 
-def _lines(count: int, seed: int, *, at: str | None = None, tag: str = "") -> dict[str, list[bytes]]:
-    """Generated records (``tag`` makes their customers new ones), timed ``at`` if given."""
-    lines = Generator(seed=seed, mix=Mix(invalid=0.0, joint_use_stop=0.0 if tag else 0.05)).lines_by_source(count)
-    if at is None and not tag:
-        return lines
-    moved: dict[str, list[bytes]] = {}
-    for company, raw in lines.items():
-        moved[company] = []
-        for line in raw:
-            record = json.loads(line)
-            record["customer_id"] += tag
-            if at is not None:
-                record["updated_at"] = at
-            moved[company].append(json.dumps(record, ensure_ascii=False).encode())
-    return moved
+def _lines(count: int, seed: int, *, at: dt.datetime | None = None, first: int = 0) -> dict[str, list[bytes]]:
+    """Generated records, timed from ``at`` if given; ``first`` > 0 makes their customers new ones."""
+    mix = Mix(invalid=0.0, joint_use_stop=0.0 if first else 0.05)
+    return Generator(seed=seed, mix=mix, start=at, first_index=first).lines_by_source(count)
 
 
 def _produce(settings: Settings, lines: dict[str, list[bytes]]) -> None:
@@ -54,13 +42,9 @@ def _decide(settings: Settings) -> None:
 
 
 def _published(settings: Settings, table: str, revision: int, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = [r for r in latest_publications(settings, table, day=DAY) if r["revision"] >= revision]
-        if found:
-            return found[0]
-        time.sleep(1)
-    raise AssertionError(f"{table} revision {revision} of {DAY} was not published within {timeout:.0f} s")
+    found = wait_for_publication(settings, table, DAY, revision=revision, timeout=timeout)
+    assert found is not None, f"{table} revision {revision} of {DAY} was not published within {timeout:.0f} s"
+    return found
 
 
 def test_a_day_of_records_is_published_as_an_offline_recount_says_and_a_late_one_revises(
@@ -76,7 +60,7 @@ def test_a_day_of_records_is_published_as_an_offline_recount_says_and_a_late_one
     # Then records of the next day move the event time past the end of 1 March: its windows close.
     # (Decided together, partitions in parallel, a next-day record could come first and close the
     # windows early; the rest of 1 March would then be revisions.)
-    _produce(settings, _lines(20, seed=12, at="2026-03-02T10:00:00.000+09:00", tag="-next"))
+    _produce(settings, _lines(20, seed=12, at=dt.datetime(2026, 3, 2, 10, tzinfo=JST), first=100_000))
     _decide(settings)
     stats = start_stats(settings)
     try:
@@ -97,7 +81,7 @@ def test_a_day_of_records_is_published_as_an_offline_recount_says_and_a_late_one
             assert all(c["subjects"] >= published["k"] for c in published["cells"])
             assert published["suppressed_below_k"] == expected.sensitive
         # A late record of 1 March: the daily window is revised, and counts one more subject.
-        late = _lines(1, seed=13, at="2026-03-01T23:00:00.000+09:00", tag="-late")
+        late = _lines(1, seed=13, at=dt.datetime(2026, 3, 1, 23, tzinfo=JST), first=200_000)
         _produce(settings, late)
         _decide(settings)
         revised = _published(settings, "services_daily", 1)
