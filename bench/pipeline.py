@@ -23,7 +23,7 @@ from confluent_kafka import Consumer
 
 from bench.progress import stage
 from streams.cli.client import produce_lines
-from streams.devtools.processes import start_worker, stop_worker
+from streams.devtools.processes import start_stats, start_worker, stop_worker
 from streams.devtools.synthetic import Generator, Mix
 from streams.kafka import clients
 from streams.kafka.admin import create_topics
@@ -117,25 +117,121 @@ def _starter(runtime: str, guarantee: str = "exactly_once") -> Callable[[Setting
 
 
 def throughput(
-    base: Settings, *, runtime: str, guarantee: str, count: int, workers: int = 1, partitions: int = 4
+    base: Settings,
+    *,
+    runtime: str,
+    guarantee: str,
+    count: int,
+    workers: int = 1,
+    partitions: int = 4,
+    statistics: bool | None = None,
 ) -> dict[str, Any]:
+    """The backlog's rate through ``workers``. With ``statistics`` False the policy's statistics
+    tables are taken out (the workers write no contributions); with True the statistics worker
+    counts beside them, and the result says how long after the last audit event it had counted
+    every contribution. None: the policy as it is, no statistics worker."""
+    if statistics is False:
+        base = base.model_copy(update={"policy_path": _without_statistics(base.policy_path)})
     settings, topology = _fresh(base, "t", partitions=partitions)
     produce_lines(settings, "jcom", _clean_lines(count, 1), progress=False)
     watcher = AuditWatcher(settings, topology.audit)
     watcher.start()
+    counting = None
+    if statistics:  # running already, as in a deployment: its start-up is not the pipeline's cost
+        counting = start_stats(settings, quiet=True)
+        _wait_until_assigned(settings, topology.stats_app, counting, timeout=120)
     start = _starter(runtime, guarantee)
     started = [start(settings, f"bench-{i}") for i in range(workers)]
+    figures: dict[str, Any] = {}
     try:
         for worker in started:
             watcher.wait_for(count, timeout=600, worker=worker)
         rss = max(_peak_rss_mb(worker.pid) for worker in started)
+        if counting is not None:
+            counted_at = _all_counted(settings, topology, counting, timeout=300)
+            figures["statistics_counted_s_after_last_audit_event"] = round(
+                counted_at - max(t for t, _ in watcher.seen), 2
+            )
+            figures["statistics_worker_peak_rss_mb"] = round(_peak_rss_mb(counting.pid))
     finally:
-        for worker in started:
+        for worker in started if counting is None else [*started, counting]:
             stop_worker(worker)
         watcher.stopping.set()
     visible = sorted(t for t, _ in watcher.seen)
     seconds = visible[-1] - visible[0]
-    return {"records_per_s": round(count / seconds), "seconds": round(seconds, 2), "peak_rss_mb": round(rss)}
+    return {"records_per_s": round(count / seconds), "seconds": round(seconds, 2), "peak_rss_mb": round(rss), **figures}
+
+
+def _without_statistics(policy_path: Path) -> Path:
+    """A copy of the policy file without its statistics tables (so no contributions are written)."""
+    import tempfile
+
+    import yaml
+
+    policy = yaml.safe_load(policy_path.read_text(encoding="utf-8"))
+    policy.pop("statistics", None)
+    copy = Path(tempfile.mkdtemp(prefix="jointuse-bench-")) / policy_path.name
+    copy.write_text(yaml.safe_dump(policy, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return copy
+
+
+def _wait_until_assigned(settings: Settings, group: str, process: subprocess.Popen[bytes], *, timeout: float) -> None:
+    """Until ``group`` is stable with a partition assigned to a member (``process``'s)."""
+    from confluent_kafka import ConsumerGroupState
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(settings.kafka_common())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the statistics worker exited with code {process.returncode}")
+        (future,) = admin.describe_consumer_groups([group], request_timeout=10).values()
+        found = future.result(15)
+        if found.state == ConsumerGroupState.STABLE and any(m.assignment.topic_partitions for m in found.members):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"the statistics worker had no partition after {timeout} s")
+
+
+def _all_counted(settings: Settings, topology: Topology, counting: subprocess.Popen[bytes], *, timeout: float) -> float:
+    """When the statistics worker's committed offset first passed the last contribution (offsets
+    alone: the topic's last offset is a transaction's commit marker, not a contribution)."""
+    from confluent_kafka import KafkaError, TopicPartition
+
+    reader = Consumer(
+        {
+            **settings.kafka_common(),
+            "group.id": topology.stats_app,  # only to read its committed offset; never subscribes
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        partition = TopicPartition(topology.stats_contributions, 0)
+        _, high = reader.get_watermark_offsets(partition, timeout=10, cached=False)
+        reader.assign([TopicPartition(topology.stats_contributions, 0, max(0, high - 100))])
+        last = -1
+        while True:
+            message = reader.poll(5)
+            if message is None or (message.error() and message.error().code() == KafkaError._PARTITION_EOF):
+                break
+            if message.error() is None:
+                last = max(last, message.offset() or 0)
+        if last < 0:
+            raise RuntimeError("the workers wrote no statistics contribution")
+        deadline = time.monotonic() + timeout
+        while True:
+            (committed,) = reader.committed([partition], timeout=10)
+            if committed.offset > last:
+                return time.time()
+            if counting.poll() is not None:
+                raise RuntimeError(f"the statistics worker exited with code {counting.returncode}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the statistics worker had not counted every contribution after {timeout} s")
+            time.sleep(0.1)
+    finally:
+        reader.close()
 
 
 def passthrough(base: Settings, *, count: int) -> dict[str, Any]:
@@ -228,6 +324,27 @@ def latency(base: Settings, *, runtime: str, rate: float, seconds: float = 10.0)
     }
 
 
+def statistics_cost(base: Settings, *, count: int, repetitions: int) -> dict[str, Any]:
+    """faust, exactly once: the policy's statistics written and counted (the statistics worker
+    beside the worker, on the same two cores) against the same policy without statistics. The two
+    alternate, so that drift on the machine hits both alike."""
+    runs: dict[str, list[dict[str, Any]]] = {"off": [], "on": []}
+    runs_each = f"{repetitions} runs each of {count:,} records"
+    with stage(f"pipeline: faust exactly once, statistics off and on, alternating ({runs_each})"):
+        for _ in range(repetitions):
+            for mode in ("off", "on"):
+                runs[mode].append(
+                    throughput(base, runtime="faust", guarantee="exactly_once", count=count, statistics=mode == "on")
+                )
+    out = {}
+    for mode, results in runs.items():
+        ordered = sorted(results, key=lambda r: r["records_per_s"])
+        middle = dict(ordered[len(ordered) // 2])
+        middle["all_records_per_s"] = [r["records_per_s"] for r in ordered]
+        out[f"faust_exactly_once_statistics_{mode}"] = middle
+    return out
+
+
 def median_of(runs: int, measure: Any) -> dict[str, Any]:
     """The run with the median throughput of ``runs`` repetitions (all rates kept for the record)."""
     results = sorted((measure() for _ in range(runs)), key=lambda r: r["records_per_s"])
@@ -262,6 +379,8 @@ def run(
             results["quix_latency_at_half_rate"] = latency(
                 base, runtime="quix", rate=results["quix_exactly_once"]["records_per_s"] / 2
             )
+    if "faust" in runtimes:
+        results.update(statistics_cost(base, count=count, repetitions=repetitions))
     for workers in (1, 2) if "faust" in runtimes else ():
         with stage(f"pipeline: faust scale-out, {workers} worker(s) on 2 partitions ({runs})"):
             results[f"faust_scale_out_{workers}_workers_2_partitions"] = median_of(

@@ -287,6 +287,10 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         out["audit_chain_over_no_chain"] = in_process["audit_chain_over_no_chain"]
     if in_process.get("statistics_over_none"):
         out["statistics_contributions_over_none"] = in_process["statistics_over_none"]
+    stats_on = pipeline.get("faust_exactly_once_statistics_on", {}).get("records_per_s")
+    stats_off = pipeline.get("faust_exactly_once_statistics_off", {}).get("records_per_s")
+    if stats_on and stats_off:
+        out["pipeline_statistics_on_over_off"] = round(stats_on / stats_off, 3)
     index = results.get("subject_index", {})
     if "report_p99_large_over_small" in index:
         out["index_report_p99_1m_over_100k"] = index["report_p99_large_over_small"]

@@ -7,8 +7,8 @@ shares it: a withheld or invalid record never counts. This worker folds them int
 once its end plus the grace has passed in event time, then a revision whenever late records change
 it, under the suppression rules of docs/statistics.md.
 
-- State: the cells each subject was in per window (faust table ``stats-subjects``, RocksDB and a
-  changelog), and what was published per window (``stats-published``: what a revision builds
+- State: the cells each subject was in per window (``stats-subjects``, a row per subject and
+  day, RocksDB and a changelog), and what was published per window (``stats-published``: what a revision builds
   on, and the event-time watermark). After a restart the book is rebuilt from both.
 - Idempotent: a contribution read again adds nothing (a subject's cells in a window only grow), so
   at least once is enough; offsets are committed only after the changelog writes before them
@@ -30,6 +30,7 @@ import orjson
 
 from streams.policy.loader import load_policies
 from streams.policy.statistics import (
+    JST,
     Publication,
     StatsBook,
     WindowCounts,
@@ -37,7 +38,12 @@ from streams.policy.statistics import (
     publication_record,
     publication_state,
 )
-from streams.runtime.faust_tables import changelog_before_offsets, read_committed_only, table_app
+from streams.runtime.faust_tables import (
+    changelog_before_offsets,
+    commits_past_transaction_markers,
+    read_committed_only,
+    table_app,
+)
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import load_stats_schema
 from streams.serde.registry import Registry
@@ -57,6 +63,7 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
 
 
 read_committed_only()
+commits_past_transaction_markers()
 settings = load_settings()
 SCHEMA = load_stats_schema(settings.schema_dir)
 CODEC = AvroCodec(SCHEMA)
@@ -66,7 +73,7 @@ app = create_app(settings, topology)
 contributions = app.topic(
     topology.stats_contributions, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
 )
-subjects = app.Table("stats-subjects", key_type=bytes)  # table|window|subject -> the cells, as lists
+subjects = app.Table("stats-subjects", key_type=bytes)  # subject|day -> {table|window: the cells, as lists}
 published = app.Table("stats-published", key_type=bytes)  # table|window -> publication_state; the watermark
 book = StatsBook(policy, grace=dt.timedelta(seconds=settings.stats_grace_seconds))
 state = {"rebuilt": False, "watermark_ms": 0, "skipped": 0}
@@ -77,8 +84,12 @@ def _rebuild() -> None:
     """The book from the tables, once they are recovered: the windows, their subjects, what was
     published of each, and the watermark."""
     for key, value in subjects.items():
-        table, window, subject = key.decode().split("|", 2)
-        book.add_contribution(subject, {"tables": {table: {"window": window, "cells": value}}})
+        subject, _, _ = key.decode().rpartition("|")
+        tables = {}
+        for slot, cells in value.items():
+            table, _, window = slot.partition("|")
+            tables[table] = {"window": window, "cells": cells}
+        book.add_contribution(subject, {"tables": tables})
     for key, value in published.items():
         if key == WATERMARK:
             state["watermark_ms"] = int(value)
@@ -99,19 +110,23 @@ def apply(key: bytes | None, value: bytes | None) -> None:
         subject = key.decode("utf-8")
         tables = found["tables"]
         at_ms = int(found["at_ms"])
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        day = dt.datetime.fromtimestamp(at_ms / 1000, JST).date()
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, OverflowError, OSError):
         state["skipped"] += 1
         return
+    # One row per subject and day (of the event, in Japan) holds its cells in every table: one
+    # changelog write per contribution, whatever the number of tables.
+    row = f"{subject}|{day.isoformat()}".encode()
+    before = subjects.get(row) or {}
+    after = dict(before)
     for table_id, part in tables.items():
-        row = f"{table_id}|{part['window']}|{subject}".encode()
-        before = {tuple(c) for c in subjects.get(row) or []}
-        cells = before | {tuple(str(v) for v in c) for c in part["cells"]}
-        if cells != before:
-            subjects[row] = sorted(list(c) for c in cells)
+        slot = f"{table_id}|{part['window']}"
+        cells = {tuple(c) for c in before.get(slot, [])} | {tuple(str(v) for v in c) for c in part["cells"]}
+        after[slot] = sorted(list(c) for c in cells)
+    if after != before:
+        subjects[row] = after
     book.add_contribution(subject, found)
-    if at_ms > state["watermark_ms"]:
-        state["watermark_ms"] = at_ms
-        published[WATERMARK] = at_ms
+    state["watermark_ms"] = max(state["watermark_ms"], at_ms)
 
 
 @app.on_partitions_revoked.connect
@@ -141,6 +156,10 @@ async def count(stream: faust.StreamT[Any]) -> None:
         if state["watermark_ms"] and book.due(watermark):
             for window, publication in book.advance(watermark):
                 await _send(window, publication)
+            # Kept with the publications only (a write per contribution was a third of the
+            # changelog): every window it had closed is published, so a restart that resumes from
+            # an older watermark changes nothing; the next contribution moves it on.
+            published[WATERMARK] = state["watermark_ms"]
 
 
 def _schema_id(table: str) -> int:
