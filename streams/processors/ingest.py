@@ -198,7 +198,7 @@ class Processor:
             messages.append(OutMessage(topic, f"{source}:{key}".encode(), frame(delivery_id, body_out), headers))
         messages.append(self._audit(message, source, decision, schema_id, trace, now=now))
         if decision.status is Status.SHARED and self._counted_policy.statistics.tables:
-            messages += self._contribution(message, source, key, record, decision)
+            messages += self._contribution(source, key, record, decision, now)
         return Outcome(
             decision.status,
             decision.reason.value,
@@ -215,12 +215,18 @@ class Processor:
         return self.policy or self.policies.latest
 
     def _contribution(
-        self, message: InMessage, source: str, key: str, record: Mapping[str, Any], decision: Decision
+        self, source: str, key: str, record: Mapping[str, Any], decision: Decision, now: dt.datetime
     ) -> list[OutMessage]:
         """A shared record's cells in each statistics table (streams.stats counts them), keyed by its
-        subject's pseudonym, in the transaction that shares it: a withheld record never counts."""
+        subject's pseudonym, in the transaction that shares it: a withheld record never counts.
+
+        The event time is the record's ``updated_at``, which its producer sets. The engine shares
+        only records timed from the notice's effective date to a few minutes ahead of now (beyond:
+        ``future_timestamp``); within that skew a record counts now, so that a producer's clock
+        ahead cannot close the open windows early for everyone."""
         updated = record.get("updated_at")
-        at_ms = updated if type(updated) is int else message.timestamp_ms
+        now_ms = int(now.timestamp() * 1000)
+        at_ms = min(updated, now_ms) if type(updated) is int else now_ms
         found = contribution(
             record,
             self._counted_policy,

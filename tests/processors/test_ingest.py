@@ -271,3 +271,25 @@ def test_a_shared_record_adds_its_cells_to_the_statistics_and_a_withheld_one_not
     withheld = processor.process(_message(registry, stopped, offset=1))
     assert withheld.status.value == "withheld"
     assert not [m for m in withheld.messages if m.topic == T.stats_contributions]
+
+
+@pytest.mark.parametrize(
+    ("updated_at", "counted_on"),
+    [
+        (NOW + dt.timedelta(minutes=3), NOW),  # within the clock skew the engine allows: counts now
+        (NOW - dt.timedelta(days=30), NOW - dt.timedelta(days=30)),  # late: in its own window
+    ],
+)
+def test_a_shared_records_event_time_is_never_ahead_of_now(
+    policies: PolicySet, updated_at: dt.datetime, counted_on: dt.datetime
+) -> None:
+    from streams.policy.statistics import JST
+
+    registry = MemoryRegistry()
+    record = _record(updated_at=int(updated_at.timestamp() * 1000))
+    outcome = _processor(policies, registry).process(_message(registry, record))
+    assert outcome.status.value == "shared"
+    (added,) = [m for m in outcome.messages if m.topic == T.stats_contributions]
+    found = json.loads(added.value or b"")
+    assert found["at_ms"] == int(counted_on.timestamp() * 1000)
+    assert found["tables"]["services_daily"]["window"] == counted_on.astimezone(JST).date().isoformat()
