@@ -96,6 +96,9 @@ class Settings(BaseSettings):
         ge=0,
         description="How long after a statistics window ends (in event time) it is first published.",
     )
+    stats_metrics_port: int = Field(
+        9420, ge=0, le=65535, description="Port of the statistics worker's /metrics and /readyz; 0 picks a free one."
+    )
 
     def worker_env(self) -> dict[str, str]:
         """Environment for a child process that must use the same cluster, registry and prefix."""
@@ -119,6 +122,7 @@ class Settings(BaseSettings):
             "JOINTUSE_SASL_USERNAME": self.sasl_username or "",
             "JOINTUSE_MAX_CLOCK_SKEW_SECONDS": str(self.max_clock_skew_seconds),
             "JOINTUSE_STATS_GRACE_SECONDS": str(self.stats_grace_seconds),
+            "JOINTUSE_STATS_METRICS_PORT": str(self.stats_metrics_port),
             **({"JOINTUSE_SUBJECT_KEY_FILE": str(self.subject_key_file)} if self.subject_key_file else {}),
             **({"JOINTUSE_AUDIT_KEY_FILE": str(self.audit_key_file)} if self.audit_key_file else {}),
             "JOINTUSE_AUDIT_CHECKPOINT_EVENTS": str(self.audit_checkpoint_events),

@@ -237,6 +237,14 @@ def _flow_panels() -> list[timeseries.Panel | table.Panel]:
             Query("sum by (action) (increase(jointuse_rights_requests_total[1h]))", "{{action}}"),
             Query("sum(increase(jointuse_erasure_tombstones_total[1h]))", "tombstones"),
         ),
+        _series(
+            "Statistics: contributions waiting, publications and open windows",
+            "Contributions the statistics worker has not counted (JointUseStatisticsStalled when they wait "
+            "and none is counted), tables published per hour (first and revision), and windows still open.",
+            Query("max(jointuse_stats_lag_contributions)", "waiting"),
+            Query("sum by (kind) (increase(jointuse_stats_publications_total[1h]))", "{{kind}} per hour"),
+            Query("max(jointuse_stats_open_windows)", "open windows"),
+        ),
     ]
 
 

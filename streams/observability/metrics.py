@@ -252,6 +252,43 @@ class IndexMetrics:
         }
 
 
+class StatsMetrics:
+    """The statistics worker: contributions counted, publications sent, its event time and lag."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.contributions = Counter(
+            "jointuse_stats_contributions",
+            "Contributions the statistics worker read, by outcome (counted; nothing_new: its cells were counted "
+            "already, as when read again after a restart; skipped: not a contribution).",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("counted", "nothing_new", "skipped"):
+            self.contributions.labels(outcome)  # exported at 0 from the start: a rate needs the series
+        self.publications = Counter(
+            "jointuse_stats_publications",
+            "Statistics publications sent, by table and kind (first, revision).",
+            ["table", "kind"],
+            registry=registry,
+        )
+        self.watermark = Gauge(
+            "jointuse_stats_watermark_seconds",
+            "The statistics worker's event time (the latest contribution's, Unix seconds).",
+            registry=registry,
+        )
+        self.open_windows = Gauge(
+            "jointuse_stats_open_windows", "Statistics windows counted and not yet published.", registry=registry
+        )
+        self.lag = Gauge(
+            "jointuse_stats_lag_contributions",
+            "Contributions not counted yet (the topic's end minus the worker's committed offset).",
+            registry=registry,
+        )
+
+    def set_lag(self, lags: Iterable[PartitionLag]) -> None:
+        self.lag.set(sum(lag.lag for lag in lags))
+
+
 class ForeignMetrics:
     """The foreign egress: provisions abroad and refusals, per recipient."""
 

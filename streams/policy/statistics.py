@@ -460,6 +460,7 @@ class StatsBook:
         self.windows: dict[tuple[str, dt.date], WindowCounts] = {}
         self.late = 0  # records counted into a window already published
         self._next_close: dt.datetime | None = None  # the earliest close of a window not published
+        self._open = 0  # windows not published
         self._revisions_due = False
 
     def add(self, *, subject: str, record: Mapping[str, Any], purposes: Iterable[str], at: dt.datetime) -> int:
@@ -486,6 +487,7 @@ class StatsBook:
                 window = self.windows[(table.id, start)] = WindowCounts(table.id, start, end, {})
                 closes = window_closes_at(end, self.grace)
                 self._next_close = closes if self._next_close is None else min(self._next_close, closes)
+                self._open += 1
             before = window.subjects.get(subject, frozenset())
             if cells <= before:
                 continue
@@ -496,6 +498,11 @@ class StatsBook:
                 self._revisions_due = True
                 self.late += 1
         return counted
+
+    @property
+    def open_windows(self) -> int:
+        """Windows counted and not yet published."""
+        return self._open
 
     def due(self, watermark: dt.datetime) -> bool:
         """Whether ``advance(watermark)`` would publish anything (cheap: call it per record)."""
@@ -514,6 +521,7 @@ class StatsBook:
             domains = self.domains[window.table]
             if window.published is None:
                 publication = protect(table.id, table.dimensions, domains, counts, self.policy.statistics.k)
+                self._open -= 1
             else:
                 publication = revise(window.published, domains, window.published_counts or {}, counts)
             window.published, window.published_counts = publication, counts
@@ -529,11 +537,15 @@ class StatsBook:
         window = self.windows.get((table, start))
         if window is None:
             return
+        if window.published is None:
+            self._open -= 1
         window.published, window.published_counts = publication, dict(counts)
         window.changed_since_published = dict(window.counts()) != dict(counts)
         self._revisions_due = self._revisions_due or window.changed_since_published
-        unpublished = [window_closes_at(w.end, self.grace) for w in self.windows.values() if w.published is None]
-        self._next_close = min(unpublished, default=None)
+        if self._next_close is not None and window_closes_at(window.end, self.grace) <= self._next_close:
+            # It may have been the earliest: look again (only then, so that restoring n windows is not n²).
+            unpublished = [window_closes_at(w.end, self.grace) for w in self.windows.values() if w.published is None]
+            self._next_close = min(unpublished, default=None)
 
 
 def publication_record(

@@ -27,7 +27,11 @@ from typing import Any
 
 import faust
 import orjson
+from prometheus_client import CollectorRegistry
 
+from streams.kafka.lag import LagMonitor
+from streams.observability.health import HealthServer
+from streams.observability.metrics import StatsMetrics
 from streams.policy.loader import load_policies
 from streams.policy.statistics import (
     JST,
@@ -76,8 +80,34 @@ contributions = app.topic(
 subjects = app.Table("stats-subjects", key_type=bytes)  # subject|day -> {table|window: the cells, as lists}
 published = app.Table("stats-published", key_type=bytes)  # table|window -> publication_state; the watermark
 book = StatsBook(policy, grace=dt.timedelta(seconds=settings.stats_grace_seconds))
-state = {"rebuilt": False, "watermark_ms": 0, "skipped": 0}
+state = {"rebuilt": False, "watermark_ms": 0}
 codec_ids: dict[str, int] = {}
+registry = CollectorRegistry()
+metrics = StatsMetrics(registry)
+
+
+async def _serve_metrics() -> None:
+    """/metrics, /healthz and /readyz on JOINTUSE_STATS_METRICS_PORT; ready on the worker that
+    counts (a standby answers 503), and the group's lag every 10 s."""
+    try:
+        server = HealthServer(
+            registry,
+            lambda: {"counting": bool(state["rebuilt"])},
+            host=settings.metrics_host,
+            port=settings.stats_metrics_port,
+        )
+    except OSError as exc:
+        log.error(
+            "cannot listen for metrics; set JOINTUSE_STATS_METRICS_PORT (0 picks a free port)",
+            extra={"port": settings.stats_metrics_port, "error": exc.strerror},
+        )
+        return
+    server.start()
+    LagMonitor(settings, topology.stats_app, [topology.stats_contributions], metrics.set_lag).start()
+    log.info("metrics and health endpoints", extra={"port": server.port})
+
+
+app.task(_serve_metrics)
 
 
 def _rebuild() -> None:
@@ -103,7 +133,7 @@ def _rebuild() -> None:
 def apply(key: bytes | None, value: bytes | None) -> None:
     """One contribution; one that is not ours is counted and skipped (never fatal)."""
     if key is None or value is None:
-        state["skipped"] += 1
+        metrics.contributions.labels("skipped").inc()
         return
     try:
         found = orjson.loads(value)
@@ -112,7 +142,7 @@ def apply(key: bytes | None, value: bytes | None) -> None:
         at_ms = int(found["at_ms"])
         day = dt.datetime.fromtimestamp(at_ms / 1000, JST).date()
     except (ValueError, KeyError, TypeError, UnicodeDecodeError, OverflowError, OSError):
-        state["skipped"] += 1
+        metrics.contributions.labels("skipped").inc()
         return
     # One row per subject and day (of the event, in Japan) holds its cells in every table: one
     # changelog write per contribution, whatever the number of tables.
@@ -125,8 +155,11 @@ def apply(key: bytes | None, value: bytes | None) -> None:
         after[slot] = sorted(list(c) for c in cells)
     if after != before:
         subjects[row] = after
-    book.add_contribution(subject, found)
-    state["watermark_ms"] = max(state["watermark_ms"], at_ms)
+    counted = book.add_contribution(subject, found)
+    metrics.contributions.labels("counted" if counted else "nothing_new").inc()
+    if at_ms > state["watermark_ms"]:
+        state["watermark_ms"] = at_ms
+        metrics.watermark.set(at_ms / 1000)
 
 
 @app.on_partitions_revoked.connect
@@ -149,7 +182,7 @@ async def count(stream: faust.StreamT[Any]) -> None:
         try:
             apply(event.message.key, event.message.value)
         except Exception as exc:  # one contribution never stops the statistics (faust would crash the agent)
-            state["skipped"] += 1
+            metrics.contributions.labels("skipped").inc()
             log.warning("a contribution could not be counted", extra={"error": type(exc).__name__})
             continue
         watermark = dt.datetime.fromtimestamp(state["watermark_ms"] / 1000, dt.UTC)
@@ -160,6 +193,7 @@ async def count(stream: faust.StreamT[Any]) -> None:
             # changelog): every window it had closed is published, so a restart that resumes from
             # an older watermark changes nothing; the next contribution moves it on.
             published[WATERMARK] = state["watermark_ms"]
+        metrics.open_windows.set(book.open_windows)
 
 
 def _schema_id(table: str) -> int:
@@ -186,6 +220,7 @@ async def _send(window: WindowCounts, publication: Publication) -> None:
     published[f"{window.table}|{window.start.isoformat()}".encode()] = publication_state(
         publication, window.published_counts or {}
     )
+    metrics.publications.labels(window.table, "revision" if publication.revision else "first").inc()
     log.info(
         "published",
         extra={

@@ -14,7 +14,13 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from streams.observability.dashboard import OUTPUT, render
-from streams.observability.metrics import IncidentMetrics, IndexMetrics, PipelineMetrics, RightsMetrics
+from streams.observability.metrics import (
+    IncidentMetrics,
+    IndexMetrics,
+    PipelineMetrics,
+    RightsMetrics,
+    StatsMetrics,
+)
 from streams.policy.incidents import IncidentBook
 from streams.quality.monitor import QualityMetrics
 from tests.local_tools import local_tool
@@ -31,6 +37,7 @@ LABELS_IN_QUERIES = {
     "partition",
     "instance",
     "outcome",
+    "kind",
     "dependency",
     "notice",
     "version",
@@ -50,6 +57,7 @@ def exported_names() -> set[str]:
     RightsMetrics(registry, lambda: 0, lambda: 0)
     IndexMetrics(registry)
     IncidentMetrics(registry, IncidentBook)
+    StatsMetrics(registry)
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "info": ["_info"], "gauge": [""]}
     names = {family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]}
     names.add("jointuse_dependency_up")  # collected at scrape time by streams.observability.telemetry.Telemetry

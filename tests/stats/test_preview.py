@@ -142,3 +142,48 @@ def test_the_published_schema_has_no_identifier_and_every_value_is_from_a_closed
             assert all(v in allowed[i] for i, v in enumerate(cell["values"])) and cell["subjects"] >= back["k"]
         for margin in back["margins"]:
             assert margin["value"] in allowed[back["dimensions"].index(margin["dimension"])]
+
+
+def test_a_book_rebuilt_after_a_restart_publishes_what_the_first_would_have(policies: PolicySet) -> None:
+    """The statistics worker rebuilds its book from its tables: the subjects, then what was
+    published. The rebuilt book has the same open windows and publishes the same, no more."""
+    from streams.policy.statistics import from_state, publication_state
+
+    policy = policies.latest
+    record = {
+        "address": "東京都千代田区丸の内1-1",
+        "birth_date": 7_000,
+        "gender": "female",
+        "service_usage": [{"service": "mobile", "plan": "S"}],
+        "payment_status": {"status": "paid"},
+    }
+    days = [dt.datetime(2026, 3, 2, 10, tzinfo=JST), dt.datetime(2026, 3, 3, 10, tzinfo=JST)]  # Monday, Tuesday
+    added = [(f"s{day.day}-{n}", day) for day in days for n in range(12)]
+
+    def counted() -> StatsBook:
+        book = StatsBook(policy, grace=dt.timedelta(hours=1))
+        for subject, day in added:
+            book.add(subject=subject, record=record, purposes=("jointuse.billing",), at=day)
+        return book
+
+    first = counted()
+    assert first.open_windows == 3  # two days and their week
+    assert [(w.table, w.start) for w, _ in first.advance(dt.datetime(2026, 3, 3, 1, 0, tzinfo=JST))] == [
+        ("services_daily", dt.date(2026, 3, 2))
+    ]
+    rebuilt = counted()
+    for (table, start), window in first.windows.items():
+        if window.published is not None:
+            rebuilt.restore(
+                table, start, *from_state(publication_state(window.published, window.published_counts or {}))
+            )
+    assert rebuilt.open_windows == first.open_windows == 2
+    assert not rebuilt.due(dt.datetime(2026, 3, 3, 2, 0, tzinfo=JST))  # published and unchanged: no revision
+    later = dt.datetime(2026, 3, 10, 1, 0, tzinfo=JST)
+    expected = [(w.table, w.start, p.revision, p.total) for w, p in first.advance(later)]
+    assert [(w.table, w.start, p.revision, p.total) for w, p in rebuilt.advance(later)] == expected
+    assert [(t, s) for t, s, _, _ in expected] == [
+        ("services_daily", dt.date(2026, 3, 3)),
+        ("subscribers_by_region", dt.date(2026, 3, 2)),
+    ]
+    assert rebuilt.open_windows == 0

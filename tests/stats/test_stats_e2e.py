@@ -5,9 +5,11 @@ revision."""
 from __future__ import annotations
 
 import datetime as dt
+import urllib.request
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from streams.cli.client import produce_lines
 from streams.devtools.processes import start_stats, stop_worker
@@ -19,6 +21,7 @@ from streams.runtime.wiring import build_runner
 from streams.settings import PROJECT_ROOT, Settings
 from streams.stats.preview import preview
 from streams.stats.published import wait_for_publication
+from tests.observability.test_prometheus_e2e import free_port
 from tests.runtime.helpers import setup_topics
 
 pytestmark = pytest.mark.kafka
@@ -47,11 +50,28 @@ def _published(settings: Settings, table: str, revision: int, timeout: float = 1
     return found
 
 
+def _samples(host: str, port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The statistics worker's /metrics, by sample name and labels (sorted)."""
+    with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def test_a_day_of_records_is_published_as_an_offline_recount_says_and_a_late_one_revises(
     kafka: Settings, unique: str, tmp_path: Path
 ) -> None:
     settings = kafka.model_copy(
-        update={"topic_prefix": f"s{unique}", "metrics_port": 0, "stats_grace_seconds": 0, "data_dir": tmp_path}
+        update={
+            "topic_prefix": f"s{unique}",
+            "metrics_port": 0,
+            "stats_grace_seconds": 0,
+            "stats_metrics_port": free_port(),
+            "data_dir": tmp_path,
+        }
     )
     setup_topics(settings, partitions=2)
     day = _lines(1_500, seed=11)
@@ -87,5 +107,15 @@ def test_a_day_of_records_is_published_as_an_offline_recount_says_and_a_late_one
         revised = _published(settings, "services_daily", 1)
         assert revised["total"] == offline["services_daily"].total + 1
         assert {tuple(c["values"]) for c in revised["cells"]} <= set(offline["services_daily"].cells)
+        # What an operator sees: every shared record counted once, nothing skipped, one first
+        # publication per table and the revision.
+        seen = _samples(settings.metrics_host, settings.stats_metrics_port)
+        assert seen[("jointuse_stats_contributions_total", (("outcome", "skipped"),))] == 0
+        assert seen[("jointuse_stats_contributions_total", (("outcome", "counted"),))] >= revised["total"]
+        assert seen[("jointuse_stats_publications_total", (("kind", "first"), ("table", "services_daily")))] == 1
+        assert seen[("jointuse_stats_publications_total", (("kind", "revision"), ("table", "services_daily")))] == 1
+        assert seen[("jointuse_stats_open_windows", ())] >= 1  # the next day's windows
+        next_day = dt.datetime(2026, 3, 2, 10, tzinfo=JST).timestamp()
+        assert next_day <= seen[("jointuse_stats_watermark_seconds", ())] < next_day + 20
     finally:
         stop_worker(stats)
