@@ -75,23 +75,25 @@ def test_the_table_view_shows_counts_and_the_window(tmp_path: Path) -> None:
     assert bad.exit_code == 2
 
 
+TOKYO_MOBILE = {  # one subject's record as the statistics read it: one cell in each table
+    "address": "東京都千代田区丸の内1-1",
+    "birth_date": 7_000,
+    "gender": "female",
+    "service_usage": [{"service": "mobile", "plan": "S"}],
+    "payment_status": {"status": "paid"},
+}
+
+
 def test_a_late_record_revises_a_published_window_and_an_early_one_waits(policies: PolicySet) -> None:
     policy = policies.latest
     book = StatsBook(policy, grace=dt.timedelta(hours=1))
-    record = {
-        "address": "東京都千代田区丸の内1-1",
-        "birth_date": 7_000,
-        "gender": "female",
-        "service_usage": [{"service": "mobile", "plan": "S"}],
-        "payment_status": {"status": "paid"},
-    }
     day = dt.datetime(2026, 3, 2, 10, tzinfo=JST)  # a Monday
     for subject in range(12):
-        book.add(subject=f"s{subject}", record=record, purposes=("jointuse.billing",), at=day)
+        book.add(subject=f"s{subject}", record=TOKYO_MOBILE, purposes=("jointuse.billing",), at=day)
     assert book.advance(dt.datetime(2026, 3, 3, 0, 30, tzinfo=JST)) == []  # within the grace
     first = {w.table: p for w, p in book.advance(dt.datetime(2026, 3, 3, 1, 0, tzinfo=JST))}
     assert set(first) == {"services_daily"} and first["services_daily"].total == 12
-    book.add(subject="s99", record=record, purposes=("jointuse.billing",), at=day)  # late
+    book.add(subject="s99", record=TOKYO_MOBILE, purposes=("jointuse.billing",), at=day)  # late
     assert book.late == 1
     (window, revision), *_ = book.advance(dt.datetime(2026, 3, 3, 2, 0, tzinfo=JST))
     assert (window.table, revision.revision, revision.total) == ("services_daily", 1, 13)
@@ -150,20 +152,13 @@ def test_a_book_rebuilt_after_a_restart_publishes_what_the_first_would_have(poli
     from streams.policy.statistics import from_state, publication_state
 
     policy = policies.latest
-    record = {
-        "address": "東京都千代田区丸の内1-1",
-        "birth_date": 7_000,
-        "gender": "female",
-        "service_usage": [{"service": "mobile", "plan": "S"}],
-        "payment_status": {"status": "paid"},
-    }
     days = [dt.datetime(2026, 3, 2, 10, tzinfo=JST), dt.datetime(2026, 3, 3, 10, tzinfo=JST)]  # Monday, Tuesday
     added = [(f"s{day.day}-{n}", day) for day in days for n in range(12)]
 
     def counted() -> StatsBook:
         book = StatsBook(policy, grace=dt.timedelta(hours=1))
         for subject, day in added:
-            book.add(subject=subject, record=record, purposes=("jointuse.billing",), at=day)
+            book.add(subject=subject, record=TOKYO_MOBILE, purposes=("jointuse.billing",), at=day)
         return book
 
     first = counted()
