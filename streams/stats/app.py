@@ -87,8 +87,8 @@ metrics = StatsMetrics(registry)
 
 
 async def _serve_metrics() -> None:
-    """/metrics, /healthz and /readyz on JOINTUSE_STATS_METRICS_PORT; ready on the worker that
-    counts (a standby answers 503), and the group's lag every 10 s."""
+    """/metrics, /healthz and /readyz on JOINTUSE_STATS_METRICS_PORT, and the group's lag every
+    10 s. Ready: the worker that counts, from its first contribution (a standby answers 503)."""
     try:
         server = HealthServer(
             registry,
@@ -127,6 +127,8 @@ def _rebuild() -> None:
         table, window = key.decode().split("|", 1)
         book.restore(table, dt.date.fromisoformat(window), *from_state(value))
     state["rebuilt"] = True
+    metrics.watermark.set(state["watermark_ms"] / 1000)
+    metrics.open_windows.set(book.open_windows)
     log.info("statistics rebuilt", extra={"windows": len(book.windows), "watermark_ms": state["watermark_ms"]})
 
 
