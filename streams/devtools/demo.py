@@ -142,7 +142,7 @@ def closing_hints(settings: Settings, *, kept: bool) -> list[str]:
     )
     if not kept:
         return [
-            "The broker, the registry and the worker are stopped. To explore a running stack: "
+            "The broker, the registry and the workers are stopped. To explore a running stack: "
             "`make demo KEEP=1`, then `make down` when done.",
             common,
         ]

@@ -5,6 +5,7 @@ revision."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 import urllib.request
 from pathlib import Path
 
@@ -14,13 +15,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.cli.client import produce_lines
 from streams.devtools.processes import start_stats, stop_worker
 from streams.devtools.synthetic import Generator, Mix
+from streams.kafka.lag import group_lag
 from streams.policy.classification import load_schema
 from streams.policy.loader import load_policies
-from streams.policy.statistics import JST
+from streams.policy.statistics import JST, Publication
 from streams.runtime.wiring import build_runner
 from streams.settings import PROJECT_ROOT, Settings
 from streams.stats.preview import preview
 from streams.stats.published import wait_for_publication
+from streams.topology import Topology
 from tests.observability.test_prometheus_e2e import free_port
 from tests.runtime.helpers import setup_topics
 
@@ -61,18 +64,31 @@ def _samples(host: str, port: int) -> dict[tuple[str, tuple[tuple[str, str], ...
     }
 
 
-def test_a_day_of_records_is_published_as_an_offline_recount_says_and_a_late_one_revises(
-    kafka: Settings, unique: str, tmp_path: Path
-) -> None:
-    settings = kafka.model_copy(
+def _recount(settings: Settings, day: dict[str, list[bytes]]) -> dict[str, Publication]:
+    """What each table publishes of ``DAY``, recounted offline by ``jointuse stats preview``'s rules."""
+    policies = load_policies(settings.policy_path)
+    schema = load_schema(PROJECT_ROOT / "schemas" / "customer_record.v1.avsc")
+    everything = [line for company in sorted(day) for line in day[company]]
+    found = preview(everything, policies, schema, day=DAY, now=dt.datetime.now(dt.UTC))
+    return {name: publication for name, _, _, publication in found.publications}
+
+
+def _settings(kafka: Settings, unique: str, data_dir: Path) -> Settings:
+    return kafka.model_copy(
         update={
             "topic_prefix": f"s{unique}",
             "metrics_port": 0,
             "stats_grace_seconds": 0,
             "stats_metrics_port": free_port(),
-            "data_dir": tmp_path,
+            "data_dir": data_dir,
         }
     )
+
+
+def test_a_day_of_records_is_published_as_an_offline_recount_says_and_a_late_one_revises(
+    kafka: Settings, unique: str, tmp_path: Path
+) -> None:
+    settings = _settings(kafka, unique, tmp_path)
     setup_topics(settings, partitions=2)
     day = _lines(1_500, seed=11)
     _produce(settings, day)
@@ -84,15 +100,7 @@ def test_a_day_of_records_is_published_as_an_offline_recount_says_and_a_late_one
     _decide(settings)
     stats = start_stats(settings)
     try:
-        policies = load_policies(settings.policy_path)
-        schema = load_schema(PROJECT_ROOT / "schemas" / "customer_record.v1.avsc")
-        everything = [line for company in sorted(day) for line in day[company]]
-        offline = {
-            name: publication
-            for name, _, _, publication in preview(
-                everything, policies, schema, day=DAY, now=dt.datetime.now(dt.UTC)
-            ).publications
-        }
+        offline = _recount(settings, day)
         for table in ("services_daily", "subscribers_by_region"):
             published = _published(settings, table, 0)
             expected = offline[table]
@@ -117,5 +125,48 @@ def test_a_day_of_records_is_published_as_an_offline_recount_says_and_a_late_one
         assert seen[("jointuse_stats_open_windows", ())] >= 1  # the next day's windows
         next_day = dt.datetime(2026, 3, 2, 10, tzinfo=JST).timestamp()
         assert next_day <= seen[("jointuse_stats_watermark_seconds", ())] < next_day + 20
+    finally:
+        stop_worker(stats)
+
+
+def test_a_statistics_worker_killed_while_counting_is_replaced_and_publishes_the_same(
+    kafka: Settings, unique: str, tmp_path: Path
+) -> None:
+    """SIGKILL in the middle of a day's contributions (some counted, some perhaps committed); the
+    replacement runs on another state directory, as on another host, so its tables come from the
+    changelogs alone. It publishes what an offline recount says."""
+    settings = _settings(kafka, unique, tmp_path / "first")
+    setup_topics(settings, partitions=2)
+    day = _lines(3_000, seed=21)
+    _produce(settings, day)
+    _decide(settings)
+    topology = Topology(settings.topic_prefix)
+    stats = start_stats(settings)
+    try:
+        deadline = time.monotonic() + 120
+        counted = 0.0
+        while counted < 1_000:  # a third of the day counted; whether committed yet, the kill decides
+            assert time.monotonic() < deadline, f"the statistics worker counted {counted:.0f} in 120 s"
+            try:
+                seen = _samples(settings.metrics_host, settings.stats_metrics_port)
+            except OSError:  # not listening yet
+                seen = {}
+            counted = seen.get(("jointuse_stats_contributions_total", (("outcome", "counted"),)), 0.0)
+            time.sleep(0.02)
+        stats.kill()
+        stats.wait(10)
+        (lag,) = group_lag(settings, topology.stats_app, [topology.stats_contributions])
+        assert lag.lag > 0, "the day was counted and committed before the kill: nothing tested"
+        replacement = _settings(kafka, unique, tmp_path / "second")
+        stats = start_stats(replacement)
+        _produce(settings, _lines(20, seed=22, at=dt.datetime(2026, 3, 2, 10, tzinfo=JST), first=100_000))
+        _decide(settings)
+        offline = _recount(settings, day)
+        for table in ("services_daily", "subscribers_by_region"):
+            published = _published(replacement, table, 0)
+            assert published["total"] == offline[table].total
+            assert {tuple(c["values"]): c["subjects"] for c in published["cells"]} == dict(offline[table].cells)
+        seen = _samples(replacement.metrics_host, replacement.stats_metrics_port)
+        assert seen[("jointuse_stats_contributions_total", (("outcome", "skipped"),))] == 0
     finally:
         stop_worker(stats)
