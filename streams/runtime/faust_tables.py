@@ -5,6 +5,7 @@ tests/runtime/test_faust_pin.py pins the versions they were checked against."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -72,20 +73,47 @@ def changelog_before_offsets(application: faust.App) -> None:
     code, not seen failing here). A row update could then still wait there while the offset of its
     event was committed, and a SIGKILL would lose it for good. Every commit waits until the buffer
     is empty and the client has had every write acknowledged. This replaces the driver's private
-    commit, as streams.app does; tests/runtime/test_faust_pin.py pins the faust version."""
+    commit, as streams.app does; tests/runtime/test_faust_pin.py pins the faust version.
+
+    "Empty" includes the write the buffer's sender has taken out of the queue and is still handing
+    to the client (``_send_pending`` awaits aiokafka's ``send``, which waits for room in a batch):
+    the queue is empty then, and the client's flush does not know that write yet."""
     if getattr(application.consumer, "_commits_after_the_changelog", False):
         return  # the agent was restarted: installed already
+    _count_writes_being_handed_over()
     commit = application.consumer._commit  # type: ignore[attr-defined]
 
     async def commit_after_the_changelog(offsets: Any) -> bool:
         producer = application.producer
-        while producer.buffer.size:
-            await producer.buffer.flush()
+        buffer = producer.buffer
+        while buffer.size or getattr(buffer, "handing_over", 0):
+            await buffer.flush()
+            await asyncio.sleep(0.001)  # a write being handed over: let the sender finish it
         await producer.flush()
         return bool(await commit(offsets))
 
     application.consumer._commit = commit_after_the_changelog  # type: ignore[attr-defined]
     application.consumer._commits_after_the_changelog = True  # type: ignore[attr-defined]
+
+
+def _count_writes_being_handed_over() -> None:
+    """``ProducerBuffer.handing_over``: writes taken out of the buffer's queue and not yet in the
+    client's batches."""
+    from faust.transport.producer import ProducerBuffer
+
+    if getattr(ProducerBuffer._send_pending, "counts_handing_over", False):
+        return
+    send_pending = ProducerBuffer._send_pending
+
+    async def send_pending_counted(self: ProducerBuffer, fut: Any) -> None:
+        self.handing_over = getattr(self, "handing_over", 0) + 1  # type: ignore[attr-defined]
+        try:
+            await send_pending(self, fut)
+        finally:
+            self.handing_over -= 1  # type: ignore[attr-defined]
+
+    send_pending_counted.counts_handing_over = True  # type: ignore[attr-defined]
+    ProducerBuffer._send_pending = send_pending_counted  # type: ignore[method-assign]
 
 
 def commits_past_transaction_markers() -> None:

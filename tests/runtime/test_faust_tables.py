@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.runtime.faust_tables import commits_past_transaction_markers, table_app
+from streams.runtime.faust_tables import changelog_before_offsets, commits_past_transaction_markers, table_app
 from streams.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -44,3 +44,45 @@ def test_a_commit_moves_past_every_transaction_marker_acknowledged_so_far(settin
 
     asyncio.run(read_and_acknowledge())
     assert consumer._new_offset(tp) == 17
+
+
+def test_a_commit_waits_for_a_changelog_write_still_being_handed_to_the_client(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The buffer's sender takes a write out of its queue, then waits (aiokafka waits for room in a
+    batch): the queue is empty, but the offsets of the write's event must not be committed yet."""
+    from types import SimpleNamespace
+
+    app = table_app(settings, "handover.stats", data_dir=tmp_path, log_name="stats", web_enabled=False)
+    committed: list[object] = []
+
+    async def commit(offsets: object) -> bool:
+        committed.append(offsets)
+        return True
+
+    async def nothing_in_the_client() -> None:
+        return None
+
+    app.consumer._commit = commit
+    changelog_before_offsets(app)
+    app.producer.flush = nothing_in_the_client
+    room = asyncio.Event()
+
+    class Channel:
+        async def publish_message(self, fut: object, wait: bool) -> None:
+            await room.wait()  # the client's batch is full
+
+    async def scenario() -> None:
+        handing_over = asyncio.create_task(
+            app.producer.buffer._send_pending(SimpleNamespace(message=SimpleNamespace(channel=Channel())))
+        )
+        await asyncio.sleep(0)
+        committing = asyncio.create_task(app.consumer._commit({"partition 0": 5}))
+        await asyncio.sleep(0.05)
+        assert app.producer.buffer.size == 0 and committed == []  # the queue is empty, the write not sent
+        room.set()
+        await asyncio.wait_for(committing, 5)
+        await handing_over
+        assert committed == [{"partition 0": 5}]
+
+    asyncio.run(scenario())
