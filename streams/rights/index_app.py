@@ -44,12 +44,7 @@ from streams.errors import ClusterError
 from streams.kafka.partitioner import key_hash
 from streams.observability.metrics import IndexMetrics
 from streams.policy.subject_index import Correction, SubjectRow, fold, fold_correction
-from streams.runtime.faust_tables import (
-    changelog_before_offsets,
-    commits_past_transaction_markers,
-    read_committed_only,
-    table_app,
-)
+from streams.runtime.faust_tables import changelog_before_offsets, table_app
 from streams.settings import Settings, load_settings
 from streams.topology import SUBJECT_INDEX_TABLE, Topology
 
@@ -75,8 +70,6 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     )
 
 
-read_committed_only()
-commits_past_transaction_markers()
 settings = load_settings()
 topology = Topology(settings.topic_prefix)
 app = create_app(settings, topology)

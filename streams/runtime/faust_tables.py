@@ -21,7 +21,10 @@ def table_app(settings: Settings, app_id: str, *, data_dir: Path, log_name: str,
     ``data_dir/<app id>``; ``web`` are faust's web settings (``web_enabled=False`` for none).
     The app id is in the path because faust names a table's store by the table alone: a store left
     by a deployment with another topic prefix would otherwise be taken for this one's (its offsets
-    would be past the new changelog's end, so nothing would be recovered and the old rows kept)."""
+    would be past the new changelog's end, so nothing would be recovered and the old rows kept).
+    Its consumer reads committed messages only and commits past transaction markers (both below)."""
+    read_committed_only()
+    commits_past_transaction_markers()
     data_dir.mkdir(parents=True, exist_ok=True)
     return faust.App(
         app_id,
@@ -58,12 +61,15 @@ def read_committed_only() -> None:
     one. This sets the consumer's isolation level as it is created (a private attribute of
     aiokafka's consumer, read when it starts)."""
     create = AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(create, "reads_committed", False):
+        return
 
     def create_reading_committed(self: AIOKafkaConsumerThread, transport: Any) -> Any:
         consumer = create(self, transport)
         consumer._isolation_level = "read_committed"  # the constructor's argument, checked when it starts
         return consumer
 
+    create_reading_committed.reads_committed = True  # type: ignore[attr-defined]
     AIOKafkaConsumerThread._create_worker_consumer = create_reading_committed  # type: ignore[method-assign]
 
 

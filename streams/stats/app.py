@@ -42,12 +42,7 @@ from streams.policy.statistics import (
     publication_record,
     publication_state,
 )
-from streams.runtime.faust_tables import (
-    changelog_before_offsets,
-    commits_past_transaction_markers,
-    read_committed_only,
-    table_app,
-)
+from streams.runtime.faust_tables import changelog_before_offsets, table_app
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import load_stats_schema
 from streams.serde.registry import Registry
@@ -66,8 +61,6 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
     )
 
 
-read_committed_only()
-commits_past_transaction_markers()
 settings = load_settings()
 SCHEMA = load_stats_schema(settings.schema_dir)
 CODEC = AvroCodec(SCHEMA)
