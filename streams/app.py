@@ -23,6 +23,7 @@ from streams.observability.logs import logging_config
 from streams.observability.metrics import RightsMetrics
 from streams.observability.telemetry import Telemetry
 from streams.policy.loader import load_policies
+from streams.runtime.faust_kafka import CommittedReadsConsumer, GroupMember, use_committed_reads
 from streams.runtime.faust_sink import ConsumerBatches, FaustTransport
 from streams.runtime.loop import EXIT_FATAL, BatchLoop, FatalError
 from streams.runtime.wiring import (
@@ -120,7 +121,13 @@ class Worker:
             "transactional_id": self.transactional_id(suffix) if self.exactly_once else None,
             "group_id": group_id(self.settings),
             "commit_offsets": None if self.exactly_once else self.commit_offsets,
+            "group_member": self.group_member,
         }
+
+    def group_member(self) -> GroupMember | None:
+        """The consumer's membership now, which the broker checks each transaction's offsets against."""
+        consumer = app.consumer
+        return consumer.group_member() if isinstance(consumer, CommittedReadsConsumer) else None
 
     async def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
         """At least once: the group's offsets, through faust's consumer (its driver commits only
@@ -134,6 +141,8 @@ class Worker:
 settings = load_settings()
 topology = Topology(settings.topic_prefix)
 app = create_app(settings)
+# Committed input only, and the consumer's membership for fencing (streams/runtime/faust_kafka.py).
+use_committed_reads(app)
 worker = Worker(settings)
 # faust's aiokafka driver cannot subscribe by pattern, so the ingest topics are named from the
 # policy's joint users (every version); a new joint user means a policy change and a worker restart.

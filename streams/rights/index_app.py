@@ -7,7 +7,7 @@ store, through ``rocksdict``) and in the table's changelog, which rebuilds them 
 a rebalance.
 
 - Reading: the audit is written in transactions, so only committed events count (faust reads
-  uncommitted ones unless its own exactly-once is on; see ``streams.runtime.faust_tables.read_committed_only``).
+  uncommitted ones unless its own exactly-once is on; see ``streams.runtime.faust_kafka``).
 - Idempotent: a row remembers the offset it applied per audit partition. At least once is enough:
   an offset is committed only after the changelog writes before it were acknowledged
   (``changelog_before_offsets``), and an event read again changes nothing.

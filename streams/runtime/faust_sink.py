@@ -6,27 +6,35 @@ kills and rebalances. Under exactly-once the agent's batches are committed only 
 (see ``streams.app`` for why faust's own offset commit is turned off). This transport does not seek
 (faust owns the consumer's positions): an aborted batch is written again in a new transaction. The
 batch is still in hand and the records after it are not yet taken, so this is the same as rewinding
-to the last committed position. aiokafka sends transactional offsets without the group's generation,
-so the broker does not fence a commit that lands after a rebalance; ``streams.app`` has every loop
-finish its transaction and drop revoked partitions before the group rejoins (``BatchLoop.revoke``).
+to the last committed position.
+
+Fencing (``streams.runtime.faust_kafka``): a batch's offsets go to the transaction with the
+consumer's member id and generation, so the group coordinator refuses the commit of a worker that
+was paused past its session and lost its partitions; the transaction is aborted. A worker that is
+not paused finishes its transaction and drops the revoked partitions before the group rejoins
+(``BatchLoop.revoke``), so its next commit is not refused.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import IllegalStateError, ProducerFenced
 from aiokafka.errors import KafkaError as AIOKafkaError
-from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from streams.errors import ClusterError
 from streams.kafka.partitioner import key_hash
 from streams.messages import InMessage, OutMessage
+from streams.runtime.faust_kafka import FencingUnsupported, GroupFencedProducer, GroupMember, fencing_unsupported
 from streams.runtime.loop import ErrorKind, Offsets
+
+log = logging.getLogger("jointuse.worker")
 
 
 class AiokafkaSink:
@@ -41,13 +49,19 @@ class AiokafkaSink:
         transactional_id: str | None,
         group_id: str,
         commit_offsets: Callable[[Offsets], Awaitable[object]] | None = None,
+        group_member: Callable[[], GroupMember | None] | None = None,
     ) -> None:
         """``transactional_id=None`` gives at-least-once: outputs are flushed, then the offsets are
-        committed with ``commit_offsets`` (the consumer's commit)."""
+        committed with ``commit_offsets`` (the consumer's commit). A transactional sink sends the
+        offsets with ``group_member()``, the consumer's membership now (KIP-447 fencing)."""
         self.group_id = group_id
         self.commit_offsets = commit_offsets
+        self.group_member = group_member
         self.transactional = transactional_id is not None
-        self.producer = AIOKafkaProducer(
+        if self.transactional and group_member is None:
+            raise ValueError("a transactional sink sends its offsets with the consumer's group membership")
+        client = GroupFencedProducer if self.transactional else AIOKafkaProducer
+        self.producer = client(
             **kafka,
             transactional_id=transactional_id,
             enable_idempotence=True,
@@ -63,6 +77,9 @@ class AiokafkaSink:
         if not self.started:
             await self.producer.start()
             self.started = True
+            unsupported = await fencing_unsupported(self.producer.client) if self.transactional else None
+            if unsupported is not None:
+                raise FencingUnsupported(unsupported)  # fatal: this runtime cannot hold exactly-once here
 
     async def stop(self) -> None:
         if self.started:
@@ -83,7 +100,11 @@ class AiokafkaSink:
     async def send_offsets(self, offsets: Offsets) -> None:
         if self.transactional:
             commit = {TopicPartition(topic, partition): offset for (topic, partition), offset in offsets.items()}
-            await self.producer.send_offsets_to_transaction(commit, self.group_id)
+            assert self.group_member is not None
+            member = self.group_member()
+            if member is None:
+                member = GroupMember(self.group_id, -1, "", None)  # not joined: refused before it is sent
+            await self.producer.send_offsets_to_transaction(commit, member)
         elif self.commit_offsets is not None:  # at least once: after this batch was written
             await self.commit_offsets(offsets)
 
@@ -177,6 +198,7 @@ class ConsumerBatches:
         self._max_pending = max_pending
         self._pending: dict[str, list[InMessage]] = {}
         self._lock = asyncio.Lock()
+        self._revocations = 0  # how many times partitions were revoked (``forget``)
 
     async def take(self, route: str, max_records: int) -> list[InMessage]:
         """Up to ``max_records`` messages of ``route``; empty when none came within the timeout."""
@@ -185,13 +207,44 @@ class ConsumerBatches:
                 if any(len(waiting) >= self._max_pending for waiting in self._pending.values()):
                     await asyncio.sleep(self._timeout)  # another route is behind: let it catch up
                 else:
-                    async for _, message in self._consumer.getmany(timeout=self._timeout):
-                        self._pending.setdefault(self._route_of(message.topic), []).append(in_message(message))
+                    await self._fetch()
             waiting = self._pending.get(route, [])
             batch, self._pending[route] = waiting[:max_records], waiting[max_records:]
             return batch
 
+    async def _fetch(self) -> None:
+        """One fetch into the routes' pending messages, unless the group changed while it ran.
+
+        The consumer runs in faust's thread and the revocation callback on this loop, so a fetch can
+        return records read before a revocation that has already been handled here. Their partitions
+        are then their next owner's (maybe this worker's again, from the committed offsets: the new
+        assignment's positions), and committing them under the new generation would be accepted by
+        the group although they were read under the old one. So: records of a fetch during which a
+        revocation came are dropped; if the generation changed too, the records may already be of
+        the new assignment, read past its committed offsets, so the consumer is also sent back to
+        the committed offsets."""
+        member = self._member()
+        revocations = self._revocations
+        fetched = [in_message(message) async for _, message in self._consumer.getmany(timeout=self._timeout)]
+        if self._member() != member:
+            if self._consumer.assignment():  # none: nothing to read again (aiokafka refuses the seek)
+                log.info("the group changed during a fetch; reading again from the committed offsets")
+                try:
+                    await self._consumer.seek_to_committed()
+                except (AssertionError, IllegalStateError):
+                    pass  # revoked meanwhile: the next assignment starts at the committed offsets anyway
+            return
+        if self._revocations != revocations:
+            return  # read under the revoked assignment: the next one starts at the committed offsets
+        for message in fetched:
+            self._pending.setdefault(self._route_of(message.topic), []).append(message)
+
+    def _member(self) -> object:
+        group_member = getattr(self._consumer, "group_member", None)
+        return group_member() if group_member is not None else None
+
     def forget(self, revoked: set[tuple[str, int]]) -> None:
+        self._revocations += 1
         for route, waiting in self._pending.items():
             self._pending[route] = [m for m in waiting if (m.topic, m.partition) not in revoked]
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import faust
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from streams.observability.logs import logging_config
+from streams.runtime.faust_kafka import use_committed_reads
 from streams.settings import Settings
 
 
@@ -22,11 +22,11 @@ def table_app(settings: Settings, app_id: str, *, data_dir: Path, log_name: str,
     The app id is in the path because faust names a table's store by the table alone: a store left
     by a deployment with another topic prefix would otherwise be taken for this one's (its offsets
     would be past the new changelog's end, so nothing would be recovered and the old rows kept).
-    Its consumer reads committed messages only and commits past transaction markers (both below)."""
-    read_committed_only()
+    Its consumer reads committed messages only (``streams.runtime.faust_kafka``) and commits past
+    transaction markers (below)."""
     commits_past_transaction_markers()
     data_dir.mkdir(parents=True, exist_ok=True)
-    return faust.App(
+    app = faust.App(
         app_id,
         broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
         broker_credentials=credentials(settings),
@@ -44,6 +44,8 @@ def table_app(settings: Settings, app_id: str, *, data_dir: Path, log_name: str,
         logging_config=logging_config(settings.log_level, log_name),
         **web,
     )
+    use_committed_reads(app)  # committed messages only, stable committed offsets
+    return app
 
 
 def credentials(settings: Settings) -> faust.SASLCredentials | None:
@@ -53,24 +55,6 @@ def credentials(settings: Settings) -> faust.SASLCredentials | None:
     return faust.SASLCredentials(
         username=settings.sasl_username, password=settings.sasl_secret(), mechanism=settings.sasl_mechanism
     )
-
-
-def read_committed_only() -> None:
-    """faust's aiokafka consumer reads uncommitted messages unless faust's own exactly-once is on,
-    and a table kept from a topic written in transactions must not count a message of an aborted
-    one. This sets the consumer's isolation level as it is created (a private attribute of
-    aiokafka's consumer, read when it starts)."""
-    create = AIOKafkaConsumerThread._create_worker_consumer
-    if getattr(create, "reads_committed", False):
-        return
-
-    def create_reading_committed(self: AIOKafkaConsumerThread, transport: Any) -> Any:
-        consumer = create(self, transport)
-        consumer._isolation_level = "read_committed"  # the constructor's argument, checked when it starts
-        return consumer
-
-    create_reading_committed.reads_committed = True  # type: ignore[attr-defined]
-    AIOKafkaConsumerThread._create_worker_consumer = create_reading_committed  # type: ignore[method-assign]
 
 
 def changelog_before_offsets(application: faust.App) -> None:

@@ -167,3 +167,60 @@ def test_a_worker_joining_and_leaving_a_busy_one_keeps_exactly_once(kafka: Setti
         for worker in (joining, busy):
             if worker is not None:
                 stop_worker(worker)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_worker_paused_past_its_session_keeps_exactly_once(kafka: Settings, unique: str, runtime: str) -> None:
+    """A long GC pause, a frozen VM, a partition: the first worker is frozen (SIGSTOP) with a
+    transaction open, past its session timeout (10 s), so the second takes its partitions; it is
+    resumed (SIGCONT) before its transaction times out (30 s) and both run on. The frozen one runs
+    no revocation callback before it writes again: only fencing can stop its commit."""
+    settings = kafka.model_copy(update={"topic_prefix": f"z{unique}"})
+    topology = setup_topics(settings, partitions=2)
+    total = _produce(settings, 30_000, seed=5)
+    committed = _audit_watcher(settings, topology, f"{unique}-c", committed=True)
+    uncommitted = _audit_watcher(settings, topology, f"{unique}-u", committed=False)
+    paused = start_worker(settings, "pause-0", runtime=runtime, batch_size=100)
+    taking_over = None
+    try:
+        seen_committed = 0
+        deadline = time.monotonic() + 90
+        while seen_committed < 3_000 and time.monotonic() < deadline:
+            message = committed.poll(0.05)
+            if message is not None and not message.error():
+                seen_committed += 1
+        assert seen_committed >= 3_000, "the first worker did not start"
+        # Frozen at a moment its transaction is open (what the uncommitted watcher sees beyond the
+        # committed one); at another moment, let it run on a little and try again. aiokafka sends a
+        # transaction's records just before its commit, so on the faust runtime that moment is short.
+        committed_count = seen_committed
+        written = 0
+        for _attempt in range(80):
+            paused.send_signal(signal.SIGSTOP)
+            committed_count += _drain(committed)
+            written += _drain(uncommitted)
+            if written > committed_count:
+                break
+            paused.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        assert written > committed_count, "no transaction was open when the worker was frozen"
+        taking_over = start_worker(settings, "pause-1", runtime=runtime, batch_size=100)
+        time.sleep(20)  # past the session timeout, before the transaction timeout
+        paused.send_signal(signal.SIGCONT)
+        _check_exactly_once(settings, total)
+        assert paused.poll() is None or paused.returncode == 70, "the resumed worker failed otherwise than fenced"
+    finally:
+        committed.close()
+        uncommitted.close()
+        paused.send_signal(signal.SIGCONT)  # a frozen worker cannot be terminated
+        for worker in (paused, taking_over):
+            if worker is not None:
+                stop_worker(worker)
+
+
+def _drain(consumer: Consumer) -> int:
+    """How many messages the consumer reads until none comes for 1 s (the writer is frozen)."""
+    count = 0
+    while (message := consumer.poll(1)) is not None:
+        count += 0 if message.error() else 1
+    return count

@@ -81,3 +81,60 @@ def test_messages_of_revoked_partitions_are_forgotten() -> None:
         return first + await batches.take("ingest", 10)
 
     assert [(m.partition, m.offset) for m in asyncio.run(take())] == [(0, 1), (1, 2)]
+
+
+class GroupFetches(Fetches):
+    """A consumer in a group: ``during_fetch`` runs while a fetch is under way (the consumer's thread
+    and the revocation callback run beside this loop in faust)."""
+
+    def __init__(self, *fetches: list[Any]) -> None:
+        super().__init__(*fetches)
+        self.generation = 3
+        self.during_fetch: Any = None
+        self.seeks = 0
+
+    def group_member(self) -> tuple[str, int]:
+        return ("group", self.generation)
+
+    def assignment(self) -> set[Any]:
+        return {(INGEST, 0)}
+
+    async def seek_to_committed(self) -> None:
+        self.seeks += 1
+
+    async def getmany(self, timeout: float) -> AsyncIterator[tuple[Any, Any]]:
+        if self.during_fetch is not None:
+            self.during_fetch()
+            self.during_fetch = None
+        async for item in super().getmany(timeout):
+            yield item
+
+
+def test_records_of_a_fetch_during_which_partitions_were_revoked_are_dropped() -> None:
+    """Read under the revoked assignment: committing them under the next generation would be accepted
+    by the group, although the partition may be another member's now."""
+    consumer = GroupFetches([_message(INGEST, 0, 1)], [_message(INGEST, 0, 1)])
+    batches = _batches(consumer)
+    consumer.during_fetch = lambda: batches.forget({(INGEST, 0)})
+
+    async def take() -> list[list[int]]:
+        return [[m.offset for m in await batches.take("ingest", 10)] for _ in range(2)]
+
+    assert asyncio.run(take()) == [[], [1]]  # the next assignment reads it again
+    assert consumer.seeks == 0  # its positions start at the committed offsets anyway
+
+
+def test_a_generation_change_during_a_fetch_reads_again_from_the_committed_offsets() -> None:
+    consumer = GroupFetches([_message(INGEST, 0, 5)], [_message(INGEST, 0, 5)])
+    batches = _batches(consumer)
+
+    def rejoined() -> None:
+        consumer.generation += 1
+
+    consumer.during_fetch = rejoined
+
+    async def take() -> list[list[int]]:
+        return [[m.offset for m in await batches.take("ingest", 10)] for _ in range(2)]
+
+    assert asyncio.run(take()) == [[], [5]]
+    assert consumer.seeks == 1  # the records may have been of the new assignment, past its committed offsets

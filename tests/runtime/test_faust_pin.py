@@ -27,15 +27,30 @@ def test_the_replaced_drain_and_the_batch_read_are_the_ones_checked() -> None:
     assert inspect.isasyncgenfunction(Consumer.getmany)
 
 
-def test_the_index_app_s_private_hooks_are_the_ones_checked() -> None:
-    """streams.rights.index_app sets the isolation level on the consumer faust creates (aiokafka
-    reads ``_isolation_level`` when it starts) and wraps the driver's commit."""
+def test_the_committed_reads_transport_s_private_hooks_are_the_ones_checked() -> None:
+    """streams.runtime.faust_kafka sets the isolation level on the consumer faust creates (aiokafka
+    reads ``_isolation_level`` when it starts), replaces the coordinator's offset fetch on the
+    instance, reads its generation and member id, and replaces the producer's sender."""
     import aiokafka
+    from aiokafka.consumer.group_coordinator import GroupCoordinator
+    from aiokafka.producer.sender import Sender, TxnOffsetCommitHandler
     from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-    assert faust.__version__ == "0.15.3", "re-check streams.rights.index_app, then update the pin"
-    assert aiokafka.__version__ == "0.14.0", "re-check streams/runtime/faust_tables.py, then update the pin"
+    assert faust.__version__ == "0.15.3", "re-check streams/runtime/faust_kafka.py, then update the pin"
+    assert aiokafka.__version__ == "0.14.0", "re-check streams/runtime/faust_kafka.py, then update the pin"
     assert list(inspect.signature(AIOKafkaConsumerThread._create_worker_consumer).parameters) == ["self", "transport"]
     source = inspect.getsource(aiokafka.AIOKafkaConsumer)
     assert "self._isolation_level = isolation_level" in source
     assert "isolation_level=self._isolation_level" in source  # handed to the fetcher when it starts
+    assert list(inspect.signature(GroupCoordinator._do_fetch_commit_offsets).parameters) == ["self", "partitions"]
+    assert "await self._do_fetch_commit_offsets(partitions)" in inspect.getsource(GroupCoordinator)
+    coordinator = inspect.getsource(GroupCoordinator.__init__)
+    assert "self.generation = " in coordinator and "self.member_id = " in coordinator
+    assert "self._group_instance_id = group_instance_id" in coordinator
+    assert list(inspect.signature(Sender._do_txn_offset_commit).parameters) == ["self", "offsets", "group_id"]
+    handler = TxnOffsetCommitHandler.__init__
+    assert list(inspect.signature(handler).parameters) == ["self", "sender", "offsets", "group_id"]
+    assert "self._sender = Sender(" in inspect.getsource(aiokafka.AIOKafkaProducer.__init__)
+    from aiokafka.producer.transaction_manager import TransactionManager
+
+    assert "self._transaction_waiter.set_exception(exc)" in inspect.getsource(TransactionManager.error_transaction)

@@ -1,0 +1,122 @@
+"""The faust runtime's fencing pieces against the real broker (streams/runtime/faust_kafka.py): the
+group coordinator refuses a transaction's offsets sent with a stale generation or an unknown member,
+and a consumer's stable offset fetch waits while another member's transaction holds offsets."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import TopicPartition
+
+from streams.kafka.admin import create_topics
+from streams.runtime.faust_kafka import (
+    GroupFencedProducer,
+    GroupMember,
+    NotAGroupMember,
+    UnstableOffsets,
+    fencing_unsupported,
+    fetch_stable_offsets,
+)
+from streams.settings import Settings
+from streams.topology import TopicSpec
+
+pytestmark = pytest.mark.kafka
+
+
+def _topic(settings: Settings, unique: str) -> str:
+    name = f"fence{unique}.in"
+    create_topics(settings.kafka_common(), [TopicSpec(name, config={})], partitions=1, replication=1)
+    return name
+
+
+async def _member(settings: Settings, topic: str, group: str) -> tuple[AIOKafkaConsumer, GroupMember]:
+    consumer = AIOKafkaConsumer(topic, group_id=group, enable_auto_commit=False, **settings.aiokafka_conf())
+    await consumer.start()
+    for _ in range(100):  # until the group has given it the partition
+        if consumer.assignment():
+            break
+        await consumer.getmany(timeout_ms=100)
+    coordinator: Any = consumer._coordinator
+    return consumer, GroupMember(group, coordinator.generation, coordinator.member_id, None)
+
+
+async def _stable(consumer: AIOKafkaConsumer, partition: TopicPartition) -> int:
+    """The committed offset once the transaction's commit markers are written (shortly after its
+    commit returns)."""
+    for _ in range(100):
+        try:
+            return (await fetch_stable_offsets(consumer._coordinator, [partition]))[partition].offset
+        except UnstableOffsets:
+            await asyncio.sleep(0.05)
+    raise AssertionError("the offsets stayed unstable")
+
+
+def _producer(settings: Settings, unique: str) -> GroupFencedProducer:
+    return GroupFencedProducer(
+        **settings.aiokafka_conf(),
+        transactional_id=f"fence{unique}",
+        enable_idempotence=True,
+        transaction_timeout_ms=30_000,
+    )
+
+
+def test_offsets_of_a_stale_generation_or_an_unknown_member_are_refused(kafka: Settings, unique: str) -> None:
+    topic = _topic(kafka, unique)
+    group = f"fence{unique}.group"
+
+    async def run() -> None:
+        consumer, member = await _member(kafka, topic, group)
+        producer = _producer(kafka, unique)
+        await producer.start()
+        try:
+            assert await fencing_unsupported(producer.client) is None
+            offsets = {TopicPartition(topic, 0): 1}
+            for stale in (member._replace(generation_id=member.generation_id + 1), member._replace(member_id="gone")):
+                await producer.begin_transaction()
+                await producer.send(topic, b"from a zombie")
+                with pytest.raises(CommitFailedError):
+                    await producer.send_offsets_to_transaction(offsets, stale)
+                await producer.abort_transaction()
+            await producer.begin_transaction()
+            with pytest.raises(NotAGroupMember):  # no generation: the broker would not check it at all
+                await producer.send_offsets_to_transaction(offsets, member._replace(generation_id=-1, member_id=""))
+            await producer.abort_transaction()
+            await producer.begin_transaction()
+            await producer.send(topic, b"from the owner")
+            await producer.send_offsets_to_transaction(offsets, member)  # the current member: accepted
+            await producer.commit_transaction()
+            assert (await _stable(consumer, TopicPartition(topic, 0))) == 1
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
+    asyncio.run(run())
+
+
+def test_a_stable_offset_fetch_waits_for_the_open_transaction(kafka: Settings, unique: str) -> None:
+    topic = _topic(kafka, unique)
+    group = f"stable{unique}.group"
+
+    async def run() -> None:
+        consumer, member = await _member(kafka, topic, group)
+        producer = _producer(kafka, unique)
+        await producer.start()
+        partition = TopicPartition(topic, 0)
+        try:
+            await producer.begin_transaction()
+            await producer.send(topic, b"x")
+            await producer.send_offsets_to_transaction({partition: 7}, member)  # pending until the commit
+            coordinator: Any = consumer._coordinator
+            with pytest.raises(UnstableOffsets):
+                await fetch_stable_offsets(coordinator, [partition])
+            await producer.commit_transaction()
+            assert await _stable(consumer, partition) == 7
+        finally:
+            await producer.stop()
+            await consumer.stop()
+
+    asyncio.run(run())
