@@ -4,6 +4,7 @@ an input; the header names; and the one builder of dead-letter headers."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,6 +22,36 @@ H_ORIGINAL_TOPIC = "jointuse-original-topic"
 H_ORIGINAL_PARTITION = "jointuse-original-partition"
 H_ORIGINAL_OFFSET = "jointuse-original-offset"
 H_ORIGINAL_TIMESTAMP = "jointuse-original-timestamp"
+# The one header of a producer's that the pipeline reads: a W3C trace context (its trace id only).
+H_TRACEPARENT = "traceparent"
+OWN_PREFIX = "jointuse-"
+# The names the pipeline writes (others are in streams.replay and streams.processors); a forged one
+# on input is counted under its own name when it is one of these, else under ``FORGED_OTHER``: a
+# metric label never holds what a producer chose.
+OWN_HEADERS = frozenset(
+    {
+        H_PURPOSES,
+        H_POLICY_VERSION,
+        H_SOURCE,
+        H_TRACE_ID,
+        H_ITEMS,
+        H_REASON,
+        H_DETAIL,
+        H_ORIGINAL_TOPIC,
+        H_ORIGINAL_PARTITION,
+        H_ORIGINAL_OFFSET,
+        H_ORIGINAL_TIMESTAMP,
+        "jointuse-recipient",
+        "jointuse-replay-id",
+        "jointuse-rights-request-id",
+        "jointuse-provision",
+        "jointuse-erasure-reason",
+    }
+)
+FORGED_OTHER = "jointuse-other"
+# version 00 exactly: lowercase hex trace id and parent id, flags (https://www.w3.org/TR/trace-context/)
+_TRACEPARENT = re.compile(rb"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+_NO_TRACE, _NO_PARENT = b"0" * 32, b"0" * 16
 
 Headers = list[tuple[str, str | bytes | None]]
 
@@ -87,9 +118,26 @@ def dead_letter_headers(message: InMessage, reason: str, detail: str) -> Headers
 
 
 def trace_id(message: InMessage) -> str:
-    for name, value in message.headers:
-        if name == H_TRACE_ID and value:
-            text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-            return text[:64]
+    """The input's trace id: a producer's W3C ``traceparent`` (version 00, the trace id's 32
+    lowercase hex digits and nothing else of it), or else one derived from the input's position.
+    Any other header of a producer's never reaches an output: this is the only value that passes,
+    and it is hex by construction. Two ``traceparent`` headers are invalid (W3C) and ignored."""
+    candidates = [value for name, value in message.headers if name == H_TRACEPARENT]
+    if len(candidates) == 1 and candidates[0]:
+        raw = candidates[0].encode() if isinstance(candidates[0], str) else candidates[0]
+        match = _TRACEPARENT.fullmatch(raw)
+        if match is not None and match.group(1) != _NO_TRACE and match.group(2) != _NO_PARENT:
+            return match.group(1).decode()
     # Deterministic, so a re-processed input carries the same trace id as before.
     return hashlib.sha256(f"{message.topic}/{message.partition}/{message.offset}".encode()).hexdigest()[:32]
+
+
+def forged_headers(message: InMessage) -> list[str]:
+    """The pipeline's own header names an input carried (ignored: only the pipeline writes them),
+    each as the name to count it under (``OWN_HEADERS`` or ``FORGED_OTHER``), never its value."""
+    forged = []
+    for name, _ in message.headers:
+        lowered = name.lower()
+        if lowered.startswith(OWN_PREFIX):
+            forged.append(lowered if lowered in OWN_HEADERS else FORGED_OTHER)
+    return forged

@@ -23,6 +23,7 @@ from streams.messages import (
     H_REASON,
     H_SOURCE,
     H_TRACE_ID,
+    H_TRACEPARENT,
 )
 from streams.policy.engine import Engine
 from streams.policy.foreign import foreign_schema
@@ -88,7 +89,9 @@ class Catalog:
 
 
 TRACE = Header(
-    H_TRACE_ID, "Trace id: the input's own when it carried one, else derived from its topic, partition and offset."
+    H_TRACE_ID,
+    "Trace id (32 hex digits): the trace id of the input's W3C `traceparent` when it carried a valid one, "
+    "else derived from its topic, partition and offset.",
 )
 DELIVERY_HEADERS = (
     Header(H_PURPOSES, "Comma-separated purpose ids this delivery may be used for, in the notice's order."),
@@ -261,7 +264,15 @@ def build_catalog(
                 key="`customer_id`, UTF-8",
                 payload=AVRO,
                 schemas=tuple(record_files),
-                headers=(Header(H_TRACE_ID, "Optional: your trace id (at most 64 characters kept).", required=False),),
+                headers=(
+                    Header(
+                        H_TRACEPARENT,
+                        "Optional: a W3C trace context, version 00 (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase); "
+                        "its trace id becomes the delivery's and audit event's trace id. No other header of yours "
+                        "reaches a recipient; headers named `jointuse-*` are ignored and counted.",
+                        required=False,
+                    ),
+                ),
                 address=address,
             )
         elif address == topology.deliver(company or ""):

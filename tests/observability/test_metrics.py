@@ -90,3 +90,21 @@ def test_foreign_and_rights_metrics_count_outcomes() -> None:
     assert registry.get_sample_value("jointuse_rights_requests_total", {"action": "stop"}) == 1
     assert registry.get_sample_value("jointuse_erasure_tombstones_total") == 2
     assert registry.get_sample_value("jointuse_rights_stopped_subjects") == 3
+
+
+def test_forged_headers_are_counted_by_a_name_the_pipeline_chose_never_a_value() -> None:
+    registry = CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    headers: list[tuple[str, str | bytes | None]] = [
+        ("jointuse-purposes", b"secret-value"),
+        ("jointuse-made-up-by-a-producer", b"x"),
+        ("traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),  # not forged
+    ]
+    message = InMessage("p.ingest.jcom.customer.v1", 0, 5, b"k", b"v", 1_000, headers)
+    plain = InMessage("p.ingest.jcom.customer.v1", 0, 6, b"k", b"v", 1_000)
+    shared = Outcome(Status.SHARED, "shared", "jcom", (), {}, ())
+    metrics.observe([(message, shared), (message, shared), (plain, shared)], committed_at=3.0)
+    assert _value(registry, "jointuse_forged_headers_total", {"header": "jointuse-purposes"}) == 2
+    assert _value(registry, "jointuse_forged_headers_total", {"header": "jointuse-other"}) == 2
+    text = generate_latest(registry).decode()
+    assert "made-up" not in text and "secret-value" not in text

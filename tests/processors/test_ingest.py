@@ -9,6 +9,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.errors import RegistryError
 from streams.messages import H_DETAIL, H_REASON, InMessage, Outcome
@@ -293,3 +295,35 @@ def test_a_shared_records_event_time_is_never_ahead_of_now(
     found = json.loads(added.value or b"")
     assert found["at_ms"] == int(counted_on.timestamp() * 1000)
     assert found["tables"]["services_daily"]["window"] == counted_on.astimezone(JST).date().isoformat()
+
+
+PRODUCER_CHOSEN = b"PRODUCER-CHOSEN"
+HOSTILE_NAMES = st.sampled_from(
+    ["jointuse-trace-id", "jointuse-purposes", "jointuse-recipient", "JointUse-Items", "traceparent", "x-side-channel"]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(HOSTILE_NAMES, st.binary(max_size=20).map(lambda b: PRODUCER_CHOSEN + b)), max_size=6),
+    st.booleans(),
+)
+def test_no_byte_of_a_producer_s_headers_reaches_any_output(
+    policies: PolicySet, headers: list[tuple[str, bytes]], valid: bool
+) -> None:
+    """Deliveries, dead letters (their headers: the raw copy of the value is the producer's own),
+    the audit event and its headers: the pipeline writes every header itself."""
+    registry = MemoryRegistry()
+    message = _message(registry, _record())
+    value = message.value if valid else b"\x01not a framed record"
+    outcome = _processor(policies, registry).process(
+        InMessage(message.topic, message.partition, message.offset, message.key, value, 0, headers)
+    )
+    assert outcome.status.value == ("shared" if valid else "invalid")
+    for out in outcome.messages:
+        for name, value in out.headers:
+            raw = value.encode() if isinstance(value, str) else value or b""
+            assert PRODUCER_CHOSEN not in raw, (out.topic, name)
+            assert name != "x-side-channel"
+        if out.topic == T.audit:
+            assert PRODUCER_CHOSEN not in (out.value or b"")

@@ -103,3 +103,62 @@ def test_a_plain_confluent_serializer_writes_with_the_published_version(kafka: S
         events = audit_events(settings, topology, len(records))
     assert [e["reason"] for e in events] == ["shared"] * len(records)
     assert len({e["schema_id"] for e in events}) == 1
+
+
+TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+FORGED = b"FORGED-BY-A-PRODUCER"
+
+
+@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+@pytest.mark.parametrize("runtime", ["faust", "confluent"])
+def test_only_committed_input_is_shared_and_no_producer_header_reaches_a_recipient(
+    kafka: Settings, unique: str, runtime: str, guarantee: str
+) -> None:
+    """A company's loader with a Kafka transaction commits 5 records and aborts 5 (an ETL job that
+    rolls back a bad load): exactly the 5 committed are decided. Every record carries forged
+    ``jointuse-*`` headers and a side channel; one carries a valid W3C traceparent."""
+    settings = kafka.model_copy(update={"topic_prefix": f"h{unique}"})
+    topology = setup_topics(settings, partitions=1)
+    topic = topology.ingest("jcom")
+    v1 = dict(GovernedSchemas.load(settings.schema_dir).versions[0].classified.raw)
+    schema_id = SchemaRegistryClient(settings.registry_conf()).register_schema(
+        f"{topic}-value", Schema(json.dumps(v1), "AVRO")
+    )
+    codec = AvroCodec(v1)
+    committed, aborted = _records(5, seed=41), _records(10, seed=42)[5:]
+    producer = Producer({**settings.kafka_common(), "transactional.id": f"jcom-loader-{unique}"})
+    producer.init_transactions(30)
+    forged = [
+        ("jointuse-purposes", FORGED),
+        ("jointuse-trace-id", FORGED),
+        ("jointuse-policy-version", FORGED),
+        ("x-side-channel", FORGED),
+    ]
+    for batch, commit in ((aborted[:2], False), (committed, True), (aborted[2:], False)):
+        producer.begin_transaction()
+        for index, record in enumerate(batch):
+            headers = [*forged, ("traceparent", f"00-{TRACE}-00f067aa0ba902b7-01".encode())] if index == 0 else forged
+            producer.produce(
+                topic, key=record["customer_id"].encode(), value=frame(schema_id, codec.encode(record)), headers=headers
+            )
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.flush(30)  # the records are in the log, then the transaction is aborted
+            producer.abort_transaction(30)
+    with running_worker(settings, runtime=runtime, guarantee=guarantee):
+        events = audit_events(settings, topology, len(committed))
+        deliveries = read_topic(settings, topology.deliver("jcom-insurance"), expected=len(committed))
+    assert sorted(e["input"]["offset"] for e in events) == sorted({e["input"]["offset"] for e in events})
+    assert len(events) == len(committed), "an aborted record was decided"
+    assert {e["subject"] for e in events} == {e["subject"] for e in events if e["reason"] == "shared"}
+    assert len(deliveries) == len(committed)
+    committed_keys = {f"jcom:{r['customer_id']}".encode() for r in committed}
+    assert {m.key() for m in deliveries} == committed_keys
+    for message in deliveries:
+        names = [name for name, _ in message.headers()]
+        assert "x-side-channel" not in names
+        assert not any(FORGED in (value or b"") for _, value in message.headers())
+    traces = sorted(e["trace_id"] for e in events)
+    assert TRACE in traces and all(len(t) == 32 for t in traces)
+    assert not any(FORGED.decode() in json.dumps(e) for e in events)
