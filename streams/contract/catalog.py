@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from streams.kafka.acl_plan import AccessPlan, plan_access
+from streams.kafka.acl_plan import AccessPlan, company_transactional_prefix, plan_access
 from streams.messages import (
     H_DETAIL,
     H_ITEMS,
@@ -83,6 +83,7 @@ class Catalog:
     channels: tuple[Channel, ...]
     avro_schemas: Mapping[str, Mapping[str, Any]]  # file name -> Avro schema
     group_prefixes: Mapping[str, str]  # principal -> consumer-group prefix the ACLs allow
+    transactional_prefixes: Mapping[str, str]  # company -> transactional-id prefix the ACLs allow
 
     def channel(self, channel_id: str) -> Channel:
         return next(c for c in self.channels if c.id == channel_id)
@@ -359,6 +360,7 @@ def build_catalog(
         for acl in sorted(plan.acls)
         if acl.resource_type == "group" and acl.pattern == "prefixed"
     }
+    transactional_prefixes = {user.id: company_transactional_prefix(topology, user.id) for user in policy.joint_users}
     return Catalog(
         prefix=topology.prefix,
         policy=policy,
@@ -368,6 +370,7 @@ def build_catalog(
         channels=tuple(channels),
         avro_schemas=schemas,
         group_prefixes=group_prefixes,
+        transactional_prefixes=transactional_prefixes,
     )
 
 

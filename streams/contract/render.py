@@ -145,6 +145,10 @@ def _messages(channel: Channel) -> dict[str, Any]:
     }
 
 
+def _code(text: str | None) -> str:
+    return f"`{text}`" if text else "none"
+
+
 def _headers(headers: tuple[Header, ...]) -> dict[str, Any] | None:
     if not headers:
         return None
@@ -169,6 +173,15 @@ def _operations(catalog: Catalog) -> dict[str, Any]:
     return operations
 
 
+PRODUCER_SETTINGS = (
+    "Produce with `enable.idempotence=true` and `acks=all`. An exactly-once loader (Kafka Connect with "
+    "exactly-once source support, Flink's Kafka sink, Kafka Streams with `exactly_once_v2`) also sets a "
+    "`transactional.id` starting with `{prefix}`: the ACLs allow no other. Only committed records are "
+    "read; what a transaction aborts is never decided. Your headers reach no recipient, except the trace "
+    "id of a valid W3C `traceparent`."
+)
+
+
 def _operation(action: str, channel: Channel, catalog: Catalog) -> dict[str, Any]:
     company = channel.company or ""
     operation: dict[str, Any] = {
@@ -178,6 +191,9 @@ def _operation(action: str, channel: Channel, catalog: Catalog) -> dict[str, Any
         f"as principal {company}.",
         "security": [{"$ref": "#/components/securitySchemes/scram"}],
     }
+    transactional = catalog.transactional_prefixes.get(company)
+    if action == "send" and transactional:
+        operation["description"] = PRODUCER_SETTINGS.format(prefix=transactional)
     prefix = catalog.group_prefixes.get(company)
     if action == "receive" and prefix:
         operation["bindings"] = {
@@ -243,9 +259,14 @@ def to_markdown(catalog: Catalog) -> str:
         "Avro values carry the schema id in the payload (Confluent framing: magic byte 0, 4-byte id); "
         "subjects are `<topic>-value`.",
         "",
-        "| principal | consumer groups must start with |",
-        "|---|---|",
-        *(f"| `{principal}` | `{prefix}` |" for principal, prefix in sorted(catalog.group_prefixes.items())),
+        "| principal | consumer groups must start with | transactional ids must start with |",
+        "|---|---|---|",
+        *(
+            f"| `{principal}` | `{prefix}` | {_code(catalog.transactional_prefixes.get(principal))} |"
+            for principal, prefix in sorted(catalog.group_prefixes.items())
+        ),
+        "",
+        PRODUCER_SETTINGS.format(prefix="the prefix above"),
         "",
         "## Topics",
         "",

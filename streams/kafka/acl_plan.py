@@ -1,7 +1,9 @@
 """Who may read and write what on the cluster, derived from the policy (pure: no Kafka client here).
 
 - each joint user writes only its own ingest topic, reads only its own delivery and dead-letter
-  topics, and consumes with groups named ``<prefix>.<company>.*``;
+  topics, consumes with groups named ``<prefix>.<company>.*`` and may produce in transactions with
+  transactional ids named ``<prefix>.<company>.*`` (exactly-once loaders: Kafka Connect, Flink,
+  Kafka Streams; idempotence needs no ACL of its own since Kafka 2.8);
 - the pipeline reads every ingest topic and writes deliveries, dead letters and the audit topic,
   with groups and transactional ids named ``<prefix>.pipeline*``;
 - the retention job reads the delivery topics and writes tombstones and notices;
@@ -61,6 +63,12 @@ def company_group_prefix(topology: Topology, company: str) -> str:
     return f"{topology.prefix}.{company}."
 
 
+def company_transactional_prefix(topology: Topology, company: str) -> str:
+    """A company's transactional ids: its own namespace, so that it can fence no one else's
+    producer (the pipeline's are ``<prefix>.pipeline*``, another company's ``<prefix>.<other>.``)."""
+    return f"{topology.prefix}.{company}."
+
+
 def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls: list[Acl] = []
     principals = []
@@ -75,6 +83,10 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
         acls += _topic(principal, topology.dead_letters(user.id), "read")
         acls += _topic(principal, topology.notices(user.id), "read")
         acls.append(Acl("group", company_group_prefix(topology, user.id), "prefixed", principal, "read"))
+        acls += [
+            Acl("transactional_id", company_transactional_prefix(topology, user.id), "prefixed", principal, op)
+            for op in ("write", "describe")
+        ]
     pipeline = _user(PIPELINE_PRINCIPAL)
     principals.append(PIPELINE_PRINCIPAL)
     acls += _topic(pipeline, f"{topology.prefix}.ingest.", "read", pattern="prefixed")

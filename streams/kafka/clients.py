@@ -72,8 +72,10 @@ def reading_consumer(
     from_beginning: bool = True,
     auto_commit: bool = False,
     partition_eof: bool = False,
+    fetch_wait_ms: int | None = None,
 ) -> Consumer:
-    """A consumer that reads (tools, scans, lag): committed records only."""
+    """A consumer that reads (tools, scans, lag, the index's probes): committed records only.
+    ``fetch_wait_ms`` shortens the broker's wait for data (a probe that usually finds none)."""
     conf: dict[str, Any] = {
         **kafka,
         "group.id": group_id,
@@ -83,6 +85,8 @@ def reading_consumer(
     }
     if partition_eof:
         conf["enable.partition.eof"] = True
+    if fetch_wait_ms is not None:
+        conf["fetch.wait.max.ms"] = fetch_wait_ms
     return Consumer(conf)
 
 

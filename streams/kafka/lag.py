@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 from streams.errors import ClusterError
+from streams.kafka import clients
 from streams.settings import Settings
 
 
@@ -38,14 +39,7 @@ def group_lag(
 ) -> list[PartitionLag]:
     """The lag of ``group_id`` on every partition of ``topics``; with ``ages``, also how old the
     first unprocessed record of each lagging partition is (0 where nothing waits)."""
-    consumer = Consumer(
-        {
-            **settings.kafka_common(),
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "client.id": f"jointuse-lag-{uuid.uuid4().hex[:8]}",
-        }
-    )
+    consumer = clients.reading_consumer(settings.kafka_common(), group_id)
     try:
         metadata = consumer.list_topics(timeout=timeout)
         partitions = [
@@ -93,7 +87,7 @@ class TopicOffsets:
 
 def topic_offsets(settings: Settings, *, prefix: str = "", timeout: float = 10) -> list[TopicOffsets]:
     """Low and high watermarks of every partition of the topics whose names start with ``prefix``."""
-    consumer = Consumer({**settings.kafka_common(), "group.id": f"jointuse-describe-{uuid.uuid4().hex[:8]}"})
+    consumer = clients.reading_consumer(settings.kafka_common(), f"jointuse-describe-{uuid.uuid4().hex[:8]}")
     try:
         metadata = consumer.list_topics(timeout=timeout)
         rows = []

@@ -25,7 +25,20 @@ def _matches(pattern: re.Pattern[str], what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-CompanyId = Annotated[str, _matches(_COMPANY_ID, "company id")]
+# A company's consumer groups and transactional ids are ``<prefix>.<company>.*``: these ids would
+# give it the pipeline's, the privacy desk's or the retention job's (and let it fence their producers).
+RESERVED_COMPANY_IDS = frozenset({"pipeline", "auditor", "retention"})
+
+
+def _not_reserved(value: str) -> str:
+    if value in RESERVED_COMPANY_IDS:
+        raise ValueError(
+            f"a company id must not be one of the deployment's own names ({', '.join(sorted(RESERVED_COMPANY_IDS))})"
+        )
+    return value
+
+
+CompanyId = Annotated[str, _matches(_COMPANY_ID, "company id"), AfterValidator(_not_reserved)]
 ItemId = Annotated[str, _matches(_ITEM_ID, "item id")]
 PurposeId = Annotated[str, _matches(_PURPOSE_ID, "purpose id")]
 CountryCode = Annotated[str, _matches(_COUNTRY, "ISO 3166-1 alpha-2 country code")]

@@ -41,6 +41,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.errors import ClusterError
+from streams.kafka import clients
 from streams.kafka.partitioner import key_hash
 from streams.observability.metrics import IndexMetrics
 from streams.policy.subject_index import Correction, SubjectRow, fold, fold_correction
@@ -204,17 +205,10 @@ class _Probe:
 
     def _client(self) -> Consumer:
         if self._consumer is None:
-            self._consumer = Consumer(
-                {
-                    **settings.kafka_common(),
-                    "group.id": topology.subject_index_app,  # only to read its committed offsets
-                    "enable.auto.commit": False,
-                    "isolation.level": "read_committed",
-                    "enable.partition.eof": True,
-                    # A probe usually finds nothing (or a commit marker): answer at once, not
-                    # after the broker's default half-second wait for data.
-                    "fetch.wait.max.ms": 5,
-                }
+            # Only to read the index's committed offsets; a probe usually finds nothing (or a
+            # commit marker): answer at once, not after the broker's default half-second wait.
+            self._consumer = clients.reading_consumer(
+                settings.kafka_common(), topology.subject_index_app, partition_eof=True, fetch_wait_ms=5
             )
         return self._consumer
 

@@ -61,3 +61,29 @@ def test_removed_company_loses_its_acls(policies: PolicySet) -> None:
     assert diff.to_add == ()
     assert diff.to_remove and all(a.principal == "User:jcom-insurance" for a in diff.to_remove)
     assert not diff_access(before, set(before.acls), T).to_add  # idempotent
+
+
+def test_a_company_may_produce_in_transactions_in_its_own_namespace_only(policies: PolicySet) -> None:
+    acls = plan_access(policies.latest, T).acls
+    for operation in ("write", "describe"):
+        assert _allowed(acls, "jcom", operation, "transactional_id", "p.jcom.connect-ingest-0")
+    for other in (
+        "p.jcom-insurance.loader",
+        "p.pipeline.host-0",
+        "p.pipeline.stats",
+        "p.auditor.desk",
+        "q.jcom.x",
+        "p.jcom",
+    ):
+        assert not _allowed(acls, "jcom", "write", "transactional_id", other), other
+
+
+def test_a_company_cannot_take_a_name_of_the_deployment_s_own() -> None:
+    import pytest
+
+    from streams.errors import PolicyError
+
+    text = POLICY_PATH.read_text(encoding="utf-8")
+    for reserved in ("pipeline", "auditor", "retention"):
+        with pytest.raises(PolicyError, match="deployment's own names"):
+            parse_policy(text.replace("id: jcom-insurance,", f"id: {reserved},"))

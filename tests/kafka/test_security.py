@@ -15,7 +15,14 @@ from streams.cli.client import produce_lines
 from streams.devtools.processes import start_worker, stop_worker
 from streams.errors import ClusterError, SubjectIndexUnavailable
 from streams.incidents.store import Opened, open_incident
-from streams.kafka.acl_plan import AUDITOR_PRINCIPAL, PIPELINE_PRINCIPAL, company_group_prefix, diff_access, plan_access
+from streams.kafka.acl_plan import (
+    AUDITOR_PRINCIPAL,
+    PIPELINE_PRINCIPAL,
+    company_group_prefix,
+    company_transactional_prefix,
+    diff_access,
+    plan_access,
+)
 from streams.kafka.acls import apply_acls, current_acls, upsert_scram
 from streams.policy.loader import PolicySet, parse_policy
 from streams.rights.index_client import SubjectIndex
@@ -31,6 +38,7 @@ from tests.runtime.helpers import (
     setup_topics,
     with_index,
 )
+from tests.runtime.test_trust_boundary import _records, produce_in_transactions
 
 pytestmark = pytest.mark.kafka
 
@@ -231,3 +239,41 @@ def test_pipeline_works_end_to_end_under_acls(
         group=company_group_prefix(topology, "jcom") + "notices",
     )
     assert {json.loads(m.value())["subject"] for m in told} == subjects
+
+
+@pytest.mark.parametrize("runtime", ["faust", "confluent"])
+def test_a_company_s_exactly_once_loader_under_its_own_acls(
+    secured: tuple[Settings, Topology, dict[str, str]], tmp_path: Path, runtime: str
+) -> None:
+    """Kafka Connect with exactly-once source support, Flink's Kafka sink, a Kafka Streams app: the
+    company produces in transactions under its own principal, with transactional ids of its own
+    namespace; it commits 5 records and aborts 5, and exactly the 5 committed are delivered."""
+    settings, topology, passwords = secured
+    jcom = as_principal(settings, "jcom", passwords["jcom"])
+    committed, aborted = _records(5, seed=51), _records(10, seed=52)[5:]
+    produce_in_transactions(
+        jcom,
+        topology.ingest("jcom"),
+        [(committed, True), (aborted, False)],
+        transactional_id=f"{company_transactional_prefix(topology, 'jcom')}connect-0",
+    )
+    with pytest.raises(KafkaException):  # nobody else's namespace: not the pipeline's
+        produce_in_transactions(jcom, topology.ingest("jcom"), [], transactional_id=f"{topology.prefix}.pipeline.x")
+    pipeline_password = tmp_path / "pipeline.password"
+    pipeline_password.write_text(passwords[PIPELINE_PRINCIPAL], encoding="utf-8")
+    pipeline = settings.model_copy(
+        update={"sasl_username": PIPELINE_PRINCIPAL, "sasl_password": None, "sasl_password_file": pipeline_password}
+    )
+    worker = start_worker(pipeline, "acl-txn-0", runtime=runtime)
+    try:
+        insurer = as_principal(settings, "jcom-insurance", passwords["jcom-insurance"])
+        deliveries = read_topic(
+            insurer,
+            topology.deliver("jcom-insurance"),
+            expected=len(committed),
+            timeout=120,
+            group=company_group_prefix(topology, "jcom-insurance") + "txn",
+        )
+    finally:
+        stop_worker(worker)
+    assert sorted(m.key() for m in deliveries) == sorted(f"jcom:{r['customer_id']}".encode() for r in committed)

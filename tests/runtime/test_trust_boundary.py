@@ -120,32 +120,21 @@ def test_only_committed_input_is_shared_and_no_producer_header_reaches_a_recipie
     settings = kafka.model_copy(update={"topic_prefix": f"h{unique}"})
     topology = setup_topics(settings, partitions=1)
     topic = topology.ingest("jcom")
-    v1 = dict(GovernedSchemas.load(settings.schema_dir).versions[0].classified.raw)
-    schema_id = SchemaRegistryClient(settings.registry_conf()).register_schema(
-        f"{topic}-value", Schema(json.dumps(v1), "AVRO")
-    )
-    codec = AvroCodec(v1)
     committed, aborted = _records(5, seed=41), _records(10, seed=42)[5:]
-    producer = Producer({**settings.kafka_common(), "transactional.id": f"jcom-loader-{unique}"})
-    producer.init_transactions(30)
     forged = [
         ("jointuse-purposes", FORGED),
         ("jointuse-trace-id", FORGED),
         ("jointuse-policy-version", FORGED),
         ("x-side-channel", FORGED),
     ]
-    for batch, commit in ((aborted[:2], False), (committed, True), (aborted[2:], False)):
-        producer.begin_transaction()
-        for index, record in enumerate(batch):
-            headers = [*forged, ("traceparent", f"00-{TRACE}-00f067aa0ba902b7-01".encode())] if index == 0 else forged
-            producer.produce(
-                topic, key=record["customer_id"].encode(), value=frame(schema_id, codec.encode(record)), headers=headers
-            )
-        if commit:
-            producer.commit_transaction(30)
-        else:
-            producer.flush(30)  # the records are in the log, then the transaction is aborted
-            producer.abort_transaction(30)
+    traced = [*forged, ("traceparent", f"00-{TRACE}-00f067aa0ba902b7-01".encode())]
+    produce_in_transactions(
+        settings,
+        topic,
+        [(aborted[:2], False), (committed, True), (aborted[2:], False)],
+        transactional_id=f"jcom-loader-{unique}",
+        headers=lambda index: traced if index == 0 else forged,
+    )
     with running_worker(settings, runtime=runtime, guarantee=guarantee):
         events = audit_events(settings, topology, len(committed))
         deliveries = read_topic(settings, topology.deliver("jcom-insurance"), expected=len(committed))
@@ -162,3 +151,32 @@ def test_only_committed_input_is_shared_and_no_producer_header_reaches_a_recipie
     traces = sorted(e["trace_id"] for e in events)
     assert TRACE in traces and all(len(t) == 32 for t in traces)
     assert not any(FORGED.decode() in json.dumps(e) for e in events)
+
+
+def produce_in_transactions(
+    settings: Settings,
+    topic: str,
+    transactions: list[tuple[list[dict[str, Any]], bool]],
+    *,
+    transactional_id: str,
+    headers: Any = lambda index: [],
+) -> None:
+    """A company's exactly-once loader: each (records, commit) is one Kafka transaction, committed or
+    aborted after its records reached the log. ``headers(index)`` are a record's headers."""
+    v1 = dict(GovernedSchemas.load(settings.schema_dir).versions[0].classified.raw)
+    schema_id = SchemaRegistryClient(settings.registry_conf()).register_schema(
+        f"{topic}-value", Schema(json.dumps(v1), "AVRO")
+    )
+    codec = AvroCodec(v1)
+    producer = Producer({**settings.kafka_common(), "transactional.id": transactional_id})
+    producer.init_transactions(30)
+    for records, commit in transactions:
+        producer.begin_transaction()
+        for index, record in enumerate(records):
+            value = frame(schema_id, codec.encode(record))
+            producer.produce(topic, key=record["customer_id"].encode(), value=value, headers=headers(index))
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.flush(30)  # the records are in the log, then the transaction is aborted
+            producer.abort_transaction(30)
