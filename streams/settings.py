@@ -185,11 +185,16 @@ class Settings(BaseSettings):
 
     def registry_conf(self) -> dict[str, Any]:
         """confluent-kafka SchemaRegistryClient settings."""
-        conf: dict[str, Any] = {"url": self.schema_registry_url}
+        # httpx, under the client, waits forever without a timeout: a registry that accepts the
+        # connection and never answers (frozen, overloaded) would hang a worker's lookup.
+        conf: dict[str, Any] = {"url": self.schema_registry_url, "timeout": REGISTRY_TIMEOUT_SECONDS}
         if self.schema_registry_user:
             password = self.schema_registry_password.get_secret_value() if self.schema_registry_password else ""
             conf["basic.auth.user.info"] = f"{self.schema_registry_user}:{password}"
         return conf
+
+
+REGISTRY_TIMEOUT_SECONDS = 10.0
 
 
 def load_settings(**overrides: Any) -> Settings:

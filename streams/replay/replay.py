@@ -252,8 +252,13 @@ class _TopicTransport(_RangeSource, ConfluentWriter):
             # A staging topic is created on first use, with as many partitions as the source.
             staging = TopicSpec(str(replayer.target.topic), {"retention.ms": str(7 * 86_400_000)})
             create_topics(replayer.settings.kafka_common(), [staging], partitions=len(ranges), replication=-1)
-        producer = clients.producer(replayer.settings.kafka_common(), transactional_id=replayer.name)
-        super().__init__(producer, consumer, transactional=True)
+        kafka = replayer.settings.kafka_common()
+        super().__init__(
+            clients.producer(kafka, transactional_id=replayer.name),
+            consumer,
+            transactional=True,
+            new_producer=lambda: clients.producer(kafka, transactional_id=replayer.name),
+        )
 
     def positions(self) -> dict[int, int]:
         partitions = [TopicPartition(self.topic, r.partition) for r in self.ranges]
@@ -317,6 +322,9 @@ class _FileTransport(_RangeSource):
 
     async def abort(self) -> None:
         self._truncate()
+
+    async def renew(self) -> None:
+        raise RuntimeError("a file target has no producer to replace")  # never asked: errors are fatal
 
     def classify(self, error: BaseException) -> ErrorKind:
         return ErrorKind.FATAL  # a file that cannot be written (disk full, permissions) stops the run

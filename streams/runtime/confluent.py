@@ -50,10 +50,19 @@ class ConfluentWriter:
     The steps that wait on the broker run in a thread (librdkafka releases the GIL while it
     waits), so a pipelined loop decides the next batch meanwhile."""
 
-    def __init__(self, producer: Producer, consumer: Consumer, *, transactional: bool) -> None:
+    def __init__(
+        self,
+        producer: Producer,
+        consumer: Consumer,
+        *,
+        transactional: bool,
+        new_producer: Callable[[], Producer] | None = None,
+    ) -> None:
+        """``new_producer`` makes a replacement with the same transactional id (``renew``)."""
         self.producer = producer
         self.consumer = consumer
         self.transactional = transactional
+        self.new_producer = new_producer
 
     async def begin(self) -> None:
         self.producer.begin_transaction()
@@ -80,11 +89,23 @@ class ConfluentWriter:
     async def abort(self) -> None:
         await asyncio.to_thread(self.producer.abort_transaction, 60)
 
+    async def renew(self) -> None:
+        """A new producer with the same transactional id (initialising it fences the old one and
+        aborts what it left open)."""
+        if self.new_producer is None:
+            raise RuntimeError("this writer cannot replace its producer")
+        self.producer = await asyncio.to_thread(self.new_producer)
+
     def classify(self, error: BaseException) -> ErrorKind:
         if isinstance(error, KafkaException) and isinstance(error.args[0], KafkaError):
             kafka_error: KafkaError = error.args[0]
-            if kafka_error.fatal() or kafka_error.code() == KafkaError._FENCED:
+            if kafka_error.code() == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
                 return ErrorKind.FATAL
+            if kafka_error.fatal() or kafka_error.code() == KafkaError._FENCED:
+                # librdkafka's fatal errors of a transactional producer: fenced (another instance, or
+                # the coordinator after an outage longer than the transaction timeout). A new
+                # producer can go on; one fenced again and again is another instance's (the loop).
+                return ErrorKind.RENEW
             if kafka_error.txn_requires_abort():
                 return ErrorKind.ABORTABLE
             if kafka_error.retriable():
@@ -103,10 +124,12 @@ class ConfluentTransport(ConfluentWriter):
         transactional = config.guarantee == "exactly_once"
         self._assigned: set[tuple[str, int]] = set()
         self.on_revoked: list[Callable[[set[tuple[str, int]]], None]] = []
+        transactional_id = config.transactional_id if transactional else None
         super().__init__(
-            clients.producer(config.kafka, transactional_id=config.transactional_id if transactional else None),
+            clients.producer(config.kafka, transactional_id=transactional_id),
             clients.group_consumer(config.kafka, config.group_id),
             transactional=transactional,
+            new_producer=lambda: clients.producer(config.kafka, transactional_id=transactional_id),
         )
         self.consumer.subscribe(
             subscription, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke

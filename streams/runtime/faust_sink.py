@@ -35,6 +35,7 @@ from streams.runtime.faust_kafka import FencingUnsupported, GroupFencedProducer,
 from streams.runtime.loop import ErrorKind, Offsets
 
 log = logging.getLogger("jointuse.worker")
+RENEW_STOP_SECONDS = 10.0
 
 
 class AiokafkaSink:
@@ -60,16 +61,17 @@ class AiokafkaSink:
         self.transactional = transactional_id is not None
         if self.transactional and group_member is None:
             raise ValueError("a transactional sink sends its offsets with the consumer's group membership")
-        client = GroupFencedProducer if self.transactional else AIOKafkaProducer
-        self.producer = client(
+        self._client = GroupFencedProducer if self.transactional else AIOKafkaProducer
+        self._config: dict[str, Any] = {
             **kafka,
-            transactional_id=transactional_id,
-            enable_idempotence=True,
-            transaction_timeout_ms=30_000,
-            max_request_size=8_388_608,
-            max_batch_size=1_048_576,
-            linger_ms=5,
-        )
+            "transactional_id": transactional_id,
+            "enable_idempotence": True,
+            "transaction_timeout_ms": 30_000,
+            "max_request_size": 8_388_608,
+            "max_batch_size": 1_048_576,
+            "linger_ms": 5,
+        }
+        self.producer = self._client(**self._config)
         self.started = False
         self._in_flight: list[asyncio.Future[Any]] = []
 
@@ -117,12 +119,27 @@ class AiokafkaSink:
         self._in_flight = []
         await self.producer.abort_transaction()
 
+    async def renew(self) -> None:
+        """A new producer with the same transactional id: it fences this one and aborts what it left
+        open when it starts (the next ``begin``)."""
+        old, self.producer, self._in_flight = self.producer, self._client(**self._config), []
+        started, self.started = self.started, False
+        if started:
+            try:
+                await asyncio.wait_for(old.stop(), RENEW_STOP_SECONDS)
+            except Exception:  # a fenced producer may fail to stop cleanly: it is dropped
+                pass
+
     async def rewind(self, positions: Offsets) -> None:
         raise NotImplementedError("this transport does not seek: the loop writes an aborted batch again")
 
     def classify(self, error: BaseException) -> ErrorKind:
-        if isinstance(error, ProducerFenced):
+        if isinstance(error, FencingUnsupported):
             return ErrorKind.FATAL
+        if isinstance(error, ProducerFenced):
+            # aiokafka raises it for INVALID_PRODUCER_EPOCH too, which is also what a transaction
+            # aborted by the coordinator after its timeout gets (a broker outage longer than it).
+            return ErrorKind.RENEW
         if isinstance(error, AIOKafkaError):
             return ErrorKind.RETRIABLE if getattr(error, "retriable", False) else ErrorKind.ABORTABLE
         if isinstance(error, ClusterError):

@@ -3,8 +3,10 @@ with the consumed offsets in one transaction (or, at least once, the outputs and
 
 A transport adapts one client library; it only fetches batches, runs the steps of a transaction,
 rewinds, and says what kind an error of its library is. The loop owns the rest, and one error policy:
-- a retriable error (the client says so, or a dependency such as the registry does not answer) is
-  retried with capped backoff until a deadline;
+- a retriable error (the client says so) is retried with capped backoff until a deadline, then
+  the transaction is aborted and the batch done again; a dependency that does not answer (the
+  registry while deciding, the broker while committing) is waited out however long it takes: an
+  outage pauses the loop, never stops it;
 - an assignment change (``revoke``) waits for the transaction in flight, and drops the revoked
   partitions from every batch whose transaction has not begun: their next owner reads them from the
   committed offsets. A transport whose commits are not fenced after a rebalance (aiokafka sends no
@@ -12,8 +14,11 @@ rewinds, and says what kind an error of its library is. The loop owns the rest, 
 - an abortable error aborts the transaction; a transport that can seek rewinds to the batch's first
   offsets (on the partitions it still owns) and fetches again, one that cannot writes the batch again
   in a new transaction; too many aborts in a row are fatal;
-- a fatal error (fenced, or the client says fatal, or anything unknown) stops the loop with
-  ``FatalError``: one clear line, and the worker exits with ``EXIT_FATAL``.
+- a producer that cannot go on but can be replaced (a transaction the coordinator aborted after
+  an outage longer than its timeout) is replaced and the batch done again; replaced more than
+  ``max_renewals`` times within ``renewals_within`` seconds, it is fatal;
+- a fatal error (fenced, unauthorized, or the client says fatal, or anything unknown) stops the loop
+  with ``FatalError``: one clear line, and the worker exits with ``EXIT_FATAL``.
 A loop may hold what it fetches for a while before processing it (``held``, the erasure delay):
 the transport keeps polling meanwhile, and a batch whose dependency is down (the subject index) is
 held again and retried, never fatal, because waiting is what such a loop does anyway.
@@ -44,6 +49,11 @@ EXIT_FATAL = 70  # documented in the README and `jointuse worker --help`
 class ErrorKind(Enum):
     RETRIABLE = "retriable"
     ABORTABLE = "abortable"
+    # The producer cannot go on, but a new one can: aiokafka reports a transaction the coordinator
+    # aborted after its timeout (an outage longer than it) as fenced. The batch is done again with a
+    # new producer of the same transactional id; zombies are fenced by the group's generation, not
+    # by this id. Renewed too often, it is another instance with this id: fatal.
+    RENEW = "renew"
     FATAL = "fatal"
 
 
@@ -70,6 +80,7 @@ class Writer(Protocol):
     async def send_offsets(self, offsets: Offsets) -> None: ...  # pragma: no cover
     async def commit(self) -> None: ...  # pragma: no cover
     async def abort(self) -> None: ...  # pragma: no cover
+    async def renew(self) -> None: ...  # pragma: no cover  # replaces the producer (ErrorKind.RENEW)
     def classify(self, error: BaseException) -> ErrorKind: ...  # pragma: no cover
 
 
@@ -100,7 +111,10 @@ class ErrorPolicy:
     retry_deadline_seconds: float = 60.0
     backoff_first_seconds: float = 0.2
     backoff_max_seconds: float = 5.0
-    max_aborts_in_a_row: int = 10
+    max_aborts_in_a_row: int = 10  # aborts for errors that are not an outage (see ``_step``)
+    outage_log_every: int = 12  # attempts between two warnings while a dependency is down (~1 min)
+    renewals_within: float = 300.0  # a producer renewed more often than ``max_renewals`` in this many s
+    max_renewals: int = 3  # ... is fenced by another instance with its transactional id: fatal
 
     def backoff(self, attempt: int) -> float:
         return float(min(self.backoff_first_seconds * 2.0 ** (attempt - 1), self.backoff_max_seconds))
@@ -146,6 +160,7 @@ class BatchLoop(Generic[OutcomeT]):
         self.on_batch_seconds: list[Callable[[float], None]] = []
         self._stopping = False
         self._aborts_in_a_row = 0
+        self._renewals: list[float] = []  # when the producer was renewed (ErrorKind.RENEW)
         self._committing: asyncio.Future[Offsets | None] | None = None
         # Assignment epochs: a batch fetched at epoch e keeps a partition only while it was not
         # revoked after e (``revoke``).
@@ -236,7 +251,9 @@ class BatchLoop(Generic[OutcomeT]):
                 self._committing = None
 
     async def _decide(self, batch: list[InMessage]) -> list[OutcomeT]:
-        for attempt in range(1, self.policy.retry_attempts + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             started = time.perf_counter()
             try:
                 if self.offload:
@@ -247,17 +264,19 @@ class BatchLoop(Generic[OutcomeT]):
                 if self.held is not None:
                     log.warning("a dependency is unavailable; the batch waits again", extra={"error": str(exc)})
                     raise _Deferred from exc
-                if attempt == self.policy.retry_attempts:
-                    raise FatalError(f"a dependency stayed unavailable ({exc})") from exc
-                log.warning("a dependency is unavailable; retrying the batch", extra={"error": str(exc)})
+                # An outage is waited out, however long: the batch is decided once the dependency
+                # answers again (readiness says 503 meanwhile). Logged when it starts, then each minute.
+                if attempt == 1 or attempt % self.policy.outage_log_every == 0:
+                    log.warning("a dependency is unavailable; the batch waits", extra={"error": str(exc)})
                 await asyncio.sleep(self.policy.backoff(attempt))
                 continue
             except Exception as exc:  # processors never raise for a record: this is a bug
                 raise FatalError(f"the processor failed ({type(exc).__name__})") from exc
+            if attempt > 1:
+                log.info("the dependency answers again; the batch was decided", extra={"attempts": attempt})
             for observe in self.on_batch_seconds:
                 observe(time.perf_counter() - started)
             return outcomes
-        raise AssertionError("unreachable")
 
     def _hold_again(self, batch: list[InMessage], epoch: int) -> None:
         """A held batch whose dependency was down waits again (the partitions revoked meanwhile are
@@ -303,16 +322,19 @@ class BatchLoop(Generic[OutcomeT]):
             try:
                 await self._write(messages, next_offsets(batch))
                 break
-            except _Aborted:
+            except _Aborted as aborted_by:
                 if self.sealer is not None:
                     self.sealer.aborted()
                 self.stats.aborted_batches += 1
                 for aborted in self.on_abort:
                     aborted()
-                self._aborts_in_a_row += 1
+                if aborted_by.renewed:
+                    self._renewed()
+                if not aborted_by.transient:  # an outage is waited out, however many aborts it takes
+                    self._aborts_in_a_row += 1
                 if self._aborts_in_a_row > self.policy.max_aborts_in_a_row:
                     raise FatalError(f"{self._aborts_in_a_row} transactions in a row were aborted") from None
-                await asyncio.sleep(self.policy.backoff(self._aborts_in_a_row))
+                await asyncio.sleep(self.policy.backoff(max(1, self._aborts_in_a_row)))
                 if self.transport.can_rewind:
                     owned = self.transport.assigned()
                     positions = {tp: o for tp, o in first_offsets(batch).items() if tp in owned}
@@ -335,6 +357,15 @@ class BatchLoop(Generic[OutcomeT]):
     async def _write(self, messages: list[OutMessage], offsets: Offsets) -> None:
         await _transact(self.transport, messages, offsets, self.policy)
 
+    def _renewed(self) -> None:
+        now = time.monotonic()
+        self._renewals = [t for t in self._renewals if now - t < self.policy.renewals_within] + [now]
+        if len(self._renewals) > self.policy.max_renewals:
+            raise FatalError(
+                f"the producer was fenced {len(self._renewals)} times within {self.policy.renewals_within:.0f} s: "
+                "another worker may be running with this worker id"
+            )
+
 
 async def _transact(
     transport: Writer,
@@ -344,28 +375,60 @@ async def _transact(
 ) -> None:
     """One attempt at a batch's transaction (at least once: write, then commit the offsets). Each
     step is retried while its errors are retriable, up to the policy's caps. Raises ``_Aborted``
-    after aborting the transaction, ``FatalError`` when the writer cannot go on."""
+    after aborting the transaction (or replacing a producer that cannot abort it), ``FatalError``
+    when the writer cannot go on."""
     try:
         if transport.transactional:
             await _step(transport, transport.begin, policy)
-            await _step(transport, lambda: transport.write(messages), policy)
+            await _step(transport, lambda: transport.write(messages), policy, again=False)
             await _step(transport, lambda: transport.send_offsets(offsets), policy)
             await _step(transport, transport.commit, policy)
         else:
-            await _step(transport, lambda: transport.write(messages), policy)
+            await _step(transport, lambda: transport.write(messages), policy, again=False)
             await _step(transport, lambda: transport.send_offsets(offsets), policy)
     except _Abortable as exc:
         log.warning("the batch's transaction is aborted", extra={"error": str(exc.__cause__)})
+        renewed = False
         if transport.transactional:
-            try:
-                await transport.abort()
-            except Exception as abort_exc:
-                raise FatalError(f"the transaction could not be aborted ({abort_exc})") from abort_exc
-        raise _Aborted(str(exc.__cause__)) from exc
+            renewed = await _abort(transport, policy)
+        raise _Aborted(str(exc.__cause__), transient=exc.transient, renewed=renewed) from exc
+    except _Renew as exc:
+        log.warning("the producer is replaced; the batch is done again", extra={"error": str(exc.__cause__)})
+        await _renew(transport)
+        raise _Aborted(str(exc.__cause__), transient=True, renewed=True) from exc
 
 
-async def _step(transport: Writer, step: Callable[[], object], policy: ErrorPolicy) -> None:
-    """One step of a transaction, retried while its errors are retriable, up to the caps."""
+async def _abort(transport: Writer, policy: ErrorPolicy) -> bool:
+    """Aborts the open transaction, retrying while the broker is away; a producer that cannot abort
+    is replaced (a new one aborts what its predecessor left open). Whether it was replaced."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            await transport.abort()
+            return False
+        except Exception as exc:
+            if transport.classify(exc) is ErrorKind.RETRIABLE:
+                if attempt == 1 or attempt % policy.outage_log_every == 0:
+                    log.warning("the abort waits for the broker", extra={"error": str(exc)})
+                await asyncio.sleep(policy.backoff(attempt))
+                continue
+            log.warning("the transaction could not be aborted; the producer is replaced", extra={"error": str(exc)})
+            await _renew(transport)
+            return True
+
+
+async def _renew(transport: Writer) -> None:
+    try:
+        await transport.renew()
+    except Exception as exc:
+        raise FatalError(f"the producer could not be replaced ({exc})") from exc
+
+
+async def _step(transport: Writer, step: Callable[[], object], policy: ErrorPolicy, *, again: bool = True) -> None:
+    """One step of a transaction, retried while its errors are retriable, up to the caps. A step
+    that is not safe to do ``again`` (a write that failed part way would write its first messages
+    twice in the same transaction) aborts instead, as an outage."""
     deadline = time.monotonic() + policy.retry_deadline_seconds
     for attempt in range(1, policy.retry_attempts + 1):
         try:
@@ -377,8 +440,12 @@ async def _step(transport: Writer, step: Callable[[], object], policy: ErrorPoli
             kind = transport.classify(exc)
             if kind is ErrorKind.FATAL:
                 raise FatalError(f"a fatal Kafka error ({exc})") from exc
-            if kind is ErrorKind.ABORTABLE or attempt == policy.retry_attempts or time.monotonic() > deadline:
-                raise _Abortable from exc
+            if kind is ErrorKind.RENEW:
+                raise _Renew from exc
+            if kind is ErrorKind.ABORTABLE:
+                raise _Abortable(transient=False) from exc
+            if not again or attempt == policy.retry_attempts or time.monotonic() > deadline:
+                raise _Abortable(transient=True) from exc  # still retriable: an outage, not the batch
             log.warning("a retriable Kafka error; retrying", extra={"error": str(exc), "attempt": attempt})
             await asyncio.sleep(policy.backoff(attempt))
 
@@ -392,10 +459,23 @@ class _Deferred(Exception):
 
 
 class _Aborted(Exception):
-    """A batch's transaction was aborted (nothing of it is visible); the batch can be done again."""
+    """A batch's transaction was aborted (nothing of it is visible); the batch can be done again.
+    ``transient``: because of an outage (not counted towards the aborts in a row); ``renewed``: the
+    producer was replaced."""
+
+    def __init__(self, message: str, *, transient: bool, renewed: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.renewed = renewed
 
 
 class _Abortable(Exception):
+    def __init__(self, *, transient: bool) -> None:
+        super().__init__()
+        self.transient = transient
+
+
+class _Renew(Exception):
     pass
 
 

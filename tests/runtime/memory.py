@@ -22,6 +22,10 @@ class Fenced(Exception):
     pass
 
 
+class Renewable(Exception):
+    """The producer cannot go on; a new one can (a transaction the coordinator timed out)."""
+
+
 class MemoryBroker:
     """Partitioned input logs, the group's committed offsets, and the committed outputs."""
 
@@ -66,6 +70,7 @@ class MemoryTransport:
         self.pending: list[OutMessage] = []
         self.pending_offsets: Offsets = {}
         self.on_fetch: list[object] = []  # callables run before a fetch (e.g. a rebalance)
+        self.renewals = 0
 
     def fail(self, step: str, *errors: BaseException) -> None:
         self.failures.setdefault(step, []).extend(errors)
@@ -121,6 +126,11 @@ class MemoryTransport:
         self._maybe_fail("abort")
         self.pending, self.pending_offsets = [], {}
 
+    async def renew(self) -> None:
+        self._maybe_fail("renew")
+        self.pending, self.pending_offsets = [], {}  # the new producer's start aborts the old transaction
+        self.renewals += 1
+
     async def rewind(self, positions: Offsets) -> None:
         self.calls.append("rewind")
         for tp, offset in positions.items():
@@ -135,6 +145,8 @@ class MemoryTransport:
             return ErrorKind.RETRIABLE
         if isinstance(error, Abortable):
             return ErrorKind.ABORTABLE
+        if isinstance(error, Renewable):
+            return ErrorKind.RENEW
         return ErrorKind.FATAL
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from streams.messages import OutMessage
 from streams.runtime.loop import BatchLoop, ErrorPolicy, FatalError
-from tests.runtime.memory import Abortable, Echo, Fenced, MemoryBroker, MemoryTransport, Retriable
+from tests.runtime.memory import Abortable, Echo, Fenced, MemoryBroker, MemoryTransport, Renewable, Retriable
 
 NO_WAIT = ErrorPolicy(backoff_first_seconds=0, backoff_max_seconds=0)
 # Batch N+1 decided while batch N commits, or one batch at a time: the same guarantees.
@@ -205,7 +205,7 @@ def test_a_rebalance_inside_a_fetch_drops_the_batch_in_flight_instead_of_abortin
     _everything_once(broker)
 
 
-def test_a_dependency_outage_is_retried_then_fatal() -> None:
+def test_a_dependency_outage_is_waited_out_however_long_it_lasts() -> None:
     from streams.errors import RegistryError
 
     class Flaky(Echo):
@@ -220,13 +220,59 @@ def test_a_dependency_outage_is_retried_then_fatal() -> None:
 
     broker = MemoryBroker()
     broker.fill(2)
-    loop = BatchLoop(MemoryTransport(broker), Flaky(2), policy=NO_WAIT)
+    processor = Flaky(NO_WAIT.retry_attempts * 20)  # far beyond every cap of the error policy
+    loop = BatchLoop(MemoryTransport(broker), processor, policy=NO_WAIT)
     asyncio.run(loop.run(max_idle_seconds=0))
+    assert processor.failures == 0
     _everything_once(broker)
+
+
+@PIPELINED
+def test_a_broker_outage_longer_than_the_retry_deadline_aborts_without_counting_towards_the_cap(
+    pipelined: bool,
+) -> None:
     broker = MemoryBroker()
-    broker.fill(1)
-    with pytest.raises(FatalError, match="stayed unavailable"):
-        asyncio.run(BatchLoop(MemoryTransport(broker), Flaky(100), policy=NO_WAIT).run(max_idle_seconds=0))
+    broker.fill(2)
+    transport = MemoryTransport(broker)
+    # 3 times the aborts in a row that would be fatal, each after the retries of its step ran out.
+    transport.fail("commit", *[Retriable("the broker does not answer")] * (NO_WAIT.retry_attempts * 30))
+    transport.fail("abort", *[Retriable("the broker does not answer")] * 40)
+    loop = _run(transport, pipelined=pipelined)
+    _everything_once(broker)
+    assert loop.stats.aborted_batches == 30
+
+
+@PIPELINED
+def test_a_producer_that_cannot_go_on_is_replaced_and_the_batch_done_again(pipelined: bool) -> None:
+    broker = MemoryBroker()
+    broker.fill(3)
+    transport = MemoryTransport(broker)
+    transport.fail("commit", Renewable("the coordinator aborted the transaction after its timeout"))
+    loop = _run(transport, pipelined=pipelined)
+    _everything_once(broker)
+    assert transport.renewals == 1 and loop.stats.aborted_batches == 1
+
+
+@PIPELINED
+def test_a_producer_fenced_again_and_again_is_another_instance_s_and_fatal(pipelined: bool) -> None:
+    broker = MemoryBroker()
+    broker.fill(3)
+    transport = MemoryTransport(broker)
+    transport.fail("begin", *[Renewable("fenced")] * 10)
+    with pytest.raises(FatalError, match="another worker may be running with this worker id"):
+        _run(transport, pipelined=pipelined)
+    assert broker.outputs == [] and transport.renewals == NO_WAIT.max_renewals + 1
+
+
+def test_a_producer_that_cannot_abort_is_replaced() -> None:
+    broker = MemoryBroker()
+    broker.fill(2)
+    transport = MemoryTransport(broker)
+    transport.fail("commit", Abortable("the transaction failed"))
+    transport.fail("abort", Fenced("the producer cannot abort"))
+    loop = _run(transport)
+    _everything_once(broker)
+    assert transport.renewals == 1 and loop.stats.aborted_batches == 1
 
 
 @PIPELINED
@@ -237,3 +283,14 @@ def test_at_least_once_writes_then_commits_offsets(pipelined: bool) -> None:
     _run(transport, pipelined=pipelined)
     _everything_once(broker)
     assert "begin" not in transport.calls and "commit" not in transport.calls
+
+
+def test_a_write_that_failed_is_not_done_again_in_the_same_transaction() -> None:
+    """Part of it may be in the transaction already: the transaction is aborted and done again."""
+    broker = MemoryBroker()
+    broker.fill(2)
+    transport = MemoryTransport(broker)
+    transport.fail("write", Retriable("a request timed out"))
+    loop = _run(transport)
+    _everything_once(broker)
+    assert loop.stats.aborted_batches == 1 and loop._aborts_in_a_row == 0

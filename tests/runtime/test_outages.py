@@ -1,0 +1,131 @@
+"""Dependency outages pause a worker, never stop it: the registry frozen for 90 s while records of a
+schema version the worker has not looked up yet arrive, then the broker frozen for 60 s (SIGSTOP,
+then SIGCONT: a hung process, not a refused connection) while it is busy. The worker keeps running,
+says 503 on /readyz during each outage, and nothing is lost or duplicated under exactly-once."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from confluent_kafka import Producer
+
+from streams.devtools.processes import start_worker, stop_worker
+from streams.serde.avro_codec import AvroCodec
+from streams.serde.governed import GovernedSchemas
+from streams.serde.registry import Registry
+from streams.serde.wire import frame
+from streams.settings import PROJECT_ROOT, Settings
+from tests.records import make_native_records
+from tests.runtime.helpers import audit_events, setup_topics
+from tests.runtime.test_crash import RUNTIMES, _check_exactly_once, _produce
+
+pytestmark = pytest.mark.kafka
+
+
+def _server_pid(name: str) -> int:
+    """The pid of the local broker or registry (``infra/local.sh status``)."""
+    status = subprocess.run(
+        [str(PROJECT_ROOT / "infra" / "local.sh"), "status"], capture_output=True, text=True, check=True
+    )
+    match = re.search(rf"{name}: up \(pid (\d+)", status.stdout + status.stderr)
+    assert match, f"the local {name} is not running"
+    return int(match.group(1))
+
+
+@contextmanager
+def frozen(pid: int) -> Iterator[None]:
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _ready(port: int) -> int:
+    """/readyz's status code (0 when it does not answer within 15 s)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=15) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+def _statuses_for(seconds: float, port: int, worker: subprocess.Popen[bytes]) -> set[int]:
+    seen: set[int] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.add(_ready(port))
+        assert worker.poll() is None, f"the worker stopped during the outage (exit {worker.returncode})"
+        time.sleep(2)
+    return seen
+
+
+def _produce_v2(settings: Settings, topic: str, schema_id: int, count: int) -> int:
+    """Records of schema v2, framed with an id the worker has not looked up (no registry needed)."""
+    v2 = dict(GovernedSchemas.load(settings.schema_dir).versions[1].classified.raw)
+    codec = AvroCodec(v2)
+    producer = Producer(settings.kafka_common())
+    records = [r for r in make_native_records(count * 3, seed=77) if r["source_company"] == "jcom"][:count]
+    for record in records:
+        record.update(preferred_language="ja", voicemail_transcripts=[])
+        producer.produce(topic, key=record["customer_id"].encode(), value=frame(schema_id, codec.encode(record)))
+    assert producer.flush(30) == 0
+    return len(records)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_registry_and_broker_outages_pause_the_worker_and_lose_nothing(
+    kafka: Settings, unique: str, runtime: str
+) -> None:
+    port = _free_port()
+    settings = kafka.model_copy(update={"topic_prefix": f"o{unique}", "metrics_port": port})
+    topology = setup_topics(settings, partitions=2)
+    total = _produce(settings, 1_000, seed=1)
+    topic = topology.ingest("jcom")
+    v2 = dict(GovernedSchemas.load(settings.schema_dir).versions[1].classified.raw)
+    v2_id = Registry(settings.registry_conf()).register(f"{topic}-value", v2)
+    worker = start_worker(settings, "outage-0", runtime=runtime, batch_size=100)
+    try:
+        audit_events(settings, topology, total, timeout=120)  # every record decided: the worker is up
+        deadline = time.monotonic() + 30
+        while _ready(port) != 200 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert _ready(port) == 200, "the worker never became ready"
+
+        with frozen(_server_pid("registry")):
+            total += _produce_v2(settings, topic, v2_id, 200)  # their schema must be looked up
+            during_registry = _statuses_for(90, port, worker)
+        assert 503 in during_registry, during_registry
+
+        total += _produce(settings, 4_000, seed=2)
+        time.sleep(1.5)  # the worker is busy, a transaction open
+        with frozen(_server_pid("kafka")):
+            during_broker = _statuses_for(60, port, worker)
+        assert 503 in during_broker or 0 in during_broker, during_broker
+
+        _check_exactly_once(settings, total)
+        assert worker.poll() is None, "the worker stopped after the outages"
+        deadline = time.monotonic() + 60
+        while _ready(port) != 200 and time.monotonic() < deadline:
+            time.sleep(1)
+        assert _ready(port) == 200, "the worker did not become ready again"
+    finally:
+        stop_worker(worker)
