@@ -12,6 +12,7 @@ import json
 import os
 import statistics
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -110,10 +111,35 @@ def start_peer(settings: Settings, name: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _starter(runtime: str, guarantee: str = "exactly_once") -> Callable[[Settings, str], subprocess.Popen[bytes]]:
+def start_unfenced(settings: Settings, name: str, batch_size: int) -> subprocess.Popen[bytes]:
+    """The faust worker without fencing (bench/unfenced_worker.py): the design before it."""
+    env = {
+        **os.environ,
+        **settings.worker_env(),
+        "JOINTUSE_WORKER_ID": name,
+        "JOINTUSE_GUARANTEE": "exactly_once",
+        "JOINTUSE_BATCH_SIZE": str(batch_size),
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.unfenced_worker"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _starter(
+    runtime: str, guarantee: str = "exactly_once", batch_size: int = 1000
+) -> Callable[[Settings, str], subprocess.Popen[bytes]]:
     if runtime == "quix":
         return start_peer
-    return lambda settings, name: start_worker(settings, name, runtime=runtime, guarantee=guarantee, quiet=True)
+    if runtime == "faust-unfenced":
+        return lambda settings, name: start_unfenced(settings, name, batch_size)
+    return lambda settings, name: start_worker(
+        settings, name, runtime=runtime, guarantee=guarantee, batch_size=batch_size, quiet=True
+    )
 
 
 def throughput(
@@ -125,6 +151,7 @@ def throughput(
     workers: int = 1,
     partitions: int = 4,
     statistics: bool | None = None,
+    batch_size: int = 1000,
 ) -> dict[str, Any]:
     """The backlog's rate through ``workers``. With ``statistics`` False the policy's statistics
     tables are taken out (the workers write no contributions); with True the statistics worker
@@ -140,7 +167,7 @@ def throughput(
     if statistics:  # running already, as in a deployment: its start-up is not the pipeline's cost
         counting = start_stats(settings, quiet=True)
         _wait_until_assigned(settings, topology.stats_app, counting, timeout=120)
-    start = _starter(runtime, guarantee)
+    start = _starter(runtime, guarantee, batch_size)
     started = [start(settings, f"bench-{i}") for i in range(workers)]
     figures: dict[str, Any] = {}
     try:
@@ -342,6 +369,44 @@ def statistics_cost(base: Settings, *, count: int, repetitions: int) -> dict[str
         middle = dict(ordered[len(ordered) // 2])
         middle["all_records_per_s"] = [r["records_per_s"] for r in ordered]
         out[f"faust_exactly_once_statistics_{mode}"] = middle
+    return out
+
+
+FENCING_MODES = {
+    # the design before issue #27: offsets sent with the group id only
+    "unfenced": {"runtime": "faust-unfenced"},
+    # the shipped worker: offsets sent with the member id and generation (KIP-447)
+    "fenced": {"runtime": "faust"},
+    # what one transactional producer per input partition would do on 2 partitions: every batch
+    # split into one transaction per partition, i.e. half the records per transaction
+    "fenced_one_transaction_per_partition": {"runtime": "faust", "batch_size": 500},
+}
+
+
+def fencing_cost(base: Settings, *, count: int, repetitions: int) -> dict[str, Any]:
+    """faust, exactly once, 2-partition topics: the fencing design against the worker without it
+    and against the per-partition design it was chosen over. The modes alternate, so that drift
+    on the machine hits all alike."""
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in FENCING_MODES}
+    with stage(f"fencing: faust exactly once, {len(FENCING_MODES)} designs alternating ({repetitions} runs each)"):
+        for _ in range(repetitions):
+            for mode, options in FENCING_MODES.items():
+                runs[mode].append(
+                    throughput(
+                        base,
+                        runtime=str(options["runtime"]),
+                        guarantee="exactly_once",
+                        count=count,
+                        partitions=2,
+                        batch_size=int(options.get("batch_size", 1000)),
+                    )
+                )
+    out: dict[str, Any] = {}
+    for mode, results in runs.items():
+        ordered = sorted(results, key=lambda r: r["records_per_s"])
+        middle = dict(ordered[len(ordered) // 2])
+        middle["all_records_per_s"] = [r["records_per_s"] for r in ordered]
+        out[f"faust_{mode}"] = middle
     return out
 
 

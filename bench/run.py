@@ -298,6 +298,14 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         out["pipeline_statistics_on_over_off"] = round(stats_on / stats_off, 3)
     if eos and stats_off:  # contributions written, no statistics worker beside it
         out["pipeline_contributions_only_over_off"] = round(eos / stats_off, 3)
+    fencing = results.get("fencing", {})
+    fenced = fencing.get("faust_fenced", {}).get("records_per_s")
+    unfenced = fencing.get("faust_unfenced", {}).get("records_per_s")
+    per_partition = fencing.get("faust_fenced_one_transaction_per_partition", {}).get("records_per_s")
+    if fenced and unfenced:
+        out["fencing_fenced_over_unfenced"] = round(fenced / unfenced, 3)
+    if fenced and per_partition:
+        out["fencing_per_partition_transactions_over_fenced"] = round(per_partition / fenced, 3)
     index = results.get("subject_index", {})
     if "report_p99_large_over_small" in index:
         out["index_report_p99_1m_over_100k"] = index["report_p99_large_over_small"]
@@ -333,7 +341,13 @@ def write_results(results: dict[str, Any], repetitions: int) -> str:
     return "\n".join(lines)
 
 
-_SECTIONS = {"decide": "decide", "governed": "governed_decode", "pipeline": "pipeline", "index": "subject_index"}
+_SECTIONS = {
+    "decide": "decide",
+    "governed": "governed_decode",
+    "pipeline": "pipeline",
+    "fencing": "fencing",
+    "index": "subject_index",
+}
 
 
 def main() -> None:
@@ -344,7 +358,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description="jointuse benchmarks; writes bench/results.json and docs/benchmarks.md"
     )
-    parser.add_argument("--only", choices=["decide", "governed", "pipeline", "index"], help="run one part only")
+    parser.add_argument(
+        "--only", choices=["decide", "governed", "pipeline", "fencing", "index"], help="run one part only"
+    )
     parser.add_argument(
         "--index-sizes", default="100000,1000000", help="audit events the subject index is built from (smallest first)"
     )
@@ -367,6 +383,12 @@ def main() -> None:
         from bench.pipeline import run as run_pipeline
 
         results["pipeline"] = run_pipeline(args.count, args.repetitions, tuple(args.runtimes.split(",")))
+    if args.only in (None, "fencing"):
+        from bench.pipeline import fencing_cost
+        from streams.settings import load_settings
+
+        base = load_settings().model_copy(update={"metrics_port": 0})
+        results["fencing"] = fencing_cost(base, count=args.count, repetitions=args.repetitions)
     if args.only in (None, "index"):
         from bench.subject_index import run as run_index
 

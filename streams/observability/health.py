@@ -38,11 +38,14 @@ class HealthServer:
                     self._send(404, b'{"error":"not found"}\n', "application/json")
 
             def _send(self, code: int, body: bytes, content_type: str) -> None:
-                self.send_response(code)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                try:
+                    self.send_response(code)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the prober gave up waiting: nothing to tell it
 
             def log_message(self, format: str, *args: object) -> None:
                 pass  # scrapes every few seconds would drown the worker's log

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -24,6 +25,7 @@ from streams.topology import Topology
 
 log = logging.getLogger("jointuse.worker")
 CHECK_TTL_SECONDS = 5.0
+PROBE_TIMEOUT_SECONDS = 2.0
 
 
 class _Cached:
@@ -64,14 +66,18 @@ class Telemetry(Collector):
 
         def broker() -> object:
             try:
-                return admin.list_topics(timeout=2)
+                return admin.list_topics(timeout=PROBE_TIMEOUT_SECONDS)
             except KafkaException as exc:
                 raise ConnectionError("broker unreachable") from exc
 
+        # A probe of its own, quick and without retries: a registry that accepts connections and
+        # never answers (frozen, overloaded) must make /readyz say 503 within a probe's timeout,
+        # not hang it for the worker client's timeout and retries.
+        probe = SchemaRegistryClient({**settings.registry_conf(), "timeout": PROBE_TIMEOUT_SECONDS, "max.retries": 0})
         self.checks: dict[str, Callable[[], bool]] = {
             "partitions_assigned": assigned,
             "broker": _Cached(broker),
-            "schema_registry": _Cached(lambda: registry.client.get_subjects()),
+            "schema_registry": _Cached(lambda: probe.get_subjects()),
         }
         try:
             self.server = HealthServer(

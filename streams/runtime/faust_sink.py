@@ -122,8 +122,16 @@ class AiokafkaSink:
     async def renew(self) -> None:
         """A new producer with the same transactional id: it fences this one and aborts what it left
         open when it starts (the next ``begin``)."""
-        old, self.producer, self._in_flight = self.producer, self._client(**self._config), []
+        old, self.producer, in_flight, self._in_flight = (
+            self.producer,
+            self._client(**self._config),
+            self._in_flight,
+            [],
+        )
         started, self.started = self.started, False
+        # The old producer's errors are known: asyncio must not log each as "never retrieved".
+        for future in [*in_flight, old._txn_manager._transaction_waiter] if old._txn_manager else in_flight:
+            future.add_done_callback(_retrieve)
         if started:
             try:
                 await asyncio.wait_for(old.stop(), RENEW_STOP_SECONDS)
@@ -280,6 +288,11 @@ class FaustTransport(AiokafkaSink):
 
     def assigned(self) -> set[tuple[str, int]]:
         return set()  # not needed: this transport does not rewind, so nothing is filtered by it
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def in_message(message: Any) -> InMessage:

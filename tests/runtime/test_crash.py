@@ -5,6 +5,7 @@ workers share a 4-partition topic, and one of them dying loses nothing."""
 from __future__ import annotations
 
 import json
+import random
 import signal
 import time
 from collections import Counter
@@ -195,14 +196,16 @@ def test_a_worker_paused_past_its_session_keeps_exactly_once(kafka: Settings, un
         # transaction's records just before its commit, so on the faust runtime that moment is short.
         committed_count = seen_committed
         written = 0
-        for _attempt in range(80):
+        # The moments are drawn at random: a fixed interval can fall into step with the worker's cycle.
+        moments = random.Random(7)
+        for _attempt in range(150):
             paused.send_signal(signal.SIGSTOP)
+            written += _drain(uncommitted, quiet=0.5)
             committed_count += _drain(committed)
-            written += _drain(uncommitted)
             if written > committed_count:
                 break
             paused.send_signal(signal.SIGCONT)
-            time.sleep(0.05)
+            time.sleep(moments.uniform(0.01, 0.25))
         assert written > committed_count, "no transaction was open when the worker was frozen"
         taking_over = start_worker(settings, "pause-1", runtime=runtime, batch_size=100)
         time.sleep(20)  # past the session timeout, before the transaction timeout
@@ -218,9 +221,9 @@ def test_a_worker_paused_past_its_session_keeps_exactly_once(kafka: Settings, un
                 stop_worker(worker)
 
 
-def _drain(consumer: Consumer) -> int:
-    """How many messages the consumer reads until none comes for 1 s (the writer is frozen)."""
+def _drain(consumer: Consumer, quiet: float = 1.0) -> int:
+    """How many messages the consumer reads until none comes for ``quiet`` s (the writer is frozen)."""
     count = 0
-    while (message := consumer.poll(1)) is not None:
+    while (message := consumer.poll(quiet)) is not None:
         count += 0 if message.error() else 1
     return count
