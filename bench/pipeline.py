@@ -363,13 +363,7 @@ def statistics_cost(base: Settings, *, count: int, repetitions: int) -> dict[str
                 runs[mode].append(
                     throughput(base, runtime="faust", guarantee="exactly_once", count=count, statistics=mode == "on")
                 )
-    out = {}
-    for mode, results in runs.items():
-        ordered = sorted(results, key=lambda r: r["records_per_s"])
-        middle = dict(ordered[len(ordered) // 2])
-        middle["all_records_per_s"] = [r["records_per_s"] for r in ordered]
-        out[f"faust_exactly_once_statistics_{mode}"] = middle
-    return out
+    return {f"faust_exactly_once_statistics_{mode}": _median(results) for mode, results in runs.items()}
 
 
 FENCING_MODES = {
@@ -401,20 +395,18 @@ def fencing_cost(base: Settings, *, count: int, repetitions: int) -> dict[str, A
                         batch_size=int(options.get("batch_size", 1000)),
                     )
                 )
-    out: dict[str, Any] = {}
-    for mode, results in runs.items():
-        ordered = sorted(results, key=lambda r: r["records_per_s"])
-        middle = dict(ordered[len(ordered) // 2])
-        middle["all_records_per_s"] = [r["records_per_s"] for r in ordered]
-        out[f"faust_{mode}"] = middle
-    return out
+    return {f"faust_{mode}": _median(results) for mode, results in runs.items()}
 
 
 def median_of(runs: int, measure: Any) -> dict[str, Any]:
     """The run with the median throughput of ``runs`` repetitions (all rates kept for the record)."""
-    results = sorted((measure() for _ in range(runs)), key=lambda r: r["records_per_s"])
-    middle = dict(results[len(results) // 2])
-    middle["all_records_per_s"] = [r["records_per_s"] for r in results]
+    return _median([measure() for _ in range(runs)])
+
+
+def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
+    ordered = sorted(results, key=lambda r: r["records_per_s"])
+    middle = dict(ordered[len(ordered) // 2])
+    middle["all_records_per_s"] = [r["records_per_s"] for r in ordered]
     return middle
 
 

@@ -249,8 +249,10 @@ def worker_command(
     """Run the pipeline: decode, validate, decide, deliver, dead-letter, audit; until SIGTERM/SIGINT.
 
     The faust runtime is the same as `faust -A streams.app worker` with these settings in the environment.
-    Exit 70 when a fatal Kafka error stopped it (fenced by another worker with the same id, or a batch
-    that could not be committed): restart it, and it resumes from the last committed transaction.
+    An outage of the broker or the registry pauses it (503 on /readyz) and it goes on by itself.
+    Exit 70 when a fatal Kafka error stopped it (fenced again and again: another worker with the same
+    id; unauthorized; a broker too old to fence; more than 10 aborted batches in a row): restart it,
+    and it resumes from the last committed transaction.
     Examples:
       jointuse worker --worker-id host1-0
       jointuse worker --runtime confluent --guarantee at_least_once

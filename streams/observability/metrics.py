@@ -69,9 +69,9 @@ class PipelineMetrics:
         )
         self.forged_headers = Counter(
             "jointuse_forged_headers",
-            "Input records carrying a header named like the pipeline's own (ignored), by that name "
-            "(jointuse-other for a name the pipeline does not write).",
-            ["header"],
+            "Input records carrying a header named like the pipeline's own (ignored), by source and by "
+            "that name (jointuse-other for a name the pipeline does not write).",
+            ["source", "header"],
             registry=registry,
         )
         self.batch_seconds = Histogram(
@@ -129,7 +129,7 @@ class PipelineMetrics:
         # Most outcomes of a batch are alike: they are counted by what they say first, then each
         # kind is added once per label set (label lookups are the costly part).
         kinds: collections.Counter[tuple[Any, ...]] = collections.Counter()
-        forged: collections.Counter[str] = collections.Counter()
+        forged: collections.Counter[tuple[str, str]] = collections.Counter()
         for message, outcome in batch:
             deliveries = tuple(outcome.deliveries.items())
             kinds[(outcome.source, outcome.status, outcome.reason, deliveries, outcome.dropped, outcome.leaks)] += 1
@@ -137,7 +137,7 @@ class PipelineMetrics:
                 self.latency.observe(max(0.0, now - message.timestamp_ms / 1000))
             if message.headers:
                 for name in forged_headers(message):
-                    forged[name] += 1
+                    forged[(outcome.source or "unknown", name)] += 1
         counts: collections.Counter[tuple[Counter, tuple[str, ...]]] = collections.Counter()
         for (source_or_none, status, reason, deliveries, dropped, leaks), n in kinds.items():
             source = source_or_none or "unknown"
@@ -157,8 +157,8 @@ class PipelineMetrics:
                 counts[(self.leak_canary, (recipient, cls))] += n
         for (metric, labels), count in counts.items():
             metric.labels(*labels).inc(count)
-        for name, count in forged.items():
-            self.forged_headers.labels(name).inc(count)
+        for (source, name), count in forged.items():
+            self.forged_headers.labels(source, name).inc(count)
         self.last_progress.set(now)
 
 

@@ -104,7 +104,7 @@ def test_forged_headers_are_counted_by_a_name_the_pipeline_chose_never_a_value()
     plain = InMessage("p.ingest.jcom.customer.v1", 0, 6, b"k", b"v", 1_000)
     shared = Outcome(Status.SHARED, "shared", "jcom", (), {}, ())
     metrics.observe([(message, shared), (message, shared), (plain, shared)], committed_at=3.0)
-    assert _value(registry, "jointuse_forged_headers_total", {"header": "jointuse-purposes"}) == 2
-    assert _value(registry, "jointuse_forged_headers_total", {"header": "jointuse-other"}) == 2
+    assert _value(registry, "jointuse_forged_headers_total", {"source": "jcom", "header": "jointuse-purposes"}) == 2
+    assert _value(registry, "jointuse_forged_headers_total", {"source": "jcom", "header": "jointuse-other"}) == 2
     text = generate_latest(registry).decode()
     assert "made-up" not in text and "secret-value" not in text
