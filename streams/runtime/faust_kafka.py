@@ -438,6 +438,8 @@ async def fencing_unsupported(client: Any) -> str | None:
     TxnOffsetCommit v3 and OffsetFetch v7 (Kafka 2.5 and later). ``client`` is a started client;
     the versions are those a connection to one of its brokers agreed on."""
     connection = await client._get_conn(client.get_random_node())
+    if connection is None:  # the broker is away: not an answer about its versions
+        raise errors.KafkaConnectionError("no connection to a broker to read its API versions")
     versions: dict[int, tuple[int, int]] = getattr(connection, "_versions", None) or {}
     for api_key, needed, name in ((TXN_OFFSET_COMMIT, 3, "TxnOffsetCommit"), (OFFSET_FETCH, 7, "OffsetFetch")):
         if versions.get(api_key, (0, -1))[1] < needed:

@@ -18,6 +18,7 @@ not paused finishes its transaction and drops the revoked partitions before the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
@@ -73,15 +74,29 @@ class AiokafkaSink:
         }
         self.producer = self._client(**self._config)
         self.started = False
+        self._fencing_checked = False  # the broker takes what fencing needs (checked once)
         self._in_flight: list[asyncio.Future[Any]] = []
 
     async def start(self) -> None:
         if not self.started:
-            await self.producer.start()
-            self.started = True
-            unsupported = await fencing_unsupported(self.producer.client) if self.transactional else None
+            await self._start_producer()
+        if self.transactional and not self._fencing_checked:
+            unsupported = await fencing_unsupported(self.producer.client)
             if unsupported is not None:
                 raise FencingUnsupported(unsupported)  # fatal: this runtime cannot hold exactly-once here
+            self._fencing_checked = True
+
+    async def _start_producer(self) -> None:
+        try:
+            await self.producer.start()
+        except Exception:
+            # A producer that failed to start (the broker away) is not started twice: the next
+            # attempt starts a new one.
+            failed, self.producer = self.producer, self._client(**self._config)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(failed.stop(), RENEW_STOP_SECONDS)
+            raise
+        self.started = True
 
     async def stop(self) -> None:
         if self.started:
@@ -133,10 +148,8 @@ class AiokafkaSink:
         for future in [*in_flight, old._txn_manager._transaction_waiter] if old._txn_manager else in_flight:
             future.add_done_callback(_retrieve)
         if started:
-            try:
+            with contextlib.suppress(Exception):  # a fenced producer may fail to stop cleanly: it is dropped
                 await asyncio.wait_for(old.stop(), RENEW_STOP_SECONDS)
-            except Exception:  # a fenced producer may fail to stop cleanly: it is dropped
-                pass
 
     async def rewind(self, positions: Offsets) -> None:
         raise NotImplementedError("this transport does not seek: the loop writes an aborted batch again")

@@ -47,6 +47,16 @@ def _check_exactly_once(settings: Settings, total: int) -> None:
     topology = setup_topics(settings)
     events = audit_events(settings, topology, total, timeout=240)
     offsets = Counter((e["input"]["topic"], e["input"]["partition"], e["input"]["offset"]) for e in events)
+    twice = {company: 0 for company in ("jcom", "jcom-insurance")}
+    for company in twice:
+        deliveries = read_topic(settings, topology.deliver(company), expected=None)
+        seen = Counter((m.key(), dict(m.headers())["jointuse-trace-id"]) for m in deliveries)
+        twice[company] = sum(n > 1 for n in seen.values())
+    # The counts, for the record of a run (pytest -rA shows them).
+    print(
+        f"inputs {total}, audited {len(offsets)}, audited twice {sum(n > 1 for n in offsets.values())}, "
+        f"deliveries twice {twice}"
+    )
     assert len(offsets) == total, "an input was lost"
     assert set(offsets.values()) == {1}, "an input was audited twice"
     for company in ("jcom", "jcom-insurance"):

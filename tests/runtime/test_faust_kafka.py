@@ -24,8 +24,6 @@ from streams.runtime.faust_kafka import (
 from streams.settings import Settings
 from streams.topology import TopicSpec
 
-pytestmark = pytest.mark.kafka
-
 
 def _topic(settings: Settings, unique: str) -> str:
     name = f"fence{unique}.in"
@@ -64,6 +62,7 @@ def _producer(settings: Settings, unique: str) -> GroupFencedProducer:
     )
 
 
+@pytest.mark.kafka
 def test_offsets_of_a_stale_generation_or_an_unknown_member_are_refused(kafka: Settings, unique: str) -> None:
     topic = _topic(kafka, unique)
     group = f"fence{unique}.group"
@@ -97,6 +96,7 @@ def test_offsets_of_a_stale_generation_or_an_unknown_member_are_refused(kafka: S
     asyncio.run(run())
 
 
+@pytest.mark.kafka
 def test_a_stable_offset_fetch_waits_for_the_open_transaction(kafka: Settings, unique: str) -> None:
     topic = _topic(kafka, unique)
     group = f"stable{unique}.group"
@@ -118,5 +118,41 @@ def test_a_stable_offset_fetch_waits_for_the_open_transaction(kafka: Settings, u
         finally:
             await producer.stop()
             await consumer.stop()
+
+    asyncio.run(run())
+
+
+class _Client:
+    def __init__(self, versions: dict[int, tuple[int, int]] | None) -> None:
+        self.versions = versions
+
+    def get_random_node(self) -> int:
+        return 1
+
+    async def _get_conn(self, node_id: int) -> Any:
+        return None if self.versions is None else type("Connection", (), {"_versions": self.versions})()
+
+
+def test_a_broker_that_cannot_fence_is_named_and_one_that_is_away_is_not_judged() -> None:
+    from aiokafka.errors import KafkaConnectionError
+
+    assert asyncio.run(fencing_unsupported(_Client({28: (0, 5), 9: (1, 10)}))) is None
+    old = asyncio.run(fencing_unsupported(_Client({28: (0, 2), 9: (1, 10)})))
+    assert old is not None and "TxnOffsetCommit v3" in old
+    assert "OffsetFetch v7" in str(asyncio.run(fencing_unsupported(_Client({28: (0, 5), 9: (1, 6)}))))
+    with pytest.raises(KafkaConnectionError):  # retriable: the broker may come back
+        asyncio.run(fencing_unsupported(_Client(None)))
+
+
+def test_offsets_are_never_sent_without_a_generation() -> None:
+    """The broker checks nothing for generation -1, so such offsets would fence nobody."""
+
+    async def run() -> None:
+        producer = GroupFencedProducer(bootstrap_servers="127.0.0.1:1", transactional_id="t", enable_idempotence=True)
+        for member in (GroupMember("g", -1, "m", None), GroupMember("g", 3, "", None)):
+            with pytest.raises(NotAGroupMember):
+                await producer.send_offsets_to_transaction({TopicPartition("t", 0): 1}, member)
+        with pytest.raises(TypeError):
+            await producer.send_offsets_to_transaction({TopicPartition("t", 0): 1}, "g")
 
     asyncio.run(run())
