@@ -15,7 +15,6 @@ import os
 from typing import Any
 
 import faust
-from faust.transport.consumer import Consumer as FaustConsumer
 from faust.types import TP
 
 from streams.errors import JointUseError
@@ -141,8 +140,9 @@ class Worker:
 settings = load_settings()
 topology = Topology(settings.topic_prefix)
 app = create_app(settings)
-# Committed input only, and the consumer's membership for fencing (streams/runtime/faust_kafka.py).
-use_committed_reads(app)
+# Committed input only, the consumer's membership for fencing, and whole fetches for the agents'
+# batches (streams/runtime/faust_kafka.py): this app's consumer, not a patch of faust's classes.
+use_committed_reads(app, whole_fetches=True)
 worker = Worker(settings)
 # faust's aiokafka driver cannot subscribe by pattern, so the ingest topics are named from the
 # policy's joint users (every version); a new joint user means a policy change and a worker restart.
@@ -173,27 +173,12 @@ def _leave_offsets_to_transactions(application: faust.App) -> None:
     application.consumer._commit = offsets_are_in_the_transactions  # type: ignore[attr-defined]
 
 
-async def _messages_go_to_batches_only(consumer: Any, fetcher: Any) -> None:
-    """Replaces faust's per-message drain (see ``_fetch_whole_batches``): idle until cancelled."""
-    await asyncio.Event().wait()
-
-
-def _fetch_whole_batches() -> None:
-    """faust's fetcher hands each message to a stream on its own (a callback and a ``wait_first``
-    per message); the agents here read whole fetches from the consumer instead (``batches``), so
-    the fetcher's drain is turned off. This replaces a private method of faust's consumer:
-    tests/runtime/test_faust_pin.py pins the faust version it was checked against."""
-    FaustConsumer._drain_messages = _messages_go_to_batches_only  # type: ignore[method-assign,assignment]
-
-
 def _stop_the_process(exc: FatalError) -> None:
     # faust would acknowledge the batch when the agent ends and commit it later (at least once), and
     # restart the agent: exit at once instead; the restarted worker resumes from the last transaction.
     log.error("the worker stops: %s", exc)
     os._exit(EXIT_FATAL)
 
-
-_fetch_whole_batches()
 
 
 @app.on_partitions_revoked.connect

@@ -26,6 +26,7 @@ checked against. They are installed per app (``use_committed_reads``), not on th
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 from typing import Any, NamedTuple, TypeAlias
@@ -421,13 +422,30 @@ class CommittedReadsConsumer(faust_aiokafka.Consumer):
         return thread.group_member() if isinstance(thread, CommittedReadsConsumerThread) else None
 
 
+class WholeFetchConsumer(CommittedReadsConsumer):
+    """The pipeline's consumer. faust's fetcher hands each message to a stream on its own (a
+    callback and a ``wait_first`` per message); the pipeline's agents read whole fetches from the
+    consumer instead (``streams.runtime.faust_sink.ConsumerBatches``), so the fetcher's drain is
+    idle here. It replaces a private method of faust's consumer, in this subclass only:
+    tests/runtime/test_faust_pin.py checks faust's own."""
+
+    async def _drain_messages(self, fetcher: Any) -> None:
+        await asyncio.Event().wait()  # until the fetcher is cancelled
+
+
 class CommittedReadsTransport(faust_aiokafka.Transport):
     Consumer = CommittedReadsConsumer
 
 
-def use_committed_reads(app: Any) -> None:
-    """Gives ``app`` the transport above; call it right after creating the app, before its topics."""
-    app.transport = CommittedReadsTransport(app.conf.broker_consumer, app)
+class WholeFetchTransport(CommittedReadsTransport):
+    Consumer = WholeFetchConsumer
+
+
+def use_committed_reads(app: Any, *, whole_fetches: bool = False) -> None:
+    """Gives ``app`` the transport above (with ``whole_fetches``, the pipeline's, whose agents read
+    whole fetches); call it right after creating the app, before its topics."""
+    transport = WholeFetchTransport if whole_fetches else CommittedReadsTransport
+    app.transport = transport(app.conf.broker_consumer, app)
 
 
 TXN_OFFSET_COMMIT, OFFSET_FETCH = 28, 9
