@@ -22,7 +22,7 @@ from streams.observability.logs import logging_config
 from streams.observability.metrics import RightsMetrics
 from streams.observability.telemetry import Telemetry
 from streams.policy.loader import load_policies
-from streams.runtime.faust_kafka import CommittedReadsConsumer, GroupMember, use_committed_reads
+from streams.runtime.faust_kafka import use_committed_reads
 from streams.runtime.faust_sink import ConsumerBatches, FaustTransport
 from streams.runtime.loop import EXIT_FATAL, BatchLoop, FatalError
 from streams.runtime.wiring import (
@@ -120,13 +120,7 @@ class Worker:
             "transactional_id": self.transactional_id(suffix) if self.exactly_once else None,
             "group_id": group_id(self.settings),
             "commit_offsets": None if self.exactly_once else self.commit_offsets,
-            "group_member": self.group_member,
         }
-
-    def group_member(self) -> GroupMember | None:
-        """The consumer's membership now, which the broker checks each transaction's offsets against."""
-        consumer = app.consumer
-        return consumer.group_member() if isinstance(consumer, CommittedReadsConsumer) else None
 
     async def commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
         """At least once: the group's offsets, through faust's consumer (its driver commits only
@@ -178,7 +172,6 @@ def _stop_the_process(exc: FatalError) -> None:
     # restart the agent: exit at once instead; the restarted worker resumes from the last transaction.
     log.error("the worker stops: %s", exc)
     os._exit(EXIT_FATAL)
-
 
 
 @app.on_partitions_revoked.connect

@@ -239,6 +239,9 @@ class _RangeSource:
     def assigned(self) -> set[tuple[str, int]]:
         return set()  # not needed: nothing is rewound
 
+    def membership(self) -> None:
+        return None  # a replay's consumer is assigned its ranges: no group to move on
+
 
 class _TopicTransport(_RangeSource, ConfluentWriter):
     """Kafka targets: the outputs and the replay's position (its consumer group's offsets) in one
@@ -310,7 +313,7 @@ class _FileTransport(_RangeSource):
         with self.path.open("ab") as handle:
             handle.write(b"".join(m.value or b"" for m in messages))
 
-    async def send_offsets(self, offsets: Offsets) -> None:
+    async def send_offsets(self, offsets: Offsets, membership: object) -> None:
         self._pending = {partition: offset for (_, partition), offset in offsets.items()}
 
     async def commit(self) -> None:

@@ -75,7 +75,11 @@ class ConfluentWriter:
             if remaining:
                 raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, f"{remaining} outputs unacknowledged"))
 
-    async def send_offsets(self, offsets: Offsets) -> None:
+    async def send_offsets(self, offsets: Offsets, membership: object) -> None:
+        """``membership`` is not needed here: the consumer's group metadata now is the batch's.
+        librdkafka runs the revocation callback inside ``consume``, in the loop's own thread, so a
+        revocation is seen (``drop_revoked``) before any later batch and never during a transaction's
+        steps; a partition kept through a cooperative rebalance keeps its position."""
         positions = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         if self.transactional:
             group = self.consumer.consumer_group_metadata()
@@ -150,6 +154,9 @@ class ConfluentTransport(ConfluentWriter):
 
     def assigned(self) -> set[tuple[str, int]]:
         return set(self._assigned)
+
+    def membership(self) -> None:
+        return None  # see ``send_offsets``
 
     async def fetch(self) -> Sequence[InMessage]:
         batch = self.consumer.consume(self.config.batch_size, self.config.poll_timeout)

@@ -65,7 +65,12 @@ class GroupMember(NamedTuple):
     group_instance_id: str | None
 
 
-class NotAGroupMember(errors.CommitFailedError):  # type: ignore[misc]  # aiokafka has no type information
+class GroupRefusedOffsets(errors.CommitFailedError):  # type: ignore[misc]  # aiokafka has no type information
+    """The group coordinator refused a transaction's offsets: the group has moved past the membership
+    they were sent with (a rebalance, or a session that expired while the worker was paused)."""
+
+
+class NotAGroupMember(GroupRefusedOffsets):
     """The consumer holds no generation (it left, or its session expired): offsets sent now would not
     be checked against the group at all (the broker skips the check for generation -1), so none are."""
 
@@ -208,9 +213,7 @@ class GroupFencedTxnOffsetCommitHandler(TxnOffsetCommitHandler):  # type: ignore
                     continue
                 if error_code in NOT_THE_GROUP_S_MEMBER:
                     refusal = errors.for_code(error_code).__name__
-                    txn_manager.error_transaction(
-                        errors.CommitFailedError(f"the group refused the offsets ({refusal})")
-                    )
+                    txn_manager.error_transaction(GroupRefusedOffsets(f"the group refused the offsets ({refusal})"))
                     return None
                 if error_code in (errors.InvalidProducerEpoch.errno, PRODUCER_FENCED):
                     raise errors.ProducerFenced()
@@ -276,8 +279,9 @@ class GroupFencedProducer(AIOKafkaProducer):  # type: ignore[misc]
         await super().abort_transaction()
 
     async def send_offsets_to_transaction(self, offsets: Any, group: Any) -> None:
-        """``group`` is the consumer's ``GroupMember`` now. A member without a generation sends nothing
-        (raises ``NotAGroupMember``): the broker would not check such offsets against the group."""
+        """``group`` is the consumer's ``GroupMember`` when the batch was read. A member without a
+        generation sends nothing (raises ``NotAGroupMember``): the broker would not check such
+        offsets against the group."""
         if not isinstance(group, GroupMember):
             raise TypeError("offsets are sent with the consumer's GroupMember, not a group id")
         if group.generation_id == NO_GENERATION or not group.member_id:

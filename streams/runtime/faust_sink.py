@@ -8,11 +8,13 @@ kills and rebalances. Under exactly-once the agent's batches are committed only 
 batch is still in hand and the records after it are not yet taken, so this is the same as rewinding
 to the last committed position.
 
-Fencing (``streams.runtime.faust_kafka``): a batch's offsets go to the transaction with the
-consumer's member id and generation, so the group coordinator refuses the commit of a worker that
-was paused past its session and lost its partitions; the transaction is aborted. A worker that is
-not paused finishes its transaction and drops the revoked partitions before the group rejoins
-(``BatchLoop.revoke``), so its next commit is not refused.
+Fencing (``streams.runtime.faust_kafka``): a batch's offsets go to the transaction with the member
+id and generation it was read under, so the group coordinator refuses the commit of a worker that
+was paused past its session and lost its partitions, and of any batch read before a rebalance; the
+transaction is aborted and the batch dropped (``ErrorKind.GROUP_CHANGED``): aiokafka's consumer
+rejoins and starts its new assignment at the committed offsets. A worker that is not paused
+finishes its transaction and drops the revoked partitions before the group rejoins
+(``BatchLoop.revoke``), so its commits are rarely refused.
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ from aiokafka.structs import TopicPartition
 from streams.errors import ClusterError
 from streams.kafka.partitioner import key_hash
 from streams.messages import InMessage, OutMessage
-from streams.runtime.faust_kafka import FencingUnsupported, GroupFencedProducer, GroupMember, fencing_unsupported
+from streams.runtime.faust_kafka import (
+    FencingUnsupported,
+    GroupFencedProducer,
+    GroupMember,
+    GroupRefusedOffsets,
+    fencing_unsupported,
+)
 from streams.runtime.loop import ErrorKind, Offsets
 
 log = logging.getLogger("jointuse.worker")
@@ -51,17 +59,13 @@ class AiokafkaSink:
         transactional_id: str | None,
         group_id: str,
         commit_offsets: Callable[[Offsets], Awaitable[object]] | None = None,
-        group_member: Callable[[], GroupMember | None] | None = None,
     ) -> None:
         """``transactional_id=None`` gives at-least-once: outputs are flushed, then the offsets are
-        committed with ``commit_offsets`` (the consumer's commit). A transactional sink sends the
-        offsets with ``group_member()``, the consumer's membership now (KIP-447 fencing)."""
+        committed with ``commit_offsets`` (the consumer's commit). A transactional sink sends a
+        batch's offsets with the ``GroupMember`` it was read under (KIP-447 fencing)."""
         self.group_id = group_id
         self.commit_offsets = commit_offsets
-        self.group_member = group_member
         self.transactional = transactional_id is not None
-        if self.transactional and group_member is None:
-            raise ValueError("a transactional sink sends its offsets with the consumer's group membership")
         self._client = GroupFencedProducer if self.transactional else AIOKafkaProducer
         self._config: dict[str, Any] = {
             **kafka,
@@ -114,14 +118,12 @@ class AiokafkaSink:
             await asyncio.gather(*self._in_flight)
             self._in_flight = []
 
-    async def send_offsets(self, offsets: Offsets) -> None:
+    async def send_offsets(self, offsets: Offsets, membership: object) -> None:
         if self.transactional:
             commit = {TopicPartition(topic, partition): offset for (topic, partition), offset in offsets.items()}
-            assert self.group_member is not None
-            member = self.group_member()
-            if member is None:
-                member = GroupMember(self.group_id, -1, "", None)  # not joined: refused before it is sent
-            await self.producer.send_offsets_to_transaction(commit, member)
+            if not isinstance(membership, GroupMember):  # read while not joined: refused before it is sent
+                membership = GroupMember(self.group_id, -1, "", None)
+            await self.producer.send_offsets_to_transaction(commit, membership)
         elif self.commit_offsets is not None:  # at least once: after this batch was written
             await self.commit_offsets(offsets)
 
@@ -157,6 +159,8 @@ class AiokafkaSink:
     def classify(self, error: BaseException) -> ErrorKind:
         if isinstance(error, FencingUnsupported):
             return ErrorKind.FATAL
+        if isinstance(error, GroupRefusedOffsets):
+            return ErrorKind.GROUP_CHANGED
         if isinstance(error, ProducerFenced):
             # aiokafka raises it for INVALID_PRODUCER_EPOCH too, which is also what a transaction
             # aborted by the coordinator after its timeout gets (a broker outage longer than it).
@@ -235,11 +239,13 @@ class ConsumerBatches:
         self._timeout = timeout
         self._max_pending = max_pending
         self._pending: dict[str, list[InMessage]] = {}
+        self._pending_member: GroupMember | None = None  # the membership the pending messages were read under
         self._lock = asyncio.Lock()
         self._revocations = 0  # how many times partitions were revoked (``forget``)
 
-    async def take(self, route: str, max_records: int) -> list[InMessage]:
-        """Up to ``max_records`` messages of ``route``; empty when none came within the timeout."""
+    async def take(self, route: str, max_records: int) -> tuple[list[InMessage], GroupMember | None]:
+        """Up to ``max_records`` messages of ``route`` (empty when none came within the timeout), and
+        the group membership they were read under."""
         async with self._lock:
             if not self._pending.get(route):
                 if any(len(waiting) >= self._max_pending for waiting in self._pending.values()):
@@ -248,7 +254,7 @@ class ConsumerBatches:
                     await self._fetch()
             waiting = self._pending.get(route, [])
             batch, self._pending[route] = waiting[:max_records], waiting[max_records:]
-            return batch
+            return batch, self._pending_member
 
     async def _fetch(self) -> None:
         """One fetch into the routes' pending messages, unless the group changed while it ran.
@@ -260,8 +266,12 @@ class ConsumerBatches:
         the group although they were read under the old one. So: records of a fetch during which a
         revocation came are dropped; if the generation changed too, the records may already be of
         the new assignment, read past its committed offsets, so the consumer is also sent back to
-        the committed offsets."""
+        the committed offsets. Messages still pending from an earlier membership are dropped for the
+        same reason once the membership changes."""
         member = self._member()
+        if member != self._pending_member:
+            self._pending = {}
+            self._pending_member = member
         revocations = self._revocations
         fetched = [in_message(message) async for _, message in self._consumer.getmany(timeout=self._timeout)]
         if self._member() != member:
@@ -277,8 +287,8 @@ class ConsumerBatches:
         for message in fetched:
             self._pending.setdefault(self._route_of(message.topic), []).append(message)
 
-    def _member(self) -> object:
-        group_member = getattr(self._consumer, "group_member", None)
+    def _member(self) -> GroupMember | None:
+        group_member = getattr(self._consumer, "group_member", None)  # faust's plain consumer has none
         return group_member() if group_member is not None else None
 
     def forget(self, revoked: set[tuple[str, int]]) -> None:
@@ -295,9 +305,14 @@ class FaustTransport(AiokafkaSink):
         self._batches = batches
         self._route = route
         self._max_records = max_records
+        self._membership: GroupMember | None = None
 
     async def fetch(self) -> Sequence[InMessage] | None:
-        return await self._batches.take(self._route, self._max_records)
+        batch, self._membership = await self._batches.take(self._route, self._max_records)
+        return batch
+
+    def membership(self) -> GroupMember | None:
+        return self._membership
 
     def assigned(self) -> set[tuple[str, int]]:
         return set()  # not needed: this transport does not rewind, so nothing is filtered by it

@@ -54,6 +54,12 @@ class ErrorKind(Enum):
     # new producer of the same transactional id; zombies are fenced by the group's generation, not
     # by this id. Renewed too often, it is another instance with this id: fatal.
     RENEW = "renew"
+    # The group refused the batch's offsets: it has moved past the membership the batch was read
+    # under (a rebalance, or this worker's session expired while it was paused). The transaction is
+    # aborted and the batch is not written again: its partitions' owner now (maybe this worker, from
+    # the committed offsets) reads it again. Writing it again under the new membership would be
+    # accepted, and its inputs read again from the committed offsets too: twice.
+    GROUP_CHANGED = "group_changed"
     FATAL = "fatal"
 
 
@@ -77,7 +83,8 @@ class Writer(Protocol):
 
     async def begin(self) -> None: ...  # pragma: no cover
     async def write(self, messages: Sequence[OutMessage]) -> None: ...  # pragma: no cover
-    async def send_offsets(self, offsets: Offsets) -> None: ...  # pragma: no cover
+    # ``membership``: what the transport's ``membership()`` said when the batch was fetched.
+    async def send_offsets(self, offsets: Offsets, membership: object) -> None: ...  # pragma: no cover
     async def commit(self) -> None: ...  # pragma: no cover
     async def abort(self) -> None: ...  # pragma: no cover
     async def renew(self) -> None: ...  # pragma: no cover  # replaces the producer (ErrorKind.RENEW)
@@ -101,6 +108,9 @@ class Transport(Writer, Protocol):
     async def fetch(self) -> Sequence[InMessage] | None: ...  # pragma: no cover  # None: the source ended
     async def rewind(self, positions: Offsets) -> None: ...  # pragma: no cover
     def assigned(self) -> set[tuple[str, int]]: ...  # pragma: no cover
+    # The group membership the batch ``fetch`` just returned was read under (opaque; None without a
+    # group). Its offsets are sent with it, so the group refuses them once it has moved on.
+    def membership(self) -> object: ...  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -202,6 +212,7 @@ class BatchLoop(Generic[OutcomeT]):
                     break
                 # No await between the fetch's return and this: a revocation after it is seen.
                 epoch = self._epoch
+                membership = self.transport.membership()
                 batch = list(fetched)
                 if self.held is not None:
                     now_ms = _now_ms()
@@ -232,7 +243,7 @@ class BatchLoop(Generic[OutcomeT]):
                     positions = first_offsets(batch).items()
                     await self.transport.rewind({tp: o for tp, o in positions if tp in owned and tp not in rewound})
                     continue
-                self._committing = asyncio.ensure_future(self._commit(batch, outcomes, epoch))
+                self._committing = asyncio.ensure_future(self._commit(batch, outcomes, epoch, membership))
                 if not self.pipelined:
                     await self._committed_in_flight()
         finally:
@@ -309,8 +320,11 @@ class BatchLoop(Generic[OutcomeT]):
         log.info("a rebalance took partitions of a batch; their next owner does them", extra={"dropped": dropped})
         return [m for m, _ in kept], [o for _, o in kept]
 
-    async def _commit(self, batch: list[InMessage], outcomes: list[OutcomeT], epoch: int) -> Offsets | None:
-        """Commits the batch (aborted ones are written again), or rewinds it: then the positions."""
+    async def _commit(
+        self, batch: list[InMessage], outcomes: list[OutcomeT], epoch: int, membership: object
+    ) -> Offsets | None:
+        """Commits the batch (aborted ones are written again), or rewinds it: then the positions. A
+        batch the group refused (``ErrorKind.GROUP_CHANGED``) is dropped, or rewound."""
         while True:
             # Before each attempt: a rebalance may have come during the decision, or an abort.
             batch, outcomes = self._still_owned(batch, outcomes, epoch)
@@ -320,7 +334,7 @@ class BatchLoop(Generic[OutcomeT]):
             if self.sealer is not None:  # here, not in the processor: only what is written is chained
                 messages = self.sealer.seal(messages)
             try:
-                await self._write(messages, next_offsets(batch))
+                await _transact(self.transport, messages, next_offsets(batch), membership, self.policy)
                 break
             except _Aborted as aborted_by:
                 if self.sealer is not None:
@@ -328,6 +342,8 @@ class BatchLoop(Generic[OutcomeT]):
                 self.stats.aborted_batches += 1
                 for aborted in self.on_abort:
                     aborted()
+                if aborted_by.dropped:
+                    return await self._drop(batch)
                 if aborted_by.renewed:
                     self._renewed()
                 if not aborted_by.transient:  # an outage is waited out, however many aborts it takes
@@ -336,12 +352,7 @@ class BatchLoop(Generic[OutcomeT]):
                     raise FatalError(f"{self._aborts_in_a_row} transactions in a row were aborted") from None
                 await asyncio.sleep(self.policy.backoff(max(1, self._aborts_in_a_row)))
                 if self.transport.can_rewind:
-                    owned = self.transport.assigned()
-                    positions = {tp: o for tp, o in first_offsets(batch).items() if tp in owned}
-                    if self.held is not None:
-                        self.held.forget(positions)  # read again after the batch
-                    await self.transport.rewind(positions)
-                    return positions  # the batch is fetched again, from the last committed positions
+                    return await self._rewind(batch)  # fetched again, from the last committed positions
                 # No seek: the same outputs, in a new transaction (the batch is still in hand).
         if self.sealer is not None:
             self.sealer.committed()
@@ -354,8 +365,26 @@ class BatchLoop(Generic[OutcomeT]):
             committed(batch, outcomes)
         return None
 
-    async def _write(self, messages: list[OutMessage], offsets: Offsets) -> None:
-        await _transact(self.transport, messages, offsets, self.policy)
+    async def _rewind(self, batch: list[InMessage]) -> Offsets:
+        owned = self.transport.assigned()
+        positions = {tp: o for tp, o in first_offsets(batch).items() if tp in owned}
+        if self.held is not None:
+            self.held.forget(positions)  # read again after the batch
+        await self.transport.rewind(positions)
+        return positions
+
+    async def _drop(self, batch: list[InMessage]) -> Offsets | None:
+        """A batch the group refused is not written again. A transport that seeks reads it again from
+        its first offsets where it still owns them; one that does not leaves it to the next
+        assignment, which starts every partition at the committed offsets (aiokafka's consumer
+        rejoins after a refused commit and is assigned anew)."""
+        log.info(
+            "the group moved on since the batch was read; its partitions' owner reads it again",
+            extra={"dropped": len(batch)},
+        )
+        if self.transport.can_rewind:
+            return await self._rewind(batch)
+        return None
 
     def _renewed(self) -> None:
         now = time.monotonic()
@@ -371,6 +400,7 @@ async def _transact(
     transport: Writer,
     messages: Sequence[OutMessage],
     offsets: Offsets,
+    membership: object,
     policy: ErrorPolicy,
 ) -> None:
     """One attempt at a batch's transaction (at least once: write, then commit the offsets). Each
@@ -381,17 +411,21 @@ async def _transact(
         if transport.transactional:
             await _step(transport, transport.begin, policy)
             await _step(transport, lambda: transport.write(messages), policy, again=False)
-            await _step(transport, lambda: transport.send_offsets(offsets), policy)
+            await _step(transport, lambda: transport.send_offsets(offsets, membership), policy)
             await _step(transport, transport.commit, policy)
         else:
             await _step(transport, lambda: transport.write(messages), policy, again=False)
-            await _step(transport, lambda: transport.send_offsets(offsets), policy)
+            await _step(transport, lambda: transport.send_offsets(offsets, membership), policy)
     except _Abortable as exc:
         log.warning("the batch's transaction is aborted", extra={"error": str(exc.__cause__)})
         renewed = False
         if transport.transactional:
             renewed = await _abort(transport, policy)
         raise _Aborted(str(exc.__cause__), transient=exc.transient, renewed=renewed) from exc
+    except _GroupChanged as exc:
+        log.warning("the group refused the batch's offsets; it is aborted", extra={"error": str(exc.__cause__)})
+        renewed = await _abort(transport, policy) if transport.transactional else False
+        raise _Aborted(str(exc.__cause__), transient=True, renewed=renewed, dropped=True) from exc
     except _Renew as exc:
         log.warning("the producer is replaced; the batch is done again", extra={"error": str(exc.__cause__)})
         await _renew(transport)
@@ -442,6 +476,8 @@ async def _step(transport: Writer, step: Callable[[], object], policy: ErrorPoli
                 raise FatalError(f"a fatal Kafka error ({exc})") from exc
             if kind is ErrorKind.RENEW:
                 raise _Renew from exc
+            if kind is ErrorKind.GROUP_CHANGED:
+                raise _GroupChanged from exc
             if kind is ErrorKind.ABORTABLE:
                 raise _Abortable(transient=False) from exc
             if not again or attempt == policy.retry_attempts or time.monotonic() > deadline:
@@ -461,12 +497,13 @@ class _Deferred(Exception):
 class _Aborted(Exception):
     """A batch's transaction was aborted (nothing of it is visible); the batch can be done again.
     ``transient``: because of an outage (not counted towards the aborts in a row); ``renewed``: the
-    producer was replaced."""
+    producer was replaced; ``dropped``: the group refused it, so it is not written again."""
 
-    def __init__(self, message: str, *, transient: bool, renewed: bool) -> None:
+    def __init__(self, message: str, *, transient: bool, renewed: bool, dropped: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
         self.renewed = renewed
+        self.dropped = dropped
 
 
 class _Abortable(Exception):
@@ -476,6 +513,10 @@ class _Abortable(Exception):
 
 
 class _Renew(Exception):
+    pass
+
+
+class _GroupChanged(Exception):
     pass
 
 

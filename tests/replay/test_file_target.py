@@ -26,7 +26,7 @@ def _batch(transport: _FileTransport, lines: list[str], offset: int, *, commit: 
     async def steps() -> None:
         await transport.begin()
         await transport.write([OutMessage(FILE_TOPIC, None, f"{line}\n".encode(), []) for line in lines])
-        await transport.send_offsets({("t", 0): offset})
+        await transport.send_offsets({("t", 0): offset}, None)
         if commit:
             await transport.commit()
 

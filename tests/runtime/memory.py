@@ -26,6 +26,10 @@ class Renewable(Exception):
     """The producer cannot go on; a new one can (a transaction the coordinator timed out)."""
 
 
+class GroupChanged(Exception):
+    """The group refused offsets sent with a membership it has moved past."""
+
+
 class MemoryBroker:
     """Partitioned input logs, the group's committed offsets, and the committed outputs."""
 
@@ -70,13 +74,19 @@ class MemoryTransport:
         self.pending: list[OutMessage] = []
         self.pending_offsets: Offsets = {}
         self.on_fetch: list[object] = []  # callables run before a fetch (e.g. a rebalance)
+        self.before: dict[str, list[object]] = {}  # one callable taken before each call of a step (a rejoin)
+        self._reset_after_transaction = False
         self.renewals = 0
+        self.generation = 1  # the group's generation, which the offsets of a transaction are checked against
 
     def fail(self, step: str, *errors: BaseException) -> None:
         self.failures.setdefault(step, []).extend(errors)
 
     def _maybe_fail(self, step: str) -> None:
         self.calls.append(step)
+        hooks = self.before.get(step)
+        if hooks:
+            hooks.pop(0)()  # type: ignore[operator]
         queued = self.failures.get(step)
         if queued:
             raise queued.pop(0)
@@ -84,6 +94,23 @@ class MemoryTransport:
     def revoke(self, topic_partition: tuple[str, int]) -> None:
         self.owned.discard(topic_partition)
         self.positions.pop(topic_partition, None)
+
+    def rejoin(self) -> None:
+        """A rebalance that gives this member its partitions again, as aiokafka does: a new
+        generation, and every position from the committed offsets (the revocation is not seen). The
+        offsets of an open transaction hold them until it ends (a stable fetch, KIP-447)."""
+        self.generation += 1
+        if self.pending_offsets:
+            self._reset_after_transaction = True
+        else:
+            self._reset_positions()
+
+    def _reset_positions(self) -> None:
+        self._reset_after_transaction = False
+        self.positions = {tp: self.broker.committed.get(tp, 0) for tp in self.owned}
+
+    def membership(self) -> int:
+        return self.generation
 
     async def fetch(self) -> Sequence[InMessage]:
         for hook in list(self.on_fetch):
@@ -107,10 +134,12 @@ class MemoryTransport:
             self.broker.outputs.extend(self.pending)
             self.pending = []
 
-    async def send_offsets(self, offsets: Offsets) -> None:
+    async def send_offsets(self, offsets: Offsets, membership: object) -> None:
         self._maybe_fail("send_offsets")
         if self.fences_zombies and any(tp not in self.owned for tp in offsets):
             raise Abortable("the group's generation moved on (a partition was revoked)")
+        if self.fences_zombies and self.transactional and membership != self.generation:
+            raise GroupChanged(f"read under generation {membership}, the group is at {self.generation}")
         if self.transactional:
             self.pending_offsets = dict(offsets)
         else:
@@ -121,10 +150,14 @@ class MemoryTransport:
         self.broker.outputs.extend(self.pending)
         self.broker.committed.update(self.pending_offsets)
         self.pending, self.pending_offsets = [], {}
+        if self._reset_after_transaction:
+            self._reset_positions()
 
     async def abort(self) -> None:
         self._maybe_fail("abort")
         self.pending, self.pending_offsets = [], {}
+        if self._reset_after_transaction:
+            self._reset_positions()
 
     async def renew(self) -> None:
         self._maybe_fail("renew")
@@ -147,6 +180,8 @@ class MemoryTransport:
             return ErrorKind.ABORTABLE
         if isinstance(error, Renewable):
             return ErrorKind.RENEW
+        if isinstance(error, GroupChanged):
+            return ErrorKind.GROUP_CHANGED
         return ErrorKind.FATAL
 
 

@@ -10,7 +10,15 @@ import pytest
 
 from streams.messages import OutMessage
 from streams.runtime.loop import BatchLoop, ErrorPolicy, FatalError
-from tests.runtime.memory import Abortable, Echo, Fenced, MemoryBroker, MemoryTransport, Renewable, Retriable
+from tests.runtime.memory import (
+    Abortable,
+    Echo,
+    Fenced,
+    MemoryBroker,
+    MemoryTransport,
+    Renewable,
+    Retriable,
+)
 
 NO_WAIT = ErrorPolicy(backoff_first_seconds=0, backoff_max_seconds=0)
 # Batch N+1 decided while batch N commits, or one batch at a time: the same guarantees.
@@ -67,6 +75,43 @@ def test_an_abortable_error_aborts_rewinds_and_the_batch_is_done_again(pipelined
     assert transport.calls[:5] == ["begin", "write", "send_offsets", "abort", "rewind"]
     # pipelined, the batch decided ahead was dropped and its other partition rewound too
     assert transport.calls[5:7] == (["rewind", "begin"] if pipelined else ["begin", "write"])
+
+
+@PIPELINED
+@pytest.mark.parametrize("can_rewind", [False, True], ids=["no-seek", "seek"])
+@pytest.mark.parametrize("step", ["begin", "write", "send_offsets", "commit"])
+def test_a_batch_read_before_the_group_moved_on_is_dropped_and_read_again_once(
+    pipelined: bool, can_rewind: bool, step: str
+) -> None:
+    """The broker outage of the faust outage test: the worker rejoins while a batch's transaction is
+    open, and is given its partitions again, from the committed offsets. The batch's offsets carry
+    the old generation and are refused. Written again under the new one, they would be accepted and
+    the batch read again from the committed offsets as well: everything in it twice."""
+    broker = MemoryBroker()
+    broker.fill(6)
+    transport = MemoryTransport(broker, can_rewind=can_rewind)
+    transport.before[step] = [transport.rejoin]
+    loop = _run(transport, pipelined=pipelined)
+    _everything_once(broker)
+    refused = transport.calls.count("abort")
+    # The batch in flight is refused unless its offsets were in before the group moved on (then the
+    # stable fetch waits for the commit, and the next assignment starts after it); pipelined, the
+    # batch decided ahead was read under the old generation too (a seeking transport drops it
+    # unwritten when it rewinds the one in flight).
+    in_flight = 0 if step == "commit" else 1
+    ahead = 1 if pipelined and not (can_rewind and in_flight) else 0
+    assert loop.stats.aborted_batches == refused == in_flight + ahead
+    assert "renew" not in transport.calls
+
+
+def test_a_refused_batch_does_not_count_towards_the_aborts_in_a_row() -> None:
+    broker = MemoryBroker()
+    broker.fill(3)
+    transport = MemoryTransport(broker, can_rewind=False)
+    transport.before["send_offsets"] = [transport.rejoin] * (NO_WAIT.max_aborts_in_a_row + 2)
+    loop = _run(transport)
+    _everything_once(broker)
+    assert loop.stats.aborted_batches == NO_WAIT.max_aborts_in_a_row + 2
 
 
 def test_a_transport_that_cannot_rewind_writes_the_aborted_batch_again() -> None:
