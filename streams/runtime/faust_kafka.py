@@ -12,7 +12,12 @@ exactly-once mode) and aiokafka 0.14 leave out:
   A worker frozen past its session timeout (GC pause, frozen VM, partition) still thinks it owns
   its partitions when it wakes; the group coordinator refuses its offsets (``ILLEGAL_GENERATION``,
   ``UNKNOWN_MEMBER_ID``), the transaction is aborted, and nothing of it becomes visible. aiokafka
-  sends TxnOffsetCommit v0, which the broker cannot check against the group.
+  sends TxnOffsetCommit v0, which the broker cannot check against the group;
+- **an abort after an error that reaches the broker** (``BrokerAbortedTransactions``): aiokafka's
+  transaction manager forgets, on any abortable error, which partitions and group the broker
+  already holds in the transaction, so the abort that follows ends it in the client alone, with no
+  EndTxn. The broker keeps the transaction open, and the producer's next commit publishes what the
+  "aborted" one wrote (the outage test found it: two refused batches, 200 inputs audited twice).
 
 Why this and not one transactional producer per input partition (the pre-KIP-447 model faust's
 own exactly-once mode uses): it keeps one transaction per batch, where per-partition producers
@@ -35,6 +40,7 @@ import aiokafka.errors as errors
 from aiokafka import AIOKafkaProducer
 from aiokafka.client import CoordinationType
 from aiokafka.producer.sender import Sender, TxnOffsetCommitHandler
+from aiokafka.producer.transaction_manager import TransactionManager, TransactionState
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Boolean, CompactArray, CompactString, Int16, Int32, Int64, Schema, TaggedFields
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
@@ -235,6 +241,21 @@ class GroupFencedTxnOffsetCommitHandler(TxnOffsetCommitHandler):  # type: ignore
         return None
 
 
+class BrokerAbortedTransactions(TransactionManager):  # type: ignore[misc]  # aiokafka has no type information
+    """aiokafka's transaction manager, except that an abortable error keeps what the transaction
+    holds at the broker (its partitions, added or still to add, and its group), so that the abort
+    sends EndTxn(ABORT) for them, as the Java client does. aiokafka's clears them, and its abort
+    then ends an "empty" transaction without telling the broker."""
+
+    def error_transaction(self, exc: BaseException) -> None:
+        self._transition_to(TransactionState.ABORTABLE_ERROR)
+        for _, _, offsets_sent in self._pending_txn_offsets:
+            offsets_sent.set_exception(exc)
+        self._pending_txn_offsets.clear()  # refused or failed: never part of the transaction
+        if not self._transaction_waiter.done():  # a second error in the same transaction
+            self._transaction_waiter.set_exception(exc)
+
+
 class GroupFencedSender(Sender):  # type: ignore[misc]
     """aiokafka's sender, committing a transaction's offsets with the member set by the producer."""
 
@@ -261,10 +282,16 @@ class GroupFencedProducer(AIOKafkaProducer):  # type: ignore[misc]
     def __init__(self, **config: Any) -> None:
         super().__init__(**config)
         plain: Any = self.__dict__["_sender"]
+        aborting = BrokerAbortedTransactions(
+            plain._txn_manager.transactional_id, plain._txn_manager.transaction_timeout_ms
+        )
+        # The one transaction manager of the producer, its accumulator and its sender.
+        self._txn_manager = aborting
+        self._message_accumulator._txn_manager = aborting
         self._sender: GroupFencedSender = GroupFencedSender(
             plain.client,
             acks=plain._acks,
-            txn_manager=plain._txn_manager,
+            txn_manager=aborting,
             message_accumulator=plain._message_accumulator,
             retry_backoff_ms=int(plain._retry_backoff * 1000),
             request_timeout_ms=plain._request_timeout_ms,

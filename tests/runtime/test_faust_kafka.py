@@ -9,18 +9,22 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaConnectionError, ProducerFenced
 from aiokafka.structs import TopicPartition
 
 from streams.kafka.admin import create_topics
 from streams.runtime.faust_kafka import (
+    FencingUnsupported,
     GroupFencedProducer,
     GroupMember,
+    GroupRefusedOffsets,
     NotAGroupMember,
     UnstableOffsets,
     fencing_unsupported,
     fetch_stable_offsets,
 )
+from streams.runtime.faust_sink import AiokafkaSink
+from streams.runtime.loop import ErrorKind
 from streams.settings import Settings
 from streams.topology import TopicSpec
 
@@ -77,7 +81,7 @@ def test_offsets_of_a_stale_generation_or_an_unknown_member_are_refused(kafka: S
             for stale in (member._replace(generation_id=member.generation_id + 1), member._replace(member_id="gone")):
                 await producer.begin_transaction()
                 await producer.send(topic, b"from a zombie")
-                with pytest.raises(CommitFailedError):
+                with pytest.raises(GroupRefusedOffsets):
                     await producer.send_offsets_to_transaction(offsets, stale)
                 await producer.abort_transaction()
             await producer.begin_transaction()
@@ -92,8 +96,28 @@ def test_offsets_of_a_stale_generation_or_an_unknown_member_are_refused(kafka: S
         finally:
             await producer.stop()
             await consumer.stop()
+        # The refused transactions were aborted at the broker, not only in the client: aiokafka's
+        # would end them without an EndTxn, and the next commit would publish what they wrote.
+        assert await _committed_values(kafka, topic) == [b"from the owner"]
 
     asyncio.run(run())
+
+
+async def _committed_values(settings: Settings, topic: str) -> list[bytes]:
+    reader = AIOKafkaConsumer(
+        topic, isolation_level="read_committed", auto_offset_reset="earliest", **settings.aiokafka_conf()
+    )
+    await reader.start()
+    try:
+        values: list[bytes] = []
+        for _ in range(20):  # until the end of the partition (a few fetches)
+            fetched = await reader.getmany(timeout_ms=250)
+            values += [record.value for records in fetched.values() for record in records]
+            if values and not fetched:
+                break
+        return values
+    finally:
+        await reader.stop()
 
 
 @pytest.mark.kafka
@@ -134,8 +158,6 @@ class _Client:
 
 
 def test_a_broker_that_cannot_fence_is_named_and_one_that_is_away_is_not_judged() -> None:
-    from aiokafka.errors import KafkaConnectionError
-
     assert asyncio.run(fencing_unsupported(_Client({28: (0, 5), 9: (1, 10)}))) is None
     old = asyncio.run(fencing_unsupported(_Client({28: (0, 2), 9: (1, 10)})))
     assert old is not None and "TxnOffsetCommit v3" in old
@@ -156,3 +178,27 @@ def test_offsets_are_never_sent_without_a_generation() -> None:
             await producer.send_offsets_to_transaction({TopicPartition("t", 0): 1}, "g")
 
     asyncio.run(run())
+
+
+def test_the_sink_drops_a_batch_the_group_refused_and_renews_a_fenced_producer() -> None:
+    """A refused batch is not written again (the loop's GROUP_CHANGED); a plain failed commit of the
+    consumer (at least once) is not a refusal of this kind."""
+    sink = asyncio.run(_sink())
+    assert sink.classify(GroupRefusedOffsets("ILLEGAL_GENERATION")) is ErrorKind.GROUP_CHANGED
+    assert sink.classify(NotAGroupMember()) is ErrorKind.GROUP_CHANGED
+    assert sink.classify(CommitFailedError("rebalanced")) is ErrorKind.ABORTABLE
+    assert sink.classify(ProducerFenced()) is ErrorKind.RENEW
+    assert sink.classify(KafkaConnectionError()) is ErrorKind.RETRIABLE
+    assert sink.classify(FencingUnsupported("old broker")) is ErrorKind.FATAL
+
+
+def test_a_batch_read_without_a_generation_is_refused_before_anything_is_sent() -> None:
+    async def run() -> None:
+        with pytest.raises(NotAGroupMember):
+            await (await _sink()).send_offsets({("t", 0): 1}, None)
+
+    asyncio.run(run())
+
+
+async def _sink() -> AiokafkaSink:  # aiokafka makes its producer on a running loop; nothing connects
+    return AiokafkaSink(kafka={"bootstrap_servers": "127.0.0.1:1"}, transactional_id="t", group_id="g")

@@ -91,23 +91,7 @@ def _produce_v2(settings: Settings, topic: str, schema_id: int, count: int) -> i
     return len(records)
 
 
-# Known bug (issue #27 stays open): on the faust runtime, one batch was done twice after the broker
-# outage in 1 of 2 runs (100 inputs audited twice). The group refused the frozen transaction's
-# offsets as it should; the batch was then written again in a new transaction under the new
-# generation, because the loop does not drop a batch whose commit the group refused (the revocation
-# that would drop it can come after the retry). Fix: send a batch's offsets with the membership it
-# was fetched under, and drop a batch the group refused. Not strict: it passes when the timing
-# does not hit it, and it keeps running so that the fix is seen.
-OUTAGE_RUNTIMES = [
-    pytest.param(
-        "faust",
-        marks=pytest.mark.xfail(strict=False, reason="a batch refused by the group may be done again (#27)"),
-    ),
-    "confluent",
-]
-
-
-@pytest.mark.parametrize("runtime", OUTAGE_RUNTIMES)
+@pytest.mark.parametrize("runtime", ["faust", "confluent"])
 def test_registry_and_broker_outages_pause_the_worker_and_lose_nothing(
     kafka: Settings, unique: str, runtime: str
 ) -> None:
