@@ -18,6 +18,9 @@ from streams.policy.pseudonym import SubjectKeyError, SubjectKeys
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+Guarantee = Literal["exactly_once", "at_least_once"]  # of a worker's deliveries
+
+
 class Settings(BaseSettings):
     """Where the cluster and registry are, how to authenticate, and how the pipeline behaves."""
 
@@ -86,7 +89,7 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = Field(60.0, gt=0, description="...and at least this often while it writes.")
     worker_id: str | None = Field(None, description="Stable id of a worker (names its transactions).")
     batch_size: int = Field(1000, ge=1, description="Records per batch (and per transaction).")
-    guarantee: Literal["exactly_once", "at_least_once"] = Field("exactly_once", description="Delivery guarantee.")
+    guarantee: Guarantee = Field("exactly_once", description="Delivery guarantee.")
     log_level: str = Field("INFO", description="Log level of the worker.")
     max_clock_skew_seconds: float = Field(
         300.0, ge=0, description="How far a record's updated_at may be ahead of the pipeline's clock."

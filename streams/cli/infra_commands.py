@@ -250,15 +250,17 @@ def worker_command(
 
     The faust runtime is the same as `faust -A streams.app worker` with these settings in the environment.
     An outage of the broker or the registry pauses it (503 on /readyz) and it goes on by itself.
-    Exit 70 when a fatal Kafka error stopped it (fenced again and again: another worker with the same
-    id; unauthorized; a broker too old to fence; more than 10 aborted batches in a row): restart it,
-    and it resumes from the last committed transaction.
+    Exit 2 when it cannot start for its settings, policy or schemas; 3 when Kafka, the registry or
+    the subject index does not answer at start-up (both runtimes). Exit 70 when a fatal Kafka error
+    stopped it (fenced again and again: another worker with the same id; unauthorized; a broker too
+    old to fence; more than 10 aborted batches in a row): restart it, and it resumes from the last
+    committed transaction.
     Examples:
       jointuse worker --worker-id host1-0
       jointuse worker --runtime confluent --guarantee at_least_once
     """
     settings = _settings(bootstrap, registry, prefix)
-    from streams.runtime.wiring import default_worker_id, run_worker
+    from streams.worker.parts import default_worker_id
 
     chosen_id = worker_id or default_worker_id()
     if runtime is Runtime.FAUST:
@@ -273,6 +275,8 @@ def worker_command(
         argv = [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", log_level, "--without-web"]
         os.execve(sys.executable, argv, env)
     from streams.runtime.loop import FatalError
+    from streams.worker.compose import exit_code
+    from streams.worker.confluent_main import run_worker
 
     try:
         stats = run_worker(
@@ -284,8 +288,8 @@ def worker_command(
         )
     except FatalError as exc:
         fail(f"the worker stopped: {exc}; restart it (it resumes from the last commit)", Exit.FATAL)
-    except JointUseError as exc:
-        fail(exc, Exit.SERVICE)
+    except JointUseError as exc:  # a configuration (2) or a service (3) it cannot start without
+        fail(f"the worker cannot start: {exc}", Exit(exit_code(exc)))
     typer.echo(f"worker stopped: {stats.records} records in {stats.batches} batches {stats.by_status}", err=True)
 
 

@@ -241,7 +241,8 @@ def foreign_run(
     """
     from streams.observability.logs import configure as configure_logging
     from streams.policy.foreign import UnknownRecipient
-    from streams.runtime.wiring import default_worker_id, run_foreign_egress
+    from streams.worker.foreign import run_foreign_egress
+    from streams.worker.parts import default_worker_id
 
     settings = _settings(bootstrap, registry, prefix)
     configure_logging()

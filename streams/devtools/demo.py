@@ -267,7 +267,7 @@ def _statistics(settings: Settings, *, seed: int, first: int, console: Console) 
     closes its windows; the statistics worker then publishes them. Prints one table as its
     recipients read it; returns a summary line, or why there is none."""
     from streams.devtools.synthetic import Mix
-    from streams.policy.statistics import JST
+    from streams.policy.calendar import JST
     from streams.stats.published import wait_for_publication
 
     next_day = dt.datetime.combine(STATS_DAY + dt.timedelta(days=1), dt.time(10), JST)

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from streams.policy.calendar import JST
+
 _SURNAMES = [
     ("佐藤", "サトウ"),
     ("鈴木", "スズキ"),
@@ -85,7 +87,6 @@ _SENSITIVE = [
     "health_checkup",
     "sex_life",
 ]
-_JST = dt.timezone(dt.timedelta(hours=9))
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ class Generator:
         self.first_index = first_index
         self.sources = sources
         self.mix = mix or Mix()
-        self.start = start or dt.datetime(2026, 3, 1, 9, 0, tzinfo=_JST)
+        self.start = start or dt.datetime(2026, 3, 1, 9, 0, tzinfo=JST)
 
     def records(self, count: int) -> Iterator[tuple[str, dict[str, Any] | str]]:
         """Yields ``(source company, record)``; an invalid record may be a raw string line."""

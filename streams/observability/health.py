@@ -65,5 +65,6 @@ class HealthServer:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
+        if self.thread.is_alive():  # shutdown() of a server that never served would wait forever
+            self.server.shutdown()
         self.server.server_close()

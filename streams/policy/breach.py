@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
+from streams.policy.calendar import JST
+
 SUBJECTS_THRESHOLD = 1_000  # more than this many is reportable
 PRELIMINARY_TARGET_DAYS = 3
 PRELIMINARY_LIMIT_DAYS = 5

@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.policy.breach import JST, Deadlines, Exposure, IncidentFacts, assess, days_left, deadlines
+from streams.policy.breach import Deadlines, Exposure, IncidentFacts, assess, days_left, deadlines
+from streams.policy.calendar import JST
 
 OPENED = "opened"
 CANARY_HIT = "canary_hit"

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from streams.policy.calendar import JST
 from streams.policy.model import CATEGORICAL, Policy, Statistics, StatsTable
 
 OTHER = "other"  # a value not in the closed list, or none at all
@@ -141,14 +142,6 @@ def _features(record: Mapping[str, Any], stats: Statistics) -> _Features:
         ),
     }
     return _Features(single, record.get("birth_date"), pairs)
-
-
-def record_cells(
-    record: Mapping[str, Any], table: StatsTable, policy: Policy, *, purposes: Iterable[str], on: dt.date
-) -> frozenset[Cell]:
-    """The cells one shared record counts in: one per (service, plan) it uses and purpose it is
-    shared for, when the table has those dimensions. ``on``: the window's first day (ages)."""
-    return _cells(_features(record, policy.statistics), table, policy, purposes=purposes, on=on)
 
 
 def _cells(
@@ -406,9 +399,6 @@ def _publish(
         withheld_margins=tuple(dimensions[int(w)] if w != "total" else "total" for w in withheld),
         revision=revision,
     )
-
-
-JST = dt.timezone(dt.timedelta(hours=9), "JST")
 
 
 def window_of(kind: str, at: dt.datetime) -> tuple[dt.date, dt.date]:

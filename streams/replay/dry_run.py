@@ -17,10 +17,10 @@ from streams.policy.model import Policy
 from streams.replay.compare import DryRunReport, changes
 from streams.rights.view import RightsView
 from streams.runtime.confluent import in_message
-from streams.runtime.wiring import pipeline_processor
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.topology import Topology
+from streams.worker.parts import pipeline_processor
 
 
 def recorded_decisions(settings: Settings, topic: str) -> dict[tuple[int, int], dict[str, Any]]:

@@ -41,11 +41,11 @@ from streams.policy.model import Policy
 from streams.rights.view import RightsView
 from streams.runtime.confluent import ConfluentWriter, in_message
 from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, FatalError, Offsets
-from streams.runtime.wiring import audit_sealer, pipeline_processor
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.topology import TopicSpec, Topology
+from streams.worker.parts import audit_sealer, pipeline_processor
 
 H_REPLAY_ID = "jointuse-replay-id"
 H_RECIPIENT = "jointuse-recipient"
@@ -256,12 +256,7 @@ class _TopicTransport(_RangeSource, ConfluentWriter):
             staging = TopicSpec(str(replayer.target.topic), {"retention.ms": str(7 * 86_400_000)})
             create_topics(replayer.settings.kafka_common(), [staging], partitions=len(ranges), replication=-1)
         kafka = replayer.settings.kafka_common()
-        super().__init__(
-            clients.producer(kafka, transactional_id=replayer.name),
-            consumer,
-            transactional=True,
-            new_producer=lambda: clients.producer(kafka, transactional_id=replayer.name),
-        )
+        super().__init__(lambda: clients.producer(kafka, transactional_id=replayer.name), consumer, transactional=True)
 
     def positions(self) -> dict[int, int]:
         partitions = [TopicPartition(self.topic, r.partition) for r in self.ranges]

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal
+from typing import Any, Generic
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
@@ -19,17 +19,10 @@ from streams.errors import ClusterError
 from streams.kafka import clients
 from streams.kafka.produce import produce_waiting
 from streams.messages import InMessage, OutMessage
-from streams.observability.metrics import PipelineMetrics
-from streams.runtime.held import HeldMessages
-from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, LoopStats, Offsets, OutcomeT, Sealer
-from streams.topology import Topology
+from streams.runtime.loop import BatchLoop, ErrorKind, LoopStats, Offsets, OutcomeT
+from streams.settings import Guarantee
 
-Guarantee = Literal["exactly_once", "at_least_once"]
 log = logging.getLogger("jointuse.worker")
-
-# Kept under their old names: the worker, the tests and the benchmark use them.
-RunnerStats = LoopStats
-MessageProcessor = BatchProcessor
 
 
 @dataclass(frozen=True)
@@ -40,7 +33,7 @@ class RunnerConfig:
     guarantee: Guarantee = "exactly_once"
     batch_size: int = 500
     poll_timeout: float = 0.05
-    subscription: tuple[str, ...] = ()  # topics or ^regexes; empty: every company's ingest topic
+    subscription: tuple[str, ...] = ()  # topics or ^regexes
 
 
 class ConfluentWriter:
@@ -52,17 +45,17 @@ class ConfluentWriter:
 
     def __init__(
         self,
-        producer: Producer,
+        new_producer: Callable[[], Producer],
         consumer: Consumer,
         *,
         transactional: bool,
-        new_producer: Callable[[], Producer] | None = None,
     ) -> None:
-        """``new_producer`` makes a replacement with the same transactional id (``renew``)."""
-        self.producer = producer
+        """``new_producer`` makes the producer, and its replacements with the same transactional id
+        (``renew``)."""
+        self.new_producer = new_producer
+        self.producer = new_producer()
         self.consumer = consumer
         self.transactional = transactional
-        self.new_producer = new_producer
 
     async def begin(self) -> None:
         self.producer.begin_transaction()
@@ -96,8 +89,6 @@ class ConfluentWriter:
     async def renew(self) -> None:
         """A new producer with the same transactional id (initialising it fences the old one and
         aborts what it left open)."""
-        if self.new_producer is None:
-            raise RuntimeError("this writer cannot replace its producer")
         self.producer = await asyncio.to_thread(self.new_producer)
 
     def classify(self, error: BaseException) -> ErrorKind:
@@ -130,10 +121,9 @@ class ConfluentTransport(ConfluentWriter):
         self.on_revoked: list[Callable[[set[tuple[str, int]]], None]] = []
         transactional_id = config.transactional_id if transactional else None
         super().__init__(
-            clients.producer(config.kafka, transactional_id=transactional_id),
+            lambda: clients.producer(config.kafka, transactional_id=transactional_id),
             clients.group_consumer(config.kafka, config.group_id),
             transactional=transactional,
-            new_producer=lambda: clients.producer(config.kafka, transactional_id=transactional_id),
         )
         self.consumer.subscribe(
             subscription, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_revoke
@@ -179,34 +169,13 @@ class ConfluentTransport(ConfluentWriter):
 class Runner(Generic[OutcomeT]):
     """A BatchLoop over a ConfluentTransport, run in the calling thread until ``stop()``."""
 
-    def __init__(
-        self,
-        config: RunnerConfig,
-        processor: BatchProcessor[OutcomeT],
-        topology: Topology,
-        metrics: PipelineMetrics | None = None,
-        held: HeldMessages | None = None,
-        sealer: Sealer | None = None,
-    ) -> None:
-        """``metrics`` counts transactions and batch times; what a committed outcome means is for
-        ``on_committed`` (each processor's own metrics), called with each committed batch and never
-        blocking."""
+    def __init__(self, config: RunnerConfig, loop: Callable[[ConfluentTransport], BatchLoop[OutcomeT]]) -> None:
+        """``loop`` makes the loop over this runner's transport (``streams.worker.compose``)."""
         self.config = config
-        self.processor = processor
-        self.topology = topology
-        self.metrics = metrics
-        self.transport = ConfluentTransport(config, list(config.subscription) or [topology.ingest_pattern()])
-        # Batch N+1 is decided in a thread while batch N's transaction commits (unless the loop
-        # holds what it reads for a while: then one batch at a time).
-        self.loop: BatchLoop[OutcomeT] = BatchLoop(
-            self.transport, processor, offload=True, pipelined=held is None, held=held, sealer=sealer
-        )
-        self.loop.on_committed.append(self._committed)
+        self.transport = ConfluentTransport(config, list(config.subscription))
+        self.loop = loop(self.transport)
         # A batch fetched before a rebalance would be fenced (KIP-447) and aborted: dropped instead.
         self.transport.on_revoked.append(self.loop.drop_revoked)
-        self.on_committed = self.loop.on_committed
-        self.loop.on_abort.append(self._aborted)
-        self.loop.on_batch_seconds.append(self._batch_seconds)
 
     @property
     def stats(self) -> LoopStats:
@@ -216,17 +185,9 @@ class Runner(Generic[OutcomeT]):
     def assigned(self) -> set[tuple[str, int]]:
         return self.transport.assigned()
 
-    def _committed(self, inputs: Sequence[InMessage], outcomes: Sequence[OutcomeT]) -> None:
-        if self.metrics is not None:
-            self.metrics.transactions.labels("committed").inc()
-
-    def _aborted(self) -> None:
-        if self.metrics is not None:
-            self.metrics.transactions.labels("aborted").inc()
-
-    def _batch_seconds(self, seconds: float) -> None:
-        if self.metrics is not None:
-            self.metrics.batch_seconds.observe(seconds)
+    def close(self) -> None:
+        """Of a runner that will not run (``run`` closes its own)."""
+        self.transport.close()
 
     def run(self, *, max_idle_seconds: float | None = None) -> LoopStats:
         """Runs until ``stop()`` (or, with ``max_idle_seconds``, until idle that long). Raises

@@ -32,6 +32,7 @@ from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.structs import TopicPartition
 
 from streams.errors import ClusterError
+from streams.kafka.clients import MAX_MESSAGE_BYTES
 from streams.kafka.partitioner import key_hash
 from streams.messages import InMessage, OutMessage
 from streams.runtime.faust_kafka import (
@@ -72,7 +73,7 @@ class AiokafkaSink:
             "transactional_id": transactional_id,
             "enable_idempotence": True,
             "transaction_timeout_ms": 30_000,
-            "max_request_size": 8_388_608,
+            "max_request_size": MAX_MESSAGE_BYTES,
             "max_batch_size": 1_048_576,
             "linger_ms": 5,
         }

@@ -28,24 +28,32 @@ def table_app(settings: Settings, app_id: str, *, data_dir: Path, log_name: str,
     data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
-        broker=[f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
-        broker_credentials=credentials(settings),
+        **app_settings(settings, log_name),
         store="rocksdb://" if settings.index_store == "rocksdb" else "memory://",
         datadir=str(data_dir / app_id),
-        autodiscover=False,
-        topic_allow_declare=False,  # the changelogs come from `jointuse topics create`
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_session_timeout=10,
-        broker_heartbeat_interval=2,
         # Table updates go to the changelog in batches (aiokafka sends each message on its own
         # otherwise: a produce request per event was most of the subject index's time).
         producer_linger_ms=20,
-        logging_config=logging_config(settings.log_level, log_name),
         **web,
     )
     use_committed_reads(app)  # committed messages only, stable committed offsets
     return app
+
+
+def app_settings(settings: Settings, log_name: str) -> dict[str, Any]:
+    """What every faust app of this project sets: the cluster and its credentials, no topic declared
+    by faust (topics come from `jointuse topics create`), a member noticed gone in 10 s, JSON logs."""
+    return {
+        "broker": [f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
+        "broker_credentials": credentials(settings),
+        "autodiscover": False,
+        "topic_allow_declare": False,
+        "topic_disable_leader": True,
+        "consumer_auto_offset_reset": "earliest",
+        "broker_session_timeout": 10,
+        "broker_heartbeat_interval": 2,
+        "logging_config": logging_config(settings.log_level, log_name),
+    }
 
 
 def credentials(settings: Settings) -> faust.SASLCredentials | None:

@@ -32,9 +32,9 @@ from prometheus_client import CollectorRegistry
 from streams.kafka.lag import LagMonitor
 from streams.observability.health import HealthServer
 from streams.observability.metrics import StatsMetrics
+from streams.policy.calendar import JST
 from streams.policy.loader import load_policies
 from streams.policy.statistics import (
-    JST,
     Publication,
     StatsBook,
     WindowCounts,

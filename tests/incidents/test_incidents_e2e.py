@@ -21,8 +21,8 @@ from streams.incidents.store import IncidentView, read_book
 from streams.observability.metrics import IncidentMetrics
 from streams.policy.breach import REPORT_HEADINGS, canary_exposure, delivery_exposure
 from streams.policy.engine import Engine
-from streams.runtime.wiring import build_runner
 from streams.settings import Settings
+from streams.worker.confluent_main import ConfluentWorker
 from tests.runtime.helpers import audit_events, generated_lines, read_topic, setup_topics
 
 pytestmark = pytest.mark.kafka
@@ -49,8 +49,9 @@ def _produce(settings: Settings, lines: dict[str, list[bytes]]) -> int:
 
 
 def _run_worker(settings: Settings, worker_id: str) -> None:
-    runner, _ = build_runner(settings, worker_id=worker_id, guarantee="exactly_once", batch_size=50)
-    runner.run(max_idle_seconds=4)
+    # The composed worker's pipeline alone, in this process (no telemetry server, no erasure).
+    worker = ConfluentWorker(settings, worker_id=worker_id, guarantee="exactly_once", batch_size=50)
+    worker.run_pipeline_only(max_idle_seconds=4)
 
 
 def _cli(*args: str) -> str:

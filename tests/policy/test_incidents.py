@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from streams.policy.breach import JST, Exposure, Trigger
+from streams.policy.breach import Exposure, Trigger
+from streams.policy.calendar import JST
 from streams.policy.incidents import (
     IncidentBook,
     InvalidIncidentEvent,

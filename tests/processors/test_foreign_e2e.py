@@ -10,8 +10,8 @@ import pytest
 
 from streams.cli.client import produce_lines, read_committed
 from streams.devtools.synthetic import Generator, Mix, to_line
-from streams.runtime.wiring import run_foreign_egress
 from streams.settings import Settings
+from streams.worker.foreign import run_foreign_egress
 from tests.cli.helpers import run_cli
 from tests.policies import REINSURER, policy_with_reinsurer
 from tests.runtime.helpers import setup_topics

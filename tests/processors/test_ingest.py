@@ -285,7 +285,7 @@ def test_a_shared_record_adds_its_cells_to_the_statistics_and_a_withheld_one_not
 def test_a_shared_records_event_time_is_never_ahead_of_now(
     policies: PolicySet, updated_at: dt.datetime, counted_on: dt.datetime
 ) -> None:
-    from streams.policy.statistics import JST
+    from streams.policy.calendar import JST
 
     registry = MemoryRegistry()
     record = _record(updated_at=int(updated_at.timestamp() * 1000))

@@ -62,4 +62,15 @@ def test_the_committed_reads_transport_s_private_hooks_are_the_ones_checked() ->
     assert "self._sender = Sender(" in inspect.getsource(aiokafka.AIOKafkaProducer.__init__)
     from aiokafka.producer.transaction_manager import TransactionManager
 
-    assert "self._transaction_waiter.set_exception(exc)" in inspect.getsource(TransactionManager.error_transaction)
+    error_transaction = inspect.getsource(TransactionManager.error_transaction)
+    assert "self._transaction_waiter.set_exception(exc)" in error_transaction
+    # Why BrokerAbortedTransactions exists: aiokafka forgets the transaction's partitions and group
+    # on an abortable error, and then ends the "empty" transaction without an EndTxn.
+    assert "self._txn_partitions.clear()" in error_transaction
+    assert "is_empty_transaction()" in inspect.getsource(Sender._do_txn_commit)
+    assert list(inspect.signature(TransactionManager.__init__).parameters) == [
+        "self",
+        "transactional_id",
+        "transaction_timeout_ms",
+    ]
+    assert "txn_manager=self._txn_manager" in inspect.getsource(aiokafka.AIOKafkaProducer.__init__)

@@ -11,9 +11,10 @@ from typer.testing import CliRunner
 
 from streams.cli.main import app
 from streams.devtools.synthetic import Generator, Mix
+from streams.policy.calendar import JST
 from streams.policy.classification import load_schema
 from streams.policy.loader import PolicySet
-from streams.policy.statistics import JST, StatsBook, domain, publication_record, window_of
+from streams.policy.statistics import StatsBook, domain, publication_record, window_of
 from streams.serde.avro_codec import AvroCodec
 from streams.settings import PROJECT_ROOT
 from streams.stats.preview import preview

@@ -16,14 +16,15 @@ from streams.cli.client import produce_lines
 from streams.devtools.processes import start_stats, stop_worker
 from streams.devtools.synthetic import Generator, Mix
 from streams.kafka.lag import group_lag
+from streams.policy.calendar import JST
 from streams.policy.classification import load_schema
 from streams.policy.loader import load_policies
-from streams.policy.statistics import JST, Publication
-from streams.runtime.wiring import build_runner
+from streams.policy.statistics import Publication
 from streams.settings import PROJECT_ROOT, Settings
 from streams.stats.preview import preview
 from streams.stats.published import wait_for_publication
 from streams.topology import Topology
+from streams.worker.confluent_main import ConfluentWorker
 from tests.observability.test_prometheus_e2e import free_port
 from tests.runtime.helpers import setup_topics
 
@@ -43,8 +44,9 @@ def _produce(settings: Settings, lines: dict[str, list[bytes]]) -> None:
 
 
 def _decide(settings: Settings) -> None:
-    runner, _ = build_runner(settings, worker_id="stats-0", guarantee="exactly_once", batch_size=200)
-    runner.run(max_idle_seconds=4)
+    # The composed worker's pipeline alone, in this process (no telemetry server, no erasure).
+    worker = ConfluentWorker(settings, worker_id="stats-0", guarantee="exactly_once", batch_size=200)
+    worker.run_pipeline_only(max_idle_seconds=4)
 
 
 def _published(settings: Settings, table: str, revision: int, timeout: float = 120) -> dict:
