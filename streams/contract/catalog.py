@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from streams.audit import event as audit_event
 from streams.kafka.acl_plan import AccessPlan, company_transactional_prefix, plan_access
 from streams.messages import (
     H_DETAIL,
@@ -157,21 +158,7 @@ NOTICE_JSON: Mapping[str, Any] = {
         "issued_at": {"type": "string", "format": "date-time", "description": "When the notice was written."},
     },
 }
-AUDIT_JSON: Mapping[str, Any] = {
-    "type": "object",
-    "description": "One decision per input: status, reason, recipients with purposes and items, "
-    "classes dropped. Pseudonymous.",
-    "properties": {
-        "subject": {"type": ["string", "null"]},
-        "source": {"type": ["string", "null"]},
-        "status": {"type": "string", "enum": ["shared", "withheld", "invalid"]},
-        "reason": {"type": ["string", "null"]},
-        "recipients": {"type": "object"},
-        "policy_version": {"type": ["string", "null"]},
-        "input": {"type": "object"},
-        "processed_at_ms": {"type": "integer"},
-    },
-}
+AUDIT_JSON: Mapping[str, Any] = audit_event.json_schema()
 RIGHTS_JSON: Mapping[str, Any] = {
     "type": "object",
     "description": "A stop-of-use, resume or erasure request (利用停止・消去), filed by the privacy desk.",

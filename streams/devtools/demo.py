@@ -17,12 +17,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from streams.audit.event import AuditEvent
 from streams.cli.client import ensure_reachable, produce_lines, read_committed
 from streams.devtools.processes import start_stats, start_worker, stop_worker
 from streams.devtools.synthetic import Generator
 from streams.kafka.admin import create_topics
 from streams.policy.loader import load_policies
-from streams.policy.rights import RightsAction, disclosures
+from streams.policy.rights import RightsAction
+from streams.policy.subject_index import exposures_of
 from streams.rights.requests import file_request
 from streams.settings import Settings
 from streams.topology import Topology
@@ -243,7 +245,7 @@ def _stop_of_use(
     else:
         return None
     subject = keys.subject("jcom", customer)
-    before = disclosures(events, frozenset({subject}))
+    before = exposures_of([AuditEvent.from_json(e) for e in events], frozenset({subject}))
     started = time.perf_counter()
     file_request(settings, RightsAction.STOP, customer, "jcom")
     deadline = time.monotonic() + 60
@@ -253,8 +255,9 @@ def _stop_of_use(
         mine = [json.loads(m.value() or b"null") for m in audit]
         if any(e["subject"] == subject and e["reason"] == "stop_of_use" for e in mine):
             seconds = time.perf_counter() - started
+            times = sum(e.deliveries for e in before)
             console.print(
-                f"[bold]rights[/] customer {customer} of jcom had been shared {len(before)} time(s) "
+                f"[bold]rights[/] customer {customer} of jcom had been shared {times} time(s) "
                 f"({', '.join(sorted({d.recipient for d in before}))}); after a stop request their record "
                 f"was withheld within {seconds:.1f} s"
             )

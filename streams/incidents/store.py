@@ -5,7 +5,6 @@ streams.policy.breach; this module only reads and writes Kafka."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -13,13 +12,14 @@ from typing import Any
 
 from confluent_kafka import KafkaException
 
+from streams.audit.event import AuditEvent, readable
 from streams.errors import ClusterError, ConfigError
 from streams.kafka import clients
 from streams.kafka.follow import TopicFollower
 from streams.kafka.produce import out, produce_waiting
 from streams.kafka.reader import RangeSpec, read_range, scan_topic
 from streams.messages import OutMessage
-from streams.policy.breach import Exposure, delivery_exposure
+from streams.policy.breach import IncidentScope, delivery_exposure
 from streams.policy.incidents import IncidentBook, leak_notice, opened_event
 from streams.settings import Settings
 from streams.topology import Topology
@@ -55,7 +55,7 @@ def read_book(settings: Settings) -> IncidentBook:
 
 def audit_events(
     settings: Settings, from_time: dt.datetime | None, to_time: dt.datetime | None, on_progress: Callable[[int], None]
-) -> Iterable[Mapping[str, Any]]:
+) -> Iterable[AuditEvent]:
     """The audit events written in about ``[from_time, to_time)`` (by the broker's time index, with a
     margin): the caller bounds them exactly by ``processed_at_ms``."""
     topology = Topology(settings.topic_prefix)
@@ -66,13 +66,7 @@ def audit_events(
     )
     group = f"{settings.topic_prefix}.auditor.incidents"
     for batch in read_range(settings.kafka_common(), spec, group_id=group, batch_size=1000, on_progress=on_progress):
-        for message in batch:
-            try:
-                event = json.loads(message.value() or b"")
-            except ValueError:
-                continue  # not an audit event: `jointuse audit verify` reports it
-            if isinstance(event, dict):
-                yield event
+        yield from readable(message.value() for message in batch)
 
 
 def customer_keys(settings: Settings, inputs: Iterable[tuple[str, int, int]]) -> dict[tuple[str, int, int], str]:
@@ -97,7 +91,7 @@ def customer_keys(settings: Settings, inputs: Iterable[tuple[str, int, int]]) ->
 @dataclass(frozen=True)
 class Opened:
     incident_id: str
-    exposure: Exposure
+    exposure: IncidentScope
     notices: int
     without_key: int  # notices that could name the pseudonym and the input only
 

@@ -20,8 +20,8 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
+from streams.audit.event import AuditEvent
 from streams.policy.calendar import JST
 
 SUBJECTS_THRESHOLD = 1_000  # more than this many is reportable
@@ -230,7 +230,7 @@ def draft_report(facts: IncidentFacts, lang: str) -> str:
 
 
 @dataclass(frozen=True)
-class Exposure:
+class IncidentScope:
     """What an incident concerns, resolved from audit events: pseudonymous subjects and where each
     one's input was (so its source company can find its customer), never a record's value."""
 
@@ -252,29 +252,28 @@ class Exposure:
         return list(seen.values())
 
 
-def canary_exposure(events: Iterable[Mapping[str, Any]]) -> Exposure:
+def canary_exposure(events: Iterable[AuditEvent]) -> IncidentScope:
     """The deliveries the leak canary blocked (audit events with reason ``leak_canary``)."""
-    hits = [e for e in events if e.get("reason") == "leak_canary" and e.get("leaks")]
-    leaks = [leak for e in hits for leak in e["leaks"]]
+    hits = [e for e in events if e.reason == "leak_canary" and e.leaks]
     return _exposure(
         hits,
-        recipients={str(leak["recipient"]) for leak in leaks},
+        recipients={leak.recipient for e in hits for leak in e.leaks},
         items=set(),
-        classes={str(leak["class"]) for leak in leaks},
-        deliveries=sum(len({leak["recipient"] for leak in e["leaks"]}) for e in hits),  # one per recipient
+        classes={leak.cls for e in hits for leak in e.leaks},
+        deliveries=sum(len({leak.recipient for leak in e.leaks}) for e in hits),  # one per recipient
         blocked=True,
-        recipients_of=lambda e: {str(leak["recipient"]) for leak in e["leaks"]},
+        recipients_of=lambda e: {leak.recipient for leak in e.leaks},
     )
 
 
 def delivery_exposure(
-    events: Iterable[Mapping[str, Any]],
+    events: Iterable[AuditEvent],
     *,
     recipient: str | None = None,
     from_ms: int | None = None,
     to_ms: int | None = None,
     subjects: frozenset[str] | None = None,
-) -> Exposure:
+) -> IncidentScope:
     """What was delivered (to ``recipient``, in ``[from_ms, to_ms)`` by processing time, of
     ``subjects``): e.g. a recipient's systems were breached, and its copies may have leaked."""
     chosen = []
@@ -283,23 +282,19 @@ def delivery_exposure(
     recipients: set[str] = set()
     items: set[str] = set()
     for event in events:
-        at = int(event.get("processed_at_ms") or 0)
-        if (
-            event.get("status") != "shared"
-            or (from_ms is not None and at < from_ms)
-            or (to_ms is not None and at >= to_ms)
-        ):
+        at = event.processed_at_ms
+        if (from_ms is not None and at < from_ms) or (to_ms is not None and at >= to_ms):
             continue
-        if subjects is not None and event.get("subject") not in subjects:
+        if subjects is not None and event.subject not in subjects:
             continue
-        reached = {r: d for r, d in (event.get("recipients") or {}).items() if recipient in (None, r)}
+        reached = {r: d for r, d in event.deliveries() if recipient in (None, r)}
         if not reached:
             continue
         chosen.append(event)
         reached_by[id(event)] = set(reached)
         deliveries += len(reached)
         recipients.update(reached)
-        items.update(i for d in reached.values() for i in d.get("items", ()))
+        items.update(i for d in reached.values() for i in d.items)
     # A delivery holds identifiers and the notice's items only: never a protected class.
     return _exposure(
         chosen,
@@ -313,33 +308,27 @@ def delivery_exposure(
 
 
 def _exposure(
-    events: list[Mapping[str, Any]],
+    events: list[AuditEvent],
     *,
     recipients: set[str],
     items: set[str],
     classes: set[str],
     deliveries: int,
     blocked: bool,
-    recipients_of: Callable[[Mapping[str, Any]], set[str]],
-) -> Exposure:
+    recipients_of: Callable[[AuditEvent], set[str]],
+) -> IncidentScope:
     reached: dict[str, set[str]] = {}
     for event in events:
-        if event.get("subject"):
-            reached.setdefault(str(event["subject"]), set()).update(recipients_of(event))
+        if event.subject:
+            reached.setdefault(event.subject, set()).update(recipients_of(event))
     inputs = sorted(
         {
-            (
-                str(e["subject"]),
-                str(e.get("source") or ""),
-                str(e["input"]["topic"]),
-                int(e["input"]["partition"]),
-                int(e["input"]["offset"]),
-            )
+            (e.subject, e.source or "", e.input.topic, e.input.partition, e.input.offset)
             for e in events
-            if e.get("subject") and isinstance(e.get("input"), Mapping)
+            if e.subject and e.input.topic
         }
     )
-    return Exposure(
+    return IncidentScope(
         subjects=frozenset(i[0] for i in inputs),
         recipients=tuple(sorted(recipients)),
         sources=tuple(sorted({i[1] for i in inputs if i[1]})),

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.policy.breach import Deadlines, Exposure, IncidentFacts, assess, days_left, deadlines
+from streams.policy.breach import Deadlines, IncidentFacts, IncidentScope, assess, days_left, deadlines
 from streams.policy.calendar import JST
 
 OPENED = "opened"
@@ -94,7 +94,7 @@ def opened_event(
     by: str,
     reason: str,
     at: dt.datetime,
-    exposure: Exposure,
+    exposure: IncidentScope,
     notices_written: int,
     financial_harm: bool = False,
     wrongful_purpose: bool = False,

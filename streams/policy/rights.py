@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -80,42 +79,6 @@ class RightsState:
 
     def __len__(self) -> int:
         return len(self.requests)
-
-
-@dataclass(frozen=True)
-class Disclosure:
-    """One delivery of a subject's data to a recipient, as recorded in the audit topic."""
-
-    recipient: str
-    items: tuple[str, ...]
-    purposes: tuple[str, ...]
-    policy_version: str | None
-    at: dt.datetime
-    input_topic: str
-    input_offset: int
-
-
-def disclosures(events: Iterable[Mapping[str, Any]], subjects: frozenset[str]) -> list[Disclosure]:
-    """Deliveries to recipients, oldest first, from audit events of the given subject hashes."""
-    found = []
-    for event in events:
-        if event.get("subject") not in subjects or event.get("status") != "shared":
-            continue
-        at = dt.datetime.fromtimestamp(int(event.get("processed_at_ms") or 0) / 1000, dt.UTC)
-        source = event.get("input") or {}
-        for recipient, what in (event.get("recipients") or {}).items():
-            found.append(
-                Disclosure(
-                    recipient,
-                    tuple(what.get("items") or ()),
-                    tuple(what.get("purposes") or ()),
-                    event.get("policy_version"),
-                    at,
-                    str(source.get("topic", "")),
-                    int(source.get("offset", -1)),
-                )
-            )
-    return sorted(found, key=lambda d: (d.at, d.recipient))
 
 
 def erasure_notice(request: RightsRequest, recipient: str, *, issued_at: dt.datetime) -> bytes:

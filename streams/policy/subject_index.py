@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-SHARED = "shared"
+from streams.audit.event import AuditEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,12 +123,12 @@ class SubjectRow:
         )
 
 
-def fold(row: SubjectRow | None, event: Mapping[str, Any], partition: int, offset: int) -> SubjectRow | None:
+def fold(row: SubjectRow | None, event: AuditEvent, partition: int, offset: int) -> SubjectRow | None:
     """The row after one audit event of its subject, read at ``offset`` of audit ``partition``. An
     event at or below the row's applied offset of that partition was folded already and changes
     nothing; an event without a subject (an input that had no key) has no row."""
-    subject = event.get("subject")
-    if not isinstance(subject, str) or not subject:
+    subject = event.subject
+    if not subject:
         return row
     if row is None:
         row = SubjectRow(subject)
@@ -172,13 +172,13 @@ def correction_delivered(row: SubjectRow, correction: Correction) -> dict[str, b
     return {recipient: at >= correction.at_ms for recipient, at in sorted(latest.items())}
 
 
-def exposures_of(events: Iterable[Mapping[str, Any]], subjects: frozenset[str]) -> tuple[Exposure, ...]:
+def exposures_of(events: Iterable[AuditEvent], subjects: frozenset[str]) -> tuple[Exposure, ...]:
     """The same groups straight from audit events, in the order read (the whole-topic scan the
     index replaces): for comparing a report from the index with one from the audit topic."""
     rows: dict[str, SubjectRow | None] = {}
     for position, event in enumerate(events):
-        subject = event.get("subject")
-        if subject in subjects:
+        subject = event.subject
+        if subject is not None and subject in subjects:
             rows[subject] = fold(rows.get(subject), event, 0, position)
     return _ordered(e for row in rows.values() if row is not None for e in row.exposures)
 
@@ -188,25 +188,11 @@ def exposures_of_rows(rows: Iterable[SubjectRow]) -> tuple[Exposure, ...]:
     return _ordered(e for row in rows for e in row.exposures)
 
 
-def _deliveries(event: Mapping[str, Any]) -> list[Exposure]:
-    if event.get("status") != SHARED:
-        return []
-    at = int(event.get("processed_at_ms") or 0)
-    source = event.get("input") or {}
-    topic, offset = str(source.get("topic", "")), int(source.get("offset", -1))
+def _deliveries(event: AuditEvent) -> list[Exposure]:
+    at, where = event.processed_at_ms, event.input
     return [
-        Exposure(
-            recipient,
-            event.get("policy_version"),
-            tuple(what.get("items") or ()),
-            tuple(what.get("purposes") or ()),
-            at,
-            at,
-            1,
-            topic,
-            offset,
-        )
-        for recipient, what in (event.get("recipients") or {}).items()
+        Exposure(recipient, event.policy_version, what.items, what.purposes, at, at, 1, where.topic, where.offset)
+        for recipient, what in event.deliveries()
     ]
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streams.audit.event import AuditEvent, readable
 from streams.errors import DEPENDENCY_ERRORS
 from streams.kafka.reader import scan_topic
 from streams.messages import InMessage, OutMessage, dead_letter_headers
@@ -36,7 +37,7 @@ from streams.topology import Topology
 RIGHTS_DEAD_LETTERS = "rights"  # <prefix>.dlq.rights
 H_REQUEST_ID = "jointuse-rights-request-id"
 
-AuditLookup = Callable[[frozenset[str]], Iterable[Mapping[str, Any]]]
+AuditLookup = Callable[[frozenset[str]], Iterable[AuditEvent]]
 RowsLookup = Callable[[frozenset[str]], Iterable[SubjectRow]]  # the index rows of a subject's pseudonyms
 ProvisionLookup = Callable[[str], Iterable[Mapping[str, Any]]]
 
@@ -44,15 +45,10 @@ ProvisionLookup = Callable[[str], Iterable[Mapping[str, Any]]]
 def audit_lookup(kafka: dict[str, Any], topology: Topology, *, group_id: str) -> AuditLookup:
     """Audit events of the given subject hashes, read from the whole audit topic."""
 
-    def lookup(subjects: frozenset[str]) -> list[Mapping[str, Any]]:
+    def lookup(subjects: frozenset[str]) -> list[AuditEvent]:
         needles = [f'"subject":"{s}"'.encode() for s in subjects]
-        events = []
-        for message in scan_topic(kafka, topology.audit, group_id=group_id, contains=needles):
-            try:
-                events.append(json.loads(message.value() or b"{}"))
-            except ValueError:
-                continue  # not ours: the audit topic holds only our JSON, but never crash on it
-        return events
+        scanned = scan_topic(kafka, topology.audit, group_id=group_id, contains=needles)
+        return list(readable(message.value() for message in scanned))
 
     return lookup
 

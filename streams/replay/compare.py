@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.audit.event import AuditEvent
 from streams.policy.decision import Decision, Status
 
 SAMPLES = 3
@@ -57,12 +58,8 @@ class DryRunReport:
         ]
 
 
-def _recorded(event: Mapping[str, Any]) -> tuple[str, dict[str, tuple[set[str], set[str]]]]:
-    recipients = {
-        r: (set(what.get("purposes") or ()), set(what.get("items") or ()))
-        for r, what in (event.get("recipients") or {}).items()
-    }
-    return str(event.get("status")), recipients
+def _recorded(event: AuditEvent) -> tuple[str, dict[str, tuple[set[str], set[str]]]]:
+    return event.status.value, {r: (set(what.purposes), set(what.items)) for r, what in event.recipients.items()}
 
 
 def _decided(decision: Decision | None) -> tuple[str, dict[str, tuple[set[str], set[str]]]]:
@@ -71,7 +68,7 @@ def _decided(decision: Decision | None) -> tuple[str, dict[str, tuple[set[str], 
     return decision.status.value, {r: (set(d.purposes), set(d.items)) for r, d in decision.deliveries.items()}
 
 
-def changes(event: Mapping[str, Any], decision: Decision | None) -> list[Change]:
+def changes(event: AuditEvent, decision: Decision | None) -> list[Change]:
     """Differences from the recorded decision ``event`` to the new ``decision``."""
     old_status, old = _recorded(event)
     new_status, new = _decided(decision)

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
 
+from streams.audit.event import AuditEvent, readable
 from streams.kafka.reader import RangeSpec, read_range, scan_topic
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
@@ -23,23 +23,19 @@ from streams.topology import Topology
 from streams.worker.parts import pipeline_processor
 
 
-def recorded_decisions(settings: Settings, topic: str) -> dict[tuple[int, int], dict[str, Any]]:
+def recorded_decisions(settings: Settings, topic: str) -> dict[tuple[int, int], AuditEvent]:
     """The latest audit event per input (partition, offset) of ``topic``."""
     topology = Topology(settings.topic_prefix)
     needle = json.dumps({"topic": topic}, separators=(",", ":"))[1:-1].encode()
-    found: dict[tuple[int, int], dict[str, Any]] = {}
+    found: dict[tuple[int, int], AuditEvent] = {}
     group = f"{settings.topic_prefix}.pipeline-replay.audit"
-    for message in scan_topic(settings.kafka_common(), topology.audit, group_id=group, contains=[needle]):
-        try:
-            event = json.loads(message.value() or b"{}")
-            source = event["input"]
-            position = (int(source["partition"]), int(source["offset"]))
-        except (ValueError, KeyError, TypeError):
+    scanned = scan_topic(settings.kafka_common(), topology.audit, group_id=group, contains=[needle])
+    for event in readable(message.value() for message in scanned):
+        if event.input.topic != topic:
             continue
-        if source.get("topic") != topic:
-            continue
+        position = (event.input.partition, event.input.offset)
         previous = found.get(position)
-        if previous is None or int(event.get("processed_at_ms") or 0) >= int(previous.get("processed_at_ms") or 0):
+        if previous is None or event.processed_at_ms >= previous.processed_at_ms:
             found[position] = event
     return found
 

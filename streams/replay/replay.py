@@ -115,7 +115,7 @@ class Replayer:
             worker_id=f"replay-{self.id}",
             is_stopped=self.rights.is_stopped,
             extra_headers=[(H_REPLAY_ID, self.id.encode())],
-            audit_extra={"replay_id": self.id},
+            replay_id=self.id,
         )
         self.stats = ReplayStats(self.id)
 

@@ -40,6 +40,7 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from streams.audit.event import AuditEvent, InvalidAuditEvent
 from streams.errors import ClusterError
 from streams.kafka import clients
 from streams.kafka.partitioner import key_hash
@@ -96,12 +97,12 @@ def apply(key: bytes | None, value: bytes | None, partition: int, offset: int) -
     """One audit event into its subject's row (in the table's partition of the event)."""
     metrics.applied.inc()
     try:
-        event = orjson.loads(value or b"")
-    except orjson.JSONDecodeError:
-        _skip("not_json")
+        event = AuditEvent.from_json(value or b"")
+    except InvalidAuditEvent:
+        _skip("not_an_audit_event")
         return
-    subject = event.get("subject") if isinstance(event, dict) else None
-    if not isinstance(subject, str) or not subject:
+    subject = event.subject
+    if not subject:
         return  # an input that had no key: it has no subject
     if key is None or key != subject.encode():
         _skip("key_mismatch")  # a row must live in the partition its lookups are routed to

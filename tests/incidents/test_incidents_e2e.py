@@ -15,6 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
+from streams.audit.event import AuditEvent
 from streams.cli.client import produce_lines
 from streams.cli.main import app
 from streams.incidents.store import IncidentView, read_book
@@ -96,7 +97,7 @@ def test_a_canary_hit_opens_one_incident_matching_the_blocked_deliveries(
     monkeypatch.undo()
 
     events = audit_events(settings, topology, total)
-    blocked = canary_exposure(events)
+    blocked = canary_exposure([AuditEvent.from_json(e) for e in events])
     assert blocked.deliveries > 0 and blocked.classes == ("sensitive",)
     book = read_book(settings)
     (incident,) = book.incidents.values()
@@ -149,7 +150,7 @@ def test_an_operator_opens_an_incident_for_what_one_recipient_received(kafka: Se
     events = audit_events(settings, topology, total)
     start = dt.datetime.fromtimestamp(min(e["processed_at_ms"] for e in events) / 1000, dt.UTC)
     end = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1)
-    expected = delivery_exposure(events, recipient="jcom-insurance")
+    expected = delivery_exposure([AuditEvent.from_json(e) for e in events], recipient="jcom-insurance")
     assert expected.subjects and not read_book(settings).incidents
 
     output = _cli(

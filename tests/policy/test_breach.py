@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import pytest
 
+from streams.audit.event import AuditEvent
 from streams.policy.breach import (
     GAP,
     JST,
@@ -114,7 +115,7 @@ def test_a_report_is_drafted_in_japanese_or_english_only() -> None:
         draft_report(_facts(), "fr")
 
 
-def _event(subject: str, **fields: object) -> dict[str, object]:
+def _event(subject: str, **fields: object) -> AuditEvent:
     event: dict[str, object] = {
         "subject": subject,
         "source": "jcom",
@@ -125,7 +126,7 @@ def _event(subject: str, **fields: object) -> dict[str, object]:
         "input": {"topic": "p.ingest.jcom.customer.v1", "partition": 1, "offset": int(subject[1:])},
     }
     event.update(fields)
-    return event
+    return AuditEvent.from_json(event)
 
 
 def test_a_canary_exposure_counts_the_blocked_deliveries_and_their_classes() -> None:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from streams.policy.breach import Exposure, Trigger
+from streams.policy.breach import IncidentScope, Trigger
 from streams.policy.calendar import JST
 from streams.policy.incidents import (
     IncidentBook,
@@ -69,8 +69,8 @@ def test_hits_fold_into_subjects_deliveries_and_classes_counting_a_redelivered_i
     assert facts.opened_by == "leak_canary" and facts.aware_at == AWARE
 
 
-def _exposure(subjects: int, classes: tuple[str, ...] = ("identifier", "item")) -> Exposure:
-    return Exposure(
+def _exposure(subjects: int, classes: tuple[str, ...] = ("identifier", "item")) -> IncidentScope:
+    return IncidentScope(
         subjects=frozenset(f"s{i}" for i in range(subjects)),
         recipients=("jcom-insurance",),
         sources=("jcom",),

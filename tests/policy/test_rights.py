@@ -7,18 +7,19 @@ import json
 
 import pytest
 
+from streams.audit.event import AuditEvent
 from streams.policy.loader import PolicySet
 from streams.policy.rights import (
     InvalidRightsRequest,
     RightsAction,
     RightsRequest,
     RightsState,
-    disclosures,
     erasure_notice,
     expired,
     parse_request,
     retention_of,
 )
+from streams.policy.subject_index import exposures_of
 
 AT = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -69,15 +70,18 @@ def _event(subject: str, status: str, recipients: dict[str, list[str]], at_ms: i
 
 def test_disclosures_keep_only_the_subjects_shared_events_oldest_first() -> None:
     events = [
-        _event("a", "shared", {"jcom": ["name"]}, 2_000),
-        _event("a", "withheld", {}, 3_000),
-        _event("b", "shared", {"jcom-insurance": ["email"]}, 1_000),
-        _event("a", "shared", {"jcom-insurance": ["name", "email"]}, 1_000),
+        AuditEvent.from_json(e)
+        for e in (
+            _event("a", "shared", {"jcom": ["name"]}, 2_000),
+            _event("a", "withheld", {}, 3_000),
+            _event("b", "shared", {"jcom-insurance": ["email"]}, 1_000),
+            _event("a", "shared", {"jcom-insurance": ["name", "email"]}, 1_000),
+        )
     ]
-    found = disclosures(events, frozenset({"a"}))
+    found = exposures_of(events, frozenset({"a"}))
     assert [(d.recipient, d.items) for d in found] == [("jcom-insurance", ("name", "email")), ("jcom", ("name",))]
-    assert found[0].at == dt.datetime.fromtimestamp(1, dt.UTC)
-    assert disclosures(events, frozenset({"nobody"})) == []
+    assert found[0].first_at_ms == 1_000
+    assert exposures_of(events, frozenset({"nobody"})) == ()
 
 
 def test_erasure_notice_names_request_recipient_and_subject_key() -> None:

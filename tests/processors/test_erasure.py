@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from streams.audit.event import AuditEvent
 from streams.errors import SubjectIndexUnavailable
 from streams.messages import H_REASON, InMessage
 from streams.policy.decision import Status
@@ -40,7 +41,7 @@ def _processor(
 ) -> RightsProcessor:
     rows: dict[str, SubjectRow | None] = {}
     for offset, event in enumerate(events):
-        rows[event["subject"]] = fold(rows.get(event["subject"]), event, 0, offset)
+        rows[event["subject"]] = fold(rows.get(event["subject"]), AuditEvent.from_json(event), 0, offset)
 
     def lookup(subjects: frozenset[str]) -> list[SubjectRow]:
         return [row for subject, row in rows.items() if subject in subjects and row is not None]

@@ -8,10 +8,12 @@ import hashlib
 import json
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streams.audit.event import AuditEvent
 from streams.errors import RegistryError
 from streams.messages import H_DETAIL, H_REASON, InMessage, Outcome
 from streams.policy.classification import PROTECTED_CLASSES, FieldClass
@@ -67,6 +69,7 @@ def _message(
 
 def _audit(outcome: Outcome) -> dict[str, Any]:
     (event,) = [json.loads(m.value or b"") for m in outcome.messages if m.topic == T.audit]
+    assert AuditEvent.from_json(event).to_json() == orjson.dumps(event)  # every event is one of the type
     return event
 
 

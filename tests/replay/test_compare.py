@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from streams.audit.event import AuditEvent
 from streams.policy.decision import Decision, Delivery, Reason, Status
 from streams.replay.compare import SAMPLES, Change, DryRunReport, changes
 
 
-def _event(status: str, recipients: dict[str, tuple[list[str], list[str]]]) -> dict[str, object]:
-    return {"status": status, "recipients": {r: {"purposes": p, "items": i} for r, (p, i) in recipients.items()}}
+def _event(status: str, recipients: dict[str, tuple[list[str], list[str]]]) -> AuditEvent:
+    return AuditEvent.from_json(
+        {"status": status, "recipients": {r: {"purposes": p, "items": i} for r, (p, i) in recipients.items()}}
+    )
 
 
 def _decision(recipients: dict[str, tuple[tuple[str, ...], tuple[str, ...]]]) -> Decision:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from streams.audit.event import AuditEvent
 from streams.devtools.processes import start_index, stop_worker
 from streams.errors import SubjectIndexUnavailable
 from streams.policy.subject_index import exposures_of
@@ -54,7 +55,7 @@ def _same_as_the_audit(index: SubjectIndex, events: list[dict[str, Any]]) -> int
     deliveries = 0
     for subject in sorted(_subjects(events)):
         answer = _caught_up(index, subject)
-        expected = exposures_of(events, frozenset({subject}))
+        expected = exposures_of([AuditEvent.from_json(e) for e in events], frozenset({subject}))
         got = answer.row.exposures if answer.row else ()
         assert got == expected, [
             {k: (getattr(g, k), getattr(e, k)) for k in ("recipient", "first_at_ms", "last_at_ms", "deliveries")}

@@ -1,0 +1,319 @@
+"""The audit event: the legal record of one input's decision (what was shared with whom, for which
+purposes, what was dropped, or why nothing was). One type, written by the ingest processor and read
+by every fold (the subject index, breach exposures, incidents, replay comparisons, reports).
+
+Pure: no Kafka, no clock. The JSON is the audit topic's wire form; its schema in the catalog is
+generated from ``FIELDS`` below, so the document cannot drift from what is written. A sealed event
+also ends in a ``chain`` member (``streams.audit.chain``); reading ignores it, the verifier reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streams.policy.decision import Status
+
+
+class InvalidAuditEvent(ValueError):
+    """An audit topic value that is not an audit event; the message names the member and the rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What one recipient received: the notice's items and the purposes it may use them for."""
+
+    purposes: tuple[str, ...]
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class InputPosition:
+    """Where the input was read: enough to find it again (a replay, an incident's first input)."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A field removed from every delivery: its path and class, never its value."""
+
+    path: str
+    cls: str
+
+
+@dataclass(frozen=True, slots=True)
+class Leak:
+    """A delivery the leak canary stopped: to whom, and the protected class it would have held."""
+
+    recipient: str
+    cls: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    """One input's decision. ``status`` is the decision's; an input that became a dead letter is
+    ``invalid`` with the dead letter's reason, and has no recipients."""
+
+    subject: str | None
+    subject_key_id: str | None
+    source: str | None
+    status: Status
+    reason: str | None
+    recipients: Mapping[str, Delivered]
+    purposes: tuple[str, ...]
+    dropped: tuple[Dropped, ...]
+    policy_version: str | None
+    record_policy_version: str | None
+    schema_id: int | None
+    input: InputPosition
+    processed_at_ms: int
+    trace_id: str
+    processed_by: str
+    leaks: tuple[Leak, ...] = ()
+    replay_id: str | None = None
+
+    @property
+    def shared(self) -> bool:
+        return self.status is Status.SHARED
+
+    def deliveries(self) -> Iterator[tuple[str, Delivered]]:
+        """The deliveries this event records (none unless shared), by recipient."""
+        if self.status is Status.SHARED:
+            yield from self.recipients.items()
+
+    def to_json(self) -> bytes:
+        # On the hot path (one per input): a dict in wire order, dumped by orjson.
+        event: dict[str, Any] = {
+            "subject": self.subject,
+            "subject_key_id": self.subject_key_id,
+            "source": self.source,
+            "status": self.status.value,
+            "reason": self.reason,
+            "recipients": {
+                r: {"purposes": list(d.purposes), "items": list(d.items)} for r, d in self.recipients.items()
+            },
+            "purposes": list(self.purposes),
+            "dropped": [{"path": d.path, "class": d.cls} for d in self.dropped],
+            "policy_version": self.policy_version,
+            "record_policy_version": self.record_policy_version,
+            "schema_id": self.schema_id,
+            "input": {
+                "topic": self.input.topic,
+                "partition": self.input.partition,
+                "offset": self.input.offset,
+                "timestamp_ms": self.input.timestamp_ms,
+            },
+            "processed_at_ms": self.processed_at_ms,
+            "trace_id": self.trace_id,
+            "processed_by": self.processed_by,
+        }
+        if self.leaks:  # what the canary caught, so that an incident can be resolved from the audit alone
+            event["leaks"] = [{"recipient": leak.recipient, "class": leak.cls} for leak in self.leaks]
+        if self.replay_id is not None:
+            event["replay_id"] = self.replay_id
+        return orjson.dumps(event)
+
+    @classmethod
+    def from_json(cls, value: bytes | str | Mapping[str, Any]) -> AuditEvent:
+        """The event of an audit topic value (or of its parsed JSON); ``InvalidAuditEvent`` names the
+        member and the rule when it is not one. Members added later are optional."""
+        if isinstance(value, Mapping):
+            data: Any = value
+        else:
+            try:
+                data = orjson.loads(value)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidAuditEvent("the value is not JSON") from exc
+        if not isinstance(data, Mapping):
+            raise InvalidAuditEvent("the value must be a JSON object")
+        try:
+            status = Status(str(data.get("status")))
+        except ValueError:
+            raise InvalidAuditEvent("status: must be shared, withheld or invalid") from None
+        position = _object(data, "input")
+        return cls(
+            subject=_optional_text(data, "subject"),
+            subject_key_id=_optional_text(data, "subject_key_id"),
+            source=_optional_text(data, "source"),
+            status=status,
+            reason=_optional_text(data, "reason"),
+            recipients={
+                str(recipient): Delivered(_texts(what, "purposes"), _texts(what, "items"))
+                for recipient, what in _object(data, "recipients").items()
+                if _is_object(what, f"recipients.{recipient}")
+            },
+            purposes=_texts(data, "purposes"),
+            dropped=tuple(Dropped(_text(d, "path"), _text(d, "class")) for d in _objects(data, "dropped")),
+            policy_version=_optional_text(data, "policy_version"),
+            record_policy_version=_optional_text(data, "record_policy_version"),
+            schema_id=_optional_int(data, "schema_id"),
+            input=InputPosition(
+                _text(position, "topic") if position else "",
+                _int(position, "partition", -1),
+                _int(position, "offset", -1),
+                _optional_int(position, "timestamp_ms"),
+            ),
+            processed_at_ms=_int(data, "processed_at_ms", 0),
+            trace_id=_optional_text(data, "trace_id") or "",
+            processed_by=_optional_text(data, "processed_by") or "",
+            leaks=tuple(Leak(_text(leak, "recipient"), _text(leak, "class")) for leak in _objects(data, "leaks")),
+            replay_id=_optional_text(data, "replay_id"),
+        )
+
+
+def _is_object(value: Any, where: str) -> bool:
+    if not isinstance(value, Mapping):
+        raise InvalidAuditEvent(f"{where}: must be an object")
+    return True
+
+
+def _object(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name)
+    if value is None:
+        return {}
+    _is_object(value, name)
+    return value  # type: ignore[no-any-return]
+
+
+def _objects(data: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    value = data.get(name)
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise InvalidAuditEvent(f"{name}: must be a list of objects")
+    return value
+
+
+def _text(data: Mapping[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str):
+        raise InvalidAuditEvent(f"{name}: must be a string")
+    return value
+
+
+def _optional_text(data: Mapping[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is not None and not isinstance(value, str):
+        raise InvalidAuditEvent(f"{name}: must be a string or null")
+    return value
+
+
+def _texts(data: Mapping[str, Any], name: str) -> tuple[str, ...]:
+    value = data.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidAuditEvent(f"{name}: must be a list of strings")
+    return tuple(value)
+
+
+def _int(data: Mapping[str, Any], name: str, default: int) -> int:
+    value = _optional_int(data, name)
+    return default if value is None else value
+
+
+def _optional_int(data: Mapping[str, Any], name: str) -> int | None:
+    value = data.get(name)
+    if value is not None and (type(value) is not int):
+        raise InvalidAuditEvent(f"{name}: must be an integer or null")
+    return value
+
+
+# The catalog's audit schema, member by member, in wire order: (name, JSON schema, description).
+_STRINGS = {"type": "array", "items": {"type": "string"}}
+_TEXT_OR_NULL = {"type": ["string", "null"]}
+CHAIN_MEMBERS = (("writer", "string"), ("seq", "integer"), ("prev", "string"))
+
+
+def _objects_of(**members: str) -> Mapping[str, Any]:
+    return {"type": "array", "items": {"type": "object", "properties": {m: {"type": t} for m, t in members.items()}}}
+
+
+FIELDS: tuple[tuple[str, Mapping[str, Any], str], ...] = (
+    ("subject", _TEXT_OR_NULL, "The data subject's keyed pseudonym (HMAC of source and key); null without a key."),
+    ("subject_key_id", {"type": ["string", "null"]}, "Which pseudonym key made `subject` (keys rotate)."),
+    ("source", {"type": ["string", "null"]}, "The company that produced the input; null for an unknown topic."),
+    ("status", {"type": "string", "enum": [s.value for s in Status]}, "The decision: shared, withheld or invalid."),
+    ("reason", {"type": ["string", "null"]}, "The reason code of the decision or of the dead letter."),
+    (
+        "recipients",
+        {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {"purposes": _STRINGS, "items": _STRINGS},
+                "required": ["purposes", "items"],
+            },
+        },
+        "Per recipient, the purposes and the notice's items it received; empty unless shared.",
+    ),
+    ("purposes", _STRINGS, "The purposes of use the record was shared for."),
+    (
+        "dropped",
+        _objects_of(path="string", **{"class": "string"}),
+        "Fields removed from every delivery: path and class, never a value.",
+    ),
+    ("policy_version", {"type": ["string", "null"]}, "The notice version in force when the input was processed."),
+    (
+        "record_policy_version",
+        _TEXT_OR_NULL,
+        "The notice version in force at the record's own time, when shared.",
+    ),
+    ("schema_id", {"type": ["integer", "null"]}, "The registry id of the schema the input was written with."),
+    (
+        "input",
+        {
+            "type": "object",
+            "properties": {
+                "topic": {"type": "string"},
+                "partition": {"type": "integer"},
+                "offset": {"type": "integer"},
+                "timestamp_ms": {"type": ["integer", "null"]},
+            },
+        },
+        "Where the input was read.",
+    ),
+    ("processed_at_ms", {"type": "integer"}, "When the worker decided, in ms since the epoch (UTC)."),
+    ("trace_id", {"type": "string"}, "The trace id: the input's W3C traceparent trace id, or its position."),
+    ("processed_by", {"type": "string"}, "The worker that decided."),
+    (
+        "leaks",
+        _objects_of(recipient="string", **{"class": "string"}),
+        "Only when the leak canary stopped the record: the recipients and protected classes it caught.",
+    ),
+    ("replay_id", {"type": "string"}, "Only on a replay's events: the replay's id."),
+    (
+        "chain",
+        {"type": "object", "properties": {m: {"type": t} for m, t in CHAIN_MEMBERS}},
+        "The tamper-evident chain link the sealer appends: writer, sequence number, previous event's hash.",
+    ),
+)
+_OPTIONAL = {"leaks", "replay_id", "chain"}
+
+
+def json_schema() -> dict[str, Any]:
+    """The audit topic's JSON schema (for the catalog), generated from ``FIELDS``."""
+    return {
+        "type": "object",
+        "description": "One decision per input: status, reason, recipients with purposes and items, "
+        "classes dropped. Pseudonymous.",
+        "properties": {name: {**schema, "description": text} for name, schema, text in FIELDS},
+        "required": [name for name, _, _ in FIELDS if name not in _OPTIONAL],
+    }
+
+
+def readable(values: Iterable[bytes | None]) -> Iterator[AuditEvent]:
+    """The audit events among audit topic values, in order; a value that is not one is skipped
+    (``jointuse audit verify`` reports it), so that one bad value never stops a report."""
+    for value in values:
+        try:
+            yield AuditEvent.from_json(value or b"")
+        except InvalidAuditEvent:
+            continue
