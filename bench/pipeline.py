@@ -23,11 +23,11 @@ from typing import Any
 from confluent_kafka import Consumer
 
 from bench.progress import stage
-from streams.cli.client import produce_lines
 from streams.devtools.processes import start_stats, start_worker, stop_worker
 from streams.devtools.synthetic import Generator, Mix
 from streams.kafka import clients
 from streams.kafka.admin import create_topics
+from streams.kafka.company_client import produce_lines
 from streams.policy.loader import load_policies
 from streams.settings import PROJECT_ROOT, Settings, load_settings
 from streams.topology import Topology
@@ -160,7 +160,7 @@ def throughput(
     if statistics is False:
         base = base.model_copy(update={"policy_path": _without_statistics(base.policy_path)})
     settings, topology = _fresh(base, "t", partitions=partitions)
-    produce_lines(settings, "jcom", _clean_lines(count, 1), progress=False)
+    produce_lines(settings, "jcom", _clean_lines(count, 1))
     watcher = AuditWatcher(settings, topology.audit)
     watcher.start()
     counting = None
@@ -266,7 +266,7 @@ def passthrough(base: Settings, *, count: int) -> dict[str, Any]:
     from confluent_kafka import Consumer, Producer
 
     settings, topology = _fresh(base, "p")
-    produce_lines(settings, "jcom", _clean_lines(count, 1), progress=False)
+    produce_lines(settings, "jcom", _clean_lines(count, 1))
     consumer = Consumer(
         {
             **settings.kafka_common(),

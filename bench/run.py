@@ -19,10 +19,10 @@ from streams.devtools.synthetic import Generator, Mix
 from streams.policy.classification import delivery_schema, load_schema
 from streams.policy.engine import Engine
 from streams.policy.loader import load_policies
-from streams.policy.statistics import contribution
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.json_form import JsonForm
 from streams.settings import PROJECT_ROOT
+from streams.stats.tables import contribution
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
 

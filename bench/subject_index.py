@@ -22,9 +22,9 @@ from bench.pipeline import _fresh
 from bench.progress import stage
 from streams.devtools.processes import start_index, start_worker, stop_worker
 from streams.kafka import clients
-from streams.policy.rights import RightsAction
 from streams.rights.index_client import SubjectIndex
 from streams.rights.requests import file_requests
+from streams.rights.rules import RightsAction
 from streams.settings import Settings, load_settings
 from streams.topology import Topology
 
@@ -130,7 +130,7 @@ def report_latency(settings: Settings, customers: list[str], lookups: int) -> di
 
 def erasure_throughput(settings: Settings, topology: Topology, customers: list[str], requests: int) -> float:
     """Erasure requests per second through a faust worker (no grace): from filing to the last notice."""
-    from streams.cli.client import read_committed
+    from streams.kafka.company_client import read_committed
 
     eraser = settings.model_copy(update={"erasure_grace_seconds": 0.0})
     worker = start_worker(eraser, "bench-eraser", quiet=True)

@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
-from streams.observability.logs import kafka_client_logger
+from streams.logs import kafka_client_logger
 from streams.policy.pseudonym import SubjectKeyError, SubjectKeys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent

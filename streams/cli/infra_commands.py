@@ -173,11 +173,22 @@ def produce_command(
     Rejected lines are reported on stderr (line number and rule); exit 1 when any line was rejected.
     Example: jointuse generate --count 100 --source jcom | jointuse produce - --as jcom
     """
-    from streams.cli.client import produce_lines
+    from rich.progress import Progress, TextColumn, TimeElapsedColumn
+
+    from streams.kafka.company_client import produce_lines
 
     settings = _settings(bootstrap, registry, prefix)
+    columns = (TextColumn("producing"), TextColumn("{task.completed} records"), TimeElapsedColumn())
     try:
-        stats = produce_lines(settings, as_company, _lines(file), schema_path=schema, progress=not quiet)
+        with Progress(*columns, disable=quiet, transient=True) as bar:
+            task = bar.add_task("produce", total=None)
+            stats = produce_lines(
+                settings,
+                as_company,
+                _lines(file),
+                schema_path=schema,
+                on_progress=lambda produced: bar.update(task, completed=produced),
+            )
     except JointUseError as exc:
         fail(exc, Exit.SERVICE)
     for rejected in stats.rejected:
@@ -206,7 +217,7 @@ def consume_command(
 
     Example: jointuse consume --as jcom-insurance --from-beginning --max 10
     """
-    from streams.cli.client import consume_json
+    from streams.kafka.company_client import consume_json
 
     settings = _settings(bootstrap, registry, prefix)
     if (as_company is None) == (topic is None):

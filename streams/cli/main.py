@@ -49,7 +49,7 @@ app = typer.Typer(
 def _cli_logging() -> None:
     """Warnings of any library, the Kafka clients' included, as JSON lines on stderr (a worker
     command configures its own level when it starts)."""
-    from streams.observability.logs import configure
+    from streams.logs import configure
 
     configure("WARNING")
 

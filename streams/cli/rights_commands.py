@@ -46,8 +46,8 @@ def rights_request(
       jointuse rights request C0000042 --source jcom --resume
       jointuse rights request C0000042 --source jcom --correct
     """
-    from streams.policy.rights import RightsAction
     from streams.rights.requests import file_correction, file_request
+    from streams.rights.rules import RightsAction
 
     chosen = [
         a for a, on in ((RightsAction.STOP, stop), (RightsAction.ERASE, erase), (RightsAction.RESUME, resume)) if on
@@ -239,7 +239,7 @@ def foreign_run(
 
     Example: jointuse foreign run --recipient example-re-us --max-idle 30
     """
-    from streams.observability.logs import configure as configure_logging
+    from streams.logs import configure as configure_logging
     from streams.policy.foreign import UnknownRecipient
     from streams.worker.foreign import run_foreign_egress
     from streams.worker.parts import default_worker_id

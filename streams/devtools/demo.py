@@ -8,7 +8,6 @@ import json
 import math
 import os
 import signal
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,14 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.audit.event import AuditEvent
-from streams.cli.client import ensure_reachable, produce_lines, read_committed
 from streams.devtools.processes import start_stats, start_worker, stop_worker
 from streams.devtools.synthetic import Generator
 from streams.kafka.admin import create_topics
+from streams.kafka.company_client import ensure_reachable, produce_lines, read_committed
 from streams.policy.loader import load_policies
-from streams.policy.rights import RightsAction
-from streams.policy.subject_index import exposures_of
 from streams.rights.requests import file_request
+from streams.rights.rules import RightsAction
+from streams.rights.subject_index import exposures_of
 from streams.settings import Settings
 from streams.topology import Topology
 
@@ -64,7 +63,6 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
                 settings,
                 company,
                 lines[company],
-                progress=sys.stderr.isatty(),
             )
             produced += stats.produced
             rejected += len(stats.rejected)
@@ -250,7 +248,7 @@ def _stop_of_use(
     file_request(settings, RightsAction.STOP, customer, "jcom")
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        produce_lines(settings, "jcom", [line], progress=False)
+        produce_lines(settings, "jcom", [line])
         audit = read_committed(settings, topology.audit, expected=None, quiet=1.0)
         mine = [json.loads(m.value() or b"null") for m in audit]
         if any(e["subject"] == subject and e["reason"] == "stop_of_use" for e in mine):
@@ -276,7 +274,7 @@ def _statistics(settings: Settings, *, seed: int, first: int, console: Console) 
     next_day = dt.datetime.combine(STATS_DAY + dt.timedelta(days=1), dt.time(10), JST)
     later = Generator(seed=seed + 1, sources=COMPANIES, mix=Mix(invalid=0.0), start=next_day, first_index=first)
     for company, lines in later.lines_by_source(20).items():
-        produce_lines(settings, company, lines, progress=False)
+        produce_lines(settings, company, lines)
     found = wait_for_publication(settings, STATS_TABLE, STATS_DAY, timeout=180)
     if found is None:
         return "not seen within 180 s"

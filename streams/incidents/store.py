@@ -1,6 +1,6 @@
 """The incidents topic: reading every incident, opening one from the audit, and the events an
-operator adds (findings, filed reports, the close). The rules are in streams.policy.incidents and
-streams.policy.breach; this module only reads and writes Kafka."""
+operator adds (findings, filed reports, the close). The rules are in streams.incidents.book and
+streams.incidents.breach; this module only reads and writes Kafka."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ from confluent_kafka import KafkaException
 
 from streams.audit.event import AuditEvent, readable
 from streams.errors import ClusterError, ConfigError
+from streams.incidents.book import IncidentBook, leak_notice, opened_event
+from streams.incidents.breach import IncidentScope, delivery_exposure
 from streams.kafka import clients
 from streams.kafka.follow import TopicFollower
 from streams.kafka.produce import out, produce_waiting
 from streams.kafka.reader import RangeSpec, read_range, scan_topic
 from streams.messages import OutMessage
-from streams.policy.breach import IncidentScope, delivery_exposure
-from streams.policy.incidents import IncidentBook, leak_notice, opened_event
 from streams.settings import Settings
 from streams.topology import Topology
 

@@ -19,11 +19,11 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 import streams
+from streams.incidents.book import IncidentBook
 from streams.kafka.lag import PartitionLag
 from streams.messages import InMessage, Outcome, forged_headers
 from streams.policy.classification import UNKNOWN
 from streams.policy.decision import Status
-from streams.policy.incidents import IncidentBook
 from streams.processors.erasure import ErasureOutcome
 from streams.processors.foreign import ForeignOutcome
 

@@ -25,7 +25,7 @@ from streams.policy.classification import (
 )
 from streams.policy.model import ForeignRecipient, Policy
 from streams.policy.projection import record_projector
-from streams.policy.rights import subject_key
+from streams.policy.pseudonym import subject_key
 
 _NESTED_KEPT = frozenset({FieldClass.IDENTIFIER, FieldClass.ITEM, FieldClass.INSURER_ONLY})
 

@@ -65,3 +65,8 @@ def _digest(key: bytes, source: str, customer_id: str) -> str:
 
 def _key_id(key: bytes) -> str:
     return hmac.new(key, _KEY_ID_MESSAGE, hashlib.sha256).hexdigest()[:12]
+
+
+def subject_key(source: str, customer_id: str) -> str:
+    """The key of a subject's deliveries, rights requests and erasure notices."""
+    return f"{source}:{customer_id}"

@@ -12,74 +12,29 @@ index has applied every audit event committed before it (``streams.rights.index_
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streams.audit.event import AuditEvent, readable
 from streams.errors import DEPENDENCY_ERRORS
-from streams.kafka.reader import scan_topic
 from streams.messages import InMessage, OutMessage, dead_letter_headers
 from streams.policy.decision import Status
 from streams.policy.pseudonym import SubjectKeys
-from streams.policy.rights import (
+from streams.rights.rules import (
     InvalidRightsRequest,
     RightsAction,
     RightsRequest,
     erasure_notice,
     parse_request,
 )
-from streams.policy.subject_index import SubjectRow
-from streams.rights.index_client import SubjectIndex
+from streams.rights.subject_index import SubjectRow
 from streams.topology import Topology
 
 RIGHTS_DEAD_LETTERS = "rights"  # <prefix>.dlq.rights
 H_REQUEST_ID = "jointuse-rights-request-id"
 
-AuditLookup = Callable[[frozenset[str]], Iterable[AuditEvent]]
 RowsLookup = Callable[[frozenset[str]], Iterable[SubjectRow]]  # the index rows of a subject's pseudonyms
 ProvisionLookup = Callable[[str], Iterable[Mapping[str, Any]]]
-
-
-def audit_lookup(kafka: dict[str, Any], topology: Topology, *, group_id: str) -> AuditLookup:
-    """Audit events of the given subject hashes, read from the whole audit topic."""
-
-    def lookup(subjects: frozenset[str]) -> list[AuditEvent]:
-        needles = [f'"subject":"{s}"'.encode() for s in subjects]
-        scanned = scan_topic(kafka, topology.audit, group_id=group_id, contains=needles)
-        return list(readable(message.value() for message in scanned))
-
-    return lookup
-
-
-def index_lookup(index: SubjectIndex, *, wait_seconds: float) -> RowsLookup:
-    """The rows of the given pseudonyms, once the index has applied every audit event committed
-    before the lookup (``SubjectIndexUnavailable`` otherwise: the request waits and is tried again)."""
-
-    def lookup(subjects: frozenset[str]) -> list[SubjectRow]:
-        answers = [index.lookup(subject, wait_seconds=wait_seconds) for subject in sorted(subjects)]
-        return [a.row for a in answers if a.row is not None]
-
-    return lookup
-
-
-def provision_lookup(kafka: dict[str, Any], topology: Topology, *, group_id: str) -> ProvisionLookup:
-    """Provision records (foreign recipients) of one subject key."""
-
-    def lookup(key: str) -> list[Mapping[str, Any]]:
-        needle = json.dumps({"subject_key": key}, ensure_ascii=False, separators=(",", ":"))[1:-1].encode()
-        found = []
-        for message in scan_topic(kafka, topology.provision_records, group_id=group_id, contains=[needle]):
-            try:
-                record = json.loads(message.value() or b"{}")
-            except ValueError:
-                continue
-            if record.get("subject_key") == key:
-                found.append(record)
-        return found
-
-    return lookup
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import orjson
 
 from streams.audit.event import AuditEvent, Delivered, Dropped, InputPosition, Leak
 from streams.errors import DEPENDENCY_ERRORS, SerdeError
+from streams.incidents.book import canary_hit_event, canary_incident_id, leak_notice
 from streams.messages import (
     H_ITEMS,
     H_POLICY_VERSION,
@@ -32,13 +33,12 @@ from streams.messages import (
 from streams.policy.canary import LeakCanary
 from streams.policy.decision import Decision, Status
 from streams.policy.engine import DEFAULT_MAX_CLOCK_SKEW, Engine
-from streams.policy.incidents import canary_hit_event, canary_incident_id, leak_notice
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.policy.pseudonym import SubjectKeys
-from streams.policy.statistics import contribution
 from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, SchemaSource
 from streams.serde.wire import frame
+from streams.stats.tables import contribution
 from streams.topology import Topology
 
 MAX_VALUE_BYTES = 1_048_576

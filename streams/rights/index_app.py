@@ -1,7 +1,7 @@
 """The subject index worker: ``jointuse index`` (``faust -A streams.rights.index_app worker``).
 
 An agent folds the audit topic, which is keyed by subject, into one row per subject in a faust
-table (``streams.policy.subject_index``); a disclosure report, an erasure or a replay comparison
+table (``streams.rights.subject_index``); a disclosure report, an erasure or a replay comparison
 then reads one row instead of the whole history. Rows live in RocksDB (faust's ``rocksdb://``
 store, through ``rocksdict``) and in the table's changelog, which rebuilds them after a restart or
 a rebalance.
@@ -45,7 +45,7 @@ from streams.errors import ClusterError
 from streams.kafka import clients
 from streams.kafka.partitioner import key_hash
 from streams.observability.metrics import IndexMetrics
-from streams.policy.subject_index import Correction, SubjectRow, fold, fold_correction
+from streams.rights.subject_index import Correction, SubjectRow, fold, fold_correction
 from streams.runtime.faust_tables import changelog_before_offsets, table_app
 from streams.settings import Settings, load_settings
 from streams.topology import SUBJECT_INDEX_TABLE, Topology

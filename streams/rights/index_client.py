@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.errors import SubjectIndexUnavailable
-from streams.policy.subject_index import SubjectRow
+from streams.rights.subject_index import SubjectRow
 
 
 @dataclass(frozen=True)

@@ -8,14 +8,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.policy.subject_index import (
+from streams.rights.index_client import IndexAnswer, SubjectIndex
+from streams.rights.subject_index import (
     Correction,
     Exposure,
     correction_delivered,
     exposures_of,
     exposures_of_rows,
 )
-from streams.rights.index_client import IndexAnswer, SubjectIndex
 from streams.settings import Settings
 from streams.topology import Topology
 
@@ -103,7 +103,7 @@ def from_answers(answers: Iterable[IndexAnswer]) -> Report:
 
 
 def report_from_audit(settings: Settings, subjects: frozenset[str]) -> Report:
-    from streams.processors.erasure import audit_lookup
+    from streams.rights.lookups import audit_lookup
 
     topology = Topology(settings.topic_prefix)
     lookup = audit_lookup(settings.kafka_common(), topology, group_id=f"{settings.topic_prefix}.auditor.report")

@@ -11,7 +11,7 @@ from typing import Any
 
 import faust
 
-from streams.observability.logs import logging_config
+from streams.logs import logging_config
 from streams.runtime.faust_kafka import use_committed_reads
 from streams.settings import Settings
 

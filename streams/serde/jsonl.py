@@ -2,15 +2,70 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from streams.cli.filter import parse_line
 from streams.errors import SerdeError
 from streams.policy.engine import Engine
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.json_form import JsonForm, JsonFormError
 from streams.serde.wire import frame
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON parsers disagree on which of two equal keys wins (``joint_use_stop`` true, then false):
+    # a line that says two things is refused, never read one way.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        raise _DuplicateKey
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in ``value`` (keys included) holds a lone surrogate, which no
+    encoding can carry (JSON allows ``\\ud800`` escapes)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def parse_line(raw: bytes) -> tuple[Any, tuple[str, str] | None]:
+    """The JSON value of one input line, or a (rule, detail) pair saying why there is none."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, ("not_utf8", "the line is not valid UTF-8")
+    text = text.strip()
+    if not text:
+        return None, ("empty_line", "the line is empty")
+    try:
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except RecursionError:
+        return None, ("nested_too_deep", "the line nests deeper than the parser allows")
+    except _DuplicateKey:
+        return None, ("duplicate_key", "an object in the line repeats a key")
+    except ValueError:
+        return None, ("not_json", "the line is not valid JSON")
+    if "\\u" in text and _has_lone_surrogate(value):
+        return None, ("lone_surrogate", "a string in the line holds a lone UTF-16 surrogate")
+    return value, None
 
 
 @dataclass(frozen=True, slots=True)

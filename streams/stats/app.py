@@ -3,7 +3,7 @@
 The pipeline writes, for every shared record, its cells in each statistics table to
 ``<prefix>.stats-contributions.v1`` (keyed by the subject's pseudonym), in the transaction that
 shares it: a withheld or invalid record never counts. This worker folds them into the windows of
-``streams.policy.statistics.StatsBook`` and publishes each window to ``<prefix>.stats.<table>.v1``
+``streams.stats.tables.StatsBook`` and publishes each window to ``<prefix>.stats.<table>.v1``
 once its end plus the grace has passed in event time, then a revision whenever late records change
 it, under the suppression rules of docs/statistics.md.
 
@@ -34,7 +34,13 @@ from streams.observability.health import HealthServer
 from streams.observability.metrics import StatsMetrics
 from streams.policy.calendar import JST
 from streams.policy.loader import load_policies
-from streams.policy.statistics import (
+from streams.runtime.faust_tables import changelog_before_offsets, table_app
+from streams.serde.avro_codec import AvroCodec
+from streams.serde.governed import load_stats_schema
+from streams.serde.registry import Registry
+from streams.serde.wire import frame
+from streams.settings import Settings, load_settings
+from streams.stats.tables import (
     Publication,
     StatsBook,
     WindowCounts,
@@ -42,12 +48,6 @@ from streams.policy.statistics import (
     publication_record,
     publication_state,
 )
-from streams.runtime.faust_tables import changelog_before_offsets, table_app
-from streams.serde.avro_codec import AvroCodec
-from streams.serde.governed import load_stats_schema
-from streams.serde.registry import Registry
-from streams.serde.wire import frame
-from streams.settings import Settings, load_settings
 from streams.topology import Topology
 
 log = logging.getLogger("jointuse.stats")

@@ -8,14 +8,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from streams.cli.filter import parse_line
 from streams.policy.calendar import JST
 from streams.policy.classification import ClassifiedSchema
 from streams.policy.decision import Status
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet
-from streams.policy.statistics import Publication, StatsBook, protect, window_of
 from streams.serde.json_form import JsonForm, JsonFormError
+from streams.serde.jsonl import parse_line
+from streams.stats.tables import Publication, StatsBook, protect, window_of
 
 FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 

@@ -18,7 +18,6 @@ from streams.audit.sealer import AuditSealer
 from streams.errors import DEPENDENCY_ERRORS
 from streams.messages import InMessage, Outcome
 from streams.observability.metrics import RightsMetrics
-from streams.observability.telemetry import Telemetry
 from streams.policy.loader import load_policies
 from streams.processors.erasure import ErasureOutcome
 from streams.runtime.loop import EXIT_FATAL, BatchLoop, FatalError, Transport
@@ -34,6 +33,7 @@ from streams.worker.parts import (
     rights_view,
     settle_heap,
 )
+from streams.worker.telemetry import Telemetry
 
 log = logging.getLogger("jointuse.worker")
 

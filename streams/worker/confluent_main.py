@@ -7,8 +7,8 @@ import signal
 import threading
 from types import FrameType
 
+from streams.logs import configure as configure_logging
 from streams.messages import Outcome
-from streams.observability.logs import configure as configure_logging
 from streams.runtime.confluent import Runner, RunnerConfig
 from streams.runtime.loop import FatalError, LoopStats
 from streams.settings import Guarantee, Settings

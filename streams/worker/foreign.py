@@ -8,7 +8,6 @@ from types import FrameType
 
 from streams.errors import ConfigError
 from streams.observability.metrics import ForeignMetrics
-from streams.observability.telemetry import Telemetry
 from streams.policy.foreign import find_recipient
 from streams.policy.loader import load_policies
 from streams.processors.foreign import ForeignProcessor
@@ -19,6 +18,7 @@ from streams.serde.registry import Registry
 from streams.settings import Guarantee, Settings
 from streams.topology import Topology
 from streams.worker.parts import rights_view
+from streams.worker.telemetry import Telemetry
 
 
 def run_foreign_egress(

@@ -15,10 +15,11 @@ from streams.audit.sealer import AuditSealer, recover_chain, signing_key
 from streams.errors import ConfigError
 from streams.kafka.reader import reader, topic_partitions
 from streams.policy.loader import PolicySet
-from streams.processors.erasure import RightsProcessor, index_lookup, provision_lookup
+from streams.processors.erasure import RightsProcessor
 from streams.processors.ingest import Processor
 from streams.quality.monitor import QualityMonitor
 from streams.rights.index_client import SubjectIndex
+from streams.rights.lookups import index_lookup, provision_lookup
 from streams.rights.view import RightsView
 from streams.runtime.held import HeldMessages
 from streams.serde.governed import GovernedSchemas

@@ -10,7 +10,7 @@ import sys
 import pytest
 from confluent_kafka import Consumer
 
-from streams.cli.client import produce_lines
+from streams.kafka.company_client import produce_lines
 from streams.settings import Settings
 from tests.runtime.helpers import generated_lines, setup_topics
 
@@ -35,7 +35,6 @@ def test_describe_and_lag(kafka: Settings, unique: str) -> None:
         settings,
         "jcom",
         generated_lines(200, seed=3)["jcom"],
-        progress=False,
     ).produced
     described = cli(settings, "topics", "describe", "--json")
     assert described.returncode == 0, described.stderr

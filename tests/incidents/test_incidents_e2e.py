@@ -16,11 +16,11 @@ from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
 from streams.audit.event import AuditEvent
-from streams.cli.client import produce_lines
 from streams.cli.main import app
+from streams.incidents.breach import REPORT_HEADINGS, canary_exposure, delivery_exposure
 from streams.incidents.store import IncidentView, read_book
+from streams.kafka.company_client import produce_lines
 from streams.observability.metrics import IncidentMetrics
-from streams.policy.breach import REPORT_HEADINGS, canary_exposure, delivery_exposure
 from streams.policy.engine import Engine
 from streams.settings import Settings
 from streams.worker.confluent_main import ConfluentWorker
@@ -46,7 +46,7 @@ def _sentinel_lines(count: int, seed: int) -> dict[str, list[bytes]]:
 
 
 def _produce(settings: Settings, lines: dict[str, list[bytes]]) -> int:
-    return sum(produce_lines(settings, company, lines[company], progress=False).produced for company in lines)
+    return sum(produce_lines(settings, company, lines[company]).produced for company in lines)
 
 
 def _run_worker(settings: Settings, worker_id: str) -> None:

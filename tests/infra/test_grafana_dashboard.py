@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
+from streams.incidents.book import IncidentBook
 from streams.observability.dashboard import OUTPUT, render
 from streams.observability.metrics import (
     IncidentMetrics,
@@ -21,7 +22,6 @@ from streams.observability.metrics import (
     RightsMetrics,
     StatsMetrics,
 )
-from streams.policy.incidents import IncidentBook
 from streams.quality.monitor import QualityMetrics
 from tests.local_tools import local_tool
 
@@ -60,7 +60,7 @@ def exported_names() -> set[str]:
     StatsMetrics(registry)
     suffixes = {"counter": ["_total"], "histogram": ["_bucket", "_count", "_sum"], "info": ["_info"], "gauge": [""]}
     names = {family.name + suffix for family in registry.collect() for suffix in suffixes[family.type]}
-    names.add("jointuse_dependency_up")  # collected at scrape time by streams.observability.telemetry.Telemetry
+    names.add("jointuse_dependency_up")  # collected at scrape time by streams.worker.telemetry.Telemetry
     return names
 
 

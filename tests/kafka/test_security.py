@@ -11,7 +11,6 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from pydantic import SecretStr
 
-from streams.cli.client import produce_lines
 from streams.devtools.processes import start_worker, stop_worker
 from streams.errors import ClusterError, SubjectIndexUnavailable
 from streams.incidents.store import Opened, open_incident
@@ -24,6 +23,7 @@ from streams.kafka.acl_plan import (
     plan_access,
 )
 from streams.kafka.acls import apply_acls, current_acls, upsert_scram
+from streams.kafka.company_client import produce_lines
 from streams.policy.loader import PolicySet, parse_policy
 from streams.rights.index_client import SubjectIndex
 from streams.rights.requests import file_correction
@@ -170,7 +170,7 @@ def test_pipeline_works_end_to_end_under_acls(
     )
     jcom = as_principal(settings, "jcom", passwords["jcom"])
     lines = generated_lines(300, seed=8)["jcom"]
-    produced = produce_lines(jcom, "jcom", lines, progress=False).produced
+    produced = produce_lines(jcom, "jcom", lines).produced
     worker = start_worker(pipeline, "acl-0")
     try:
         auditor = as_principal(settings, AUDITOR_PRINCIPAL, passwords[AUDITOR_PRINCIPAL])

@@ -15,9 +15,9 @@ from streams.errors import SubjectIndexUnavailable
 from streams.messages import H_REASON, InMessage
 from streams.policy.decision import Status
 from streams.policy.pseudonym import SubjectKeys
-from streams.policy.rights import RightsAction, RightsRequest
-from streams.policy.subject_index import SubjectRow, fold
 from streams.processors.erasure import H_REQUEST_ID, RightsProcessor
+from streams.rights.rules import RightsAction, RightsRequest
+from streams.rights.subject_index import SubjectRow, fold
 from streams.topology import Topology
 
 T = Topology("p")

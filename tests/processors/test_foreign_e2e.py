@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli.client import produce_lines, read_committed
 from streams.devtools.synthetic import Generator, Mix, to_line
+from streams.kafka.company_client import produce_lines, read_committed
 from streams.settings import Settings
 from streams.worker.foreign import run_foreign_egress
 from tests.cli.helpers import run_cli
@@ -30,7 +30,7 @@ def test_only_consented_provider_records_go_abroad_each_with_a_provision_record(
     for record in records:
         by_source.setdefault(record["source_company"], []).append(to_line(record).encode())
     for company, lines in by_source.items():
-        produce_lines(settings, company, lines, progress=False)
+        produce_lines(settings, company, lines)
     insurer = [r for r in records if r["source_company"] == "jcom-insurance"]
     consented = {r["customer_id"] for r in insurer if r["consent"]["foreign_transfer_consent"]}
     assert 0 < len(consented) < len(insurer)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.cli.client import produce_lines
 from streams.devtools.processes import start_worker, stop_worker
 from streams.devtools.synthetic import Generator, Mix, to_line
+from streams.kafka.company_client import produce_lines
 from streams.settings import Settings
 from tests.cli.helpers import run_cli
 from tests.observability.test_prometheus_e2e import free_port
@@ -34,7 +34,7 @@ def test_dq_run_passes_on_clean_data_and_fails_on_dirty_data(kafka: Settings, un
     settings = kafka.model_copy(update={"topic_prefix": f"d{unique}"})
     topology = setup_topics(settings, partitions=1)
     clean = _lines(400, 51, "jcom")
-    produce_lines(settings, "jcom", [to_line(r).encode() for r in clean], progress=False)
+    produce_lines(settings, "jcom", [to_line(r).encode() for r in clean])
     ingest = topology.ingest("jcom")
 
     docs = tmp_path / "docs"
@@ -46,7 +46,7 @@ def test_dq_run_passes_on_clean_data_and_fails_on_dirty_data(kafka: Settings, un
     dirty = [dict(r) for r in _lines(40, 52, "jcom")]
     dirty[0]["email"] = "SECRET-no-at-sign"
     dirty[1]["phone"] = "+81 3 1234 5678"
-    produce_lines(settings, "jcom", [to_line(r).encode() for r in dirty], progress=False)
+    produce_lines(settings, "jcom", [to_line(r).encode() for r in dirty])
     bad = run_cli(["dq", "run", "--topic", ingest, "--from-offset", str(len(clean)), "--json"], settings, check=False)
     assert bad.returncode == 1, bad.stderr
     result = json.loads(bad.stdout)
@@ -69,7 +69,7 @@ def test_worker_exports_data_quality_metrics_and_deliveries_pass(kafka: Settings
     )
     topology = setup_topics(settings, partitions=2)
     records = _lines(600, 53, "jcom")
-    produce_lines(settings, "jcom", [to_line(r).encode() for r in records], progress=False)
+    produce_lines(settings, "jcom", [to_line(r).encode() for r in records])
     worker = start_worker(settings, "dq0", runtime="faust")
     try:
         audit_events(settings, topology, len(records), timeout=120)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from streams.cli.client import read_committed
+from streams.kafka.company_client import read_committed
 from streams.messages import H_ITEMS, H_POLICY_VERSION, H_PURPOSES, H_TRACE_ID
 from streams.policy.classification import load_schema
 from streams.serde.json_form import JsonForm

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from streams.cli.client import produce_lines, read_committed
 from streams.devtools.synthetic import to_line
-from streams.policy.rights import RightsAction
+from streams.kafka.company_client import produce_lines, read_committed
 from streams.rights.requests import file_request, file_requests
+from streams.rights.rules import RightsAction
 from streams.settings import Settings
 from tests.rights.test_rights_e2e import _jcom_records
 from tests.runtime.helpers import audit_events, running_index, running_worker, setup_topics, with_index
@@ -54,7 +54,7 @@ def test_a_hundred_erasures_filed_at_once_are_done_within_the_grace_and_a_minute
     topology = setup_topics(settings, partitions=2)
     records = _jcom_records(100, seed=41)
     assert len({r["customer_id"] for r in records}) == 100
-    produce_lines(settings, "jcom", [to_line(r).encode() for r in records], progress=False)
+    produce_lines(settings, "jcom", [to_line(r).encode() for r in records])
     group = f"{settings.topic_prefix}.pipeline" + ("-confluent-rights" if runtime == "confluent" else "")
     with running_worker(settings, runtime=runtime), running_index(settings):
         events = audit_events(settings, topology, len(records), timeout=120)
@@ -101,7 +101,7 @@ def test_a_subject_stopped_just_before_its_erasure_gets_no_delivery_after_its_to
     subject, *others = _jcom_records(5, seed=42)
     key = f"jcom:{subject['customer_id']}".encode()
     target = topology.deliver("jcom-insurance")
-    produce_lines(settings, "jcom", [to_line(r).encode() for r in (subject, *others)], progress=False)
+    produce_lines(settings, "jcom", [to_line(r).encode() for r in (subject, *others)])
     with running_worker(settings, runtime="faust"), running_index(settings):
         audit_events(settings, topology, 5, timeout=120)
         # The subject's records keep coming all along: a worker that had not applied the stop
@@ -110,7 +110,7 @@ def test_a_subject_stopped_just_before_its_erasure_gets_no_delivery_after_its_to
 
         def keep_producing() -> None:
             while not producing.is_set():
-                produce_lines(settings, "jcom", [to_line(subject).encode()], progress=False)
+                produce_lines(settings, "jcom", [to_line(subject).encode()])
                 time.sleep(0.2)
 
         producer = threading.Thread(target=keep_producing, daemon=True)

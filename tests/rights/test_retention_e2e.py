@@ -9,8 +9,8 @@ import time
 import pytest
 from confluent_kafka import Producer
 
-from streams.cli.client import read_committed
 from streams.kafka.clients import SAME_PARTITIONS_AS_JAVA
+from streams.kafka.company_client import read_committed
 from streams.messages import H_ITEMS, H_SOURCE
 from streams.policy.loader import load_policies
 from streams.rights.retention import run_retention

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from streams.cli.client import produce_lines, read_committed
 from streams.devtools.synthetic import Generator, Mix, to_line
+from streams.kafka.company_client import produce_lines, read_committed
 from streams.messages import H_ITEMS, H_POLICY_VERSION, H_PURPOSES
-from streams.policy.rights import RightsAction
 from streams.rights.requests import file_request
+from streams.rights.rules import RightsAction
 from streams.settings import Settings
 from streams.topology import Topology
 from tests.cli.helpers import run_cli
@@ -30,7 +30,7 @@ def _jcom_records(count: int, seed: int) -> list[dict[str, Any]]:
 
 
 def _produce(settings: Settings, record: dict[str, Any]) -> None:
-    produce_lines(settings, "jcom", [to_line(record).encode()], progress=False)
+    produce_lines(settings, "jcom", [to_line(record).encode()])
 
 
 def _events_of(settings: Settings, topology: Topology, customer_id: str) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ import pytest
 from streams.audit.event import AuditEvent
 from streams.devtools.processes import start_index, stop_worker
 from streams.errors import SubjectIndexUnavailable
-from streams.policy.subject_index import exposures_of
 from streams.rights.index_client import IndexAnswer, SubjectIndex
+from streams.rights.subject_index import exposures_of
 from streams.settings import Settings
 from tests.cli.helpers import run_cli
 from tests.runtime.helpers import (
@@ -132,8 +132,8 @@ def test_a_killed_index_worker_loses_no_row_and_counts_nothing_twice(
 def test_a_correction_shows_per_recipient_until_the_corrected_record_is_delivered(
     kafka: Settings, unique: str, tmp_path: Path
 ) -> None:
-    from streams.cli.client import produce_lines
     from streams.devtools.synthetic import to_line
+    from streams.kafka.company_client import produce_lines
     from tests.rights.test_rights_e2e import _jcom_records
 
     settings = with_index(kafka.model_copy(update={"topic_prefix": f"c{unique}"}), str(tmp_path))
@@ -146,7 +146,7 @@ def test_a_correction_shows_per_recipient_until_the_corrected_record_is_delivere
         return dict(json.loads(run_cli(args, settings).stdout))
 
     with running_worker(settings, runtime="faust"), running_index(settings):
-        produce_lines(settings, "jcom", [to_line(record).encode()], progress=False)
+        produce_lines(settings, "jcom", [to_line(record).encode()])
         audit_events(settings, topology, 1, timeout=90)
         out = run_cli(["rights", "request", customer, "--source", "jcom", "--correct"], settings).stdout
         assert out.startswith("filed correction ")
@@ -157,7 +157,7 @@ def test_a_correction_shows_per_recipient_until_the_corrected_record_is_delivere
         assert correction["not_yet_delivered_to"] == ["jcom-insurance"] and correction["delivered_to"] == []
 
         # The source republishes the corrected record; the pipeline delivers it.
-        produce_lines(settings, "jcom", [to_line(record).encode()], progress=False)
+        produce_lines(settings, "jcom", [to_line(record).encode()])
         audit_events(settings, topology, 2, timeout=90)
         deadline = time.monotonic() + 30
         while report()["corrections"][0]["delivered_to"] != ["jcom-insurance"] and time.monotonic() < deadline:

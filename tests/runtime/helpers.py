@@ -8,10 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from streams.cli.client import produce_lines, read_committed
 from streams.devtools.processes import start_index, start_worker, stop_worker
 from streams.devtools.synthetic import Generator, Mix
 from streams.kafka.admin import create_topics
+from streams.kafka.company_client import produce_lines, read_committed
 from streams.policy.loader import load_policies
 from streams.settings import Settings
 from streams.topology import Topology
@@ -75,7 +75,7 @@ def generated_lines(count: int, seed: int, mix: Mix | None = None) -> dict[str, 
 def produce_generated(settings: Settings, count: int, *, seed: int, mix: Mix | None = None) -> dict[str, int]:
     """Generated records produced by each source company; returns how many each produced."""
     lines = generated_lines(count, seed=seed, mix=mix)
-    return {company: produce_lines(settings, company, lines[company], progress=False).produced for company in lines}
+    return {company: produce_lines(settings, company, lines[company]).produced for company in lines}
 
 
 def customers_of(lines: list[bytes]) -> list[str]:

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from streams.cli.client import produce_lines
 from streams.devtools.synthetic import Mix
+from streams.kafka.company_client import produce_lines
 from streams.messages import (
     H_ORIGINAL_OFFSET,
     H_ORIGINAL_TOPIC,
@@ -37,7 +37,6 @@ def test_ten_thousand_mixed_records(kafka: Settings, unique: str, runtime: str) 
             settings,
             company,
             lines[company],
-            progress=False,
         )
         produced[company] = stats.produced
         assert all("SECRET" not in r.reason for r in stats.rejected)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from streams.cli.client import produce_lines
+from streams.kafka.company_client import produce_lines
 from streams.messages import H_SOURCE
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
@@ -33,13 +33,11 @@ def test_v1_then_v2_mid_stream(kafka: Settings, unique: str) -> None:
             settings,
             "jcom",
             [json.dumps(r).encode() for r in v1],
-            progress=False,
         )
         second = produce_lines(
             settings,
             "jcom",
             [json.dumps(r).encode() for r in v2],
-            progress=False,
             schema_path=settings.schema_dir / "customer_record.v2.avsc",
         )
         assert (first.produced, second.produced) == (len(v1), len(v2))

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.cli.client import produce_lines
 from streams.devtools.processes import start_stats, stop_worker
 from streams.devtools.synthetic import Generator, Mix
+from streams.kafka.company_client import produce_lines
 from streams.kafka.lag import group_lag
 from streams.policy.calendar import JST
 from streams.policy.classification import load_schema
 from streams.policy.loader import load_policies
-from streams.policy.statistics import Publication
 from streams.settings import PROJECT_ROOT, Settings
 from streams.stats.preview import preview
 from streams.stats.published import wait_for_publication
+from streams.stats.tables import Publication
 from streams.topology import Topology
 from streams.worker.confluent_main import ConfluentWorker
 from tests.observability.test_prometheus_e2e import free_port
@@ -40,7 +40,7 @@ def _lines(count: int, seed: int, *, at: dt.datetime | None = None, first: int =
 
 def _produce(settings: Settings, lines: dict[str, list[bytes]]) -> None:
     for company, raw in lines.items():
-        produce_lines(settings, company, raw, progress=False)
+        produce_lines(settings, company, raw)
 
 
 def _decide(settings: Settings) -> None:

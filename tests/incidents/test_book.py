@@ -7,9 +7,7 @@ import json
 
 import pytest
 
-from streams.policy.breach import IncidentScope, Trigger
-from streams.policy.calendar import JST
-from streams.policy.incidents import (
+from streams.incidents.book import (
     IncidentBook,
     InvalidIncidentEvent,
     canary_hit_event,
@@ -20,6 +18,8 @@ from streams.policy.incidents import (
     opened_event,
     parse_event,
 )
+from streams.incidents.breach import IncidentScope, Trigger
+from streams.policy.calendar import JST
 
 AWARE = dt.datetime(2026, 1, 31, 10, tzinfo=JST)
 INGEST = "p.ingest.jcom.customer.v1"

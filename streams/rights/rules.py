@@ -17,6 +17,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streams.policy.model import AwareDatetime, CompanyId, Policy, retention_days
+from streams.policy.pseudonym import subject_key
 
 
 class RightsAction(StrEnum):
@@ -54,11 +55,6 @@ def parse_request(value: bytes) -> RightsRequest:
     except ValidationError as exc:
         fields = sorted({".".join(str(p) for p in e["loc"]) or "<value>" for e in exc.errors()})
         raise InvalidRightsRequest(f"not a rights request (bad or missing: {', '.join(fields)})") from exc
-
-
-def subject_key(source: str, customer_id: str) -> str:
-    """The key of a subject's deliveries, rights requests and erasure notices."""
-    return f"{source}:{customer_id}"
 
 
 @dataclass

@@ -4,7 +4,7 @@ import json
 import logging
 from typing import Any
 
-from streams.observability.logs import JsonFormatter, logging_config
+from streams.logs import JsonFormatter, logging_config
 
 
 def test_log_lines_are_json_with_level_and_trace_id() -> None:
@@ -33,7 +33,7 @@ def test_librdkafka_logs_become_json_lines_and_transient_retries_are_quiet(capfd
 
     from confluent_kafka import Producer
 
-    from streams.observability.logs import KAFKA_CLIENT_LOGGER
+    from streams.logs import KAFKA_CLIENT_LOGGER
     from streams.settings import Settings
 
     logging.config.dictConfig(logging_config("INFO"))

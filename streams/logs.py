@@ -78,8 +78,8 @@ def logging_config(level: str = "INFO", worker_id: str | None = None) -> dict[st
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "streams.observability.logs.JsonFormatter", "worker_id": worker_id}},
-        "filters": {"transient": {"()": "streams.observability.logs.TransientRetries"}},
+        "formatters": {"json": {"()": "streams.logs.JsonFormatter", "worker_id": worker_id}},
+        "filters": {"transient": {"()": "streams.logs.TransientRetries"}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",

@@ -1,15 +1,16 @@
-"""confluent-kafka clients for the CLI: produce JSON Lines, consume decoded records."""
+"""What a group company's tools do with Kafka: produce JSON Lines to its ingest topic, consume
+decoded records, read a topic back. Used by the CLI, the demo, the bench and the broker tests;
+progress is reported through a callback, so that the caller chooses how to show it."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException, Message, Producer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from streams.errors import ClusterError, SerdeError
 from streams.kafka import clients
@@ -48,7 +49,7 @@ def produce_lines(
     lines: Iterable[bytes],
     *,
     schema_path: Path | None = None,
-    progress: bool = True,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ProduceStats:
     """Validates and produces JSON Lines to ``company``'s ingest topic (schema v1 unless given)."""
     classified = load_schema(schema_path or settings.schema_dir / "customer_record.v1.avsc")
@@ -65,26 +66,17 @@ def produce_lines(
 
     client = producer(settings)
     started = time.perf_counter()
-    with Progress(
-        TextColumn("producing"),
-        BarColumn(),
-        TextColumn("{task.completed} records"),
-        TimeElapsedColumn(),
-        disable=not progress,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("produce", total=None)
-        for outcome in encode_lines(
-            lines, engine=engine, form=JsonForm(classified), codec=registry.codec(schema_id), schema_id=schema_id
-        ):
-            if isinstance(outcome, Rejected):
-                stats.rejected.append(outcome)
-                continue
-            produce_waiting(client, OutMessage(topic, outcome.key, outcome.value, []), on_delivery=delivered)
-            stats.produced += 1
-            if stats.produced % 1000 == 0:
-                bar.update(task, completed=stats.produced)
-        remaining = client.flush(60)
+    for outcome in encode_lines(
+        lines, engine=engine, form=JsonForm(classified), codec=registry.codec(schema_id), schema_id=schema_id
+    ):
+        if isinstance(outcome, Rejected):
+            stats.rejected.append(outcome)
+            continue
+        produce_waiting(client, OutMessage(topic, outcome.key, outcome.value, []), on_delivery=delivered)
+        stats.produced += 1
+        if on_progress is not None and stats.produced % 1000 == 0:
+            on_progress(stats.produced)
+    remaining = client.flush(60)
     stats.seconds = time.perf_counter() - started
     if remaining or failures:
         raise ClusterError(f"{remaining + len(failures)} record(s) were not acknowledged by the broker")

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from streams.audit.event import AuditEvent
-from streams.policy.breach import (
+from streams.incidents.breach import (
     GAP,
     JST,
     REPORT_HEADINGS,

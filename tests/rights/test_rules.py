@@ -9,7 +9,7 @@ import pytest
 
 from streams.audit.event import AuditEvent
 from streams.policy.loader import PolicySet
-from streams.policy.rights import (
+from streams.rights.rules import (
     InvalidRightsRequest,
     RightsAction,
     RightsRequest,
@@ -19,7 +19,7 @@ from streams.policy.rights import (
     parse_request,
     retention_of,
 )
-from streams.policy.subject_index import exposures_of
+from streams.rights.subject_index import exposures_of
 
 AT = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 

@@ -18,7 +18,7 @@ A table counts distinct subjects per cell of its dimensions in one window. Befor
 
 An empty suppressed cell may be deducible as empty (e.g. every subject of a margin is in published
 cells): that discloses no one, and protecting empty cells too would suppress most tables.
-docs/statistics.md has the argument; tests/policy/test_statistics.py checks it against a linear
+docs/statistics.md has the argument; tests/stats/test_tables.py checks it against a linear
 programme that solves for every suppressed cell.
 """
 

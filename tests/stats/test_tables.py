@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from streams.policy.statistics import Cell, Publication, protect, revise
+from streams.stats.tables import Cell, Publication, protect, revise
 
 
 def _domains(sizes: Sequence[int]) -> list[tuple[str, ...]]:
