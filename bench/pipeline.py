@@ -32,7 +32,8 @@ from streams.policy.loader import load_policies
 from streams.settings import PROJECT_ROOT, Settings, load_settings
 from streams.topology import Topology
 
-SCHEMA = "customer_record.v1.avsc"
+# Every input is written with version 1: the Quix peer reads that version only.
+SCHEMA_VERSION = "1"
 
 
 class AuditWatcher(threading.Thread):
@@ -160,7 +161,7 @@ def throughput(
     if statistics is False:
         base = base.model_copy(update={"policy_path": _without_statistics(base.policy_path)})
     settings, topology = _fresh(base, "t", partitions=partitions)
-    produce_lines(settings, "jcom", _clean_lines(count, 1))
+    produce_lines(settings, "jcom", _clean_lines(count, 1), schema_version=SCHEMA_VERSION)
     watcher = AuditWatcher(settings, topology.audit)
     watcher.start()
     counting = None
@@ -266,7 +267,7 @@ def passthrough(base: Settings, *, count: int) -> dict[str, Any]:
     from confluent_kafka import Consumer, Producer
 
     settings, topology = _fresh(base, "p")
-    produce_lines(settings, "jcom", _clean_lines(count, 1))
+    produce_lines(settings, "jcom", _clean_lines(count, 1), schema_version=SCHEMA_VERSION)
     consumer = Consumer(
         {
             **settings.kafka_common(),
@@ -299,13 +300,13 @@ def latency(base: Settings, *, runtime: str, rate: float, seconds: float = 10.0)
     count = int(rate * seconds)
     lines = _clean_lines(count, 2)
     # Encode everything first, so that producing at the target rate costs only the send.
-    from streams.policy.classification import load_schema
     from streams.policy.engine import Engine
+    from streams.serde.governed import governed_version
     from streams.serde.json_form import JsonForm
     from streams.serde.jsonl import Encoded, encode_lines
     from streams.serde.registry import Registry
 
-    classified = load_schema(settings.schema_dir / SCHEMA)
+    classified = governed_version(settings.schema_dir, SCHEMA_VERSION).classified
     registry = Registry(settings.registry_conf())
     topic = topology.ingest("jcom")
     schema_id = registry.register(f"{topic}-value", dict(classified.raw))

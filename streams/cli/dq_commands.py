@@ -100,14 +100,12 @@ def dq_suites(
 
     Example: jointuse dq suites --write
     """
-    from streams.policy.classification import load_schema
     from streams.policy.loader import load_policies
     from streams.quality.suites_store import generated, render, write_suites
+    from streams.serde.governed import governed_version
 
     settings = _settings(None, None, None)
-    suites = generated(
-        load_schema(settings.schema_dir / "customer_record.v1.avsc"), load_policies(settings.policy_path)
-    )
+    suites = generated(governed_version(settings.schema_dir).classified, load_policies(settings.policy_path))
     if write:
         for path in write_suites(settings.dq_suites_dir, suites):
             typer.echo(f"wrote {path}")

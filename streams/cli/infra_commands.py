@@ -6,16 +6,15 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from streams.cli.exits import Exit, Guarantee, Runtime, fail
+from streams.cli.options import SchemaVersion
 from streams.errors import JointUseError
-from streams.settings import PROJECT_ROOT, Settings, load_settings
+from streams.settings import Settings, load_settings
 
-DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"
 topics_app = typer.Typer(help="Create and inspect the pipeline's topics.", no_args_is_help=True)
 
 
@@ -162,7 +161,7 @@ def _lines(path: str) -> Iterator[bytes]:
 def produce_command(
     file: Annotated[str, typer.Argument(help="JSON Lines file, or - for stdin.")],
     as_company: Annotated[str, typer.Option("--as", help="The producing company (its ingest topic).")],
-    schema: Annotated[Path, typer.Option("--schema", help="Avro schema to write with.")] = DEFAULT_SCHEMA,
+    schema_version: SchemaVersion = None,
     bootstrap: Bootstrap = None,
     registry: RegistryUrl = None,
     prefix: Prefix = None,
@@ -186,7 +185,7 @@ def produce_command(
                 settings,
                 as_company,
                 _lines(file),
-                schema_path=schema,
+                schema_version=schema_version,
                 on_progress=lambda produced: bar.update(task, completed=produced),
             )
     except JointUseError as exc:

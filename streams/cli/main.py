@@ -23,14 +23,15 @@ from streams.cli.access_commands import access_app
 from streams.cli.audit_commands import audit_app
 from streams.cli.exits import Exit, Lang, fail
 from streams.cli.incident_commands import incident_app
+from streams.cli.options import SchemaVersion
 from streams.cli.stats_commands import stats_app
 from streams.errors import JointUseError, PolicyError, SchemaError
-from streams.policy.classification import load_schema
 from streams.policy.diff import diff_policies
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet, load_policies, load_policy
 from streams.policy.notice import render_notice
 from streams.serde.compatibility import check_backward, schema_versions
+from streams.serde.governed import governed_version
 from streams.serde.json_form import JsonForm
 from streams.settings import PROJECT_ROOT, load_settings
 
@@ -69,12 +70,10 @@ dq_commands.register(app)
 app.command("replay")(replay_commands.replay_command)
 app.command("catalog")(catalog_command.catalog_command)
 
-DEFAULT_SCHEMA = PROJECT_ROOT / "schemas" / "customer_record.v1.avsc"
 PolicyOption = Annotated[
     Path | None,
     typer.Option("--policy", help="Policy file or directory of versions (default: JOINTUSE_POLICY_PATH)."),
 ]
-SchemaOption = Annotated[Path, typer.Option("--schema", help="Avro schema of the records.")]
 
 
 def _policies(path: Path | None) -> PolicySet:
@@ -88,7 +87,7 @@ def _policies(path: Path | None) -> PolicySet:
 def filter_command(
     source: Annotated[str, typer.Option("--source", help="Company that produced the records.")],
     policy: PolicyOption = None,
-    schema: SchemaOption = DEFAULT_SCHEMA,
+    schema_version: SchemaVersion = None,
 ) -> None:
     """Decide JSON Lines records from stdin offline; one JSON decision per input line on stdout.
 
@@ -98,7 +97,7 @@ def filter_command(
 
     policies = _policies(policy)
     try:
-        classified = load_schema(schema)
+        classified = governed_version(load_settings().schema_dir, schema_version).classified
     except SchemaError as exc:
         fail(str(exc))
     engine = Engine(classified, policies)

@@ -115,8 +115,8 @@ def stats_preview(
     Exit codes: 0 shown; 2 bad arguments, an unreadable file or policy.
     """
     from streams.errors import JointUseError
-    from streams.policy.classification import load_schema
     from streams.policy.loader import load_policies
+    from streams.serde.governed import governed_version
     from streams.settings import load_settings
     from streams.stats.preview import preview
 
@@ -127,7 +127,7 @@ def stats_preview(
         fail("--window must be a day, YYYY-MM-DD")
     try:
         policies = load_policies(policy or settings.policy_path)
-        schema = load_schema(settings.schema_dir / "customer_record.v1.avsc")
+        schema = governed_version(settings.schema_dir).classified
         with file.open("rb") as records:
             found = preview(records, policies, schema, day=day, tables=table, now=dt.datetime.now(dt.UTC))
     except OSError:

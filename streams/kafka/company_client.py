@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaException, Message, Producer
@@ -16,9 +15,9 @@ from streams.errors import ClusterError, SerdeError
 from streams.kafka import clients
 from streams.kafka.produce import produce_waiting
 from streams.messages import OutMessage
-from streams.policy.classification import load_schema
 from streams.policy.engine import Engine
 from streams.policy.loader import load_policies
+from streams.serde.governed import governed_version
 from streams.serde.json_form import JsonForm
 from streams.serde.jsonl import Rejected, encode_lines
 from streams.serde.registry import Registry
@@ -48,11 +47,12 @@ def produce_lines(
     company: str,
     lines: Iterable[bytes],
     *,
-    schema_path: Path | None = None,
+    schema_version: str | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ProduceStats:
-    """Validates and produces JSON Lines to ``company``'s ingest topic (schema v1 unless given)."""
-    classified = load_schema(schema_path or settings.schema_dir / "customer_record.v1.avsc")
+    """Validates and produces JSON Lines to ``company``'s ingest topic, written with a governed
+    schema version (the latest unless given)."""
+    classified = governed_version(settings.schema_dir, schema_version).classified
     engine = Engine(classified, load_policies(settings.policy_path))
     topic = Topology(settings.topic_prefix).ingest(company)
     registry = Registry(settings.registry_conf())
@@ -98,8 +98,7 @@ def consume_json(
     ``idle_seconds`` without a new record."""
     topology = Topology(settings.topic_prefix)
     name = topic or topology.deliver(str(company))
-    classified = load_schema(settings.schema_dir / "customer_record.v1.avsc")
-    form = JsonForm(classified)
+    form = JsonForm(governed_version(settings.schema_dir).classified)  # older versions' records read too
     registry = Registry(settings.registry_conf())
     consumer = clients.reading_consumer(
         settings.kafka_common(), group or f"{company or 'cli'}.cli", from_beginning=from_beginning, auto_commit=True

@@ -10,10 +10,10 @@ from typing import Any
 from streams.errors import ConfigError, SerdeError
 from streams.kafka.reader import RangeSpec, read_range
 from streams.messages import H_POLICY_VERSION, H_PURPOSES
-from streams.policy.classification import load_schema
 from streams.quality.frames import delivery_frame, ingest_frame
 from streams.quality.suites_store import load_suites
 from streams.quality.validate import SuiteResult, validate
+from streams.serde.governed import governed_version
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
@@ -54,7 +54,7 @@ def run_batch(
 ) -> BatchRun:
     topology = Topology(settings.topic_prefix)
     kind, company = topic_kind(topology, spec.topic)
-    schema = load_schema(settings.schema_dir / "customer_record.v1.avsc")
+    schema = governed_version(settings.schema_dir).classified  # reads the older versions' records too
     form = JsonForm(schema)
     registry = Registry(settings.registry_conf())
     rows: list[dict[str, Any]] = []

@@ -34,13 +34,13 @@ from streams.kafka import clients
 from streams.kafka.admin import create_topics
 from streams.kafka.reader import PartitionRange, RangeSpec, read_assigned, reader, resolve
 from streams.messages import InMessage, Outcome, OutMessage
-from streams.policy.classification import load_schema
 from streams.policy.decision import Status
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.rights.view import RightsView
 from streams.runtime.confluent import ConfluentWriter, in_message
 from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, FatalError, Offsets
+from streams.serde.governed import governed_version
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.settings import Settings
@@ -282,7 +282,7 @@ class _FileTransport(_RangeSource):
         self.replay_id = replayer.id
         self.path = replayer.target.path
         self.checkpoint = self.path.with_name(self.path.name + ".checkpoint.json")
-        self.form = JsonForm(load_schema(replayer.settings.schema_dir / "customer_record.v1.avsc"))
+        self.form = JsonForm(governed_version(replayer.settings.schema_dir).classified)
         self.offsets: dict[int, int] = {}
         self.length = 0
         self._pending: dict[int, int] = {}

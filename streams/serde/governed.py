@@ -53,9 +53,15 @@ class GovernedVersion:
     delivery_raw: dict[str, Any]
     delivery_codec: AvroCodec
     delivery_ids: dict[str, int] = field(default_factory=dict)  # registered per delivery topic
+    path: Path | None = None  # the file it was read from (a child process reads it again)
+
+    @property
+    def number(self) -> int:
+        match = _VERSIONED.match(f"{self.name}.avsc")
+        return int(match["version"]) if match else 0
 
     @classmethod
-    def build(cls, name: str, raw: Mapping[str, Any]) -> GovernedVersion:
+    def build(cls, name: str, raw: Mapping[str, Any], path: Path | None = None) -> GovernedVersion:
         classified = classify(raw)
         if classified.problems:
             raise SchemaError(f"{name}: {classified.problems[0]} ({len(classified.problems)} problem(s))")
@@ -67,6 +73,7 @@ class GovernedVersion:
             AvroCodec(raw),
             delivery,
             AvroCodec(delivery),
+            path=path,
         )
 
 
@@ -103,7 +110,7 @@ class GovernedSchemas:
                 raw = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise SchemaError(f"{path}: cannot read the schema ({exc.__class__.__name__})") from exc
-            versions.append(GovernedVersion.build(path.name.removesuffix(".avsc"), raw))
+            versions.append(GovernedVersion.build(path.name.removesuffix(".avsc"), raw, path))
         if not versions:
             raise SchemaError(f"{directory}: no {name}.v<N>.avsc schema")
         return cls(versions)
@@ -111,6 +118,18 @@ class GovernedSchemas:
     @property
     def latest(self) -> GovernedVersion:
         return self.versions[-1]
+
+    def version(self, wanted: str | int | None = None) -> GovernedVersion:
+        """A governed version by number (``2``, ``"v2"``) or name (``customer_record.v2``); the
+        latest when ``wanted`` is None. ``SchemaError`` names the governed versions otherwise."""
+        if wanted is None:
+            return self.latest
+        text = str(wanted).strip()
+        for version in self.versions:
+            if text in (version.name, str(version.number), f"v{version.number}"):
+                return version
+        names = ", ".join(str(v.number) for v in self.versions)
+        raise SchemaError(f"schema version: not a governed version (governed: {names})")
 
     def reading(self, writer: Mapping[str, Any]) -> Reading | None:
         """How to read records of ``writer``, or None when no governed version can read them."""
@@ -174,6 +193,12 @@ class GovernedReader:
             schema_id = self.registry.register(f"{topic}-value", version.delivery_raw)
             version.delivery_ids[topic] = schema_id
         return schema_id
+
+
+def governed_version(directory: Path, wanted: str | int | None = None) -> GovernedVersion:
+    """One governed version of the customer record in ``directory`` (the latest by default): what
+    every tool writes, reads and checks records with."""
+    return GovernedSchemas.load(directory).version(wanted)
 
 
 def runtime_problems(directory: Path, policies: PolicySet) -> list[str]:

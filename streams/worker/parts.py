@@ -22,7 +22,7 @@ from streams.rights.index_client import SubjectIndex
 from streams.rights.lookups import index_lookup, provision_lookup
 from streams.rights.view import RightsView
 from streams.runtime.held import HeldMessages
-from streams.serde.governed import GovernedSchemas
+from streams.serde.governed import GovernedSchemas, governed_version
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.topology import Topology
@@ -110,9 +110,12 @@ def audit_sealer(settings: Settings, writer: str) -> AuditSealer:
 
 
 def quality_monitor(settings: Settings, registry: CollectorRegistry) -> QualityMonitor:
+    """The in-worker sampler, rendering deliveries with the latest governed version (older records
+    read with it too: later versions only add optional fields)."""
+    latest = governed_version(settings.schema_dir)
     return QualityMonitor(
         registry,
-        schema_path=settings.schema_dir / "customer_record.v1.avsc",
+        schema_path=latest.path or settings.schema_dir / f"{latest.name}.avsc",
         suites_dir=settings.dq_suites_dir,
         sample_rate=settings.dq_sample_rate,
         batch_size=settings.dq_batch_size,

@@ -10,9 +10,11 @@ from prometheus_client import CollectorRegistry
 from streams.messages import Outcome
 from streams.policy.engine import Engine
 from streams.quality.monitor import QualityMonitor
+from streams.serde.governed import governed_version
 from streams.settings import PROJECT_ROOT
-from tests.conftest import SCHEMA_PATH
 from tests.records import make_native_records
+
+LATEST_SCHEMA_PATH = governed_version(PROJECT_ROOT / "schemas").path
 
 
 def _outcomes(engine: Engine, count: int, *, bad_email: bool = False) -> list[Outcome]:
@@ -45,7 +47,7 @@ def test_sampled_batches_are_validated_and_exported(engine: Engine) -> None:
     registry = CollectorRegistry()
     monitor = QualityMonitor(
         registry,
-        schema_path=SCHEMA_PATH,
+        schema_path=LATEST_SCHEMA_PATH,
         suites_dir=PROJECT_ROOT / "dq" / "suites",
         sample_rate=1.0,
         batch_size=50,
@@ -73,7 +75,11 @@ def test_sampled_batches_are_validated_and_exported(engine: Engine) -> None:
 def test_a_busy_monitor_drops_batches_instead_of_waiting(engine: Engine) -> None:
     registry = CollectorRegistry()
     monitor = QualityMonitor(
-        registry, schema_path=SCHEMA_PATH, suites_dir=PROJECT_ROOT / "dq" / "suites", sample_rate=1.0, batch_size=10
+        registry,
+        schema_path=LATEST_SCHEMA_PATH,
+        suites_dir=PROJECT_ROOT / "dq" / "suites",
+        sample_rate=1.0,
+        batch_size=10,
     )  # never started: nothing takes batches off the queue
     outcomes = _outcomes(engine, 10)
     started = time.perf_counter()
@@ -83,7 +89,7 @@ def test_a_busy_monitor_drops_batches_instead_of_waiting(engine: Engine) -> None
     assert _value(registry, "jointuse_dq_dropped_batches_total") == 3  # the queue holds two
     off = QualityMonitor(
         CollectorRegistry(),
-        schema_path=SCHEMA_PATH,
+        schema_path=LATEST_SCHEMA_PATH,
         suites_dir=PROJECT_ROOT / "dq" / "suites",
         sample_rate=0,
         batch_size=10,

@@ -12,13 +12,20 @@ from streams.policy.loader import PolicySet
 from streams.quality.frames import delivery_frame, ingest_frame
 from streams.quality.suites_store import generated, load_suites, render
 from streams.quality.validate import validate
+from streams.serde.governed import governed_version
 from streams.settings import PROJECT_ROOT
 from tests.records import make_json_records
 
 SUITES = PROJECT_ROOT / "dq" / "suites"
 
 
-def test_repository_suites_are_the_ones_the_schema_and_policy_give(
+@pytest.fixture(scope="module")
+def schema() -> ClassifiedSchema:
+    """The latest governed version: the suites are generated from it and the sampler renders with it."""
+    return governed_version(PROJECT_ROOT / "schemas").classified
+
+
+def test_repository_suites_are_the_ones_the_latest_schema_and_policy_give(
     schema: ClassifiedSchema, policies: PolicySet
 ) -> None:
     for kind, suite in generated(schema, policies).items():

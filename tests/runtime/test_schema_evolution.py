@@ -33,12 +33,13 @@ def test_v1_then_v2_mid_stream(kafka: Settings, unique: str) -> None:
             settings,
             "jcom",
             [json.dumps(r).encode() for r in v1],
+            schema_version="1",
         )
         second = produce_lines(
             settings,
             "jcom",
             [json.dumps(r).encode() for r in v2],
-            schema_path=settings.schema_dir / "customer_record.v2.avsc",
+            schema_version="2",
         )
         assert (first.produced, second.produced) == (len(v1), len(v2))
         events = audit_events(settings, topology, len(records))
