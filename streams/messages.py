@@ -7,6 +7,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from streams.policy.decision import Decision, Status
@@ -82,7 +83,7 @@ class Written(Protocol):
     (ingest, and replays of it), ``ErasureOutcome``, ``ForeignOutcome``."""
 
     @property
-    def status(self) -> Status: ...  # pragma: no cover
+    def status(self) -> StrEnum: ...  # pragma: no cover  # each outcome type has its own vocabulary
 
     @property
     def messages(self) -> tuple[OutMessage, ...]: ...  # pragma: no cover

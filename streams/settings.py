@@ -16,6 +16,9 @@ from streams.logs import kafka_client_logger
 from streams.policy.pseudonym import SubjectKeyError, SubjectKeys
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Every transactional producer's timeout, on both runtimes: the coordinator aborts a transaction
+# left open longer (a frozen worker's), and the erasure grace waits past it.
+TRANSACTION_TIMEOUT_MS = 30_000
 
 
 Guarantee = Literal["exactly_once", "at_least_once"]  # of a worker's deliveries
@@ -54,9 +57,9 @@ class Settings(BaseSettings):
     dq_batch_size: int = Field(500, ge=1, description="Sampled records per data-quality micro-batch.")
     dq_suites_dir: Path = Field(PROJECT_ROOT / "dq" / "suites", description="Great Expectations suites.")
     # A record decided just before a worker saw the stop is committed within one batch commit plus
-    # the transaction timeout (30 s); the eraser looks for deliveries only after that.
+    # the transaction timeout; the eraser looks for deliveries only after that.
     erasure_grace_seconds: float = Field(
-        45.0,
+        TRANSACTION_TIMEOUT_MS / 1000 + 15.0,
         ge=0,
         description="Wait before looking up an erased subject: every in-flight delivery has committed by then.",
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from typing import Annotated
@@ -11,6 +10,7 @@ from typing import Annotated
 import typer
 
 from streams.cli.exits import Exit, Guarantee, Runtime, fail
+from streams.cli.launch import exec_faust_worker
 from streams.cli.options import SchemaVersion
 from streams.errors import JointUseError
 from streams.settings import Settings, load_settings
@@ -275,15 +275,12 @@ def worker_command(
     chosen_id = worker_id or default_worker_id()
     if runtime is Runtime.FAUST:
         env = {
-            **os.environ,
             **settings.worker_env(),
             "JOINTUSE_WORKER_ID": chosen_id,
             "JOINTUSE_GUARANTEE": guarantee.value,
             "JOINTUSE_BATCH_SIZE": str(batch_size),
         }
-        # Replace this process, so that signals reach the faust worker directly.
-        argv = [sys.executable, "-m", "faust", "-A", "streams.app", "worker", "-l", log_level, "--without-web"]
-        os.execve(sys.executable, argv, env)
+        exec_faust_worker("streams.app", env, log_level=log_level, web=False)
     from streams.runtime.loop import FatalError
     from streams.worker.compose import exit_code
     from streams.worker.confluent_main import run_worker

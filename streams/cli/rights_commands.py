@@ -153,16 +153,12 @@ def index_command(
       jointuse index --port 9411        # a second worker on the same host
       curl http://127.0.0.1:9410/index/status
     """
-    import os
-    import sys
+    from streams.cli.launch import exec_faust_worker
 
     settings = _settings(bootstrap, None, prefix)
     if port is not None:
         settings = settings.model_copy(update={"index_port": port, "index_url": f"http://{settings.index_host}:{port}"})
-    env = {**os.environ, **settings.worker_env()}
-    argv = [sys.executable, "-m", "faust", "-A", "streams.rights.index_app", "worker", "-l", log_level]
-    # Replace this process, so that signals reach the faust worker directly.
-    os.execve(sys.executable, argv, env)
+    exec_faust_worker("streams.rights.index_app", settings.worker_env(), log_level=log_level, web=True)
 
 
 @retention_app.command("run")
@@ -241,6 +237,7 @@ def foreign_run(
     """
     from streams.logs import configure as configure_logging
     from streams.policy.foreign import UnknownRecipient
+    from streams.processors.foreign import ForeignStatus
     from streams.worker.foreign import run_foreign_egress
     from streams.worker.parts import default_worker_id
 
@@ -254,7 +251,11 @@ def foreign_run(
         fail(exc, Exit.USAGE)
     except JointUseError as exc:
         fail(exc, Exit.SERVICE)
-    typer.echo(json.dumps({"records": stats.records, "provided": stats.by_status.get("shared", 0), "refused": refused}))
+    typer.echo(
+        json.dumps(
+            {"records": stats.records, "provided": stats.by_status.get(ForeignStatus.PROVIDED, 0), "refused": refused}
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -33,14 +33,10 @@ def stats_run(
       jointuse stats run
       jointuse stats show services_daily
     """
-    import os
-    import sys
+    from streams.cli.launch import exec_faust_worker
 
     settings = _settings(bootstrap, None, prefix)
-    env = {**os.environ, **settings.worker_env()}
-    argv = [sys.executable, "-m", "faust", "-A", "streams.stats.app", "worker", "-l", log_level, "--without-web"]
-    # Replace this process, so that signals reach the faust worker directly.
-    os.execve(sys.executable, argv, env)
+    exec_faust_worker("streams.stats.app", settings.worker_env(), log_level=log_level, web=False)
 
 
 @stats_app.command("show")

@@ -10,6 +10,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from streams.errors import ClusterError
+from streams.settings import TRANSACTION_TIMEOUT_MS
 
 # Keys go to the partition Java clients and aiokafka (faust) choose: murmur2. librdkafka's default
 # (CRC32) would put a tombstone in another partition than the delivery it must erase.
@@ -30,7 +31,7 @@ def producer(kafka: Mapping[str, Any], *, transactional_id: str | None = None, l
     }
     if transactional_id is None:
         return Producer(conf)
-    client = Producer({**conf, "transactional.id": transactional_id, "transaction.timeout.ms": 30_000})
+    client = Producer({**conf, "transactional.id": transactional_id, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS})
     try:
         client.init_transactions(60)
     except KafkaException as exc:

@@ -14,11 +14,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from streams.errors import DEPENDENCY_ERRORS
 from streams.messages import InMessage, OutMessage, dead_letter_headers
-from streams.policy.decision import Status
 from streams.policy.pseudonym import SubjectKeys
 from streams.rights.rules import (
     InvalidRightsRequest,
@@ -37,6 +37,14 @@ RowsLookup = Callable[[frozenset[str]], Iterable[SubjectRow]]  # the index rows 
 ProvisionLookup = Callable[[str], Iterable[Mapping[str, Any]]]
 
 
+class ErasureStatus(StrEnum):
+    """What a rights request led to (its own words: an erasure is not a "share")."""
+
+    ERASED = "erased"  # tombstones and notices written
+    NOTHING_WRITTEN = "nothing_written"  # stop, resume (every rights view applies them), superseded, compacted
+    INVALID = "invalid"  # a dead letter
+
+
 @dataclass(frozen=True)
 class ErasureOutcome:
     """What became of one rights request. ``reason`` is the action taken (``erase``; ``stop`` and
@@ -44,7 +52,7 @@ class ErasureOutcome:
     compacted request) or, for a dead letter (status INVALID), why. An erasure (status SHARED)
     writes a tombstone to each topic in ``tombstone_topics`` and a notice to each recipient."""
 
-    status: Status
+    status: ErasureStatus
     reason: str
     source: str | None
     messages: tuple[OutMessage, ...]
@@ -90,7 +98,7 @@ class RightsProcessor:
 
     def _process(self, message: InMessage) -> ErasureOutcome:
         if message.value is None:
-            return ErasureOutcome(Status.WITHHELD, "tombstone", None, ())
+            return ErasureOutcome(ErasureStatus.NOTHING_WRITTEN, "tombstone", None, ())
         try:
             request = parse_request(message.value)
         except InvalidRightsRequest as exc:
@@ -99,10 +107,10 @@ class RightsProcessor:
             return self._dead(message, "key_mismatch", "the message key differs from source:customer_id")
         if request.action is not RightsAction.ERASE:
             # Stop and resume take effect in every worker's rights view; nothing to write.
-            return ErasureOutcome(Status.WITHHELD, request.action.value, request.source, ())
+            return ErasureOutcome(ErasureStatus.NOTHING_WRITTEN, request.action.value, request.source, ())
         if self.superseded(message):
             # Filed again, stopped or resumed during the grace: the later request decides.
-            return ErasureOutcome(Status.WITHHELD, "superseded", request.source, ())
+            return ErasureOutcome(ErasureStatus.NOTHING_WRITTEN, "superseded", request.source, ())
         return self._erase(request)
 
     def _erase(self, request: RightsRequest) -> ErasureOutcome:
@@ -121,7 +129,7 @@ class RightsProcessor:
             out.append(OutMessage(self.topology.notices(recipient), key, notice, headers))
         self.erased += 1
         self.tombstones += len(topics)
-        return ErasureOutcome(Status.SHARED, "erase", request.source, tuple(out), tuple(t for _, t in topics))
+        return ErasureOutcome(ErasureStatus.ERASED, "erase", request.source, tuple(out), tuple(t for _, t in topics))
 
     def _dead(self, message: InMessage, reason: str, detail: str) -> ErasureOutcome:
         out = OutMessage(
@@ -130,4 +138,4 @@ class RightsProcessor:
             message.value,
             dead_letter_headers(message, reason, detail),
         )
-        return ErasureOutcome(Status.INVALID, reason, None, (out,))
+        return ErasureOutcome(ErasureStatus.INVALID, reason, None, (out,))

@@ -12,16 +12,23 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from streams.errors import DEPENDENCY_ERRORS, SerdeError
 from streams.messages import H_POLICY_VERSION, H_SOURCE, InMessage, OutMessage
-from streams.policy.decision import Status
 from streams.policy.foreign import ForeignGate, ForeignReason, foreign_schema
 from streams.policy.loader import PolicySet
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedReader, GovernedVersion
 from streams.serde.wire import frame
 from streams.topology import Topology
+
+
+class ForeignStatus(StrEnum):
+    """What the foreign egress did with a record (Art. 28): provided abroad, or refused."""
+
+    PROVIDED = "provided"
+    REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -38,8 +45,8 @@ class ForeignOutcome:
         return self.reason is ForeignReason.PROVIDED
 
     @property
-    def status(self) -> Status:
-        return Status.SHARED if self.provided else Status.WITHHELD
+    def status(self) -> ForeignStatus:
+        return ForeignStatus.PROVIDED if self.provided else ForeignStatus.REFUSED
 
 
 @dataclass

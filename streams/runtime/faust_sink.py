@@ -43,6 +43,7 @@ from streams.runtime.faust_kafka import (
     fencing_unsupported,
 )
 from streams.runtime.loop import ErrorKind, Offsets
+from streams.settings import TRANSACTION_TIMEOUT_MS
 
 log = logging.getLogger("jointuse.worker")
 RENEW_STOP_SECONDS = 10.0
@@ -72,7 +73,7 @@ class AiokafkaSink:
             **kafka,
             "transactional_id": transactional_id,
             "enable_idempotence": True,
-            "transaction_timeout_ms": 30_000,
+            "transaction_timeout_ms": TRANSACTION_TIMEOUT_MS,
             "max_request_size": MAX_MESSAGE_BYTES,
             "max_batch_size": 1_048_576,
             "linger_ms": 5,

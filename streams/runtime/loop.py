@@ -37,7 +37,6 @@ from typing import Generic, Protocol, TypeVar
 
 from streams.errors import DEPENDENCY_ERRORS
 from streams.messages import InMessage, OutMessage, Written
-from streams.policy.decision import Status
 from streams.runtime.held import HeldMessages
 
 log = logging.getLogger("jointuse.worker")
@@ -134,7 +133,7 @@ class ErrorPolicy:
 class LoopStats:
     batches: int = 0
     records: int = 0
-    by_status: dict[str, int] = field(default_factory=lambda: {s.value: 0 for s in Status})
+    by_status: dict[str, int] = field(default_factory=dict)  # in the words of the processor's outcome type
     aborted_batches: int = 0
 
 
@@ -360,7 +359,7 @@ class BatchLoop(Generic[OutcomeT]):
         self.stats.batches += 1
         self.stats.records += len(batch)
         for outcome in outcomes:
-            self.stats.by_status[outcome.status.value] += 1
+            self.stats.by_status[outcome.status.value] = self.stats.by_status.get(outcome.status.value, 0) + 1
         for committed in self.on_committed:
             committed(batch, outcomes)
         return None

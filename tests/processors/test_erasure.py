@@ -13,9 +13,8 @@ import pytest
 from streams.audit.event import AuditEvent
 from streams.errors import SubjectIndexUnavailable
 from streams.messages import H_REASON, InMessage
-from streams.policy.decision import Status
 from streams.policy.pseudonym import SubjectKeys
-from streams.processors.erasure import H_REQUEST_ID, RightsProcessor
+from streams.processors.erasure import H_REQUEST_ID, ErasureStatus, RightsProcessor
 from streams.rights.rules import RightsAction, RightsRequest
 from streams.rights.subject_index import SubjectRow, fold
 from streams.topology import Topology
@@ -69,7 +68,7 @@ def _shared(recipient: str, key: bytes = KEY) -> dict[str, Any]:
 def test_erasure_tombstones_each_recipient_reached_and_notifies_it() -> None:
     processor = _processor([_shared("jcom-insurance"), _shared("jcom-insurance")], [{"recipient": "example-re-us"}])
     outcome = processor.process(_message(_request(RightsAction.ERASE)))
-    assert outcome.status is Status.SHARED and outcome.reason == "erase"
+    assert outcome.status is ErasureStatus.ERASED and outcome.reason == "erase"
     by_topic = {m.topic: m for m in outcome.messages}
     assert set(by_topic) == {
         T.deliver("jcom-insurance"),
@@ -94,7 +93,7 @@ def test_stop_resume_and_unreached_subjects_write_nothing() -> None:
     processor = _processor([])
     for action in (RightsAction.STOP, RightsAction.RESUME, RightsAction.ERASE):
         outcome = processor.process(_message(_request(action)))
-        assert outcome.messages == () and outcome.status is not Status.INVALID
+        assert outcome.messages == () and outcome.status is not ErasureStatus.INVALID
     assert processor.process(_message(None)).messages == ()  # a tombstone in the rights topic
 
 
@@ -106,7 +105,7 @@ def test_bad_requests_go_to_the_rights_dead_letters_with_their_raw_copy() -> Non
         (_message(_request(RightsAction.STOP), key=None), "key_mismatch"),
     ]:
         outcome = processor.process(message)
-        assert outcome.status is Status.INVALID and outcome.reason == reason
+        assert outcome.status is ErasureStatus.INVALID and outcome.reason == reason
         (dead,) = outcome.messages
         assert dead.topic == T.dead_letters("rights") and dead.value == message.value
         assert dict(dead.headers)[H_REASON] == reason.encode()
@@ -115,7 +114,7 @@ def test_bad_requests_go_to_the_rights_dead_letters_with_their_raw_copy() -> Non
 def test_an_erasure_superseded_during_its_grace_writes_nothing() -> None:
     processor = _processor([_shared("jcom-insurance")], superseded=lambda message: True)
     outcome = processor.process(_message(_request(RightsAction.ERASE)))
-    assert (outcome.status, outcome.reason, outcome.messages) == (Status.WITHHELD, "superseded", ())
+    assert (outcome.status, outcome.reason, outcome.messages) == (ErasureStatus.NOTHING_WRITTEN, "superseded", ())
 
 
 def test_an_index_outage_propagates_for_the_batch_to_wait_again() -> None:
