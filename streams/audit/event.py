@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from streams.policy.decision import Status
+from streams.policy.decision import DroppedField, Status
 
 
 class InvalidAuditEvent(ValueError):
@@ -41,14 +41,6 @@ class InputPosition:
 
 
 @dataclass(frozen=True, slots=True)
-class Dropped:
-    """A field removed from every delivery: its path and class, never its value."""
-
-    path: str
-    cls: str
-
-
-@dataclass(frozen=True, slots=True)
 class Leak:
     """A delivery the leak canary stopped: to whom, and the protected class it would have held."""
 
@@ -68,7 +60,7 @@ class AuditEvent:
     reason: str | None
     recipients: Mapping[str, Delivered]
     purposes: tuple[str, ...]
-    dropped: tuple[Dropped, ...]
+    dropped: tuple[DroppedField, ...]
     policy_version: str | None
     record_policy_version: str | None
     schema_id: int | None
@@ -150,7 +142,7 @@ class AuditEvent:
                 if _is_object(what, f"recipients.{recipient}")
             },
             purposes=_texts(data, "purposes"),
-            dropped=tuple(Dropped(_text(d, "path"), _text(d, "class")) for d in _objects(data, "dropped")),
+            dropped=tuple(DroppedField(_text(d, "path"), _text(d, "class")) for d in _objects(data, "dropped")),
             policy_version=_optional_text(data, "policy_version"),
             record_policy_version=_optional_text(data, "record_policy_version"),
             schema_id=_optional_int(data, "schema_id"),

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from streams.audit.event import AuditEvent, Delivered, Dropped, InputPosition, Leak
+from streams.audit.event import AuditEvent, Delivered, InputPosition, Leak
 from streams.errors import DEPENDENCY_ERRORS, SerdeError
 from streams.incidents.book import canary_hit_event, canary_incident_id, leak_notice
 from streams.messages import (
@@ -325,7 +325,7 @@ class Processor:
             reason=reason or (decision.reason.value if decision else None),
             recipients={r: Delivered(d.purposes, d.items) for r, d in delivered},
             purposes=decision.purposes if decision else (),
-            dropped=tuple(Dropped(d.path, d.cls) for d in (decision.dropped if decision else ())),
+            dropped=decision.dropped if decision else (),
             policy_version=decision.policy_version if decision else None,
             record_policy_version=decision.record_policy_version if decided and decision else None,
             schema_id=schema_id,

@@ -13,14 +13,13 @@ from streams.audit.event import (
     FIELDS,
     AuditEvent,
     Delivered,
-    Dropped,
     InputPosition,
     InvalidAuditEvent,
     Leak,
     json_schema,
     readable,
 )
-from streams.policy.decision import Status
+from streams.policy.decision import DroppedField, Status
 
 _names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 _texts = st.lists(_names, max_size=3).map(tuple)
@@ -36,7 +35,7 @@ events = st.builds(
     reason=_optional,
     recipients=st.dictionaries(_names, st.builds(Delivered, _texts, _texts), max_size=3),
     purposes=_texts,
-    dropped=st.lists(st.builds(Dropped, _names, _names), max_size=3).map(tuple),
+    dropped=st.lists(st.builds(DroppedField, _names, _names), max_size=3).map(tuple),
     policy_version=_optional,
     record_policy_version=_optional,
     schema_id=st.none() | _ints,

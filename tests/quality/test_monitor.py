@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -15,6 +16,14 @@ from streams.settings import PROJECT_ROOT
 from tests.records import make_native_records
 
 LATEST_SCHEMA_PATH = governed_version(PROJECT_ROOT / "schemas").path
+
+
+def _monitor(registry: CollectorRegistry, **options: Any) -> QualityMonitor:
+    """The sampler as a worker builds it: the latest governed version, the repository's suites."""
+    assert LATEST_SCHEMA_PATH is not None
+    return QualityMonitor(
+        registry, schema_path=LATEST_SCHEMA_PATH, suites_dir=PROJECT_ROOT / "dq" / "suites", **options
+    )
 
 
 def _outcomes(engine: Engine, count: int, *, bad_email: bool = False) -> list[Outcome]:
@@ -45,14 +54,7 @@ def _value(registry: CollectorRegistry, name: str, **labels: str) -> float:
 
 def test_sampled_batches_are_validated_and_exported(engine: Engine) -> None:
     registry = CollectorRegistry()
-    monitor = QualityMonitor(
-        registry,
-        schema_path=LATEST_SCHEMA_PATH,
-        suites_dir=PROJECT_ROOT / "dq" / "suites",
-        sample_rate=1.0,
-        batch_size=50,
-        seed=1,
-    )
+    monitor = _monitor(registry, sample_rate=1.0, batch_size=50, seed=1)
     monitor.start()
     try:
         monitor.offer(_outcomes(engine, 50))
@@ -74,25 +76,13 @@ def test_sampled_batches_are_validated_and_exported(engine: Engine) -> None:
 
 def test_a_busy_monitor_drops_batches_instead_of_waiting(engine: Engine) -> None:
     registry = CollectorRegistry()
-    monitor = QualityMonitor(
-        registry,
-        schema_path=LATEST_SCHEMA_PATH,
-        suites_dir=PROJECT_ROOT / "dq" / "suites",
-        sample_rate=1.0,
-        batch_size=10,
-    )  # never started: nothing takes batches off the queue
+    monitor = _monitor(registry, sample_rate=1.0, batch_size=10)  # never started: nothing takes batches off the queue
     outcomes = _outcomes(engine, 10)
     started = time.perf_counter()
     for _ in range(5):
         monitor.offer(outcomes)
     assert time.perf_counter() - started < 1.0
     assert _value(registry, "jointuse_dq_dropped_batches_total") == 3  # the queue holds two
-    off = QualityMonitor(
-        CollectorRegistry(),
-        schema_path=LATEST_SCHEMA_PATH,
-        suites_dir=PROJECT_ROOT / "dq" / "suites",
-        sample_rate=0,
-        batch_size=10,
-    )
+    off = _monitor(CollectorRegistry(), sample_rate=0, batch_size=10)
     off.offer(outcomes)
     assert not off.enabled and off._pending == []
