@@ -1,7 +1,9 @@
 """What a faust app that keeps tables over topics written in transactions needs (the subject index,
 the statistics worker): committed messages only, and offsets committed only after the changelog
-writes before them were acknowledged. Both replace private parts of faust and aiokafka;
-tests/runtime/test_faust_pin.py pins the versions they were checked against."""
+writes before them were acknowledged. Both replace private parts of faust and aiokafka, in
+subclasses and on the app's own instances only (importing this module changes no faust class);
+tests/runtime/test_faust_pin.py pins the versions they were checked against and checks that
+faust's own methods are untouched."""
 
 from __future__ import annotations
 
@@ -10,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.logs import logging_config
-from streams.runtime.faust_kafka import use_committed_reads
+from streams.runtime.faust_kafka import CommittedReadsConsumer, CommittedReadsTransport
 from streams.settings import Settings
 
 
@@ -23,8 +26,7 @@ def table_app(settings: Settings, app_id: str, *, data_dir: Path, log_name: str,
     by a deployment with another topic prefix would otherwise be taken for this one's (its offsets
     would be past the new changelog's end, so nothing would be recovered and the old rows kept).
     Its consumer reads committed messages only (``streams.runtime.faust_kafka``) and commits past
-    transaction markers (below)."""
-    commits_past_transaction_markers()
+    transaction markers (``TableConsumer``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
@@ -36,7 +38,7 @@ def table_app(settings: Settings, app_id: str, *, data_dir: Path, log_name: str,
         producer_linger_ms=20,
         **web,
     )
-    use_committed_reads(app)  # committed messages only, stable committed offsets
+    app.transport = TableTransport(app.conf.broker_consumer, app)  # before its topics and tables
     return app
 
 
@@ -78,7 +80,6 @@ def changelog_before_offsets(application: faust.App) -> None:
     the queue is empty then, and the client's flush does not know that write yet."""
     if getattr(application.consumer, "_commits_after_the_changelog", False):
         return  # the agent was restarted: installed already
-    _count_writes_being_handed_over()
     commit = application.consumer._commit  # type: ignore[attr-defined]
 
     async def commit_after_the_changelog(offsets: Any) -> bool:
@@ -94,27 +95,30 @@ def changelog_before_offsets(application: faust.App) -> None:
     application.consumer._commits_after_the_changelog = True  # type: ignore[attr-defined]
 
 
-def _count_writes_being_handed_over() -> None:
-    """``ProducerBuffer.handing_over``: writes taken out of the buffer's queue and not yet in the
-    client's batches."""
-    from faust.transport.producer import ProducerBuffer
+class HandoverCountingProducer(faust_aiokafka.Producer):
+    """faust's producer, whose buffer counts the writes its sender has taken out of the queue and
+    not yet handed to the client (``buffer.handing_over``, read by ``changelog_before_offsets``).
+    The count wraps the buffer's sender on this instance, before the buffer starts (its sending task
+    reads the method once, when it starts): a subclass of the buffer would lose that task, which
+    mode collects from the class that declares it."""
 
-    if getattr(ProducerBuffer._send_pending, "counts_handing_over", False):
-        return
-    send_pending = ProducerBuffer._send_pending
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        buffer: Any = self.buffer  # a ProducerBuffer: its sender is private, not in faust's types
+        send_pending = buffer._send_pending
+        buffer.handing_over = 0
 
-    async def send_pending_counted(self: ProducerBuffer, fut: Any) -> None:
-        self.handing_over = getattr(self, "handing_over", 0) + 1  # type: ignore[attr-defined]
-        try:
-            await send_pending(self, fut)
-        finally:
-            self.handing_over -= 1  # type: ignore[attr-defined]
+        async def send_pending_counted(fut: Any) -> None:
+            buffer.handing_over += 1
+            try:
+                await send_pending(fut)
+            finally:
+                buffer.handing_over -= 1
 
-    send_pending_counted.counts_handing_over = True  # type: ignore[attr-defined]
-    ProducerBuffer._send_pending = send_pending_counted  # type: ignore[method-assign]
+        buffer._send_pending = send_pending_counted
 
 
-def commits_past_transaction_markers() -> None:
+class TableConsumer(CommittedReadsConsumer):
     """faust notes a gap in a partition's offsets (a transaction's commit marker) from the offset
     after the last message read up to the one read now, that one included (``_add_gap(tp,
     last + 1, offset)`` adds ``[from, to + 1)``). The message's own offset is then acknowledged
@@ -124,14 +128,11 @@ def commits_past_transaction_markers() -> None:
     of the pipeline's transactions per commit interval; after a restart it would count most of
     them again (upstream: robinhood/faust#625, faust-streaming/faust#606). The gap noted here ends
     before the message. tests/runtime/test_faust_pin.py pins the faust version."""
-    from faust.transport.consumer import Consumer
 
-    if getattr(Consumer._add_gap, "ends_before_the_message", False):
-        return
-    add_gap = Consumer._add_gap
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        await super()._add_gap(tp, offset_from, offset_to - 1)
 
-    async def add_gap_before_the_message(self: Consumer, tp: Any, offset_from: int, offset_to: int) -> None:
-        await add_gap(self, tp, offset_from, offset_to - 1)
 
-    add_gap_before_the_message.ends_before_the_message = True  # type: ignore[attr-defined]
-    Consumer._add_gap = add_gap_before_the_message  # type: ignore[method-assign]
+class TableTransport(CommittedReadsTransport):
+    Consumer = TableConsumer
+    Producer = HandoverCountingProducer

@@ -1,4 +1,4 @@
-"""streams.app relies on private parts of faust's consumer, checked against one faust version (a new
+"""streams.app and the table apps rely on private parts of faust's consumer, checked against one faust version (a new
 one must be checked again):
 - it replaces ``Consumer._commit`` under exactly-once (our transactions commit the offsets) and
   calls the driver's ``_commit`` at least once;
@@ -9,9 +9,12 @@ one must be checked again):
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import faust
 from faust.transport.consumer import Consumer
+
+from streams.settings import Settings
 
 
 def test_the_replaced_commit_method_is_the_one_checked() -> None:
@@ -74,3 +77,26 @@ def test_the_committed_reads_transport_s_private_hooks_are_the_ones_checked() ->
         "transaction_timeout_ms",
     ]
     assert "txn_manager=self._txn_manager" in inspect.getsource(aiokafka.AIOKafkaProducer.__init__)
+
+
+def test_the_table_apps_hooks_are_subclasses_and_faust_s_own_methods_are_untouched(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The table apps (subject index, statistics) note transaction gaps one offset short and count
+    the writes their producer buffer is handing over: in ``TableConsumer`` and on the instances of
+    ``HandoverCountingProducer``, never on faust's classes, whatever was imported or built before."""
+    from faust.transport.producer import ProducerBuffer
+
+    from streams.runtime.faust_tables import HandoverCountingProducer, TableConsumer, table_app
+
+    app = table_app(settings, "pin.stats", data_dir=tmp_path, log_name="stats", web_enabled=False)
+    assert isinstance(app.consumer, TableConsumer) and isinstance(app.producer, HandoverCountingProducer)
+    assert faust.__version__ == "0.15.3", "re-check streams.runtime.faust_tables, then the pin"
+    # faust's own methods, as the subclasses were written against them
+    assert Consumer._add_gap.__qualname__ == "Consumer._add_gap"
+    assert list(inspect.signature(Consumer._add_gap).parameters) == ["self", "tp", "offset_from", "offset_to"]
+    assert "await self._add_gap(tp, r_offset + 1, offset)" in inspect.getsource(Consumer)
+    assert ProducerBuffer._send_pending.__qualname__ == "ProducerBuffer._send_pending"
+    # the sending task reads the sender once, from the instance: a wrapper set at construction is used
+    assert "send_pending = self._send_pending" in inspect.getsource(ProducerBuffer)
+    assert app.producer.buffer._send_pending.__qualname__.endswith("send_pending_counted")

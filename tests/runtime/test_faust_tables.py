@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.runtime.faust_tables import changelog_before_offsets, commits_past_transaction_markers, table_app
+from streams.runtime.faust_tables import changelog_before_offsets, table_app
 from streams.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -28,7 +28,6 @@ def test_a_commit_moves_past_every_transaction_marker_acknowledged_so_far(settin
     covers them all. Without the fix faust commits up to 12, then 15, then 17, one per interval."""
     from faust.types import TP
 
-    commits_past_transaction_markers()
     app = table_app(settings, "markers.stats", data_dir=tmp_path, log_name="stats", web_enabled=False)
     consumer = app.consumer
     tp = TP("contributions", 0)
