@@ -10,9 +10,9 @@ from typing import Annotated
 import typer
 
 from streams.cli.exits import Exit, fail
-from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _settings
+from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, settings_from_options
+from streams.cli.progress import range_progress
 from streams.cli.range_options import FromOffset, FromTime, Partition, ToOffset, ToTime
-from streams.cli.replay_commands import _progress_bar
 from streams.errors import ConfigError, JointUseError
 
 dq_app = typer.Typer(help="Data quality with Great Expectations.", no_args_is_help=True)
@@ -49,13 +49,13 @@ def dq_run(
     from streams.quality.batch_run import run_batch
     from streams.replay.replay import parse_time
 
-    settings = _settings(bootstrap, registry, prefix)
+    settings = settings_from_options(bootstrap, registry, prefix)
     try:
         spec = RangeSpec(topic, partition, from_offset, to_offset, parse_time(from_time), parse_time(to_time))
     except ConfigError as exc:
         fail(exc, Exit.USAGE)
     started = time.monotonic()
-    with _progress_bar("reading") as bar:
+    with range_progress("reading") as bar:
         task = bar.add_task("dq", total=None, rate="")
 
         def progressed(done: int) -> None:
@@ -104,7 +104,7 @@ def dq_suites(
     from streams.quality.suites_store import generated, render, write_suites
     from streams.serde.governed import governed_version
 
-    settings = _settings(None, None, None)
+    settings = settings_from_options(None, None, None)
     suites = generated(governed_version(settings.schema_dir).classified, load_policies(settings.policy_path))
     if write:
         for path in write_suites(settings.dq_suites_dir, suites):

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from streams.cli.exits import Exit, Format, Lang, fail
-from streams.cli.infra_commands import Bootstrap, Prefix, _settings
+from streams.cli.infra_commands import Bootstrap, Prefix, settings_from_options
 from streams.errors import ClusterError, JointUseError
 from streams.policy.pseudonym import SubjectKeys
 from streams.settings import Settings
@@ -107,7 +107,7 @@ def incident_open(
     """
     from streams.incidents.store import open_incident
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     window = (_time(from_time, "--from-time"), _time(to_time, "--to-time"))
     chosen = None
     if subjects is not None:
@@ -169,7 +169,7 @@ def incident_list(
     from streams.incidents.breach import days_left
     from streams.incidents.store import read_book
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     try:
         book = read_book(settings)
     except JointUseError as exc:
@@ -237,7 +237,7 @@ def incident_report(
     from streams.incidents.store import read_book
     from streams.policy.loader import load_policies
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     try:
         book = read_book(settings)
     except JointUseError as exc:
@@ -340,7 +340,7 @@ def _append(
 ) -> None:
     from streams.incidents.store import append_event, read_book
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     try:
         if incident_id not in read_book(settings).incidents:
             fail(f"no incident {incident_id}", Exit.PROBLEMS)

@@ -18,7 +18,7 @@ from streams.settings import Settings, load_settings
 topics_app = typer.Typer(help="Create and inspect the pipeline's topics.", no_args_is_help=True)
 
 
-def _settings(bootstrap: str | None, registry: str | None, prefix: str | None) -> Settings:
+def settings_from_options(bootstrap: str | None, registry: str | None, prefix: str | None) -> Settings:
     return load_settings(bootstrap_servers=bootstrap, schema_registry_url=registry, topic_prefix=prefix)
 
 
@@ -46,7 +46,7 @@ def topics_create(
     from streams.policy.loader import load_policies
     from streams.topology import Topology
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     policy = load_policies(settings.policy_path).latest
     try:
         results = create_topics(
@@ -66,7 +66,7 @@ def topics_list(bootstrap: Bootstrap = None, prefix: Prefix = None) -> None:
     """List the pipeline's topics with their partition counts."""
     from confluent_kafka.admin import AdminClient
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     metadata = AdminClient(settings.kafka_common()).list_topics(timeout=15)
     for name in sorted(metadata.topics):
         if name.startswith(settings.topic_prefix + "."):
@@ -85,7 +85,7 @@ def topics_describe(
     """
     from streams.kafka.lag import topic_offsets
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     try:
         rows = topic_offsets(settings, prefix=settings.topic_prefix + ".")
     except JointUseError as exc:
@@ -110,7 +110,7 @@ def lag_command(
     """
     from streams.kafka.lag import group_lag, topic_offsets
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     chosen = group or f"{settings.topic_prefix}.pipeline"
     try:
         topics = sorted({row.topic for row in topic_offsets(settings, prefix=settings.topic_prefix + ".")})
@@ -172,14 +172,12 @@ def produce_command(
     Rejected lines are reported on stderr (line number and rule); exit 1 when any line was rejected.
     Example: jointuse generate --count 100 --source jcom | jointuse produce - --as jcom
     """
-    from rich.progress import Progress, TextColumn, TimeElapsedColumn
-
+    from streams.cli.progress import count_progress
     from streams.kafka.company_client import produce_lines
 
-    settings = _settings(bootstrap, registry, prefix)
-    columns = (TextColumn("producing"), TextColumn("{task.completed} records"), TimeElapsedColumn())
+    settings = settings_from_options(bootstrap, registry, prefix)
     try:
-        with Progress(*columns, disable=quiet, transient=True) as bar:
+        with count_progress("producing", disable=quiet) as bar:
             task = bar.add_task("produce", total=None)
             stats = produce_lines(
                 settings,
@@ -218,7 +216,7 @@ def consume_command(
     """
     from streams.kafka.company_client import consume_json
 
-    settings = _settings(bootstrap, registry, prefix)
+    settings = settings_from_options(bootstrap, registry, prefix)
     if (as_company is None) == (topic is None):
         fail("give exactly one of --as or --topic")
     try:
@@ -269,7 +267,7 @@ def worker_command(
       jointuse worker --worker-id host1-0
       jointuse worker --runtime confluent --guarantee at_least_once
     """
-    settings = _settings(bootstrap, registry, prefix)
+    settings = settings_from_options(bootstrap, registry, prefix)
     from streams.worker.parts import default_worker_id
 
     chosen_id = worker_id or default_worker_id()

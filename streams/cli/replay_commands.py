@@ -8,28 +8,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from streams.cli.exits import Exit, fail
-from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _settings
+from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, settings_from_options
+from streams.cli.progress import range_progress
 from streams.cli.range_options import FromOffset, FromTime, Partition, ToOffset, ToTime
 from streams.errors import ConfigError, JointUseError
 from streams.kafka.reader import RangeSpec
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.settings import Settings
-
-
-def _progress_bar(description: str) -> Progress:
-    return Progress(
-        TextColumn(description),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        transient=True,
-    )
 
 
 def replay_command(
@@ -82,7 +70,7 @@ def replay_command(
     targets = [t for t in (to_topic is not None, to_file is not None, redeliver) if t]
     if dry_run == bool(targets) or len(targets) > 1:
         fail("give one of --to-topic, --to-file, --redeliver, or --dry-run")
-    settings = _settings(bootstrap, registry, prefix)
+    settings = settings_from_options(bootstrap, registry, prefix)
     try:
         policies = load_policies(policy_path or settings.policy_path)
         policy = policies.latest
@@ -107,7 +95,7 @@ def replay_command(
     except ConfigError as exc:
         fail(exc, Exit.USAGE)
     started = time.monotonic()
-    with _progress_bar(f"replay {replayer.id}") as bar:
+    with range_progress(f"replay {replayer.id}") as bar:
         task = bar.add_task("replay", total=None, rate="")
 
         def planned(total: int) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from streams.cli.exits import Exit, Format, fail
-from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, _settings
+from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, settings_from_options
 from streams.errors import JointUseError
 
 rights_app = typer.Typer(help="Stop-of-use, erasure and disclosure reports (APPI Arts. 33-35).", no_args_is_help=True)
@@ -54,7 +54,7 @@ def rights_request(
     ]
     if len(chosen) + correct != 1:
         fail("give exactly one of --stop, --erase, --resume, --correct")
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     if correct:
         try:
             request_id = file_correction(settings, customer_id, source)
@@ -109,7 +109,7 @@ def rights_report(
     from streams.policy.loader import load_policies
     from streams.rights.report import report_from_audit, report_from_index
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     if index_url:
         settings = settings.model_copy(update={"index_url": index_url})
     sources = source or sorted({u.id for p in load_policies(settings.policy_path).versions for u in p.joint_users})
@@ -155,7 +155,7 @@ def index_command(
     """
     from streams.cli.launch import exec_faust_worker
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     if port is not None:
         settings = settings.model_copy(update={"index_port": port, "index_url": f"http://{settings.index_host}:{port}"})
     exec_faust_worker("streams.rights.index_app", settings.worker_env(), log_level=log_level, web=True)
@@ -187,7 +187,7 @@ def retention_run(
     from streams.policy.loader import load_policies
     from streams.rights.retention import run_retention
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     try:
         moment = dt.datetime.fromisoformat(as_of) if as_of else None
     except ValueError:
@@ -241,7 +241,7 @@ def foreign_run(
     from streams.worker.foreign import run_foreign_egress
     from streams.worker.parts import default_worker_id
 
-    settings = _settings(bootstrap, registry, prefix)
+    settings = settings_from_options(bootstrap, registry, prefix)
     configure_logging()
     try:
         stats, refused = run_foreign_egress(

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from streams.cli.exits import Exit, Format, fail
-from streams.cli.infra_commands import Bootstrap, Prefix, _settings
+from streams.cli.infra_commands import Bootstrap, Prefix, settings_from_options
 
 stats_app = typer.Typer(help="Statistics that cannot be traced back to a customer (統計加工).", no_args_is_help=True)
 
@@ -35,7 +35,7 @@ def stats_run(
     """
     from streams.cli.launch import exec_faust_worker
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     exec_faust_worker("streams.stats.app", settings.worker_env(), log_level=log_level, web=False)
 
 
@@ -62,7 +62,7 @@ def stats_show(
     from streams.errors import JointUseError
     from streams.stats.published import latest_publications
 
-    settings = _settings(bootstrap, None, prefix)
+    settings = settings_from_options(bootstrap, None, prefix)
     try:
         day = dt.date.fromisoformat(window) if window else None
     except ValueError:
