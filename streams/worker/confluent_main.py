@@ -3,9 +3,7 @@ the pipeline in the calling thread and erasure in another, until SIGTERM / SIGIN
 
 from __future__ import annotations
 
-import signal
 import threading
-from types import FrameType
 
 from streams.logs import configure as configure_logging
 from streams.messages import Outcome
@@ -14,6 +12,7 @@ from streams.runtime.loop import FatalError, LoopStats
 from streams.settings import Guarantee, Settings
 from streams.topology import Topology
 from streams.worker.compose import Worker, WorkerNames
+from streams.worker.parts import stop_on_signals
 
 
 def names(settings: Settings, worker_id: str) -> WorkerNames:
@@ -93,11 +92,7 @@ def run_worker(
     configure_logging(worker_id=worker_id)
     runtime = ConfluentWorker(settings, worker_id=worker_id, guarantee=guarantee, batch_size=batch_size)
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        runtime.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop_on_signals(runtime.stop)
     erasure_failure: list[FatalError] = []
 
     def erase() -> None:

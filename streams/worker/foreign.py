@@ -3,9 +3,6 @@ and scrape job, a BatchLoop over a confluent-kafka transport until SIGTERM / SIG
 
 from __future__ import annotations
 
-import signal
-from types import FrameType
-
 from streams.errors import ConfigError
 from streams.observability.metrics import ForeignMetrics
 from streams.policy.foreign import find_recipient
@@ -17,7 +14,7 @@ from streams.serde.governed import GovernedReader, GovernedSchemas
 from streams.serde.registry import Registry
 from streams.settings import Guarantee, Settings
 from streams.topology import Topology
-from streams.worker.parts import rights_view
+from streams.worker.parts import rights_view, stop_on_signals
 from streams.worker.telemetry import Telemetry
 
 
@@ -68,11 +65,7 @@ def run_foreign_egress(
     runner.loop.on_committed.append(lambda inputs, outcomes: foreign_metrics.observe(outcomes))
     telemetry.checks["rights_view"] = lambda: view.healthy
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        runner.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    stop_on_signals(runner.stop)
     view.start()
     telemetry.start()
     try:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import logging
+import signal
 import socket
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -130,3 +133,14 @@ def settle_heap() -> None:
     time on the bench workload. Measured in docs/architecture.md."""
     gc.collect()
     gc.freeze()
+
+
+def stop_on_signals(stop: Callable[[], None]) -> None:
+    """SIGTERM and SIGINT end a worker that runs in this process (the confluent runtime, the foreign
+    egress) after its batch: ``stop`` only asks, from the signal handler, and the loop finishes."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
