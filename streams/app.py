@@ -20,7 +20,7 @@ from faust.types import TP
 
 from streams.errors import JointUseError
 from streams.kafka.clients import MAX_MESSAGE_BYTES
-from streams.runtime.faust_kafka import use_committed_reads
+from streams.runtime.faust_kafka import WholeFetchTransport, use_committed_reads
 from streams.runtime.faust_sink import ConsumerBatches, FaustTransport
 from streams.runtime.faust_tables import app_settings
 from streams.runtime.loop import EXIT_FATAL, BatchLoop, FatalError
@@ -75,7 +75,7 @@ named = names(settings, worker_id)
 app = create_app(settings, named.group_id, worker_id)
 # Committed input only, the consumer's membership for fencing, and whole fetches for the agents'
 # batches (streams/runtime/faust_kafka.py): this app's consumer, not a patch of faust's classes.
-use_committed_reads(app, whole_fetches=True)
+use_committed_reads(app, WholeFetchTransport)
 try:
     worker = Worker(
         settings,

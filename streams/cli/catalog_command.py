@@ -91,7 +91,8 @@ def catalog_command(
 def build_from_settings(settings: Settings) -> Catalog:
     from streams.contract.catalog import build_catalog
     from streams.policy.loader import load_policies
-    from streams.serde.governed import GovernedSchemas, load_stats_schema
+    from streams.serde.governed import GovernedSchemas
+    from streams.stats.schema import load_stats_schema
     from streams.topology import Topology
 
     return build_catalog(

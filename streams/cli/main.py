@@ -119,7 +119,7 @@ def policy_check(
 
     Example: jointuse policy check --policy policies/jcom-group.yaml
     """
-    from streams.serde.governed import runtime_problems
+    from streams.serde.preflight import runtime_problems
 
     policies = _policies(policy)
     problems = runtime_problems(schemas, policies)
@@ -189,7 +189,7 @@ def schema_check(
 
     Example: jointuse schemas check
     """
-    from streams.serde.governed import runtime_problems
+    from streams.serde.preflight import runtime_problems
 
     try:
         groups = schema_versions(schemas)

@@ -472,10 +472,10 @@ class WholeFetchTransport(CommittedReadsTransport):
     Consumer = WholeFetchConsumer
 
 
-def use_committed_reads(app: Any, *, whole_fetches: bool = False) -> None:
-    """Gives ``app`` the transport above (with ``whole_fetches``, the pipeline's, whose agents read
-    whole fetches); call it right after creating the app, before its topics."""
-    transport = WholeFetchTransport if whole_fetches else CommittedReadsTransport
+def use_committed_reads(app: Any, transport: type[CommittedReadsTransport] = CommittedReadsTransport) -> None:
+    """Gives ``app`` a transport that reads committed messages only: the one above, or a subclass of
+    it (the pipeline's ``WholeFetchTransport``, the table apps' ``TableTransport``); call it right
+    after creating the app, before its topics."""
     app.transport = transport(app.conf.broker_consumer, app)
 
 

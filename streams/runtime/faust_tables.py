@@ -15,7 +15,7 @@ import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.logs import logging_config
-from streams.runtime.faust_kafka import CommittedReadsConsumer, CommittedReadsTransport
+from streams.runtime.faust_kafka import CommittedReadsConsumer, CommittedReadsTransport, use_committed_reads
 from streams.settings import Settings
 
 
@@ -38,7 +38,7 @@ def table_app(settings: Settings, app_id: str, *, data_dir: Path, log_name: str,
         producer_linger_ms=20,
         **web,
     )
-    app.transport = TableTransport(app.conf.broker_consumer, app)  # before its topics and tables
+    use_committed_reads(app, TableTransport)  # before its topics and tables
     return app
 
 

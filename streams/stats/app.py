@@ -36,10 +36,10 @@ from streams.policy.calendar import JST
 from streams.policy.loader import load_policies
 from streams.runtime.faust_tables import changelog_before_offsets, table_app
 from streams.serde.avro_codec import AvroCodec
-from streams.serde.governed import load_stats_schema
 from streams.serde.registry import Registry
 from streams.serde.wire import frame
 from streams.settings import Settings, load_settings
+from streams.stats.schema import load_stats_schema
 from streams.stats.tables import (
     Publication,
     StatsBook,
