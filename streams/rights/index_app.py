@@ -29,22 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
 from typing import Any
 
 import faust
 import orjson
-from confluent_kafka import Consumer, KafkaError, TopicPartition
 from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.audit.event import AuditEvent, InvalidAuditEvent
-from streams.errors import ClusterError
-from streams.kafka import clients
 from streams.kafka.partitioner import key_hash
 from streams.observability.metrics import IndexMetrics
+from streams.rights.audit_probe import AuditProbe
 from streams.rights.subject_index import Correction, SubjectRow, fold, fold_correction
 from streams.runtime.faust_tables import changelog_before_offsets, table_app
 from streams.settings import Settings, load_settings
@@ -53,8 +49,6 @@ from streams.topology import SUBJECT_INDEX_TABLE, Topology
 log = logging.getLogger("jointuse.index")
 logging.getLogger("aiokafka").setLevel(logging.WARNING)
 WAIT_STEP_SECONDS = 0.05
-PROBE_ENOUGH = 100  # a lag is counted up to this (the answer says "at least")
-OFFSETS_TIMEOUT_SECONDS = 5.0  # the consumer's thread is busy while it joins the group
 
 
 def create_app(settings: Settings, topology: Topology) -> faust.App:
@@ -164,57 +158,7 @@ async def index(stream: faust.StreamT[Any]) -> None:
             applied_next[message.partition] = message.offset + 1
 
 
-class _Probe:
-    """Whether any audit event lies between what the agent has applied and an end offset: read
-    with a consumer of its own (committed events only, no group membership). Offsets alone cannot
-    say it: a transaction's commit marker takes an offset too, and faust drops fetched records it
-    has not handed to the agent when a rebalance starts (they are read again after a seek)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._consumer: Consumer | None = None
-
-    def unapplied(self, partition: int, start: int | None, end: int) -> int:
-        """Events in [start, end) of the audit partition (counted up to a few); with ``start``
-        None, from the index group's committed offset."""
-        with self._lock:
-            consumer = self._client()
-            tp = TopicPartition(topology.audit, partition)
-            if start is None:
-                (committed,) = consumer.committed([tp], timeout=OFFSETS_TIMEOUT_SECONDS)
-                start = max(committed.offset, 0)
-            if start >= end:
-                return 0
-            consumer.assign([TopicPartition(topology.audit, partition, start)])
-            found = 0
-            deadline = time.monotonic() + OFFSETS_TIMEOUT_SECONDS
-            while time.monotonic() < deadline:
-                message = consumer.poll(0.2)
-                if message is None:
-                    continue
-                error = message.error()
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        return found
-                    raise ClusterError(f"cannot read {topology.audit} ({error.name()})")
-                if (message.offset() or 0) >= end:
-                    return found
-                found += 1
-                if found >= PROBE_ENOUGH:
-                    return found
-            raise ClusterError(f"no answer reading {topology.audit} within {OFFSETS_TIMEOUT_SECONDS} s")
-
-    def _client(self) -> Consumer:
-        if self._consumer is None:
-            # Only to read the index's committed offsets; a probe usually finds nothing (or a
-            # commit marker): answer at once, not after the broker's default half-second wait.
-            self._consumer = clients.reading_consumer(
-                settings.kafka_common(), topology.subject_index_app, partition_eof=True, fetch_wait_ms=5
-            )
-        return self._consumer
-
-
-probe = _Probe()
+probe = AuditProbe(settings.kafka_common(), topology.audit, group_id=topology.subject_index_app)
 
 
 async def lag_of(partition: int, end: int | None = None) -> tuple[int, int]:
