@@ -12,7 +12,7 @@ It must never find anything; when it does, the engine has a bug and the record i
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,14 +32,32 @@ class LeakCanary:
 
     def inspect(self, delivery: Delivery, *, source: str, policy_version: str | None) -> list[tuple[str, str]]:
         """(path, class) of every value in ``delivery`` that its recipient may not receive."""
-        found: list[tuple[str, str]] = []
+        return [
+            (path, cls) for _, path, cls in self.inspect_all([delivery], source=source, policy_version=policy_version)
+        ]
+
+    def inspect_all(
+        self, deliveries: Iterable[Delivery], *, source: str, policy_version: str | None
+    ) -> list[tuple[str, str, str]]:
+        """(recipient, path, class) of every value any of ``deliveries`` may not hold for its
+        recipient. Each delivery is checked against its own recipient's allowance; the walk of a
+        record is shared only between deliveries of the same record object under the same allowed
+        items (the same walk would find the same values), never between different allowances."""
+        found: list[tuple[str, str, str]] = []
         policy = self._policies.get(policy_version or "")
-        if policy is None or delivery.recipient == source or delivery.recipient not in policy.users_by_id:
-            found.append(("<recipient>", NOT_A_JOINT_USER))
-            allowed: frozenset[str] = frozenset()
-        else:
-            allowed = frozenset(delivery.items) & policy.item_ids
-        self._check(delivery.record, allowed, found)
+        walked: dict[tuple[int, frozenset[str]], list[tuple[str, str]]] = {}
+        for delivery in deliveries:
+            if policy is None or delivery.recipient == source or delivery.recipient not in policy.users_by_id:
+                found.append((delivery.recipient, "<recipient>", NOT_A_JOINT_USER))
+                allowed: frozenset[str] = frozenset()
+            else:
+                allowed = frozenset(delivery.items) & policy.item_ids
+            key = (id(delivery.record), allowed)
+            leaks = walked.get(key)
+            if leaks is None:
+                leaks = walked[key] = []
+                self._check(delivery.record, allowed, leaks)
+            found += [(delivery.recipient, path, cls) for path, cls in leaks]
         return found
 
 

@@ -154,7 +154,15 @@ class Engine:
                 dropped=dropped,
                 policy_version=version,
             )
-        deliveries = {r.recipient: Delivery(r.recipient, r.purposes, r.items, r.project(record)) for r in routes}
+        # Recipients of the same items get the same projection (one projector per item set): it is
+        # made once and shared, read-only, by their deliveries.
+        projected: dict[tuple[str, ...], Mapping[str, Any]] = {}
+        deliveries = {}
+        for r in routes:
+            shared = projected.get(r.items)
+            if shared is None:
+                shared = projected[r.items] = r.project(record)
+            deliveries[r.recipient] = Delivery(r.recipient, r.purposes, r.items, shared)
         return Decision(
             Status.SHARED,
             Reason.SHARED,

@@ -173,8 +173,9 @@ class Processor:
         canary = self._judges[version.name].canary
         leaks = tuple(
             (recipient, cls)
-            for recipient, delivery in decision.deliveries.items()
-            for _, cls in canary.inspect(delivery, source=source, policy_version=decision.policy_version)
+            for recipient, _, cls in canary.inspect_all(
+                decision.deliveries.values(), source=source, policy_version=decision.policy_version
+            )
         )
         if leaks:  # fail closed: nothing of this record is sent
             dead = self._dead(
@@ -184,9 +185,12 @@ class Processor:
             return replace(dead, messages=dead.messages + opened, leaks=leaks, decision=decision, record=record)
         messages = []
         trace = trace_id(message)
+        encoded: dict[int, bytes] = {}  # recipients of one projection share its encoding
         for recipient, delivery in decision.deliveries.items():
             topic = self.topology.deliver(recipient)
-            body_out = version.delivery_codec.encode(delivery.record)
+            body_out = encoded.get(id(delivery.record))
+            if body_out is None:
+                body_out = encoded[id(delivery.record)] = version.delivery_codec.encode(delivery.record)
             headers: Headers = [
                 (H_PURPOSES, ",".join(delivery.purposes).encode()),
                 (H_POLICY_VERSION, (decision.policy_version or "").encode()),
