@@ -24,6 +24,7 @@ def with_group_companies(policy_text: str, companies: Sequence[tuple[str, Sequen
     lines = []
     for company, purposes in companies:
         declared = "" if purposes is None else f", purposes: [{', '.join(purposes)}]"
-        lines.append(f"  - {{id: {company}, name_ja: グループ会社 {company}, name_en: Group company {company}{declared}}}\n")
+        names = f"name_ja: グループ会社 {company}, name_en: Group company {company}"
+        lines.append(f"  - {{id: {company}, {names}{declared}}}\n")
     text = policy_text.replace(JOINT_USERS_ANCHOR, JOINT_USERS_ANCHOR + "".join(lines), 1)
     return PolicySet.of([parse_policy(text, source="<group policy>")])
