@@ -306,6 +306,10 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         out["fencing_fenced_over_unfenced"] = round(fenced / unfenced, 3)
     if fenced and per_partition:
         out["fencing_per_partition_transactions_over_fenced"] = round(per_partition / fenced, 3)
+    joint = results.get("joint_users", {})
+    for name in ("floor_10_over_2", "processor_10_over_2"):
+        if name in joint:
+            out[f"joint_users_{name}"] = joint[name]
     index = results.get("subject_index", {})
     if "report_p99_large_over_small" in index:
         out["index_report_p99_1m_over_100k"] = index["report_p99_large_over_small"]
@@ -347,6 +351,7 @@ _SECTIONS = {
     "pipeline": "pipeline",
     "fencing": "fencing",
     "index": "subject_index",
+    "joint_users": "joint_users",
 }
 
 
@@ -358,9 +363,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description="jointuse benchmarks; writes bench/results.json and docs/benchmarks.md"
     )
-    parser.add_argument(
-        "--only", choices=["decide", "governed", "pipeline", "fencing", "index"], help="run one part only"
-    )
+    parser.add_argument("--only", choices=list(_SECTIONS), help="run one part only")
     parser.add_argument(
         "--index-sizes", default="100000,1000000", help="audit events the subject index is built from (smallest first)"
     )
@@ -376,6 +379,11 @@ def main() -> None:
     if args.only in (None, "decide"):
         with stage("decide: the policy engine alone, no Kafka"):
             results["decide"] = bench_decide()
+    if args.only in (None, "joint_users"):
+        from bench.joint_users import run as run_joint_users
+
+        with stage("joint users: 2 against 10, in process"):
+            results["joint_users"] = run_joint_users()
     if args.only in (None, "governed"):
         with stage("governed decode path"):
             results["governed_decode"] = bench_governed_decode()
