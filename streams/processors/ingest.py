@@ -201,9 +201,10 @@ class Processor:
             ]
             delivery_id = self.reader.delivery_id(version, topic)
             messages.append(OutMessage(topic, f"{source}:{key}".encode(), frame(delivery_id, body_out), headers))
-        messages.append(self._audit(message, source, decision, schema_id, trace, now=now))
+        subject = self.subjects.subject(source, key)  # one HMAC per input: the audit's and the cells' key
+        messages.append(self._audit(message, source, decision, schema_id, trace, now=now, subject=subject))
         if decision.status is Status.SHARED and self._counted_policy.statistics.tables:
-            messages += self._contribution(source, key, record, decision, now)
+            messages += self._contribution(subject, record, decision, now)
         return Outcome(
             decision.status,
             decision.reason.value,
@@ -220,7 +221,7 @@ class Processor:
         return self.policy or self.policies.latest
 
     def _contribution(
-        self, source: str, key: str, record: Mapping[str, Any], decision: Decision, now: dt.datetime
+        self, subject: str, record: Mapping[str, Any], decision: Decision, now: dt.datetime
     ) -> list[OutMessage]:
         """A shared record's cells in each statistics table (streams.stats counts them), keyed by its
         subject's pseudonym, in the transaction that shares it: a withheld record never counts.
@@ -240,7 +241,6 @@ class Processor:
         )
         if found is None:
             return []
-        subject = self.subjects.subject(source, key)
         return [OutMessage(self.topology.stats_contributions, subject.encode(), orjson.dumps(found), [])]
 
     def _incident(
@@ -316,9 +316,12 @@ class Processor:
         reason: str | None = None,
         now: dt.datetime | None = None,
         leaks: tuple[tuple[str, str], ...] = (),
+        subject: str | None = None,
     ) -> OutMessage:
-        key = message.key.decode("utf-8", "replace") if message.key is not None else ""
-        subject = self.subjects.subject(source or "", key) if key else None
+        """``subject``: the input's pseudonym when the caller has made it already."""
+        if subject is None:
+            key = message.key.decode("utf-8", "replace") if message.key is not None else ""
+            subject = self.subjects.subject(source or "", key) if key else None
         decided = decision is not None and reason is None
         delivered = decision.deliveries.items() if decision and decided else ()
         event = AuditEvent(
