@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
@@ -19,6 +19,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Every transactional producer's timeout, on both runtimes: the coordinator aborts a transaction
 # left open longer (a frozen worker's), and the erasure grace waits past it.
 TRANSACTION_TIMEOUT_MS = 30_000
+ENV_PREFIX = "JOINTUSE_"
 
 
 Guarantee = Literal["exactly_once", "at_least_once"]  # of a worker's deliveries
@@ -27,7 +28,7 @@ Guarantee = Literal["exactly_once", "at_least_once"]  # of a worker's deliveries
 class Settings(BaseSettings):
     """Where the cluster and registry are, how to authenticate, and how the pipeline behaves."""
 
-    model_config = SettingsConfigDict(env_prefix="JOINTUSE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", frozen=True)
 
     bootstrap_servers: str = Field("127.0.0.1:19092", description="Kafka bootstrap servers, comma-separated.")
     schema_registry_url: str = Field(
@@ -204,5 +205,16 @@ REGISTRY_TIMEOUT_SECONDS = 10.0
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, with explicit (non-None) overrides on top."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment, with explicit (non-None) overrides on top. ``ConfigError``
+    names each bad setting (its variable, or the option that overrode it) and the rule, never the
+    value: a secret may be the one that is wrong."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False, include_input=False, include_context=False):
+            field = str(error["loc"][0]) if error["loc"] else ""
+            where = f"{ENV_PREFIX}{field.upper()}" + (" (from its command-line option)" if field in given else "")
+            problems.append(f"{where}: {error['msg']}")
+        raise ConfigError("; ".join(problems)) from None

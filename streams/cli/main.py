@@ -25,7 +25,7 @@ from streams.cli.exits import Exit, Lang, fail
 from streams.cli.incident_commands import incident_app
 from streams.cli.options import SchemaVersion
 from streams.cli.stats_commands import stats_app
-from streams.errors import JointUseError, PolicyError, SchemaError
+from streams.errors import ConfigError, JointUseError, PolicyError, SchemaError
 from streams.policy.diff import diff_policies
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet, load_policies, load_policy
@@ -240,6 +240,9 @@ def schema_publish(
 def main() -> None:
     try:
         app()
+    except ConfigError as exc:  # a bad setting, whichever command read it
+        typer.echo(f"jointuse: {exc}", err=True)
+        sys.exit(Exit.USAGE)
     except JointUseError as exc:  # wrapped third-party errors that escaped a command
         typer.echo(f"jointuse: {exc}", err=True)
         sys.exit(Exit.SERVICE)
