@@ -87,6 +87,10 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         raise PolicyError(f"invalid YAML: {problem}", source=source, line=line) from exc
     if root is None:
         raise PolicyError("the policy file is empty", source=source)
+    repeated = _repeated_key(root)
+    if repeated is not None:  # YAML parsers keep the last of two equal keys: a file that says two things is refused
+        key, line = repeated
+        raise PolicyError(f"the key {key!r} is given twice in one mapping", source=source, line=line)
     data = yaml.SafeLoader(text).get_single_data()
     try:
         return Policy.model_validate(data)
@@ -95,6 +99,24 @@ def parse_policy(text: str, *, source: str = "<policy>") -> Policy:
         loc = tuple(first["loc"])
         field = ".".join(str(part) for part in loc) or "<root>"
         raise PolicyError(f"{field}: {first['msg']}", source=source, line=_line_of(root, loc)) from exc
+
+
+def _repeated_key(node: yaml.Node) -> tuple[str, int] | None:
+    """The first key given twice in one mapping of the document, with the line of its second use."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            seen: set[str] = set()
+            for key, value in current.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in seen:
+                        return str(key.value), int(key.start_mark.line) + 1
+                    seen.add(key.value)
+                stack.append(value)
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend(current.value)
+    return None
 
 
 def _line_of(node: yaml.Node, loc: tuple[Any, ...]) -> int:

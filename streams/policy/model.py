@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from streams.policy.calendar import JST
+
 _COMPANY_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _ITEM_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _PURPOSE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
@@ -107,6 +109,14 @@ class Notice(_Frozen):
     acquisition_methods: tuple[AcquisitionMethod, ...] = Field(description="How the data was obtained.")
     exclusion_ja: str = Field("", description="Published exclusion, e.g. 通信の秘密に抵触する情報は除く.")
     exclusion_en: str = Field("", description="The exclusion in English.")
+
+    @model_validator(mode="after")
+    def _published_before_effective(self) -> Notice:
+        # A notice takes effect once published (APPI Art. 27(5)(iii): known to the subject
+        # beforehand): its effective day, in Japan, is on or after its publication day.
+        if self.effective_from.astimezone(JST).date() < self.published_at:
+            raise ValueError("effective_from is before published_at: a notice takes effect only once published")
+        return self
 
 
 class Item(_Frozen):
@@ -254,7 +264,16 @@ class Policy(_Frozen):
         _unique("joint user", [u.id for u in self.joint_users])
         ordinals = [p.ordinal for p in self.purposes]
         if ordinals != list(range(1, len(ordinals) + 1)):
-            raise ValueError("purpose ordinals must be 1, 2, 3, ... in the order listed")
+            missing = sorted(set(range(1, max(ordinals) + 1)) - set(ordinals))
+            repeated = sorted({o for o in ordinals if ordinals.count(o) > 1})
+            detail = (
+                f"purpose {missing[0]} is missing"
+                if missing
+                else f"purpose {repeated[0]} is listed twice"
+                if repeated
+                else "they are listed out of order"
+            )
+            raise ValueError(f"purpose ordinals must be 1, 2, 3, ... in the order listed: {detail}")
         purpose_ids = {p.id for p in self.purposes}
         item_ids = {i.id for i in self.items}
         for item_id, purposes in self.item_purposes.items.items():

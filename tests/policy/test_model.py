@@ -74,6 +74,12 @@ def test_adding_a_joint_user_is_one_line() -> None:
         (("effective_from: 2026-01-01T00:00:00+09:00", "effective_from: 2026-01-01T00:00:00"), 9, "UTC offset"),
         (("  - {id: jcom, name_ja", "  - {id: jcom, purposes: [jointuse.nothing], name_ja"), None, "unknown purposes"),
         (("items:\n", "items: [\n"), None, "invalid YAML"),
+        (('  version: "2026-01"\n', '  version: "2026-01"\n  version: "2026-02"\n'), 8, "'version' is given twice"),
+        (("{id: phone, ja: 電話番号,", "{id: phone, ja: 電話番号, ja: 電話,"), 29, "'ja' is given twice"),
+        (("published_at: 2026-01-01", "published_at: 2026-01-02"), 6, "effective_from is before published_at"),
+        (("ordinal: 4,", "ordinal: 5,"), None, "purpose 4 is missing"),
+        (("ordinal: 2,", "ordinal: 1,"), None, "purpose 2 is missing"),
+        (("ordinal: 13,", "ordinal: 12,"), None, "purpose 12 is listed twice"),
     ],
 )
 def test_invalid_policy_names_file_line_and_problem(change: tuple[str, str], line: int | None, fragment: str) -> None:

@@ -75,7 +75,9 @@ def test_diff_problem_when_change_takes_effect_before_publication() -> None:
         _variant(
             **{
                 'version: "2026-01"': 'version: "2026-02"',
-                "published_at: 2026-01-01": "published_at: 2026-03-01",
+                # the same day: the loader refuses a version effective before its publication,
+                # and a change needing advance notice must not take effect on the day it is published
+                "published_at: 2026-01-01": "published_at: 2026-02-01",
                 "effective_from: 2026-01-01T00:00:00+09:00": "effective_from: 2026-02-01T00:00:00+09:00",
                 "ja: 懸賞などの景品等をお届けするため": "ja: 懸賞の景品をお届けするため",
             }
