@@ -27,7 +27,7 @@ def dq_run(
     from_time: FromTime = None,
     to_time: ToTime = None,
     docs: Annotated[Path | None, typer.Option("--docs", help="Write GX Data Docs (HTML) to this folder.")] = None,
-    max_records: Annotated[int, typer.Option("--max-records", help="Validate at most N records.")] = 200_000,
+    max_records: Annotated[int, typer.Option("--max-records", help="Validate at most N records.", min=1)] = 200_000,
     json_output: Annotated[bool, typer.Option("--json", help="The result as JSON.")] = False,
     bootstrap: Bootstrap = None,
     registry: RegistryUrl = None,

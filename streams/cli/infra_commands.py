@@ -11,7 +11,7 @@ import typer
 
 from streams.cli.exits import Exit, Guarantee, Runtime, fail
 from streams.cli.launch import exec_faust_worker
-from streams.cli.options import SchemaVersion
+from streams.cli.options import SchemaVersion, joint_user
 from streams.errors import JointUseError
 from streams.settings import Settings, load_settings
 
@@ -33,8 +33,8 @@ Prefix = Annotated[str | None, typer.Option("--prefix", help="Topic name prefix 
 
 @topics_app.command("create")
 def topics_create(
-    partitions: Annotated[int, typer.Option(help="Partitions per topic.")] = 4,
-    replication: Annotated[int, typer.Option(help="Replication factor.")] = 1,
+    partitions: Annotated[int, typer.Option(help="Partitions per topic.", min=1)] = 4,
+    replication: Annotated[int, typer.Option(help="Replication factor.", min=1)] = 1,
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
 ) -> None:
@@ -128,14 +128,18 @@ def lag_command(
 
 
 def generate_command(
-    count: Annotated[int, typer.Option("--count", help="Number of records.")] = 100,
+    count: Annotated[int, typer.Option("--count", help="Number of records.", min=0)] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same records.")] = 0,
-    source: Annotated[list[str] | None, typer.Option("--source", help="Source company (repeatable).")] = None,
-    secrecy: Annotated[float, typer.Option(help="Share of records with secrecy-of-communications content.")] = 0.3,
-    sensitive: Annotated[float, typer.Option(help="Share with sensitive content.")] = 0.2,
-    opt_out: Annotated[float, typer.Option(help="Share with a marketing opt-out.")] = 0.15,
-    stop: Annotated[float, typer.Option(help="Share with a joint-use stop.")] = 0.05,
-    invalid: Annotated[float, typer.Option(help="Share of invalid lines.")] = 0.02,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", help="Source company (repeatable).", callback=joint_user)
+    ] = None,
+    secrecy: Annotated[
+        float, typer.Option(help="Share of records with secrecy-of-communications content.", min=0.0, max=1.0)
+    ] = 0.3,
+    sensitive: Annotated[float, typer.Option(help="Share with sensitive content.", min=0.0, max=1.0)] = 0.2,
+    opt_out: Annotated[float, typer.Option(help="Share with a marketing opt-out.", min=0.0, max=1.0)] = 0.15,
+    stop: Annotated[float, typer.Option(help="Share with a joint-use stop.", min=0.0, max=1.0)] = 0.05,
+    invalid: Annotated[float, typer.Option(help="Share of invalid lines.", min=0.0, max=1.0)] = 0.02,
 ) -> None:
     """Synthetic customers as JSON Lines on stdout, deterministic by seed.
 
@@ -160,7 +164,9 @@ def _lines(path: str) -> Iterator[bytes]:
 
 def produce_command(
     file: Annotated[str, typer.Argument(help="JSON Lines file, or - for stdin.")],
-    as_company: Annotated[str, typer.Option("--as", help="The producing company (its ingest topic).")],
+    as_company: Annotated[
+        str, typer.Option("--as", help="The producing company (its ingest topic).", callback=joint_user)
+    ],
     schema_version: SchemaVersion = None,
     bootstrap: Bootstrap = None,
     registry: RegistryUrl = None,
@@ -200,7 +206,9 @@ def produce_command(
 
 
 def consume_command(
-    as_company: Annotated[str | None, typer.Option("--as", help="Read this company's delivery topic.")] = None,
+    as_company: Annotated[
+        str | None, typer.Option("--as", help="Read this company's delivery topic.", callback=joint_user)
+    ] = None,
     topic: Annotated[str | None, typer.Option("--topic", help="Read this topic instead.")] = None,
     follow: Annotated[bool, typer.Option("--follow", help="Keep waiting for new records.")] = False,
     from_beginning: Annotated[bool, typer.Option("--from-beginning", help="Start at the earliest offset.")] = False,
@@ -243,7 +251,7 @@ def worker_command(
     runtime: Annotated[
         Runtime, typer.Option("--runtime", help="faust (faust-streaming agent) or confluent (confluent-kafka loop).")
     ] = Runtime.FAUST,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per transaction.")] = 1000,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per transaction.", min=1)] = 1000,
     max_idle: Annotated[
         float | None, typer.Option("--max-idle", help="confluent runtime: exit after this many idle seconds.")
     ] = None,
@@ -299,7 +307,9 @@ def worker_command(
 
 
 def demo_command(
-    count: Annotated[int, typer.Option("--count", help="Records to produce (split between two companies).")] = 10_000,
+    count: Annotated[
+        int, typer.Option("--count", help="Records to produce (split between two companies).", min=1)
+    ] = 10_000,
     seed: Annotated[int, typer.Option("--seed")] = 2026,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the demo's worker running to explore.")] = False,
     stop: Annotated[bool, typer.Option("--stop", help="Stop the worker a --keep demo left running, and exit.")] = False,

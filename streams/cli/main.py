@@ -33,7 +33,7 @@ from streams.policy.notice import render_notice
 from streams.serde.compatibility import check_backward, schema_versions
 from streams.serde.governed import governed_version
 from streams.serde.json_form import JsonForm
-from streams.settings import PROJECT_ROOT, load_settings
+from streams.settings import load_settings
 
 app = typer.Typer(
     name="jointuse",
@@ -76,6 +76,19 @@ PolicyOption = Annotated[
 ]
 
 
+SchemasOption = Annotated[
+    Path | None, typer.Option("--schemas", help="Directory of Avro schemas (default: JOINTUSE_SCHEMA_DIR).")
+]
+
+
+def _schema_dir(path: Path | None) -> Path:
+    """The schemas directory given, or the deployment's (``JOINTUSE_SCHEMA_DIR``); it must exist."""
+    directory = path or load_settings().schema_dir
+    if not directory.is_dir():
+        fail(f"{directory}: not a directory of schemas")
+    return directory
+
+
 def _policies(path: Path | None) -> PolicySet:
     try:
         return load_policies(path or load_settings().policy_path)
@@ -112,7 +125,7 @@ def filter_command(
 @policy_app.command("check")
 def policy_check(
     policy: PolicyOption = None,
-    schemas: Annotated[Path, typer.Option("--schemas", help="Directory of Avro schemas.")] = PROJECT_ROOT / "schemas",
+    schemas: SchemasOption = None,
 ) -> None:
     """Validate the policy against the governed schemas: every field classified and naming a known
     item, and everything a worker builds at run time (delivery schemas, codecs, routes) built now.
@@ -122,6 +135,7 @@ def policy_check(
     from streams.serde.preflight import runtime_problems
 
     policies = _policies(policy)
+    schemas = _schema_dir(schemas)
     problems = runtime_problems(schemas, policies)
     for problem in problems:
         typer.echo(problem)
@@ -181,7 +195,7 @@ def policy_diff(
 
 @schema_app.command("check")
 def schema_check(
-    schemas: Annotated[Path, typer.Option("--schemas", help="Directory of Avro schemas.")] = PROJECT_ROOT / "schemas",
+    schemas: SchemasOption = None,
     policy: PolicyOption = None,
 ) -> None:
     """Check the governed schemas: each version reads data of every earlier one (backward,
@@ -191,6 +205,7 @@ def schema_check(
     """
     from streams.serde.preflight import runtime_problems
 
+    schemas = _schema_dir(schemas)
     try:
         groups = schema_versions(schemas)
         problems = [str(p) for versions in groups.values() for p in check_backward(versions)]

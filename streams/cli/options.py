@@ -13,3 +13,25 @@ SchemaVersion = Annotated[
         help="Governed version of the customer record in JOINTUSE_SCHEMA_DIR, e.g. 1 (default: the latest).",
     ),
 ]
+
+
+def _joint_users() -> frozenset[str]:
+    from streams.errors import JointUseError
+    from streams.policy.loader import load_policies
+    from streams.settings import load_settings
+
+    try:
+        return frozenset(load_policies(load_settings().policy_path).latest.users_by_id)
+    except JointUseError as exc:
+        raise typer.BadParameter(f"cannot be checked against the notice: {exc}") from None
+
+
+def joint_user(value: str | list[str] | None) -> str | list[str] | None:
+    """A company option's check, before any network call: each name is a joint user of the notice
+    in force (``JOINTUSE_POLICY_PATH``)."""
+    if value is None:
+        return None
+    known = _joint_users()
+    if any(name not in known for name in ([value] if isinstance(value, str) else value)):
+        raise typer.BadParameter(f"not a joint user of the notice (joint users: {', '.join(sorted(known))})")
+    return value

@@ -44,7 +44,7 @@ def replay_command(
         str | None, typer.Option("--replay-id", help="Name the replay (default: derived from the arguments).")
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Dry run: the report as JSON.")] = False,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per transaction / checkpoint.")] = 500,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per transaction / checkpoint.", min=1)] = 500,
     bootstrap: Bootstrap = None,
     registry: RegistryUrl = None,
     prefix: Prefix = None,

@@ -10,6 +10,7 @@ import typer
 
 from streams.cli.exits import Exit, Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, settings_from_options
+from streams.cli.options import joint_user
 from streams.errors import JointUseError
 
 rights_app = typer.Typer(help="Stop-of-use, erasure and disclosure reports (APPI Arts. 33-35).", no_args_is_help=True)
@@ -20,7 +21,9 @@ foreign_app = typer.Typer(help="Third-party provision to recipients abroad (APPI
 @rights_app.command("request")
 def rights_request(
     customer_id: Annotated[str, typer.Argument(help="The subject's customer id at the source company.")],
-    source: Annotated[str, typer.Option("--source", help="The company whose customer the subject is.")],
+    source: Annotated[
+        str, typer.Option("--source", help="The company whose customer the subject is.", callback=joint_user)
+    ],
     stop: Annotated[bool, typer.Option("--stop", help="Stop of use: withhold every later record.")] = False,
     erase: Annotated[
         bool, typer.Option("--erase", help="Erasure: stop, tombstone every delivery, notify recipients.")
@@ -75,7 +78,8 @@ def rights_request(
 def rights_report(
     customer_id: Annotated[str, typer.Argument(help="The subject's customer id.")],
     source: Annotated[
-        list[str] | None, typer.Option("--source", help="Source company (repeatable; default: every joint user).")
+        list[str] | None,
+        typer.Option("--source", help="Source company (repeatable; default: every joint user).", callback=joint_user),
     ] = None,
     output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.TABLE,
     from_audit: Annotated[

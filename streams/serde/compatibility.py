@@ -14,7 +14,7 @@ from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibi
 
 from streams.errors import SchemaError
 
-_VERSIONED = re.compile(r"^(?P<name>.+)\.v(?P<version>\d+)\.avsc$")
+VERSIONED_SCHEMA = re.compile(r"^(?P<name>.+)\.v(?P<version>\d+)\.avsc$")
 
 
 @dataclass(frozen=True)
@@ -29,9 +29,11 @@ class CompatibilityProblem:
 
 def schema_versions(directory: Path) -> dict[str, list[Path]]:
     """``<name>.v<N>.avsc`` files grouped by name, ordered by N."""
+    if not directory.is_dir():
+        raise SchemaError(f"{directory}: not a directory of schemas")
     groups: dict[str, list[tuple[int, Path]]] = {}
     for path in directory.glob("*.avsc"):
-        match = _VERSIONED.match(path.name)
+        match = VERSIONED_SCHEMA.match(path.name)
         if match:
             groups.setdefault(match["name"], []).append((int(match["version"]), path))
     return {name: [p for _, p in sorted(versions)] for name, versions in sorted(groups.items())}
@@ -40,7 +42,7 @@ def schema_versions(directory: Path) -> dict[str, list[Path]]:
 def _parse(path: Path) -> avro.schema.Schema:
     try:
         return avro.schema.parse(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, avro.errors.SchemaParseException) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, avro.errors.SchemaParseException) as exc:
         raise SchemaError(f"{path}: not a valid Avro schema ({exc.__class__.__name__})") from exc
 
 

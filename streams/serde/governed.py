@@ -14,7 +14,6 @@ that version's classes.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +26,9 @@ from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibi
 from streams.errors import SchemaError, SerdeError
 from streams.policy.classification import ClassifiedSchema, classify, delivery_schema
 from streams.serde.avro_codec import AvroCodec, parsing_canonical_form
+from streams.serde.compatibility import VERSIONED_SCHEMA
 from streams.serde.wire import unframe
 
-_VERSIONED = re.compile(r"^(?P<name>.+)\.v(?P<version>\d+)\.avsc$")
 RECORD_SCHEMA = "customer_record"
 
 
@@ -55,7 +54,7 @@ class GovernedVersion:
 
     @property
     def number(self) -> int:
-        match = _VERSIONED.match(f"{self.name}.avsc")
+        match = VERSIONED_SCHEMA.match(f"{self.name}.avsc")
         return int(match["version"]) if match else 0
 
     @classmethod
@@ -99,7 +98,7 @@ class GovernedSchemas:
         """``<name>.v<N>.avsc`` files of ``directory``, in version order."""
         found = []
         for path in directory.glob(f"{name}.v*.avsc"):
-            match = _VERSIONED.match(path.name)
+            match = VERSIONED_SCHEMA.match(path.name)
             if match and match["name"] == name:
                 found.append((int(match["version"]), path))
         versions = []

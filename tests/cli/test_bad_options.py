@@ -1,0 +1,84 @@
+"""Bad options and files are refused before any network call (no broker is reachable here: the
+bootstrap is a closed port), with exit 2, a line naming the option or file, and no traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+NO_BROKER = "127.0.0.1:1"
+_bootstrap = ["--bootstrap", NO_BROKER]
+
+CASES = {
+    "negative count": (["generate", "--count", "-5"], "--count"),
+    "share above one": (["generate", "--count", "1", "--secrecy", "2.0"], "--secrecy"),
+    "unknown source": (["generate", "--count", "1", "--source", "nosuchco"], "not a joint user"),
+    "unknown consumer": (["consume", "--as", "nosuch"], "not a joint user"),
+    "unknown producer": (["produce", "-", "--as", "nosuch"], "not a joint user"),
+    "unknown rights source": (
+        ["rights", "request", "C1", "--source", "nosuch", "--stop"],
+        "not a joint user",
+    ),
+    "negative partitions": (["topics", "create", "--partitions", "-3"], "--partitions"),
+    "no schema directory": (["schemas", "check", "--schemas", "/nonexistent"], "/nonexistent: not a directory"),
+    "unknown schema version": (["filter", "--source", "jcom", "--schema-version", "9"], "not a governed version"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_bad_option_is_refused_before_any_network_call(case: str) -> None:
+    args, named = CASES[case]
+    started = time.monotonic()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams.cli.main",
+            *args,
+            *(["--bootstrap", NO_BROKER] if _takes_bootstrap(args) else []),
+        ],
+        env={**os.environ, "JOINTUSE_BOOTSTRAP_SERVERS": NO_BROKER},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 2, done.stderr
+    assert named in done.stderr and "Traceback" not in done.stderr
+    assert time.monotonic() - started < 20  # no client waited for the broker
+
+
+def test_a_binary_schema_file_is_named_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "customer_record.v1.avsc").write_bytes(bytes(range(256)))
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli.main", "schemas", "check", "--schemas", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2 and "customer_record.v1.avsc: not a valid Avro schema" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_schema_checks_read_the_deployments_schema_directory(tmp_path: Path) -> None:
+    for command in (["policy", "check"], ["schemas", "check"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "streams.cli.main", *command],
+            env={**os.environ, "JOINTUSE_SCHEMA_DIR": str(tmp_path / "missing")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2 and f"{tmp_path / 'missing'}: not a directory of schemas" in done.stderr
+
+
+def _takes_bootstrap(args: list[str]) -> bool:
+    return args[0] in ("consume", "produce", "topics") or args[:2] == ["rights", "request"]
