@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 
@@ -154,12 +153,14 @@ def generate_command(
         out.write(to_line(record) + "\n")
 
 
-def _lines(path: str) -> Iterator[bytes]:
+def _opened(path: str) -> BinaryIO:
+    """The input file, opened before any network call: a missing one is a usage error (2)."""
     if path == "-":
-        yield from sys.stdin.buffer
-    else:
-        with open(path, "rb") as handle:
-            yield from handle
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")  # closed by the command that reads it
+    except OSError as exc:
+        fail(f"{path}: cannot read the file ({exc.strerror or type(exc).__name__})")
 
 
 def produce_command(
@@ -182,13 +183,14 @@ def produce_command(
     from streams.kafka.company_client import produce_lines
 
     settings = settings_from_options(bootstrap, registry, prefix)
+    lines = _opened(file)
     try:
-        with count_progress("producing", disable=quiet) as bar:
+        with lines, count_progress("producing", disable=quiet) as bar:
             task = bar.add_task("produce", total=None)
             stats = produce_lines(
                 settings,
                 as_company,
-                _lines(file),
+                lines,
                 schema_version=schema_version,
                 on_progress=lambda produced: bar.update(task, completed=produced),
             )

@@ -24,6 +24,7 @@ CASES = {
         ["rights", "request", "C1", "--source", "nosuch", "--stop"],
         "not a joint user",
     ),
+    "missing input file": (["produce", "/nonexistent.jsonl", "--as", "jcom"], "/nonexistent.jsonl: cannot read"),
     "negative partitions": (["topics", "create", "--partitions", "-3"], "--partitions"),
     "no schema directory": (["schemas", "check", "--schemas", "/nonexistent"], "/nonexistent: not a directory"),
     "unknown schema version": (["filter", "--source", "jcom", "--schema-version", "9"], "not a governed version"),
