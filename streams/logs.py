@@ -8,7 +8,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
+import threading
+import time
 from typing import Any
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -65,6 +68,38 @@ class TransientRetries(logging.Filter):
         return True
 
 
+class FoldedRepeats(logging.Filter):
+    """At most one line per cause and minute from the Kafka clients: a broker that is away makes
+    librdkafka log the same failed connect every few milliseconds (hundreds of lines before a
+    command's own one-line error). A cause is the message with its numbers and client names
+    blanked; the next line of the same cause after the minute says how many were folded."""
+
+    FOLD_SECONDS = 60.0
+    _NUMBERS = re.compile(r"\d+")
+    _CLIENT = re.compile(r"\[rdkafka#[^\]]*\]|\[thrd:[^\]]*\]")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, int]] = {}  # cause -> (when last shown, folded since)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith((KAFKA_CLIENT_LOGGER, "aiokafka")):
+            return True
+        cause = self._NUMBERS.sub("#", self._CLIENT.sub("", record.getMessage()))
+        now = time.monotonic()
+        with self._lock:
+            shown, folded = self._seen.get(cause, (-self.FOLD_SECONDS, 0))
+            if now - shown < self.FOLD_SECONDS:
+                self._seen[cause] = (shown, folded + 1)
+                return False
+            self._seen[cause] = (now, 0)
+        if folded:
+            record.msg = f"{record.getMessage()} ({folded} more like this folded)"
+            record.args = None
+        return True
+
+
 def kafka_client_logger() -> logging.Logger:
     """The logger every librdkafka client writes to (its ``logger`` setting), instead of printing
     raw ``%4|...`` lines: warnings and above, through the same JSON handler as everything else."""
@@ -79,7 +114,10 @@ def logging_config(level: str = "INFO", worker_id: str | None = None) -> dict[st
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "streams.logs.JsonFormatter", "worker_id": worker_id}},
-        "filters": {"transient": {"()": "streams.logs.TransientRetries"}},
+        "filters": {
+            "transient": {"()": "streams.logs.TransientRetries"},
+            "folded": {"()": "streams.logs.FoldedRepeats"},
+        },
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
@@ -89,7 +127,7 @@ def logging_config(level: str = "INFO", worker_id: str | None = None) -> dict[st
                 # print below ours: propagation to the root's handler checks no logger's level.
                 "level": level.upper(),
                 # On the handler, so it sees the records of every client library's child loggers.
-                "filters": ["transient"],
+                "filters": ["transient", "folded"],
             }
         },
         "root": {"level": level.upper(), "handlers": ["stderr"]},

@@ -55,3 +55,23 @@ def test_librdkafka_logs_become_json_lines_and_transient_retries_are_quiet(capfd
     assert any("127.0.0.1:9" in e["message"] for e in from_client), output.err[-1000:]
     assert [e["message"] for e in from_client if "load in progress" in e["message"]] == []
     assert any(e["message"] == "a condition that is not transient" for e in from_client)
+
+
+def test_the_kafka_clients_repeated_lines_are_folded_to_one_per_cause_and_minute() -> None:
+    import logging
+
+    from streams.logs import KAFKA_CLIENT_LOGGER, FoldedRepeats
+
+    folded = FoldedRepeats()
+
+    def record(message: str, name: str = KAFKA_CLIENT_LOGGER) -> logging.LogRecord:
+        return logging.LogRecord(name, logging.ERROR, __file__, 1, message, None, None)
+
+    fail = "FAIL [rdkafka#consumer-{n}] [thrd:127.0.0.1:1/bootstrap]: Connect failed (after {n}ms in state CONNECT)"
+    shown = [folded.filter(record(fail.format(n=n))) for n in range(200)]
+    assert shown.count(True) == 1  # one line for the cause, whatever its numbers
+    assert folded.filter(record("FAIL [rdkafka#producer-1] [thrd:x]: SASL authentication failed"))  # another cause
+    assert all(folded.filter(record(fail.format(n=1), name="jointuse.pipeline")) for _ in range(3))  # ours: never
+    folded._seen = {cause: (when - FoldedRepeats.FOLD_SECONDS, n) for cause, (when, n) in folded._seen.items()}
+    late = record(fail.format(n=7))
+    assert folded.filter(late) and "(199 more like this folded)" in late.getMessage()

@@ -63,13 +63,16 @@ def topics_create(
 @topics_app.command("list")
 def topics_list(bootstrap: Bootstrap = None, prefix: Prefix = None) -> None:
     """List the pipeline's topics with their partition counts."""
-    from confluent_kafka.admin import AdminClient
+    from streams.kafka.company_client import topic_partition_counts
 
     settings = settings_from_options(bootstrap, None, prefix)
-    metadata = AdminClient(settings.kafka_common()).list_topics(timeout=15)
-    for name in sorted(metadata.topics):
+    try:
+        counts = topic_partition_counts(settings)
+    except JointUseError as exc:
+        fail(exc, Exit.SERVICE)
+    for name, partitions in sorted(counts.items()):
         if name.startswith(settings.topic_prefix + "."):
-            typer.echo(f"{name}\t{len(metadata.topics[name].partitions)}")
+            typer.echo(f"{name}\t{partitions}")
 
 
 @topics_app.command("describe")

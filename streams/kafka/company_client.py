@@ -96,6 +96,7 @@ def consume_json(
 ) -> Iterator[dict[str, Any]]:
     """Decoded records with their headers, as JSON-ready dicts. Without ``follow``, stops after
     ``idle_seconds`` without a new record."""
+    ensure_reachable(settings)  # else a missing broker would look like an empty topic
     topology = Topology(settings.topic_prefix)
     name = topic or topology.deliver(str(company))
     form = JsonForm(governed_version(settings.schema_dir).classified)  # older versions' records read too
@@ -144,12 +145,20 @@ def _as_json(message: Any, registry: Registry, form: JsonForm) -> dict[str, Any]
 
 
 def ensure_reachable(settings: Settings, timeout: float = 10) -> None:
+    """``ClusterError`` naming the bootstrap address when no broker answers within ``timeout``."""
+    topic_partition_counts(settings, timeout)
+
+
+def topic_partition_counts(settings: Settings, timeout: float = 10) -> dict[str, int]:
+    """Every topic the cluster lists, with its partition count."""
     from confluent_kafka.admin import AdminClient
 
     try:
-        AdminClient(settings.kafka_common()).list_topics(timeout=timeout)
+        metadata = AdminClient(settings.kafka_common()).list_topics(timeout=timeout)
     except KafkaException as exc:
-        raise ClusterError(f"no Kafka broker at {settings.bootstrap_servers} ({exc.args[0]})") from exc
+        cause = exc.args[0].name() if exc.args and hasattr(exc.args[0], "name") else type(exc).__name__
+        raise ClusterError(f"no Kafka broker at {settings.bootstrap_servers} ({cause})") from exc
+    return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
 
 def read_committed(

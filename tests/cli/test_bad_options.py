@@ -83,3 +83,22 @@ def test_the_schema_checks_read_the_deployments_schema_directory(tmp_path: Path)
 
 def _takes_bootstrap(args: list[str]) -> bool:
     return args[0] in ("consume", "produce", "topics") or args[:2] == ["rights", "request"]
+
+
+@pytest.mark.parametrize(
+    "args", [["topics", "list"], ["topics", "describe"], ["lag"], ["consume", "--as", "jcom"]], ids=" ".join
+)
+def test_no_broker_is_one_line_and_exit_3_with_the_clients_noise_folded(args: list[str]) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "streams.cli.main", *args, "--bootstrap", NO_BROKER],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 3, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert (lines[-1].startswith("jointuse: ") and NO_BROKER in lines[-1]) or "offsets" in lines[-1], lines[-1]
+    assert len(lines) <= 3, lines  # at most one client line per cause before the command's own
+    assert "Traceback" not in done.stderr
