@@ -24,3 +24,18 @@ def run_cli(
     if check and result.returncode != 0:
         raise AssertionError(f"jointuse {' '.join(args)} exited {result.returncode}: {result.stderr[-2000:]}")
     return result
+
+
+def run_offline(
+    args: list[str], *, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``jointuse`` as a user runs it, with no stdin and extra environment, whatever it exits with."""
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli.main", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )

@@ -3,16 +3,14 @@ bootstrap is a closed port), with exit 2, a line naming the option or file, and 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli.helpers import run_offline
+
 NO_BROKER = "127.0.0.1:1"
-_bootstrap = ["--bootstrap", NO_BROKER]
 
 CASES = {
     "negative count": (["generate", "--count", "-5"], "--count"),
@@ -35,21 +33,8 @@ CASES = {
 def test_a_bad_option_is_refused_before_any_network_call(case: str) -> None:
     args, named = CASES[case]
     started = time.monotonic()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "streams.cli.main",
-            *args,
-            *(["--bootstrap", NO_BROKER] if _takes_bootstrap(args) else []),
-        ],
-        env={**os.environ, "JOINTUSE_BOOTSTRAP_SERVERS": NO_BROKER},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    extra = ["--bootstrap", NO_BROKER] if _takes_bootstrap(args) else []
+    done = run_offline([*args, *extra], env={"JOINTUSE_BOOTSTRAP_SERVERS": NO_BROKER}, timeout=60)
     assert done.returncode == 2, done.stderr
     assert named in done.stderr and "Traceback" not in done.stderr
     assert time.monotonic() - started < 20  # no client waited for the broker
@@ -57,27 +42,14 @@ def test_a_bad_option_is_refused_before_any_network_call(case: str) -> None:
 
 def test_a_binary_schema_file_is_named_not_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "customer_record.v1.avsc").write_bytes(bytes(range(256)))
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli.main", "schemas", "check", "--schemas", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_offline(["schemas", "check", "--schemas", str(tmp_path)], timeout=60)
     assert done.returncode == 2 and "customer_record.v1.avsc: not a valid Avro schema" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_the_schema_checks_read_the_deployments_schema_directory(tmp_path: Path) -> None:
     for command in (["policy", "check"], ["schemas", "check"]):
-        done = subprocess.run(
-            [sys.executable, "-m", "streams.cli.main", *command],
-            env={**os.environ, "JOINTUSE_SCHEMA_DIR": str(tmp_path / "missing")},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = run_offline(command, env={"JOINTUSE_SCHEMA_DIR": str(tmp_path / "missing")}, timeout=60)
         assert done.returncode == 2 and f"{tmp_path / 'missing'}: not a directory of schemas" in done.stderr
 
 
@@ -89,14 +61,7 @@ def _takes_bootstrap(args: list[str]) -> bool:
     "args", [["topics", "list"], ["topics", "describe"], ["lag"], ["consume", "--as", "jcom"]], ids=" ".join
 )
 def test_no_broker_is_one_line_and_exit_3_with_the_clients_noise_folded(args: list[str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli.main", *args, "--bootstrap", NO_BROKER],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run_offline([*args, "--bootstrap", NO_BROKER], timeout=120)
     assert done.returncode == 3, done.stderr
     lines = done.stderr.strip().splitlines()
     assert (lines[-1].startswith("jointuse: ") and NO_BROKER in lines[-1]) or "offsets" in lines[-1], lines[-1]

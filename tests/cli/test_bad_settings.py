@@ -3,11 +3,9 @@ traceback, never the value (it may be a secret)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
+
+from tests.cli.helpers import run_offline
 
 BAD_SETTINGS = {
     "JOINTUSE_BATCH_SIZE": ("-5", "greater than or equal to 1"),
@@ -21,15 +19,7 @@ COMMANDS = (["policy", "check"], ["filter", "--source", "jcom"], ["catalog"], ["
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
 def test_a_bad_setting_is_one_line_and_exit_2(name: str, command: list[str]) -> None:
     value, rule = BAD_SETTINGS[name]
-    done = subprocess.run(
-        [sys.executable, "-m", "streams.cli.main", *command],
-        env={**os.environ, name: value, "JOINTUSE_BOOTSTRAP_SERVERS": "127.0.0.1:1"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    done = run_offline(command, env={name: value, "JOINTUSE_BOOTSTRAP_SERVERS": "127.0.0.1:1"}, timeout=60)
     assert done.returncode == 2, done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"jointuse: {name}: ") and rule in lines[0], done.stderr
