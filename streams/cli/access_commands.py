@@ -51,9 +51,11 @@ def access_plan(prefix: Annotated[str | None, typer.Option("--prefix")] = None) 
     Example: jointuse access plan
     """
     from streams.kafka.acls import current_acls
+    from streams.kafka.company_client import ensure_reachable
 
     settings, topology, plan = _context(prefix)
     try:
+        ensure_reachable(settings)
         diff = diff_access(plan, current_acls(settings.kafka_common()), topology)
     except JointUseError as exc:
         fail(exc, Exit.SERVICE)
@@ -76,10 +78,12 @@ def access_apply(
     Example: JOINTUSE_PASSWORD_JCOM=... jointuse access apply
     """
     from streams.kafka.acls import apply_acls, current_acls, upsert_scram
+    from streams.kafka.company_client import ensure_reachable
 
     settings, topology, plan = _context(prefix)
     try:
         passwords = passwords_for(plan, passwords_dir)
+        ensure_reachable(settings)
         upsert_scram(settings.kafka_common(), passwords)
         diff = diff_access(plan, current_acls(settings.kafka_common()), topology)
         apply_acls(settings.kafka_common(), diff.to_add, diff.to_remove)

@@ -76,6 +76,8 @@ def current_acls(conf: Mapping[str, Any], timeout: float = 30) -> set[Acl]:
         bindings = admin.describe_acls(everything, request_timeout=timeout).result(timeout=timeout)
     except KafkaException as exc:
         raise ClusterError(f"cannot list ACLs ({exc.args[0]})") from exc
+    except TimeoutError:
+        raise ClusterError(f"cannot list ACLs (no answer within {timeout:.0f} s)") from None
     return {acl for acl in (_acl(b) for b in bindings) if acl is not None}
 
 
@@ -92,6 +94,8 @@ def apply_acls(conf: Mapping[str, Any], add: Iterable[Acl], remove: Iterable[Acl
                 future.result(timeout=timeout)
     except KafkaException as exc:
         raise ClusterError(f"cannot change ACLs ({exc.args[0]})") from exc
+    except TimeoutError:
+        raise ClusterError(f"cannot change ACLs (no answer within {timeout:.0f} s)") from None
 
 
 def upsert_scram(conf: Mapping[str, Any], passwords: Mapping[str, str], timeout: float = 30) -> None:
@@ -111,3 +115,5 @@ def upsert_scram(conf: Mapping[str, Any], passwords: Mapping[str, str], timeout:
                 raise ClusterError(f"cannot set the credentials of {user} ({exc.args[0].name()})") from exc
     except KafkaException as exc:
         raise ClusterError(f"cannot set SCRAM credentials ({exc.args[0].name()})") from exc
+    except TimeoutError:
+        raise ClusterError(f"cannot set SCRAM credentials (no answer within {timeout:.0f} s)") from None
