@@ -20,6 +20,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # left open longer (a frozen worker's), and the erasure grace waits past it.
 TRANSACTION_TIMEOUT_MS = 30_000
 ENV_PREFIX = "JOINTUSE_"
+WEB_ADDRESS = r"https?://[^/\s?#]+(/\S*)?"  # an index worker's address: scheme and host at least
 
 
 Guarantee = Literal["exactly_once", "at_least_once"]  # of a worker's deliveries
@@ -66,6 +67,7 @@ class Settings(BaseSettings):
     )
     index_url: str = Field(
         "http://127.0.0.1:9410",
+        pattern=WEB_ADDRESS,
         description="Any subject-index worker's web address; it routes each lookup to the partition's owner.",
     )
     index_host: str = Field("127.0.0.1", description="Address a subject-index worker listens on for lookups.")

@@ -161,8 +161,9 @@ def policy_notice(
     policies = _policies(policy)
     try:
         chosen = policies.by_version(version) if version else policies.latest
-    except PolicyError as exc:
-        fail(str(exc))
+    except PolicyError:
+        known = ", ".join(p.version for p in policies.versions)
+        fail(f"{policy or load_settings().policy_path}: --version: no such version (versions: {known})")
     typer.echo(render_notice(chosen, "ja" if lang is Lang.JA else "en"), nl=False)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Annotated
 
 import typer
@@ -12,6 +13,7 @@ from streams.cli.exits import Exit, Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, settings_from_options
 from streams.cli.options import joint_user
 from streams.errors import JointUseError
+from streams.settings import WEB_ADDRESS
 
 rights_app = typer.Typer(help="Stop-of-use, erasure and disclosure reports (APPI Arts. 33-35).", no_args_is_help=True)
 retention_app = typer.Typer(help="Erase deliveries whose items passed their retention.", no_args_is_help=True)
@@ -116,6 +118,8 @@ def rights_report(
     settings = settings_from_options(bootstrap, None, prefix)
     if index_url:
         settings = settings.model_copy(update={"index_url": index_url})
+    if re.fullmatch(WEB_ADDRESS, settings.index_url) is None:
+        fail("--index-url / JOINTUSE_INDEX_URL: must be an http:// or https:// address")
     sources = source or sorted({u.id for p in load_policies(settings.policy_path).versions for u in p.joint_users})
     try:
         keys = settings.subject_keys()

@@ -45,7 +45,10 @@ class SubjectIndex:
             reason = _reason(exc)
             raise SubjectIndexUnavailable(f"the subject index at {self.url} answered {exc.code}: {reason}") from exc
         except (urllib.error.URLError, OSError, ValueError) as exc:
-            raise SubjectIndexUnavailable(f"cannot read the subject index at {self.url} ({exc})") from exc
+            # The exception's text may quote the address, and with it the subject's pseudonym.
+            cause = getattr(exc, "reason", None)
+            why = cause.strerror if isinstance(cause, OSError) and cause.strerror else type(exc).__name__
+            raise SubjectIndexUnavailable(f"cannot read the subject index at {self.url} ({why})") from exc
         row = body.get("row")
         return IndexAnswer(
             subject=subject,

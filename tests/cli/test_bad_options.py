@@ -23,6 +23,11 @@ CASES = {
         "not a joint user",
     ),
     "missing input file": (["produce", "/nonexistent.jsonl", "--as", "jcom"], "/nonexistent.jsonl: cannot read"),
+    "index address not a url": (["rights", "report", "C1", "--index-url", "notaurl"], "--index-url"),
+    "unknown notice version": (
+        ["policy", "notice", "--version", "1999"],
+        "jcom-group.yaml: --version: no such version",
+    ),
     "negative partitions": (["topics", "create", "--partitions", "-3"], "--partitions"),
     "no schema directory": (["schemas", "check", "--schemas", "/nonexistent"], "/nonexistent: not a directory"),
     "unknown schema version": (["filter", "--source", "jcom", "--schema-version", "9"], "not a governed version"),
@@ -70,3 +75,9 @@ def test_no_broker_is_one_line_and_exit_3_with_the_clients_noise_folded(args: li
     assert (lines[-1].startswith("jointuse: ") and NO_BROKER in lines[-1]) or "offsets" in lines[-1], lines[-1]
     assert len(lines) <= 3, lines  # at most one client line per cause before the command's own
     assert "Traceback" not in done.stderr
+
+
+def test_an_index_that_does_not_answer_is_named_without_the_subjects_pseudonym() -> None:
+    done = run_offline(["rights", "report", "C1", "--source", "jcom", "--index-url", "http://127.0.0.1:1"])
+    assert done.returncode == 3 and "cannot read the subject index at http://127.0.0.1:1" in done.stderr
+    assert "/subjects/" not in done.stderr and "Traceback" not in done.stderr
