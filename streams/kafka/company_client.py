@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from confluent_kafka import KafkaException, Message, Producer
 
 from streams.errors import ClusterError, SerdeError
@@ -118,12 +119,14 @@ def consume_json(
                 raise ClusterError(f"consume from {name} failed ({message.error()})")
             last = time.monotonic()
             seen += 1
-            yield _as_json(message, registry, form)
+            yield printable(message, registry, form)
     finally:
         consumer.close()
 
 
-def _as_json(message: Any, registry: Registry, form: JsonForm) -> dict[str, Any]:
+def printable(message: Any, registry: Registry, form: JsonForm) -> dict[str, Any]:
+    """A consumed message as `jointuse consume` prints it: position, key, headers, and the record
+    (Avro in the wire format decoded, the project's JSON topics parsed) or why there is none."""
     headers = {k: v.decode("utf-8", "replace") for k, v in (message.headers() or [])}
     key = message.key().decode("utf-8", "replace") if message.key() else None
     out: dict[str, Any] = {
@@ -136,8 +139,15 @@ def _as_json(message: Any, registry: Registry, form: JsonForm) -> dict[str, Any]
     if message.value() is None:
         out["record"] = None  # a tombstone
         return out
+    value = message.value()
+    if not value.startswith(b"\x00"):  # not Avro in the wire format: the JSON topics (audit, notices, ...)
+        try:
+            out["record"] = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            out["error"] = "neither_avro_nor_json"
+        return out
     try:
-        schema_id, body = unframe(message.value())
+        schema_id, body = unframe(value)
         out["record"] = form.to_json(registry.codec(schema_id).decode(body))
     except SerdeError as exc:
         out["error"] = exc.reason
