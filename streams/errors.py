@@ -63,3 +63,11 @@ class SubjectIndexUnavailable(JointUseError):
 
 # Failures of a dependency, not of a record: the batch is retried; they never make a dead letter.
 DEPENDENCY_ERRORS: tuple[type[JointUseError], ...] = (RegistryError, ClusterError, SubjectIndexUnavailable)
+
+EXIT_USAGE = 2  # what the user can fix: a setting, an option, a policy, schema or input file
+EXIT_SERVICE = 3  # Kafka, the registry or the subject index did not answer, or refused
+
+
+def exit_code_of(error: JointUseError) -> int:
+    """The documented exit code of a command or worker that stops with ``error`` (README: Commands)."""
+    return EXIT_SERVICE if isinstance(error, DEPENDENCY_ERRORS) else EXIT_USAGE

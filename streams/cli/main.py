@@ -25,7 +25,7 @@ from streams.cli.exits import Exit, Lang, fail
 from streams.cli.incident_commands import incident_app
 from streams.cli.options import SchemaVersion
 from streams.cli.stats_commands import stats_app
-from streams.errors import ConfigError, JointUseError, PolicyError, SchemaError
+from streams.errors import JointUseError, PolicyError, SchemaError, exit_code_of
 from streams.policy.diff import diff_policies
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet, load_policies, load_policy
@@ -256,12 +256,9 @@ def schema_publish(
 def main() -> None:
     try:
         app()
-    except ConfigError as exc:  # a bad setting, whichever command read it
+    except JointUseError as exc:  # one of ours that escaped a command: a bad setting (2), a service (3), ...
         typer.echo(f"jointuse: {exc}", err=True)
-        sys.exit(Exit.USAGE)
-    except JointUseError as exc:  # wrapped third-party errors that escaped a command
-        typer.echo(f"jointuse: {exc}", err=True)
-        sys.exit(Exit.SERVICE)
+        sys.exit(exit_code_of(exc))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from streams.audit.sealer import AuditSealer
-from streams.errors import DEPENDENCY_ERRORS
+from streams.errors import EXIT_USAGE, JointUseError, exit_code_of
 from streams.messages import InMessage, Outcome
 from streams.observability.metrics import RightsMetrics
 from streams.policy.loader import load_policies
@@ -38,17 +38,15 @@ from streams.worker.telemetry import Telemetry
 log = logging.getLogger("jointuse.worker")
 
 # The README's exit codes of `jointuse worker`.
-EXIT_CONFIGURATION = 2  # the settings, the policy or a schema file is unusable
-EXIT_SERVICE = 3  # Kafka, the registry or the subject index did not answer at start-up
 
 
 def exit_code(error: BaseException) -> int:
     """The exit code of a worker that stops with ``error``."""
     if isinstance(error, FatalError):
         return EXIT_FATAL
-    if isinstance(error, DEPENDENCY_ERRORS):
-        return EXIT_SERVICE
-    return EXIT_CONFIGURATION
+    if isinstance(error, JointUseError):
+        return exit_code_of(error)
+    return EXIT_USAGE
 
 
 @dataclass(frozen=True)

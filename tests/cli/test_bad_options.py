@@ -81,3 +81,10 @@ def test_an_index_that_does_not_answer_is_named_without_the_subjects_pseudonym()
     done = run_offline(["rights", "report", "C1", "--source", "jcom", "--index-url", "http://127.0.0.1:1"])
     assert done.returncode == 3 and "cannot read the subject index at http://127.0.0.1:1" in done.stderr
     assert "/subjects/" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_missing_subject_key_is_the_users_to_fix_whatever_the_command() -> None:
+    for args in (["rights", "request", "C1", "--source", "jcom", "--correct"], ["rights", "report", "C1"]):
+        env = {"JOINTUSE_SUBJECT_KEY": "", "JOINTUSE_SUBJECT_KEY_FILE": "", "JOINTUSE_BOOTSTRAP_SERVERS": NO_BROKER}
+        done = run_offline(args, env=env, timeout=60)
+        assert done.returncode == 2 and "JOINTUSE_SUBJECT_KEY" in done.stderr, done.stderr

@@ -9,16 +9,25 @@ from pathlib import Path
 
 import pytest
 
-from streams.errors import ClusterError, ConfigError, PolicyError, RegistryError, SchemaError, SubjectIndexUnavailable
+from streams.errors import (
+    EXIT_SERVICE,
+    EXIT_USAGE,
+    ClusterError,
+    ConfigError,
+    PolicyError,
+    RegistryError,
+    SchemaError,
+    SubjectIndexUnavailable,
+)
 from streams.runtime.loop import EXIT_FATAL, FatalError
 from streams.settings import Settings
-from streams.worker.compose import EXIT_CONFIGURATION, EXIT_SERVICE, exit_code
+from streams.worker.compose import exit_code
 
 RUNTIMES = ["faust", "confluent"]
 
 
 def test_a_cause_maps_to_the_readme_s_exit_code() -> None:
-    assert exit_code(ConfigError("no audit key")) == EXIT_CONFIGURATION == 2
+    assert exit_code(ConfigError("no audit key")) == EXIT_USAGE == 2
     assert exit_code(PolicyError("bad", source="p.yaml")) == 2
     assert exit_code(SchemaError("unclassified")) == 2
     for service in (ClusterError("no broker"), RegistryError("no registry"), SubjectIndexUnavailable("behind")):
