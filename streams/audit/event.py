@@ -9,9 +9,9 @@ also ends in a ``chain`` member (``streams.audit.chain``); reading ignores it, t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -81,36 +81,25 @@ class AuditEvent:
             yield from self.recipients.items()
 
     def to_json(self) -> bytes:
-        # On the hot path (one per input): a dict in wire order, dumped by orjson.
-        event: dict[str, Any] = {
-            "subject": self.subject,
-            "subject_key_id": self.subject_key_id,
-            "source": self.source,
-            "status": self.status.value,
-            "reason": self.reason,
-            "recipients": {
-                r: {"purposes": list(d.purposes), "items": list(d.items)} for r, d in self.recipients.items()
-            },
-            "purposes": list(self.purposes),
-            "dropped": [{"path": d.path, "class": d.cls} for d in self.dropped],
-            "policy_version": self.policy_version,
-            "record_policy_version": self.record_policy_version,
-            "schema_id": self.schema_id,
-            "input": {
-                "topic": self.input.topic,
-                "partition": self.input.partition,
-                "offset": self.input.offset,
-                "timestamp_ms": self.input.timestamp_ms,
-            },
-            "processed_at_ms": self.processed_at_ms,
-            "trace_id": self.trace_id,
-            "processed_by": self.processed_by,
-        }
-        if self.leaks:  # what the canary caught, so that an incident can be resolved from the audit alone
-            event["leaks"] = [{"recipient": leak.recipient, "class": leak.cls} for leak in self.leaks]
-        if self.replay_id is not None:
-            event["replay_id"] = self.replay_id
-        return orjson.dumps(event)
+        return encode_event(
+            subject=self.subject,
+            subject_key_id=self.subject_key_id,
+            source=self.source,
+            status=self.status,
+            reason=self.reason,
+            recipients=self.recipients,
+            purposes=self.purposes,
+            dropped=self.dropped,
+            policy_version=self.policy_version,
+            record_policy_version=self.record_policy_version,
+            schema_id=self.schema_id,
+            position=self.input,
+            processed_at_ms=self.processed_at_ms,
+            trace_id=self.trace_id,
+            processed_by=self.processed_by,
+            leaks=tuple((leak.recipient, leak.cls) for leak in self.leaks),
+            replay_id=self.replay_id,
+        )
 
     @classmethod
     def from_json(cls, value: bytes | str | Mapping[str, Any]) -> AuditEvent:
@@ -158,6 +147,84 @@ class AuditEvent:
             leaks=tuple(Leak(_text(leak, "recipient"), _text(leak, "class")) for leak in _objects(data, "leaks")),
             replay_id=_optional_text(data, "replay_id"),
         )
+
+
+class Received(Protocol):
+    """What a recipient got: a ``Delivered``, or the decision's ``Delivery`` itself."""
+
+    @property
+    def purposes(self) -> tuple[str, ...]: ...  # pragma: no cover
+
+    @property
+    def items(self) -> tuple[str, ...]: ...  # pragma: no cover
+
+
+class Position(Protocol):
+    """Where an input was read: an ``InputPosition``, or the input message itself."""
+
+    @property
+    def topic(self) -> str: ...  # pragma: no cover
+
+    @property
+    def partition(self) -> int: ...  # pragma: no cover
+
+    @property
+    def offset(self) -> int: ...  # pragma: no cover
+
+    @property
+    def timestamp_ms(self) -> int | None: ...  # pragma: no cover
+
+
+def encode_event(
+    *,
+    subject: str | None,
+    subject_key_id: str | None,
+    source: str | None,
+    status: Status,
+    reason: str | None,
+    recipients: Mapping[str, Received],
+    purposes: Sequence[str],
+    dropped: Sequence[DroppedField],
+    policy_version: str | None,
+    record_policy_version: str | None,
+    schema_id: int | None,
+    position: Position,
+    processed_at_ms: int,
+    trace_id: str,
+    processed_by: str,
+    leaks: Sequence[tuple[str, str]] = (),
+    replay_id: str | None = None,
+) -> bytes:
+    """The audit event's wire form, the one place it is laid out. ``AuditEvent.to_json`` uses it; the
+    ingest processor calls it with what it already holds (one per input, on the hot path: no event
+    object is built just to be serialised), and ``AuditEvent.from_json`` reads the result back."""
+    event: dict[str, Any] = {
+        "subject": subject,
+        "subject_key_id": subject_key_id,
+        "source": source,
+        "status": status.value,
+        "reason": reason,
+        "recipients": {r: {"purposes": list(d.purposes), "items": list(d.items)} for r, d in recipients.items()},
+        "purposes": list(purposes),
+        "dropped": [{"path": d.path, "class": d.cls} for d in dropped],
+        "policy_version": policy_version,
+        "record_policy_version": record_policy_version,
+        "schema_id": schema_id,
+        "input": {
+            "topic": position.topic,
+            "partition": position.partition,
+            "offset": position.offset,
+            "timestamp_ms": position.timestamp_ms,
+        },
+        "processed_at_ms": processed_at_ms,
+        "trace_id": trace_id,
+        "processed_by": processed_by,
+    }
+    if leaks:  # what the canary caught, so that an incident can be resolved from the audit alone
+        event["leaks"] = [{"recipient": recipient, "class": cls} for recipient, cls in leaks]
+    if replay_id is not None:
+        event["replay_id"] = replay_id
+    return orjson.dumps(event)
 
 
 def _is_object(value: Any, where: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from streams.audit.event import AuditEvent, Delivered, InputPosition, Leak
+from streams.audit.event import encode_event
 from streams.errors import DEPENDENCY_ERRORS, SerdeError
 from streams.incidents.book import canary_hit_event, canary_incident_id, leak_notice
 from streams.messages import (
@@ -323,29 +323,28 @@ class Processor:
             key = message.key.decode("utf-8", "replace") if message.key is not None else ""
             subject = self.subjects.subject(source or "", key) if key else None
         decided = decision is not None and reason is None
-        delivered = decision.deliveries.items() if decision and decided else ()
-        event = AuditEvent(
+        value = encode_event(
             subject=subject,
             subject_key_id=self.subjects.key_id,
             source=source,
             status=decision.status if decision and decided else Status.INVALID,
             reason=reason or (decision.reason.value if decision else None),
-            recipients={r: Delivered(d.purposes, d.items) for r, d in delivered},
+            recipients=decision.deliveries if decision and decided else {},
             purposes=decision.purposes if decision else (),
             dropped=decision.dropped if decision else (),
             policy_version=decision.policy_version if decision else None,
             record_policy_version=decision.record_policy_version if decided and decision else None,
             schema_id=schema_id,
-            input=InputPosition(message.topic, message.partition, message.offset, message.timestamp_ms),
+            position=message,
             processed_at_ms=int((now or self.now()).timestamp() * 1000),
             trace_id=trace,
             processed_by=self.worker_id,
-            leaks=tuple(Leak(r, c) for r, c in leaks),
+            leaks=leaks,
             replay_id=self.replay_id,
         )
         return OutMessage(
             self.topology.audit,
             (subject or "").encode() or None,
-            event.to_json(),
+            value,
             [(H_TRACE_ID, trace.encode()), *self.extra_headers],
         )
