@@ -75,7 +75,8 @@ def kafka(settings: Settings) -> Iterator[Settings]:
     except Exception as exc:  # pragma: no cover - only when the broker is down
         pytest.fail(f"no Kafka broker at {settings.bootstrap_servers} ({exc}); run `make infra-up`")
     yield settings
-    _delete_topics_of_this_session(admin, before)
+    if os.environ.get("KEEP_TEST_TOPICS") != "1":  # kept to read a failed run's topics afterwards
+        _delete_topics_of_this_session(admin, before)
 
 
 def _delete_topics_of_this_session(admin: Any, before: set[str]) -> None:

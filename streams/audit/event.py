@@ -71,10 +71,6 @@ class AuditEvent:
     leaks: tuple[Leak, ...] = ()
     replay_id: str | None = None
 
-    @property
-    def shared(self) -> bool:
-        return self.status is Status.SHARED
-
     def deliveries(self) -> Iterator[tuple[str, Delivered]]:
         """The deliveries this event records (none unless shared), by recipient."""
         if self.status is Status.SHARED:

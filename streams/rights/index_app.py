@@ -42,7 +42,7 @@ from streams.kafka.partitioner import key_hash
 from streams.observability.metrics import IndexMetrics
 from streams.rights.audit_probe import AuditProbe
 from streams.rights.subject_index import Correction, SubjectRow, fold, fold_correction
-from streams.runtime.faust_tables import changelog_before_offsets, table_app
+from streams.runtime.faust_tables import TableConsumer, changelog_before_offsets, table_app
 from streams.settings import Settings, load_settings
 from streams.topology import SUBJECT_INDEX_TABLE, Topology
 
@@ -103,9 +103,14 @@ def apply(key: bytes | None, value: bytes | None, partition: int, offset: int) -
         return
     stored = subjects.get(key)
     row = SubjectRow.from_json(stored) if stored else None
-    folded = fold(row, event, partition, offset)
+    folded = fold(row, event, partition, offset, committed_offset(partition))
     if folded is not None and folded is not row:
         subjects[key] = folded.to_json()
+
+
+def committed_offset(partition: int) -> int:
+    consumer: TableConsumer = app.consumer  # type: ignore[assignment]  # the table app's (TableTransport)
+    return consumer.committed_offset(TP(topology.audit, partition))
 
 
 def apply_correction(key: bytes | None, value: bytes | None) -> None:

@@ -3,9 +3,11 @@ audit topic, so that a disclosure report, an erasure or a dry-run comparison rea
 of the whole history. Values only: no Kafka, no clock. The adapter keeps rows in a faust table.
 
 The audit topic is keyed by the subject's pseudonym, so a subject's events are in one audit
-partition, in order (in another one only after partitions were added). A row remembers the highest
-offset it has applied per audit partition: folding the same event again (a replay of the audit
-topic, a restarted consumer) changes nothing, so rows are the same however often the topic is read.
+partition (in another one only after partitions were added). A row remembers the offsets of the
+events it has folded, from the consumer's committed offset of their partition on (every event
+below it was folded: the consumer commits no further): folding the same event again (a replay of
+the audit topic, a restarted consumer, a message read again after a rebalance, in any order)
+changes nothing, so rows are the same however often and in whatever order the topic is read.
 
 A row groups a subject's deliveries by what was received: the recipient, the notice version, the
 items and the purposes. Per group it keeps the first and last delivery times, the number of
@@ -60,7 +62,9 @@ class SubjectRow:
 
     subject: str
     exposures: tuple[Exposure, ...] = ()  # ordered by first delivery, then recipient
-    applied: tuple[tuple[int, int], ...] = ()  # (audit partition, highest offset folded), by partition
+    # (audit partition, offset) of each event folded at or above the consumer's committed offset of
+    # that partition when the row was last written, sorted
+    applied: tuple[tuple[int, int], ...] = ()
     corrections: tuple[Correction, ...] = ()  # by time filed
 
     @property
@@ -123,26 +127,31 @@ class SubjectRow:
         )
 
 
-def fold(row: SubjectRow | None, event: AuditEvent, partition: int, offset: int) -> SubjectRow | None:
-    """The row after one audit event of its subject, read at ``offset`` of audit ``partition``. An
-    event at or below the row's applied offset of that partition was folded already and changes
-    nothing; an event without a subject (an input that had no key) has no row."""
+def fold(
+    row: SubjectRow | None, event: AuditEvent, partition: int, offset: int, committed: int = 0
+) -> SubjectRow | None:
+    """The row after one audit event of its subject, read at ``offset`` of audit ``partition``, whose
+    committed offset is ``committed``. An event the row has folded already changes nothing, nor does
+    one below the committed offset (folded before the commit, and never read again but by a replay);
+    an event without a subject (an input that had no key) has no row. The row forgets the offsets
+    below the committed one: what it remembers is what may still be read again."""
     subject = event.subject
     if not subject:
         return row
+    if offset < committed or (row is not None and (partition, offset) in row.applied):
+        return row
     if row is None:
         row = SubjectRow(subject)
-    applied = dict(row.applied)
-    if offset <= applied.get(partition, -1):
-        return row
-    applied[partition] = offset
+    applied = [(p, o) for p, o in row.applied if p != partition or o >= committed]
+    applied.append((partition, offset))
     exposures = {e.group: e for e in row.exposures}
     for delivered in _deliveries(event):
         known = exposures.get(delivered.group)
         if known is None:
             exposures[delivered.group] = delivered
             continue
-        later = delivered.last_at_ms >= known.last_at_ms
+        # The last input by time, then by input position: the same whatever order events are folded in.
+        later = _last_input(delivered) >= _last_input(known)
         exposures[delivered.group] = replace(
             known,
             first_at_ms=min(known.first_at_ms, delivered.first_at_ms),
@@ -151,7 +160,11 @@ def fold(row: SubjectRow | None, event: AuditEvent, partition: int, offset: int)
             last_input_topic=delivered.last_input_topic if later else known.last_input_topic,
             last_input_offset=delivered.last_input_offset if later else known.last_input_offset,
         )
-    return SubjectRow(subject, _ordered(exposures.values()), tuple(sorted(applied.items())), row.corrections)
+    return SubjectRow(subject, _ordered(exposures.values()), tuple(sorted(applied)), row.corrections)
+
+
+def _last_input(exposure: Exposure) -> tuple[int, str, int]:
+    return (exposure.last_at_ms, exposure.last_input_topic, exposure.last_input_offset)
 
 
 def fold_correction(row: SubjectRow | None, subject: str, correction: Correction) -> SubjectRow:

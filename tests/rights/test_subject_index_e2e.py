@@ -129,6 +129,43 @@ def test_a_killed_index_worker_loses_no_row_and_counts_nothing_twice(
     assert deliveries == sum(len(e["recipients"]) for e in events if e["status"] == "shared")
 
 
+def test_index_workers_joining_and_leaving_while_busy_lose_no_event(
+    kafka: Settings, unique: str, tmp_path: Path
+) -> None:
+    """Rebalances while a worker is folding: a second index worker joins halfway through the history
+    and leaves again (SIGTERM, then the first is paused past its session timeout with SIGSTOP). faust
+    skips the messages it read before each rebalance; none of them may be committed unapplied."""
+    settings = with_index(kafka.model_copy(update={"topic_prefix": f"r{unique}"}), str(tmp_path / "first"))
+    topology = setup_topics(settings, partitions=4)
+    produced = produce_generated(settings, 900, seed=34)
+    with running_worker(settings, runtime="faust"):
+        events = audit_events(settings, topology, sum(produced.values()), timeout=180)
+    first = start_index(settings)
+    try:
+        deadline = time.monotonic() + 60
+        index = SubjectIndex(settings.index_url)
+        while time.monotonic() < deadline and int(index.status().get("applied") or 0) < len(events) // 4:
+            time.sleep(0.05)
+        second_settings = with_index(settings, str(tmp_path / "second"))
+        second = start_index(second_settings)
+        try:
+            time.sleep(8)  # joins: both rebalance while the first is folding
+        finally:
+            stop_worker(second)  # leaves: the first is given every partition again
+        first.send_signal(signal.SIGSTOP)  # past its session timeout: a new member of the group later
+        time.sleep(12)
+        first.send_signal(signal.SIGCONT)
+        time.sleep(5)
+    finally:
+        first.send_signal(signal.SIGCONT)
+        stop_worker(first)
+    # A new state directory: the rows come back from the changelog, the rest from the committed offsets.
+    restarted = with_index(settings, str(tmp_path / "restarted"))
+    with running_index(restarted):
+        deliveries = _same_as_the_audit(SubjectIndex(restarted.index_url), events)
+    assert deliveries == sum(len(e["recipients"]) for e in events if e["status"] == "shared")
+
+
 def test_a_correction_shows_per_recipient_until_the_corrected_record_is_delivered(
     kafka: Settings, unique: str, tmp_path: Path
 ) -> None:

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 
+from streams.runtime.faust_kafka import CommittedReadsConsumer
 from streams.runtime.faust_tables import changelog_before_offsets, table_app
 from streams.settings import Settings
 
@@ -85,3 +88,84 @@ def test_a_commit_waits_for_a_changelog_write_still_being_handed_to_the_client(
         assert committed == [{"partition 0": 5}]
 
     asyncio.run(scenario())
+
+
+def test_a_message_the_stream_skips_when_a_rebalance_begins_is_never_committed_past(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """faust's own stream, fed offsets 10, 11, 12 of one partition through ``TableConsumer.getmany``:
+    10 is processed; a rebalance begins (the flow is suspended) as the stream takes 11 from its
+    queue, so the stream skips it; the flow resumes and 12 arrives and is processed. Commits are
+    chosen as faust chooses them. Without ``TableConsumer._new_offset`` the second commit moves to
+    13 and offset 11 is never processed; with it, the partition is read again from 11."""
+    from faust.types import TP
+
+    app = table_app(settings, "rebalance.index", data_dir=tmp_path, log_name="index", web_enabled=False)
+    app.topics.add(app.topic("audit"))
+    consumer, tp = app.consumer, TP("audit", 0)
+    app.consumer_generation_id = 3
+    app.flow_control.resume()
+    processed: list[int] = []
+    committed: list[int] = []
+
+    def commit() -> None:  # what faust's commit does with the offset it chose
+        offset = consumer._new_offset(tp)
+        if offset is not None:
+            committed.append(offset)
+            consumer._committed_offset[tp] = offset
+
+    async def fetched(self: Any, timeout: float) -> Any:
+        for offset in (10, 11, 12):
+            yield tp, _message_read_in(3, offset)
+
+    async def scenario() -> None:
+        await app.topics._update_indices()
+        channel = app.channel()
+        with patch.object(CommittedReadsConsumer, "getmany", fetched):
+            events = [app.create_event(b"k", b"v", {}, m) async for _, m in consumer.getmany(timeout=1)]
+        loop = asyncio.get_running_loop()
+
+        async def fetcher_hands_over(*handed: Any) -> None:  # once the stream reads its channel
+            for event in handed:
+                await channel.put(event)
+
+        def rebalance_begins() -> None:  # once 10 is acknowledged, as the stream takes 11 from its queue
+            app.flow_control.suspend()
+            loop.call_soon(rebalance_ends)
+
+        def rebalance_ends() -> None:
+            app.flow_control.resume()
+            feeding.append(loop.create_task(fetcher_hands_over(events[2])))
+
+        async def agent() -> None:
+            async for event in app.stream(channel).events():
+                processed.append(event.message.offset)
+                if event.message.offset == 10:
+                    loop.call_soon(rebalance_begins)
+
+        reading = loop.create_task(agent())
+        feeding = [loop.create_task(fetcher_hands_over(*events[:2]))]  # after the stream subscribed
+        while 12 not in consumer._acked_index[tp]:  # the agent asked for the next event: 12 is done
+            await asyncio.sleep(0.01)
+        reading.cancel()
+        commit()  # up to 11: 10 is acknowledged
+        commit()  # 12 is acknowledged, 11 is not
+        await asyncio.sleep(0)  # the seek back
+
+    async def seek(tp: Any, offset: int) -> None:
+        sought.append(offset)
+
+    sought: list[int] = []
+    with patch.object(consumer, "seek", seek):
+        asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert processed == [10, 12]  # the stream skipped 11
+    assert committed == [11]  # never past the message nobody processed
+    assert consumer.held_back == 1 and sought == [11]  # and 11 is read again
+
+
+def _message_read_in(generation: int, offset: int) -> Any:
+    from faust.types import TP
+    from faust.types.tuples import ConsumerMessage
+
+    tp = TP("audit", 0)
+    return ConsumerMessage("audit", 0, offset, 0.0, 0, [], b"k", b"v", None, 1, 1, tp, generation_id=generation)
