@@ -16,14 +16,12 @@ SchemaVersion = Annotated[
 
 
 def _joint_users() -> frozenset[str]:
-    from streams.errors import JointUseError
+    """The notice's joint users. A bad setting or policy file is not a bad option: its error goes
+    to ``main`` as every command's does (one line naming the setting or the file, exit 2)."""
     from streams.policy.loader import load_policies
     from streams.settings import load_settings
 
-    try:
-        return frozenset(load_policies(load_settings().policy_path).latest.users_by_id)
-    except JointUseError as exc:
-        raise typer.BadParameter(f"cannot be checked against the notice: {exc}") from None
+    return frozenset(load_policies(load_settings().policy_path).latest.users_by_id)
 
 
 def joint_user(value: str | list[str] | None) -> str | list[str] | None:

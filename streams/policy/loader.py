@@ -30,6 +30,20 @@ class PolicySet:
         labels = [p.version for p in self.versions]
         if len(set(labels)) != len(labels):
             raise PolicyError("two policy files carry the same version")
+        for earlier, later in zip(self.versions, self.versions[1:], strict=False):
+            # Which version governs a record is decided by effective_from alone: two versions taking
+            # effect at once would leave it to the order files are read in.
+            if earlier.notice.effective_from == later.notice.effective_from:
+                raise PolicyError(
+                    f"versions {earlier.version!r} and {later.version!r} take effect at the same time (effective_from)"
+                )
+            # A version that replaces another is published after it: one published earlier but taking
+            # effect later is out of order (a date typed wrong, or an old file put back).
+            if later.notice.published_at < earlier.notice.published_at:
+                raise PolicyError(
+                    f"versions out of order: {later.version!r} takes effect after {earlier.version!r} "
+                    "but was published before it (published_at)"
+                )
 
     @classmethod
     def of(cls, policies: Iterable[Policy]) -> PolicySet:

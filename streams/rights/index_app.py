@@ -8,9 +8,10 @@ a rebalance.
 
 - Reading: the audit is written in transactions, so only committed events count (faust reads
   uncommitted ones unless its own exactly-once is on; see ``streams.runtime.faust_kafka``).
-- Idempotent: a row remembers the offset it applied per audit partition. At least once is enough:
-  an offset is committed only after the changelog writes before it were acknowledged
-  (``changelog_before_offsets``), and an event read again changes nothing.
+- Idempotent: a row remembers the offsets of the events it folded since the partition's committed
+  offset. At least once is enough: an offset is committed only after the changelog writes before it
+  were acknowledged (``changelog_before_offsets``) and never past an event handed out and not
+  folded (``TableConsumer``); an event read again, in whatever order, changes nothing.
 - Lookups: ``GET /subjects/<subject>`` on any index worker, which forwards it to the worker that
   owns the subject's partition (faust's table metadata, as ``app.table_route`` does; that
   decorator asks the producer for the changelog's partitions, which it knows only after writing to

@@ -118,3 +118,27 @@ def test_empty_and_missing_policy_files(tmp_path: Path) -> None:
         load_policies(tmp_path / "absent.yaml")
     with pytest.raises(PolicyError, match=r"no \*\.yaml"):
         load_policies(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("effective_from", "published_at", "fragment"),
+    [
+        ("2026-01-01T00:00:00+09:00", None, "take effect at the same time"),
+        ("2026-07-01T00:00:00+09:00", "2025-11-30", "versions out of order"),
+    ],
+)
+def test_a_directory_of_versions_out_of_order_is_refused(
+    tmp_path: Path, effective_from: str, published_at: str | None, fragment: str
+) -> None:
+    text = POLICY_PATH.read_text(encoding="utf-8")
+    published = next(line for line in text.splitlines() if line.lstrip().startswith("published_at:"))
+    (tmp_path / "v1.yaml").write_text(text, encoding="utf-8")
+    later = text.replace('version: "2026-01"', 'version: "2026-07"').replace(
+        "effective_from: 2026-01-01T00:00:00+09:00", f"effective_from: {effective_from}"
+    )
+    if published_at is not None:
+        later = later.replace(published, published.split(":")[0] + f": {published_at}")
+    (tmp_path / "v2.yaml").write_text(later, encoding="utf-8")
+    with pytest.raises(PolicyError, match=fragment) as refused:
+        load_policies(tmp_path)
+    assert "2026-07" in str(refused.value)
