@@ -286,12 +286,11 @@ def worker_command(
     chosen_id = worker_id or default_worker_id()
     if runtime is Runtime.FAUST:
         env = {
-            **settings.worker_env(),
             "JOINTUSE_WORKER_ID": chosen_id,
             "JOINTUSE_GUARANTEE": guarantee.value,
             "JOINTUSE_BATCH_SIZE": str(batch_size),
         }
-        exec_faust_worker("streams.app", env, log_level=log_level, web=False)
+        exec_faust_worker("streams.app", settings, env=env, log_level=log_level, web=False)
     from streams.runtime.loop import FatalError
     from streams.worker.compose import exit_code
     from streams.worker.confluent_main import run_worker

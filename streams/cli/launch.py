@@ -6,13 +6,24 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 
-def exec_faust_worker(app: str, env: Mapping[str, str], *, log_level: str, web: bool) -> NoReturn:
-    """Replaces this process with ``faust -A <app> worker``, so that signals reach the faust worker
-    directly (a SIGTERM stops it cleanly, a SIGKILL kills it, nothing in between)."""
+def exec_faust_worker(
+    app: str, settings: Settings, *, env: Mapping[str, str] | None = None, log_level: str, web: bool
+) -> NoReturn:
+    """Replaces this process with ``faust -A <app> worker`` (its settings and ``env`` in the
+    environment) once a broker has answered, so that signals reach the faust worker directly (a
+    SIGTERM stops it cleanly, a SIGKILL kills it, nothing in between). Without a broker faust prints
+    a traceback and exits 1; here it is one line and exit 3 (``ClusterError``, through the CLI's one
+    error path), as the confluent runtime does."""
+    from streams.kafka.company_client import ensure_reachable
+
+    ensure_reachable(settings)
     argv = [sys.executable, "-m", "faust", "-A", app, "worker", "-l", log_level]
     if not web:
         argv.append("--without-web")
-    os.execve(sys.executable, argv, {**os.environ, **env})
+    os.execve(sys.executable, argv, {**os.environ, **settings.worker_env(), **(env or {})})

@@ -60,6 +60,10 @@ def rights_request(
     if len(chosen) + correct != 1:
         fail("give exactly one of --stop, --erase, --resume, --correct")
     settings = settings_from_options(bootstrap, None, prefix)
+    from streams.kafka.company_client import ensure_reachable
+
+    settings.subject_keys()  # a missing key is the user's to fix (exit 2), whatever the cluster says
+    ensure_reachable(settings)  # else a producer waits out its delivery timeout and blames the message
     if correct:
         try:
             request_id = file_correction(settings, customer_id, source)
@@ -152,8 +156,8 @@ def index_command(
     """Run a subject-index worker: folds the audit topic into one row per subject and answers
     lookups on its web port (any worker forwards a lookup to the owner of the subject's partition).
     Same as `faust -A streams.rights.index_app worker` with these settings in the environment.
-    Runs until SIGTERM/SIGINT (exit 0); faust's non-zero exit when it cannot start (a port in use,
-    no broker).
+    Runs until SIGTERM/SIGINT (exit 0); exit 3 when no broker answers at start-up; faust's non-zero
+    exit when it cannot start otherwise (a port in use).
 
     \b
     Examples:
@@ -166,7 +170,7 @@ def index_command(
     settings = settings_from_options(bootstrap, None, prefix)
     if port is not None:
         settings = settings.model_copy(update={"index_port": port, "index_url": f"http://{settings.index_host}:{port}"})
-    exec_faust_worker("streams.rights.index_app", settings.worker_env(), log_level=log_level, web=True)
+    exec_faust_worker("streams.rights.index_app", settings, log_level=log_level, web=True)
 
 
 @retention_app.command("run")

@@ -26,7 +26,8 @@ def stats_run(
     publishes each window to `<prefix>.stats.<table>.v1` once it has closed in event time, then a
     revision whenever late records change it (docs/statistics.md). One worker counts; a second
     stands by. Same as `faust -A streams.stats.app worker` with these settings in the environment.
-    Runs until SIGTERM/SIGINT (exit 0); faust's non-zero exit when it cannot start.
+    Runs until SIGTERM/SIGINT (exit 0); exit 3 when no broker answers at start-up; faust's non-zero
+    exit when it cannot start otherwise.
 
     \b
     Examples:
@@ -36,7 +37,7 @@ def stats_run(
     from streams.cli.launch import exec_faust_worker
 
     settings = settings_from_options(bootstrap, None, prefix)
-    exec_faust_worker("streams.stats.app", settings.worker_env(), log_level=log_level, web=False)
+    exec_faust_worker("streams.stats.app", settings, log_level=log_level, web=False)
 
 
 @stats_app.command("show")

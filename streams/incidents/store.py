@@ -186,6 +186,6 @@ def write_in_transaction(settings: Settings, messages: list[OutMessage]) -> None
             client.abort_transaction(30)
         except KafkaException:
             pass  # the transaction times out on the broker: nothing of it is read committed
-        raise ClusterError(f"the incident was not written ({exc.args[0]})") from exc
+        raise ClusterError(f"the incident was not written: {clients.failure(exc)}") from exc
     finally:
         client.flush(5)

@@ -21,6 +21,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]  # exported at
 )
 
 from streams.errors import ClusterError
+from streams.kafka import clients
 from streams.kafka.acl_plan import Acl
 
 _RESOURCE = {
@@ -75,7 +76,7 @@ def current_acls(conf: Mapping[str, Any], timeout: float = 30) -> set[Acl]:
     try:
         bindings = admin.describe_acls(everything, request_timeout=timeout).result(timeout=timeout)
     except KafkaException as exc:
-        raise ClusterError(f"cannot list ACLs ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot list ACLs: {clients.failure(exc)}") from exc
     except TimeoutError:
         raise ClusterError(f"cannot list ACLs (no answer within {timeout:.0f} s)") from None
     return {acl for acl in (_acl(b) for b in bindings) if acl is not None}
@@ -93,7 +94,7 @@ def apply_acls(conf: Mapping[str, Any], add: Iterable[Acl], remove: Iterable[Acl
             for future in admin.delete_acls(to_remove, request_timeout=timeout).values():
                 future.result(timeout=timeout)
     except KafkaException as exc:
-        raise ClusterError(f"cannot change ACLs ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot change ACLs: {clients.failure(exc)}") from exc
     except TimeoutError:
         raise ClusterError(f"cannot change ACLs (no answer within {timeout:.0f} s)") from None
 

@@ -11,6 +11,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # re-exported at runtime, not in stubs
 
 from streams.errors import ClusterError
+from streams.kafka import clients
 from streams.topology import TopicSpec
 
 
@@ -28,7 +29,7 @@ def create_topics(
     try:
         existing = set(admin.list_topics(timeout=timeout).topics)
     except KafkaException as exc:
-        raise ClusterError(f"cannot list topics ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot list topics: {clients.failure(exc)}") from exc
     specs = list(specs)
     wanted = [
         NewTopic(s.name, num_partitions=s.partitions or partitions, replication_factor=replication, config=s.config)
@@ -63,7 +64,7 @@ def _await_leaders(admin: AdminClient, names: list[str], timeout: float) -> None
         try:
             metadata = admin.list_topics(timeout=timeout)
         except KafkaException as exc:
-            raise ClusterError(f"cannot list topics ({exc.args[0]})") from exc
+            raise ClusterError(f"cannot list topics: {clients.failure(exc)}") from exc
         pending = {
             name
             for name in pending

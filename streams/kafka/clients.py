@@ -35,7 +35,7 @@ def producer(kafka: Mapping[str, Any], *, transactional_id: str | None = None, l
     try:
         client.init_transactions(60)
     except KafkaException as exc:
-        raise ClusterError(f"cannot initialise transactions ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot initialise transactions: {failure(exc)}") from exc
     return client
 
 
@@ -93,3 +93,16 @@ def reading_consumer(
 
 def admin(kafka: Mapping[str, Any]) -> AdminClient:
     return AdminClient(dict(kafka))
+
+
+def failure(exc: KafkaException) -> str:
+    """What a client error says, for a one-line message: its code's name, and, when no broker
+    answered, that (never the client's full error text, which can run to several lines)."""
+    error: Any = exc.args[0] if exc.args else None
+    name = str(error.name()) if hasattr(error, "name") else type(exc).__name__
+    if name in NO_BROKER:
+        return f"no Kafka broker answered ({name})"
+    return name
+
+
+NO_BROKER = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE"})

@@ -52,7 +52,7 @@ def group_lag(
             out.append(PartitionLag(tp.topic, tp.partition, tp.offset if tp.offset >= 0 else None, low, high))
         return _with_ages(consumer, out, timeout) if ages else out
     except KafkaException as exc:
-        raise ClusterError(f"cannot read offsets of group {group_id} ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot read offsets of group {group_id}: {clients.failure(exc)}") from exc
     finally:
         consumer.close()
 
@@ -97,7 +97,7 @@ def topic_offsets(settings: Settings, *, prefix: str = "", timeout: float = 10) 
                 rows.append(TopicOffsets(name, partition, low, high))
         return rows
     except KafkaException as exc:
-        raise ClusterError(f"cannot read topic offsets ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot read topic offsets: {clients.failure(exc)}") from exc
     finally:
         consumer.close()
 

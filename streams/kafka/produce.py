@@ -9,6 +9,7 @@ from typing import Any
 from confluent_kafka import KafkaException, Producer
 
 from streams.errors import ClusterError
+from streams.kafka import clients
 from streams.messages import Headers, OutMessage
 
 QUEUE_FULL_SECONDS = 60.0
@@ -43,7 +44,7 @@ def produce_waiting(
                 raise ClusterError(f"the local queue stayed full for {QUEUE_FULL_SECONDS:.0f} s") from None
             producer.poll(0.05)
         except KafkaException as exc:
-            raise ClusterError(f"cannot produce to {message.topic} ({exc.args[0]})") from exc
+            raise ClusterError(f"cannot produce to {message.topic}: {clients.failure(exc)}") from exc
 
 
 def out(topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None) -> OutMessage:

@@ -29,7 +29,7 @@ def topic_partitions(consumer: Consumer, topic: str, timeout: float = 15) -> lis
     try:
         metadata = consumer.list_topics(topic, timeout=timeout)
     except KafkaException as exc:
-        raise ClusterError(f"cannot read the metadata of {topic} ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot read the metadata of {topic}: {clients.failure(exc)}") from exc
     found = metadata.topics.get(topic)
     if found is None or found.error is not None or not found.partitions:
         raise ClusterError(f"topic {topic} does not exist; run `jointuse topics create`")
@@ -107,7 +107,7 @@ def resolve(consumer: Consumer, spec: RangeSpec, timeout: float = 15) -> list[Pa
             ranges.append(PartitionRange(partition, start, max(start, end)))
         return ranges
     except KafkaException as exc:
-        raise ClusterError(f"cannot resolve the range of {spec.topic} ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot resolve the range of {spec.topic}: {clients.failure(exc)}") from exc
 
 
 def _offset_at(consumer: Consumer, topic: str, partition: int, millis: int, high: int, timeout: float) -> int:

@@ -68,7 +68,7 @@ def _write_acknowledged(settings: Settings, topic: str, messages: list[tuple[byt
                 on_delivery=lambda err, _msg: failures.append(str(err)) if err is not None else None,
             )
     except KafkaException as exc:
-        raise ClusterError(f"cannot write to {topic} ({exc.args[0]})") from exc
+        raise ClusterError(f"cannot write to {topic}: {clients.failure(exc)}") from exc
     if client.flush(30) or failures:
         detail = "; ".join(failures[:3]) or "timeout"
         raise ClusterError(f"a message to {topic} was not acknowledged by the broker ({detail})")

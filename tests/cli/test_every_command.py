@@ -5,6 +5,7 @@ ends with the README's exit code and one line naming the problem: never a traceb
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from streams.cli.main import app
 from tests.cli.helpers import run_offline
 
 RECORDS = "{records}"  # replaced by a file of one record
+OUT = "{out}"  # replaced by a directory of the test's own
 POLICY = "policies/jcom-group.yaml"
 COMMANDS: dict[str, list[str]] = {
     "generate": ["generate", "--count", "1"],
@@ -24,7 +26,7 @@ COMMANDS: dict[str, list[str]] = {
     "demo": ["demo"],
     "index": ["index"],
     "replay": ["replay", "--topic", "x", "--dry-run"],
-    "catalog": ["catalog"],
+    "catalog": ["catalog", "--out", OUT],
     "filter": ["filter", "--source", "jcom"],
     "policy check": ["policy", "check"],
     "policy notice": ["policy", "notice"],
@@ -43,19 +45,39 @@ COMMANDS: dict[str, list[str]] = {
     "incident close": ["incident", "close", "i1", "--reason", "a test"],
     "stats run": ["stats", "run"],
     "stats show": ["stats", "show", "t"],
-    "stats preview": ["stats", "preview", RECORDS, "--window", "day"],
+    "stats preview": ["stats", "preview", RECORDS, "--window", "2026-01-01"],
     "topics create": ["topics", "create"],
     "topics list": ["topics", "list"],
     "topics describe": ["topics", "describe"],
-    "rights request": ["rights", "request", "c1", "--source", "jcom"],
+    "rights request": ["rights", "request", "c1", "--source", "jcom", "--stop"],
     "rights report": ["rights", "report", "c1"],
     "retention run": ["retention", "run"],
     "foreign run": ["foreign", "run", "--recipient", "x"],
-    "dq run": ["dq", "run", "--topic", "x"],
+    "dq run": ["dq", "run", "--topic", "jointuse.ingest.jcom.customer.v1"],
     "dq suites": ["dq", "suites"],
 }
 # Commands that read no setting: they work on their arguments alone.
 NO_SETTINGS = {"generate", "policy diff"}
+# Commands that need no broker, registry or subject index (the rest exit 3 without them), and the
+# foreign run, whose recipient the shipped notice does not name (none abroad): refused first, exit 2.
+OFFLINE = {
+    "generate": 0,
+    "catalog": 0,
+    "filter": 0,
+    "policy check": 0,
+    "policy notice": 0,
+    "policy diff": 1,  # the same file twice: "the new version does not take effect after the old one"
+    "schemas check": 0,
+    "audit public-key": 0,
+    "stats preview": 0,
+    "dq suites": 0,
+    "foreign run": 2,
+}
+UNREACHABLE = {
+    "JOINTUSE_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+    "JOINTUSE_SCHEMA_REGISTRY_URL": "http://127.0.0.1:1",
+    "JOINTUSE_INDEX_URL": "http://127.0.0.1:1",
+}
 
 
 def _commands(command: typer.main.TyperGroup | object, path: tuple[str, ...] = ()) -> set[str]:
@@ -77,7 +99,8 @@ def test_the_table_names_every_command() -> None:
 def _args(name: str, tmp_path: Path) -> list[str]:
     records = tmp_path / "records.jsonl"
     records.write_text('{"customer_id": "c1"}\n', encoding="utf-8")
-    return [str(records) if arg == RECORDS else arg for arg in COMMANDS[name]]
+    given = {RECORDS: str(records), OUT: str(tmp_path / "out" / name.replace(" ", "-"))}
+    return [given.get(arg, arg) for arg in COMMANDS[name]]
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -94,3 +117,25 @@ def test_a_bad_setting_stops_every_command_with_one_line_and_exit_2(name: str, t
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr
     assert len(lines) == 1 and lines[0].startswith("jointuse: JOINTUSE_METRICS_PORT: ") and "integer" in lines[0]
+
+
+def test_no_broker_registry_or_index_stops_every_command_that_needs_one_with_exit_3(tmp_path: Path) -> None:
+    """Every command at once (they wait on the clients' timeouts, 10 to 30 s each): those that need
+    the cluster, the registry or the subject index end with exit 3 and a last line naming what did
+    not answer, after at most one folded client line; the others do their work."""
+
+    def run(name: str) -> tuple[str, int, str]:
+        done = run_offline(_args(name, tmp_path), env=UNREACHABLE, timeout=120)
+        return name, done.returncode, done.stderr
+
+    with ThreadPoolExecutor(max_workers=len(COMMANDS)) as pool:
+        results = list(pool.map(run, sorted(COMMANDS)))
+    wrong = []
+    for name, code, stderr in results:
+        lines = stderr.strip().splitlines()
+        last = lines[-1] if lines else ""
+        expected = OFFLINE.get(name, 3)
+        names_it = any(f in last for f in ("no Kafka broker", "schema registry", "subject index"))
+        if code != expected or "Traceback" in stderr or (expected == 3 and not (names_it and len(lines) <= 2)):
+            wrong.append(f"{name}: exit {code}, {len(lines)} line(s), last: {last[:200]}")
+    assert not wrong, "\n".join(wrong)
