@@ -72,7 +72,7 @@ def incident_open(
     to_time: Annotated[str | None, typer.Option("--to-time", help="...up to this time (exclusive).")] = None,
     subjects: Annotated[
         Path | None,
-        typer.Option("--subjects", help="Only these subjects: a file of <source>:<customer id> lines.", exists=True),
+        typer.Option("--subjects", help="Only these subjects: a file of <source>:<customer id> lines."),
     ] = None,
     financial_harm: Annotated[
         bool, typer.Option("--financial-harm", help="The data could be misused for financial harm (Rules Art. 7 (ii)).")

@@ -139,3 +139,38 @@ def test_no_broker_registry_or_index_stops_every_command_that_needs_one_with_exi
         if code != expected or "Traceback" in stderr or (expected == 3 and not (names_it and len(lines) <= 2)):
             wrong.append(f"{name}: exit {code}, {len(lines)} line(s), last: {last[:200]}")
     assert not wrong, "\n".join(wrong)
+
+
+MISSING = "/nonexistent/missing-path"
+# Every option or argument that names a file or directory to read (the output directories of
+# catalog, replay --to-file, access apply --passwords-dir and dq run --docs are created).
+READS_A_PATH: dict[str, list[str]] = {
+    "produce": ["produce", MISSING, "--as", "jcom"],
+    "replay --policy": ["replay", "--topic", "x", "--dry-run", "--policy", MISSING],
+    "filter --policy": ["filter", "--source", "jcom", "--policy", MISSING],
+    "policy check --policy": ["policy", "check", "--policy", MISSING],
+    "policy check --schemas": ["policy", "check", "--schemas", MISSING],
+    "policy notice --policy": ["policy", "notice", "--policy", MISSING],
+    "policy diff": ["policy", "diff", MISSING, POLICY],
+    "schemas check --schemas": ["schemas", "check", "--schemas", MISSING],
+    "schemas check --policy": ["schemas", "check", "--policy", MISSING],
+    "schemas publish --policy": ["schemas", "publish", "--policy", MISSING],
+    "incident open --subjects": ["incident", "open", "--reason", "a test", "--subjects", MISSING],
+    "stats preview": ["stats", "preview", MISSING, "--window", "2026-01-01"],
+    "stats preview --policy": ["stats", "preview", POLICY, "--window", "2026-01-01", "--policy", MISSING],
+}
+
+
+def test_a_missing_file_is_named_in_one_line_with_exit_2_before_any_network_call() -> None:
+    def run(name: str) -> tuple[str, int, str]:
+        done = run_offline(READS_A_PATH[name], env=UNREACHABLE, timeout=120)
+        return name, done.returncode, done.stderr
+
+    with ThreadPoolExecutor(max_workers=len(READS_A_PATH)) as pool:
+        results = list(pool.map(run, sorted(READS_A_PATH)))
+    wrong = [
+        f"{name}: exit {code}: {stderr.strip()[-200:]}"
+        for name, code, stderr in results
+        if code != 2 or len(stderr.strip().splitlines()) != 1 or MISSING not in stderr or "Traceback" in stderr
+    ]
+    assert not wrong, "\n".join(wrong)
