@@ -20,6 +20,7 @@ from faust.types import TP
 
 from streams.errors import JointUseError
 from streams.kafka.clients import MAX_MESSAGE_BYTES
+from streams.kafka.company_client import ensure_reachable
 from streams.runtime.faust_kafka import WholeFetchTransport, use_committed_reads
 from streams.runtime.faust_sink import ConsumerBatches, FaustTransport
 from streams.runtime.faust_tables import app_settings
@@ -84,6 +85,10 @@ try:
         names=named,
         assigned=lambda: bool(app.consumer.assignment()),
     )
+except JointUseError as exc:
+    _stop_the_process(f"the worker cannot start: {exc}", exit_code(exc))
+try:  # the configuration first (exit 2), then the cluster (3), as the confluent runtime
+    ensure_reachable(settings)
 except JointUseError as exc:
     _stop_the_process(f"the worker cannot start: {exc}", exit_code(exc))
 # One reader of the consumer for both agents (a message goes to the route of its topic), made by the

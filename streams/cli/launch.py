@@ -13,16 +13,24 @@ if TYPE_CHECKING:
 
 
 def exec_faust_worker(
-    app: str, settings: Settings, *, env: Mapping[str, str] | None = None, log_level: str, web: bool
+    app: str,
+    settings: Settings,
+    *,
+    env: Mapping[str, str] | None = None,
+    log_level: str,
+    web: bool,
+    broker_first: bool = True,
 ) -> NoReturn:
     """Replaces this process with ``faust -A <app> worker`` (its settings and ``env`` in the
-    environment) once a broker has answered, so that signals reach the faust worker directly (a
-    SIGTERM stops it cleanly, a SIGKILL kills it, nothing in between). Without a broker faust prints
-    a traceback and exits 1; here it is one line and exit 3 (``ClusterError``, through the CLI's one
-    error path), as the confluent runtime does."""
-    from streams.kafka.company_client import ensure_reachable
+    environment), so that signals reach the faust worker directly (a SIGTERM stops it cleanly, a
+    SIGKILL kills it, nothing in between). Without a broker faust prints a traceback and exits 1:
+    ``broker_first`` waits for a broker's answer before (one line and exit 3, ``ClusterError``
+    through the CLI's one error path). The pipeline's app checks its configuration first and then
+    the broker itself (exit 2 before 3, as the confluent runtime)."""
+    if broker_first:
+        from streams.kafka.company_client import ensure_reachable
 
-    ensure_reachable(settings)
+        ensure_reachable(settings)
     argv = [sys.executable, "-m", "faust", "-A", app, "worker", "-l", log_level]
     if not web:
         argv.append("--without-web")
