@@ -95,6 +95,30 @@ RULES: dict[str, Requirement] = {
     "foreign_provision.recipients[*].consent_required": _C,
     "foreign_provision.recipients[*].items": _C,
     "foreign_provision.recipients[*].insurer_fields": _C,
+    # The insurer's own notice. Its purposes change like the joint-use ones; widening what sensitive
+    # data may serve, or a channel of provision, is classed as consent here whatever its basis (a
+    # basis-aware class, e.g. an entrustee needing none, is issue #30's later step).
+    "handling.provider": _C,
+    "handling.purposes[*]": _A,
+    "handling.purposes[*].id": _A,
+    "handling.purposes[*].ja": _A,
+    "handling.purposes[*].en": _N,
+    "handling.purposes[*].ordinal": _N,
+    "handling.purposes[*].marketing": _A,
+    "handling.sensitive_purposes": _C,
+    "handling.channels[*]": _C,
+    "handling.channels[*].id": _C,
+    "handling.channels[*].basis": _C,
+    "handling.channels[*].name_ja": _C,
+    "handling.channels[*].name_en": _N,
+    "handling.channels[*].purposes": _C,
+    "handling.channels[*].items": _C,
+    "handling.channels[*].insurer_fields": _C,
+    "handling.channels[*].sensitive_fields": _C,
+    "handling.channels[*].task_ja": _C,
+    "handling.channels[*].contract": _I,
+    "handling.channels[*].consent_reference": _N,
+    "handling.provision_record_retention": _I,
     # Statistics whose cells count k or more subjects, small cells protected, are not personal
     # data (docs/statistics.md): how they are cut is the deployment's setting. Whether the data
     # may be processed into statistics at all is the notice's (notice.statistical_processing).

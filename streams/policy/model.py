@@ -9,7 +9,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from streams.policy.bases import BASES, LegalBasis
 from streams.policy.calendar import JST
+from streams.policy.classification import FieldClass
 
 _COMPANY_ID = re.compile(r"^[a-z][a-z0-9-]{0,62}$")
 _ITEM_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -182,6 +184,102 @@ class ForeignProvision(_Frozen):
     recipients: tuple[ForeignRecipient, ...] = Field(default=(), description="Known foreign recipients.")
 
 
+class Channel(_Frozen):
+    """A recipient outside the group's joint use, under one legal basis of the insurer's notice
+    (個人情報の取扱いについて, section 5). ``streams.policy.bases`` says what each basis allows; a
+    channel narrows it to the items, fields and purposes named here (deny by default)."""
+
+    id: CompanyId = Field(description="Recipient id, used in topics, headers and records.")
+    basis: LegalBasis = Field(description="The legal basis of every provision to it (streams.policy.bases).")
+    name_ja: str = Field(description="Legal name in Japanese.")
+    name_en: str = Field("", description="Legal name in English.")
+    purposes: tuple[PurposeId, ...] = Field(
+        min_length=1, description="The insurer's purposes (handling.purposes) its provisions serve."
+    )
+    items: tuple[ItemId, ...] = Field(default=(), description="Items of the notice it may receive.")
+    insurer_fields: tuple[str, ...] = Field(
+        default=(), description="Top-level insurer-only fields it may receive (e.g. policy, claims)."
+    )
+    sensitive_fields: tuple[str, ...] = Field(
+        default=(),
+        description="Top-level sensitive fields it may receive: only on a basis that may carry them, and "
+        "only for purposes the guideline allows (handling.sensitive_purposes).",
+    )
+    task_ja: str = Field("", description="Entrustment: the task entrusted (委託業務), as contracted.")
+    contract: str = Field("", description="The contract with the recipient: entrustment contract, reinsurance treaty.")
+    consent_reference: str = Field(
+        "", description="Where subjects consented to this provision (e.g. the application form's clause)."
+    )
+
+    @model_validator(mode="after")
+    def _within_its_basis(self) -> Channel:
+        rules = BASES[self.basis]
+        where = f"channel {self.id!r} ({self.basis})"
+        if self.basis in (LegalBasis.JOINT_USE, LegalBasis.FOREIGN):
+            raise ValueError(
+                f"{where}: joint users are listed under joint_users, recipients abroad under foreign_provision"
+            )
+        for name, listed in (
+            ("items", self.items),
+            ("insurer_fields", self.insurer_fields),
+            ("sensitive_fields", self.sensitive_fields),
+            ("purposes", self.purposes),
+        ):
+            if len(set(listed)) != len(listed):
+                raise ValueError(f"{where}: {name} lists a value twice")
+        if self.insurer_fields and FieldClass.INSURER_ONLY not in rules.classes:
+            raise ValueError(f"{where}: the basis never carries insurer-only fields")
+        if self.sensitive_fields and not rules.may_carry_sensitive:
+            raise ValueError(f"{where}: the basis never carries sensitive data")
+        if self.basis is LegalBasis.ENTRUSTMENT and not (self.task_ja and self.contract):
+            raise ValueError(f"{where}: an entrustment names its task (task_ja) and contract")
+        if self.basis is LegalBasis.REINSURANCE and not self.contract:
+            raise ValueError(f"{where}: a reinsurance channel names its treaty (contract)")
+        if rules.consent_required and not self.consent_reference:
+            raise ValueError(
+                f"{where}: the basis needs the subject's consent; name where it is given (consent_reference)"
+            )
+        return self
+
+
+class Handling(_Frozen):
+    """The insurer's own notice (個人情報の取扱いについて): its purposes of use (section 1), the
+    purposes sensitive data may serve (section 8) and every channel of provision outside (section 5)."""
+
+    provider: CompanyId = Field(
+        description="The joint user whose notice this is, and whose customers' data it provides."
+    )
+    purposes: tuple[Purpose, ...] = Field(min_length=1, description="Its purposes of use, in published order.")
+    sensitive_purposes: tuple[PurposeId, ...] = Field(
+        default=(),
+        description="The purposes for which sensitive data may be used or provided (the guideline's list, "
+        "e.g. underwriting, claims payment, reinsurance); none: never.",
+    )
+    channels: tuple[Channel, ...] = Field(default=(), description="Recipients outside the joint use.")
+    provision_record_retention: RetentionPeriod = Field(
+        "P3Y", description="How long a provision record is kept (APPI rules Art. 14: 3 years in general)."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Handling:
+        _unique("handling purpose", [p.id for p in self.purposes])
+        _unique("channel", [c.id for c in self.channels])
+        _ordinals("handling purpose", [p.ordinal for p in self.purposes])
+        known = {p.id for p in self.purposes}
+        _known("handling.sensitive_purposes", self.sensitive_purposes, known)
+        allowed = set(self.sensitive_purposes)
+        for channel in self.channels:
+            _known(f"channel {channel.id!r}", channel.purposes, known)
+            if channel.sensitive_fields:
+                beyond = sorted(set(channel.purposes) - allowed)
+                if beyond:
+                    raise ValueError(
+                        f"channel {channel.id!r} carries sensitive data for purposes the guideline does not "
+                        f"allow (not in handling.sensitive_purposes): {beyond}"
+                    )
+        return self
+
+
 _TABLE_ID = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 TableId = Annotated[str, _matches(_TABLE_ID, "statistics table id")]
 DimensionName = Literal["prefecture", "age_band", "gender", "service", "plan", "payment_status", "purpose"]
@@ -256,24 +354,16 @@ class Policy(_Frozen):
         default_factory=ForeignProvision, description="Third-party provision abroad."
     )
     statistics: Statistics = Field(default_factory=Statistics, description="Statistics tables (統計加工).")
+    handling: Handling | None = Field(
+        None, description="The insurer's own notice: its purposes and its channels of provision outside."
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
         _unique("item", [i.id for i in self.items])
         _unique("purpose", [p.id for p in self.purposes])
         _unique("joint user", [u.id for u in self.joint_users])
-        ordinals = [p.ordinal for p in self.purposes]
-        if ordinals != list(range(1, len(ordinals) + 1)):
-            missing = sorted(set(range(1, max(ordinals) + 1)) - set(ordinals))
-            repeated = sorted({o for o in ordinals if ordinals.count(o) > 1})
-            detail = (
-                f"purpose {missing[0]} is missing"
-                if missing
-                else f"purpose {repeated[0]} is listed twice"
-                if repeated
-                else "they are listed out of order"
-            )
-            raise ValueError(f"purpose ordinals must be 1, 2, 3, ... in the order listed: {detail}")
+        _ordinals("purpose", [p.ordinal for p in self.purposes])
         purpose_ids = {p.id for p in self.purposes}
         item_ids = {i.id for i in self.items}
         for item_id, purposes in self.item_purposes.items.items():
@@ -294,6 +384,8 @@ class Policy(_Frozen):
             unknown_items = set(recipient.items) - item_ids
             if unknown_items:
                 raise ValueError(f"foreign recipient {recipient.id!r} names unknown items {sorted(unknown_items)}")
+        if self.handling is not None:
+            self._check_handling(self.handling, item_ids, purpose_ids)
         for table in self.statistics.tables:
             if not self.notice.statistical_processing:
                 raise ValueError(f"statistics table {table.id!r}: the notice does not publish statistical processing")
@@ -307,6 +399,28 @@ class Policy(_Frozen):
             if strangers:
                 raise ValueError(f"statistics table {table.id!r}: recipients {strangers} are not joint users")
         return self
+
+    def _check_handling(self, handling: Handling, item_ids: set[str], purpose_ids: set[str]) -> None:
+        users = {u.id: u for u in self.joint_users}
+        if handling.provider not in users:
+            raise ValueError(f"handling.provider {handling.provider!r} is not a joint user")
+        shared = sorted({p.id for p in handling.purposes} & purpose_ids)
+        if shared:
+            raise ValueError(f"handling purposes {shared} are also joint-use purposes: one id, one purpose")
+        # A channel's topics and ACLs are named by its id: it must not be a joint user's or a foreign
+        # recipient's. Nor may a joint user receive sensitive data under another name.
+        taken = set(users) | {r.id for r in self.foreign_provision.recipients}
+        group_names = {u.name_ja for u in self.joint_users}
+        for channel in handling.channels:
+            if channel.id in taken:
+                raise ValueError(f"channel {channel.id!r} has the id of a joint user or a foreign recipient")
+            if channel.sensitive_fields and channel.name_ja in group_names:
+                raise ValueError(
+                    f"channel {channel.id!r} is a joint user by name: a joint user never receives sensitive data"
+                )
+            unknown = sorted(set(channel.items) - item_ids)
+            if unknown:
+                raise ValueError(f"channel {channel.id!r} names unknown items {unknown}")
 
     @property
     def version(self) -> str:
@@ -349,6 +463,20 @@ def _unique(what: str, ids: list[str]) -> None:
         if key in seen:
             raise ValueError(f"duplicate {what} id {key!r}")
         seen.add(key)
+
+
+def _ordinals(what: str, ordinals: list[int]) -> None:
+    if ordinals != list(range(1, len(ordinals) + 1)):
+        missing = sorted(set(range(1, max(ordinals) + 1)) - set(ordinals))
+        repeated = sorted({o for o in ordinals if ordinals.count(o) > 1})
+        detail = (
+            f"{what} {missing[0]} is missing"
+            if missing
+            else f"{what} {repeated[0]} is listed twice"
+            if repeated
+            else "they are listed out of order"
+        )
+        raise ValueError(f"{what} ordinals must be 1, 2, 3, ... in the order listed: {detail}")
 
 
 def _known(where: str, purposes: tuple[str, ...], known: set[str]) -> None:

@@ -1,0 +1,197 @@
+"""The insurer's own notice in the policy: its purposes, and channels typed by legal basis."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from streams.policy.bases import BASES, NEVER_PROVIDED, SECTION_5, LegalBasis
+from streams.policy.classification import FieldClass
+from streams.policy.model import Policy
+from tests.conftest import POLICY_PATH
+
+SEED_INSURER_PURPOSES = [
+    "各種保険契約の引受、継続・維持管理",
+    "保険金等の支払",
+    "再保険契約の締結、再保険契約に基づく通知および再保険金の請求",
+    "提携会社や関連会社を含めた各種商品・サービス等の案内・提供・管理",
+    "市場調査ならびにデータ分析やアンケートの実施等による新たな商品・サービスの開発",
+    "応募懸賞などの景品等の送付",
+    "他の少額短期保険業者または保険会社から委託された保険募集業務の遂行",
+    "その他、上記(1)から(7)に付随する業務ならびにお客さまとのお取引および当社の業務運営を適切かつ円滑に履行するために行う業務",
+]
+# Sections 1 to 8 of the insurer's 個人情報の取扱いについて, verbatim from the source document.
+SEED = Path(__file__).parent / "golden" / "insurer_handling_seed_ja.txt"
+
+INVESTIGATOR = {
+    "id": "claims-investigator",
+    "basis": "entrustment",
+    "name_ja": "損害調査株式会社",
+    "purposes": ["insurer.claims_payment"],
+    "items": ["name", "address", "phone", "birth_date"],
+    "insurer_fields": ["policy", "claims"],
+    "sensitive_fields": ["medical_history"],
+    "task_ja": "保険金の請求・支払いに関する損害調査",
+    "contract": "ENT-2026-004",
+}
+
+
+def _shipped() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(POLICY_PATH.read_text(encoding="utf-8"))
+    return data
+
+
+def _with_channels(*channels: dict[str, Any]) -> dict[str, Any]:
+    data = _shipped()
+    data["handling"]["channels"] = [copy.deepcopy(c) for c in channels]
+    return data
+
+
+def _refusal(data: dict[str, Any]) -> str:
+    with pytest.raises(ValidationError) as refused:
+        Policy.model_validate(data)
+    return str(refused.value.errors()[0]["msg"])
+
+
+def test_the_shipped_policy_holds_the_insurers_eight_purposes_verbatim() -> None:
+    policy = Policy.model_validate(_shipped())
+    assert policy.handling is not None
+    assert [p.ja for p in policy.handling.purposes] == SEED_INSURER_PURPOSES
+    assert policy.handling.provider == "jcom-insurance"
+    assert set(policy.handling.sensitive_purposes) == {
+        "insurer.underwriting",
+        "insurer.claims_payment",
+        "insurer.reinsurance",
+    }
+    text = SEED.read_text(encoding="utf-8")
+    assert all(f"  {n}. {purpose}\n" in text for n, purpose in enumerate(SEED_INSURER_PURPOSES, start=1))
+
+
+def test_section_5s_bases_are_worded_as_the_notice_words_them() -> None:
+    text = SEED.read_text(encoding="utf-8")
+    assert all(BASES[basis].ja in text for basis in SECTION_5)
+
+
+def test_an_entrusted_investigator_with_its_tasks_items_is_accepted() -> None:
+    policy = Policy.model_validate(_with_channels(INVESTIGATOR))
+    assert policy.handling is not None
+    (channel,) = policy.handling.channels
+    assert channel.basis is LegalBasis.ENTRUSTMENT and channel.sensitive_fields == ("medical_history",)
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        ({"task_ja": ""}, "names its task"),
+        ({"contract": ""}, "names its task (task_ja) and contract"),
+        ({"purposes": ["insurer.products"]}, "purposes the guideline does not allow"),
+        ({"purposes": ["insurer.claims_payment", "insurer.products"]}, "purposes the guideline does not allow"),
+        ({"purposes": ["jointuse.billing"]}, "unknown purposes"),
+        ({"items": ["name", "name"]}, "lists a value twice"),
+        ({"items": ["shoe_size"]}, "unknown items"),
+        ({"id": "jcom"}, "id of a joint user"),
+        ({"name_ja": "JCOM株式会社"}, "a joint user never receives sensitive data"),
+        ({"basis": "joint_use"}, "listed under joint_users"),
+        ({"basis": "foreign"}, "under foreign_provision"),
+        ({"basis": "industry_exchange", "consent_reference": "申込書"}, "never carries sensitive data"),
+        ({"basis": "reinsurance", "contract": "", "task_ja": ""}, "names its treaty"),
+        ({"basis": "reinsurance"}, "name where it is given"),
+        ({"basis": "nosuch"}, "Input should be"),
+    ],
+)
+def test_a_channel_beyond_its_basis_is_refused(change: dict[str, Any], refusal: str) -> None:
+    assert refusal in _refusal(_with_channels({**INVESTIGATOR, **change}))
+
+
+def test_sensitive_purposes_are_the_insurers_own() -> None:
+    data = _shipped()
+    data["handling"]["sensitive_purposes"] = ["jointuse.billing"]
+    assert "unknown purposes" in _refusal(data)
+
+
+def test_the_insurers_purposes_are_not_joint_use_purposes() -> None:
+    data = _shipped()
+    data["handling"]["purposes"][3]["id"] = "jointuse.billing"  # not a sensitive purpose
+    assert "also joint-use purposes" in _refusal(data)
+
+
+def test_a_missing_insurer_purpose_is_named() -> None:
+    data = _shipped()
+    del data["handling"]["purposes"][2]
+    assert "handling purpose 3 is missing" in _refusal(data)
+
+
+def test_the_provider_is_a_joint_user() -> None:
+    data = _shipped()
+    data["handling"]["provider"] = "nosuchco"
+    assert "is not a joint user" in _refusal(data)
+
+
+def test_two_channels_with_one_id_are_refused() -> None:
+    assert "duplicate channel id" in _refusal(_with_channels(INVESTIGATOR, INVESTIGATOR))
+
+
+def test_every_basis_states_what_the_law_asks() -> None:
+    for basis, rules in BASES.items():
+        assert rules.id is basis
+        assert not (rules.classes & NEVER_PROVIDED), basis  # secrecy of communications never anywhere
+        # Art. 27(5): entrustment and joint use are not provision to a third party, and need no record
+        assert rules.third_party is (basis not in (LegalBasis.JOINT_USE, LegalBasis.ENTRUSTMENT))
+        if not rules.third_party:
+            assert not rules.consent_required and not rules.provision_record
+    assert not BASES[LegalBasis.JOINT_USE].may_carry_sensitive
+    assert BASES[LegalBasis.FOREIGN].provision_record and BASES[LegalBasis.FOREIGN].consent_required
+    assert not BASES[LegalBasis.LEGAL_OBLIGATION].provision_record  # Art. 29(1) proviso
+    case_by_case = {b for b, r in BASES.items() if not r.continuous}
+    assert case_by_case == {LegalBasis.PROFESSIONAL, LegalBasis.LEGAL_OBLIGATION}
+    assert all(BASES[b].request_reference for b in case_by_case)
+
+
+_BASES_OF_CHANNELS = [b.value for b in SECTION_5]
+_PURPOSES = ["insurer.underwriting", "insurer.claims_payment", "insurer.reinsurance", "insurer.products"]
+_ITEMS = ["name", "address", "phone", "birth_date", "email", "gender"]
+
+
+@st.composite
+def _channels(draw: st.DrawFn) -> dict[str, Any]:
+    return {
+        "id": draw(st.sampled_from(["recipient-a", "recipient-b"])),
+        "basis": draw(st.sampled_from(_BASES_OF_CHANNELS)),
+        "name_ja": draw(st.sampled_from(["受領者株式会社", "JCOM株式会社"])),
+        "purposes": draw(st.lists(st.sampled_from(_PURPOSES), min_size=1, max_size=2, unique=True)),
+        "items": draw(st.lists(st.sampled_from(_ITEMS), max_size=3, unique=True)),
+        "insurer_fields": draw(st.lists(st.sampled_from(["policy", "claims"]), max_size=2, unique=True)),
+        "sensitive_fields": draw(st.lists(st.sampled_from(["medical_history", "race"]), max_size=1)),
+        "task_ja": draw(st.sampled_from(["", "損害調査"])),
+        "contract": draw(st.sampled_from(["", "C-1"])),
+        "consent_reference": draw(st.sampled_from(["", "申込書 第5条"])),
+    }
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_channels(), max_size=3))
+def test_an_accepted_policy_never_lets_a_channel_beyond_its_basis(channels: list[dict[str, Any]]) -> None:
+    try:
+        policy = Policy.model_validate(_with_channels(*channels))
+    except ValidationError:
+        return
+    assert policy.handling is not None
+    group_names = {u.name_ja for u in policy.joint_users}
+    for channel in policy.handling.channels:
+        rules = BASES[channel.basis]
+        assert channel.basis in SECTION_5
+        if channel.sensitive_fields:
+            assert rules.may_carry_sensitive
+            assert set(channel.purposes) <= set(policy.handling.sensitive_purposes)
+            assert channel.name_ja not in group_names
+        if channel.insurer_fields:
+            assert FieldClass.INSURER_ONLY in rules.classes
+        if rules.consent_required:
+            assert channel.consent_reference
