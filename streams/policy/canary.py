@@ -7,6 +7,10 @@ shared with the engine's projection, and reports every value that the recipient 
 - a key the governed schema does not know, or a union value on a branch the schema does not have;
 - an item that is not in the notice, or not among the items of this delivery;
 - a recipient that is not a joint user of the version, or the source itself.
+A channel of the insurer's notice (``Policy.handling``) may also hold the insurer-only and sensitive
+fields its basis and the policy allow: the canary works that allowance out from the policy and the
+schema on its own (``_channel_allowance``), never from what the engine says it projected. Secrecy of
+communications, consent and metadata fields are never allowed anywhere, whatever a policy says.
 It must never find anything; when it does, the engine has a bug and the record is not sent.
 """
 
@@ -16,19 +20,30 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streams.policy.bases import BASES
 from streams.policy.classification import UNKNOWN, ClassifiedSchema, FieldClass, FieldNode, TypeNode
 from streams.policy.decision import Delivery
 from streams.policy.loader import PolicySet
+from streams.policy.model import Policy
 
 ITEM_NOT_ALLOWED = "item_not_allowed"
 NOT_A_JOINT_USER = "not_a_joint_user"
 _DELIVERABLE = (FieldClass.IDENTIFIER, FieldClass.ITEM)
+# Classes a channel's allowance may open, field by field; the others never leave.
+_OPENABLE = (FieldClass.INSURER_ONLY, FieldClass.SENSITIVE)
+
+
+def _opened(path: str) -> str:
+    """The allowance's token for a protected field a channel may hold (cannot be an item id)."""
+    return f"path:{path}"
 
 
 class LeakCanary:
     def __init__(self, schema: ClassifiedSchema, policies: PolicySet) -> None:
         self._check = _record_check(schema.root.fields, "")
         self._policies = {p.version: p for p in policies.versions}
+        self._nodes = tuple(_every_node(schema.root.fields))
+        self._allowances: dict[tuple[str, str, tuple[str, ...]], frozenset[str]] = {}
 
     def inspect(self, delivery: Delivery, *, source: str, policy_version: str | None) -> list[tuple[str, str]]:
         """(path, class) of every value in ``delivery`` that its recipient may not receive."""
@@ -47,11 +62,18 @@ class LeakCanary:
         policy = self._policies.get(policy_version or "")
         walked: dict[tuple[int, frozenset[str]], list[tuple[str, str]]] = {}
         for delivery in deliveries:
-            if policy is None or delivery.recipient == source or delivery.recipient not in policy.users_by_id:
+            allowed: frozenset[str] = frozenset()
+            if policy is None or delivery.recipient == source:
                 found.append((delivery.recipient, "<recipient>", NOT_A_JOINT_USER))
-                allowed: frozenset[str] = frozenset()
-            else:
+            elif delivery.recipient in policy.users_by_id:
                 allowed = frozenset(delivery.items) & policy.item_ids
+            elif delivery.recipient in policy.channels_by_id and policy.handling is not None:
+                if source != policy.handling.provider:
+                    found.append((delivery.recipient, "<recipient>", NOT_A_JOINT_USER))
+                else:
+                    allowed = self._channel_allowance(policy, delivery)
+            else:
+                found.append((delivery.recipient, "<recipient>", NOT_A_JOINT_USER))
             key = (id(delivery.record), allowed)
             leaks = walked.get(key)
             if leaks is None:
@@ -59,6 +81,40 @@ class LeakCanary:
                 self._check(delivery.record, allowed, leaks)
             found += [(delivery.recipient, path, cls) for path, cls in leaks]
         return found
+
+    def _channel_allowance(self, policy: Policy, delivery: Delivery) -> frozenset[str]:
+        """What a channel may hold, from the policy and the schema alone: its items, and the tokens
+        of the protected fields its basis may carry and its entry names (sensitive ones only when
+        every purpose of the delivery and of the channel is one the guideline allows)."""
+        cache_key = (policy.version, delivery.recipient, delivery.purposes)
+        cached = self._allowances.get(cache_key)
+        if cached is not None:
+            return cached
+        assert policy.handling is not None
+        channel = policy.channels_by_id[delivery.recipient]
+        classes = BASES[channel.basis].classes
+        sensitive_purposes = set(policy.handling.sensitive_purposes)
+        sensitive_ok = set(delivery.purposes) <= sensitive_purposes and set(channel.purposes) <= sensitive_purposes
+        opened: set[str] = set()
+        for node in self._nodes:
+            if node.cls not in classes:
+                continue
+            # An insurer-only field named by the channel opens with all its insurer-only parts; a
+            # sensitive one opens only by its own path (a diagnosis inside a claim is named alone).
+            top = node.path.split(".", 1)[0].split("[", 1)[0].split("{", 1)[0]
+            insurer = node.cls is FieldClass.INSURER_ONLY and top in channel.insurer_fields
+            sensitive = node.cls is FieldClass.SENSITIVE and sensitive_ok and node.path in channel.sensitive_fields
+            if insurer or sensitive:
+                opened.add(_opened(node.path))
+        allowed = (frozenset(channel.items) & policy.item_ids) | frozenset(opened)
+        self._allowances[cache_key] = allowed
+        return allowed
+
+
+def _every_node(fields: tuple[FieldNode, ...]) -> Iterable[FieldNode]:
+    for node in fields:
+        yield node
+        yield from _every_node(node.children)
 
 
 # The schema is walked once, when the canary is built: each type becomes a check with its paths
@@ -71,9 +127,10 @@ _Check = Callable[[Any, frozenset[str], _Found], None]
 @dataclass(frozen=True)
 class _FieldRule:
     path: str
-    never_shared: str | None  # the class's name when no value of this field may leave
+    never_shared: str | None  # the class's name when no value of this field may leave (but see ``opened``)
     item: str | None  # the notice item the delivery must name, for an item field
     check: _Check | None
+    opened: str | None = None  # the allowance token that lets a channel hold this protected field
 
 
 _SCALARS = frozenset({str, int, float, bool, bytes})  # exact types: a subclass takes the long way
@@ -87,7 +144,9 @@ def _record_check(fields: tuple[FieldNode, ...], prefix: str) -> _Check:
     rules: dict[str, _FieldRule] = {}
     for node in fields:
         path = f"{prefix}{node.name}"
-        if node.cls not in _DELIVERABLE:
+        if node.cls in _OPENABLE:
+            rules[node.name] = _FieldRule(path, node.cls.value, None, _value_check(node.type, path), _opened(node.path))
+        elif node.cls not in _DELIVERABLE:
             rules[node.name] = _FieldRule(path, node.cls.value, None, None)
         else:
             item = node.item if node.cls is FieldClass.ITEM else None
@@ -105,7 +164,10 @@ def _record_check(fields: tuple[FieldNode, ...], prefix: str) -> _Check:
             if rule is None:
                 found.append((f"{prefix}<unknown@{position}>", UNKNOWN))
             elif rule.never_shared is not None:
-                found.append((rule.path, rule.never_shared))
+                if rule.opened is None or rule.opened not in allowed:
+                    found.append((rule.path, rule.never_shared))
+                elif rule.check is not None:
+                    rule.check(inner, allowed, found)
             elif rule.item is not None and rule.item not in allowed:
                 found.append((rule.path, ITEM_NOT_ALLOWED))
             elif rule.check is not None:

@@ -27,6 +27,10 @@ class Reason(StrEnum):
     JOINT_USE_STOP = "joint_use_stop"
     STOP_OF_USE = "stop_of_use"
     NO_RECIPIENT = "no_recipient"
+    # Provision through a channel of the insurer's notice (Engine.provide):
+    NOT_PROVIDER = "not_provider"  # not the provider's own customer's record
+    NO_CHANNEL = "no_channel"  # the channel is not in every version that governs the record
+    NO_CONSENT = "no_consent"  # the basis needs consent and the record shows none
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +43,15 @@ class DroppedField:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """What one joint user receives, and for which purposes it may use it."""
+    """What one recipient receives (a joint user, or a channel of the insurer's notice), and for
+    which purposes it may use it. ``fields``: the protected fields a channel receives by path
+    (insurer-only or sensitive, as its basis and the policy allow); none for a joint user."""
 
     recipient: str
     purposes: tuple[str, ...]
     items: tuple[str, ...]
     record: Mapping[str, Any]
+    fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,6 +118,7 @@ RULES: dict[str, Requirement] = {
     "handling.channels[*].task_ja": _C,
     "handling.channels[*].contract": _I,
     "handling.channels[*].consent_reference": _N,
+    "handling.consent_evidence": _C,  # which records count as consented
     "handling.provision_record_retention": _I,
     # Statistics whose cells count k or more subjects, small cells protected, are not personal
     # data (docs/statistics.md): how they are cut is the deployment's setting. Whether the data

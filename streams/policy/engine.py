@@ -1,4 +1,5 @@
-"""The decision: which joint users may receive which items of a record, for which purposes.
+"""The decision: which joint users may receive which items of a record, for which purposes; and what
+one channel of the insurer's notice may receive of it (``provide``).
 
 Pure: no I/O, no clocks (the caller passes ``now``), no exceptions for bad records.
 """
@@ -10,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streams.policy.bases import BASES, LegalBasis
 from streams.policy.classification import ClassifiedSchema, FieldClass, FieldNode, TypeNode, Violation
 from streams.policy.decision import Decision, Delivery, DroppedField, Reason, Status
 from streams.policy.loader import PolicySet
@@ -28,6 +30,7 @@ class _Route:
     purposes: tuple[str, ...]
     items: tuple[str, ...]
     project: Project
+    fields: tuple[str, ...] = ()  # a channel's protected fields, by path (Delivery.fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,43 +95,10 @@ class Engine:
         forces one version for both (replays). ``stopped`` says a stop-of-use request covers the
         subject. ``trusted`` says the record was decoded from Avro, so its types need no check.
         """
-        if type(record) is not dict:
-            return Decision(Status.INVALID, Reason.NOT_AN_OBJECT, "the record is not a JSON object / Avro record")
-        problem = (self._decoded_check if trusted else self._check)(record, "")
-        key = record.get("customer_id") if type(record.get("customer_id")) is str else None
-        if problem is not None:
-            return Decision(Status.INVALID, Reason.SCHEMA_VIOLATION, str(problem), key=key)
-        found: list[DroppedField] = []
-        scan = self._scan_trusted if trusted else self._scan
-        if scan is not None:
-            scan(record, found)
-        dropped = tuple(found)
-        if record.get("source_company") != source:
-            return Decision(
-                Status.INVALID,
-                Reason.SOURCE_MISMATCH,
-                "source_company differs from the producing company",
-                key=key,
-                dropped=dropped,
-            )
-        at = self.record_time(record)
-        if at is not None and at > now + self.max_clock_skew:
-            return Decision(
-                Status.INVALID,
-                Reason.FUTURE_TIMESTAMP,
-                "updated_at is later than the pipeline's clock allows",
-                key=key,
-                dropped=dropped,
-            )
-        versions = self._versions(now, at, policy)
-        if versions is None:
-            return Decision(
-                Status.WITHHELD,
-                Reason.NO_POLICY_IN_FORCE,
-                "no notice version was in force at the record's time",
-                key=key,
-                dropped=dropped,
-            )
+        admitted = self._admit(record, source, now=now, policy=policy, trusted=trusted)
+        if isinstance(admitted, Decision):
+            return admitted
+        key, dropped, versions = admitted
         version = versions.label
 
         def withheld(reason: Reason, detail: str = "") -> Decision:
@@ -172,6 +142,181 @@ class Engine:
             dropped=dropped,
             policy_version=version,
             record_policy_version=versions.record.version,
+        )
+
+    def provide(
+        self,
+        record: Any,
+        source: str,
+        channel: str,
+        *,
+        now: dt.datetime,
+        policy: Policy | None = None,
+        stopped: bool = False,
+        trusted: bool = False,
+    ) -> Decision:
+        """Decide one record for one channel of the insurer's notice (``Policy.handling``): the same
+        validation and the same versions as joint use, then the channel's own rules, deny by default.
+
+        Only the provider's own customers' records go, under every version that governs the record:
+        the items, fields and purposes all of them allow the channel. A basis that needs consent
+        needs a record that shows a contract (``handling.consent_evidence``); a stop-of-use request
+        stops every basis but a legal obligation; joint use's stop does not concern these channels.
+        Sensitive data goes only on a basis that may carry it and for purposes the guideline allows."""
+        admitted = self._admit(record, source, now=now, policy=policy, trusted=trusted)
+        if isinstance(admitted, Decision):
+            return admitted
+        key, dropped, versions = admitted
+        version = versions.label
+
+        def withheld(reason: Reason, detail: str) -> Decision:
+            return Decision(Status.WITHHELD, reason, detail, key=key, dropped=dropped, policy_version=version)
+
+        now_handling, then_handling = versions.now.handling, versions.record.handling
+        if now_handling is None or then_handling is None:
+            return withheld(Reason.NO_CHANNEL, "no version that governs the record has channels of provision")
+        if source != now_handling.provider or source != then_handling.provider:
+            return withheld(Reason.NOT_PROVIDER, "only the provider's own customers' records are provided")
+        now_channel = versions.now.channels_by_id.get(channel)
+        then_channel = versions.record.channels_by_id.get(channel)
+        if now_channel is None or then_channel is None or now_channel.basis is not then_channel.basis:
+            return withheld(Reason.NO_CHANNEL, "the channel is not in every version that governs the record")
+        basis = BASES[now_channel.basis]
+        if stopped and basis.id is not LegalBasis.LEGAL_OBLIGATION:
+            return withheld(Reason.STOP_OF_USE, "a stop-of-use request covers the subject")
+        if basis.consent_required and any(
+            record.get(h.consent_evidence) is None for h in (now_handling, then_handling)
+        ):
+            return withheld(Reason.NO_CONSENT, "the basis needs consent and the record holds no contract")
+        opted_out = bool((record.get("consent") or {}).get("marketing_opt_out"))
+        route = self._channel_route(versions, now_channel.id, opted_out, trusted)
+        if route is None:
+            return withheld(Reason.NO_RECIPIENT, "the channel may receive nothing of the record")
+        delivery = Delivery(route.recipient, route.purposes, route.items, route.project(record), route.fields)
+        provided = frozenset(route.fields)
+        return Decision(
+            Status.SHARED,
+            Reason.SHARED,
+            key=key,
+            purposes=route.purposes,
+            deliveries={route.recipient: delivery},
+            dropped=tuple(d for d in dropped if d.path not in provided),
+            policy_version=version,
+            record_policy_version=versions.record.version,
+        )
+
+    def _admit(
+        self, record: Any, source: str, *, now: dt.datetime, policy: Policy | None, trusted: bool
+    ) -> Decision | tuple[str | None, tuple[DroppedField, ...], _Versions]:
+        """What every recipient's decision starts with: a valid record of ``source`` and the versions
+        that govern it; else the decision (invalid, or no version in force)."""
+        if type(record) is not dict:
+            return Decision(Status.INVALID, Reason.NOT_AN_OBJECT, "the record is not a JSON object / Avro record")
+        problem = (self._decoded_check if trusted else self._check)(record, "")
+        key = record.get("customer_id") if type(record.get("customer_id")) is str else None
+        if problem is not None:
+            return Decision(Status.INVALID, Reason.SCHEMA_VIOLATION, str(problem), key=key)
+        found: list[DroppedField] = []
+        scan = self._scan_trusted if trusted else self._scan
+        if scan is not None:
+            scan(record, found)
+        dropped = tuple(found)
+        if record.get("source_company") != source:
+            return Decision(
+                Status.INVALID,
+                Reason.SOURCE_MISMATCH,
+                "source_company differs from the producing company",
+                key=key,
+                dropped=dropped,
+            )
+        at = self.record_time(record)
+        if at is not None and at > now + self.max_clock_skew:
+            return Decision(
+                Status.INVALID,
+                Reason.FUTURE_TIMESTAMP,
+                "updated_at is later than the pipeline's clock allows",
+                key=key,
+                dropped=dropped,
+            )
+        versions = self._versions(now, at, policy)
+        if versions is None:
+            return Decision(
+                Status.WITHHELD,
+                Reason.NO_POLICY_IN_FORCE,
+                "no notice version was in force at the record's time",
+                key=key,
+                dropped=dropped,
+            )
+        return key, dropped, versions
+
+    def _channel_route(self, versions: _Versions, channel: str, opted_out: bool, trusted: bool) -> _Route | None:
+        """What ``channel`` receives under both versions (their intersection), or None: nothing."""
+        cache_key = (versions.now.version, versions.record.version, f"channel:{channel}", opted_out, trusted)
+        cached = self._routes.get(cache_key)
+        if cached is not None:
+            return cached[0] if cached else None
+        route = self._build_channel_route(versions, channel, opted_out, trusted)
+        self._routes[cache_key] = (route,) if route is not None else ()
+        return route
+
+    def _build_channel_route(self, versions: _Versions, channel: str, opted_out: bool, trusted: bool) -> _Route | None:
+        now, then = versions.now, versions.record
+        assert now.handling is not None and then.handling is not None  # checked by ``provide``
+        mine, theirs = now.channels_by_id[channel], then.channels_by_id[channel]
+        basis = BASES[mine.basis]
+        marketing = frozenset(p.id for h in (now.handling, then.handling) for p in h.purposes if p.marketing)
+        in_both = {p.id for p in then.handling.purposes}
+        purposes = tuple(
+            p.id
+            for p in now.handling.purposes
+            if p.id in mine.purposes
+            and p.id in theirs.purposes
+            and p.id in in_both
+            and not (opted_out and p.id in marketing)
+        )
+        if not purposes:
+            return None
+        items = (
+            frozenset(mine.items) & frozenset(theirs.items) & self.schema.items_used() & now.item_ids & then.item_ids
+        )
+        classes = basis.classes
+        insurer = (
+            frozenset(mine.insurer_fields) & frozenset(theirs.insurer_fields)
+            if FieldClass.INSURER_ONLY in classes
+            else frozenset()
+        )
+        sensitive_ok = basis.may_carry_sensitive and all(
+            p in now.handling.sensitive_purposes and p in then.handling.sensitive_purposes for p in purposes
+        )
+        sensitive = (
+            frozenset(mine.sensitive_fields) & frozenset(theirs.sensitive_fields) if sensitive_ok else frozenset()
+        )
+        kept_paths: list[str] = []
+
+        def keep(node: FieldNode) -> bool:
+            if node.cls is FieldClass.IDENTIFIER:
+                kept = True
+            elif node.cls is FieldClass.ITEM:
+                kept = node.item in items
+            elif node.cls is FieldClass.INSURER_ONLY:
+                kept = any(node.path == f or node.path.startswith((f"{f}.", f"{f}[", f"{f}{{")) for f in insurer)
+            elif node.cls is FieldClass.SENSITIVE:
+                kept = node.path in sensitive
+            else:
+                kept = False  # secrecy of communications, consent, metadata: never
+            if kept and node.cls in (FieldClass.INSURER_ONLY, FieldClass.SENSITIVE):
+                kept_paths.append(node.path)
+            return kept
+
+        project = record_projector(self.schema.fields, keep, trusted=trusted)
+        if not items and not kept_paths:
+            return None
+        return _Route(
+            channel,
+            purposes,
+            tuple(sorted(items)),
+            project,
+            tuple(sorted(set(kept_paths))),
         )
 
     def _versions(self, now: dt.datetime, at: dt.datetime | None, forced: Policy | None) -> _Versions | None:

@@ -256,6 +256,11 @@ class Handling(_Frozen):
         "e.g. underwriting, claims payment, reinsurance); none: never.",
     )
     channels: tuple[Channel, ...] = Field(default=(), description="Recipients outside the joint use.")
+    consent_evidence: str = Field(
+        "policy",
+        description="The top-level insurer-only field whose presence shows the subject holds a contract, "
+        "and so gave the consents its application asks for (the channels' consent_reference).",
+    )
     provision_record_retention: RetentionPeriod = Field(
         "P3Y", description="How long a provision record is kept (APPI rules Art. 14: 3 years in general)."
     )
@@ -448,6 +453,10 @@ class Policy(_Frozen):
     @cached_property
     def users_by_id(self) -> dict[str, JointUser]:
         return {u.id: u for u in self.joint_users}
+
+    @cached_property
+    def channels_by_id(self) -> dict[str, Channel]:
+        return {c.id: c for c in self.handling.channels} if self.handling is not None else {}
 
     def declared_purposes(self, company: str) -> frozenset[str]:
         """The purposes a joint user declared; empty for a company that is not a joint user."""

@@ -37,7 +37,7 @@ INVESTIGATOR = {
     "purposes": ["insurer.claims_payment"],
     "items": ["name", "address", "phone", "birth_date"],
     "insurer_fields": ["policy", "claims"],
-    "sensitive_fields": ["medical_history"],
+    "sensitive_fields": ["medical_history", "claims[].diagnosis"],
     "task_ja": "保険金の請求・支払いに関する損害調査",
     "contract": "ENT-2026-004",
 }
@@ -83,7 +83,10 @@ def test_an_entrusted_investigator_with_its_tasks_items_is_accepted() -> None:
     policy = Policy.model_validate(_with_channels(INVESTIGATOR))
     assert policy.handling is not None
     (channel,) = policy.handling.channels
-    assert channel.basis is LegalBasis.ENTRUSTMENT and channel.sensitive_fields == ("medical_history",)
+    assert channel.basis is LegalBasis.ENTRUSTMENT and channel.sensitive_fields == (
+        "medical_history",
+        "claims[].diagnosis",
+    )
 
 
 @pytest.mark.parametrize(
