@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from streams.policy.bases import BASES
 from streams.policy.model import Policy, retention_days
 
 SCHEMA_MAJOR = "v1"
@@ -102,6 +103,17 @@ class Topology:
         """Records of third-party provision abroad (APPI Art. 29)."""
         return f"{self.prefix}.provision-records.{SCHEMA_MAJOR}"
 
+    def provide(self, channel: str) -> str:
+        """What a standing channel of the insurer's notice receives (an entrustee, a reinsurer, the
+        association): ``Policy.handling.channels``."""
+        return f"{self.prefix}.provide.{channel}.customer.{SCHEMA_MAJOR}"
+
+    @property
+    def supervision(self) -> str:
+        """The supervision log of entrustees (APPI Art. 25): what each received, under which
+        contract; keyed by the entrustee's id."""
+        return f"{self.prefix}.supervision.{SCHEMA_MAJOR}"
+
     def foreign(self, recipient: str) -> str:
         return f"{self.prefix}.foreign.{recipient}.customer.{SCHEMA_MAJOR}"
 
@@ -154,8 +166,24 @@ class Topology:
         for company in [u.id for u in policy.joint_users] + [r.id for r in policy.foreign_provision.recipients]:
             specs.append(TopicSpec(self.notices(company), {"retention.ms": str(longest_ms)}))
         specs.append(TopicSpec(self.dead_letters("rights"), {"retention.ms": str(30 * 86_400_000)}))
-        # Provision records are kept 3 years (APPI rules, Art. 30 (check)); longer does no harm.
-        specs.append(TopicSpec(self.provision_records, {"retention.ms": str(max(longest_ms, 3 * 365 * 86_400_000))}))
+        # Provision records are kept 3 years by default (APPI rules, Art. 14; the policy's
+        # handling.provision_record_retention), and the supervision log as long; longer does no harm.
+        records_days = retention_days(policy.handling.provision_record_retention) if policy.handling else 3 * 365
+        records_ms = str(max(longest_ms, records_days * 86_400_000))
+        specs.append(TopicSpec(self.provision_records, {"retention.ms": records_ms}))
+        if policy.handling is not None and policy.handling.channels:
+            specs.append(TopicSpec(self.supervision, {"retention.ms": records_ms}))
+        for channel in policy.handling.channels if policy.handling is not None else ():
+            if not BASES[channel.basis].continuous:
+                continue  # provided case by case: through the operator's command, not a topic
+            items = [i for i in policy.items if i.id in channel.items]
+            keep_ms = max([retention_days(i.retention) for i in items] or [0]) * 86_400_000 or longest_ms
+            specs.append(
+                TopicSpec(
+                    self.provide(channel.id),
+                    {"cleanup.policy": "compact,delete", "retention.ms": str(keep_ms), "min.compaction.lag.ms": "0"},
+                )
+            )
         for recipient in policy.foreign_provision.recipients:
             items = [i for i in policy.items if i.id in recipient.items]
             keep_ms = max([retention_days(i.retention) for i in items] or [0]) * 86_400_000 or longest_ms

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from tests.conftest import POLICY_PATH
 
 REINSURER = "example-re-us"
@@ -24,3 +26,12 @@ def policy_with_reinsurer(folder: Path, *, country: str = "US") -> Path:
     path = folder / "jcom-group.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def policy_text_without_the_insurer() -> str:
+    """The notice with the insurer removed: no longer a joint user, so neither the provider abroad
+    nor the holder of its own notice's channels."""
+    data = yaml.safe_load(POLICY_PATH.read_text(encoding="utf-8"))
+    data["joint_users"] = [u for u in data["joint_users"] if u["id"] != "jcom-insurance"]
+    del data["foreign_provision"]["provider"], data["handling"]
+    return str(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))

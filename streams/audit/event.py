@@ -10,7 +10,7 @@ also ends in a ``chain`` member (``streams.audit.chain``); reading ignores it, t
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
@@ -28,6 +28,17 @@ class Delivered:
 
     purposes: tuple[str, ...]
     items: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Provided:
+    """What one channel of the insurer's notice received: under which basis, for which purposes,
+    the notice's items and the protected fields (insurer-only, sensitive) by path."""
+
+    basis: str
+    purposes: tuple[str, ...]
+    items: tuple[str, ...]
+    fields: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +81,7 @@ class AuditEvent:
     processed_by: str
     leaks: tuple[Leak, ...] = ()
     replay_id: str | None = None
+    provisions: Mapping[str, Provided] = field(default_factory=dict)  # by channel, whatever the status
 
     def deliveries(self) -> Iterator[tuple[str, Delivered]]:
         """The deliveries this event records (none unless shared), by recipient."""
@@ -95,6 +107,7 @@ class AuditEvent:
             processed_by=self.processed_by,
             leaks=tuple((leak.recipient, leak.cls) for leak in self.leaks),
             replay_id=self.replay_id,
+            provisions=self.provisions,
         )
 
     @classmethod
@@ -142,6 +155,13 @@ class AuditEvent:
             processed_by=_optional_text(data, "processed_by") or "",
             leaks=tuple(Leak(_text(leak, "recipient"), _text(leak, "class")) for leak in _objects(data, "leaks")),
             replay_id=_optional_text(data, "replay_id"),
+            provisions={
+                str(channel): Provided(
+                    _text(what, "basis"), _texts(what, "purposes"), _texts(what, "items"), _texts(what, "fields")
+                )
+                for channel, what in _object(data, "provisions").items()
+                if _is_object(what, f"provisions.{channel}")
+            },
         )
 
 
@@ -190,6 +210,7 @@ def encode_event(
     processed_by: str,
     leaks: Sequence[tuple[str, str]] = (),
     replay_id: str | None = None,
+    provisions: Mapping[str, Provided] | None = None,
 ) -> bytes:
     """The audit event's wire form, the one place it is laid out. ``AuditEvent.to_json`` uses it; the
     ingest processor calls it with what it already holds (one per input, on the hot path: no event
@@ -220,6 +241,11 @@ def encode_event(
         event["leaks"] = [{"recipient": recipient, "class": cls} for recipient, cls in leaks]
     if replay_id is not None:
         event["replay_id"] = replay_id
+    if provisions:  # only where a channel of the insurer's notice received the record
+        event["provisions"] = {
+            channel: {"basis": p.basis, "purposes": list(p.purposes), "items": list(p.items), "fields": list(p.fields)}
+            for channel, p in provisions.items()
+        }
     return orjson.dumps(event)
 
 
@@ -345,12 +371,30 @@ FIELDS: tuple[tuple[str, Mapping[str, Any], str], ...] = (
     ),
     ("replay_id", {"type": "string"}, "Only on a replay's events: the replay's id."),
     (
+        "provisions",
+        {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "basis": {"type": "string"},
+                    "purposes": _STRINGS,
+                    "items": _STRINGS,
+                    "fields": _STRINGS,
+                },
+                "required": ["basis", "purposes", "items", "fields"],
+            },
+        },
+        "Only where channels of the insurer's notice received the record: per channel, the legal basis, "
+        "purposes, items and protected fields (by path) it received.",
+    ),
+    (
         "chain",
         {"type": "object", "properties": {m: {"type": t} for m, t in CHAIN_MEMBERS}},
         "The tamper-evident chain link the sealer appends: writer, sequence number, previous event's hash.",
     ),
 )
-_OPTIONAL = {"leaks", "replay_id", "chain"}
+_OPTIONAL = {"leaks", "replay_id", "provisions", "chain"}
 
 
 def json_schema() -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from streams.policy.bases import BASES
 from streams.policy.model import Policy
 from streams.topology import Topology
 
@@ -113,6 +114,11 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += _topic(pipeline, f"{topology.prefix}.notices.", "write", pattern="prefixed")
     acls += _topic(pipeline, topology.provision_records, "write")
     acls += _topic(pipeline, f"{topology.prefix}.foreign.", "write", pattern="prefixed")
+    channels = [c for c in policy.handling.channels if BASES[c.basis].continuous] if policy.handling else []
+    if policy.handling is not None and policy.handling.channels:
+        # Standing channels of the insurer's notice: their deliveries, and the entrustees' supervision log.
+        acls += _topic(pipeline, f"{topology.prefix}.provide.", "write", pattern="prefixed")
+        acls += _topic(pipeline, topology.supervision, "write")
     acls.append(Acl("group", f"{topology.prefix}.pipeline", "prefixed", pipeline, "read"))
     acls += [
         Acl("transactional_id", f"{topology.prefix}.pipeline", "prefixed", pipeline, op) for op in ("write", "describe")
@@ -129,6 +135,8 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += _topic(auditor, topology.audit, "read")
     acls += _topic(auditor, topology.audit_checkpoints, "read")
     acls += _topic(auditor, topology.provision_records, "read")
+    if policy.handling is not None and policy.handling.channels:
+        acls += _topic(auditor, topology.supervision, "read")  # the insurer supervises its entrustees
     for table in policy.statistics.tables:
         acls += _topic(auditor, topology.stats(table.id), "read")  # `jointuse stats show`
     # Rights requests come in through the privacy desk, which is the auditor's principal.
@@ -142,6 +150,10 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
         acls += _topic(_user(recipient.id), topology.foreign(recipient.id), "read")
         acls += _topic(_user(recipient.id), topology.notices(recipient.id), "read")
         acls.append(Acl("group", company_group_prefix(topology, recipient.id), "prefixed", _user(recipient.id), "read"))
+    for channel in channels:  # each reads its own deliveries only, in groups of its own
+        principals.append(channel.id)
+        acls += _topic(_user(channel.id), topology.provide(channel.id), "read")
+        acls.append(Acl("group", company_group_prefix(topology, channel.id), "prefixed", _user(channel.id), "read"))
     acls.append(Acl("group", f"{topology.prefix}.auditor.", "prefixed", auditor, "read"))
     # An incident and its notices are written in one transaction.
     acls += [

@@ -52,6 +52,7 @@ class Delivery:
     items: tuple[str, ...]
     record: Mapping[str, Any]
     fields: tuple[str, ...] = ()
+    basis: str = "joint_use"  # the legal basis it is received under (streams.policy.bases)
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,7 +192,9 @@ class Engine:
         route = self._channel_route(versions, now_channel.id, opted_out, trusted)
         if route is None:
             return withheld(Reason.NO_RECIPIENT, "the channel may receive nothing of the record")
-        delivery = Delivery(route.recipient, route.purposes, route.items, route.project(record), route.fields)
+        delivery = Delivery(
+            route.recipient, route.purposes, route.items, route.project(record), route.fields, basis.id.value
+        )
         provided = frozenset(route.fields)
         return Decision(
             Status.SHARED,

@@ -14,10 +14,12 @@ from typing import Any
 
 import orjson
 
-from streams.audit.event import encode_event
+from streams.audit.event import Provided, encode_event
 from streams.errors import DEPENDENCY_ERRORS, SerdeError
 from streams.incidents.book import canary_hit_event, canary_incident_id, leak_notice
 from streams.messages import (
+    H_BASIS,
+    H_FIELDS,
     H_ITEMS,
     H_POLICY_VERSION,
     H_PURPOSES,
@@ -30,13 +32,16 @@ from streams.messages import (
     dead_letter_headers,
     trace_id,
 )
+from streams.policy.bases import BASES
 from streams.policy.canary import LeakCanary
-from streams.policy.decision import Decision, Status
+from streams.policy.decision import Decision, Delivery, Status
 from streams.policy.engine import DEFAULT_MAX_CLOCK_SKEW, Engine
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
+from streams.policy.provision import channel_schema, provision_record, supervision_entry
 from streams.policy.pseudonym import SubjectKeys
-from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, SchemaSource
+from streams.serde.avro_codec import AvroCodec
+from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, GovernedVersion, SchemaSource
 from streams.serde.wire import frame
 from streams.stats.tables import contribution
 from streams.topology import Topology
@@ -97,6 +102,7 @@ class Processor:
         self.now = now
         self.is_stopped = is_stopped
         self.max_value_bytes = max_value_bytes
+        self._channel_writers: dict[tuple[str, str, str], tuple[AvroCodec, int]] = {}
         self._judges = {
             v.name: _Judges(
                 Engine(v.classified, policies, max_clock_skew=max_clock_skew), LeakCanary(v.classified, policies)
@@ -170,11 +176,14 @@ class Processor:
         if decision.status is Status.INVALID:
             dead = self._dead(message, source, decision.reason.value, decision.detail, decision, schema_id)
             return replace(dead, decision=decision, record=record)
+        provided = self._provided(read, now)
         canary = self._judges[version.name].canary
         leaks = tuple(
             (recipient, cls)
             for recipient, _, cls in canary.inspect_all(
-                decision.deliveries.values(), source=source, policy_version=decision.policy_version
+                [*decision.deliveries.values(), *provided.values()],
+                source=source,
+                policy_version=decision.policy_version,
             )
         )
         if leaks:  # fail closed: nothing of this record is sent
@@ -202,7 +211,11 @@ class Processor:
             delivery_id = self.reader.delivery_id(version, topic)
             messages.append(OutMessage(topic, f"{source}:{key}".encode(), frame(delivery_id, body_out), headers))
         subject = self.subjects.subject(source, key)  # one HMAC per input: the audit's and the cells' key
-        messages.append(self._audit(message, source, decision, schema_id, trace, now=now, subject=subject))
+        if provided:
+            messages += self._provisions(message, read, provided, decision, trace, subject, now)
+        messages.append(
+            self._audit(message, source, decision, schema_id, trace, now=now, subject=subject, provided=provided)
+        )
         if decision.status is Status.SHARED and self._counted_policy.statistics.tables:
             messages += self._contribution(subject, record, decision, now)
         return Outcome(
@@ -215,6 +228,84 @@ class Processor:
             decision=decision,
             record=record,
         )
+
+    def _provided(self, read: _Read, now: dt.datetime) -> dict[str, Delivery]:
+        """What each standing channel of the insurer's notice receives of a provider's record (none
+        for another company's, or without channels): the same engine decides, channel by channel."""
+        policy = self.policy or self.policies.in_force(now)
+        if policy is None or policy.handling is None or read.source != policy.handling.provider:
+            return {}
+        channels = [c.id for c in policy.handling.channels if BASES[c.basis].continuous]
+        if not channels:
+            return {}
+        engine = self._judges[read.decoded.reading.version.name].engine
+        stopped = self.is_stopped(read.source, read.key)
+        provided = {}
+        for channel in channels:
+            decision = engine.provide(
+                read.decoded.record, read.source, channel, now=now, policy=self.policy, stopped=stopped, trusted=True
+            )
+            if decision.status is Status.SHARED:
+                provided[channel] = decision.deliveries[channel]
+        return provided
+
+    def _provisions(
+        self,
+        message: InMessage,
+        read: _Read,
+        provided: Mapping[str, Delivery],
+        decision: Decision,
+        trace: str,
+        subject: str,
+        now: dt.datetime,
+    ) -> list[OutMessage]:
+        """Each channel's delivery, with its provision record and supervision log entry where its
+        basis needs them, in the input's transaction."""
+        policy = self.policy or self.policies.in_force(now) or self.policies.latest
+        version = read.decoded.reading.version
+        where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+        out = []
+        for channel_id, delivery in provided.items():
+            channel = policy.channels_by_id[channel_id]
+            codec, schema_id = self._channel_writer(version, policy, channel_id)
+            headers: Headers = [
+                (H_PURPOSES, ",".join(delivery.purposes).encode()),
+                (H_POLICY_VERSION, (decision.policy_version or "").encode()),
+                (H_SOURCE, read.source.encode()),
+                (H_TRACE_ID, trace.encode()),
+                (H_ITEMS, ",".join(delivery.items).encode()),
+                (H_BASIS, channel.basis.value.encode()),
+                (H_FIELDS, ",".join(delivery.fields).encode()),
+                *self.extra_headers,
+            ]
+            body = frame(schema_id, codec.encode(delivery.record))
+            out.append(
+                OutMessage(self.topology.provide(channel_id), f"{read.source}:{read.key}".encode(), body, headers)
+            )
+            about: dict[str, Any] = {
+                "subject": subject,
+                "source": read.source,
+                "policy_version": decision.policy_version,
+                "provided_at": now,
+                "input_ref": where,
+            }
+            entry = provision_record(channel, delivery, **about)
+            if entry is not None:
+                out.append(OutMessage(self.topology.provision_records, subject.encode(), orjson.dumps(entry), []))
+            supervised = supervision_entry(channel, delivery, **about)
+            if supervised is not None:
+                out.append(OutMessage(self.topology.supervision, channel_id.encode(), orjson.dumps(supervised), []))
+        return out
+
+    def _channel_writer(self, version: GovernedVersion, policy: Policy, channel: str) -> tuple[AvroCodec, int]:
+        """The codec and registered schema id of what ``channel`` receives of ``version`` records."""
+        cache_key = (version.name, policy.version, channel)
+        writer = self._channel_writers.get(cache_key)
+        if writer is None:
+            raw = channel_schema(version.classified, policy, channel)
+            schema_id = self.reader.registry.register(f"{self.topology.provide(channel)}-value", raw)
+            writer = self._channel_writers[cache_key] = (AvroCodec(raw), schema_id)
+        return writer
 
     @property
     def _counted_policy(self) -> Policy:
@@ -317,8 +408,10 @@ class Processor:
         now: dt.datetime | None = None,
         leaks: tuple[tuple[str, str], ...] = (),
         subject: str | None = None,
+        provided: Mapping[str, Delivery] | None = None,
     ) -> OutMessage:
-        """``subject``: the input's pseudonym when the caller has made it already."""
+        """``subject``: the input's pseudonym when the caller has made it already; ``provided``: what
+        channels of the insurer's notice received."""
         if subject is None:
             key = message.key.decode("utf-8", "replace") if message.key is not None else ""
             subject = self.subjects.subject(source or "", key) if key else None
@@ -341,6 +434,9 @@ class Processor:
             processed_by=self.worker_id,
             leaks=leaks,
             replay_id=self.replay_id,
+            provisions={c: Provided(d.basis, d.purposes, d.items, d.fields) for c, d in provided.items()}
+            if provided
+            else None,
         )
         return OutMessage(
             self.topology.audit,

@@ -16,6 +16,7 @@ from streams.audit.event import (
     InputPosition,
     InvalidAuditEvent,
     Leak,
+    Provided,
     json_schema,
     readable,
 )
@@ -83,6 +84,9 @@ def test_the_catalog_lists_the_members_in_wire_order() -> None:
         processed_by="w",
         leaks=(Leak("jcom-insurance", "sensitive"),),
         replay_id="r",
+        provisions={
+            "claims-investigator": Provided("entrustment", ("insurer.claims_payment",), ("name",), ("policy",))
+        },
     )
     sealed = orjson.loads(seal(full.to_json(), Link("w", 1, "0" * 64)))
     assert list(sealed) == [name for name, _, _ in FIELDS]
@@ -98,6 +102,8 @@ def test_the_catalog_lists_the_members_in_wire_order() -> None:
         ({"status": "shared", "recipients": {"jcom": {"items": "SECRET"}}}, "items"),
         ({"status": "shared", "input": {"topic": "t", "offset": "SECRET"}}, "offset"),
         ({"status": "shared", "processed_at_ms": True}, "processed_at_ms"),
+        ({"status": "shared", "provisions": {"counsel": "SECRET"}}, "provisions.counsel"),
+        ({"status": "shared", "provisions": {"counsel": {"basis": 3}}}, "basis"),
         ({"status": "invalid", "leaks": [{"recipient": "jcom"}]}, "class"),
     ],
 )

@@ -4,6 +4,7 @@ from streams.kafka.acl_plan import PIPELINE_PRINCIPAL, Acl, diff_access, plan_ac
 from streams.policy.loader import PolicySet, parse_policy
 from streams.topology import Topology
 from tests.conftest import POLICY_PATH
+from tests.policies import policy_text_without_the_insurer
 
 T = Topology("p")
 
@@ -51,11 +52,7 @@ def test_each_company_reaches_only_its_own_topics(policies: PolicySet) -> None:
 
 def test_removed_company_loses_its_acls(policies: PolicySet) -> None:
     before = plan_access(policies.latest, T)
-    text = "\n".join(
-        line
-        for line in POLICY_PATH.read_text(encoding="utf-8").splitlines()
-        if "id: jcom-insurance," not in line and "provider: jcom-insurance" not in line
-    )
+    text = policy_text_without_the_insurer()
     after = plan_access(parse_policy(text), T)
     diff = diff_access(after, set(before.acls) | {Acl("topic", "other.app", "literal", "User:x", "read")}, T)
     assert diff.to_add == ()
@@ -87,3 +84,32 @@ def test_a_company_cannot_take_a_name_of_the_deployment_s_own() -> None:
     for reserved in ("pipeline", "auditor", "retention"):
         with pytest.raises(PolicyError, match="deployment's own names"):
             parse_policy(text.replace("id: jcom-insurance,", f"id: {reserved},"))
+
+
+def test_each_standing_channel_reads_only_its_own_deliveries() -> None:
+    from streams.policy.model import Policy
+    from tests.policy.test_handling import INVESTIGATOR, _with_channels
+    from tests.policy.test_provide import LAWYER, REINSURER
+
+    policy = Policy.model_validate(_with_channels(INVESTIGATOR, REINSURER, LAWYER))
+    plan = plan_access(policy, T)
+    acls = plan.acls
+    assert _allowed(acls, "claims-investigator", "read", "topic", T.provide("claims-investigator"))
+    assert _allowed(acls, "claims-investigator", "read", "group", "p.claims-investigator.intake")
+    for forbidden in [
+        ("read", "topic", T.provide("domestic-re")),
+        ("read", "topic", T.deliver("jcom-insurance")),
+        ("read", "topic", T.supervision),
+        ("read", "topic", T.provision_records),
+        ("read", "topic", T.ingest("jcom-insurance")),
+        ("write", "topic", T.provide("claims-investigator")),
+    ]:
+        assert not _allowed(acls, "claims-investigator", *forbidden), forbidden
+    assert "counsel" not in plan.principals  # case by case: no topic, no principal
+    assert _allowed(acls, PIPELINE_PRINCIPAL, "write", "topic", T.provide("domestic-re"))
+    assert _allowed(acls, PIPELINE_PRINCIPAL, "write", "topic", T.supervision)
+    assert not _allowed(acls, PIPELINE_PRINCIPAL, "read", "topic", T.provide("domestic-re"))
+    assert _allowed(acls, "jointuse-auditor", "read", "topic", T.supervision)
+    topics = {spec.name for spec in T.specs(policy)}
+    assert {T.provide("claims-investigator"), T.provide("domestic-re"), T.supervision} <= topics
+    assert T.provide("counsel") not in topics

@@ -30,6 +30,7 @@ from streams.rights.requests import file_correction
 from streams.settings import Settings
 from streams.topology import Topology
 from tests.conftest import POLICY_PATH
+from tests.policies import policy_text_without_the_insurer
 from tests.runtime.helpers import (
     customers_of,
     generated_lines,
@@ -148,11 +149,7 @@ def test_removed_company_loses_access(secured: tuple[Settings, Topology, dict[st
     insurer = as_principal(settings, "jcom-insurance", passwords["jcom-insurance"])
     group = company_group_prefix(topology, "jcom-insurance") + "reader"
     assert consume_error(insurer, topology.deliver("jcom-insurance"), group, timeout=5) is None
-    without = "\n".join(
-        line
-        for line in POLICY_PATH.read_text(encoding="utf-8").splitlines()
-        if "id: jcom-insurance," not in line and "provider: jcom-insurance" not in line
-    )
+    without = policy_text_without_the_insurer()
     apply(settings, without, topology, {})
     denied = ("TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED")  # whichever the broker checks first
     assert consume_error(insurer, topology.deliver("jcom-insurance"), group) in denied

@@ -7,14 +7,13 @@ import datetime as dt
 from typing import Any
 
 import pytest
-import yaml
 
 from streams.policy.classification import ClassifiedSchema
 from streams.policy.decision import Reason, Status
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet, parse_policy
-from streams.policy.model import Policy
 from tests.conftest import POLICY_PATH
+from tests.policies import policy_text_without_the_insurer
 from tests.records import make_native_records
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
@@ -244,10 +243,7 @@ def test_opt_out_can_remove_items_and_recipients(restricted: Engine, record: dic
 def test_only_source_and_no_other_joint_user_means_no_recipient(
     schema: ClassifiedSchema, record: dict[str, Any]
 ) -> None:
-    data = yaml.safe_load(POLICY_PATH.read_text(encoding="utf-8"))
-    data["joint_users"] = [u for u in data["joint_users"] if u["id"] == "jcom"]
-    del data["foreign_provision"]["provider"], data["handling"]  # the insurer's
-    lonely = Engine(schema, PolicySet.of([Policy.model_validate(data)]))
+    lonely = Engine(schema, PolicySet.of([parse_policy(policy_text_without_the_insurer())]))
     decision = lonely.decide(record, "jcom", now=NOW)
     assert (decision.status, decision.reason) == (Status.WITHHELD, Reason.NO_RECIPIENT)
 

@@ -1,0 +1,122 @@
+"""What a provision through a channel of the insurer's notice leaves behind, as values: the schema
+of what the channel receives, the provision record (APPI Art. 29) where its basis needs one, and
+the supervision log entry (Art. 25) of an entrustee. Pure: the caller passes the time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from streams.policy.bases import BASES, Basis
+from streams.policy.classification import CLASS_PROPERTY, ITEM_PROPERTY, ClassifiedSchema, FieldClass, filtered_schema
+from streams.policy.decision import Delivery
+from streams.policy.model import Channel, Policy
+
+PROVISION_RECORD = "provision"  # the ``type`` of a provision record through a channel
+SUPERVISION_ENTRY = "entrustment_supervision"
+
+
+def channel_schema(schema: ClassifiedSchema, policy: Policy, channel_id: str) -> dict[str, Any]:
+    """The Avro schema of what one channel receives: identifiers, its items, the insurer-only fields
+    it is given with their parts, and the sensitive fields its entry names (every kept field optional,
+    so a record the engine gives less of still encodes)."""
+    channel = policy.channels_by_id[channel_id]
+    basis = BASES[channel.basis]
+    items = frozenset(channel.items)
+    insurer = frozenset(channel.insurer_fields) if FieldClass.INSURER_ONLY in basis.classes else frozenset()
+    sensitive = frozenset(channel.sensitive_fields) if basis.may_carry_sensitive else frozenset()
+    nested_sensitive = frozenset(path.rsplit(".", 1)[-1] for path in sensitive if "." in path)
+
+    def keep(spec: Mapping[str, Any], top: bool) -> bool:
+        cls = spec.get(CLASS_PROPERTY)
+        if cls == FieldClass.IDENTIFIER:
+            return True
+        if cls == FieldClass.ITEM:
+            return not top or spec.get(ITEM_PROPERTY) in items
+        if cls == FieldClass.INSURER_ONLY:
+            return not top or spec.get("name") in insurer
+        if cls == FieldClass.SENSITIVE:
+            return spec.get("name") in (sensitive if top else nested_sensitive)
+        return False
+
+    return filtered_schema(
+        schema.raw,
+        keep=keep,
+        name_suffix="Channel" + "".join(part.capitalize() for part in channel_id.split("-")),
+        doc=f"What {channel_id} receives under {basis.en.lower()} ({basis.article}).",
+    )
+
+
+def provision_record(
+    channel: Channel,
+    delivery: Delivery,
+    *,
+    subject: str,
+    source: str,
+    policy_version: str | None,
+    provided_at: dt.datetime,
+    input_ref: Mapping[str, Any],
+    request: str | None = None,
+) -> dict[str, Any] | None:
+    """The provision record of one provision (Art. 29: date, recipient, the person, the items, and
+    the consent it rests on), or None where the basis needs none. No value of the record."""
+    basis = BASES[channel.basis]
+    if not basis.provision_record:
+        return None
+    return {
+        "type": PROVISION_RECORD,
+        **_what_was_provided(channel, basis, delivery, subject, source, policy_version, provided_at, input_ref),
+        "consent": channel.consent_reference or None,
+        "request": request,
+    }
+
+
+def supervision_entry(
+    channel: Channel,
+    delivery: Delivery,
+    *,
+    subject: str,
+    source: str,
+    policy_version: str | None,
+    provided_at: dt.datetime,
+    input_ref: Mapping[str, Any],
+) -> dict[str, Any] | None:
+    """What an entrustee received, under which contract and task (Art. 25: the provider supervises
+    it); None for any other basis."""
+    basis = BASES[channel.basis]
+    if not basis.supervision_log:
+        return None
+    return {
+        "type": SUPERVISION_ENTRY,
+        **_what_was_provided(channel, basis, delivery, subject, source, policy_version, provided_at, input_ref),
+        "contract": channel.contract,
+        "task_ja": channel.task_ja,
+    }
+
+
+def _what_was_provided(
+    channel: Channel,
+    basis: Basis,
+    delivery: Delivery,
+    subject: str,
+    source: str,
+    policy_version: str | None,
+    provided_at: dt.datetime,
+    input_ref: Mapping[str, Any],
+) -> dict[str, Any]:
+    return {
+        "recipient": channel.id,
+        "recipient_name": channel.name_ja,
+        "basis": basis.id.value,
+        "article": basis.article,
+        "subject": subject,
+        "source": source,
+        "items": list(delivery.items),
+        "fields": list(delivery.fields),
+        "purposes": list(delivery.purposes),
+        "provided_at": provided_at.isoformat(),
+        "policy_version": policy_version,
+        "input": dict(input_ref),
+    }
