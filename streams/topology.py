@@ -127,6 +127,17 @@ class Topology:
             return topic[len(head) : -len(tail)] or None
         return None
 
+    @staticmethod
+    def notified(policy: Policy) -> list[str]:
+        """Every recipient told of erasures and retention: joint users, recipients abroad and the
+        standing channels of the insurer's notice."""
+        channels = policy.handling.channels if policy.handling is not None else ()
+        return (
+            [u.id for u in policy.joint_users]
+            + [r.id for r in policy.foreign_provision.recipients]
+            + [c.id for c in channels if BASES[c.basis].continuous]
+        )
+
     def specs(self, policy: Policy) -> list[TopicSpec]:
         """Every topic the pipeline needs for the joint users of ``policy``."""
         # Deliveries are erased once the longest-kept item's retention has passed.
@@ -163,7 +174,7 @@ class Topology:
         specs.append(TopicSpec(self.corrections, {"retention.ms": "-1"}))
         # The latest request per subject must outlive everything: compacted, never deleted by age.
         specs.append(TopicSpec(self.rights, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}))
-        for company in [u.id for u in policy.joint_users] + [r.id for r in policy.foreign_provision.recipients]:
+        for company in self.notified(policy):
             specs.append(TopicSpec(self.notices(company), {"retention.ms": str(longest_ms)}))
         specs.append(TopicSpec(self.dead_letters("rights"), {"retention.ms": str(30 * 86_400_000)}))
         # Provision records are kept 3 years by default (APPI rules, Art. 14; the policy's

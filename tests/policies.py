@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -35,3 +36,12 @@ def policy_text_without_the_insurer() -> str:
     data["joint_users"] = [u for u in data["joint_users"] if u["id"] != "jcom-insurance"]
     del data["foreign_provision"]["provider"], data["handling"]
     return str(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
+
+
+def policy_with_channels(folder: Path, *channels: dict[str, Any]) -> Path:
+    """The notice with channels of the insurer's own notice (the seed names no recipient)."""
+    data = yaml.safe_load(POLICY_PATH.read_text(encoding="utf-8"))
+    data["handling"]["channels"] = list(channels)
+    path = folder / "jcom-group.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return path

@@ -128,6 +128,7 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     principals.append(RETENTION_PRINCIPAL)
     acls += _topic(retention, f"{topology.prefix}.deliver.", "read", "write", pattern="prefixed")
     acls += _topic(retention, f"{topology.prefix}.foreign.", "read", "write", pattern="prefixed")
+    acls += _topic(retention, f"{topology.prefix}.provide.", "read", "write", pattern="prefixed")
     acls += _topic(retention, f"{topology.prefix}.notices.", "write", pattern="prefixed")
     acls.append(Acl("group", f"{topology.prefix}.retention", "prefixed", retention, "read"))
     auditor = _user(AUDITOR_PRINCIPAL)
@@ -153,6 +154,7 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     for channel in channels:  # each reads its own deliveries only, in groups of its own
         principals.append(channel.id)
         acls += _topic(_user(channel.id), topology.provide(channel.id), "read")
+        acls += _topic(_user(channel.id), topology.notices(channel.id), "read")
         acls.append(Acl("group", company_group_prefix(topology, channel.id), "prefixed", _user(channel.id), "read"))
     acls.append(Acl("group", f"{topology.prefix}.auditor.", "prefixed", auditor, "read"))
     # An incident and its notices are written in one transaction.

@@ -27,6 +27,7 @@ from streams.policy.model import ForeignRecipient, Policy
 from streams.policy.projection import record_projector
 from streams.policy.pseudonym import subject_key
 
+FOREIGN_PROVISION = "third_party_provision"  # the ``type`` of a provision record abroad
 _NESTED_KEPT = frozenset({FieldClass.IDENTIFIER, FieldClass.ITEM, FieldClass.INSURER_ONLY})
 
 
@@ -100,7 +101,7 @@ class ForeignGate:
         )
         provided_insurer = sorted(n for n in self.insurer_fields if n in projected)
         provision = {
-            "type": "third_party_provision",
+            "type": FOREIGN_PROVISION,
             "recipient": self.recipient.id,
             "recipient_name": self.recipient.name,
             "country": self.recipient.country,

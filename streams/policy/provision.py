@@ -54,6 +54,7 @@ def provision_record(
     delivery: Delivery,
     *,
     subject: str,
+    subject_key: str,
     source: str,
     policy_version: str | None,
     provided_at: dt.datetime,
@@ -67,7 +68,9 @@ def provision_record(
         return None
     return {
         "type": PROVISION_RECORD,
-        **_what_was_provided(channel, basis, delivery, subject, source, policy_version, provided_at, input_ref),
+        **_what_was_provided(
+            channel, basis, delivery, subject, subject_key, source, policy_version, provided_at, input_ref
+        ),
         "consent": channel.consent_reference or None,
         "request": request,
     }
@@ -78,6 +81,7 @@ def supervision_entry(
     delivery: Delivery,
     *,
     subject: str,
+    subject_key: str,
     source: str,
     policy_version: str | None,
     provided_at: dt.datetime,
@@ -90,7 +94,9 @@ def supervision_entry(
         return None
     return {
         "type": SUPERVISION_ENTRY,
-        **_what_was_provided(channel, basis, delivery, subject, source, policy_version, provided_at, input_ref),
+        **_what_was_provided(
+            channel, basis, delivery, subject, subject_key, source, policy_version, provided_at, input_ref
+        ),
         "contract": channel.contract,
         "task_ja": channel.task_ja,
     }
@@ -101,6 +107,7 @@ def _what_was_provided(
     basis: Basis,
     delivery: Delivery,
     subject: str,
+    subject_key: str,
     source: str,
     policy_version: str | None,
     provided_at: dt.datetime,
@@ -112,6 +119,9 @@ def _what_was_provided(
         "basis": basis.id.value,
         "article": basis.article,
         "subject": subject,
+        # Art. 29 asks for what identifies the person: the source's customer key, as the foreign
+        # egress's records hold it (the subject's report and erasure look provisions up by it).
+        "subject_key": subject_key,
         "source": source,
         "items": list(delivery.items),
         "fields": list(delivery.fields),

@@ -19,6 +19,8 @@ from typing import Any
 
 from streams.errors import DEPENDENCY_ERRORS
 from streams.messages import InMessage, OutMessage, dead_letter_headers
+from streams.policy.bases import BASES, LegalBasis
+from streams.policy.foreign import FOREIGN_PROVISION
 from streams.policy.pseudonym import SubjectKeys
 from streams.rights.rules import (
     InvalidRightsRequest,
@@ -115,10 +117,19 @@ class RightsProcessor:
 
     def _erase(self, request: RightsRequest) -> ErasureOutcome:
         subjects = self.subjects.lookup_subjects(request.source, request.customer_id)
-        reached = sorted(frozenset().union(*(row.recipients for row in self.rows(subjects))))
-        topics = [(r, self.topology.deliver(r)) for r in reached]
+        reached: dict[str, str] = {}
+        for row in self.rows(subjects):
+            reached.update(row.reached())
+        topics = []
+        for recipient, basis in sorted(reached.items()):
+            if basis == LegalBasis.JOINT_USE:
+                topics.append((recipient, self.topology.deliver(recipient)))
+            elif basis in BASES and BASES[LegalBasis(basis)].continuous:
+                topics.append((recipient, self.topology.provide(recipient)))
+            # A case-by-case provision has no topic: the request's own procedure erases it.
         if self.provisions is not None:
-            abroad = sorted({str(p["recipient"]) for p in self.provisions(request.key)})
+            records = self.provisions(request.key)
+            abroad = sorted({str(p["recipient"]) for p in records if p.get("type") == FOREIGN_PROVISION})
             topics += [(r, self.topology.foreign(r)) for r in abroad]
         key = request.key.encode()
         headers: list[tuple[str, str | bytes | None]] = [(H_REQUEST_ID, request.request_id.encode())]

@@ -284,6 +284,7 @@ class Processor:
             )
             about: dict[str, Any] = {
                 "subject": subject,
+                "subject_key": f"{read.source}:{read.key}",
                 "source": read.source,
                 "policy_version": decision.policy_version,
                 "provided_at": now,

@@ -40,7 +40,9 @@ class Report:
             "disclosures": [
                 {
                     "recipient": e.recipient,
+                    "basis": e.basis,  # joint use, or the channel of the insurer's notice (Art. 33(5))
                     "items": list(e.items),
+                    "fields": list(e.fields),
                     "purposes": list(e.purposes),
                     "policy_version": e.policy_version,
                     "first_delivered_at": _time(e.first_at_ms).isoformat(),
@@ -77,13 +79,14 @@ class Report:
         if not self.exposures:
             return [*lines, "no disclosure recorded for this subject"]
         lines.append(
-            f"{'first (UTC)':20} {'last (UTC)':20} {'count':>6} {'recipient':16} {'version':8} items / purposes"
+            f"{'first (UTC)':20} {'last (UTC)':20} {'count':>6} {'recipient':20} {'basis':17} {'version':8} "
+            "items / purposes"
         )
         for e in self.exposures:
             lines.append(
                 f"{_time(e.first_at_ms):%Y-%m-%d %H:%M:%S} {_time(e.last_at_ms):%Y-%m-%d %H:%M:%S} "
-                f"{e.deliveries:>6} {e.recipient:16} {e.policy_version or '-':8} "
-                f"{','.join(e.items)} / {','.join(e.purposes)}"
+                f"{e.deliveries:>6} {e.recipient:20} {e.basis:17} {e.policy_version or '-':8} "
+                f"{','.join((*e.items, *e.fields))} / {','.join(e.purposes)}"
             )
         return lines
 

@@ -20,6 +20,7 @@ from streams.kafka import clients
 from streams.kafka.produce import out, produce_waiting
 from streams.kafka.reader import scan_topic
 from streams.messages import H_ITEMS
+from streams.policy.bases import BASES
 from streams.policy.model import Policy
 from streams.rights.rules import expired, expiry_notice
 from streams.settings import Settings
@@ -55,6 +56,8 @@ def run_retention(
     topology = Topology(settings.topic_prefix)
     targets = [(u.id, topology.deliver(u.id)) for u in policy.joint_users]
     targets += [(r.id, topology.foreign(r.id)) for r in policy.foreign_provision.recipients]
+    channels = policy.handling.channels if policy.handling is not None else ()
+    targets += [(c.id, topology.provide(c.id)) for c in channels if BASES[c.basis].continuous]
     result = RetentionResult()
     client = None if dry_run else clients.producer(settings.kafka_common())
     for recipient, topic in targets:

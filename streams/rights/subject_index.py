@@ -41,10 +41,12 @@ class Exposure:
     deliveries: int
     last_input_topic: str
     last_input_offset: int
+    basis: str = "joint_use"  # a channel of the insurer's notice says its own (streams.policy.bases)
+    fields: tuple[str, ...] = ()  # the protected fields a channel received, by path
 
     @property
-    def group(self) -> tuple[str, str | None, tuple[str, ...], tuple[str, ...]]:
-        return (self.recipient, self.policy_version, self.items, self.purposes)
+    def group(self) -> tuple[str, str | None, tuple[str, ...], tuple[str, ...], str, tuple[str, ...]]:
+        return (self.recipient, self.policy_version, self.items, self.purposes, self.basis, self.fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,10 @@ class SubjectRow:
     @property
     def recipients(self) -> frozenset[str]:
         return frozenset(e.recipient for e in self.exposures)
+
+    def reached(self) -> dict[str, str]:
+        """Every recipient the subject was disclosed to, with the legal basis it received under."""
+        return {e.recipient: e.basis for e in self.exposures}
 
     @property
     def first_at_ms(self) -> int | None:
@@ -97,6 +103,7 @@ class SubjectRow:
                     "deliveries": e.deliveries,
                     "last_input_topic": e.last_input_topic,
                     "last_input_offset": e.last_input_offset,
+                    **({"basis": e.basis, "fields": list(e.fields)} if e.basis != "joint_use" else {}),
                 }
                 for e in self.exposures
             ],
@@ -121,6 +128,8 @@ class SubjectRow:
                     deliveries=int(e["deliveries"]),
                     last_input_topic=str(e["last_input_topic"]),
                     last_input_offset=int(e["last_input_offset"]),
+                    basis=str(e.get("basis", "joint_use")),
+                    fields=tuple(e.get("fields", ())),
                 )
                 for e in data["exposures"]
             ),
@@ -202,12 +211,24 @@ def exposures_of_rows(rows: Iterable[SubjectRow]) -> tuple[Exposure, ...]:
 
 
 def _deliveries(event: AuditEvent) -> list[Exposure]:
+    """What the event says each recipient received: joint users' deliveries, and what channels of
+    the insurer's notice were provided (whatever the joint-use decision was)."""
     at, where = event.processed_at_ms, event.input
-    return [
+    joint = [
         Exposure(recipient, event.policy_version, what.items, what.purposes, at, at, 1, where.topic, where.offset)
         for recipient, what in event.deliveries()
+    ]
+    return joint + [
+        Exposure(
+            channel, event.policy_version, p.items, p.purposes, at, at, 1, where.topic, where.offset, p.basis, p.fields
+        )
+        for channel, p in event.provisions.items()
     ]
 
 
 def _ordered(exposures: Iterable[Exposure]) -> tuple[Exposure, ...]:
-    return tuple(sorted(exposures, key=lambda e: (e.first_at_ms, e.recipient, e.policy_version or "", e.items)))
+    return tuple(
+        sorted(
+            exposures, key=lambda e: (e.first_at_ms, e.recipient, e.policy_version or "", e.items, e.basis, e.fields)
+        )
+    )

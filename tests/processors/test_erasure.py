@@ -65,8 +65,38 @@ def _shared(recipient: str, key: bytes = KEY) -> dict[str, Any]:
     }
 
 
+def test_erasure_reaches_the_standing_channels_the_subject_was_provided_to() -> None:
+    provided = {
+        **_shared("jcom"),
+        "status": "withheld",
+        "recipients": {},
+        "provisions": {
+            "claims-investigator": {
+                "basis": "entrustment",
+                "purposes": ["insurer.claims_payment"],
+                "items": ["name"],
+                "fields": ["policy"],
+            },
+            "counsel": {
+                "basis": "professional",
+                "purposes": ["insurer.claims_payment"],
+                "items": ["name"],
+                "fields": [],
+            },
+        },
+    }
+    channel_record = {"type": "provision", "recipient": "domestic-re", "subject_key": "jcom:C1"}
+    outcome = _processor([provided], [channel_record]).process(_message(_request(RightsAction.ERASE)))
+    # The entrustee's copy is tombstoned and it is told; a lawyer's case has no topic; a channel's
+    # provision record is not mistaken for a provision abroad.
+    assert {m.topic for m in outcome.messages} == {T.provide("claims-investigator"), T.notices("claims-investigator")}
+
+
 def test_erasure_tombstones_each_recipient_reached_and_notifies_it() -> None:
-    processor = _processor([_shared("jcom-insurance"), _shared("jcom-insurance")], [{"recipient": "example-re-us"}])
+    processor = _processor(
+        [_shared("jcom-insurance"), _shared("jcom-insurance")],
+        [{"type": "third_party_provision", "recipient": "example-re-us"}],
+    )
     outcome = processor.process(_message(_request(RightsAction.ERASE)))
     assert outcome.status is ErasureStatus.ERASED and outcome.reason == "erase"
     by_topic = {m.topic: m for m in outcome.messages}

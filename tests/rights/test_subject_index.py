@@ -22,12 +22,27 @@ _what = st.fixed_dictionaries(
         "purposes": st.lists(st.sampled_from(("jointuse.billing", "jointuse.support")), unique=True, max_size=2),
     }
 )
+CHANNELS = {"claims-investigator": "entrustment", "domestic-re": "reinsurance"}
+_provided = st.sampled_from(sorted(CHANNELS)).flatmap(
+    lambda channel: st.tuples(
+        st.just(channel),
+        st.fixed_dictionaries(
+            {
+                "basis": st.just(CHANNELS[channel]),
+                "items": st.lists(st.sampled_from(("name", "address")), unique=True, max_size=2),
+                "purposes": st.just(["insurer.claims_payment"]),
+                "fields": st.lists(st.sampled_from(("policy", "medical_history")), unique=True, max_size=2),
+            }
+        ),
+    )
+)
 events = st.lists(
     st.fixed_dictionaries(
         {
             "subject": st.sampled_from((*SUBJECTS, None)),
             "status": st.sampled_from(("shared", "shared", "withheld", "invalid")),
             "recipients": st.dictionaries(st.sampled_from(RECIPIENTS), _what, max_size=3),
+            "provisions": st.lists(_provided, max_size=2).map(dict),
             "policy_version": st.sampled_from(("2026-01", "2026-04")),
             "processed_at_ms": st.integers(min_value=0, max_value=10**6),
             "input": st.fixed_dictionaries(
@@ -88,10 +103,14 @@ def test_a_row_groups_what_every_event_says(evts: list[dict[str, Any]]) -> None:
     for subject in SUBJECTS:
         expected: dict[tuple[Any, ...], list[int]] = defaultdict(list)
         for event in evts:
-            if event["subject"] == subject and event["status"] == "shared":
-                for recipient, what in event["recipients"].items():
-                    group = (recipient, event["policy_version"], tuple(what["items"]), tuple(what["purposes"]))
-                    expected[group].append(event["processed_at_ms"])
+            if event["subject"] != subject:
+                continue
+            for recipient, what in event["recipients"].items() if event["status"] == "shared" else ():
+                group = (recipient, event["policy_version"], tuple(what["items"]), tuple(what["purposes"]))
+                expected[(*group, "joint_use", ())].append(event["processed_at_ms"])
+            for channel, p in event["provisions"].items():  # whatever joint use decided
+                group = (channel, event["policy_version"], tuple(p["items"]), tuple(p["purposes"]))
+                expected[(*group, p["basis"], tuple(p["fields"]))].append(event["processed_at_ms"])
         row = rows.get(subject, SubjectRow(subject))
         assert {e.group: (e.first_at_ms, e.last_at_ms, e.deliveries) for e in row.exposures} == {
             group: (min(times), max(times), len(times)) for group, times in expected.items()
@@ -107,7 +126,7 @@ def test_the_index_and_the_scanned_report_name_the_same_deliveries(evts: list[di
     assert len(scanned) == len(from_rows) and set(scanned) == set(from_rows)
     assert sum(e.deliveries for e in scanned) == sum(
         len(e["recipients"]) for e in evts if e["subject"] in subjects and e["status"] == "shared"
-    )
+    ) + sum(len(e["provisions"]) for e in evts if e["subject"] in subjects)
 
 
 @given(events)

@@ -1,0 +1,117 @@
+"""Channels of the insurer's notice on the real broker (#30): a claim file to the entrusted
+investigator with a supervision entry, contract items to a domestic reinsurer with a provision
+record, the association's fixed items; nothing of another company's customers, nothing beyond."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import orjson
+import pytest
+
+from streams.devtools.synthetic import Generator, Mix, to_line
+from streams.kafka.company_client import produce_lines, read_committed
+from streams.messages import H_BASIS, H_FIELDS
+from streams.serde.avro_codec import AvroCodec
+from streams.serde.registry import Registry
+from streams.serde.wire import unframe
+from streams.settings import Settings
+from streams.worker.confluent_main import ConfluentWorker
+from tests.policies import policy_with_channels
+from tests.policy.test_handling import INVESTIGATOR
+from tests.policy.test_provide import ASSOCIATION, LAWYER, REINSURER
+from tests.runtime.helpers import audit_events, setup_topics
+
+pytestmark = pytest.mark.kafka
+
+
+def test_each_standing_channel_receives_its_own_and_leaves_its_records(
+    kafka: Settings, unique: str, tmp_path: Path
+) -> None:
+    path = policy_with_channels(tmp_path, INVESTIGATOR, REINSURER, ASSOCIATION, LAWYER)
+    settings = kafka.model_copy(update={"topic_prefix": f"c{unique}", "policy_path": path})
+    topology = setup_topics(settings, partitions=2)
+    mix = Mix(invalid=0.0, insurer=0.7, sensitive=1.0, secrecy=1.0)
+    records = [r for _, r in Generator(seed=41, mix=mix).records(300) if isinstance(r, dict)]
+    by_source: dict[str, list[bytes]] = {}
+    for record in records:
+        by_source.setdefault(record["source_company"], []).append(to_line(record).encode())
+    for company, lines in by_source.items():
+        produce_lines(settings, company, lines)
+    insured = [r for r in records if r["source_company"] == "jcom-insurance"]
+    with_contract = [r for r in insured if r.get("policy")]
+    assert 0 < len(with_contract) < len(insured)
+
+    ConfluentWorker(settings, worker_id="c0", guarantee="exactly_once", batch_size=100).run_pipeline_only(
+        max_idle_seconds=5
+    )
+    events = audit_events(settings, topology, len(records))
+    provided = Counter(channel for e in events for channel in e.get("provisions", {}))
+    # The entrustee needs no consent: every insured customer; the others: those with a contract.
+    assert provided == {
+        "claims-investigator": len(insured),
+        "domestic-re": len(with_contract),
+        "ssi-association": len(with_contract),
+    }
+    assert all(e["source"] == "jcom-insurance" for e in events if e.get("provisions"))
+
+    registry = Registry(settings.registry_conf())
+
+    def received(channel: str, expected: int) -> list[tuple[dict[str, str], dict[str, object]]]:
+        out = []
+        for message in read_committed(settings, topology.provide(channel), expected=expected, timeout=60):
+            schema_id, body = unframe(message.value())
+            record = AvroCodec(registry.schema(schema_id)).decode(body)
+            headers = {k: (v or b"").decode() for k, v in message.headers() or []}
+            out.append((headers, {k: v for k, v in record.items() if v is not None}))
+        return out
+
+    identifiers = {"customer_id", "source_company"}
+    for headers, record in received("claims-investigator", len(insured)):
+        assert headers[H_BASIS] == "entrustment"
+        assert set(record) - identifiers <= {
+            "name",
+            "name_kana",
+            "address",
+            "postal_code",
+            "phone",
+            "birth_date",
+            "policy",
+            "claims",
+            "medical_history",
+        }
+        if "medical_history" in record:
+            assert "medical_history" in headers[H_FIELDS].split(",")
+        # Secret values only where a claim file needs them: the medical history and the diagnosis.
+        assert "SECRET" not in repr({k: v for k, v in record.items() if k not in ("medical_history", "claims")})
+    for _, record in received("domestic-re", len(with_contract)):
+        assert set(record) - identifiers <= {"name", "name_kana", "birth_date", "gender", "policy"}
+        assert "policy" in record and "SECRET" not in repr(record)
+    for _, record in received("ssi-association", len(with_contract)):
+        assert set(record) - identifiers <= {
+            "name",
+            "name_kana",
+            "birth_date",
+            "gender",
+            "address",
+            "postal_code",
+            "policy",
+        }
+    records_out = [
+        orjson.loads(m.value())
+        for m in read_committed(settings, topology.provision_records, expected=2 * len(with_contract), timeout=60)
+    ]
+    assert Counter(r["recipient"] for r in records_out) == {
+        "domestic-re": len(with_contract),
+        "ssi-association": len(with_contract),
+    }
+    assert all(r["consent"] and r["basis"] in ("reinsurance", "industry_exchange") for r in records_out)
+    supervised = [
+        orjson.loads(m.value())
+        for m in read_committed(settings, topology.supervision, expected=len(insured), timeout=60)
+    ]
+    assert len(supervised) == len(insured)
+    assert {(s["recipient"], s["contract"]) for s in supervised} == {("claims-investigator", "ENT-2026-004")}
+    assert "SECRET" not in json.dumps(records_out + supervised)
