@@ -4,14 +4,18 @@ what would fail in a worker fails in the check, by name."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from streams.errors import SchemaError
-from streams.policy.classification import TypeNode
+from streams.policy.classification import FieldClass, FieldNode, TypeNode
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet
-from streams.serde.governed import GovernedSchemas
+from streams.policy.model import Policy
+from streams.policy.provision import channel_schema
+from streams.serde.avro_codec import AvroCodec
+from streams.serde.governed import GovernedSchemas, GovernedVersion
 
 
 def runtime_problems(directory: Path, policies: PolicySet) -> list[str]:
@@ -48,7 +52,63 @@ def runtime_problems(directory: Path, policies: PolicySet) -> list[str]:
                             version.delivery_codec.encode(delivery.record)
                     except Exception as exc:  # what would fail at run time fails here, by name
                         problems.append(f"{where}: {type(exc).__name__}")
+        for policy in ordered:
+            problems += [f"{version.name}: {p} (policy {policy.version})" for p in channel_problems(version, policy)]
     return problems
+
+
+def channel_problems(version: GovernedVersion, policy: Policy) -> list[str]:
+    """Each channel's named fields against the schema: an insurer-only field must be a top-level
+    field of that class, a sensitive one a field of that class at its path (a secrecy-of-
+    communications field named as sensitive is refused here, and never provided anyway); and its
+    schema must build and encode what the engine would give it."""
+    if policy.handling is None:
+        return []
+    nodes = {node.path: node for node in _every_node(version.classified.fields)}
+    problems = []
+    for channel in policy.handling.channels:
+        for name in channel.insurer_fields:
+            node = nodes.get(name)
+            if node is None or node.cls is not FieldClass.INSURER_ONLY:
+                problems.append(f"channel {channel.id!r}: insurer_fields names {name!r}, not an insurer-only field")
+        for path in channel.sensitive_fields:
+            node = nodes.get(path)
+            if node is None or node.cls is not FieldClass.SENSITIVE:
+                problems.append(f"channel {channel.id!r}: sensitive_fields names {path!r}, not a sensitive field")
+        try:
+            codec = AvroCodec(channel_schema(version.classified, policy, channel.id))
+            sample = {**minimal_record(version.classified.root), "customer_id": "C0"}
+            sample["source_company"] = policy.handling.provider
+            # The fields it is given, and the contract that shows consent, present (not null).
+            for name in (*channel.insurer_fields, *channel.sensitive_fields, policy.handling.consent_evidence):
+                node = nodes.get(name)
+                if node is not None and node.path == node.name:
+                    sample[name] = _present(node.type)
+            decision = Engine(version.classified, policy).provide(
+                sample, policy.handling.provider, channel.id, now=policy.notice.effective_from
+            )
+            for delivery in decision.deliveries.values():
+                codec.encode(delivery.record)
+        except Exception as exc:  # what would fail at run time fails here, by name
+            problems.append(
+                f"channel {channel.id!r}: its delivery schema cannot be built or written ({type(exc).__name__})"
+            )
+    return problems
+
+
+def _present(node: TypeNode) -> Any:
+    """The smallest value of a type that is not null."""
+    branches = [b for b in node.branches if b.kind != "null"]
+    if node.kind != "union" or not branches:
+        return minimal_record(node)
+    value = minimal_record(branches[0])
+    return (branches[0].branch_name, value) if node.tagged else value
+
+
+def _every_node(fields: tuple[FieldNode, ...]) -> Iterator[FieldNode]:
+    for node in fields:
+        yield node
+        yield from _every_node(node.children)
 
 
 def minimal_record(node: TypeNode) -> Any:

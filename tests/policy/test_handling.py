@@ -198,3 +198,22 @@ def test_an_accepted_policy_never_lets_a_channel_beyond_its_basis(channels: list
             assert FieldClass.INSURER_ONLY in rules.classes
         if rules.consent_required:
             assert channel.consent_reference
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"insurer_fields": ["email"]}, "insurer_fields names 'email', not an insurer-only field"),
+        ({"sensitive_fields": ["call_records"]}, "sensitive_fields names 'call_records', not a sensitive field"),
+        ({"sensitive_fields": ["claims[].nosuch"]}, "not a sensitive field"),
+    ],
+)
+def test_policy_check_refuses_channel_fields_the_schema_does_not_class_so(change: dict[str, Any], problem: str) -> None:
+    from streams.policy.loader import PolicySet
+    from streams.serde.preflight import runtime_problems
+
+    ok = PolicySet.of([Policy.model_validate(_with_channels(INVESTIGATOR))])
+    assert runtime_problems(POLICY_PATH.parent.parent / "schemas", ok) == []
+    bad = PolicySet.of([Policy.model_validate(_with_channels({**INVESTIGATOR, **change}))])
+    problems = runtime_problems(POLICY_PATH.parent.parent / "schemas", bad)
+    assert problems and all(problem in p for p in problems[:1]), problems
