@@ -40,7 +40,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("runtime",),  # the batch loop and its two transports (aiokafka under faust, confluent-kafka)
     ("audit", "quality", "incidents", "rights"),  # the features a worker composes
     ("worker",),  # one composition of a worker, whatever its transport
-    ("app", "replay", "stats", "contract"),  # the faust entry point and the tools over a worker
+    ("app", "replay", "stats", "contract", "provision"),  # the faust entry point and the tools over a worker
     ("devtools",),  # demo, synthetic records, processes
     ("cli",),  # `jointuse`
 )

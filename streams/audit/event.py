@@ -82,6 +82,7 @@ class AuditEvent:
     leaks: tuple[Leak, ...] = ()
     replay_id: str | None = None
     provisions: Mapping[str, Provided] = field(default_factory=dict)  # by channel, whatever the status
+    request: str | None = None  # a case-by-case provision's request: not a decision of the pipeline
 
     def deliveries(self) -> Iterator[tuple[str, Delivered]]:
         """The deliveries this event records (none unless shared), by recipient."""
@@ -108,6 +109,7 @@ class AuditEvent:
             leaks=tuple((leak.recipient, leak.cls) for leak in self.leaks),
             replay_id=self.replay_id,
             provisions=self.provisions,
+            request=self.request,
         )
 
     @classmethod
@@ -162,6 +164,7 @@ class AuditEvent:
                 for channel, what in _object(data, "provisions").items()
                 if _is_object(what, f"provisions.{channel}")
             },
+            request=_optional_text(data, "request"),
         )
 
 
@@ -211,6 +214,7 @@ def encode_event(
     leaks: Sequence[tuple[str, str]] = (),
     replay_id: str | None = None,
     provisions: Mapping[str, Provided] | None = None,
+    request: str | None = None,
 ) -> bytes:
     """The audit event's wire form, the one place it is laid out. ``AuditEvent.to_json`` uses it; the
     ingest processor calls it with what it already holds (one per input, on the hot path: no event
@@ -246,6 +250,8 @@ def encode_event(
             channel: {"basis": p.basis, "purposes": list(p.purposes), "items": list(p.items), "fields": list(p.fields)}
             for channel, p in provisions.items()
         }
+    if request is not None:
+        event["request"] = request
     return orjson.dumps(event)
 
 
@@ -389,12 +395,18 @@ FIELDS: tuple[tuple[str, Mapping[str, Any], str], ...] = (
         "purposes, items and protected fields (by path) it received.",
     ),
     (
+        "request",
+        {"type": "string"},
+        "Only on a case-by-case provision (`jointuse provide`): the request it answered; such an event "
+        "records an operator's provision, not a decision of the pipeline.",
+    ),
+    (
         "chain",
         {"type": "object", "properties": {m: {"type": t} for m, t in CHAIN_MEMBERS}},
         "The tamper-evident chain link the sealer appends: writer, sequence number, previous event's hash.",
     ),
 )
-_OPTIONAL = {"leaks", "replay_id", "provisions", "chain"}
+_OPTIONAL = {"leaks", "replay_id", "provisions", "request", "chain"}
 
 
 def json_schema() -> dict[str, Any]:

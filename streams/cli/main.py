@@ -18,7 +18,14 @@ from typing import Annotated
 
 import typer
 
-from streams.cli import catalog_command, dq_commands, infra_commands, replay_commands, rights_commands
+from streams.cli import (
+    catalog_command,
+    dq_commands,
+    infra_commands,
+    provide_command,
+    replay_commands,
+    rights_commands,
+)
 from streams.cli.access_commands import access_app
 from streams.cli.audit_commands import audit_app
 from streams.cli.exits import Exit, Lang, fail
@@ -67,6 +74,7 @@ app.add_typer(stats_app, name="stats")
 infra_commands.register(app)
 rights_commands.register(app)
 dq_commands.register(app)
+provide_command.register(app)
 app.command("replay")(replay_commands.replay_command)
 app.command("catalog")(catalog_command.catalog_command)
 

@@ -138,6 +138,13 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += _topic(auditor, topology.provision_records, "read")
     if policy.handling is not None and policy.handling.channels:
         acls += _topic(auditor, topology.supervision, "read")  # the insurer supervises its entrustees
+    if policy.handling is not None and any(not BASES[c.basis].continuous for c in policy.handling.channels):
+        # `jointuse provide` answers a case-by-case request: the desk reads the provider's own
+        # records, and writes the provision record and its own sealed audit chain.
+        acls += _topic(auditor, topology.ingest(policy.handling.provider), "read")
+        acls += _topic(auditor, topology.provision_records, "write")
+        acls += _topic(auditor, topology.audit, "write")
+        acls += _topic(auditor, topology.audit_checkpoints, "write")
     for table in policy.statistics.tables:
         acls += _topic(auditor, topology.stats(table.id), "read")  # `jointuse stats show`
     # Rights requests come in through the privacy desk, which is the auditor's principal.

@@ -31,7 +31,7 @@ def recorded_decisions(settings: Settings, topic: str) -> dict[tuple[int, int], 
     group = f"{settings.topic_prefix}.pipeline-replay.audit"
     scanned = scan_topic(settings.kafka_common(), topology.audit, group_id=group, contains=[needle])
     for event in readable(message.value() for message in scanned):
-        if event.input.topic != topic:
+        if event.input.topic != topic or event.request is not None:  # an operator's provision, not a decision
             continue
         position = (event.input.partition, event.input.offset)
         previous = found.get(position)

@@ -53,13 +53,25 @@ COMMANDS: dict[str, list[str]] = {
     "rights report": ["rights", "report", "c1"],
     "retention run": ["retention", "run"],
     "foreign run": ["foreign", "run", "--recipient", "x"],
+    "provide": [
+        "provide",
+        "--channel",
+        "x",
+        "--basis",
+        "professional",
+        "--subject",
+        "jcom-insurance:c1",
+        "--request",
+        "R1",
+    ],
     "dq run": ["dq", "run", "--topic", "jointuse.ingest.jcom.customer.v1"],
     "dq suites": ["dq", "suites"],
 }
 # Commands that read no setting: they work on their arguments alone.
 NO_SETTINGS = {"generate", "policy diff"}
 # Commands that need no broker, registry or subject index (the rest exit 3 without them), and the
-# foreign run, whose recipient the shipped notice does not name (none abroad): refused first, exit 2.
+# foreign run and provide, whose recipient the shipped notice does not name (it names none abroad and
+# no channel of the insurer's): refused first, exit 2.
 OFFLINE = {
     "generate": 0,
     "catalog": 0,
@@ -72,6 +84,7 @@ OFFLINE = {
     "stats preview": 0,
     "dq suites": 0,
     "foreign run": 2,
+    "provide": 2,
 }
 UNREACHABLE = {
     "JOINTUSE_BOOTSTRAP_SERVERS": "127.0.0.1:1",

@@ -19,6 +19,7 @@ from streams.serde.registry import Registry
 from streams.serde.wire import unframe
 from streams.settings import Settings
 from streams.worker.confluent_main import ConfluentWorker
+from tests.cli.helpers import run_cli
 from tests.policies import policy_with_channels
 from tests.policy.test_handling import INVESTIGATOR
 from tests.policy.test_provide import ASSOCIATION, LAWYER, REINSURER
@@ -115,3 +116,32 @@ def test_each_standing_channel_receives_its_own_and_leaves_its_records(
     assert len(supervised) == len(insured)
     assert {(s["recipient"], s["contract"]) for s in supervised} == {("claims-investigator", "ENT-2026-004")}
     assert "SECRET" not in json.dumps(records_out + supervised)
+
+    # A lawyer's request, answered by the privacy desk for one subject, once.
+    subject = next(r for r in with_contract if not r["consent"]["joint_use_stop"])
+    key = f"jcom-insurance:{subject['customer_id']}"
+    answer_file = tmp_path / "answer.json"
+    ask = ["provide", "--channel", "counsel", "--basis", "professional", "--subject", key]
+    done = run_cli([*ask, "--request", "BAR-2026-0042", "--out", str(answer_file)], settings)
+    answer = json.loads(answer_file.read_text(encoding="utf-8"))
+    assert answer["request"] == "BAR-2026-0042" and answer["record"]["customer_id"] == subject["customer_id"]
+    assert set(answer["record"]) - identifiers <= {"name", "name_kana", "address", "postal_code", "policy", "claims"}
+    assert "SECRET" not in json.dumps({k: v for k, v in answer["record"].items() if k != "claims"})
+    assert "recorded" in done.stderr
+    lawyer_records = [
+        orjson.loads(m.value())
+        for m in read_committed(settings, topology.provision_records, expected=2 * len(with_contract) + 1, timeout=60)
+        if b'"counsel"' in m.value()
+    ]
+    assert [(r["recipient"], r["request"], r["subject_key"]) for r in lawyer_records] == [
+        ("counsel", "BAR-2026-0042", key)
+    ]
+    (event,) = [e for e in audit_events(settings, topology, len(records) + 1) if e.get("request")]
+    assert event["request"] == "BAR-2026-0042" and set(event["provisions"]) == {"counsel"}
+    # Asked again under the same reference: refused (1); without a reference: refused by its option (2).
+    again = run_cli([*ask, "--request", "BAR-2026-0042"], settings, check=False)
+    assert again.returncode == 1 and "answered once" in again.stderr and len(again.stderr.strip().splitlines()) == 1
+    bare = run_cli(ask, settings, check=False)
+    assert bare.returncode == 2 and "--request" in bare.stderr and len(bare.stderr.strip().splitlines()) == 1
+    # The chain of the desk's writer verifies with the pipeline's.
+    run_cli(["audit", "verify"], settings)

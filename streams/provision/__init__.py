@@ -1,0 +1,1 @@
+"""Provision through the insurer's case-by-case channels (a lawyer's, an authority's request)."""

@@ -1,0 +1,234 @@
+"""One provision through a case-by-case channel of the insurer's notice (section 5: a law, a lawyer,
+a bank): an operator answers one request, for one subject, once, and it is recorded.
+
+The same engine and canary as every other channel decide what the recipient gets of the subject's
+latest record on the provider's ingest topic; the answer is written to a file for the operator to
+hand over, and, in one transaction, the provision record (where the basis needs one) and an audit
+event naming the request, sealed into the privacy desk's own audit chain. A request reference is
+answered once: a second provision under it is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from streams.audit.event import Provided, encode_event
+from streams.errors import ClusterError, ConfigError
+from streams.kafka import clients
+from streams.kafka.company_client import ensure_reachable
+from streams.kafka.produce import produce_waiting
+from streams.kafka.reader import RangeSpec, read_range, scan_topic
+from streams.messages import H_TRACE_ID, OutMessage
+from streams.policy.bases import BASES
+from streams.policy.canary import LeakCanary
+from streams.policy.decision import Delivery, Status
+from streams.policy.engine import Engine
+from streams.policy.loader import load_policies
+from streams.policy.model import Channel, Policy
+from streams.policy.provision import PROVISION_RECORD, provision_record
+from streams.rights.view import RightsView
+from streams.runtime.confluent import in_message
+from streams.serde.governed import GovernedReader, GovernedSchemas
+from streams.serde.json_form import JsonForm
+from streams.serde.registry import Registry
+from streams.settings import Settings
+from streams.topology import Topology
+from streams.worker.parts import audit_sealer
+
+REQUEST_REFERENCE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$")
+
+
+class Refused(Exception):
+    """The request cannot be answered as asked (the policy withholds it, or it was answered)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    channel: str
+    basis: str
+    reference: str
+    subject_key: str  # source:customer_id
+
+    @property
+    def source(self) -> str:
+        return self.subject_key.partition(":")[0]
+
+    @property
+    def customer_id(self) -> str:
+        return self.subject_key.partition(":")[2]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What was provided: the recipient's record (JSON form) and where the input was read."""
+
+    channel: str
+    reference: str
+    record: dict[str, Any]
+    delivery: Delivery
+    input_topic: str
+    input_partition: int
+    input_offset: int
+
+
+def checked(policy: Policy, request: Request) -> Channel:
+    """The channel a request names, or ``ConfigError`` naming the option and the rule (no network)."""
+    channel = policy.channels_by_id.get(request.channel)
+    if channel is None or policy.handling is None:
+        raise ConfigError(
+            f"--channel: {request.channel} is not a channel of the insurer's notice (policy {policy.version})"
+        )
+    if BASES[channel.basis].continuous:
+        raise ConfigError(f"--channel: {channel.id} is a standing channel; the workers provide to it")
+    if request.basis != channel.basis.value:
+        raise ConfigError(f"--basis: {channel.id} is provided under {channel.basis.value}, not another basis")
+    if not REQUEST_REFERENCE.fullmatch(request.reference):
+        raise ConfigError(
+            "--request: every case-by-case provision names the request it answers "
+            "(letters, digits and . _ : / -, at most 64)"
+        )
+    if not request.customer_id or request.source != policy.handling.provider:
+        raise ConfigError(f"--subject: must be {policy.handling.provider}:<customer_id> (the provider's own customer)")
+    return channel
+
+
+def provide(
+    settings: Settings,
+    request: Request,
+    *,
+    now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    on_progress: Callable[[str, int], None] = lambda step, seen: None,
+) -> Answer:
+    """Answers ``request`` once. Raises ``ConfigError`` (a bad request, exit 2), ``Refused`` (the
+    policy withholds it, or it was answered before, exit 1), ``ClusterError`` (exit 3)."""
+    policies = load_policies(settings.policy_path)
+    policy = policies.in_force(now()) or policies.latest
+    channel = checked(policy, request)
+    ensure_reachable(settings)
+    topology = Topology(settings.topic_prefix)
+    kafka = settings.kafka_common()
+    group = f"{settings.topic_prefix}.auditor.provide"
+    _refuse_if_answered(kafka, topology, request, group, on_progress)
+
+    latest = None
+    spec = RangeSpec(topology.ingest(request.source), key=request.customer_id)
+    for batch in read_range(kafka, spec, group_id=group, on_progress=lambda seen: on_progress("ingest", seen)):
+        latest = batch[-1] if batch else latest  # the latest record of the subject
+    if latest is None:
+        raise Refused(f"no record of the subject on {topology.ingest(request.source)}")
+    found = in_message(latest)
+    governed = GovernedSchemas.load(settings.schema_dir)
+    decoded = GovernedReader(governed, Registry(settings.registry_conf())).decode(found.value)
+    version = decoded.reading.version
+    view = RightsView(kafka, topology.rights, group_id=f"{group}.rights")
+    view.start()
+    try:
+        stopped = view.is_stopped(request.source, request.customer_id)
+    finally:
+        view.stop()
+    at = now()
+    decision = Engine(version.classified, policies).provide(
+        decoded.record, request.source, channel.id, now=at, stopped=stopped, trusted=True
+    )
+    if decision.status is not Status.SHARED:
+        raise Refused(f"not provided: {decision.message}")
+    delivery = decision.deliveries[channel.id]
+    leaks = LeakCanary(version.classified, policies).inspect(
+        delivery, source=request.source, policy_version=decision.policy_version
+    )
+    if leaks:  # an engine fault: nothing leaves
+        raise Refused(f"not provided: the leak canary found {len(leaks)} value(s) the channel may not hold")
+
+    subject = settings.subject_keys().subject(request.source, request.customer_id)
+    where = {"topic": found.topic, "partition": found.partition, "offset": found.offset}
+    messages = []
+    entry = provision_record(
+        channel,
+        delivery,
+        subject=subject,
+        subject_key=request.subject_key,
+        source=request.source,
+        policy_version=decision.policy_version,
+        provided_at=at,
+        input_ref=where,
+        request=request.reference,
+    )
+    if entry is not None:
+        messages.append(OutMessage(topology.provision_records, subject.encode(), json.dumps(entry).encode(), []))
+    trace = f"provide:{request.reference}"
+    event = encode_event(
+        subject=subject,
+        subject_key_id=settings.subject_keys().key_id,
+        source=request.source,
+        status=Status.SHARED,
+        reason=decision.reason.value,
+        recipients={},
+        purposes=delivery.purposes,
+        dropped=decision.dropped,
+        policy_version=decision.policy_version,
+        record_policy_version=decision.record_policy_version,
+        schema_id=decoded.schema_id,
+        position=found,
+        processed_at_ms=int(at.timestamp() * 1000),
+        trace_id=trace,
+        processed_by=group,
+        provisions={channel.id: Provided(channel.basis.value, delivery.purposes, delivery.items, delivery.fields)},
+        request=request.reference,
+    )
+    messages.append(OutMessage(topology.audit, subject.encode(), event, [(H_TRACE_ID, trace.encode())]))
+    _write_once(settings, group, messages)
+    record = JsonForm(version.classified).to_json(dict(delivery.record))
+    return Answer(channel.id, request.reference, record, delivery, found.topic, found.partition, found.offset)
+
+
+def _refuse_if_answered(
+    kafka: dict[str, Any], topology: Topology, request: Request, group: str, on_progress: Callable[[str, int], None]
+) -> None:
+    needle = json.dumps({"request": request.reference})[1:-1].encode()
+    for message in scan_topic(
+        kafka,
+        topology.provision_records,
+        group_id=group,
+        contains=[needle],
+        on_progress=lambda seen: on_progress("provision records", seen),
+    ):
+        try:
+            record = json.loads(message.value() or b"{}")
+        except ValueError:
+            continue
+        if (
+            record.get("type") == PROVISION_RECORD
+            and record.get("request") == request.reference
+            and record.get("recipient") == request.channel
+        ):
+            raise Refused(
+                f"request {request.reference} was answered to {request.channel} at {record.get('provided_at')}: "
+                "a request is answered once"
+            )
+
+
+def _write_once(settings: Settings, writer: str, messages: list[OutMessage]) -> None:
+    """One transaction of the privacy desk's writer: the records and the sealed audit event."""
+    sealer = audit_sealer(settings, writer)
+    producer = clients.producer(settings.kafka_common(), transactional_id=writer)
+    sealed = sealer.seal(messages)
+    try:
+        producer.begin_transaction()
+        for message in sealed:
+            produce_waiting(producer, message)
+        producer.commit_transaction(60)
+    except KafkaException as exc:
+        sealer.aborted()
+        try:
+            producer.abort_transaction(30)
+        except KafkaException:
+            pass  # the coordinator aborts it after its timeout
+        raise ClusterError(f"the provision could not be recorded: {clients.failure(exc)}") from exc
+    sealer.committed()
