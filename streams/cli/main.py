@@ -36,7 +36,7 @@ from streams.errors import JointUseError, PolicyError, SchemaError, exit_code_of
 from streams.policy.diff import diff_policies
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet, load_policies, load_policy
-from streams.policy.notice import render_notice
+from streams.policy.notice import render_handling, render_notice
 from streams.serde.compatibility import check_backward, schema_versions
 from streams.serde.governed import governed_version
 from streams.serde.json_form import JsonForm
@@ -173,6 +173,30 @@ def policy_notice(
         known = ", ".join(p.version for p in policies.versions)
         fail(f"{policy or load_settings().policy_path}: --version: no such version (versions: {known})")
     typer.echo(render_notice(chosen, "ja" if lang is Lang.JA else "en"), nl=False)
+
+
+@policy_app.command("render")
+def policy_render(
+    policy: PolicyOption = None,
+    version: Annotated[str | None, typer.Option("--version", help="Version to render (default: latest).")] = None,
+) -> None:
+    """Render the insurer's own notice (個人情報の取扱いについて) as far as the policy governs it:
+    its purposes of use (section 1), the bases it provides personal data outside on (section 5),
+    provision abroad with its countries (section 6) and sensitive data (section 8). Exit 1 when the
+    policy holds no insurer's notice (no handling section).
+
+    Example: jointuse policy render --policy policies/jcom-group.yaml
+    """
+    policies = _policies(policy)
+    try:
+        chosen = policies.by_version(version) if version else policies.latest
+    except PolicyError:
+        known = ", ".join(p.version for p in policies.versions)
+        fail(f"{policy or load_settings().policy_path}: --version: no such version (versions: {known})")
+    text = render_handling(chosen)
+    if not text:
+        fail(f"policy {chosen.version} holds no insurer's notice (handling)", Exit.PROBLEMS)
+    typer.echo(text, nl=False)
 
 
 @policy_app.command("diff")

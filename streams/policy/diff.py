@@ -106,6 +106,7 @@ RULES: dict[str, Requirement] = {
     "handling.purposes[*].ordinal": _N,
     "handling.purposes[*].marketing": _A,
     "handling.sensitive_purposes": _C,
+    "handling.bases": _C,  # a new way for the data to leave
     "handling.channels[*]": _C,
     "handling.channels[*].id": _C,
     "handling.channels[*].basis": _C,

@@ -255,6 +255,11 @@ class Handling(_Frozen):
         description="The purposes for which sensitive data may be used or provided (the guideline's list, "
         "e.g. underwriting, claims payment, reinsurance); none: never.",
     )
+    bases: tuple[LegalBasis, ...] = Field(
+        default=(),
+        description="The bases of provision outside that the notice publishes (section 5), in its order; "
+        "a channel may only be under one of them.",
+    )
     channels: tuple[Channel, ...] = Field(default=(), description="Recipients outside the joint use.")
     consent_evidence: str = Field(
         "policy",
@@ -273,7 +278,14 @@ class Handling(_Frozen):
         known = {p.id for p in self.purposes}
         _known("handling.sensitive_purposes", self.sensitive_purposes, known)
         allowed = set(self.sensitive_purposes)
+        if len(set(self.bases)) != len(self.bases):
+            raise ValueError("handling.bases lists a basis twice")
+        for basis in self.bases:
+            if basis in (LegalBasis.JOINT_USE, LegalBasis.FOREIGN):
+                raise ValueError(f"handling.bases: {basis} has a section of its own, not section 5")
         for channel in self.channels:
+            if channel.basis not in self.bases:
+                raise ValueError(f"channel {channel.id!r}: its basis {channel.basis} is not published (handling.bases)")
             _known(f"channel {channel.id!r}", channel.purposes, known)
             if channel.sensitive_fields:
                 beyond = sorted(set(channel.purposes) - allowed)

@@ -30,6 +30,7 @@ COMMANDS: dict[str, list[str]] = {
     "filter": ["filter", "--source", "jcom"],
     "policy check": ["policy", "check"],
     "policy notice": ["policy", "notice"],
+    "policy render": ["policy", "render"],
     "policy diff": ["policy", "diff", POLICY, POLICY],
     "schemas check": ["schemas", "check"],
     "schemas publish": ["schemas", "publish"],
@@ -78,6 +79,7 @@ OFFLINE = {
     "filter": 0,
     "policy check": 0,
     "policy notice": 0,
+    "policy render": 0,
     "policy diff": 1,  # the same file twice: "the new version does not take effect after the old one"
     "schemas check": 0,
     "audit public-key": 0,
@@ -164,6 +166,7 @@ READS_A_PATH: dict[str, list[str]] = {
     "policy check --policy": ["policy", "check", "--policy", MISSING],
     "policy check --schemas": ["policy", "check", "--schemas", MISSING],
     "policy notice --policy": ["policy", "notice", "--policy", MISSING],
+    "policy render --policy": ["policy", "render", "--policy", MISSING],
     "policy diff": ["policy", "diff", MISSING, POLICY],
     "schemas check --schemas": ["schemas", "check", "--schemas", MISSING],
     "schemas check --policy": ["schemas", "check", "--policy", MISSING],

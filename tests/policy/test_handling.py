@@ -217,3 +217,39 @@ def test_policy_check_refuses_channel_fields_the_schema_does_not_class_so(change
     bad = PolicySet.of([Policy.model_validate(_with_channels({**INVESTIGATOR, **change}))])
     problems = runtime_problems(POLICY_PATH.parent.parent / "schemas", bad)
     assert problems and all(problem in p for p in problems[:1]), problems
+
+
+def _seed_sections() -> dict[str, str]:
+    """The seed's numbered sections of 個人情報の取扱いについて, by number, as published."""
+    import re
+
+    text = SEED.read_text(encoding="utf-8")
+    starts = [(m.group(1), m.start()) for m in re.finditer(r"^(\d) \S", text, re.M)]
+    return {
+        number: text[start : (starts[i + 1][1] if i + 1 < len(starts) else len(text))].rstrip("\n")
+        for i, (number, start) in enumerate(starts)
+    }
+
+
+def test_the_rendered_notice_is_the_seeds_sections_1_5_6_and_8() -> None:
+    from streams.policy.notice import render_handling
+
+    rendered = render_handling(Policy.model_validate(_shipped()))
+    seed = _seed_sections()
+    by_section: dict[str, list[str]] = {}
+    current = ""
+    for line in rendered.splitlines():
+        if line[:1].isdigit() and line[1:2] == " ":
+            current = line[0]
+        by_section.setdefault(current, []).append(line)
+    assert sorted(by_section) == ["1", "5", "6", "8"]
+    for number, lines in by_section.items():
+        assert "\n".join(lines).rstrip("\n") == seed[number], number
+
+
+def test_a_channel_under_a_basis_the_notice_does_not_publish_is_refused() -> None:
+    data = _with_channels(INVESTIGATOR)
+    data["handling"]["bases"] = ["legal_obligation", "reinsurance"]
+    assert "is not published (handling.bases)" in _refusal(data)
+    data["handling"]["bases"] = ["entrustment", "foreign"]
+    assert "has a section of its own" in _refusal(data)
