@@ -69,19 +69,21 @@ class TransientRetries(logging.Filter):
 
 
 class FoldedRepeats(logging.Filter):
-    """At most one line per cause and minute from the Kafka clients: a broker that is away makes
-    librdkafka log the same failed connect every few milliseconds (hundreds of lines before a
-    command's own one-line error). A cause is the message with its numbers and client names
-    blanked; the next line of the same cause after the minute says how many were folded."""
+    """At most one line per cause and ``fold_seconds`` from the Kafka clients: a broker that is
+    away makes librdkafka log the same failed connect every few milliseconds (hundreds of lines
+    before a command's own one-line error). A cause is the message with its numbers and client
+    names blanked; the next line of the same cause after the interval says how many were folded.
+    A worker says it again each minute; a command, whose wait ends in its own error line, once."""
 
     FOLD_SECONDS = 60.0
     _NUMBERS = re.compile(r"\d+")
     _CLIENT = re.compile(r"\[rdkafka#[^\]]*\]|\[thrd:[^\]]*\]")
 
-    def __init__(self) -> None:
+    def __init__(self, fold_seconds: float = FOLD_SECONDS) -> None:
         super().__init__()
+        self.fold_seconds = fold_seconds
         self._lock = threading.Lock()
-        self._seen: dict[str, tuple[float, int]] = {}  # cause -> (when last shown, folded since)
+        self._seen: dict[str, tuple[float | None, int]] = {}  # cause -> (when last shown, folded since)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith((KAFKA_CLIENT_LOGGER, "aiokafka")):
@@ -89,8 +91,8 @@ class FoldedRepeats(logging.Filter):
         cause = self._NUMBERS.sub("#", self._CLIENT.sub("", record.getMessage()))
         now = time.monotonic()
         with self._lock:
-            shown, folded = self._seen.get(cause, (-self.FOLD_SECONDS, 0))
-            if now - shown < self.FOLD_SECONDS:
+            shown, folded = self._seen.get(cause, (None, 0))
+            if shown is not None and now - shown < self.fold_seconds:
                 self._seen[cause] = (shown, folded + 1)
                 return False
             self._seen[cause] = (now, 0)
@@ -108,7 +110,9 @@ def kafka_client_logger() -> logging.Logger:
     return logger
 
 
-def logging_config(level: str = "INFO", worker_id: str | None = None) -> dict[str, Any]:
+def logging_config(
+    level: str = "INFO", worker_id: str | None = None, fold_seconds: float = FoldedRepeats.FOLD_SECONDS
+) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` mapping (faust's ``logging_config`` setting takes it as is)."""
     return {
         "version": 1,
@@ -116,7 +120,7 @@ def logging_config(level: str = "INFO", worker_id: str | None = None) -> dict[st
         "formatters": {"json": {"()": "streams.logs.JsonFormatter", "worker_id": worker_id}},
         "filters": {
             "transient": {"()": "streams.logs.TransientRetries"},
-            "folded": {"()": "streams.logs.FoldedRepeats"},
+            "folded": {"()": "streams.logs.FoldedRepeats", "fold_seconds": fold_seconds},
         },
         "handlers": {
             "stderr": {
@@ -135,8 +139,10 @@ def logging_config(level: str = "INFO", worker_id: str | None = None) -> dict[st
     }
 
 
-def configure(level: str = "INFO", worker_id: str | None = None) -> None:
+def configure(
+    level: str = "INFO", worker_id: str | None = None, *, fold_seconds: float = FoldedRepeats.FOLD_SECONDS
+) -> None:
     import logging.config
 
-    logging.config.dictConfig(logging_config(level, worker_id))
+    logging.config.dictConfig(logging_config(level, worker_id, fold_seconds))
     sys.stderr.flush()

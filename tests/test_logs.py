@@ -75,3 +75,17 @@ def test_the_kafka_clients_repeated_lines_are_folded_to_one_per_cause_and_minute
     folded._seen = {cause: (when - FoldedRepeats.FOLD_SECONDS, n) for cause, (when, n) in folded._seen.items()}
     late = record(fail.format(n=7))
     assert folded.filter(late) and "(199 more like this folded)" in late.getMessage()
+
+
+def test_a_command_says_each_cause_once_however_long_it_waits() -> None:
+    import logging
+    import math
+
+    from streams.logs import KAFKA_CLIENT_LOGGER, FoldedRepeats
+
+    folded = FoldedRepeats(fold_seconds=math.inf)  # what the CLI configures
+    message = "FAIL [rdkafka#consumer-1] [thrd:127.0.0.1:1/bootstrap]: Connect failed (after 0ms in state CONNECT)"
+    assert folded.filter(logging.LogRecord(KAFKA_CLIENT_LOGGER, logging.ERROR, __file__, 1, message, None, None))
+    folded._seen = {cause: (when - 3600, n) for cause, (when, n) in folded._seen.items() if when is not None}
+    again = logging.LogRecord(KAFKA_CLIENT_LOGGER, logging.ERROR, __file__, 1, message, None, None)
+    assert not folded.filter(again)  # an hour later: still folded

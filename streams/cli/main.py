@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -55,11 +56,12 @@ app = typer.Typer(
 
 @app.callback()
 def _cli_logging() -> None:
-    """Warnings of any library, the Kafka clients' included, as JSON lines on stderr (a worker
-    command configures its own level when it starts)."""
+    """Warnings of any library, the Kafka clients' included, as JSON lines on stderr, each cause
+    once while the command runs (a worker command configures its own level and a line per cause
+    and minute when it starts)."""
     from streams.logs import configure
 
-    configure("WARNING")
+    configure("WARNING", fold_seconds=math.inf)
 
 
 policy_app = typer.Typer(help="Check, render and compare joint-use notices.", no_args_is_help=True)

@@ -87,6 +87,7 @@ def test_the_catalog_lists_the_members_in_wire_order() -> None:
         provisions={
             "claims-investigator": Provided("entrustment", ("insurer.claims_payment",), ("name",), ("policy",))
         },
+        request="BAR-1",
     )
     sealed = orjson.loads(seal(full.to_json(), Link("w", 1, "0" * 64)))
     assert list(sealed) == [name for name, _, _ in FIELDS]
