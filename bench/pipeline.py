@@ -448,3 +448,21 @@ def run(
                 ),
             )
     return results
+
+
+BATCH_WAITS_MS = (20, 50, 100)
+
+
+def batch_wait(rate: float = 2000.0, waits: tuple[int, ...] = BATCH_WAITS_MS) -> dict[str, Any]:
+    """Latency at a steady rate (half of what a worker sustains here) for each JOINTUSE_MAX_BATCH_WAIT_MS
+    on both runtimes: what the default is chosen by. Shorter waits make more, smaller transactions,
+    whose fixed cost (offsets to the group coordinator, the commit's round trips, on the same two
+    cores as the broker) outweighs the wait they save."""
+    base = load_settings().model_copy(update={"metrics_port": 0})
+    results: dict[str, Any] = {"rate_records_per_s": round(rate)}
+    for runtime in ("confluent", "faust"):
+        for wait in waits:
+            with stage(f"batch wait: {runtime}, {wait} ms, {rate:,.0f} records/s"):
+                measured = latency(base.model_copy(update={"max_batch_wait_ms": wait}), runtime=runtime, rate=rate)
+            results[f"{runtime}_{wait}ms"] = {"p50_ms": measured["p50_ms"], "p99_ms": measured["p99_ms"]}
+    return results

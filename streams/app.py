@@ -33,7 +33,6 @@ from streams.worker.parts import default_worker_id
 log = logging.getLogger("jointuse.worker")
 # faust leaves the client library's loggers at DEBUG: every send would build a log record.
 logging.getLogger("aiokafka").setLevel(logging.WARNING)
-BATCH_WITHIN_SECONDS = 0.05
 
 
 def names(settings: Settings, worker_id: str) -> WorkerNames:
@@ -109,7 +108,7 @@ def _batches() -> ConsumerBatches:
             ConsumerBatches(
                 app.consumer,
                 lambda topic: "rights" if topic == topology.rights else "ingest",
-                timeout=BATCH_WITHIN_SECONDS,
+                timeout=settings.max_batch_wait_ms / 1000,
                 max_pending=settings.batch_size * 4,
             )
         )

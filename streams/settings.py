@@ -95,6 +95,12 @@ class Settings(BaseSettings):
     audit_checkpoint_seconds: float = Field(60.0, gt=0, description="...and at least this often while it writes.")
     worker_id: str | None = Field(None, description="Stable id of a worker (names its transactions).")
     batch_size: int = Field(1000, ge=1, description="Records per batch (and per transaction).")
+    max_batch_wait_ms: int = Field(
+        50,
+        ge=1,
+        le=10_000,
+        description="A batch is decided once it is full or its first record has waited this long (ms).",
+    )
     guarantee: Guarantee = Field("exactly_once", description="Delivery guarantee.")
     log_level: str = Field("INFO", description="Log level of the worker.")
     max_clock_skew_seconds: float = Field(
@@ -130,6 +136,7 @@ class Settings(BaseSettings):
             "JOINTUSE_SASL_MECHANISM": self.sasl_mechanism,
             "JOINTUSE_SASL_USERNAME": self.sasl_username or "",
             "JOINTUSE_MAX_CLOCK_SKEW_SECONDS": str(self.max_clock_skew_seconds),
+            "JOINTUSE_MAX_BATCH_WAIT_MS": str(self.max_batch_wait_ms),
             "JOINTUSE_STATS_GRACE_SECONDS": str(self.stats_grace_seconds),
             "JOINTUSE_STATS_METRICS_PORT": str(self.stats_metrics_port),
             **({"JOINTUSE_SUBJECT_KEY_FILE": str(self.subject_key_file)} if self.subject_key_file else {}),

@@ -32,7 +32,7 @@ class RunnerConfig:
     transactional_id: str
     guarantee: Guarantee = "exactly_once"
     batch_size: int = 500
-    poll_timeout: float = 0.05
+    poll_timeout: float = 0.05  # the longest a batch waits to fill (JOINTUSE_MAX_BATCH_WAIT_MS)
     subscription: tuple[str, ...] = ()  # topics or ^regexes
 
 
@@ -149,7 +149,12 @@ class ConfluentTransport(ConfluentWriter):
         return None  # see ``send_offsets``
 
     async def fetch(self) -> Sequence[InMessage]:
-        batch = self.consumer.consume(self.config.batch_size, self.config.poll_timeout)
+        """What is already here, without waiting (it came while the last batch was decided and
+        committed: it has waited); else what comes until the batch is full or ``poll_timeout`` has
+        passed (librdkafka's batch consume waits for both, however early the first record came)."""
+        batch = self.consumer.consume(self.config.batch_size, 0) or self.consumer.consume(
+            self.config.batch_size, self.config.poll_timeout
+        )
         return [in_message(m) for m in batch if not _is_error(m)]
 
     async def rewind(self, positions: Offsets) -> None:

@@ -47,6 +47,7 @@ class ConfluentWorker:
                 transactional_id=named.transactional_id,
                 guarantee=guarantee,
                 batch_size=batch_size,
+                poll_timeout=settings.max_batch_wait_ms / 1000,
                 subscription=(topology.ingest_pattern(),),
             ),
             self.worker.pipeline_loop,
