@@ -187,21 +187,17 @@ class Topology:
         for channel in policy.handling.channels if policy.handling is not None else ():
             if not BASES[channel.basis].continuous:
                 continue  # provided case by case: through the operator's command, not a topic
-            items = [i for i in policy.items if i.id in channel.items]
-            keep_ms = max([retention_days(i.retention) for i in items] or [0]) * 86_400_000 or longest_ms
-            specs.append(
-                TopicSpec(
-                    self.provide(channel.id),
-                    {"cleanup.policy": "compact,delete", "retention.ms": str(keep_ms), "min.compaction.lag.ms": "0"},
-                )
-            )
+            specs.append(_recipient_topic(self.provide(channel.id), policy, channel.items, longest_ms))
         for recipient in policy.foreign_provision.recipients:
-            items = [i for i in policy.items if i.id in recipient.items]
-            keep_ms = max([retention_days(i.retention) for i in items] or [0]) * 86_400_000 or longest_ms
-            specs.append(
-                TopicSpec(
-                    self.foreign(recipient.id),
-                    {"cleanup.policy": "compact,delete", "retention.ms": str(keep_ms), "min.compaction.lag.ms": "0"},
-                )
-            )
+            specs.append(_recipient_topic(self.foreign(recipient.id), policy, recipient.items, longest_ms))
         return specs
+
+
+def _recipient_topic(name: str, policy: Policy, items: tuple[str, ...], longest_ms: int) -> TopicSpec:
+    """A recipient's topic outside joint use: compacted per subject, each delivery kept as long as
+    the longest-kept of the items it may hold (the notice's longest without any)."""
+    kept = [retention_days(i.retention) for i in policy.items if i.id in items]
+    keep_ms = max(kept or [0]) * 86_400_000 or longest_ms
+    return TopicSpec(
+        name, {"cleanup.policy": "compact,delete", "retention.ms": str(keep_ms), "min.compaction.lag.ms": "0"}
+    )

@@ -37,6 +37,7 @@ from streams.errors import JointUseError, PolicyError, SchemaError, exit_code_of
 from streams.policy.diff import diff_policies
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet, load_policies, load_policy
+from streams.policy.model import Policy
 from streams.policy.notice import render_handling, render_notice
 from streams.serde.compatibility import check_backward, schema_versions
 from streams.serde.governed import governed_version
@@ -168,13 +169,18 @@ def policy_notice(
 
     Example: jointuse policy notice --lang en
     """
+    chosen = _version(policy, version)
+    typer.echo(render_notice(chosen, "ja" if lang is Lang.JA else "en"), nl=False)
+
+
+def _version(policy: Path | None, version: str | None) -> Policy:
+    """The policy version ``--version`` names (the latest without it), or one line naming the file."""
     policies = _policies(policy)
     try:
-        chosen = policies.by_version(version) if version else policies.latest
+        return policies.by_version(version) if version else policies.latest
     except PolicyError:
         known = ", ".join(p.version for p in policies.versions)
         fail(f"{policy or load_settings().policy_path}: --version: no such version (versions: {known})")
-    typer.echo(render_notice(chosen, "ja" if lang is Lang.JA else "en"), nl=False)
 
 
 @policy_app.command("render")
@@ -189,12 +195,7 @@ def policy_render(
 
     Example: jointuse policy render --policy policies/jcom-group.yaml
     """
-    policies = _policies(policy)
-    try:
-        chosen = policies.by_version(version) if version else policies.latest
-    except PolicyError:
-        known = ", ".join(p.version for p in policies.versions)
-        fail(f"{policy or load_settings().policy_path}: --version: no such version (versions: {known})")
+    chosen = _version(policy, version)
     text = render_handling(chosen)
     if not text:
         fail(f"policy {chosen.version} holds no insurer's notice (handling)", Exit.PROBLEMS)

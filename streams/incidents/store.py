@@ -10,15 +10,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaException
-
 from streams.audit.event import AuditEvent, readable
-from streams.errors import ClusterError, ConfigError
+from streams.errors import ConfigError
 from streams.incidents.book import IncidentBook, leak_notice, opened_event
 from streams.incidents.breach import IncidentScope, delivery_exposure
-from streams.kafka import clients
+from streams.kafka import produce
 from streams.kafka.follow import TopicFollower
-from streams.kafka.produce import out, produce_waiting
+from streams.kafka.produce import out
 from streams.kafka.reader import RangeSpec, read_range, scan_topic
 from streams.messages import OutMessage
 from streams.settings import Settings
@@ -173,19 +171,6 @@ def append_event(settings: Settings, incident_id: str, value: bytes) -> None:
 
 
 def write_in_transaction(settings: Settings, messages: list[OutMessage]) -> None:
-    """All of ``messages`` or none. The transactional id is the privacy desk's, so a second desk
-    process fences a stuck one."""
-    client = clients.producer(settings.kafka_common(), transactional_id=f"{settings.topic_prefix}.auditor.incidents")
-    try:
-        client.begin_transaction()
-        for message in messages:
-            produce_waiting(client, message)
-        client.commit_transaction(60)
-    except KafkaException as exc:
-        try:
-            client.abort_transaction(30)
-        except KafkaException:
-            pass  # the transaction times out on the broker: nothing of it is read committed
-        raise ClusterError(f"the incident was not written: {clients.failure(exc)}") from exc
-    finally:
-        client.flush(5)
+    """All of ``messages`` or none, as the privacy desk's incidents writer."""
+    write_events = f"{settings.topic_prefix}.auditor.incidents"
+    produce.write_in_transaction(settings.kafka_common(), write_events, messages, what="the incident")

@@ -49,3 +49,24 @@ def produce_waiting(
 
 def out(topic: str, key: bytes | None, value: bytes | None, headers: Headers | None = None) -> OutMessage:
     return OutMessage(topic, key, value, headers or [])
+
+
+def write_in_transaction(
+    kafka: dict[str, Any], transactional_id: str, messages: list[OutMessage], *, what: str
+) -> None:
+    """All of ``messages`` or none, in one transaction of ``transactional_id`` (a second process with
+    that id fences a stuck one). ``ClusterError`` saying ``what`` was not written."""
+    client = clients.producer(kafka, transactional_id=transactional_id)
+    try:
+        client.begin_transaction()
+        for message in messages:
+            produce_waiting(client, message)
+        client.commit_transaction(60)
+    except KafkaException as exc:
+        try:
+            client.abort_transaction(30)
+        except KafkaException:
+            pass  # the transaction times out on the broker: nothing of it is read committed
+        raise ClusterError(f"{what} was not written: {clients.failure(exc)}") from exc
+    finally:
+        client.flush(5)

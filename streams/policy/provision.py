@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from streams.policy.bases import BASES, Basis
+from streams.policy.bases import BASES
 from streams.policy.classification import CLASS_PROPERTY, ITEM_PROPERTY, ClassifiedSchema, FieldClass, filtered_schema
 from streams.policy.decision import Delivery
 from streams.policy.model import Channel, Policy
@@ -49,84 +50,61 @@ def channel_schema(schema: ClassifiedSchema, policy: Policy, channel_id: str) ->
     )
 
 
-def provision_record(
-    channel: Channel,
-    delivery: Delivery,
-    *,
-    subject: str,
-    subject_key: str,
-    source: str,
-    policy_version: str | None,
-    provided_at: dt.datetime,
-    input_ref: Mapping[str, Any],
-    request: str | None = None,
-) -> dict[str, Any] | None:
-    """The provision record of one provision (Art. 29: date, recipient, the person, the items, and
-    the consent it rests on), or None where the basis needs none. No value of the record."""
-    basis = BASES[channel.basis]
-    if not basis.provision_record:
-        return None
-    return {
-        "type": PROVISION_RECORD,
-        **_what_was_provided(
-            channel, basis, delivery, subject, subject_key, source, policy_version, provided_at, input_ref
-        ),
-        "consent": channel.consent_reference or None,
-        "request": request,
-    }
+@dataclass(frozen=True)
+class Provision:
+    """One provision through a channel, and what it leaves behind: its provision record (Art. 29)
+    where the basis needs one, and an entrustee's supervision entry (Art. 25). No value of the
+    record is in either."""
 
+    channel: Channel
+    delivery: Delivery
+    subject: str  # the subject's pseudonym
+    subject_key: str  # source:customer_id
+    source: str
+    policy_version: str | None
+    provided_at: dt.datetime
+    input_ref: Mapping[str, Any]
+    request: str | None = None  # a case-by-case provision's request
 
-def supervision_entry(
-    channel: Channel,
-    delivery: Delivery,
-    *,
-    subject: str,
-    subject_key: str,
-    source: str,
-    policy_version: str | None,
-    provided_at: dt.datetime,
-    input_ref: Mapping[str, Any],
-) -> dict[str, Any] | None:
-    """What an entrustee received, under which contract and task (Art. 25: the provider supervises
-    it); None for any other basis."""
-    basis = BASES[channel.basis]
-    if not basis.supervision_log:
-        return None
-    return {
-        "type": SUPERVISION_ENTRY,
-        **_what_was_provided(
-            channel, basis, delivery, subject, subject_key, source, policy_version, provided_at, input_ref
-        ),
-        "contract": channel.contract,
-        "task_ja": channel.task_ja,
-    }
+    def record(self) -> dict[str, Any] | None:
+        """The provision record (date, recipient, the person, the items, and the consent or request
+        it rests on), or None where the basis needs none."""
+        if not BASES[self.channel.basis].provision_record:
+            return None
+        return {
+            "type": PROVISION_RECORD,
+            **self._what_was_provided(),
+            "consent": self.channel.consent_reference or None,
+            "request": self.request,
+        }
 
+    def supervision(self) -> dict[str, Any] | None:
+        """What an entrustee received, under which contract and task; None for any other basis."""
+        if not BASES[self.channel.basis].supervision_log:
+            return None
+        return {
+            "type": SUPERVISION_ENTRY,
+            **self._what_was_provided(),
+            "contract": self.channel.contract,
+            "task_ja": self.channel.task_ja,
+        }
 
-def _what_was_provided(
-    channel: Channel,
-    basis: Basis,
-    delivery: Delivery,
-    subject: str,
-    subject_key: str,
-    source: str,
-    policy_version: str | None,
-    provided_at: dt.datetime,
-    input_ref: Mapping[str, Any],
-) -> dict[str, Any]:
-    return {
-        "recipient": channel.id,
-        "recipient_name": channel.name_ja,
-        "basis": basis.id.value,
-        "article": basis.article,
-        "subject": subject,
-        # Art. 29 asks for what identifies the person: the source's customer key, as the foreign
-        # egress's records hold it (the subject's report and erasure look provisions up by it).
-        "subject_key": subject_key,
-        "source": source,
-        "items": list(delivery.items),
-        "fields": list(delivery.fields),
-        "purposes": list(delivery.purposes),
-        "provided_at": provided_at.isoformat(),
-        "policy_version": policy_version,
-        "input": dict(input_ref),
-    }
+    def _what_was_provided(self) -> dict[str, Any]:
+        basis = BASES[self.channel.basis]
+        return {
+            "recipient": self.channel.id,
+            "recipient_name": self.channel.name_ja,
+            "basis": basis.id.value,
+            "article": basis.article,
+            "subject": self.subject,
+            # Art. 29 asks for what identifies the person: the source's customer key, as the foreign
+            # egress's records hold it (the subject's report and erasure look provisions up by it).
+            "subject_key": self.subject_key,
+            "source": self.source,
+            "items": list(self.delivery.items),
+            "fields": list(self.delivery.fields),
+            "purposes": list(self.delivery.purposes),
+            "provided_at": self.provided_at.isoformat(),
+            "policy_version": self.policy_version,
+            "input": dict(self.input_ref),
+        }

@@ -38,7 +38,7 @@ from streams.policy.decision import Decision, Delivery, Status
 from streams.policy.engine import DEFAULT_MAX_CLOCK_SKEW, Engine
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
-from streams.policy.provision import channel_schema, provision_record, supervision_entry
+from streams.policy.provision import Provision, channel_schema
 from streams.policy.pseudonym import SubjectKeys
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, GovernedVersion, SchemaSource
@@ -282,18 +282,20 @@ class Processor:
             out.append(
                 OutMessage(self.topology.provide(channel_id), f"{read.source}:{read.key}".encode(), body, headers)
             )
-            about: dict[str, Any] = {
-                "subject": subject,
-                "subject_key": f"{read.source}:{read.key}",
-                "source": read.source,
-                "policy_version": decision.policy_version,
-                "provided_at": now,
-                "input_ref": where,
-            }
-            entry = provision_record(channel, delivery, **about)
+            provision = Provision(
+                channel,
+                delivery,
+                subject=subject,
+                subject_key=f"{read.source}:{read.key}",
+                source=read.source,
+                policy_version=decision.policy_version,
+                provided_at=now,
+                input_ref=where,
+            )
+            entry = provision.record()
             if entry is not None:
                 out.append(OutMessage(self.topology.provision_records, subject.encode(), orjson.dumps(entry), []))
-            supervised = supervision_entry(channel, delivery, **about)
+            supervised = provision.supervision()
             if supervised is not None:
                 out.append(OutMessage(self.topology.supervision, channel_id.encode(), orjson.dumps(supervised), []))
         return out

@@ -17,13 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaException
-
 from streams.audit.event import Provided, encode_event
 from streams.errors import ClusterError, ConfigError
-from streams.kafka import clients
 from streams.kafka.company_client import ensure_reachable
-from streams.kafka.produce import produce_waiting
+from streams.kafka.produce import write_in_transaction
 from streams.kafka.reader import RangeSpec, read_range, scan_topic
 from streams.messages import H_TRACE_ID, OutMessage
 from streams.policy.bases import BASES
@@ -32,7 +29,7 @@ from streams.policy.decision import Delivery, Status
 from streams.policy.engine import Engine
 from streams.policy.loader import load_policies
 from streams.policy.model import Channel, Policy
-from streams.policy.provision import PROVISION_RECORD, provision_record
+from streams.policy.provision import PROVISION_RECORD, Provision
 from streams.rights.view import RightsView
 from streams.runtime.confluent import in_message
 from streams.serde.governed import GovernedReader, GovernedSchemas
@@ -149,7 +146,7 @@ def provide(
     subject = settings.subject_keys().subject(request.source, request.customer_id)
     where = {"topic": found.topic, "partition": found.partition, "offset": found.offset}
     messages = []
-    entry = provision_record(
+    entry = Provision(
         channel,
         delivery,
         subject=subject,
@@ -159,7 +156,7 @@ def provide(
         provided_at=at,
         input_ref=where,
         request=request.reference,
-    )
+    ).record()
     if entry is not None:
         messages.append(OutMessage(topology.provision_records, subject.encode(), json.dumps(entry).encode(), []))
     trace = f"provide:{request.reference}"
@@ -217,18 +214,9 @@ def _refuse_if_answered(
 def _write_once(settings: Settings, writer: str, messages: list[OutMessage]) -> None:
     """One transaction of the privacy desk's writer: the records and the sealed audit event."""
     sealer = audit_sealer(settings, writer)
-    producer = clients.producer(settings.kafka_common(), transactional_id=writer)
-    sealed = sealer.seal(messages)
     try:
-        producer.begin_transaction()
-        for message in sealed:
-            produce_waiting(producer, message)
-        producer.commit_transaction(60)
-    except KafkaException as exc:
+        write_in_transaction(settings.kafka_common(), writer, sealer.seal(messages), what="the provision")
+    except ClusterError:
         sealer.aborted()
-        try:
-            producer.abort_transaction(30)
-        except KafkaException:
-            pass  # the coordinator aborts it after its timeout
-        raise ClusterError(f"the provision could not be recorded: {clients.failure(exc)}") from exc
+        raise
     sealer.committed()

@@ -61,6 +61,15 @@ AUTHORITY = {
 }
 
 
+IDENTIFIERS = frozenset({"customer_id", "source_company"})
+# What each channel above receives of a record that holds everything (identifiers aside).
+CLAIM_FILE = frozenset(
+    {"name", "name_kana", "address", "postal_code", "phone", "birth_date", "policy", "claims", "medical_history"}
+)
+REINSURED = frozenset({"name", "name_kana", "birth_date", "gender", "policy"})
+EXCHANGED = frozenset({"name", "name_kana", "birth_date", "gender", "address", "postal_code", "policy"})
+
+
 def _insured(**changes: Any) -> dict[str, Any]:
     """An insurer's customer with a contract, a claim and values in every protected field."""
     base = next(r for r in make_native_records(60, seed=1) if r.get("claims") and r.get("policy"))
@@ -96,19 +105,7 @@ def test_a_claim_file_reaches_the_entrusted_investigator_with_its_tasks_items_on
 ) -> None:
     record = _insured()
     delivery = _provided(engine, "claims-investigator", record)
-    assert set(delivery.record) == {
-        "customer_id",
-        "source_company",
-        "name",
-        "name_kana",
-        "address",
-        "postal_code",
-        "phone",
-        "birth_date",
-        "policy",
-        "claims",
-        "medical_history",
-    }
+    assert set(delivery.record) == IDENTIFIERS | CLAIM_FILE
     assert delivery.record["claims"][0]["diagnosis"] == record["claims"][0]["diagnosis"]  # named for claims
     assert delivery.purposes == ("insurer.claims_payment",)
     assert delivery.fields == (
@@ -128,28 +125,12 @@ def test_a_claim_file_reaches_the_entrusted_investigator_with_its_tasks_items_on
 
 def test_the_reinsurer_gets_the_contract_but_no_sensitive_data_it_was_not_given(engine: Engine) -> None:
     delivery = _provided(engine, "domestic-re", _insured())
-    assert set(delivery.record) == {
-        "customer_id",
-        "source_company",
-        "name",
-        "name_kana",
-        "birth_date",
-        "gender",
-        "policy",
-    }
+    assert set(delivery.record) == IDENTIFIERS | REINSURED
 
 
 def test_the_association_receives_exactly_its_fixed_items(engine: Engine) -> None:
     delivery = _provided(engine, "ssi-association", _insured())
-    assert set(delivery.record) - {"customer_id", "source_company"} == {
-        "name",
-        "name_kana",
-        "birth_date",
-        "gender",
-        "address",
-        "postal_code",
-        "policy",
-    }
+    assert set(delivery.record) - IDENTIFIERS == EXCHANGED
 
 
 @pytest.mark.parametrize("channel", ["claims-investigator", "domestic-re", "ssi-association", "counsel", "authority"])

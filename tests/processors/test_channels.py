@@ -19,7 +19,7 @@ from streams.serde.avro_codec import AvroCodec
 from streams.serde.wire import frame, unframe
 from tests.memory_registry import MemoryRegistry
 from tests.policy.test_handling import INVESTIGATOR, _with_channels
-from tests.policy.test_provide import ASSOCIATION, LAWYER, REINSURER
+from tests.policy.test_provide import ASSOCIATION, EXCHANGED, IDENTIFIERS, LAWYER, REINSURED, REINSURER
 from tests.processors.test_ingest import GOVERNED, KEYS, NOW, SECRET, V1, T, _record
 
 POLICIES = PolicySet.of([Policy.model_validate(_with_channels(INVESTIGATOR, REINSURER, ASSOCIATION, LAWYER))])
@@ -69,25 +69,9 @@ def test_each_channel_gets_its_own_record_with_its_basis_and_records() -> None:
     assert headers[H_BASIS] == b"entrustment" and headers[H_PURPOSES] == b"insurer.claims_payment"
     assert b"medical_history" in headers[H_FIELDS] and b"claims[].diagnosis" in headers[H_FIELDS]
     (reinsured,) = _on(outcome, T.provide("domestic-re"))
-    assert set(_decoded(registry, reinsured.value)) == {
-        "customer_id",
-        "source_company",
-        "name",
-        "name_kana",
-        "birth_date",
-        "gender",
-        "policy",
-    }
+    assert set(_decoded(registry, reinsured.value)) == IDENTIFIERS | REINSURED
     (association,) = _on(outcome, T.provide("ssi-association"))
-    assert set(_decoded(registry, association.value)) - {"customer_id", "source_company"} == {
-        "name",
-        "name_kana",
-        "birth_date",
-        "gender",
-        "address",
-        "postal_code",
-        "policy",
-    }
+    assert set(_decoded(registry, association.value)) - IDENTIFIERS == EXCHANGED
     assert _on(outcome, T.provide("counsel")) == []  # case by case: never a standing delivery
     # A provision record for each consent-based third party; a supervision entry for the entrustee.
     records = [orjson.loads(m.value) for m in _on(outcome, T.provision_records)]

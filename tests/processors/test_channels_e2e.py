@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from streams.devtools.synthetic import Generator, Mix, to_line
-from streams.kafka.company_client import produce_lines, read_committed
+from streams.devtools.synthetic import Mix
+from streams.kafka.company_client import read_committed
 from streams.messages import H_BASIS, H_FIELDS
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.registry import Registry
@@ -22,8 +22,8 @@ from streams.worker.confluent_main import ConfluentWorker
 from tests.cli.helpers import run_cli
 from tests.policies import policy_with_channels
 from tests.policy.test_handling import INVESTIGATOR
-from tests.policy.test_provide import ASSOCIATION, LAWYER, REINSURER
-from tests.runtime.helpers import audit_events, setup_topics
+from tests.policy.test_provide import ASSOCIATION, CLAIM_FILE, EXCHANGED, IDENTIFIERS, LAWYER, REINSURED, REINSURER
+from tests.runtime.helpers import audit_events, produce_records, setup_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -34,13 +34,7 @@ def test_each_standing_channel_receives_its_own_and_leaves_its_records(
     path = policy_with_channels(tmp_path, INVESTIGATOR, REINSURER, ASSOCIATION, LAWYER)
     settings = kafka.model_copy(update={"topic_prefix": f"c{unique}", "policy_path": path})
     topology = setup_topics(settings, partitions=2)
-    mix = Mix(invalid=0.0, insurer=0.7, sensitive=1.0, secrecy=1.0)
-    records = [r for _, r in Generator(seed=41, mix=mix).records(300) if isinstance(r, dict)]
-    by_source: dict[str, list[bytes]] = {}
-    for record in records:
-        by_source.setdefault(record["source_company"], []).append(to_line(record).encode())
-    for company, lines in by_source.items():
-        produce_lines(settings, company, lines)
+    records = produce_records(settings, 300, seed=41, mix=Mix(invalid=0.0, insurer=0.7, sensitive=1.0, secrecy=1.0))
     insured = [r for r in records if r["source_company"] == "jcom-insurance"]
     with_contract = [r for r in insured if r.get("policy")]
     assert 0 < len(with_contract) < len(insured)
@@ -69,37 +63,18 @@ def test_each_standing_channel_receives_its_own_and_leaves_its_records(
             out.append((headers, {k: v for k, v in record.items() if v is not None}))
         return out
 
-    identifiers = {"customer_id", "source_company"}
     for headers, record in received("claims-investigator", len(insured)):
         assert headers[H_BASIS] == "entrustment"
-        assert set(record) - identifiers <= {
-            "name",
-            "name_kana",
-            "address",
-            "postal_code",
-            "phone",
-            "birth_date",
-            "policy",
-            "claims",
-            "medical_history",
-        }
+        assert set(record) - IDENTIFIERS <= CLAIM_FILE
         if "medical_history" in record:
             assert "medical_history" in headers[H_FIELDS].split(",")
         # Secret values only where a claim file needs them: the medical history and the diagnosis.
         assert "SECRET" not in repr({k: v for k, v in record.items() if k not in ("medical_history", "claims")})
     for _, record in received("domestic-re", len(with_contract)):
-        assert set(record) - identifiers <= {"name", "name_kana", "birth_date", "gender", "policy"}
+        assert set(record) - IDENTIFIERS <= REINSURED
         assert "policy" in record and "SECRET" not in repr(record)
     for _, record in received("ssi-association", len(with_contract)):
-        assert set(record) - identifiers <= {
-            "name",
-            "name_kana",
-            "birth_date",
-            "gender",
-            "address",
-            "postal_code",
-            "policy",
-        }
+        assert set(record) - IDENTIFIERS <= EXCHANGED and "SECRET" not in repr(record)
     records_out = [
         orjson.loads(m.value())
         for m in read_committed(settings, topology.provision_records, expected=2 * len(with_contract), timeout=60)
@@ -125,7 +100,7 @@ def test_each_standing_channel_receives_its_own_and_leaves_its_records(
     done = run_cli([*ask, "--request", "BAR-2026-0042", "--out", str(answer_file)], settings)
     answer = json.loads(answer_file.read_text(encoding="utf-8"))
     assert answer["request"] == "BAR-2026-0042" and answer["record"]["customer_id"] == subject["customer_id"]
-    assert set(answer["record"]) - identifiers <= {"name", "name_kana", "address", "postal_code", "policy", "claims"}
+    assert set(answer["record"]) - IDENTIFIERS <= {"name", "name_kana", "address", "postal_code", "policy", "claims"}
     assert "SECRET" not in json.dumps({k: v for k, v in answer["record"].items() if k != "claims"})
     assert "recorded" in done.stderr
     lawyer_records = [

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from streams.devtools.synthetic import Generator, Mix, to_line
-from streams.kafka.company_client import produce_lines, read_committed
+from streams.devtools.synthetic import Mix
+from streams.kafka.company_client import read_committed
 from streams.settings import Settings
 from streams.worker.foreign import run_foreign_egress
 from tests.cli.helpers import run_cli
 from tests.policies import REINSURER, policy_with_reinsurer
-from tests.runtime.helpers import setup_topics
+from tests.runtime.helpers import produce_records, setup_topics
 
 pytestmark = pytest.mark.kafka
 
@@ -24,13 +24,7 @@ def test_only_consented_provider_records_go_abroad_each_with_a_provision_record(
 ) -> None:
     settings = kafka.model_copy(update={"topic_prefix": f"f{unique}", "policy_path": policy_with_reinsurer(tmp_path)})
     topology = setup_topics(settings, partitions=2)
-    mix = Mix(invalid=0.0, insurer=1.0, sensitive=1.0, secrecy=1.0)
-    records = [r for _, r in Generator(seed=31, mix=mix).records(400) if isinstance(r, dict)]
-    by_source: dict[str, list[bytes]] = {}
-    for record in records:
-        by_source.setdefault(record["source_company"], []).append(to_line(record).encode())
-    for company, lines in by_source.items():
-        produce_lines(settings, company, lines)
+    records = produce_records(settings, 400, seed=31, mix=Mix(invalid=0.0, insurer=1.0, sensitive=1.0, secrecy=1.0))
     insurer = [r for r in records if r["source_company"] == "jcom-insurance"]
     consented = {r["customer_id"] for r in insurer if r["consent"]["foreign_transfer_consent"]}
     assert 0 < len(consented) < len(insurer)

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from streams.devtools.processes import start_index, start_worker, stop_worker
-from streams.devtools.synthetic import Generator, Mix
+from streams.devtools.synthetic import Generator, Mix, to_line
 from streams.kafka.admin import create_topics
 from streams.kafka.company_client import produce_lines, read_committed
 from streams.policy.loader import load_policies
@@ -87,3 +87,14 @@ def customers_of(lines: list[bytes]) -> list[str]:
         except (ValueError, KeyError, TypeError):
             continue
     return found
+
+
+def produce_records(settings: Settings, count: int, *, seed: int, mix: Mix) -> list[dict[str, Any]]:
+    """``count`` generated records (the valid ones), each produced by its source company; returns them."""
+    records = [r for _, r in Generator(seed=seed, mix=mix).records(count) if isinstance(r, dict)]
+    by_source: dict[str, list[bytes]] = {}
+    for record in records:
+        by_source.setdefault(record["source_company"], []).append(to_line(record).encode())
+    for company, lines in by_source.items():
+        produce_lines(settings, company, lines)
+    return records
