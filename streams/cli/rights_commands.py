@@ -8,16 +8,49 @@ import re
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from streams.cli.exits import Exit, Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, settings_from_options
 from streams.cli.options import joint_user
 from streams.errors import JointUseError
+from streams.rights.rules import FiledBy, Requester
 from streams.settings import WEB_ADDRESS
 
 rights_app = typer.Typer(help="Stop-of-use, erasure and disclosure reports (APPI Arts. 33-35).", no_args_is_help=True)
 retention_app = typer.Typer(help="Erase deliveries whose items passed their retention.", no_args_is_help=True)
 foreign_app = typer.Typer(help="Third-party provision to recipients abroad (APPI Art. 28).", no_args_is_help=True)
+
+
+VerifiedBy = Annotated[
+    str,
+    typer.Option(
+        "--verified-by",
+        help="How the requester's identity was verified (e.g. 運転免許証); APPI Art. 37 asks for it.",
+    ),
+]
+FiledByOption = Annotated[
+    FiledBy,
+    typer.Option("--filed-by", help="Who filed it: the subject, a legal representative or an authorised agent."),
+]
+Authority = Annotated[
+    str,
+    typer.Option("--authority", help="A representative's or agent's proof of authority (e.g. 戸籍謄本, 委任状 ref.)."),
+]
+Minor = Annotated[bool, typer.Option("--minor", help="The subject is a minor: a legal representative files.")]
+
+
+def _requester(filed_by: FiledBy, verified_by: str, authority: str, minor: bool) -> Requester:
+    """Who asks, checked before any network call: one line naming the option and the rule."""
+    if not verified_by.strip():
+        fail("--verified-by: say how the requester's identity was verified")
+    try:
+        return Requester(
+            filed_by=filed_by, identity_verified_by=verified_by, authority=authority, subject_is_minor=minor
+        )
+    except ValidationError as exc:  # the rule, never a value
+        rule = str(exc.errors()[0]["msg"]).removeprefix("Value error, ")
+        fail(f"--filed-by / --authority / --minor: {rule}")
 
 
 @rights_app.command("request")
@@ -37,6 +70,10 @@ def rights_request(
             "--correct", help="Correction (訂正): the source republished a corrected record; the report tracks it."
         ),
     ] = False,
+    verified_by: VerifiedBy = "",
+    filed_by: FiledByOption = FiledBy.SUBJECT,
+    authority: Authority = "",
+    minor: Minor = False,
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
 ) -> None:
@@ -45,11 +82,17 @@ def rights_request(
     stop); the disclosure report then shows which recipients the corrected record has reached.
 
     \b
+    Every request says who filed it and how their identity was verified (APPI Art. 37(3)): the
+    person, a legal representative (a minor's must be) or an authorised agent, with its authority.
+
+    \b
     Examples:
-      jointuse rights request C0000042 --source jcom --stop
-      jointuse rights request C0000042 --source jcom --erase
-      jointuse rights request C0000042 --source jcom --resume
-      jointuse rights request C0000042 --source jcom --correct
+      jointuse rights request C0000042 --source jcom --stop --verified-by 運転免許証
+      jointuse rights request C0000042 --source jcom --erase --verified-by マイナンバーカード
+      jointuse rights request C0000042 --source jcom --resume --verified-by 運転免許証
+      jointuse rights request C0000042 --source jcom --stop --minor --filed-by legal_representative \\
+        --authority 戸籍謄本 --verified-by 運転免許証
+      jointuse rights request C0000042 --source jcom --correct --verified-by 運転免許証
     """
     from streams.rights.requests import file_correction, file_request
     from streams.rights.rules import RightsAction
@@ -59,6 +102,7 @@ def rights_request(
     ]
     if len(chosen) + correct != 1:
         fail("give exactly one of --stop, --erase, --resume, --correct")
+    requester = _requester(filed_by, verified_by, authority, minor)
     settings = settings_from_options(bootstrap, None, prefix)
     from streams.kafka.company_client import ensure_reachable
 
@@ -72,7 +116,7 @@ def rights_request(
         typer.echo(f"filed correction {request_id} for {source}:<customer>")
         return
     try:
-        request = file_request(settings, chosen[0], customer_id, source)
+        request = file_request(settings, chosen[0], customer_id, source, requester=requester)
     except ValueError as exc:  # pydantic: a bad company id or customer id
         fail(f"invalid request ({str(exc).splitlines()[0]})")
     except JointUseError as exc:
@@ -99,6 +143,10 @@ def rights_report(
         float,
         typer.Option("--wait", help="Wait up to this many seconds for the index to apply the audit events so far."),
     ] = 0.0,
+    verified_by: VerifiedBy = "",
+    filed_by: FiledByOption = FiledBy.SUBJECT,
+    authority: Authority = "",
+    minor: Minor = False,
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
 ) -> None:
@@ -110,15 +158,21 @@ def rights_report(
     not caught up by then.
 
     \b
+    Every channel the subject's data went through is listed with its legal basis (Art. 33(5)), and
+    the report says who asked for it and how their identity was verified (Art. 37(3)).
+
+    \b
     Examples:
-      jointuse rights report C0000042 --source jcom
-      jointuse rights report C0000042 --format json
-      jointuse rights report C0000042 --wait 10
-      jointuse rights report C0000042 --from-audit
+      jointuse rights report C0000042 --source jcom --verified-by 運転免許証
+      jointuse rights report C0000042 --format json --verified-by 運転免許証
+      jointuse rights report C0000042 --wait 10 --verified-by 運転免許証
+      jointuse rights report C0000042 --from-audit --verified-by 運転免許証 \\
+        --filed-by authorised_agent --authority 委任状-2026-17
     """
     from streams.policy.loader import load_policies
     from streams.rights.report import report_from_audit, report_from_index
 
+    requester = _requester(filed_by, verified_by, authority, minor)
     settings = settings_from_options(bootstrap, None, prefix)
     if index_url:
         settings = settings.model_copy(update={"index_url": index_url})
@@ -139,8 +193,12 @@ def rights_report(
     except JointUseError as exc:
         fail(exc, Exit.SERVICE)
     if output == "json":
-        typer.echo(json.dumps({"sources": sources, **report.to_json()}, indent=2, ensure_ascii=False))
+        asked = requester.model_dump(mode="json")
+        typer.echo(
+            json.dumps({"sources": sources, "requester": asked, **report.to_json()}, indent=2, ensure_ascii=False)
+        )
         return
+    typer.echo(requester.describe())
     for line in report.table_lines():
         typer.echo(line)
 

@@ -23,7 +23,7 @@ from streams.kafka.admin import create_topics
 from streams.kafka.company_client import ensure_reachable, produce_lines, read_committed
 from streams.policy.loader import load_policies
 from streams.rights.requests import file_request
-from streams.rights.rules import RightsAction
+from streams.rights.rules import Requester, RightsAction
 from streams.rights.subject_index import exposures_of
 from streams.settings import Settings
 from streams.topology import Topology
@@ -245,7 +245,8 @@ def _stop_of_use(
     subject = keys.subject("jcom", customer)
     before = exposures_of([AuditEvent.from_json(e) for e in events], frozenset({subject}))
     started = time.perf_counter()
-    file_request(settings, RightsAction.STOP, customer, "jcom")
+    asked = Requester(identity_verified_by="運転免許証 (the demo's)")
+    file_request(settings, RightsAction.STOP, customer, "jcom", requester=asked)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         produce_lines(settings, "jcom", [line])

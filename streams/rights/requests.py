@@ -10,20 +10,31 @@ from confluent_kafka import KafkaException
 
 from streams.errors import ClusterError
 from streams.kafka import clients
-from streams.rights.rules import RightsAction, RightsRequest
+from streams.rights.rules import Requester, RightsAction, RightsRequest
 from streams.settings import Settings
 from streams.topology import Topology
 
 
 def file_request(
-    settings: Settings, action: RightsAction, customer_id: str, source: str, *, at: dt.datetime | None = None
+    settings: Settings,
+    action: RightsAction,
+    customer_id: str,
+    source: str,
+    *,
+    at: dt.datetime | None = None,
+    requester: Requester | None = None,
 ) -> RightsRequest:
-    (request,) = file_requests(settings, action, [(customer_id, source)], at=at)
+    (request,) = file_requests(settings, action, [(customer_id, source)], at=at, requester=requester)
     return request
 
 
 def file_requests(
-    settings: Settings, action: RightsAction, subjects: list[tuple[str, str]], *, at: dt.datetime | None = None
+    settings: Settings,
+    action: RightsAction,
+    subjects: list[tuple[str, str]],
+    *,
+    at: dt.datetime | None = None,
+    requester: Requester | None = None,
 ) -> list[RightsRequest]:
     """One request per (customer id, source), written by one producer; returns once every one was
     acknowledged."""
@@ -34,6 +45,7 @@ def file_requests(
             customer_id=customer_id,
             source=source,
             requested_at=at or dt.datetime.now(dt.UTC),
+            requester=requester or Requester(),
         )
         for customer_id, source in subjects
     ]

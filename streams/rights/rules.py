@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from streams.policy.model import AwareDatetime, CompanyId, Policy, retention_days
 from streams.policy.pseudonym import subject_key
@@ -24,6 +24,48 @@ class RightsAction(StrEnum):
     STOP = "stop"  # stop of use (利用停止)
     ERASE = "erase"  # erasure (消去): stop, plus tombstones and notices to recipients
     RESUME = "resume"  # the subject withdrew the request
+
+
+class FiledBy(StrEnum):
+    """Who may file a request (APPI Art. 37(3), Enforcement Order Art. 13)."""
+
+    SUBJECT = "subject"  # the person
+    LEGAL_REPRESENTATIVE = "legal_representative"  # 法定代理人: a minor's or an adult ward's
+    AUTHORISED_AGENT = "authorised_agent"  # 任意代理人: an agent the person appointed
+
+
+class Requester(BaseModel):
+    """Who filed a request and how the desk verified it: the person's identity, and a representative's
+    or agent's authority. A minor's request is filed by a legal representative."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    filed_by: FiledBy = Field(FiledBy.SUBJECT, description="The person, a legal representative or an authorised agent.")
+    identity_verified_by: str = Field(
+        "",
+        max_length=200,
+        description="How the requester's identity was verified (e.g. 運転免許証); empty only on requests "
+        "filed before this was recorded.",
+    )
+    authority: str = Field(
+        "", max_length=200, description="A representative's or agent's proof of authority (e.g. 戸籍謄本, 委任状)."
+    )
+    subject_is_minor: bool = Field(False, description="The person is a minor: a legal representative files.")
+
+    @model_validator(mode="after")
+    def _may_file(self) -> Requester:
+        if self.subject_is_minor and self.filed_by is not FiledBy.LEGAL_REPRESENTATIVE:
+            raise ValueError("a minor's request is filed by a legal representative")
+        if self.filed_by is not FiledBy.SUBJECT and not self.authority:
+            raise ValueError("a representative's or agent's request names its proof of authority")
+        return self
+
+    def describe(self) -> str:
+        """One line for reports: who asked, how it was verified (no personal data)."""
+        who = self.filed_by.value.replace("_", " ") + (" of a minor" if self.subject_is_minor else "")
+        verified = self.identity_verified_by or "not recorded"
+        authority = f"; authority: {self.authority}" if self.authority else ""
+        return f"requested by: {who}; identity verified by: {verified}{authority}"
 
 
 class RightsRequest(BaseModel):
@@ -36,6 +78,7 @@ class RightsRequest(BaseModel):
     customer_id: str = Field(min_length=1, max_length=64, description="The subject's customer id at the source.")
     source: CompanyId = Field(description="The company whose customer the subject is.")
     requested_at: AwareDatetime = Field(description="When the subject made the request.")
+    requester: Requester = Field(default_factory=Requester, description="Who filed it and how it was verified.")
 
     @property
     def key(self) -> str:

@@ -19,11 +19,14 @@ CASES = {
     "unknown consumer": (["consume", "--as", "nosuch"], "not a joint user"),
     "unknown producer": (["produce", "-", "--as", "nosuch"], "not a joint user"),
     "unknown rights source": (
-        ["rights", "request", "C1", "--source", "nosuch", "--stop"],
+        ["rights", "request", "C1", "--source", "nosuch", "--stop", "--verified-by", "x"],
         "not a joint user",
     ),
     "missing input file": (["produce", "/nonexistent.jsonl", "--as", "jcom"], "/nonexistent.jsonl: cannot read"),
-    "index address not a url": (["rights", "report", "C1", "--index-url", "notaurl"], "--index-url"),
+    "index address not a url": (
+        ["rights", "report", "C1", "--index-url", "notaurl", "--verified-by", "x"],
+        "--index-url",
+    ),
     "unknown notice version": (
         ["policy", "notice", "--version", "1999"],
         "jcom-group.yaml: --version: no such version",
@@ -78,13 +81,18 @@ def test_no_broker_is_one_line_and_exit_3_with_the_clients_noise_folded(args: li
 
 
 def test_an_index_that_does_not_answer_is_named_without_the_subjects_pseudonym() -> None:
-    done = run_offline(["rights", "report", "C1", "--source", "jcom", "--index-url", "http://127.0.0.1:1"])
+    done = run_offline(
+        ["rights", "report", "C1", "--source", "jcom", "--index-url", "http://127.0.0.1:1", "--verified-by", "x"]
+    )
     assert done.returncode == 3 and "cannot read the subject index at http://127.0.0.1:1" in done.stderr
     assert "/subjects/" not in done.stderr and "Traceback" not in done.stderr
 
 
 def test_a_missing_subject_key_is_the_users_to_fix_whatever_the_command() -> None:
-    for args in (["rights", "request", "C1", "--source", "jcom", "--correct"], ["rights", "report", "C1"]):
+    for args in (
+        ["rights", "request", "C1", "--source", "jcom", "--correct", "--verified-by", "x"],
+        ["rights", "report", "C1", "--verified-by", "x"],
+    ):
         env = {"JOINTUSE_SUBJECT_KEY": "", "JOINTUSE_SUBJECT_KEY_FILE": "", "JOINTUSE_BOOTSTRAP_SERVERS": NO_BROKER}
         done = run_offline(args, env=env, timeout=60)
         assert done.returncode == 2 and "JOINTUSE_SUBJECT_KEY" in done.stderr, done.stderr

@@ -50,8 +50,8 @@ COMMANDS: dict[str, list[str]] = {
     "topics create": ["topics", "create"],
     "topics list": ["topics", "list"],
     "topics describe": ["topics", "describe"],
-    "rights request": ["rights", "request", "c1", "--source", "jcom", "--stop"],
-    "rights report": ["rights", "report", "c1"],
+    "rights request": ["rights", "request", "c1", "--source", "jcom", "--stop", "--verified-by", "x"],
+    "rights report": ["rights", "report", "c1", "--verified-by", "x"],
     "retention run": ["retention", "run"],
     "foreign run": ["foreign", "run", "--recipient", "x"],
     "provide": [

@@ -120,7 +120,19 @@ def test_erasure_tombstones_every_delivery_and_compaction_forgets_the_subject(
         # The disclosure report matches what was delivered.
         report = json.loads(
             run_cli(
-                ["rights", "report", subject["customer_id"], "--source", "jcom", "--format", "json", "--wait", "30"],
+                [
+                    "rights",
+                    "report",
+                    subject["customer_id"],
+                    "--source",
+                    "jcom",
+                    "--format",
+                    "json",
+                    "--wait",
+                    "30",
+                    "--verified-by",
+                    "x",
+                ],
                 settings,
             ).stdout
         )

@@ -116,3 +116,34 @@ def test_retention_is_the_shortest_among_delivered_items(policies: PolicySet) ->
     assert expired(short, ["name", "email"], delivered, delivered + dt.timedelta(days=30))
     assert not expired(short, ["name"], delivered, delivered + dt.timedelta(days=30))
     assert not expired(short, [], delivered, delivered + dt.timedelta(days=10_000))
+
+
+def test_a_request_says_who_filed_it_and_how_it_was_verified() -> None:
+    from pydantic import ValidationError
+
+    from streams.rights.rules import FiledBy, Requester, RightsAction, RightsRequest, parse_request
+
+    at = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    parent = Requester(
+        filed_by=FiledBy.LEGAL_REPRESENTATIVE,
+        identity_verified_by="運転免許証",
+        authority="戸籍謄本",
+        subject_is_minor=True,
+    )
+    request = RightsRequest(
+        request_id="r1", action=RightsAction.STOP, customer_id="C1", source="jcom", requested_at=at, requester=parent
+    )
+    assert parse_request(request.to_bytes()) == request
+    assert parent.describe() == (
+        "requested by: legal representative of a minor; identity verified by: 運転免許証; authority: 戸籍謄本"
+    )
+    # A request filed before the requester was recorded still reads, as the person's, unverified.
+    legacy = json.loads(request.to_bytes())
+    del legacy["requester"]
+    assert parse_request(json.dumps(legacy).encode()).requester.describe() == (
+        "requested by: subject; identity verified by: not recorded"
+    )
+    with pytest.raises(ValidationError, match="a minor's request is filed by a legal representative"):
+        Requester(identity_verified_by="x", subject_is_minor=True)
+    with pytest.raises(ValidationError, match="names its proof of authority"):
+        Requester(filed_by=FiledBy.AUTHORISED_AGENT, identity_verified_by="x")

@@ -88,14 +88,23 @@ def test_the_index_agrees_with_the_audit_topic_and_the_report_reads_it(
         customer = next(
             c for c in customers_of(generated_lines(150, seed=31)["jcom"]) if keys.subject("jcom", c) in reached
         )
-        args = ["rights", "report", customer, "--source", "jcom", "--format", "json"]
+        args = ["rights", "report", customer, "--source", "jcom", "--format", "json", "--verified-by", "運転免許証"]
         from_index = json.loads(run_cli(args, settings).stdout)
         from_audit = json.loads(run_cli([*args, "--from-audit"], settings).stdout)
         assert from_index["read_from"] == "index" and from_audit["read_from"] == "audit"
         assert from_index["index_behind"] == {}
         assert from_index["disclosures"] == from_audit["disclosures"] != []
-        table = run_cli(["rights", "report", customer, "--source", "jcom"], settings).stdout
+        table = run_cli(
+            ["rights", "report", customer, "--source", "jcom", "--verified-by", "運転免許証"], settings
+        ).stdout
         assert "jcom-insurance" in table and "may be missing" not in table
+        assert table.splitlines()[0] == "requested by: subject; identity verified by: 運転免許証"
+        assert from_index["requester"] == {
+            "filed_by": "subject",
+            "identity_verified_by": "運転免許証",
+            "authority": "",
+            "subject_is_minor": False,
+        }
 
 
 def test_a_killed_index_worker_loses_no_row_and_counts_nothing_twice(
@@ -177,7 +186,19 @@ def test_a_correction_shows_per_recipient_until_the_corrected_record_is_delivere
     topology = setup_topics(settings, partitions=2)
     (record,) = _jcom_records(1, seed=34)
     customer = record["customer_id"]
-    args = ["rights", "report", customer, "--source", "jcom", "--format", "json", "--wait", "20"]
+    args = [
+        "rights",
+        "report",
+        customer,
+        "--source",
+        "jcom",
+        "--format",
+        "json",
+        "--wait",
+        "20",
+        "--verified-by",
+        "運転免許証",
+    ]
 
     def report() -> dict[str, Any]:
         return dict(json.loads(run_cli(args, settings).stdout))
@@ -185,7 +206,9 @@ def test_a_correction_shows_per_recipient_until_the_corrected_record_is_delivere
     with running_worker(settings, runtime="faust"), running_index(settings):
         produce_lines(settings, "jcom", [to_line(record).encode()])
         audit_events(settings, topology, 1, timeout=90)
-        out = run_cli(["rights", "request", customer, "--source", "jcom", "--correct"], settings).stdout
+        out = run_cli(
+            ["rights", "request", customer, "--source", "jcom", "--correct", "--verified-by", "運転免許証"], settings
+        ).stdout
         assert out.startswith("filed correction ")
         deadline = time.monotonic() + 30
         while not (corrections := report()["corrections"]) and time.monotonic() < deadline:
