@@ -13,7 +13,9 @@ from typing import Any
 from streams.audit import event as audit_event
 from streams.kafka.acl_plan import AccessPlan, company_transactional_prefix, plan_access
 from streams.messages import (
+    H_BASIS,
     H_DETAIL,
+    H_FIELDS,
     H_ITEMS,
     H_ORIGINAL_OFFSET,
     H_ORIGINAL_PARTITION,
@@ -26,10 +28,12 @@ from streams.messages import (
     H_TRACE_ID,
     H_TRACEPARENT,
 )
+from streams.policy.bases import BASES
 from streams.policy.engine import Engine
 from streams.policy.foreign import foreign_schema
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
+from streams.policy.provision import channel_schema
 from streams.serde.governed import GovernedSchemas
 from streams.topology import Topology
 
@@ -101,6 +105,11 @@ DELIVERY_HEADERS = (
     Header(H_SOURCE, "Company that produced the record."),
     TRACE,
     Header(H_ITEMS, "Comma-separated item ids the delivery holds; every other field is null."),
+)
+PROVIDE_HEADERS = (
+    *DELIVERY_HEADERS,
+    Header(H_BASIS, "The legal basis of the provision (streams/policy/bases.py): entrustment, reinsurance, ..."),
+    Header(H_FIELDS, "Comma-separated paths of the insurer-only and sensitive fields it holds; none other is set."),
 )
 DEAD_LETTER_HEADERS = (
     Header(
@@ -182,7 +191,14 @@ CORRECTION_JSON: Mapping[str, Any] = {
 }
 PROVISION_JSON: Mapping[str, Any] = {
     "type": "object",
-    "description": "Record of a third-party provision abroad (APPI Art. 29): who, what, when, under which consent.",
+    "description": "Record of a provision abroad, or through a channel of the insurer's notice whose basis "
+    "needs one (APPI Art. 29): who, what, when, under which consent or request.",
+}
+SUPERVISION_JSON: Mapping[str, Any] = {
+    "type": "object",
+    "description": "What an entrustee received (recipient, basis, subject, items, fields, purposes, time), "
+    "under which contract and task. No value of the record.",
+    "required": ["type", "recipient", "contract", "task_ja", "provided_at"],
 }
 CHECKPOINT_JSON: Mapping[str, Any] = {
     "type": "object",
@@ -304,6 +320,24 @@ def build_catalog(
                 key=SUBJECT_KEY,
                 payload=JSON,
                 json_schema=NOTICE_JSON,
+                address=address,
+            )
+        elif company in policy.channels_by_id and address == topology.provide(company or ""):
+            provided = policy.channels_by_id[company or ""]
+            basis = BASES[provided.basis]
+            file = f"{governed.latest.name}.provide.{company}.avsc"
+            schemas[file] = channel_schema(governed.latest.classified, policy, company or "")
+            channel = Channel(
+                id=f"provide-{company}",
+                kind="provide",
+                summary=f"What {company} receives of the insurer's customers under {basis.en.lower()} "
+                f"({basis.article}), for {', '.join(provided.purposes)}.",
+                company=company,
+                key=SUBJECT_KEY,
+                payload=AVRO,
+                schemas=(file,),
+                headers=PROVIDE_HEADERS,
+                tombstones="Erase this subject: an erasure request or a passed retention (a notice follows).",
                 address=address,
             )
         elif address == topology.foreign(company or ""):
@@ -434,6 +468,13 @@ def _internal(address: str, topology: Topology) -> Channel:
             JSON,
             PROVISION_JSON,
         ),
+        topology.supervision: (
+            "supervision",
+            "The entrustees' supervision log (APPI Art. 25): what each received, under which contract and task.",
+            "The entrustee's id",
+            JSON,
+            SUPERVISION_JSON,
+        ),
         topology.dead_letters("rights"): (
             "dead-letters-rights",
             "Rights requests that could not be read.",
@@ -457,14 +498,14 @@ def _internal(address: str, topology: Topology) -> Channel:
 
 
 def _company_of(address: str, policy: Policy, topology: Topology) -> str | None:
-    companies = [u.id for u in policy.joint_users] + [r.id for r in policy.foreign_provision.recipients]
-    for company in companies:
+    for company in topology.notified(policy):
         if address in (
             topology.ingest(company),
             topology.deliver(company),
             topology.dead_letters(company),
             topology.notices(company),
             topology.foreign(company),
+            topology.provide(company),
         ):
             return company
     return None

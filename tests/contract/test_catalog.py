@@ -22,7 +22,7 @@ from streams.serde.governed import GovernedSchemas
 from streams.settings import PROJECT_ROOT
 from streams.stats.schema import load_stats_schema
 from tests.conftest import POLICY_PATH
-from tests.policies import REINSURER, policy_with_reinsurer
+from tests.policies import REINSURER, policy_with_channels, policy_with_reinsurer
 
 VALIDATOR = PROJECT_ROOT / "infra" / "asyncapi" / "validate.mjs"
 DOCS_CATALOG = PROJECT_ROOT / "docs" / "catalog.md"
@@ -71,13 +71,23 @@ def with_reinsurer(tmp_path_factory: pytest.TempPathFactory) -> PolicySet:
     return load_policies(policy_with_reinsurer(tmp_path_factory.mktemp("policy")))
 
 
-@pytest.mark.parametrize("which", ["published", "with a foreign recipient"])
+@pytest.fixture(scope="module")
+def with_channels(tmp_path_factory: pytest.TempPathFactory) -> PolicySet:
+    from tests.policy.test_handling import INVESTIGATOR
+    from tests.policy.test_provide import ASSOCIATION, LAWYER
+    from tests.policy.test_provide import REINSURER as DOMESTIC_REINSURER
+
+    folder = tmp_path_factory.mktemp("channels")
+    return load_policies(policy_with_channels(folder, INVESTIGATOR, DOMESTIC_REINSURER, ASSOCIATION, LAWYER))
+
+
+@pytest.mark.parametrize("which", ["published", "with a foreign recipient", "with channels of the insurer's notice"])
 def test_the_catalog_validates_and_lists_exactly_the_topics_created(
-    which: str, policies: PolicySet, with_reinsurer: PolicySet, tmp_path: Path
+    which: str, policies: PolicySet, with_reinsurer: PolicySet, with_channels: PolicySet, tmp_path: Path
 ) -> None:
     from streams.topology import Topology
 
-    chosen = policies if which == "published" else with_reinsurer
+    chosen = {"published": policies, "with a foreign recipient": with_reinsurer}.get(which, with_channels)
     catalog = catalog_of(chosen)
     write_asyncapi(catalog, tmp_path)
     verdict = validate(tmp_path)
@@ -85,8 +95,16 @@ def test_the_catalog_validates_and_lists_exactly_the_topics_created(
     assert verdict["valid"], errors[:5]
     created = {spec.name for spec in Topology(TOPOLOGY_PREFIX).specs(chosen.latest)}
     assert sorted(verdict["channels"]) == sorted(created)
-    if which != "published":
+    if which == "with a foreign recipient":
         assert any(REINSURER in address for address in verdict["channels"])
+    if which == "with channels of the insurer's notice":
+        topology = Topology(TOPOLOGY_PREFIX)
+        provided = {c.address: c for c in catalog.channels if c.kind == "provide"}
+        assert set(provided) == {topology.provide(c) for c in ("claims-investigator", "domestic-re", "ssi-association")}
+        claim_file = provided[topology.provide("claims-investigator")]
+        assert claim_file.readers == ("claims-investigator", "jointuse-retention")  # the retention job reads
+        assert "entrustment" in claim_file.summary
+        assert topology.supervision in verdict["channels"]
 
 
 def test_the_parser_rejects_a_broken_catalog(policies: PolicySet, tmp_path: Path) -> None:
