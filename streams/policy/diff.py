@@ -17,6 +17,7 @@ The classes (APPI; see the domain notes, not legal advice):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from streams.policy.bases import LegalBasis
 from streams.policy.model import Policy
 
 
@@ -96,8 +98,8 @@ RULES: dict[str, Requirement] = {
     "foreign_provision.recipients[*].items": _C,
     "foreign_provision.recipients[*].insurer_fields": _C,
     # The insurer's own notice. Its purposes change like the joint-use ones; widening what sensitive
-    # data may serve, or a channel of provision, is classed as consent here whatever its basis (a
-    # basis-aware class, e.g. an entrustee needing none, is issue #30's later step).
+    # data may serve, a new basis, or a third party's channel needs consent; an entrustee's or a
+    # law's channel is internal (``_by_basis``).
     "handling.provider": _C,
     "handling.purposes[*]": _A,
     "handling.purposes[*].id": _A,
@@ -185,6 +187,7 @@ def diff_policies(old: Policy, new: Policy) -> PolicyDiff:
             if pattern.endswith("[*]"):
                 whole.append(path)
         requirement, rule = classify_path(pattern)
+        requirement, rule = _by_basis(path, requirement, rule, old, new)
         changes.append(Change(path, kind, requirement, rule))
     problems = []
     if new.notice.effective_from <= old.notice.effective_from:
@@ -193,6 +196,25 @@ def diff_policies(old: Policy, new: Policy) -> PolicyDiff:
     if advance and new.notice.effective_from.date() <= new.notice.published_at:
         problems.append("changes that need advance notice take effect on or before the publication date")
     return PolicyDiff(old.version, new.version, tuple(changes), tuple(problems))
+
+
+# A channel under these bases is not a third-party provision needing the subject's consent: an
+# entrustee handles the data for the insurer (Art. 27(5)(i); the insurer supervises it, Art. 25), and
+# a law needs no consent (Art. 27(1)(i)). Adding one, or what it receives, is the insurer's to decide
+# within the published basis: internal. Other channels keep the rules above.
+_NO_CONSENT_CHANNELS = frozenset({LegalBasis.ENTRUSTMENT, LegalBasis.LEGAL_OBLIGATION})
+_CHANNEL_PATH = re.compile(r"^handling\.channels\[([^\]]+)\]")
+
+
+def _by_basis(path: str, requirement: Requirement, rule: str, old: Policy, new: Policy) -> tuple[Requirement, str]:
+    """A channel's change classed by its basis (the one it has in both versions, or in the one it is in)."""
+    match = _CHANNEL_PATH.match(path)
+    if match is None:
+        return requirement, rule
+    bases = {p.channels_by_id[match[1]].basis for p in (old, new) if match[1] in p.channels_by_id}
+    if bases and bases <= _NO_CONSENT_CHANNELS:
+        return Requirement.INTERNAL, f"{rule} (basis {', '.join(sorted(bases))})"
+    return requirement, rule
 
 
 def classify_path(pattern: str) -> tuple[Requirement, str]:

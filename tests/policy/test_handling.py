@@ -253,3 +253,33 @@ def test_a_channel_under_a_basis_the_notice_does_not_publish_is_refused() -> Non
     assert "is not published (handling.bases)" in _refusal(data)
     data["handling"]["bases"] = ["entrustment", "foreign"]
     assert "has a section of its own" in _refusal(data)
+
+
+def test_policy_diff_classes_a_channel_change_by_its_basis() -> None:
+    from streams.policy.diff import Requirement, diff_policies
+    from tests.policy.test_provide import AUTHORITY, REINSURER
+
+    def version(label: str, *channels: dict[str, Any], bases: list[str] | None = None) -> Policy:
+        data = _with_channels(*channels)
+        data["notice"]["version"] = label
+        if bases is not None:
+            data["handling"]["bases"] = bases
+        return Policy.model_validate(data)
+
+    def classes(old: Policy, new: Policy) -> dict[str, Requirement]:
+        return {c.path: c.requirement for c in diff_policies(old, new).changes if c.path != "notice.version"}
+
+    none = version("a")
+    # An entrustee and a law's channel: the insurer's to decide within the published basis.
+    assert set(classes(none, version("b", INVESTIGATOR, AUTHORITY)).values()) == {Requirement.INTERNAL}
+    wider = {**INVESTIGATOR, "items": [*INVESTIGATOR["items"], "email"]}
+    assert classes(version("b", INVESTIGATOR), version("c", wider)) == {
+        "handling.channels[claims-investigator].items": Requirement.INTERNAL
+    }
+    # A third party under consent: a new recipient or wider items need consent.
+    assert classes(none, version("b", REINSURER)) == {"handling.channels[domestic-re]": Requirement.CONSENT}
+    wider_re = {**REINSURER, "items": [*REINSURER["items"], "address"]}
+    assert set(classes(version("b", REINSURER), version("c", wider_re)).values()) == {Requirement.CONSENT}
+    # A basis the notice did not publish: consent.
+    fewer = version("b", bases=["legal_obligation", "entrustment"])
+    assert classes(fewer, none) == {"handling.bases": Requirement.CONSENT}
