@@ -13,6 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -21,11 +22,12 @@ from streams.devtools.processes import start_stats, start_worker, stop_worker
 from streams.devtools.synthetic import Generator
 from streams.kafka.admin import create_topics
 from streams.kafka.company_client import ensure_reachable, produce_lines, read_committed
+from streams.policy.bases import BASES
 from streams.policy.loader import load_policies
 from streams.rights.requests import file_request
 from streams.rights.rules import Requester, RightsAction
 from streams.rights.subject_index import exposures_of
-from streams.settings import Settings
+from streams.settings import PROJECT_ROOT, Settings
 from streams.topology import Topology
 
 COMPANIES = ("jcom", "jcom-insurance")
@@ -42,6 +44,7 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
     """Runs the demo; with ``keep`` its worker stays up afterwards (``stop_kept`` stops it)."""
     console = Console(stderr=False, soft_wrap=True)  # long lines (paths, commands) stay whole
     settings = base.model_copy(update={"topic_prefix": f"demo{int(time.time())}"})
+    settings = settings.model_copy(update={"policy_path": _with_example_channels(settings)})
     topology = Topology(settings.topic_prefix)
     ensure_reachable(settings)
     policy = load_policies(settings.policy_path).latest
@@ -76,6 +79,7 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
         deliveries = {c: read_committed(settings, topology.deliver(c), timeout=30) for c in COMPANIES}
         dead = {c: read_committed(settings, topology.dead_letters(c), timeout=10) for c in COMPANIES}
         quality = _data_quality(settings, topology, console)  # before the stop step sends a record again
+        answered = _case_by_case(settings, lines["jcom-insurance"], console)
         rights = _stop_of_use(settings, topology, lines["jcom"], events, console)
         published = _statistics(settings, seed=seed, first=count, console=console)
         scraped = _scrape(settings.metrics_host, settings.metrics_port)
@@ -89,6 +93,8 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
     reasons = Counter(e["reason"] for e in events if e["status"] != "shared")
     dropped = Counter(d["class"] for e in events for d in e["dropped"])
     leaks = sum(b"SECRET" in (m.value() or b"") for ms in deliveries.values() for m in ms)
+    provided = Counter(channel for e in events for channel in e.get("provisions") or {})
+    channels = policy.handling.channels if policy.handling is not None else ()
 
     table = Table(title="jointuse demo: what crossed company boundaries")
     table.add_column("measure")
@@ -108,6 +114,10 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
     for cls, n in sorted(dropped.items()):
         table.add_row(f"fields dropped: {cls}", str(n))
     table.add_row("protected values found in deliveries", str(leaks))
+    for channel in channels:
+        if BASES[channel.basis].continuous:
+            table.add_row(f"provided to {channel.id} ({channel.basis})", str(provided.get(channel.id, 0)))
+    table.add_row("case by case (jointuse provide)", answered or "not provided")
     table.add_row("stop of use: later record withheld after", f"{rights:.1f} s" if rights is not None else "not seen")
     table.add_row("data quality (GX) on jcom's ingest", quality)
     table.add_row("audit chains (jointuse audit verify)", chains)
@@ -128,10 +138,69 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
         and rights is not None
         and chains.startswith("hold")
         and published.startswith("revision")
+        and all(provided.get(c.id, 0) > 0 for c in channels if BASES[c.basis].continuous)
+        and (answered is not None or not any(not BASES[c.basis].continuous for c in channels))
     )
     if not ok:
         console.print("[red]demo check failed: every record must be audited once and nothing may leak[/]")
     return 0 if ok else 1
+
+
+EXAMPLE_CHANNELS = PROJECT_ROOT / "policies" / "examples" / "channels.yaml"
+
+
+def _with_example_channels(settings: Settings) -> Path:
+    """The notice the demo runs under: the configured one, with the example channels of the
+    insurer's notice (one per basis; the seed names no recipient) when it has none of its own."""
+    path = settings.policy_path
+    if path.is_dir():
+        return path
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    handling = data.get("handling")
+    if not isinstance(handling, dict) or handling.get("channels"):
+        return path
+    handling["channels"] = yaml.safe_load(EXAMPLE_CHANNELS.read_text(encoding="utf-8"))
+    demo_dir(settings).mkdir(parents=True, exist_ok=True)
+    shown = demo_dir(settings) / f"{settings.topic_prefix}.policy.yaml"
+    shown.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return shown
+
+
+def _case_by_case(settings: Settings, insurer_lines: list[bytes], console: Console) -> str | None:
+    """One lawyer's request answered for one insured customer with a contract, once, and recorded."""
+    from streams.provision.case_by_case import Refused, Request, provide
+
+    policy = load_policies(settings.policy_path).latest
+    channel = next((c for c in policy.channels_by_id.values() if not BASES[c.basis].continuous), None)
+    if channel is None:
+        return None
+    customer = next(
+        (r["customer_id"] for r in _records(insurer_lines) if r.get("policy") and not r["consent"]["joint_use_stop"]),
+        None,
+    )
+    if customer is None:
+        return None
+    request = Request(channel.id, channel.basis.value, f"DEMO-{settings.topic_prefix}", f"jcom-insurance:{customer}")
+    try:
+        answer = provide(settings, request)
+    except Refused as exc:
+        console.print(f"[yellow]provide[/] {exc}")
+        return None
+    console.print(
+        f"[bold]provide[/] {channel.id} ({channel.basis}) answered request {answer.reference}: "
+        f"{len(answer.delivery.items)} items, {len(answer.delivery.fields)} insurer fields; recorded"
+    )
+    return f"{channel.id}: 1 request, recorded"
+
+
+def _records(lines: list[bytes]) -> list[dict[str, Any]]:
+    found = []
+    for line in lines:
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if isinstance(record, dict) and isinstance(record.get("consent"), dict):
+                found.append(record)
+    return found
 
 
 def closing_hints(settings: Settings, *, kept: bool) -> list[str]:

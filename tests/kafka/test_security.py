@@ -274,3 +274,33 @@ def test_a_company_s_exactly_once_loader_under_its_own_acls(
     finally:
         stop_worker(worker)
     assert sorted(m.key() for m in deliveries) == sorted(f"jcom:{r['customer_id']}".encode() for r in committed)
+
+
+def test_a_channel_of_the_insurers_notice_reads_only_its_own_deliveries(
+    kafka: Settings, unique: str, tmp_path: Path
+) -> None:
+    """Under the plan's ACLs on the real broker: an entrustee reads its own provide topic and
+    nothing else a channel or a joint user is given; the privacy desk reads the supervision log."""
+    from tests.policies import policy_with_channels
+    from tests.policy.test_handling import INVESTIGATOR
+    from tests.policy.test_provide import REINSURER
+
+    path = policy_with_channels(tmp_path, INVESTIGATOR, REINSURER)
+    settings = kafka.model_copy(update={"topic_prefix": f"s{unique}", "policy_path": path})
+    topology = setup_topics(settings, partitions=2)
+    principals = ["claims-investigator", "domestic-re", "jcom", AUDITOR_PRINCIPAL]
+    passwords = {p: secrets.token_urlsafe(16) for p in principals}
+    apply(settings, path.read_text(encoding="utf-8"), topology, passwords)
+    admin = Producer(settings.kafka_common())
+    for topic in (topology.provide("claims-investigator"), topology.provide("domestic-re"), topology.supervision):
+        admin.produce(topic, key=b"k", value=b"{}")
+    admin.flush(15)
+    investigator = as_principal(settings, "claims-investigator", passwords["claims-investigator"])
+    group = company_group_prefix(topology, "claims-investigator") + "intake"
+    assert consume_error(investigator, topology.provide("claims-investigator"), group) is None
+    denied = ("TOPIC_AUTHORIZATION_FAILED", "GROUP_AUTHORIZATION_FAILED")
+    for topic in (topology.provide("domestic-re"), topology.supervision, topology.deliver("jcom")):
+        assert consume_error(investigator, topic, group) in denied, topic
+    assert produce_error(investigator, topology.provide("claims-investigator")) == "TOPIC_AUTHORIZATION_FAILED"
+    desk = as_principal(settings, AUDITOR_PRINCIPAL, passwords[AUDITOR_PRINCIPAL])
+    assert consume_error(desk, topology.supervision, f"{topology.prefix}.auditor.supervision") is None

@@ -283,3 +283,15 @@ def test_policy_diff_classes_a_channel_change_by_its_basis() -> None:
     # A basis the notice did not publish: consent.
     fewer = version("b", bases=["legal_obligation", "entrustment"])
     assert classes(fewer, none) == {"handling.bases": Requirement.CONSENT}
+
+
+def test_the_example_channels_are_one_per_basis_and_pass_policy_check() -> None:
+    from streams.devtools.demo import EXAMPLE_CHANNELS
+    from streams.policy.loader import PolicySet
+    from streams.serde.preflight import runtime_problems
+
+    channels = yaml.safe_load(EXAMPLE_CHANNELS.read_text(encoding="utf-8"))
+    policy = Policy.model_validate(_with_channels(*channels))
+    assert policy.handling is not None
+    assert sorted(c.basis for c in policy.handling.channels) == sorted(SECTION_5)
+    assert runtime_problems(POLICY_PATH.parent.parent / "schemas", PolicySet.of([policy])) == []
