@@ -68,14 +68,17 @@ class Provision:
 
     def record(self) -> dict[str, Any] | None:
         """The provision record (date, recipient, the person, the items, and the consent or request
-        it rests on), or None where the basis needs none."""
-        if not BASES[self.channel.basis].provision_record:
+        it rests on), or None where the basis needs none. A case-by-case provision always has one,
+        Art. 29 or not (a law's request needs none): it is how a request is known to be answered."""
+        required = BASES[self.channel.basis].provision_record
+        if not required and self.request is None:
             return None
         return {
             "type": PROVISION_RECORD,
             **self._what_was_provided(),
             "consent": self.channel.consent_reference or None,
             "request": self.request,
+            "article_29": required,
         }
 
     def supervision(self) -> dict[str, Any] | None:

@@ -352,3 +352,27 @@ def test_no_channel_ever_receives_what_its_basis_forbids(
                 delivery.fields,
             )
             assert canary.inspect(slipped, source="jcom-insurance", policy_version=policy.version), name
+
+
+def test_every_case_by_case_provision_is_recorded_even_where_article_29_asks_for_none(
+    engine: Engine, channels_policy: Policy
+) -> None:
+    from streams.policy.provision import Provision
+
+    for channel_id, required in (("authority", False), ("counsel", True), ("claims-investigator", None)):
+        delivery = _provided(engine, channel_id, _insured())
+        about = {"subject": "s", "subject_key": "jcom-insurance:C1", "source": "jcom-insurance"}
+        provision = Provision(
+            channels_policy.channels_by_id[channel_id],
+            delivery,
+            **about,
+            policy_version="2026-01",
+            provided_at=NOW,
+            input_ref={},
+            request=None if required is None else "REQ-1",
+        )
+        record = provision.record()
+        if required is None:  # a standing entrustee: no record, a supervision entry
+            assert record is None and provision.supervision() is not None
+        else:
+            assert record is not None and (record["request"], record["article_29"]) == ("REQ-1", required)
