@@ -105,6 +105,7 @@ class Outcome:
     leaks: tuple[tuple[str, str], ...] = ()  # (recipient, class) caught by the leak canary
     decision: Decision | None = None  # for replays and data-quality samples; None when undecodable
     record: Mapping[str, Any] | None = None  # the decoded input (native form), when decodable
+    provisions: tuple[tuple[str, str], ...] = ()  # (channel, basis) of the insurer's notice that received it
 
 
 def dead_letter_headers(message: InMessage, reason: str, detail: str) -> Headers:

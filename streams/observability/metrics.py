@@ -46,6 +46,12 @@ class PipelineMetrics:
         self.deliveries = Counter(
             "jointuse_deliveries", "Records delivered, by recipient.", ["source", "recipient"], registry=registry
         )
+        self.provisions = Counter(
+            "jointuse_provisions",
+            "Records provided to a channel of the insurer's notice, by channel and legal basis.",
+            ["channel", "basis"],
+            registry=registry,
+        )
         self.delivery_purposes = Counter(
             "jointuse_delivery_purposes",
             "Purposes records were delivered for, by recipient and purpose.",
@@ -132,14 +138,24 @@ class PipelineMetrics:
         forged: collections.Counter[tuple[str, str]] = collections.Counter()
         for message, outcome in batch:
             deliveries = tuple(outcome.deliveries.items())
-            kinds[(outcome.source, outcome.status, outcome.reason, deliveries, outcome.dropped, outcome.leaks)] += 1
+            kinds[
+                (
+                    outcome.source,
+                    outcome.status,
+                    outcome.reason,
+                    deliveries,
+                    outcome.dropped,
+                    outcome.leaks,
+                    outcome.provisions,
+                )
+            ] += 1
             if message.timestamp_ms > 0:
                 self.latency.observe(max(0.0, now - message.timestamp_ms / 1000))
             if message.headers:
                 for name in forged_headers(message):
                     forged[(outcome.source or "unknown", name)] += 1
         counts: collections.Counter[tuple[Counter, tuple[str, ...]]] = collections.Counter()
-        for (source_or_none, status, reason, deliveries, dropped, leaks), n in kinds.items():
+        for (source_or_none, status, reason, deliveries, dropped, leaks, provisions), n in kinds.items():
             source = source_or_none or "unknown"
             counts[(self.records_in, (source,))] += n
             counts[(self.records_out, (source, status.value))] += n
@@ -151,6 +167,8 @@ class PipelineMetrics:
                 counts[(self.deliveries, (source, recipient))] += n
                 for purpose in purposes:
                     counts[(self.delivery_purposes, (recipient, purpose))] += n
+            for channel, basis in provisions:
+                counts[(self.provisions, (channel, basis))] += n
             for path, cls in dropped:
                 counts[(self.fields_dropped, (cls, "<unknown>" if cls == UNKNOWN else path))] += n
             for recipient, cls in leaks:

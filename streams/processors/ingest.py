@@ -227,6 +227,7 @@ class Processor:
             tuple((d.path, d.cls) for d in decision.dropped),
             decision=decision,
             record=record,
+            provisions=tuple((c, d.basis) for c, d in provided.items()),
         )
 
     def _provided(self, read: _Read, now: dt.datetime) -> dict[str, Delivery]:

@@ -131,3 +131,26 @@ def test_the_shipped_policy_has_no_channels_and_writes_what_it_wrote(policies: P
     )
     outcome = processor.process(_message(registry, _insured()))
     assert {m.topic for m in outcome.messages} == {T.deliver("jcom"), T.audit, T.stats_contributions}
+
+
+def test_provisions_are_counted_by_channel_and_basis() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streams.observability.metrics import PipelineMetrics
+
+    registry = MemoryRegistry()
+    message = _message(registry, _insured())
+    outcome = _processor(registry).process(message)
+    assert set(outcome.provisions) == {
+        ("claims-investigator", "entrustment"),
+        ("domestic-re", "reinsurance"),
+        ("ssi-association", "industry_exchange"),
+    }
+    metrics_registry = CollectorRegistry()
+    PipelineMetrics(metrics_registry).observe([(message, outcome), (message, outcome)])
+    assert (
+        metrics_registry.get_sample_value(
+            "jointuse_provisions_total", {"channel": "claims-investigator", "basis": "entrustment"}
+        )
+        == 2
+    )
