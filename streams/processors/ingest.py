@@ -88,9 +88,12 @@ class Processor:
         extra_headers: Sequence[tuple[str, str | bytes | None]] = (),
         replay_id: str | None = None,
         max_clock_skew: dt.timedelta = DEFAULT_MAX_CLOCK_SKEW,
+        provide_channels: bool = True,
     ) -> None:
         """``policy`` forces one version for every record (replays); ``extra_headers`` go on every
-        output and ``replay_id`` names a replay in every audit event."""
+        output and ``replay_id`` names a replay in every audit event; ``provide_channels`` False
+        leaves the insurer's channels out (a replay redoes joint use only)."""
+        self.provide_channels = provide_channels
         self.worker_id = worker_id
         self.policy = policy
         self.extra_headers = list(extra_headers)
@@ -234,7 +237,9 @@ class Processor:
         """What each standing channel of the insurer's notice receives of a provider's record (none
         for another company's, or without channels): the same engine decides, channel by channel."""
         policy = self.policy or self.policies.in_force(now)
-        if policy is None or policy.handling is None or read.source != policy.handling.provider:
+        if not self.provide_channels or policy is None or policy.handling is None:
+            return {}
+        if read.source != policy.handling.provider:
             return {}
         channels = [c.id for c in policy.handling.channels if BASES[c.basis].continuous]
         if not channels:

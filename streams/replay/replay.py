@@ -116,6 +116,9 @@ class Replayer:
             is_stopped=self.rights.is_stopped,
             extra_headers=[(H_REPLAY_ID, self.id.encode())],
             replay_id=self.id,
+            # A replay redoes joint use; it never provides to the insurer's channels again (a claim
+            # file sent twice is a second provision, with its own record).
+            provide_channels=False,
         )
         self.stats = ReplayStats(self.id)
 

@@ -154,3 +154,10 @@ def test_provisions_are_counted_by_channel_and_basis() -> None:
         )
         == 2
     )
+
+
+def test_a_replay_redoes_joint_use_and_provides_to_no_channel() -> None:
+    registry = MemoryRegistry()
+    outcome = _processor(registry, provide_channels=False).process(_message(registry, _insured()))
+    assert outcome.status is Status.SHARED and _on(outcome, T.deliver("jcom"))
+    assert not [m for m in outcome.messages if m.topic.startswith("t.provide.")] and outcome.provisions == ()
