@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.exits import Exit, fail
+from streams.cli.exits import Exit, Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, settings_from_options
 from streams.errors import JointUseError
 
@@ -82,5 +82,41 @@ def _progress(step: str, seen: int) -> None:
         print(f"reading {step}: {seen:,} records", file=sys.stderr, flush=True)
 
 
+def supervision_command(
+    channel: Annotated[
+        str, typer.Option("--channel", help="An entrustee of the policy (a channel under entrustment).")
+    ],
+    output: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.TABLE,
+    bootstrap: Bootstrap = None,
+    registry: RegistryUrl = None,
+    prefix: Prefix = None,
+) -> None:
+    """The supervision log of one entrustee (APPI Art. 25): what it received, when, under which
+    contract and task; the workers write an entry with each provision. No value of a record.
+
+    Exit codes: 0 shown; 2 not an entrustee of the policy; 3 Kafka did not answer.
+
+    Example: jointuse supervision --channel example-claims-investigator --format json
+    """
+    from streams.provision.case_by_case import supervision_log
+
+    settings = settings_from_options(bootstrap, registry, prefix)
+    try:
+        entries = supervision_log(settings, channel, on_progress=_progress)
+    except JointUseError as exc:
+        fail(exc, Exit.SERVICE)
+    if output == Format.JSON:
+        typer.echo(json.dumps(entries, ensure_ascii=False, indent=2))
+        return
+    typer.echo(f"{len(entries)} provision(s) to {channel}")
+    for entry in entries:
+        fields = ",".join((*entry.get("items", ()), *entry.get("fields", ())))
+        typer.echo(
+            f"{entry.get('provided_at', '-')} {entry.get('subject', '-')[:16]} {entry.get('contract', '-')} "
+            f"{','.join(entry.get('purposes', ()))} {fields}"
+        )
+
+
 def register(app: typer.Typer) -> None:
     app.command("provide")(provide_command)
+    app.command("supervision")(supervision_command)

@@ -220,3 +220,29 @@ def _write_once(settings: Settings, writer: str, messages: list[OutMessage]) -> 
         sealer.aborted()
         raise
     sealer.committed()
+
+
+def supervision_log(
+    settings: Settings, channel_id: str, *, on_progress: Callable[[str, int], None] = lambda step, seen: None
+) -> list[dict[str, Any]]:
+    """What one entrustee received, oldest first (the supervision log, APPI Art. 25). ``ConfigError``
+    for a channel that is not an entrustee of the notice in force; ``ClusterError`` (exit 3)."""
+    policies = load_policies(settings.policy_path)
+    policy = policies.latest
+    channel = policy.channels_by_id.get(channel_id)
+    if channel is None or not BASES[channel.basis].supervision_log:
+        raise ConfigError(
+            f"--channel: {channel_id} is not an entrustee of the insurer's notice (policy {policy.version})"
+        )
+    ensure_reachable(settings)
+    topology = Topology(settings.topic_prefix)
+    spec = RangeSpec(topology.supervision, key=channel_id)
+    entries = []
+    group = f"{settings.topic_prefix}.auditor.supervision"
+    for batch in read_range(settings.kafka_common(), spec, group_id=group, on_progress=lambda n: on_progress("log", n)):
+        for message in batch:
+            try:
+                entries.append(json.loads(message.value() or b"{}"))
+            except ValueError:
+                continue
+    return sorted(entries, key=lambda e: str(e.get("provided_at", "")))

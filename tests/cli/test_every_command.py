@@ -54,6 +54,7 @@ COMMANDS: dict[str, list[str]] = {
     "rights report": ["rights", "report", "c1", "--verified-by", "x"],
     "retention run": ["retention", "run"],
     "foreign run": ["foreign", "run", "--recipient", "x"],
+    "supervision": ["supervision", "--channel", "x"],
     "provide": [
         "provide",
         "--channel",
@@ -71,8 +72,8 @@ COMMANDS: dict[str, list[str]] = {
 # Commands that read no setting: they work on their arguments alone.
 NO_SETTINGS = {"generate", "policy diff"}
 # Commands that need no broker, registry or subject index (the rest exit 3 without them), and the
-# foreign run and provide, whose recipient the shipped notice does not name (it names none abroad and
-# no channel of the insurer's): refused first, exit 2.
+# foreign run, provide and supervision, whose recipient the shipped notice does not name (it names none
+# abroad and no channel of the insurer's): refused first, exit 2.
 OFFLINE = {
     "generate": 0,
     "catalog": 0,
@@ -87,6 +88,7 @@ OFFLINE = {
     "dq suites": 0,
     "foreign run": 2,
     "provide": 2,
+    "supervision": 2,
 }
 UNREACHABLE = {
     "JOINTUSE_BOOTSTRAP_SERVERS": "127.0.0.1:1",

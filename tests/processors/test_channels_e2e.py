@@ -90,6 +90,12 @@ def test_each_standing_channel_receives_its_own_and_leaves_its_records(
     ]
     assert len(supervised) == len(insured)
     assert {(s["recipient"], s["contract"]) for s in supervised} == {("claims-investigator", "ENT-2026-004")}
+    shown = json.loads(
+        run_cli(["supervision", "--channel", "claims-investigator", "--format", "json"], settings).stdout
+    )
+    assert sorted(e["subject_key"] for e in shown) == sorted(f"jcom-insurance:{r['customer_id']}" for r in insured)
+    not_an_entrustee = run_cli(["supervision", "--channel", "domestic-re"], settings, check=False)
+    assert not_an_entrustee.returncode == 2 and "not an entrustee" in not_an_entrustee.stderr
     assert "SECRET" not in json.dumps(records_out + supervised)
 
     # A lawyer's request, answered by the privacy desk for one subject, once.
