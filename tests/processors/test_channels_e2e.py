@@ -52,6 +52,9 @@ def test_each_standing_channel_receives_its_own_and_leaves_its_records(
     }
     assert all(e["source"] == "jcom-insurance" for e in events if e.get("provisions"))
 
+    # Whatever the channels are given, a joint user gets no sensitive, insurer-only or secrecy value.
+    for company in ("jcom", "jcom-insurance"):
+        assert not [m for m in read_committed(settings, topology.deliver(company)) if b"SECRET" in (m.value() or b"")]
     registry = Registry(settings.registry_conf())
 
     def received(channel: str, expected: int) -> list[tuple[dict[str, str], dict[str, object]]]:
