@@ -82,7 +82,7 @@ class OutMessage:
 class Written(Protocol):
     """What the batch loop needs of any processor's outcome: the messages to write in the batch's
     transaction, and a status to count. Each processor says the rest in its own type: ``Outcome``
-    (ingest, and replays of it), ``ErasureOutcome``, ``ForeignOutcome``."""
+    (ingest, and replays of it), ``ErasureOutcome``."""
 
     @property
     def status(self) -> StrEnum: ...  # pragma: no cover  # each outcome type has its own vocabulary
@@ -106,6 +106,8 @@ class Outcome:
     decision: Decision | None = None  # for replays and data-quality samples; None when undecodable
     record: Mapping[str, Any] | None = None  # the decoded input (native form), when decodable
     provisions: tuple[tuple[str, str], ...] = ()  # (channel, basis) of the insurer's notice that received it
+    # (channel, reason) of the standing channels the provider's record did not go to (no consent, ...)
+    provisions_withheld: tuple[tuple[str, str], ...] = ()
 
 
 def dead_letter_headers(message: InMessage, reason: str, detail: str) -> Headers:

@@ -100,12 +100,13 @@ class Topology:
 
     @property
     def provision_records(self) -> str:
-        """Records of third-party provision abroad (APPI Art. 29)."""
+        """Provision records (APPI Art. 29) of the insurer's channels, abroad included, and of every
+        case-by-case provision."""
         return f"{self.prefix}.provision-records.{SCHEMA_MAJOR}"
 
     def provide(self, channel: str) -> str:
-        """What a standing channel of the insurer's notice receives (an entrustee, a reinsurer, the
-        association): ``Policy.handling.channels``."""
+        """What a standing channel of the insurer's notice receives (an entrustee, a reinsurer at home
+        or abroad, the association): ``Policy.handling.channels``."""
         return f"{self.prefix}.provide.{channel}.customer.{SCHEMA_MAJOR}"
 
     @property
@@ -113,9 +114,6 @@ class Topology:
         """The supervision log of entrustees (APPI Art. 25): what each received, under which
         contract; keyed by the entrustee's id."""
         return f"{self.prefix}.supervision.{SCHEMA_MAJOR}"
-
-    def foreign(self, recipient: str) -> str:
-        return f"{self.prefix}.foreign.{recipient}.customer.{SCHEMA_MAJOR}"
 
     def ingest_pattern(self) -> str:
         """A subscription regex for every company's ingest topic."""
@@ -129,14 +127,10 @@ class Topology:
 
     @staticmethod
     def notified(policy: Policy) -> list[str]:
-        """Every recipient told of erasures and retention: joint users, recipients abroad and the
-        standing channels of the insurer's notice."""
+        """Every recipient told of erasures and retention: joint users and the standing channels of
+        the insurer's notice (recipients abroad included)."""
         channels = policy.handling.channels if policy.handling is not None else ()
-        return (
-            [u.id for u in policy.joint_users]
-            + [r.id for r in policy.foreign_provision.recipients]
-            + [c.id for c in channels if BASES[c.basis].continuous]
-        )
+        return [u.id for u in policy.joint_users] + [c.id for c in channels if BASES[c.basis].continuous]
 
     def specs(self, policy: Policy) -> list[TopicSpec]:
         """Every topic the pipeline needs for the joint users of ``policy``."""
@@ -188,8 +182,6 @@ class Topology:
             if not BASES[channel.basis].continuous:
                 continue  # provided case by case: through the operator's command, not a topic
             specs.append(_recipient_topic(self.provide(channel.id), policy, channel.items, longest_ms))
-        for recipient in policy.foreign_provision.recipients:
-            specs.append(_recipient_topic(self.foreign(recipient.id), policy, recipient.items, longest_ms))
         return specs
 
 

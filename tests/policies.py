@@ -1,4 +1,4 @@
-"""Policy files for tests: the real notice with a foreign recipient added (the seed names none)."""
+"""Policy files for tests: the real notice with recipients added (the seed names none)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,27 @@ import yaml
 
 from tests.conftest import POLICY_PATH
 
-REINSURER = "example-re-us"
-REINSURER_ENTRY = f"""
-    - id: {REINSURER}
-      name: Example Reinsurance Inc. (a test recipient, not in the seed)
-      country: US
-      items: [name, birth_date, gender]
-      insurer_fields: [policy, claims]"""
+REINSURER = "example-re-us"  # a reinsurer abroad (the notice's section 6)
+
+
+def reinsurer_abroad(country: str = "US") -> dict[str, Any]:
+    return {
+        "id": REINSURER,
+        "basis": "foreign",
+        "name_ja": "例示米国再保険会社",
+        "name_en": "Example Reinsurance Inc. (a test recipient, not in the seed)",
+        "country": country,
+        "purposes": ["insurer.reinsurance"],
+        "items": ["name", "birth_date", "gender"],
+        "insurer_fields": ["policy", "claims"],
+        "contract": "TREATY-ABROAD-TEST",
+        "consent_reference": "保険契約申込書 外国にある第三者への提供に関する同意欄",
+    }
 
 
 def policy_with_reinsurer(folder: Path, *, country: str = "US") -> Path:
-    text = POLICY_PATH.read_text(encoding="utf-8")
-    assert "  recipients: []" in text
-    text = text.replace(
-        "  recipients: []", "  recipients:" + REINSURER_ENTRY.replace("country: US", f"country: {country}")
-    )
-    path = folder / "jcom-group.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    """The notice with one reinsurer abroad: a channel of the insurer's notice under the foreign basis."""
+    return policy_with_channels(folder, reinsurer_abroad(country))
 
 
 def policy_text_without_the_insurer() -> str:
@@ -34,7 +37,7 @@ def policy_text_without_the_insurer() -> str:
     nor the holder of its own notice's channels."""
     data = yaml.safe_load(POLICY_PATH.read_text(encoding="utf-8"))
     data["joint_users"] = [u for u in data["joint_users"] if u["id"] != "jcom-insurance"]
-    del data["foreign_provision"]["provider"], data["handling"]
+    del data["handling"]
     return str(yaml.safe_dump(data, allow_unicode=True, sort_keys=False))
 
 

@@ -1,4 +1,4 @@
-"""Commands for data subject rights, retention and foreign provision."""
+"""Commands for data subject rights and retention."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from streams.cli.exits import Exit, Format, fail
-from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, settings_from_options
+from streams.cli.infra_commands import Bootstrap, Prefix, settings_from_options
 from streams.cli.options import joint_user
 from streams.errors import JointUseError
 from streams.rights.rules import FiledBy, Requester
@@ -19,7 +19,6 @@ from streams.settings import WEB_ADDRESS
 
 rights_app = typer.Typer(help="Stop-of-use, erasure and disclosure reports (APPI Arts. 33-35).", no_args_is_help=True)
 retention_app = typer.Typer(help="Erase deliveries whose items passed their retention.", no_args_is_help=True)
-foreign_app = typer.Typer(help="Third-party provision to recipients abroad (APPI Art. 28).", no_args_is_help=True)
 
 
 VerifiedBy = Annotated[
@@ -291,45 +290,7 @@ def retention_run(
         time.sleep(every)
 
 
-@foreign_app.command("run")
-def foreign_run(
-    recipient: Annotated[str, typer.Option("--recipient", help="The foreign recipient's id in the policy.")],
-    worker_id: Annotated[str | None, typer.Option("--worker-id", help="Stable id of this egress worker.")] = None,
-    max_idle: Annotated[float | None, typer.Option("--max-idle", help="Exit after this many idle seconds.")] = None,
-    bootstrap: Bootstrap = None,
-    registry: RegistryUrl = None,
-    prefix: Prefix = None,
-) -> None:
-    """Provide the provider's records to one foreign recipient, with consent only, and write a
-    provision record for each (exactly-once, until SIGTERM/SIGINT).
-
-    Example: jointuse foreign run --recipient example-re-us --max-idle 30
-    """
-    from streams.logs import configure as configure_logging
-    from streams.policy.foreign import UnknownRecipient
-    from streams.processors.foreign import ForeignStatus
-    from streams.worker.foreign import run_foreign_egress
-    from streams.worker.parts import default_worker_id
-
-    settings = settings_from_options(bootstrap, registry, prefix)
-    configure_logging()
-    try:
-        stats, refused = run_foreign_egress(
-            settings, recipient=recipient, worker_id=worker_id or default_worker_id(), max_idle_seconds=max_idle
-        )
-    except UnknownRecipient as exc:
-        fail(exc, Exit.USAGE)
-    except JointUseError as exc:
-        fail(exc, Exit.SERVICE)
-    typer.echo(
-        json.dumps(
-            {"records": stats.records, "provided": stats.by_status.get(ForeignStatus.PROVIDED, 0), "refused": refused}
-        )
-    )
-
-
 def register(app: typer.Typer) -> None:
     app.command("index")(index_command)
     app.add_typer(rights_app, name="rights")
     app.add_typer(retention_app, name="retention")
-    app.add_typer(foreign_app, name="foreign")

@@ -30,7 +30,6 @@ from streams.messages import (
 )
 from streams.policy.bases import BASES
 from streams.policy.engine import Engine
-from streams.policy.foreign import foreign_schema
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.policy.provision import channel_schema
@@ -191,8 +190,9 @@ CORRECTION_JSON: Mapping[str, Any] = {
 }
 PROVISION_JSON: Mapping[str, Any] = {
     "type": "object",
-    "description": "Record of a provision abroad, or through a channel of the insurer's notice whose basis "
-    "needs one (APPI Art. 29): who, what, when, under which consent or request.",
+    "description": "Record of a provision through a channel of the insurer's notice (abroad: with its "
+    "country) where its basis needs one (APPI Art. 29), or of a case-by-case provision: who, what, when, "
+    "under which consent or request.",
 }
 SUPERVISION_JSON: Mapping[str, Any] = {
     "type": "object",
@@ -340,20 +340,6 @@ def build_catalog(
                 tombstones="Erase this subject: an erasure request or a passed retention (a notice follows).",
                 address=address,
             )
-        elif address == topology.foreign(company or ""):
-            file = f"{governed.latest.name}.foreign.{company}.avsc"
-            schemas[file] = foreign_schema(governed.latest.classified, policy, company or "")
-            channel = Channel(
-                id=f"foreign-{company}",
-                kind="foreign",
-                summary=f"Third-party provision abroad to {company}, with the subject's consent (APPI Art. 28).",
-                company=company,
-                key=SUBJECT_KEY,
-                payload=AVRO,
-                schemas=(file,),
-                tombstones="Erase this subject.",
-                address=address,
-            )
         elif address in stats_tables:
             table = stats_tables[address]
             if stats_schema is None:
@@ -463,7 +449,8 @@ def _internal(address: str, topology: Topology) -> Channel:
         ),
         topology.provision_records: (
             "provision-records",
-            "Records of provision abroad, kept at least 3 years.",
+            "Provision records (APPI Art. 29) of the insurer's channels, abroad included, and of case-by-case "
+            "provisions; kept 3 years by default.",
             SUBJECT_KEY,
             JSON,
             PROVISION_JSON,
@@ -504,7 +491,6 @@ def _company_of(address: str, policy: Policy, topology: Topology) -> str | None:
             topology.deliver(company),
             topology.dead_letters(company),
             topology.notices(company),
-            topology.foreign(company),
             topology.provide(company),
         ):
             return company

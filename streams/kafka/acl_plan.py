@@ -10,7 +10,8 @@
 - the auditor (the privacy desk) reads the audit and provision-record topics, writes rights
   requests and corrections, keeps the incidents and writes their notices, with groups named
   ``<prefix>.auditor.*``;
-- each foreign recipient reads only its own foreign topic;
+- each standing channel of the insurer's notice (an entrustee, a reinsurer at home or abroad, the
+  association) reads only its own delivery topic and notices;
 - nobody else gets anything: the broker denies what no ACL allows.
 """
 
@@ -113,7 +114,6 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += _topic(pipeline, topology.corrections, "read")
     acls += _topic(pipeline, f"{topology.prefix}.notices.", "write", pattern="prefixed")
     acls += _topic(pipeline, topology.provision_records, "write")
-    acls += _topic(pipeline, f"{topology.prefix}.foreign.", "write", pattern="prefixed")
     channels = [c for c in policy.handling.channels if BASES[c.basis].continuous] if policy.handling else []
     if policy.handling is not None and policy.handling.channels:
         # Standing channels of the insurer's notice: their deliveries, and the entrustees' supervision log.
@@ -127,7 +127,6 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     retention = _user(RETENTION_PRINCIPAL)
     principals.append(RETENTION_PRINCIPAL)
     acls += _topic(retention, f"{topology.prefix}.deliver.", "read", "write", pattern="prefixed")
-    acls += _topic(retention, f"{topology.prefix}.foreign.", "read", "write", pattern="prefixed")
     acls += _topic(retention, f"{topology.prefix}.provide.", "read", "write", pattern="prefixed")
     acls += _topic(retention, f"{topology.prefix}.notices.", "write", pattern="prefixed")
     acls.append(Acl("group", f"{topology.prefix}.retention", "prefixed", retention, "read"))
@@ -153,11 +152,6 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     # The privacy desk opens, files and closes incidents, and tells source companies whom one concerns.
     acls += _topic(auditor, topology.incidents, "write", "read")
     acls += _topic(auditor, f"{topology.prefix}.notices.", "write", pattern="prefixed")
-    for recipient in policy.foreign_provision.recipients:
-        principals.append(recipient.id)
-        acls += _topic(_user(recipient.id), topology.foreign(recipient.id), "read")
-        acls += _topic(_user(recipient.id), topology.notices(recipient.id), "read")
-        acls.append(Acl("group", company_group_prefix(topology, recipient.id), "prefixed", _user(recipient.id), "read"))
     for channel in channels:  # each reads its own deliveries only, in groups of its own
         principals.append(channel.id)
         acls += _topic(_user(channel.id), topology.provide(channel.id), "read")

@@ -25,7 +25,6 @@ from streams.messages import InMessage, Outcome, forged_headers
 from streams.policy.classification import UNKNOWN
 from streams.policy.decision import Status
 from streams.processors.erasure import ErasureOutcome
-from streams.processors.foreign import ForeignOutcome
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -50,6 +49,13 @@ class PipelineMetrics:
             "jointuse_provisions",
             "Records provided to a channel of the insurer's notice, by channel and legal basis.",
             ["channel", "basis"],
+            registry=registry,
+        )
+        self.provisions_withheld = Counter(
+            "jointuse_provisions_withheld",
+            "The provider's records a standing channel did not receive, by channel and reason "
+            "(no_consent, stop_of_use, no_recipient, ...).",
+            ["channel", "reason"],
             registry=registry,
         )
         self.delivery_purposes = Counter(
@@ -147,6 +153,7 @@ class PipelineMetrics:
                     outcome.dropped,
                     outcome.leaks,
                     outcome.provisions,
+                    outcome.provisions_withheld,
                 )
             ] += 1
             if message.timestamp_ms > 0:
@@ -155,7 +162,7 @@ class PipelineMetrics:
                 for name in forged_headers(message):
                     forged[(outcome.source or "unknown", name)] += 1
         counts: collections.Counter[tuple[Counter, tuple[str, ...]]] = collections.Counter()
-        for (source_or_none, status, reason, deliveries, dropped, leaks, provisions), n in kinds.items():
+        for (source_or_none, status, reason, deliveries, dropped, leaks, provisions, not_provided), n in kinds.items():
             source = source_or_none or "unknown"
             counts[(self.records_in, (source,))] += n
             counts[(self.records_out, (source, status.value))] += n
@@ -169,6 +176,8 @@ class PipelineMetrics:
                     counts[(self.delivery_purposes, (recipient, purpose))] += n
             for channel, basis in provisions:
                 counts[(self.provisions, (channel, basis))] += n
+            for channel, why in not_provided:
+                counts[(self.provisions_withheld, (channel, why))] += n
             for path, cls in dropped:
                 counts[(self.fields_dropped, (cls, "<unknown>" if cls == UNKNOWN else path))] += n
             for recipient, cls in leaks:
@@ -318,30 +327,3 @@ class StatsMetrics:
 
     def set_lag(self, lags: Iterable[PartitionLag]) -> None:
         self.lag.set(sum(lag.lag for lag in lags))
-
-
-class ForeignMetrics:
-    """The foreign egress: provisions abroad and refusals, per recipient."""
-
-    def __init__(self, registry: CollectorRegistry, recipient: str) -> None:
-        self.recipient = recipient
-        self.provided = Counter(
-            "jointuse_foreign_provisions",
-            "Records provided to a foreign recipient, each with a provision record.",
-            ["recipient"],
-            registry=registry,
-        )
-        self.refused = Counter(
-            "jointuse_foreign_refused",
-            "Records not provided abroad, by reason (no_consent, not_provider, stop_of_use, ...).",
-            ["recipient", "reason"],
-            registry=registry,
-        )
-        self.provided.labels(recipient)
-
-    def observe(self, outcomes: Iterable[ForeignOutcome]) -> None:
-        for outcome in outcomes:
-            if outcome.provided:
-                self.provided.labels(self.recipient).inc()
-            else:
-                self.refused.labels(self.recipient, outcome.reason.value).inc()

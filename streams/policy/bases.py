@@ -49,6 +49,9 @@ class Basis:
     continuous: bool  # a standing channel with a delivery topic; else an operator provides case by case
     classes: frozenset[FieldClass]  # the classes of fields it may ever carry
     request_reference: bool = False  # each provision names the request it answers
+    # The member of the record's ``consent`` that must be true: a consent given for this basis in
+    # particular (Art. 28 asks for consent to provision to a third party abroad as such).
+    consent_member: str | None = None
 
     @property
     def may_carry_sensitive(self) -> bool:
@@ -151,6 +154,7 @@ BASES: dict[LegalBasis, Basis] = {
             supervision_log=False,
             continuous=True,
             classes=_CONTRACT,
+            consent_member="foreign_transfer_consent",
         ),
     )
 }

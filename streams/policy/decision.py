@@ -29,7 +29,7 @@ class Reason(StrEnum):
     NO_RECIPIENT = "no_recipient"
     # Provision through a channel of the insurer's notice (Engine.provide):
     NOT_PROVIDER = "not_provider"  # not the provider's own customer's record
-    NO_CHANNEL = "no_channel"  # the channel is not in every version that governs the record
+    NO_CHANNEL = "no_channel"  # the channel (abroad: in its country) is not in every governing version
     NO_CONSENT = "no_consent"  # the basis needs consent and the record shows none
 
 

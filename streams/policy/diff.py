@@ -89,14 +89,6 @@ RULES: dict[str, Requirement] = {
     "joint_users[*].name_en": _N,
     "joint_users[*].purposes": _A,
     "foreign_provision.allowed_countries": _C,
-    "foreign_provision.provider": _C,
-    "foreign_provision.recipients[*]": _C,
-    "foreign_provision.recipients[*].id": _C,
-    "foreign_provision.recipients[*].name": _C,
-    "foreign_provision.recipients[*].country": _C,
-    "foreign_provision.recipients[*].consent_required": _C,
-    "foreign_provision.recipients[*].items": _C,
-    "foreign_provision.recipients[*].insurer_fields": _C,
     # The insurer's own notice. Its purposes change like the joint-use ones; widening what sensitive
     # data may serve, a new basis, or a third party's channel needs consent; an entrustee's or a
     # law's channel is internal (``_by_basis``).
@@ -121,6 +113,7 @@ RULES: dict[str, Requirement] = {
     "handling.channels[*].task_ja": _C,
     "handling.channels[*].contract": _I,
     "handling.channels[*].consent_reference": _N,
+    "handling.channels[*].country": _C,  # another country abroad: consent to provision there (Art. 28)
     "handling.consent_evidence": _C,  # which records count as consented
     "handling.provision_record_retention": _I,
     # Statistics whose cells count k or more subjects, small cells protected, are not personal

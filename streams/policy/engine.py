@@ -160,7 +160,9 @@ class Engine:
 
         Only the provider's own customers' records go, under every version that governs the record:
         the items, fields and purposes all of them allow the channel. A basis that needs consent
-        needs a record that shows a contract (``handling.consent_evidence``); a stop-of-use request
+        needs a record that shows a contract (``handling.consent_evidence``), and provision abroad the
+        subject's own consent to it (the basis's ``consent_member``) and a country every governing
+        version publishes; a stop-of-use request
         stops every basis but a legal obligation; joint use's stop does not concern these channels.
         Sensitive data goes only on a basis that may carry it and for purposes the guideline allows."""
         admitted = self._admit(record, source, now=now, policy=policy, trusted=trusted)
@@ -188,6 +190,15 @@ class Engine:
             record.get(h.consent_evidence) is None for h in (now_handling, then_handling)
         ):
             return withheld(Reason.NO_CONSENT, "the basis needs consent and the record holds no contract")
+        member = basis.consent_member
+        if member is not None and (record.get("consent") or {}).get(member) is not True:
+            return withheld(Reason.NO_CONSENT, f"the basis needs the subject's own consent (consent.{member})")
+        if now_channel.country is not None and not all(
+            now_channel.country == then_channel.country and now_channel.country in v.foreign_provision.allowed_countries
+            for v in (versions.now, versions.record)
+        ):
+            # Checked here as well as when the policy loads: a decision must not rely on its caller.
+            return withheld(Reason.NO_CHANNEL, "the recipient's country is not allowed by every governing version")
         opted_out = bool((record.get("consent") or {}).get("marketing_opt_out"))
         route = self._channel_route(versions, now_channel.id, opted_out, trusted)
         if route is None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from functools import cached_property
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -160,28 +161,23 @@ class JointUser(_Frozen):
     )
 
 
-class ForeignRecipient(_Frozen):
-    """A recipient abroad, reached by third-party provision with consent (APPI Art. 28), never joint use."""
-
-    id: CompanyId = Field(description="Recipient id.")
-    name: str = Field(description="Legal name.")
-    country: CountryCode = Field(description="Country of the recipient.")
-    consent_required: bool = Field(True, description="Whether the subject's consent is required (it is, by law).")
-    items: tuple[ItemId, ...] = Field(default=(), description="Items of the notice that may be provided.")
-    insurer_fields: tuple[str, ...] = Field(
-        default=(),
-        description="Top-level insurer-only fields that may be provided (e.g. policy); sensitive parts never are.",
-    )
-
-
 class ForeignProvision(_Frozen):
-    """The foreign-provision gate."""
+    """Provision abroad as the notice publishes it (section 6): the countries a recipient may be in.
+    The recipients themselves are channels of ``handling`` under the ``foreign`` basis."""
 
-    allowed_countries: tuple[CountryCode, ...] = Field(default=(), description="Countries recipients may be in.")
-    provider: CompanyId | None = Field(
-        None, description="The joint user whose own customers' records may be provided abroad (the insurer)."
+    allowed_countries: tuple[CountryCode, ...] = Field(
+        default=(), description="Countries a recipient abroad may be in (the notice's section 6)."
     )
-    recipients: tuple[ForeignRecipient, ...] = Field(default=(), description="Known foreign recipients.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipients_are_channels(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and ({"recipients", "provider"} & set(data)):
+            raise ValueError(
+                "foreign_provision lists only allowed_countries: a recipient abroad is a channel of handling "
+                "with basis foreign and its country, and handling.provider is its provider"
+            )
+        return data
 
 
 class Channel(_Frozen):
@@ -210,15 +206,18 @@ class Channel(_Frozen):
     consent_reference: str = Field(
         "", description="Where subjects consented to this provision (e.g. the application form's clause)."
     )
+    country: CountryCode | None = Field(
+        None, description="A recipient abroad (basis foreign): its country, one of foreign_provision's."
+    )
 
     @model_validator(mode="after")
     def _within_its_basis(self) -> Channel:
         rules = BASES[self.basis]
         where = f"channel {self.id!r} ({self.basis})"
-        if self.basis in (LegalBasis.JOINT_USE, LegalBasis.FOREIGN):
-            raise ValueError(
-                f"{where}: joint users are listed under joint_users, recipients abroad under foreign_provision"
-            )
+        if self.basis is LegalBasis.JOINT_USE:
+            raise ValueError(f"{where}: joint users are listed under joint_users")
+        if (self.country is not None) is not (self.basis is LegalBasis.FOREIGN):
+            raise ValueError(f"{where}: a recipient abroad, and only one, names its country")
         for name, listed in (
             ("items", self.items),
             ("insurer_fields", self.insurer_fields),
@@ -233,7 +232,7 @@ class Channel(_Frozen):
             raise ValueError(f"{where}: the basis never carries sensitive data")
         if self.basis is LegalBasis.ENTRUSTMENT and not (self.task_ja and self.contract):
             raise ValueError(f"{where}: an entrustment names its task (task_ja) and contract")
-        if self.basis is LegalBasis.REINSURANCE and not self.contract:
+        if self.basis in (LegalBasis.REINSURANCE, LegalBasis.FOREIGN) and not self.contract:
             raise ValueError(f"{where}: a reinsurance channel names its treaty (contract)")
         if rules.consent_required and not self.consent_reference:
             raise ValueError(
@@ -244,7 +243,8 @@ class Channel(_Frozen):
 
 class Handling(_Frozen):
     """The insurer's own notice (個人情報の取扱いについて): its purposes of use (section 1), the
-    purposes sensitive data may serve (section 8) and every channel of provision outside (section 5)."""
+    purposes sensitive data may serve (section 8) and every channel of provision outside (section 5,
+    and section 6's recipients abroad)."""
 
     provider: CompanyId = Field(
         description="The joint user whose notice this is, and whose customers' data it provides."
@@ -284,7 +284,7 @@ class Handling(_Frozen):
             if basis in (LegalBasis.JOINT_USE, LegalBasis.FOREIGN):
                 raise ValueError(f"handling.bases: {basis} has a section of its own, not section 5")
         for channel in self.channels:
-            if channel.basis not in self.bases:
+            if channel.basis is not LegalBasis.FOREIGN and channel.basis not in self.bases:
                 raise ValueError(f"channel {channel.id!r}: its basis {channel.basis} is not published (handling.bases)")
             _known(f"channel {channel.id!r}", channel.purposes, known)
             if channel.sensitive_fields:
@@ -389,18 +389,6 @@ class Policy(_Frozen):
             _known("item_purposes", purposes, purpose_ids)
         for user in self.joint_users:
             _known(f"joint user {user.id!r}", user.purposes or (), purpose_ids)
-        allowed = set(self.foreign_provision.allowed_countries)
-        provider = self.foreign_provision.provider
-        if provider is not None and provider not in {u.id for u in self.joint_users}:
-            raise ValueError(f"foreign provision provider {provider!r} is not a joint user")
-        if self.foreign_provision.recipients and provider is None:
-            raise ValueError("foreign provision names recipients but no provider")
-        for recipient in self.foreign_provision.recipients:
-            if recipient.country not in allowed:
-                raise ValueError(f"foreign recipient {recipient.id!r} is in a country that is not allowed")
-            unknown_items = set(recipient.items) - item_ids
-            if unknown_items:
-                raise ValueError(f"foreign recipient {recipient.id!r} names unknown items {sorted(unknown_items)}")
         if self.handling is not None:
             self._check_handling(self.handling, item_ids, purpose_ids)
         for table in self.statistics.tables:
@@ -424,13 +412,17 @@ class Policy(_Frozen):
         shared = sorted({p.id for p in handling.purposes} & purpose_ids)
         if shared:
             raise ValueError(f"handling purposes {shared} are also joint-use purposes: one id, one purpose")
-        # A channel's topics and ACLs are named by its id: it must not be a joint user's or a foreign
-        # recipient's. Nor may a joint user receive sensitive data under another name.
-        taken = set(users) | {r.id for r in self.foreign_provision.recipients}
+        # A channel's topics and ACLs are named by its id: it must not be a joint user's. Nor may a
+        # joint user receive sensitive data under another name.
         group_names = {u.name_ja for u in self.joint_users}
+        allowed_countries = set(self.foreign_provision.allowed_countries)
         for channel in handling.channels:
-            if channel.id in taken:
-                raise ValueError(f"channel {channel.id!r} has the id of a joint user or a foreign recipient")
+            if channel.id in users:
+                raise ValueError(f"channel {channel.id!r} has the id of a joint user")
+            if channel.country is not None and channel.country not in allowed_countries:
+                raise ValueError(
+                    f"channel {channel.id!r} is in a country the notice does not publish (foreign_provision)"
+                )
             if channel.sensitive_fields and channel.name_ja in group_names:
                 raise ValueError(
                     f"channel {channel.id!r} is a joint user by name: a joint user never receives sensitive data"

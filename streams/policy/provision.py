@@ -100,13 +100,14 @@ class Provision:
             "basis": basis.id.value,
             "article": basis.article,
             "subject": self.subject,
-            # Art. 29 asks for what identifies the person: the source's customer key, as the foreign
-            # egress's records hold it (the subject's report and erasure look provisions up by it).
+            # Art. 29 asks for what identifies the person: the source's customer key (a desk answering a
+            # person's request finds its provisions by it).
             "subject_key": self.subject_key,
             "source": self.source,
             "items": list(self.delivery.items),
             "fields": list(self.delivery.fields),
             "purposes": list(self.delivery.purposes),
+            **({"country": self.channel.country} if self.channel.country is not None else {}),
             "provided_at": self.provided_at.isoformat(),
             "policy_version": self.policy_version,
             "input": dict(self.input_ref),

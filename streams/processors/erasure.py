@@ -12,15 +12,13 @@ index has applied every audit event committed before it (``streams.rights.index_
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 from streams.errors import DEPENDENCY_ERRORS
 from streams.messages import InMessage, OutMessage, dead_letter_headers
 from streams.policy.bases import BASES, LegalBasis
-from streams.policy.foreign import FOREIGN_PROVISION
 from streams.policy.pseudonym import SubjectKeys
 from streams.rights.rules import (
     InvalidRightsRequest,
@@ -36,7 +34,6 @@ RIGHTS_DEAD_LETTERS = "rights"  # <prefix>.dlq.rights
 H_REQUEST_ID = "jointuse-rights-request-id"
 
 RowsLookup = Callable[[frozenset[str]], Iterable[SubjectRow]]  # the index rows of a subject's pseudonyms
-ProvisionLookup = Callable[[str], Iterable[Mapping[str, Any]]]
 
 
 class ErasureStatus(StrEnum):
@@ -72,7 +69,6 @@ class RightsProcessor:
         topology: Topology,
         rows: RowsLookup,
         subjects: SubjectKeys,
-        provisions: ProvisionLookup | None = None,
         superseded: Callable[[InMessage], bool] = lambda message: False,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
@@ -81,7 +77,6 @@ class RightsProcessor:
         self.topology = topology
         self.rows = rows
         self.subjects = subjects
-        self.provisions = provisions
         self.superseded = superseded
         self.now = now
         self.erased = 0
@@ -127,10 +122,6 @@ class RightsProcessor:
             elif basis in BASES and BASES[LegalBasis(basis)].continuous:
                 topics.append((recipient, self.topology.provide(recipient)))
             # A case-by-case provision has no topic: the request's own procedure erases it.
-        if self.provisions is not None:
-            records = self.provisions(request.key)
-            abroad = sorted({str(p["recipient"]) for p in records if p.get("type") == FOREIGN_PROVISION})
-            topics += [(r, self.topology.foreign(r)) for r in abroad]
         key = request.key.encode()
         headers: list[tuple[str, str | bytes | None]] = [(H_REQUEST_ID, request.request_id.encode())]
         issued = self.now()

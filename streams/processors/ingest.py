@@ -179,7 +179,7 @@ class Processor:
         if decision.status is Status.INVALID:
             dead = self._dead(message, source, decision.reason.value, decision.detail, decision, schema_id)
             return replace(dead, decision=decision, record=record)
-        provided = self._provided(read, now)
+        provided, provisions_withheld = self._provided(read, now)
         canary = self._judges[version.name].canary
         leaks = tuple(
             (recipient, cls)
@@ -203,14 +203,7 @@ class Processor:
             body_out = encoded.get(id(delivery.record))
             if body_out is None:
                 body_out = encoded[id(delivery.record)] = version.delivery_codec.encode(delivery.record)
-            headers: Headers = [
-                (H_PURPOSES, ",".join(delivery.purposes).encode()),
-                (H_POLICY_VERSION, (decision.policy_version or "").encode()),
-                (H_SOURCE, source.encode()),
-                (H_TRACE_ID, trace.encode()),
-                (H_ITEMS, ",".join(delivery.items).encode()),
-                *self.extra_headers,
-            ]
+            headers = self._headers(delivery, decision, source, trace)
             delivery_id = self.reader.delivery_id(version, topic)
             messages.append(OutMessage(topic, f"{source}:{key}".encode(), frame(delivery_id, body_out), headers))
         subject = self.subjects.subject(source, key)  # one HMAC per input: the audit's and the cells' key
@@ -231,29 +224,34 @@ class Processor:
             decision=decision,
             record=record,
             provisions=tuple((c, d.basis) for c, d in provided.items()),
+            provisions_withheld=provisions_withheld,
         )
 
-    def _provided(self, read: _Read, now: dt.datetime) -> dict[str, Delivery]:
+    def _provided(self, read: _Read, now: dt.datetime) -> tuple[dict[str, Delivery], tuple[tuple[str, str], ...]]:
         """What each standing channel of the insurer's notice receives of a provider's record (none
-        for another company's, or without channels): the same engine decides, channel by channel."""
+        for another company's, or without channels): the same engine decides, channel by channel.
+        Also which channels it did not go to, and why (counted for the dashboards)."""
         policy = self.policy or self.policies.in_force(now)
         if not self.provide_channels or policy is None or policy.handling is None:
-            return {}
+            return {}, ()
         if read.source != policy.handling.provider:
-            return {}
+            return {}, ()
         channels = [c.id for c in policy.handling.channels if BASES[c.basis].continuous]
         if not channels:
-            return {}
+            return {}, ()
         engine = self._judges[read.decoded.reading.version.name].engine
         stopped = self.is_stopped(read.source, read.key)
         provided = {}
+        withheld = []
         for channel in channels:
             decision = engine.provide(
                 read.decoded.record, read.source, channel, now=now, policy=self.policy, stopped=stopped, trusted=True
             )
             if decision.status is Status.SHARED:
                 provided[channel] = decision.deliveries[channel]
-        return provided
+            else:
+                withheld.append((channel, decision.reason.value))
+        return provided, tuple(withheld)
 
     def _provisions(
         self,
@@ -274,16 +272,14 @@ class Processor:
         for channel_id, delivery in provided.items():
             channel = policy.channels_by_id[channel_id]
             codec, schema_id = self._channel_writer(version, policy, channel_id)
-            headers: Headers = [
-                (H_PURPOSES, ",".join(delivery.purposes).encode()),
-                (H_POLICY_VERSION, (decision.policy_version or "").encode()),
-                (H_SOURCE, read.source.encode()),
-                (H_TRACE_ID, trace.encode()),
-                (H_ITEMS, ",".join(delivery.items).encode()),
+            headers = self._headers(
+                delivery,
+                decision,
+                read.source,
+                trace,
                 (H_BASIS, channel.basis.value.encode()),
                 (H_FIELDS, ",".join(delivery.fields).encode()),
-                *self.extra_headers,
-            ]
+            )
             body = frame(schema_id, codec.encode(delivery.record))
             out.append(
                 OutMessage(self.topology.provide(channel_id), f"{read.source}:{read.key}".encode(), body, headers)
@@ -305,6 +301,21 @@ class Processor:
             if supervised is not None:
                 out.append(OutMessage(self.topology.supervision, channel_id.encode(), orjson.dumps(supervised), []))
         return out
+
+    def _headers(
+        self, delivery: Delivery, decision: Decision, source: str, trace: str, *more: tuple[str, bytes]
+    ) -> Headers:
+        """What a recipient is told of a delivery: its purposes, the governing version, the source,
+        the trace and the items (a channel's also its basis and fields), then the run's own."""
+        return [
+            (H_PURPOSES, ",".join(delivery.purposes).encode()),
+            (H_POLICY_VERSION, (decision.policy_version or "").encode()),
+            (H_SOURCE, source.encode()),
+            (H_TRACE_ID, trace.encode()),
+            (H_ITEMS, ",".join(delivery.items).encode()),
+            *more,
+            *self.extra_headers,
+        ]
 
     def _channel_writer(self, version: GovernedVersion, policy: Policy, channel: str) -> tuple[AvroCodec, int]:
         """The codec and registered schema id of what ``channel`` receives of ``version`` records."""

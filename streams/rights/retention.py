@@ -55,7 +55,6 @@ def run_retention(
 ) -> RetentionResult:
     topology = Topology(settings.topic_prefix)
     targets = [(u.id, topology.deliver(u.id)) for u in policy.joint_users]
-    targets += [(r.id, topology.foreign(r.id)) for r in policy.foreign_provision.recipients]
     channels = policy.handling.channels if policy.handling is not None else ()
     targets += [(c.id, topology.provide(c.id)) for c in channels if BASES[c.basis].continuous]
     result = RetentionResult()

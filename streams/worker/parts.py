@@ -22,7 +22,7 @@ from streams.processors.erasure import RightsProcessor
 from streams.processors.ingest import Processor
 from streams.quality.monitor import QualityMonitor
 from streams.rights.index_client import SubjectIndex
-from streams.rights.lookups import index_lookup, provision_lookup
+from streams.rights.lookups import index_lookup
 from streams.rights.view import RightsView
 from streams.runtime.held import HeldMessages
 from streams.serde.governed import GovernedSchemas, governed_version
@@ -69,12 +69,10 @@ def erasure_delay(settings: Settings) -> HeldMessages:
 
 def rights_processor(settings: Settings, held: HeldMessages) -> RightsProcessor:
     topology = Topology(settings.topic_prefix)
-    scan_group = f"{settings.topic_prefix}.pipeline.scan"
     return RightsProcessor(
         topology=topology,
         rows=index_lookup(SubjectIndex(settings.index_url), wait_seconds=settings.index_wait_seconds),
         subjects=settings.subject_keys(),
-        provisions=provision_lookup(settings.kafka_common(), topology, group_id=scan_group),
         superseded=held.has_later,
     )
 
@@ -136,8 +134,8 @@ def settle_heap() -> None:
 
 
 def stop_on_signals(stop: Callable[[], None]) -> None:
-    """SIGTERM and SIGINT end a worker that runs in this process (the confluent runtime, the foreign
-    egress) after its batch: ``stop`` only asks, from the signal handler, and the loop finishes."""
+    """SIGTERM and SIGINT end a worker that runs in this process (the confluent runtime, the
+    in-process tests) after its batch: ``stop`` only asks, from the signal handler, and the loop finishes."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
         stop()

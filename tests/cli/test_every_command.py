@@ -53,7 +53,6 @@ COMMANDS: dict[str, list[str]] = {
     "rights request": ["rights", "request", "c1", "--source", "jcom", "--stop", "--verified-by", "x"],
     "rights report": ["rights", "report", "c1", "--verified-by", "x"],
     "retention run": ["retention", "run"],
-    "foreign run": ["foreign", "run", "--recipient", "x"],
     "supervision": ["supervision", "--channel", "x"],
     "provide": [
         "provide",
@@ -71,9 +70,9 @@ COMMANDS: dict[str, list[str]] = {
 }
 # Commands that read no setting: they work on their arguments alone.
 NO_SETTINGS = {"generate", "policy diff"}
-# Commands that need no broker, registry or subject index (the rest exit 3 without them), and the
-# foreign run, provide and supervision, whose recipient the shipped notice does not name (it names none
-# abroad and no channel of the insurer's): refused first, exit 2.
+# Commands that need no broker, registry or subject index (the rest exit 3 without them), and
+# provide and supervision, whose recipient the shipped notice does not name (it names no channel of
+# the insurer's, abroad or at home): refused first, exit 2.
 OFFLINE = {
     "generate": 0,
     "catalog": 0,
@@ -86,7 +85,6 @@ OFFLINE = {
     "audit public-key": 0,
     "stats preview": 0,
     "dq suites": 0,
-    "foreign run": 2,
     "provide": 2,
     "supervision": 2,
 }

@@ -96,7 +96,9 @@ def test_the_catalog_validates_and_lists_exactly_the_topics_created(
     created = {spec.name for spec in Topology(TOPOLOGY_PREFIX).specs(chosen.latest)}
     assert sorted(verdict["channels"]) == sorted(created)
     if which == "with a foreign recipient":
-        assert any(REINSURER in address for address in verdict["channels"])
+        assert Topology(TOPOLOGY_PREFIX).provide(REINSURER) in verdict["channels"]
+        abroad = next(c for c in catalog.channels if c.address == Topology(TOPOLOGY_PREFIX).provide(REINSURER))
+        assert abroad.readers == (REINSURER, "jointuse-retention") and "abroad" in abroad.summary
     if which == "with channels of the insurer's notice":
         topology = Topology(TOPOLOGY_PREFIX)
         provided = {c.address: c for c in catalog.channels if c.kind == "provide"}
@@ -140,7 +142,7 @@ def test_readers_and_writers_are_the_acls(with_reinsurer: PolicySet) -> None:
 
     catalog = catalog_of(with_reinsurer)
     policy = with_reinsurer.latest
-    companies = {u.id for u in policy.joint_users} | {r.id for r in policy.foreign_provision.recipients}
+    companies = {u.id for u in policy.joint_users} | set(policy.channels_by_id)
     acls = plan_access(policy, Topology(TOPOLOGY_PREFIX)).acls
     recipients = {f"{TOPOLOGY_PREFIX}.stats.{t.id}.v1": set(t.recipients) for t in policy.statistics.tables}
     assert recipients, "the published policy declares statistics tables"

@@ -3,11 +3,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 
 from streams.messages import InMessage, Outcome
-from streams.observability.metrics import ForeignMetrics, PipelineMetrics, RightsMetrics
+from streams.observability.metrics import PipelineMetrics, RightsMetrics
 from streams.policy.decision import Status
-from streams.policy.foreign import ForeignReason
 from streams.processors.erasure import ErasureOutcome
-from streams.processors.foreign import ForeignOutcome
 
 
 def _value(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float | None:
@@ -70,16 +68,37 @@ def test_leak_canary_series_exists_at_zero_before_any_record() -> None:
     assert _value(registry, "jointuse_build_info", {"version": "0.1.0"}) == 1
 
 
-def test_foreign_and_rights_metrics_count_outcomes() -> None:
+def test_provisions_to_channels_and_what_they_did_not_receive_are_counted() -> None:
     registry = CollectorRegistry()
-    foreign = ForeignMetrics(registry, "example-re-us")
-    provided = ForeignOutcome(ForeignReason.PROVIDED, "jcom-insurance")
-    refused = ForeignOutcome(ForeignReason.NO_CONSENT, "jcom-insurance")
-    foreign.observe([provided, refused, refused])
-    assert registry.get_sample_value("jointuse_foreign_provisions_total", {"recipient": "example-re-us"}) == 1
-    labels = {"recipient": "example-re-us", "reason": "no_consent"}
-    assert registry.get_sample_value("jointuse_foreign_refused_total", labels) == 2
+    metrics = PipelineMetrics(registry)
+    message = InMessage("p.ingest.jcom-insurance.customer.v1", 0, 5, b"k", b"v", 1_000)
+    abroad = Outcome(
+        Status.SHARED,
+        "shared",
+        "jcom-insurance",
+        (),
+        {},
+        (),
+        provisions=(("re-us", "foreign"), ("investigator", "entrustment")),
+    )
+    not_consented = Outcome(
+        Status.SHARED,
+        "shared",
+        "jcom-insurance",
+        (),
+        {},
+        (),
+        provisions=(("investigator", "entrustment"),),
+        provisions_withheld=(("re-us", "no_consent"),),
+    )
+    metrics.observe([(message, abroad), (message, not_consented), (message, not_consented)], committed_at=3.0)
+    assert _value(registry, "jointuse_provisions_total", {"channel": "re-us", "basis": "foreign"}) == 1
+    assert _value(registry, "jointuse_provisions_total", {"channel": "investigator", "basis": "entrustment"}) == 3
+    assert _value(registry, "jointuse_provisions_withheld_total", {"channel": "re-us", "reason": "no_consent"}) == 2
 
+
+def test_rights_metrics_count_outcomes() -> None:
+    registry = CollectorRegistry()
     stopped = [3]
     rights = RightsMetrics(registry, lambda: stopped[0], lambda: 0)
     erase = ErasureOutcome(

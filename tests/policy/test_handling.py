@@ -102,7 +102,24 @@ def test_an_entrusted_investigator_with_its_tasks_items_is_accepted() -> None:
         ({"id": "jcom"}, "id of a joint user"),
         ({"name_ja": "JCOM株式会社"}, "a joint user never receives sensitive data"),
         ({"basis": "joint_use"}, "listed under joint_users"),
-        ({"basis": "foreign"}, "under foreign_provision"),
+        ({"basis": "foreign"}, "names its country"),  # abroad without a country
+        ({"country": "US"}, "names its country"),  # a country at home
+        ({"basis": "foreign", "country": "US", "sensitive_fields": []}, "name where it is given"),
+        ({"basis": "foreign", "country": "US", "consent_reference": "申込書"}, "never carries sensitive data"),
+        (
+            {
+                "basis": "foreign",
+                "country": "US",
+                "consent_reference": "申込書",
+                "sensitive_fields": [],
+                "contract": "",
+            },
+            "names its treaty",
+        ),
+        (
+            {"basis": "foreign", "country": "JP", "consent_reference": "申込書", "sensitive_fields": []},
+            "a country the notice does not publish",
+        ),
         ({"basis": "industry_exchange", "consent_reference": "申込書"}, "never carries sensitive data"),
         ({"basis": "reinsurance", "contract": "", "task_ja": ""}, "names its treaty"),
         ({"basis": "reinsurance"}, "name where it is given"),
@@ -285,7 +302,7 @@ def test_policy_diff_classes_a_channel_change_by_its_basis() -> None:
     assert classes(fewer, none) == {"handling.bases": Requirement.CONSENT}
 
 
-def test_the_example_channels_are_one_per_basis_and_pass_policy_check() -> None:
+def test_the_example_channels_are_one_per_basis_abroad_included_and_pass_policy_check() -> None:
     from streams.devtools.demo import EXAMPLE_CHANNELS
     from streams.policy.loader import PolicySet
     from streams.serde.preflight import runtime_problems
@@ -293,5 +310,16 @@ def test_the_example_channels_are_one_per_basis_and_pass_policy_check() -> None:
     channels = yaml.safe_load(EXAMPLE_CHANNELS.read_text(encoding="utf-8"))
     policy = Policy.model_validate(_with_channels(*channels))
     assert policy.handling is not None
-    assert sorted(c.basis for c in policy.handling.channels) == sorted(SECTION_5)
+    assert sorted(c.basis for c in policy.handling.channels) == sorted([*SECTION_5, LegalBasis.FOREIGN])
     assert runtime_problems(POLICY_PATH.parent.parent / "schemas", PolicySet.of([policy])) == []
+
+
+def test_a_recipient_abroad_is_a_channel_not_a_list_of_its_own() -> None:
+    """Section 6's recipients are channels under the foreign basis; the old list is refused, saying where
+    they go now."""
+    data = _shipped()
+    data["foreign_provision"]["recipients"] = [{"id": "re-us", "name": "Re", "country": "US"}]
+    assert "a recipient abroad is a channel of handling with basis foreign" in _refusal(data)
+    data = _shipped()
+    data["foreign_provision"]["provider"] = "jcom-insurance"
+    assert "handling.provider is its provider" in _refusal(data)

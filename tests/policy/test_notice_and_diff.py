@@ -95,13 +95,19 @@ def test_every_field_of_the_notice_model_has_a_diff_rule() -> None:
     assert missing == [], "a new notice field needs a rule in streams/policy/diff.py RULES"
 
 
+ABROAD = (
+    "channels: [{id: re-us, basis: foreign, name_ja: 米国再保険会社, country: US, purposes: [insurer.reinsurance], "
+    "items: [name], contract: T-1, consent_reference: 申込書}]"
+)
+
+
 @pytest.mark.parametrize(
     ("old_text", "new_text", "path", "requirement"),
     [
         (
-            "recipients: []",
-            "recipients: [{id: re-us, name: Re US, country: US, items: [name]}]",
-            "foreign_provision.recipients[re-us]",
+            "channels: []",
+            ABROAD,
+            "handling.channels[re-us]",
             Requirement.CONSENT,
         ),
         (
@@ -139,23 +145,17 @@ def test_diff_sees_changes_a_hand_list_missed(
     assert found == {path: requirement}
 
 
-def test_diff_of_a_foreign_recipients_items_and_flags() -> None:
-    base = "recipients: [{id: re-us, name: Re US, country: US, items: [name], consent_required: true}]"
-    old = parse_policy(_variant(**{"recipients: []": base}))
-    new = parse_policy(
-        _variant(
-            **{
-                "recipients: []": base.replace(
-                    "items: [name]", "items: [name, email], insurer_fields: [policy]"
-                ).replace("consent_required: true", "consent_required: false")
-            }
-        )
-    )
+def test_diff_of_a_recipient_abroad_its_items_country_and_treaty() -> None:
+    base = ABROAD
+    old = parse_policy(_variant(**{"channels: []": base}))
+    wider = base.replace("items: [name]", "items: [name, email], insurer_fields: [policy]")
+    new = parse_policy(_variant(**{"channels: []": wider.replace("country: US", "country: GB").replace("T-1", "T-2")}))
     found = {c.path: c.requirement for c in diff_policies(old, new).changes}
-    assert found == {
-        "foreign_provision.recipients[re-us].items": Requirement.CONSENT,
-        "foreign_provision.recipients[re-us].insurer_fields": Requirement.CONSENT,
-        "foreign_provision.recipients[re-us].consent_required": Requirement.CONSENT,
+    assert found == {  # consent to provision abroad is to these items, in that country (Art. 28)
+        "handling.channels[re-us].items": Requirement.CONSENT,
+        "handling.channels[re-us].insurer_fields": Requirement.CONSENT,
+        "handling.channels[re-us].country": Requirement.CONSENT,
+        "handling.channels[re-us].contract": Requirement.INTERNAL,
     }
 
 

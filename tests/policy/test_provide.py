@@ -51,6 +51,17 @@ LAWYER = {
     "insurer_fields": ["policy", "claims"],
     "consent_reference": "保険契約申込書 個人情報の取扱いに関する同意欄",
 }
+ABROAD = {
+    "id": "re-us",
+    "basis": "foreign",
+    "name_ja": "米国再保険会社",
+    "country": "US",
+    "purposes": ["insurer.reinsurance"],
+    "items": ["name", "birth_date", "gender"],
+    "insurer_fields": ["policy", "claims"],
+    "contract": "TREATY-ABROAD-2026",
+    "consent_reference": "保険契約申込書 外国にある第三者への提供に関する同意欄",
+}
 AUTHORITY = {
     "id": "authority",
     "basis": "legal_obligation",
@@ -67,6 +78,7 @@ CLAIM_FILE = frozenset(
     {"name", "name_kana", "address", "postal_code", "phone", "birth_date", "policy", "claims", "medical_history"}
 )
 REINSURED = frozenset({"name", "name_kana", "birth_date", "gender", "policy"})
+REINSURED_ABROAD = REINSURED | {"claims"}  # claims without their diagnosis: no sensitive data abroad
 EXCHANGED = frozenset({"name", "name_kana", "birth_date", "gender", "address", "postal_code", "policy"})
 
 
@@ -81,7 +93,7 @@ def _insured(**changes: Any) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def channels_policy() -> Policy:
-    return Policy.model_validate(_with_channels(INVESTIGATOR, REINSURER, ASSOCIATION, LAWYER, AUTHORITY))
+    return Policy.model_validate(_with_channels(INVESTIGATOR, REINSURER, ASSOCIATION, LAWYER, AUTHORITY, ABROAD))
 
 
 @pytest.fixture(scope="module")
@@ -128,12 +140,78 @@ def test_the_reinsurer_gets_the_contract_but_no_sensitive_data_it_was_not_given(
     assert set(delivery.record) == IDENTIFIERS | REINSURED
 
 
+def _consented_abroad(**changes: Any) -> dict[str, Any]:
+    consent = {"marketing_opt_out": False, "joint_use_stop": False, "foreign_transfer_consent": True}
+    return _insured(consent=consent, **changes)
+
+
+def test_a_reinsurer_abroad_gets_the_contract_with_the_subjects_own_consent_and_no_sensitive_data(
+    engine: Engine, canary: LeakCanary
+) -> None:
+    record = _consented_abroad()
+    delivery = _provided(engine, "re-us", record)
+    assert set(delivery.record) == IDENTIFIERS | REINSURED_ABROAD
+    assert delivery.basis == "foreign" and delivery.purposes == ("insurer.reinsurance",)
+    assert all("diagnosis" not in claim for claim in delivery.record["claims"])  # sensitive, inside insurer data
+    assert "MEDICAL" not in repr(delivery.record) and "RACE" not in repr(delivery.record)
+    assert canary.inspect_all([delivery], source="jcom-insurance", policy_version=engine.policies.latest.version) == []
+
+
+def test_provision_abroad_needs_the_subjects_own_consent_to_it_not_only_a_contract(engine: Engine) -> None:
+    record = _insured(consent={"marketing_opt_out": False, "joint_use_stop": False, "foreign_transfer_consent": False})
+    decision = engine.provide(record, "jcom-insurance", "re-us", now=NOW)
+    assert (decision.status, decision.reason) == (Status.WITHHELD, Reason.NO_CONSENT)
+    assert "consent.foreign_transfer_consent" in decision.detail
+    # A value the schema does not allow (a producer's "yes") is not consent: the record is invalid.
+    unsure = _insured(consent={"marketing_opt_out": False, "joint_use_stop": False, "foreign_transfer_consent": "yes"})
+    assert engine.provide(unsure, "jcom-insurance", "re-us", now=NOW).status is Status.INVALID
+    # The domestic reinsurer's consent is the contract's: the same record goes there.
+    assert engine.provide(record, "jcom-insurance", "domestic-re", now=NOW).status is Status.SHARED
+
+
+def test_a_recipient_abroad_that_moved_country_between_versions_gets_nothing(schema: ClassifiedSchema) -> None:
+    """A record governed by a version under which the recipient was elsewhere: consent was asked for
+    provision to that country (Art. 28), so nothing goes until both versions agree."""
+    old = _with_channels(ABROAD)  # in force from 2026-01-01
+    new = _with_channels({**ABROAD, "country": "GB"})
+    new["notice"].update(version="2026-04", published_at="2026-03-01", effective_from="2026-04-01T00:00:00+09:00")
+    policies = PolicySet.of([Policy.model_validate(old), Policy.model_validate(new)])
+    engine = Engine(schema, policies)
+    record = _consented_abroad(updated_at=int(dt.datetime(2026, 2, 1, tzinfo=dt.UTC).timestamp() * 1000))
+    decision = engine.provide(record, "jcom-insurance", "re-us", now=NOW)
+    assert (decision.status, decision.reason) == (Status.WITHHELD, Reason.NO_CHANNEL)
+    assert "country" in decision.detail
+
+
+def test_a_provision_abroad_leaves_a_record_naming_its_country(engine: Engine) -> None:
+    from streams.policy.provision import Provision
+
+    delivery = _provided(engine, "re-us", _consented_abroad())
+    channel = engine.policies.latest.channels_by_id["re-us"]
+    provision = Provision(
+        channel,
+        delivery,
+        subject="s",
+        subject_key="jcom-insurance:c",
+        source="jcom-insurance",
+        policy_version="v",
+        provided_at=NOW,
+        input_ref={"topic": "t", "partition": 0, "offset": 1},
+    )
+    entry = provision.record()
+    assert entry is not None and entry["article_29"] is True
+    assert (entry["basis"], entry["country"], entry["recipient"]) == ("foreign", "US", "re-us")
+    assert entry["consent"] == ABROAD["consent_reference"] and provision.supervision() is None
+
+
 def test_the_association_receives_exactly_its_fixed_items(engine: Engine) -> None:
     delivery = _provided(engine, "ssi-association", _insured())
     assert set(delivery.record) - IDENTIFIERS == EXCHANGED
 
 
-@pytest.mark.parametrize("channel", ["claims-investigator", "domestic-re", "ssi-association", "counsel", "authority"])
+@pytest.mark.parametrize(
+    "channel", ["claims-investigator", "domestic-re", "ssi-association", "counsel", "authority", "re-us"]
+)
 def test_another_companys_customer_is_never_provided(engine: Engine, channel: str) -> None:
     record = _insured(source_company="jcom")
     decision = engine.provide(record, "jcom", channel, now=NOW)
@@ -142,14 +220,14 @@ def test_another_companys_customer_is_never_provided(engine: Engine, channel: st
 
 def test_consent_is_shown_by_a_contract_where_the_basis_needs_it(engine: Engine) -> None:
     no_contract = _insured(policy=None, claims=None)
-    for channel in ("domestic-re", "ssi-association", "counsel"):  # consent needed
+    for channel in ("domestic-re", "ssi-association", "counsel", "re-us"):  # consent needed
         assert engine.provide(no_contract, "jcom-insurance", channel, now=NOW).reason is Reason.NO_CONSENT
     for channel in ("claims-investigator", "authority"):  # entrustment, a law: no consent
         assert engine.provide(no_contract, "jcom-insurance", channel, now=NOW).status is Status.SHARED
 
 
 def test_a_stop_of_use_stops_every_basis_but_a_legal_obligation(engine: Engine) -> None:
-    for channel in ("claims-investigator", "domestic-re", "ssi-association", "counsel"):
+    for channel in ("claims-investigator", "domestic-re", "ssi-association", "counsel", "re-us"):
         decision = engine.provide(_insured(), "jcom-insurance", channel, now=NOW, stopped=True)
         assert decision.reason is Reason.STOP_OF_USE
     assert engine.provide(_insured(), "jcom-insurance", "authority", now=NOW, stopped=True).status is Status.SHARED
@@ -269,7 +347,9 @@ def _mostly_valid_channels(draw: st.DrawFn, index: int) -> dict[str, Any]:
     """Channels that a policy mostly accepts (its refusals are test_handling's): each basis with
     what it needs, sensitive fields with the purposes that allow them or, now and then, without."""
     basis = draw(
-        st.sampled_from(["entrustment", "reinsurance", "industry_exchange", "professional", "legal_obligation"])
+        st.sampled_from(
+            ["entrustment", "reinsurance", "industry_exchange", "professional", "legal_obligation", "foreign"]
+        )
     )
     rules = BASES[LegalBasis(basis)]
     sensitive = (
@@ -293,6 +373,7 @@ def _mostly_valid_channels(draw: st.DrawFn, index: int) -> dict[str, Any]:
         "task_ja": "損害調査",
         "contract": "C-1",
         "consent_reference": "申込書 第5条",
+        **({"country": draw(st.sampled_from(["US", "GB", "SG"]))} if basis == "foreign" else {}),
     }
 
 
@@ -325,6 +406,8 @@ def test_no_channel_ever_receives_what_its_basis_forbids(
             continue
         delivery = decision.deliveries[channel.id]
         rules = BASES[channel.basis]
+        if rules.consent_member is not None:  # abroad: the subject's own consent to it, always
+            assert (record.get("consent") or {}).get(rules.consent_member) is True
         for path in _paths(delivery.record):
             node = nodes[path]
             assert node.cls in rules.classes and node.cls not in NEVER_PROVIDED, (channel.basis, path)

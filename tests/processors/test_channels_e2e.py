@@ -1,6 +1,7 @@
 """Channels of the insurer's notice on the real broker (#30): a claim file to the entrusted
 investigator with a supervision entry, contract items to a domestic reinsurer with a provision
-record, the association's fixed items; nothing of another company's customers, nothing beyond."""
+record, the association's fixed items, a reinsurer abroad with the subject's own consent; nothing of
+another company's customers, nothing beyond."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from streams.serde.wire import unframe
 from streams.settings import Settings
 from streams.worker.confluent_main import ConfluentWorker
 from tests.cli.helpers import run_cli
-from tests.policies import policy_with_channels
+from tests.policies import REINSURER as REINSURER_ABROAD
+from tests.policies import policy_with_channels, policy_with_reinsurer
 from tests.policy.test_handling import INVESTIGATOR
 from tests.policy.test_provide import ASSOCIATION, CLAIM_FILE, EXCHANGED, IDENTIFIERS, LAWYER, REINSURED, REINSURER
 from tests.runtime.helpers import audit_events, produce_records, setup_topics
@@ -129,3 +131,41 @@ def test_each_standing_channel_receives_its_own_and_leaves_its_records(
     assert bare.returncode == 2 and "--request" in bare.stderr and len(bare.stderr.strip().splitlines()) == 1
     # The chain of the desk's writer verifies with the pipeline's.
     run_cli(["audit", "verify"], settings)
+
+
+def test_a_reinsurer_abroad_receives_consented_contracts_only_each_with_a_provision_record_naming_its_country(
+    kafka: Settings, unique: str, tmp_path: Path
+) -> None:
+    """Section 6 as one more channel: the subject's own consent to provision abroad, the provider's
+    customers only, no sensitive value, a provision record per record sent, in the input's transaction."""
+    settings = kafka.model_copy(update={"topic_prefix": f"a{unique}", "policy_path": policy_with_reinsurer(tmp_path)})
+    topology = setup_topics(settings, partitions=2)
+    records = produce_records(settings, 400, seed=31, mix=Mix(invalid=0.0, insurer=1.0, sensitive=1.0, secrecy=1.0))
+    insured = [r for r in records if r["source_company"] == "jcom-insurance"]
+    consented = {r["customer_id"] for r in insured if r.get("policy") and r["consent"]["foreign_transfer_consent"]}
+    assert 0 < len(consented) < len(insured)
+    assert any(r["consent"]["foreign_transfer_consent"] for r in records if r["source_company"] == "jcom")
+
+    ConfluentWorker(settings, worker_id="a0", guarantee="exactly_once", batch_size=100).run_pipeline_only(
+        max_idle_seconds=5
+    )
+    events = audit_events(settings, topology, len(records))
+    assert Counter(c for e in events for c in e.get("provisions", {})) == {REINSURER_ABROAD: len(consented)}
+    sent = read_committed(settings, topology.provide(REINSURER_ABROAD), expected=len(consented), timeout=60)
+    provisions = read_committed(settings, topology.provision_records, expected=len(consented), timeout=60)
+    assert {m.key().decode() for m in sent} == {f"jcom-insurance:{c}" for c in consented}  # jcom's: never
+    assert len(sent) == len(provisions) == len(consented)
+    for message in sent:
+        assert b"SECRET" not in message.value()  # no secrecy, sensitive or diagnosis value abroad
+        assert dict(message.headers())[H_BASIS] == b"foreign"
+    records_json = [orjson.loads(m.value()) for m in provisions]
+    assert {p["subject_key"] for p in records_json} == {m.key().decode() for m in sent}
+    assert {(p["recipient"], p["country"], p["basis"], p["article_29"]) for p in records_json} == {
+        (REINSURER_ABROAD, "US", "foreign", True)
+    }
+    consume = ["consume", "--topic", topology.provide(REINSURER_ABROAD), "--from-beginning", "--max"]
+    rows = [json.loads(line) for line in run_cli([*consume, str(len(consented))], settings).stdout.splitlines()]
+    assert len(rows) == len(consented) and all(
+        set(r["record"]) - IDENTIFIERS <= {"name", "name_kana", "birth_date", "gender", "policy", "claims"}
+        for r in rows
+    )

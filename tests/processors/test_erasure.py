@@ -35,7 +35,6 @@ def _request(action: RightsAction) -> bytes:
 
 def _processor(
     events: list[Mapping[str, Any]],
-    provisions: list[Mapping[str, Any]] | None = None,
     superseded: Callable[[InMessage], bool] = lambda message: False,
 ) -> RightsProcessor:
     rows: dict[str, SubjectRow | None] = {}
@@ -49,7 +48,6 @@ def _processor(
         topology=T,
         rows=lookup,
         subjects=KEYS,
-        provisions=lambda key: provisions or [],
         superseded=superseded,
         now=lambda: AT,
     )
@@ -83,29 +81,31 @@ def test_erasure_reaches_the_standing_channels_the_subject_was_provided_to() -> 
                 "items": ["name"],
                 "fields": [],
             },
+            "example-re-us": {
+                "basis": "foreign",
+                "purposes": ["insurer.reinsurance"],
+                "items": ["name"],
+                "fields": ["policy"],
+            },
         },
     }
-    channel_record = {"type": "provision", "recipient": "domestic-re", "subject_key": "jcom:C1"}
-    outcome = _processor([provided], [channel_record]).process(_message(_request(RightsAction.ERASE)))
-    # The entrustee's copy is tombstoned and it is told; a lawyer's case has no topic; a channel's
-    # provision record is not mistaken for a provision abroad.
-    assert {m.topic for m in outcome.messages} == {T.provide("claims-investigator"), T.notices("claims-investigator")}
+    outcome = _processor([provided]).process(_message(_request(RightsAction.ERASE)))
+    # The entrustee's and the reinsurer abroad's copies are tombstoned and each is told; a lawyer's
+    # case has no topic (its request's procedure erases it).
+    assert {m.topic for m in outcome.messages} == {
+        T.provide("claims-investigator"),
+        T.notices("claims-investigator"),
+        T.provide("example-re-us"),
+        T.notices("example-re-us"),
+    }
 
 
 def test_erasure_tombstones_each_recipient_reached_and_notifies_it() -> None:
-    processor = _processor(
-        [_shared("jcom-insurance"), _shared("jcom-insurance")],
-        [{"type": "third_party_provision", "recipient": "example-re-us"}],
-    )
+    processor = _processor([_shared("jcom-insurance"), _shared("jcom-insurance")])
     outcome = processor.process(_message(_request(RightsAction.ERASE)))
     assert outcome.status is ErasureStatus.ERASED and outcome.reason == "erase"
     by_topic = {m.topic: m for m in outcome.messages}
-    assert set(by_topic) == {
-        T.deliver("jcom-insurance"),
-        T.foreign("example-re-us"),
-        T.notices("jcom-insurance"),
-        T.notices("example-re-us"),
-    }
+    assert set(by_topic) == {T.deliver("jcom-insurance"), T.notices("jcom-insurance")}
     tombstone = by_topic[T.deliver("jcom-insurance")]
     assert tombstone.key == b"jcom:C1" and tombstone.value is None
     assert dict(tombstone.headers)[H_REQUEST_ID] == b"r1"
