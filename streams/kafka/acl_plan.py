@@ -115,10 +115,11 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += _topic(pipeline, f"{topology.prefix}.notices.", "write", pattern="prefixed")
     acls += _topic(pipeline, topology.provision_records, "write")
     channels = [c for c in policy.handling.channels if BASES[c.basis].continuous] if policy.handling else []
+    # Standing channels of the insurer's notice: their deliveries. Granted whatever the policy names
+    # now: an erasure tombstones what a channel an earlier version named was provided.
+    acls += _topic(pipeline, f"{topology.prefix}.provide.", "write", pattern="prefixed")
     if policy.handling is not None and policy.handling.channels:
-        # Standing channels of the insurer's notice: their deliveries, and the entrustees' supervision log.
-        acls += _topic(pipeline, f"{topology.prefix}.provide.", "write", pattern="prefixed")
-        acls += _topic(pipeline, topology.supervision, "write")
+        acls += _topic(pipeline, topology.supervision, "write")  # the entrustees' supervision log
     acls.append(Acl("group", f"{topology.prefix}.pipeline", "prefixed", pipeline, "read"))
     acls += [
         Acl("transactional_id", f"{topology.prefix}.pipeline", "prefixed", pipeline, op) for op in ("write", "describe")

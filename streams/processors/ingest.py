@@ -133,14 +133,9 @@ class Processor:
             return _Unreadable(source, "key_mismatch", "the message key differs from customer_id")
         return _Read(source, decoded, key)
 
-    def _decide(self, read: _Read, now: dt.datetime) -> Decision:
+    def _decide(self, read: _Read, now: dt.datetime, stopped: bool) -> Decision:
         return self._judges[read.decoded.reading.version.name].engine.decide(
-            read.decoded.record,
-            read.source,
-            now=now,
-            policy=self.policy,
-            stopped=self.is_stopped(read.source, read.key),
-            trusted=True,
+            read.decoded.record, read.source, now=now, policy=self.policy, stopped=stopped, trusted=True
         )
 
     def decision_of(self, message: InMessage) -> Decision | None:
@@ -149,7 +144,9 @@ class Processor:
         when deciding it fails."""
         try:
             read = self._read(message)
-            return None if isinstance(read, _Unreadable) else self._decide(read, self.now())
+            if isinstance(read, _Unreadable):
+                return None
+            return self._decide(read, self.now(), self.is_stopped(read.source, read.key))
         except DEPENDENCY_ERRORS:
             raise
         except Exception:
@@ -175,11 +172,13 @@ class Processor:
         source, key, decoded = read.source, read.key, read.decoded
         schema_id, version, record = decoded.schema_id, decoded.reading.version, decoded.record
         now = self.now()
-        decision = self._decide(read, now)
+        # Asked once: joint use and the channels decide under the same state of the subject's rights.
+        stopped = self.is_stopped(source, key)
+        decision = self._decide(read, now, stopped)
         if decision.status is Status.INVALID:
             dead = self._dead(message, source, decision.reason.value, decision.detail, decision, schema_id)
             return replace(dead, decision=decision, record=record)
-        provided, provisions_withheld = self._provided(read, now)
+        provided, provisions_withheld = self._provided(read, now, stopped)
         canary = self._judges[version.name].canary
         leaks = tuple(
             (recipient, cls)
@@ -227,7 +226,9 @@ class Processor:
             provisions_withheld=provisions_withheld,
         )
 
-    def _provided(self, read: _Read, now: dt.datetime) -> tuple[dict[str, Delivery], tuple[tuple[str, str], ...]]:
+    def _provided(
+        self, read: _Read, now: dt.datetime, stopped: bool
+    ) -> tuple[dict[str, Delivery], tuple[tuple[str, str], ...]]:
         """What each standing channel of the insurer's notice receives of a provider's record (none
         for another company's, or without channels): the same engine decides, channel by channel.
         Also which channels it did not go to, and why (counted for the dashboards)."""
@@ -240,7 +241,6 @@ class Processor:
         if not channels:
             return {}, ()
         engine = self._judges[read.decoded.reading.version.name].engine
-        stopped = self.is_stopped(read.source, read.key)
         provided = {}
         withheld = []
         for channel in channels:

@@ -113,3 +113,12 @@ def test_each_standing_channel_reads_only_its_own_deliveries() -> None:
     topics = {spec.name for spec in T.specs(policy)}
     assert {T.provide("claims-investigator"), T.provide("domestic-re"), T.supervision} <= topics
     assert T.provide("counsel") not in topics
+
+
+def test_erasure_can_reach_a_channel_a_later_version_dropped() -> None:
+    """The pipeline's erasure loop tombstones what a standing channel was once provided, even after
+    the policy stops naming any channel; the channel itself no longer reads anything."""
+    plan = plan_access(parse_policy(POLICY_PATH.read_text(encoding="utf-8")), T)  # names no channel
+    assert _allowed(plan.acls, PIPELINE_PRINCIPAL, "write", "topic", T.provide("example-re-us"))
+    assert _allowed(plan.acls, PIPELINE_PRINCIPAL, "write", "topic", T.notices("example-re-us"))
+    assert "example-re-us" not in plan.principals

@@ -161,3 +161,28 @@ def test_a_replay_redoes_joint_use_and_provides_to_no_channel() -> None:
     outcome = _processor(registry, provide_channels=False).process(_message(registry, _insured()))
     assert outcome.status is Status.SHARED and _on(outcome, T.deliver("jcom"))
     assert not [m for m in outcome.messages if m.topic.startswith("t.provide.")] and outcome.provisions == ()
+
+
+def test_joint_use_and_the_channels_decide_one_input_under_one_state_of_its_rights() -> None:
+    """A stop-of-use request applied while an input is being decided: the rights view is asked once,
+    so joint use and every channel see the same answer (never delivered to jcom yet withheld from the
+    channels, or the other way round)."""
+    answers = iter([True, False, False, False])
+    registry = MemoryRegistry()
+    outcome = _processor(registry, is_stopped=lambda source, key: next(answers)).process(
+        _message(registry, _insured())
+    )
+    assert (outcome.status, outcome.reason) == (Status.WITHHELD, "stop_of_use")
+    assert outcome.provisions == ()
+    assert dict(outcome.provisions_withheld) == {
+        "claims-investigator": "stop_of_use",
+        "domestic-re": "stop_of_use",
+        "ssi-association": "stop_of_use",
+    }
+
+
+def test_a_channel_that_gets_nothing_of_a_record_says_why() -> None:
+    registry = MemoryRegistry()
+    outcome = _processor(registry).process(_message(registry, _insured(policy=None, claims=None)))
+    assert [c for c, _ in outcome.provisions] == ["claims-investigator"]  # entrustment: no consent needed
+    assert dict(outcome.provisions_withheld) == {"domestic-re": "no_consent", "ssi-association": "no_consent"}
