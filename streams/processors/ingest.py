@@ -43,7 +43,7 @@ from streams.policy.pseudonym import SubjectKeys
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, GovernedVersion, SchemaSource
 from streams.serde.wire import frame
-from streams.stats.tables import contribution
+from streams.stats.tables import Contributor
 from streams.topology import Topology
 
 MAX_VALUE_BYTES = 1_048_576
@@ -106,6 +106,7 @@ class Processor:
         self.is_stopped = is_stopped
         self.max_value_bytes = max_value_bytes
         self._channel_writers: dict[tuple[str, str, str], tuple[AvroCodec, int]] = {}
+        self._contributors: dict[str, Contributor] = {}  # per policy version
         self._judges = {
             v.name: _Judges(
                 Engine(v.classified, policies, max_clock_skew=max_clock_skew), LeakCanary(v.classified, policies)
@@ -344,12 +345,11 @@ class Processor:
         updated = record.get("updated_at")
         now_ms = int(now.timestamp() * 1000)
         at_ms = min(updated, now_ms) if type(updated) is int else now_ms
-        found = contribution(
-            record,
-            self._counted_policy,
-            purposes=decision.purposes,
-            at=dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC),
-        )
+        policy = self._counted_policy
+        contributor = self._contributors.get(policy.version)
+        if contributor is None:
+            contributor = self._contributors[policy.version] = Contributor(policy)
+        found = contributor(record, purposes=decision.purposes, at_ms=at_ms)
         if found is None:
             return []
         return [OutMessage(self.topology.stats_contributions, subject.encode(), orjson.dumps(found), [])]
