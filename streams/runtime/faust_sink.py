@@ -249,14 +249,21 @@ class ConsumerBatches:
         """Up to ``max_records`` messages of ``route`` (empty when none came within the timeout), and
         the group membership they were read under."""
         async with self._lock:
-            if not self._pending.get(route):
-                if any(len(waiting) >= self._max_pending for waiting in self._pending.values()):
-                    await asyncio.sleep(self._timeout)  # another route is behind: let it catch up
-                else:
+            behind = any(len(waiting) >= self._max_pending for waiting in self._pending.values())
+            if self._pending.get(route) or not behind:
+                if not self._pending.get(route):
                     await self._fetch()
-            waiting = self._pending.get(route, [])
-            batch, self._pending[route] = waiting[:max_records], waiting[max_records:]
-            return batch, self._pending_member
+                return self._split(route, max_records)
+        # Another route is behind: let it catch up. Not holding the lock, so that it can take its
+        # batches meanwhile (holding it stalled the busy route a whole batch wait each time).
+        await asyncio.sleep(self._timeout)
+        async with self._lock:
+            return self._split(route, max_records)
+
+    def _split(self, route: str, max_records: int) -> tuple[list[InMessage], GroupMember | None]:
+        waiting = self._pending.get(route, [])
+        batch, self._pending[route] = waiting[:max_records], waiting[max_records:]
+        return batch, self._pending_member
 
     async def _fetch(self) -> None:
         """One fetch into the routes' pending messages, unless the group changed while it ran.

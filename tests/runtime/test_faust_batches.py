@@ -77,6 +77,29 @@ def test_nothing_more_is_fetched_while_a_route_is_behind() -> None:
     assert asyncio.run(take()) == [[], []] and consumer.calls == 1
 
 
+def test_a_route_waiting_for_another_does_not_stall_it() -> None:
+    """The rights agent waits while the ingest route is behind; meanwhile the ingest agent takes its
+    batches at once (the wait once held the lock: a whole batch wait per ingest batch)."""
+    consumer = Fetches([_message(INGEST, 0, offset) for offset in range(6)])
+    batches = ConsumerBatches(
+        consumer, lambda topic: "rights" if topic == RIGHTS else "ingest", timeout=2.0, max_pending=3
+    )
+
+    async def run() -> tuple[list[list[int]], float, list[Any]]:
+        await _take(batches, "rights", 10)  # one fetch: 6 ingest messages, that route is now behind
+        waiting = asyncio.create_task(_take(batches, "rights", 10))
+        await asyncio.sleep(0)  # the rights agent is waiting now
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        taken = [[m.offset for m in await _take(batches, "ingest", 2)] for _ in range(3)]
+        took = loop.time() - started
+        return taken, took, await waiting
+
+    taken, took, rights = asyncio.run(run())
+    assert taken == [[0, 1], [2, 3], [4, 5]] and rights == []
+    assert took < 1.0, f"the ingest route waited {took:.2f} s for the rights route's wait"
+
+
 def test_messages_of_revoked_partitions_are_forgotten() -> None:
     batches = _batches(Fetches([_message(INGEST, 0, 1), _message(INGEST, 1, 2), _message(INGEST, 0, 3)]))
 
