@@ -342,6 +342,10 @@ ABOUT = {
     "taken at once. Bound by the transaction (offsets to the group coordinator, then the commit) and by "
     "the batch ahead of it (a pipelined loop decides batch N+1 while N commits): shorter waits make more, "
     "smaller transactions whose fixed cost outweighs the wait saved. 50 ms is the default.",
+    "against": "This tree against an earlier commit (--against), through the broker: rounds alternate the "
+    "two trees, one backlog per runtime each, so the machine's drift falls on both alike. The ratio of the "
+    "medians says whether a change kept the pipeline's speed; the Quix peer runs the same code in both "
+    "trees and shows the noise.",
     "ratios": "Ratios of figures of this run.",
 }
 
@@ -381,6 +385,7 @@ _SECTIONS = {
     "index": "subject_index",
     "joint_users": "joint_users",
     "batch_wait": "batch_wait",
+    "against": "against",
 }
 
 
@@ -399,7 +404,11 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20_000, help="records in the pipeline backlog")
     parser.add_argument("--runtimes", default="faust,confluent,quix", help="pipeline runtimes to measure")
     parser.add_argument("--repetitions", type=int, default=3, help="repetitions per figure (the median is kept)")
+    parser.add_argument("--against", default=None, help="with --only against: the earlier commit (e.g. 86355f6)")
+    parser.add_argument("--rounds", type=int, default=5, help="with --only against: rounds of both trees")
     args = parser.parse_args()
+    if args.only == "against" and not args.against:
+        parser.error("--only against needs --against COMMIT")
     now = dt.datetime.now(dt.UTC).isoformat()
     # A partial run (--only) replaces its own section and keeps the others of the last full run.
     previous = json.loads(RESULTS.read_text(encoding="utf-8")) if args.only and RESULTS.exists() else {}
@@ -430,6 +439,12 @@ def main() -> None:
 
         base = load_settings().model_copy(update={"metrics_port": 0})
         results["fencing"] = fencing_cost(base, count=args.count, repetitions=args.repetitions)
+    if args.only == "against":  # never in a full run: it needs a commit to compare with
+        from bench.against import run as run_against
+
+        results["against"] = run_against(
+            args.against, rounds=args.rounds, runtimes=tuple(args.runtimes.split(",")), count=args.count
+        )
     if args.only in (None, "index"):
         from bench.subject_index import run as run_index
 
