@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,11 +59,12 @@ class PolicySet:
         """The version in force at ``at`` (aware); the latest when ``at`` is None; None before the first."""
         if at is None:
             return self.latest
-        chosen: Policy | None = None
-        for policy in self.versions:
-            if policy.notice.effective_from <= at:
-                chosen = policy
-        return chosen
+        taken = bisect.bisect_right(self._effective, at)  # versions in effect by ``at``
+        return self.versions[taken - 1] if taken else None
+
+    @functools.cached_property
+    def _effective(self) -> tuple[dt.datetime, ...]:
+        return tuple(p.notice.effective_from for p in self.versions)
 
     def by_version(self, version: str) -> Policy:
         for policy in self.versions:

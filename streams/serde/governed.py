@@ -67,7 +67,7 @@ class GovernedVersion:
             name,
             classified,
             parsing_canonical_form(raw),
-            AvroCodec(raw),
+            AvroCodec(raw, from_producers=True),
             delivery,
             AvroCodec(delivery),
             path=path,
@@ -146,7 +146,7 @@ class GovernedSchemas:
             result = checker.get_compatibility(self._parsed[version.name], parsed)
             if result.compatibility is SchemaCompatibilityType.compatible:
                 try:
-                    codec = AvroCodec(writer, reader=version.classified.raw)
+                    codec = AvroCodec(writer, reader=version.classified.raw, from_producers=True)
                 except SchemaError:
                     return None
                 return Reading(version, codec, resolved=True)

@@ -406,12 +406,16 @@ def window_of(kind: str, at: dt.datetime) -> tuple[dt.date, dt.date]:
     calendar (a week starts on Monday)."""
     if at.tzinfo is None:
         raise ValueError("event times must carry a UTC offset")
-    day = at.astimezone(JST).date()
+    start = _window_start(kind, at.astimezone(JST).date())
+    return start, start + dt.timedelta(days=1 if kind == "daily" else 7)
+
+
+def _window_start(kind: str, day: dt.date) -> dt.date:
+    """The first day of the ``kind`` window holding Japan's ``day``."""
     if kind == "daily":
-        return day, day + dt.timedelta(days=1)
+        return day
     if kind == "weekly":
-        start = day - dt.timedelta(days=day.weekday())
-        return start, start + dt.timedelta(days=7)
+        return day - dt.timedelta(days=day.weekday())
     raise ValueError(f"unknown window {kind}")
 
 
@@ -589,49 +593,80 @@ _JST_MS = 9 * 3_600_000
 _DAY_MS = 86_400_000
 
 
+_LISTED = ("service", "plan", "purpose")  # dimensions a record may have several values of
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """One table as the contributor reads it: its dimensions, and which ones a record may have
+    several values of (then its cells are every combination)."""
+
+    table: StatsTable
+    several: bool  # service, plan or purpose among the dimensions
+    pairs: bool  # service or plan among them
+    purpose: bool
+    age: bool
+
+
 class Contributor:
     """``contribution`` made once for one policy version (the hot path: every shared record): the
-    tables' dimensions, closed lists and age bands read once, each table's way to its cells chosen
-    once, a window's first day worked out once per day. What it returns equals ``contribution``'s
-    for the same record (tests/stats/test_contributor.py checks it over random records and times);
-    the event time is taken in milliseconds, exactly."""
+    tables' layouts, closed lists and age bands read once, a window's first day worked out once per
+    day. What it returns equals ``contribution``'s for the same record (tests/stats/test_contributor.py
+    checks it over random records, purposes, times and table layouts); the event time is taken in
+    milliseconds, exactly."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         stats = policy.statistics
+        self._stats = stats
         self._version = policy.notice.version
-        self._tables = tuple((t.id, t.window, t.dimensions) for t in stats.tables)
+        self._layouts = tuple(
+            _Layout(
+                t,
+                several=bool(set(_LISTED) & set(t.dimensions)),
+                pairs="service" in t.dimensions or "plan" in t.dimensions,
+                purpose="purpose" in t.dimensions,
+                age="age_band" in t.dimensions,
+            )
+            for t in stats.tables
+        )
         self._kinds = tuple({t.window for t in stats.tables})
-        self._singles_only = {t.id: not {"service", "plan", "purpose"}.intersection(t.dimensions) for t in stats.tables}
         self._purpose_ids = frozenset(policy.purpose_ids)
         self._starts: dict[int, dict[str, tuple[dt.date, str]]] = {}
 
     def __call__(self, record: Mapping[str, Any], *, purposes: Iterable[str], at_ms: int) -> dict[str, Any] | None:
-        if not self._tables:
+        if not self._layouts:
             return None
         starts = self._window_starts(at_ms)
-        features = _features(record, self.policy.statistics)
-        shared_for = tuple(purposes)
+        features = _features(record, self._stats)
+        shared_for: list[str] | None = None
+        pairs: list[tuple[str, str]] | None = None
         tables: dict[str, Any] = {}
         ages: dict[dt.date, str] = {}
-        for table_id, window, dimensions in self._tables:
-            start, start_iso = starts[window]
-            if self._singles_only[table_id]:
-                single = features.single
-                values = []
-                for name in dimensions:
-                    if name == "age_band":
-                        band = ages.get(start)
-                        if band is None:
-                            band = ages[start] = _age_band(features.birth_date, start, self.policy.statistics)
-                        values.append(band)
-                    else:
-                        values.append(single[name])
-                tables[table_id] = {"window": start_iso, "cells": [values]}
+        for layout in self._layouts:
+            start, start_iso = starts[layout.table.window]
+            single = features.single
+            if layout.age:
+                band = ages.get(start)
+                if band is None:
+                    band = ages[start] = _age_band(features.birth_date, start, self._stats)
+                single = {**single, "age_band": band}
+            dimensions = layout.table.dimensions
+            if not layout.several:  # one value per dimension: one cell
+                tables[layout.table.id] = {"window": start_iso, "cells": [[single[name] for name in dimensions]]}
                 continue
-            cells = _cells(features, self._table(table_id), self.policy, purposes=shared_for, on=start)
-            if cells:
-                tables[table_id] = {"window": start_iso, "cells": sorted(list(c) for c in cells)}
+            if shared_for is None:
+                shared_for = sorted(self._purpose_ids.intersection(purposes))
+            if layout.purpose and not shared_for:
+                continue  # shared for no purpose: nothing to count
+            if pairs is None:
+                pairs = sorted(features.pairs)
+            cells = set()
+            for service, plan in pairs if layout.pairs else ((OTHER, OTHER),):
+                for purpose in shared_for if layout.purpose else (OTHER,):
+                    several = {"service": service, "plan": plan, "purpose": purpose}
+                    cells.add(tuple(several[name] if name in several else single[name] for name in dimensions))
+            tables[layout.table.id] = {"window": start_iso, "cells": sorted(list(c) for c in cells)}
         if not tables:
             return None
         return {"at_ms": at_ms, "policy_version": self._version, "tables": tables}
@@ -641,21 +676,12 @@ class Contributor:
         starts = self._starts.get(day)
         if starts is None:
             date = _EPOCH + dt.timedelta(days=day)
-            starts = {}
-            for kind in self._kinds:
-                first = date if kind == "daily" else date - dt.timedelta(days=date.weekday())
-                starts[kind] = (first, first.isoformat())
+            firsts = {kind: _window_start(kind, date) for kind in self._kinds}
+            starts = {kind: (first, first.isoformat()) for kind, first in firsts.items()}
             if len(self._starts) > 64:  # event times cluster around now: a few days at most
                 self._starts.clear()
             self._starts[day] = starts
         return starts
-
-    @functools.cached_property
-    def _by_id(self) -> dict[str, StatsTable]:
-        return {t.id: t for t in self.policy.statistics.tables}
-
-    def _table(self, table_id: str) -> StatsTable:
-        return self._by_id[table_id]
 
 
 def publication_state(publication: Publication, counts: Mapping[Cell, int]) -> dict[str, Any]:

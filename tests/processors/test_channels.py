@@ -169,9 +169,7 @@ def test_joint_use_and_the_channels_decide_one_input_under_one_state_of_its_righ
     channels, or the other way round)."""
     answers = iter([True, False, False, False])
     registry = MemoryRegistry()
-    outcome = _processor(registry, is_stopped=lambda source, key: next(answers)).process(
-        _message(registry, _insured())
-    )
+    outcome = _processor(registry, is_stopped=lambda source, key: next(answers)).process(_message(registry, _insured()))
     assert (outcome.status, outcome.reason) == (Status.WITHHELD, "stop_of_use")
     assert outcome.provisions == ()
     assert dict(outcome.provisions_withheld) == {
