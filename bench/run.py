@@ -329,14 +329,19 @@ ABOUT = {
     "with another writer schema (resolved into the governed version).",
     "pipeline": "One worker through the local broker: a backlog's rate on each runtime and guarantee, and "
     "end-to-end latency (input timestamp to its audit event visible to a read_committed reader) at half "
-    "that rate; the Quix Streams peer does less per record (no audit chain, canary or statistics). Bound "
-    "by the worker's Python per record and, on the faust runtime, aiokafka's per-message cost; the broker "
-    "shares the same two cores.",
+    "that rate; the Quix Streams peer does less per record (no audit chain, canary or statistics) and "
+    "reads and writes Avro with fastavro, as Quix Streams' own serializers do, where the worker uses cavro. "
+    "Bound by the worker's Python per record (the processor: about 112 µs a record in process) and the "
+    "runtime's per-message cost (3 messages per input: delivery, audit event, statistics contribution; "
+    "aiokafka's is the larger); the broker shares the same two cores.",
     "fencing": "What exactly-once's fencing (KIP-447 offsets with the group's generation) costs the faust runtime.",
     "subject_index": "The subject index: building rows from audit events, a report's lookup, restores.",
     "joint_users": "Cost per joint user in process: the shipped notice (2 joint users, 1 delivery a record) "
     "against 8 more group companies (10 joint users, 9 deliveries). Recipients of the same items share one "
-    "projection, one encoding and one canary walk, so 9 deliveries cost little more than 1.",
+    "projection, one encoding and one canary walk, so 9 deliveries cost little more than 1. The processor's "
+    "time per record, py-spy at 2 joint users: statistics contribution 17 %, Avro decode 16 %, decide 16 %, "
+    "encode 14 %, the canary 10 %, the audit event 7 %, the subject's HMAC 3 %; the rest is the "
+    "processor's own bookkeeping.",
     "batch_wait": "Latency at a steady rate for each JOINTUSE_MAX_BATCH_WAIT_MS on both runtimes. A batch is "
     "decided when full or that long after it began to fill; what came while the last batch committed is "
     "taken at once. Bound by the transaction (offsets to the group coordinator, then the commit) and by "
