@@ -16,7 +16,6 @@ Usage: python bench/peer_quix.py PREFIX  (settings from the JOINTUSE_* environme
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import io
 import json
@@ -32,13 +31,14 @@ from quixstreams.kafka.configuration import ConnectionConfig
 from streams.policy.classification import delivery_schema, load_schema
 from streams.policy.engine import Engine
 from streams.policy.loader import load_policies
+from streams.serde.avro_schema import strip_logical_types
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 class FastavroCodec:
     def __init__(self, schema: dict[str, Any]) -> None:
-        stripped = _strip_logical_types(copy.deepcopy(schema))
+        stripped = strip_logical_types(schema)
         self.parsed = fastavro.parse_schema(stripped)
         self._tag = _tagger(self.parsed)  # parsed: records carry their full names
 
@@ -49,14 +49,6 @@ class FastavroCodec:
         stream = io.BytesIO()
         fastavro.schemaless_writer(stream, self.parsed, self._tag(record))
         return stream.getvalue()
-
-
-def _strip_logical_types(schema: Any) -> Any:
-    if isinstance(schema, list):
-        return [_strip_logical_types(s) for s in schema]
-    if isinstance(schema, dict):
-        return {k: _strip_logical_types(v) for k, v in schema.items() if k != "logicalType"}
-    return schema
 
 
 def _tagger(schema: Any) -> Any:

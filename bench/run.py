@@ -251,7 +251,7 @@ def _avro_package_codec(writer: Any, delivery: Any) -> tuple[Callable[[bytes], A
     import avro.io
     import avro.schema
 
-    from streams.serde.avro_codec import strip_logical_types
+    from streams.serde.avro_schema import strip_logical_types
 
     reader_schema = avro.schema.parse(json.dumps(strip_logical_types(writer)))
     writer_schema = avro.schema.parse(json.dumps(strip_logical_types(delivery)))

@@ -8,20 +8,19 @@ A union that holds two dict kinds (records, maps) is tagged in the native form: 
 the projection must never guess which one it holds. Such schemas are decoded with cavro's type
 tuples for ambiguous unions and normalised; encoding always names a container's branch.
 
-fastavro stays for Avro's Parsing Canonical Form (how a writer schema is matched to a governed one).
+Schema-only helpers (logical types, Parsing Canonical Form) are in ``streams.serde.avro_schema``.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import cavro
-from fastavro.schema import to_parsing_canonical_form
 
 from streams.errors import SchemaError, SerdeError
 from streams.policy.classification import NAMED_KINDS, TypeNode, classify
+from streams.serde.avro_schema import strip_logical_types
 
 # What every codec is built with: records decode to plain dicts; a union value may name its branch
 # as ``(name, value)`` (what the denormaliser writes); a field a record leaves out is written as null
@@ -33,24 +32,6 @@ _TAGGING_OPTIONS = _OPTIONS.replace(union_decodes_to=cavro.UnionDecodeOption.TYP
 # Reading one more byte after a record tells whether the body ends there (cavro's readers keep their
 # position to themselves).
 _ONE_BYTE = cavro.Schema({"type": "fixed", "size": 1, "name": "trailing"})
-
-
-def strip_logical_types(schema: Any) -> Any:
-    """A copy of ``schema`` without ``logicalType`` annotations (the binary encoding is the same)."""
-    if isinstance(schema, list):
-        return [strip_logical_types(s) for s in schema]
-    if isinstance(schema, Mapping):
-        out = {k: strip_logical_types(v) for k, v in schema.items() if k != "logicalType"}
-        return out
-    return schema
-
-
-def parsing_canonical_form(schema: Mapping[str, Any]) -> str:
-    """Avro's Parsing Canonical Form: equal forms read the same bytes the same way."""
-    try:
-        return str(to_parsing_canonical_form(copy.deepcopy(dict(schema))))
-    except Exception as exc:  # fastavro raises several unrelated types for a bad schema
-        raise SchemaError(f"invalid Avro schema ({exc.__class__.__name__})") from exc
 
 
 def _parse(schema: Mapping[str, Any], options: Any) -> Any:
@@ -77,10 +58,9 @@ class AvroCodec:
         if reader is None:
             self._reading = self.writer
         else:
+            parsed_reader = _parse(reader, options)
             try:
-                self._reading = _parse(reader, options).reader_for_writer(self.writer)
-            except SchemaError:
-                raise
+                self._reading = parsed_reader.reader_for_writer(self.writer)
             except Exception as exc:  # cavro: the writer cannot be read as the reader
                 raise SchemaError(f"the writer schema cannot be resolved ({exc.__class__.__name__})") from exc
         self._normalise = _normaliser(decoded_tree) if decoded_tree is not None else None
@@ -181,7 +161,7 @@ def _refuse_tuples_an_array_takes(union: TypeNode) -> None:
     arrays = [b.items for b in union.branches if b.kind == "array" and b.items is not None]
     if not arrays:
         return
-    named = {b.kind for b in union.branches} & {"record", "map", "enum", "fixed"}
+    named = {b.kind for b in union.branches} & {"record", "map", "enum"}
     for items in arrays:
         kinds = {b.kind for b in items.branches} if items.kind == "union" else {items.kind}
         takes_name = bool(kinds & {"string", "enum"})

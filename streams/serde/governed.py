@@ -25,7 +25,8 @@ from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibi
 
 from streams.errors import SchemaError, SerdeError
 from streams.policy.classification import ClassifiedSchema, classify, delivery_schema
-from streams.serde.avro_codec import AvroCodec, parsing_canonical_form
+from streams.serde.avro_codec import AvroCodec
+from streams.serde.avro_schema import parsing_canonical_form
 from streams.serde.compatibility import VERSIONED_SCHEMA
 from streams.serde.wire import unframe
 

@@ -593,19 +593,20 @@ _JST_MS = 9 * 3_600_000
 _DAY_MS = 86_400_000
 
 
-_LISTED = ("service", "plan", "purpose")  # dimensions a record may have several values of
-
-
 @dataclass(frozen=True)
 class _Layout:
     """One table as the contributor reads it: its dimensions, and which ones a record may have
     several values of (then its cells are every combination)."""
 
     table: StatsTable
-    several: bool  # service, plan or purpose among the dimensions
-    pairs: bool  # service or plan among them
+    pairs: bool  # service or plan among the dimensions
     purpose: bool
     age: bool
+
+    @property
+    def several(self) -> bool:
+        """A dimension a record may have several values of (service, plan, purpose) is among them."""
+        return self.pairs or self.purpose
 
 
 class Contributor:
@@ -623,7 +624,6 @@ class Contributor:
         self._layouts = tuple(
             _Layout(
                 t,
-                several=bool(set(_LISTED) & set(t.dimensions)),
                 pairs="service" in t.dimensions or "plan" in t.dimensions,
                 purpose="purpose" in t.dimensions,
                 age="age_band" in t.dimensions,

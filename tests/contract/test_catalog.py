@@ -17,7 +17,7 @@ from streams.contract.catalog import Catalog, build_catalog
 from streams.contract.render import avro_for_asyncapi, to_asyncapi, to_markdown
 from streams.kafka.acl_plan import plan_access
 from streams.policy.loader import PolicySet, load_policies
-from streams.serde.avro_codec import parsing_canonical_form
+from streams.serde.avro_schema import parsing_canonical_form
 from streams.serde.governed import GovernedSchemas
 from streams.settings import PROJECT_ROOT
 from streams.stats.schema import load_stats_schema
