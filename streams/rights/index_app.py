@@ -109,9 +109,12 @@ def apply(key: bytes | None, value: bytes | None, partition: int, offset: int) -
         subjects[key] = folded.to_json()
 
 
+def table_consumer() -> TableConsumer:
+    return app.consumer  # type: ignore[return-value]  # the table app's (TableTransport)
+
+
 def committed_offset(partition: int) -> int:
-    consumer: TableConsumer = app.consumer  # type: ignore[assignment]  # the table app's (TableTransport)
-    return consumer.committed_offset(TP(topology.audit, partition))
+    return table_consumer().committed_offset(TP(topology.audit, partition))
 
 
 def apply_correction(key: bytes | None, value: bytes | None) -> None:
@@ -179,6 +182,11 @@ async def lag_of(partition: int, end: int | None = None) -> tuple[int, int]:
         if end is None:
             raise LookupError("the partition's end is not known yet")
     start = applied_next.get(partition)
+    # A message handed out before the last one applied and not processed yet (faust skipped or
+    # dropped it; it is read again): the partition is applied only up to it.
+    unprocessed = table_consumer().first_unprocessed(tp)
+    if start is not None and unprocessed is not None:
+        start = min(start, unprocessed)
     return await asyncio.to_thread(probe.unapplied, partition, start, end), end
 
 

@@ -152,7 +152,13 @@ class TableConsumer(CommittedReadsConsumer):
 
         faust's stream skips a message taken from its queue while the flow is suspended (a
         rebalance beginning, a recovery) or read under an earlier generation, and does not
-        acknowledge it. faust's ``_new_offset`` then commits the acknowledged run after it anyway
+        acknowledge it. faust also drops messages waiting in a stream's queue when it resumes the
+        flow (``FlowControlEvent.resume`` clears the queues), and at a start it resumes it twice:
+        to read the changelogs, then after seeking the stream partitions to their committed
+        offsets, a seek that waits on one request per partition (about 0.1 s here) while the
+        fetcher already hands audit messages to the stream (seen: message 143 of a restarted
+        index's partition handed out, its refcount 1, never taken by the stream, 144 and on
+        processed). faust's ``_new_offset`` then commits the acknowledged run after it anyway
         when it starts one past the committed offset (``min(acked) - committed == 1`` passes: faust
         reads that as a commit marker at the committed offset, which it never notes as a gap).
         Seen here: a restarted subject index applied audit offsets 135, 136, 137 and 139 of a
@@ -161,21 +167,38 @@ class TableConsumer(CommittedReadsConsumer):
 
         The skipped message was handed out; a commit marker never is. So the offset is held at the
         first message handed out and not acknowledged, and the partition is read again from there
-        (``_read_again``): the tables' folds take a message read twice, or out of order, as once."""
-        outstanding = self._handed_out.get(tp)
-        committed = self._committed_offset[tp]
-        first_outstanding = None
-        if outstanding:
-            outstanding -= self._acked_index[tp]
-            if committed is not None:
-                outstanding.difference_update([o for o in outstanding if o < committed])  # read again: done
-            first_outstanding = min(outstanding, default=None)
+        (``_read_again``) as soon as a later message was processed (a stream takes a partition's
+        messages in order, so the earlier one will not come): the tables' folds take a message read
+        twice, or out of order, as once. Not only when faust would commit past it: with two or more
+        messages dropped faust commits nothing more (its run must start at most one past the
+        committed offset), and the partition would stay behind until the next rebalance."""
+        first_outstanding = self.first_unprocessed(tp)
+        if first_outstanding is None:
+            return super()._new_offset(tp)
+        passed_over = max(self._acked.get(tp) or (first_outstanding,)) > first_outstanding
         offset: int | None = super()._new_offset(tp)
-        if offset is None or first_outstanding is None or offset <= first_outstanding:
+        if passed_over or (offset is not None and offset > first_outstanding):
+            self._read_again(tp, first_outstanding)
+        if offset is None or offset <= first_outstanding:
             return offset
         self.held_back += 1
-        self._read_again(tp, first_outstanding)
+        committed = self._committed_offset[tp]
         return first_outstanding if committed is None or first_outstanding > committed else None
+
+    def first_unprocessed(self, tp: Any) -> int | None:
+        """The lowest offset of ``tp`` handed out and not acknowledged, at or above the committed
+        offset (None: every message handed out was processed). Usually the next one a stream will
+        take from its queue; below the last message processed, it is one that was skipped or dropped
+        and will be read again (``_new_offset``): whoever tells how far the partition was applied
+        must not count past it (the subject index's lag). Prunes what it finds processed."""
+        outstanding = self._handed_out.get(tp)
+        if not outstanding:
+            return None
+        outstanding -= self._acked_index[tp]
+        committed = self._committed_offset[tp]
+        if committed is not None:
+            outstanding.difference_update([o for o in outstanding if o < committed])  # read again: done
+        return min(outstanding, default=None)
 
     def _read_again(self, tp: Any, offset: int) -> None:
         """Seeks ``tp`` back to ``offset``, unless a seek there was made in the last few seconds (one
@@ -185,8 +208,9 @@ class TableConsumer(CommittedReadsConsumer):
             return
         self._seeks[tp] = (offset, now)
         log.info(
-            "a message handed out was not processed (a rebalance); its partition is read again from it",
-            extra={"topic": tp.topic, "partition": tp.partition},
+            "a message handed out was not processed (dropped by faust at a rebalance or a start); "
+            "its partition is read again from it",
+            extra={"topic": tp.topic, "partition": tp.partition, "offset": offset},
         )
         self._seeking.add(asyncio.ensure_future(self._seek_quietly(tp, offset)))
 

@@ -97,7 +97,8 @@ def test_a_message_the_stream_skips_when_a_rebalance_begins_is_never_committed_p
     10 is processed; a rebalance begins (the flow is suspended) as the stream takes 11 from its
     queue, so the stream skips it; the flow resumes and 12 arrives and is processed. Commits are
     chosen as faust chooses them. Without ``TableConsumer._new_offset`` the second commit moves to
-    13 and offset 11 is never processed; with it, the partition is read again from 11."""
+    13 and offset 11 is never processed; with it, the partition is read again from 11, and until
+    then the partition counts as processed up to 11 only."""
     from faust.types import TP
 
     app = table_app(settings, "rebalance.index", data_dir=tmp_path, log_name="index", web_enabled=False)
@@ -148,6 +149,8 @@ def test_a_message_the_stream_skips_when_a_rebalance_begins_is_never_committed_p
         while 12 not in consumer._acked_index[tp]:  # the agent asked for the next event: 12 is done
             await asyncio.sleep(0.01)
         reading.cancel()
+        # How far the partition is applied stops at 11, though 12 was processed (the index's lag).
+        assert consumer.first_unprocessed(tp) == 11
         commit()  # up to 11: 10 is acknowledged
         commit()  # 12 is acknowledged, 11 is not
         await asyncio.sleep(0)  # the seek back
@@ -161,6 +164,80 @@ def test_a_message_the_stream_skips_when_a_rebalance_begins_is_never_committed_p
     assert processed == [10, 12]  # the stream skipped 11
     assert committed == [11]  # never past the message nobody processed
     assert consumer.held_back == 1 and sought == [11]  # and 11 is read again
+    assert consumer.first_unprocessed(tp) == 11  # until it is processed
+
+
+def test_messages_faust_drops_from_a_stream_queue_as_it_resumes_the_flow_are_read_again(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """At a start faust resumes the flow a second time after seeking the stream partitions to their
+    committed offsets, and resuming clears the streams' queues: messages the fetcher handed to the
+    stream during the seek are dropped unprocessed. Here 11 and 12 wait in the queue when the flow
+    resumes; 13 comes after and is processed. The partition counts as processed up to 11 only, no
+    commit passes 11, and it is read again from 11. (With two messages dropped faust's own rule
+    commits nothing more and never reads them again: the partition stayed behind until a
+    rebalance.)"""
+    from faust.types import TP
+
+    app = table_app(settings, "resume.index", data_dir=tmp_path, log_name="index", web_enabled=False)
+    app.topics.add(app.topic("audit"))
+    consumer, tp = app.consumer, TP("audit", 0)
+    app.consumer_generation_id = 3
+    app.flow_control.resume()
+    processed: list[int] = []
+    committed: list[int] = []
+    sought: list[int] = []
+
+    def commit() -> None:
+        offset = consumer._new_offset(tp)
+        if offset is not None:
+            committed.append(offset)
+            consumer._committed_offset[tp] = offset
+
+    async def fetched(self: Any, timeout: float) -> Any:
+        for offset in (10, 11, 12, 13):
+            yield tp, _message_read_in(3, offset)
+
+    async def scenario() -> None:
+        await app.topics._update_indices()
+        channel = app.channel()
+        with patch.object(CommittedReadsConsumer, "getmany", fetched):
+            events = [app.create_event(b"k", b"v", {}, m) async for _, m in consumer.getmany(timeout=1)]
+        loop = asyncio.get_running_loop()
+        flow_resumed = asyncio.Event()
+
+        async def agent() -> None:
+            async for event in app.stream(channel).events():
+                processed.append(event.message.offset)
+                if event.message.offset == 10:
+                    await flow_resumed.wait()  # 11 and 12 wait in the queue meanwhile
+
+        reading = loop.create_task(agent())
+        await asyncio.sleep(0.05)  # the stream subscribes to its channel
+        await channel.put(events[0])
+        while not processed:
+            await asyncio.sleep(0.01)
+        await channel.put(events[1])
+        await channel.put(events[2])
+        app.flow_control.resume()  # as faust's recovery does once the seek is done: the queue is cleared
+        flow_resumed.set()
+        await channel.put(events[3])
+        while 13 not in consumer._acked_index[tp] and not reading.done():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # the agent asked for the next event: 13 is acknowledged
+        reading.cancel()
+        assert consumer.first_unprocessed(tp) == 11
+        commit()
+        commit()
+        await asyncio.sleep(0)
+
+    async def seek(tp: Any, offset: int) -> None:
+        sought.append(offset)
+
+    with patch.object(consumer, "seek", seek):
+        asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert processed == [10, 13]  # 11 and 12 were cleared from the queue
+    assert committed == [11] and sought == [11]
 
 
 def _message_read_in(generation: int, offset: int) -> Any:
