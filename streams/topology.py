@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -120,10 +121,7 @@ class Topology:
         return f"^{re.escape(self.prefix)}\\.ingest\\.[^.]+\\.customer\\.{SCHEMA_MAJOR}$"
 
     def company_of_ingest(self, topic: str) -> str | None:
-        head, tail = f"{self.prefix}.ingest.", f".customer.{SCHEMA_MAJOR}"
-        if topic.startswith(head) and topic.endswith(tail):
-            return topic[len(head) : -len(tail)] or None
-        return None
+        return _company_of_ingest(self.prefix, topic)
 
     @staticmethod
     def notified(policy: Policy) -> list[str]:
@@ -193,3 +191,12 @@ def _recipient_topic(name: str, policy: Policy, items: tuple[str, ...], longest_
     return TopicSpec(
         name, {"cleanup.policy": "compact,delete", "retention.ms": str(keep_ms), "min.compaction.lag.ms": "0"}
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _company_of_ingest(prefix: str, topic: str) -> str | None:
+    """The company whose ingest topic ``topic`` is (asked for every input: remembered per topic)."""
+    head, tail = f"{prefix}.ingest.", f".customer.{SCHEMA_MAJOR}"
+    if topic.startswith(head) and topic.endswith(tail):
+        return topic[len(head) : -len(tail)] or None
+    return None
