@@ -99,31 +99,16 @@ def test_a_message_the_stream_skips_when_a_rebalance_begins_is_never_committed_p
     chosen as faust chooses them. Without ``TableConsumer._new_offset`` the second commit moves to
     13 and offset 11 is never processed; with it, the partition is read again from 11, and until
     then the partition counts as processed up to 11 only."""
-    from faust.types import TP
-
-    app = table_app(settings, "rebalance.index", data_dir=tmp_path, log_name="index", web_enabled=False)
-    app.topics.add(app.topic("audit"))
-    consumer, tp = app.consumer, TP("audit", 0)
-    app.consumer_generation_id = 3
-    app.flow_control.resume()
+    app, consumer, tp = _index_reading_audit(settings, tmp_path, "rebalance.index")
     processed: list[int] = []
     committed: list[int] = []
 
-    def commit() -> None:  # what faust's commit does with the offset it chose
-        offset = consumer._new_offset(tp)
-        if offset is not None:
-            committed.append(offset)
-            consumer._committed_offset[tp] = offset
-
-    async def fetched(self: Any, timeout: float) -> Any:
-        for offset in (10, 11, 12):
-            yield tp, _message_read_in(3, offset)
+    def commit() -> None:
+        _commit_as_faust_does(consumer, tp, committed)
 
     async def scenario() -> None:
-        await app.topics._update_indices()
+        events = await _handed_out(app, tp, (10, 11, 12))
         channel = app.channel()
-        with patch.object(CommittedReadsConsumer, "getmany", fetched):
-            events = [app.create_event(b"k", b"v", {}, m) async for _, m in consumer.getmany(timeout=1)]
         loop = asyncio.get_running_loop()
 
         async def fetcher_hands_over(*handed: Any) -> None:  # once the stream reads its channel
@@ -177,32 +162,17 @@ def test_messages_faust_drops_from_a_stream_queue_as_it_resumes_the_flow_are_rea
     commit passes 11, and it is read again from 11. (With two messages dropped faust's own rule
     commits nothing more and never reads them again: the partition stayed behind until a
     rebalance.)"""
-    from faust.types import TP
-
-    app = table_app(settings, "resume.index", data_dir=tmp_path, log_name="index", web_enabled=False)
-    app.topics.add(app.topic("audit"))
-    consumer, tp = app.consumer, TP("audit", 0)
-    app.consumer_generation_id = 3
-    app.flow_control.resume()
+    app, consumer, tp = _index_reading_audit(settings, tmp_path, "resume.index")
     processed: list[int] = []
     committed: list[int] = []
     sought: list[int] = []
 
     def commit() -> None:
-        offset = consumer._new_offset(tp)
-        if offset is not None:
-            committed.append(offset)
-            consumer._committed_offset[tp] = offset
-
-    async def fetched(self: Any, timeout: float) -> Any:
-        for offset in (10, 11, 12, 13):
-            yield tp, _message_read_in(3, offset)
+        _commit_as_faust_does(consumer, tp, committed)
 
     async def scenario() -> None:
-        await app.topics._update_indices()
+        events = await _handed_out(app, tp, (10, 11, 12, 13))
         channel = app.channel()
-        with patch.object(CommittedReadsConsumer, "getmany", fetched):
-            events = [app.create_event(b"k", b"v", {}, m) async for _, m in consumer.getmany(timeout=1)]
         loop = asyncio.get_running_loop()
         flow_resumed = asyncio.Event()
 
@@ -238,6 +208,38 @@ def test_messages_faust_drops_from_a_stream_queue_as_it_resumes_the_flow_are_rea
         asyncio.run(asyncio.wait_for(scenario(), 5))
     assert processed == [10, 13]  # 11 and 12 were cleared from the queue
     assert committed == [11] and sought == [11]
+
+
+def _index_reading_audit(settings: Settings, tmp_path: Path, app_id: str) -> tuple[Any, Any, Any]:
+    """A table app reading partition 0 of "audit" in generation 3, its flow running: the app, its
+    consumer and the partition."""
+    from faust.types import TP
+
+    app = table_app(settings, app_id, data_dir=tmp_path, log_name="index", web_enabled=False)
+    app.topics.add(app.topic("audit"))
+    app.consumer_generation_id = 3
+    app.flow_control.resume()
+    return app, app.consumer, TP("audit", 0)
+
+
+def _commit_as_faust_does(consumer: Any, tp: Any, committed: list[int]) -> None:
+    """What faust's commit does with the offset ``_new_offset`` chose."""
+    offset = consumer._new_offset(tp)
+    if offset is not None:
+        committed.append(offset)
+        consumer._committed_offset[tp] = offset
+
+
+async def _handed_out(app: Any, tp: Any, offsets: tuple[int, ...]) -> list[Any]:
+    """Events of ``tp`` at ``offsets`` as ``TableConsumer.getmany`` hands them out (noting each)."""
+
+    async def fetched(self: Any, timeout: float) -> Any:
+        for offset in offsets:
+            yield tp, _message_read_in(3, offset)
+
+    await app.topics._update_indices()
+    with patch.object(CommittedReadsConsumer, "getmany", fetched):
+        return [app.create_event(b"k", b"v", {}, m) async for _, m in app.consumer.getmany(timeout=1)]
 
 
 def _message_read_in(generation: int, offset: int) -> Any:
