@@ -9,11 +9,13 @@ the best run is the one least disturbed, which is what a code path costs."""
 from __future__ import annotations
 
 import datetime as dt
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from streams.devtools.group import group_company_ids, with_group_companies
+from streams.devtools.group import group_company_ids, group_policy_text, with_group_companies
 from streams.devtools.synthetic import Generator, Mix
 from streams.messages import InMessage
 from streams.policy.engine import Engine
@@ -48,8 +50,21 @@ class _Registry:
 def policies_with(joint_users: int) -> PolicySet:
     if joint_users == 2:
         return load_policies(POLICY)
-    added = [(company, None) for company in group_company_ids(joint_users - 2)]
-    return with_group_companies(POLICY.read_text(encoding="utf-8"), added)
+    return with_group_companies(POLICY.read_text(encoding="utf-8"), _added(joint_users))
+
+
+def policy_file_with(joint_users: int) -> Path:
+    """A policy file with ``joint_users`` joint users, for workers (the shipped one for 2)."""
+    if joint_users == 2:
+        return POLICY
+    folder = Path(tempfile.mkdtemp(prefix="jointuse-bench-"))
+    written = folder / POLICY.name
+    written.write_text(group_policy_text(POLICY.read_text(encoding="utf-8"), _added(joint_users)), encoding="utf-8")
+    return written
+
+
+def _added(joint_users: int) -> list[tuple[str, None]]:
+    return [(company, None) for company in group_company_ids(joint_users - 2)]
 
 
 def _best(runs: dict[str, Callable[[], int]], rounds: int = 7) -> dict[str, float]:

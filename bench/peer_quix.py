@@ -116,7 +116,8 @@ def connection() -> ConnectionConfig:
 def main() -> None:
     prefix = sys.argv[1]
     schema = load_schema(ROOT / "schemas" / "customer_record.v1.avsc")
-    engine = Engine(schema, load_policies(ROOT / "policies"))
+    # The worker's policy (its joint users are the recipients), as the worker's settings give it.
+    engine = Engine(schema, load_policies(os.environ.get("JOINTUSE_POLICY_PATH") or ROOT / "policies"))
     reader, writer = FastavroCodec(schema.raw), FastavroCodec(delivery_schema(schema))
     recipients = [u.id for u in engine.policies.latest.joint_users]
     app = Application(

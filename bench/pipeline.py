@@ -153,11 +153,15 @@ def throughput(
     partitions: int = 4,
     statistics: bool | None = None,
     batch_size: int = 1000,
+    policy_path: Path | None = None,
 ) -> dict[str, Any]:
     """The backlog's rate through ``workers``. With ``statistics`` False the policy's statistics
     tables are taken out (the workers write no contributions); with True the statistics worker
     counts beside them, and the result says how long after the last audit event it had counted
-    every contribution. None: the policy as it is, no statistics worker."""
+    every contribution. None: the policy as it is, no statistics worker. ``policy_path``: another
+    policy than the settings' (its joint users get topics and deliveries)."""
+    if policy_path is not None:
+        base = base.model_copy(update={"policy_path": policy_path})
     if statistics is False:
         base = base.model_copy(update={"policy_path": _without_statistics(base.policy_path)})
     settings, topology = _fresh(base, "t", partitions=partitions)
@@ -447,6 +451,37 @@ def run(
                     base, runtime="faust", guarantee="exactly_once", count=count, workers=w, partitions=2
                 ),
             )
+    return results
+
+
+def joint_users_through_the_broker(
+    count: int = 20_000, repetitions: int = 3, joint_users: tuple[int, ...] = (2, 10)
+) -> dict[str, Any]:
+    """Both runtimes and the Quix peer, exactly once, with the shipped notice (2 joint users: one
+    delivery a record) and with 8 more group companies (10: nine deliveries a record, so 11 messages
+    per input for the worker with its audit event and contribution, 10 for the peer). Rounds alternate
+    the three, so the machine's drift falls on all alike; the median of each counts."""
+    from bench.joint_users import policy_file_with
+
+    base = load_settings().model_copy(update={"metrics_port": 0})
+    runtimes = ["faust", "confluent", *(["quix"] if PEER_PYTHON.exists() else [])]
+    results: dict[str, Any] = {}
+    for users in joint_users:
+        policy = policy_file_with(users)
+        runs: dict[str, list[dict[str, Any]]] = {r: [] for r in runtimes}
+        for round_ in range(1, repetitions + 1):
+            for runtime in runtimes:
+                with stage(f"joint users through the broker: {users}, {runtime}, round {round_} of {repetitions}"):
+                    runs[runtime].append(
+                        throughput(base, runtime=runtime, guarantee="exactly_once", count=count, policy_path=policy)
+                    )
+        for runtime, measured in runs.items():
+            results[f"{runtime}_{users}_joint_users"] = _median(measured)
+        peer = results.get(f"quix_{users}_joint_users", {}).get("records_per_s")
+        for runtime in ("faust", "confluent"):
+            if peer:
+                rate = results[f"{runtime}_{users}_joint_users"]["records_per_s"]
+                results[f"{runtime}_over_peer_{users}_joint_users"] = round(rate / peer, 2)
     return results
 
 

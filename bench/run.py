@@ -306,6 +306,10 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         out["fencing_fenced_over_unfenced"] = round(fenced / unfenced, 3)
     if fenced and per_partition:
         out["fencing_per_partition_transactions_over_fenced"] = round(per_partition / fenced, 3)
+    broker = results.get("joint_users_broker", {})
+    for name, value in broker.items():
+        if "_over_peer_" in name:
+            out[f"joint_users_broker_{name}"] = value
     joint = results.get("joint_users", {})
     for name in ("floor_10_over_2", "processor_10_over_2"):
         if name in joint:
@@ -347,6 +351,11 @@ ABOUT = {
     "taken at once. Bound by the transaction (offsets to the group coordinator, then the commit) and by "
     "the batch ahead of it (a pipelined loop decides batch N+1 while N commits): shorter waits make more, "
     "smaller transactions whose fixed cost outweighs the wait saved. 50 ms is the default.",
+    "joint_users_broker": "Cost per joint user through the broker: both runtimes and the Quix peer, exactly "
+    "once, with the shipped notice (2 joint users, one delivery a record) and with 8 more group companies "
+    "(10 joint users, 9 deliveries a record: 11 messages per input for the worker, 10 for the peer). Rounds "
+    "alternate the three; medians. At 10 the rate is bound by messages per input: every delivery is a "
+    "message the runtime produces inside the transaction.",
     "against": "This tree against an earlier commit (--against), through the broker: rounds alternate the "
     "two trees, one backlog per runtime each, so the machine's drift falls on both alike. The ratio of the "
     "medians says whether a change kept the pipeline's speed; the Quix peer runs the same code in both "
@@ -390,6 +399,7 @@ _SECTIONS = {
     "index": "subject_index",
     "joint_users": "joint_users",
     "batch_wait": "batch_wait",
+    "joint_users_broker": "joint_users_broker",
     "against": "against",
 }
 
@@ -438,6 +448,10 @@ def main() -> None:
         from bench.pipeline import batch_wait
 
         results["batch_wait"] = batch_wait()
+    if args.only in (None, "joint_users_broker"):
+        from bench.pipeline import joint_users_through_the_broker
+
+        results["joint_users_broker"] = joint_users_through_the_broker(args.count, args.repetitions)
     if args.only in (None, "fencing"):
         from bench.pipeline import fencing_cost
         from streams.settings import load_settings

@@ -19,6 +19,11 @@ def group_company_ids(count: int) -> list[str]:
 def with_group_companies(policy_text: str, companies: Sequence[tuple[str, Sequence[str] | None]]) -> PolicySet:
     """The policy of ``policy_text`` with ``companies`` added to its joint users: (id, declared
     purposes, or None for every purpose of the notice)."""
+    return PolicySet.of([parse_policy(group_policy_text(policy_text, companies), source="<group policy>")])
+
+
+def group_policy_text(policy_text: str, companies: Sequence[tuple[str, Sequence[str] | None]]) -> str:
+    """The YAML of ``with_group_companies`` (for a worker, which reads its policy from a file)."""
     if JOINT_USERS_ANCHOR not in policy_text:
         raise ValueError("the policy has no top-level joint_users list")
     lines = []
@@ -26,5 +31,4 @@ def with_group_companies(policy_text: str, companies: Sequence[tuple[str, Sequen
         declared = "" if purposes is None else f", purposes: [{', '.join(purposes)}]"
         names = f"name_ja: グループ会社 {company}, name_en: Group company {company}"
         lines.append(f"  - {{id: {company}, {names}{declared}}}\n")
-    text = policy_text.replace(JOINT_USERS_ANCHOR, JOINT_USERS_ANCHOR + "".join(lines), 1)
-    return PolicySet.of([parse_policy(text, source="<group policy>")])
+    return policy_text.replace(JOINT_USERS_ANCHOR, JOINT_USERS_ANCHOR + "".join(lines), 1)
