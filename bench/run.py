@@ -343,9 +343,9 @@ ABOUT = {
     "joint_users": "Cost per joint user in process: the shipped notice (2 joint users, 1 delivery a record) "
     "against 8 more group companies (10 joint users, 9 deliveries). Recipients of the same items share one "
     "projection, one encoding and one canary walk, so 9 deliveries cost little more than 1. The processor's "
-    "time per record, py-spy at 2 joint users: statistics contribution 17 %, Avro decode 16 %, decide 16 %, "
-    "encode 14 %, the canary 10 %, the audit event 7 %, the subject's HMAC 3 %; the rest is the "
-    "processor's own bookkeeping.",
+    "time per record, py-spy at 2 joint users (2026-12-05): Avro decode 18 %, decide 17 %, statistics "
+    "contribution 14 %, encode 13 %, the canary 8 %, the audit event 8 %, the subject's HMAC 5 %; the rest "
+    "is the processor's own bookkeeping.",
     "batch_wait": "Latency at a steady rate for each JOINTUSE_MAX_BATCH_WAIT_MS on both runtimes. A batch is "
     "decided when full or that long after it began to fill; what came while the last batch committed is "
     "taken at once. Bound by the transaction (offsets to the group coordinator, then the commit) and by "
@@ -354,8 +354,9 @@ ABOUT = {
     "joint_users_broker": "Cost per joint user through the broker: both runtimes and the Quix peer, exactly "
     "once, with the shipped notice (2 joint users, one delivery a record) and with 8 more group companies "
     "(10 joint users, 9 deliveries a record: 11 messages per input for the worker, 10 for the peer). Rounds "
-    "alternate the three; medians. At 10 the rate is bound by messages per input: every delivery is a "
-    "message the runtime produces inside the transaction.",
+    "alternate the three; medians. From 2 to 10 every rate falls to about half (the worker's in-process "
+    "processor keeps 0.76 of its rate): every delivery is a message produced inside the transaction, so "
+    "messages per input bound it there, and the peer, which does less Python per record, loses most.",
     "against": "This tree against an earlier commit (--against), through the broker: rounds alternate the "
     "two trees, one backlog per runtime each, so the machine's drift falls on both alike. The ratio of the "
     "medians says whether a change kept the pipeline's speed; the Quix peer runs the same code in both "
