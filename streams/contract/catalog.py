@@ -216,11 +216,22 @@ INCIDENT_JSON: Mapping[str, Any] = {
         "at_ms": {"type": "integer"},
     },
 }
-CONTRIBUTION_JSON: Mapping[str, Any] = {
+_CONTRIBUTION: Mapping[str, Any] = {
     "type": "object",
-    "description": "One shared record's cells per statistics table and window: labels from the policy's closed lists.",
-    "required": ["at_ms", "tables"],
-    "properties": {"at_ms": {"type": "integer"}, "policy_version": {"type": "string"}, "tables": {"type": "object"}},
+    "description": "One shared record's subject and cells per statistics table and window: labels from the "
+    "policy's closed lists.",
+    "required": ["subject", "at_ms", "tables"],
+    "properties": {
+        "subject": {"type": "string", "description": "The subject's keyed pseudonym"},
+        "at_ms": {"type": "integer"},
+        "policy_version": {"type": "string"},
+        "tables": {"type": "object"},
+    },
+}
+CONTRIBUTION_JSON: Mapping[str, Any] = {
+    "type": "array",
+    "description": "The contributions of one pipeline transaction (streams.stats.contributions).",
+    "items": _CONTRIBUTION,
 }
 STATS_SCHEMA_FILE = "stats_table.v1.avsc"
 CHANGELOG_JSON: Mapping[str, Any] = {
@@ -407,8 +418,9 @@ def _internal(address: str, topology: Topology) -> Channel:
         ),
         topology.stats_contributions: (
             "stats-contributions",
-            "What each shared record adds to the statistics tables (cells, no value), read by the statistics worker.",
-            PSEUDONYM_KEY,
+            "What each shared record adds to the statistics tables (cells, no value), a transaction's in one "
+            "message, read by the statistics worker.",
+            "`contributions`, UTF-8 (one partition)",
             JSON,
             CONTRIBUTION_JSON,
         ),

@@ -43,6 +43,7 @@ from streams.policy.pseudonym import SubjectKeys
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, GovernedVersion, SchemaSource
 from streams.serde.wire import frame
+from streams.stats import contributions
 from streams.stats.tables import Contributor
 from streams.topology import Topology
 
@@ -328,6 +329,11 @@ class Processor:
             writer = self._channel_writers[cache_key] = (AvroCodec(raw), schema_id)
         return writer
 
+    def pack_contributions(self, messages: Sequence[OutMessage]) -> list[OutMessage]:
+        """A batch's messages with its statistics contributions in one message (the batch loop's
+        ``pack``): one message a transaction on that topic, not one a shared record."""
+        return contributions.pack(messages, self.topology.stats_contributions)
+
     @property
     def _counted_policy(self) -> Policy:
         return self.policy or self.policies.latest
@@ -335,8 +341,9 @@ class Processor:
     def _contribution(
         self, subject: str, record: Mapping[str, Any], decision: Decision, now: dt.datetime
     ) -> list[OutMessage]:
-        """A shared record's cells in each statistics table (streams.stats counts them), keyed by its
-        subject's pseudonym, in the transaction that shares it: a withheld record never counts.
+        """A shared record's cells in each statistics table (streams.stats counts them), with its
+        subject's pseudonym, in the transaction that shares it: a withheld record never counts. The
+        batch loop packs a transaction's contributions into one message (``pack_contributions``).
 
         The event time is the record's ``updated_at``, which its producer sets. The engine shares
         only records timed from the notice's effective date to a few minutes ahead of now (beyond:
@@ -352,7 +359,9 @@ class Processor:
         found = contributor(record, purposes=decision.purposes, at_ms=at_ms)
         if found is None:
             return []
-        return [OutMessage(self.topology.stats_contributions, subject.encode(), orjson.dumps(found), [])]
+        return [
+            OutMessage(self.topology.stats_contributions, subject.encode(), contributions.encode(subject, found), [])
+        ]
 
     def _incident(
         self,

@@ -150,7 +150,7 @@ class Replayer:
             transport.batches = read_assigned(consumer, self.spec, ranges, positions, self.batch_size, on_progress)
             # Redelivered audit events extend a chain of their own, named like the replay's producer.
             sealer = audit_sealer(self.settings, self.name) if self.target.kind == "redeliver" else None
-            loop = BatchLoop(transport, processor, sealer=sealer)
+            loop = BatchLoop(transport, processor, sealer=sealer, pack=self.processor.pack_contributions)
             loop.on_committed.append(self._count)
             try:
                 asyncio.run(loop.run())

@@ -148,12 +148,15 @@ class BatchLoop(Generic[OutcomeT]):
         pipelined: bool = False,
         held: HeldMessages | None = None,
         sealer: Sealer | None = None,
+        pack: Callable[[Sequence[OutMessage]], list[OutMessage]] | None = None,
     ) -> None:
         """``offload`` decides in a thread (an event loop with other work on it); ``pipelined``
         decides batch N+1 while batch N commits (transactions still commit one after the other, in
         order; when N is aborted and rewound, N+1 is dropped and fetched again after it); ``held``
         processes each message only once it is due there (not with ``pipelined``); ``sealer`` sees
-        every batch's messages just before its transaction, and its outcome (the audit chain)."""
+        every batch's messages just before its transaction, and its outcome (the audit chain);
+        ``pack`` reshapes a batch's messages before they are sealed (the statistics contributions of
+        a transaction in one message), and must write what they say, in fewer messages."""
         if held is not None and pipelined:
             raise ValueError("a loop that holds messages commits one batch at a time (pipelined=False)")
         self.transport = transport
@@ -163,6 +166,7 @@ class BatchLoop(Generic[OutcomeT]):
         self.pipelined = pipelined
         self.held = held
         self.sealer = sealer
+        self.pack = pack
         self.stats = LoopStats()
         self.on_committed: list[Callable[[Sequence[InMessage], Sequence[OutcomeT]], None]] = []
         self.on_abort: list[Callable[[], None]] = []
@@ -330,6 +334,8 @@ class BatchLoop(Generic[OutcomeT]):
             if not batch:
                 return None
             messages = [out for outcome in outcomes for out in outcome.messages]
+            if self.pack is not None:  # after the revoked inputs left: what is packed is written
+                messages = self.pack(messages)
             if self.sealer is not None:  # here, not in the processor: only what is written is chained
                 messages = self.sealer.seal(messages)
             try:

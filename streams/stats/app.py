@@ -1,8 +1,9 @@
 """The statistics worker: ``jointuse stats run`` (``faust -A streams.stats.app worker``).
 
-The pipeline writes, for every shared record, its cells in each statistics table to
-``<prefix>.stats-contributions.v1`` (keyed by the subject's pseudonym), in the transaction that
-shares it: a withheld or invalid record never counts. This worker folds them into the windows of
+The pipeline writes, for every shared record, its subject's pseudonym and its cells in each
+statistics table to ``<prefix>.stats-contributions.v1``, in the transaction that shares it (a
+withheld or invalid record never counts), a transaction's contributions in one message
+(``streams.stats.contributions``). This worker folds them into the windows of
 ``streams.stats.tables.StatsBook`` and publishes each window to ``<prefix>.stats.<table>.v1``
 once its end plus the grace has passed in event time, then a revision whenever late records change
 it, under the suppression rules of docs/statistics.md.
@@ -26,7 +27,6 @@ import logging
 from typing import Any
 
 import faust
-import orjson
 from prometheus_client import CollectorRegistry
 
 from streams.kafka.lag import LagMonitor
@@ -39,6 +39,7 @@ from streams.serde.avro_codec import AvroCodec
 from streams.serde.registry import Registry
 from streams.serde.wire import frame
 from streams.settings import Settings, load_settings
+from streams.stats.contributions import unpack
 from streams.stats.schema import load_stats_schema
 from streams.stats.tables import (
     Publication,
@@ -126,17 +127,29 @@ def _rebuild() -> None:
 
 
 def apply(key: bytes | None, value: bytes | None) -> None:
-    """One contribution; one that is not ours is counted and skipped (never fatal)."""
-    if key is None or value is None:
-        metrics.contributions.labels("skipped").inc()
-        return
+    """One message: a batch's contributions, or one. Each that is not ours is counted and skipped
+    (never fatal); the others count."""
+    for found in unpack(key, value):
+        if found is None:
+            metrics.contributions.labels("skipped").inc()
+            continue
+        try:
+            _count(*found)
+        except Exception as exc:  # one contribution never stops the others, nor the statistics
+            metrics.contributions.labels("skipped").inc()
+            log.warning("a contribution could not be counted", extra={"error": type(exc).__name__})
+
+
+def _count(subject: str, found: dict[str, Any]) -> None:
     try:
-        found = orjson.loads(value)
-        subject = key.decode("utf-8")
         tables = found["tables"]
         at_ms = int(found["at_ms"])
         day = dt.datetime.fromtimestamp(at_ms / 1000, JST).date()
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError, OverflowError, OSError):
+        slots = {}
+        for table_id, part in tables.items():
+            dt.date.fromisoformat(part["window"])  # checked before anything is kept: the rebuild reads it
+            slots[f"{table_id}|{part['window']}"] = {tuple(str(v) for v in c) for c in part["cells"]}
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError):
         metrics.contributions.labels("skipped").inc()
         return
     # One row per subject and day (of the event, in Japan) holds its cells in every table: one
@@ -144,9 +157,8 @@ def apply(key: bytes | None, value: bytes | None) -> None:
     row = f"{subject}|{day.isoformat()}".encode()
     before = subjects.get(row) or {}
     after = dict(before)
-    for table_id, part in tables.items():
-        slot = f"{table_id}|{part['window']}"
-        cells = {tuple(c) for c in before.get(slot, [])} | {tuple(str(v) for v in c) for c in part["cells"]}
+    for slot, added in slots.items():
+        cells = {tuple(c) for c in before.get(slot, [])} | added
         after[slot] = sorted(list(c) for c in cells)
     if after != before:
         subjects[row] = after
@@ -174,12 +186,7 @@ async def count(stream: faust.StreamT[Any]) -> None:
     async for event in stream.events():
         if not state["rebuilt"]:
             _rebuild()  # at the first event: faust hands events over only once the tables are recovered
-        try:
-            apply(event.message.key, event.message.value)
-        except Exception as exc:  # one contribution never stops the statistics (faust would crash the agent)
-            metrics.contributions.labels("skipped").inc()
-            log.warning("a contribution could not be counted", extra={"error": type(exc).__name__})
-            continue
+        apply(event.message.key, event.message.value)  # never raises: faust would crash the agent
         watermark = dt.datetime.fromtimestamp(state["watermark_ms"] / 1000, dt.UTC)
         if state["watermark_ms"] and book.due(watermark):
             for window, publication in book.advance(watermark):

@@ -113,7 +113,12 @@ class Worker:
         if self.sealer is None:
             raise RuntimeError("prepare() recovers the audit chain before the pipeline's loop is made")
         loop: BatchLoop[Outcome] = BatchLoop(
-            transport, self.processor, offload=True, pipelined=True, sealer=self.sealer
+            transport,
+            self.processor,
+            offload=True,
+            pipelined=True,
+            sealer=self.sealer,
+            pack=self.processor.pack_contributions,
         )
         metrics = self.telemetry.metrics
         loop.on_batch_seconds.append(metrics.batch_seconds.observe)

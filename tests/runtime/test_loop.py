@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import pytest
 
-from streams.messages import OutMessage
+from streams.messages import InMessage, Outcome, OutMessage
 from streams.runtime.loop import BatchLoop, ErrorPolicy, FatalError
+from streams.stats import contributions
 from tests.runtime.memory import (
     Abortable,
     Echo,
@@ -339,3 +341,79 @@ def test_a_write_that_failed_is_not_done_again_in_the_same_transaction() -> None
     loop = _run(transport)
     _everything_once(broker)
     assert loop.stats.aborted_batches == 1 and loop._aborts_in_a_row == 0
+
+
+class _Contributing(Echo):
+    """Echo, and a statistics contribution per input (its value as the subject); ``on_process``
+    runs before each input is decided (a rebalance during the decision)."""
+
+    def __init__(self) -> None:
+        self.on_process: list[Callable[[InMessage], None]] = []
+
+    def process(self, message: InMessage) -> Outcome:
+        for hook in self.on_process:
+            hook(message)
+        echoed = super().process(message)
+        subject = (message.value or b"").decode()
+        counted = OutMessage(CONTRIBUTIONS, subject.encode(), contributions.encode(subject, {"at_ms": 1}), [])
+        return replace(echoed, messages=(*echoed.messages, counted))
+
+
+CONTRIBUTIONS = "contributions"
+
+
+def _pack(messages: Sequence[OutMessage]) -> list[OutMessage]:
+    return contributions.pack(messages, CONTRIBUTIONS)
+
+
+def _contributed(broker: MemoryBroker) -> list[str]:
+    return [
+        s
+        for m in broker.outputs
+        if m.topic == CONTRIBUTIONS
+        for s, _ in filter(None, contributions.unpack(m.key, m.value))
+    ]
+
+
+@PIPELINED
+def test_a_transaction_s_contributions_are_packed_into_one_message(pipelined: bool) -> None:
+    broker = MemoryBroker()
+    broker.fill(4)
+    transport = MemoryTransport(broker, batch_size=3)
+    loop = BatchLoop(transport, _Contributing(), policy=NO_WAIT, pipelined=pipelined, pack=_pack)
+    asyncio.run(loop.run(max_idle_seconds=0))
+    assert [m.value for m in broker.outputs if m.topic == "out"] == [
+        m.value for log in broker.logs.values() for m in log
+    ]
+    assert sorted(_contributed(broker)) == sorted(f"{p}-{i}" for p in range(2) for i in range(4))
+    assert sum(m.topic == CONTRIBUTIONS for m in broker.outputs) == loop.stats.batches == 3
+
+
+def test_contributions_of_a_partition_revoked_during_the_decision_are_left_to_its_next_owner() -> None:
+    broker = MemoryBroker(partitions=2)
+    broker.fill(3)
+    first = MemoryTransport(broker, batch_size=6)
+    lost = ("in", 1)
+    processor = _Contributing()
+    loop = BatchLoop(first, processor, policy=NO_WAIT, pack=_pack)
+
+    def rebalance(message: InMessage) -> None:
+        if (message.topic, message.partition) == lost and lost in first.owned:
+            first.revoke(lost)
+            loop.drop_revoked([lost])
+
+    processor.on_process.append(rebalance)
+    asyncio.run(loop.run(max_idle_seconds=0))
+    assert _contributed(broker) == ["0-0", "0-1", "0-2"]
+    assert broker.committed.get(lost) is None
+    processor.on_process.clear()
+    asyncio.run(
+        BatchLoop(MemoryTransport(broker, partitions={lost}), processor, policy=NO_WAIT, pack=_pack).run(
+            max_idle_seconds=0
+        )
+    )
+    assert sorted(_contributed(broker)) == sorted(f"{p}-{i}" for p in range(2) for i in range(3))
+    assert Counter(m.value for m in broker.outputs if m.topic == "out") == Counter(
+        m.value for log in broker.logs.values() for m in log
+    )
+    assert broker.committed == {tp: len(log) for tp, log in broker.logs.items()}
