@@ -458,8 +458,9 @@ def joint_users_through_the_broker(
     count: int = 20_000, repetitions: int = 3, joint_users: tuple[int, ...] = (2, 10)
 ) -> dict[str, Any]:
     """Both runtimes and the Quix peer, exactly once, with the shipped notice (2 joint users: one
-    delivery a record) and with 8 more group companies (10: nine deliveries a record, so 11 messages
-    per input for the worker with its audit event and contribution, 10 for the peer). Rounds alternate
+    delivery a record) and with 8 more group companies (10: nine deliveries a record, so 10 messages
+    per input for the worker with its audit event, 9 for the peer; a transaction's statistics
+    contributions are one message). Rounds alternate
     the three, so the machine's drift falls on all alike; the median of each counts."""
     from bench.joint_users import policy_file_with
 
