@@ -32,7 +32,7 @@ from aiokafka.errors import KafkaError as AIOKafkaError
 from aiokafka.structs import TopicPartition
 
 from streams.errors import ClusterError
-from streams.kafka.clients import MAX_MESSAGE_BYTES
+from streams.kafka.clients import MAX_MESSAGE_BYTES, TRANSACTION_RETRY_BACKOFF_MS
 from streams.kafka.partitioner import key_hash
 from streams.messages import InMessage, OutMessage
 from streams.runtime.faust_kafka import (
@@ -77,6 +77,7 @@ class AiokafkaSink:
             "max_request_size": MAX_MESSAGE_BYTES,
             "max_batch_size": 1_048_576,
             "linger_ms": 5,
+            "retry_backoff_ms": TRANSACTION_RETRY_BACKOFF_MS,
         }
         self.producer = self._client(**self._config)
         self.started = False
