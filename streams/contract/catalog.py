@@ -230,7 +230,7 @@ _CONTRIBUTION: Mapping[str, Any] = {
 }
 CONTRIBUTION_JSON: Mapping[str, Any] = {
     "type": "array",
-    "description": "The contributions of one pipeline transaction (streams.stats.contributions).",
+    "description": "The contributions of one pipeline transaction (streams.processors.contributions).",
     "items": _CONTRIBUTION,
 }
 STATS_SCHEMA_FILE = "stats_table.v1.avsc"

@@ -3,7 +3,7 @@
 The pipeline writes, for every shared record, its subject's pseudonym and its cells in each
 statistics table to ``<prefix>.stats-contributions.v1``, in the transaction that shares it (a
 withheld or invalid record never counts), a transaction's contributions in one message
-(``streams.stats.contributions``). This worker folds them into the windows of
+(``streams.processors.contributions``). This worker folds them into the windows of
 ``streams.stats.tables.StatsBook`` and publishes each window to ``<prefix>.stats.<table>.v1``
 once its end plus the grace has passed in event time, then a revision whenever late records change
 it, under the suppression rules of docs/statistics.md.
@@ -34,12 +34,12 @@ from streams.observability.health import HealthServer
 from streams.observability.metrics import StatsMetrics
 from streams.policy.calendar import JST
 from streams.policy.loader import load_policies
+from streams.processors.contributions import unpack
 from streams.runtime.faust_tables import changelog_before_offsets, table_app
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.registry import Registry
 from streams.serde.wire import frame
 from streams.settings import Settings, load_settings
-from streams.stats.contributions import unpack
 from streams.stats.schema import load_stats_schema
 from streams.stats.tables import (
     Publication,

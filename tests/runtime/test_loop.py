@@ -10,8 +10,8 @@ from dataclasses import replace
 import pytest
 
 from streams.messages import InMessage, Outcome, OutMessage
+from streams.processors import contributions
 from streams.runtime.loop import BatchLoop, ErrorPolicy, FatalError
-from streams.stats import contributions
 from tests.runtime.memory import (
     Abortable,
     Echo,
