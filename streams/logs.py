@@ -73,11 +73,17 @@ class FoldedRepeats(logging.Filter):
     away makes librdkafka log the same failed connect every few milliseconds (hundreds of lines
     before a command's own one-line error). A cause is the message with its numbers and client
     names blanked; the next line of the same cause after the interval says how many were folded.
-    A worker says it again each minute; a command, whose wait ends in its own error line, once."""
+    A worker says it again each minute; a command, whose wait ends in its own error line, once.
+
+    librdkafka ends a failed connect with how long the broker was in its state, and a repeat logged
+    later adds how many it suppressed ("(after 0ms in state CONNECT, 1 identical error(s)
+    suppressed)"): not part of the cause (a command waiting on a loaded machine printed the same
+    failed connect twice)."""
 
     FOLD_SECONDS = 60.0
     _NUMBERS = re.compile(r"\d+")
     _CLIENT = re.compile(r"\[rdkafka#[^\]]*\]|\[thrd:[^\]]*\]")
+    _STATE_DURATION = re.compile(r" \(after \d+ms in state \w+(, \d+ identical error\(s\) suppressed)?\)")
 
     def __init__(self, fold_seconds: float = FOLD_SECONDS) -> None:
         super().__init__()
@@ -88,7 +94,7 @@ class FoldedRepeats(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith((KAFKA_CLIENT_LOGGER, "aiokafka")):
             return True
-        cause = self._NUMBERS.sub("#", self._CLIENT.sub("", record.getMessage()))
+        cause = self._NUMBERS.sub("#", self._STATE_DURATION.sub("", self._CLIENT.sub("", record.getMessage())))
         now = time.monotonic()
         with self._lock:
             shown, folded = self._seen.get(cause, (None, 0))

@@ -89,3 +89,6 @@ def test_a_command_says_each_cause_once_however_long_it_waits() -> None:
     folded._seen = {cause: (when - 3600, n) for cause, (when, n) in folded._seen.items() if when is not None}
     again = logging.LogRecord(KAFKA_CLIENT_LOGGER, logging.ERROR, __file__, 1, message, None, None)
     assert not folded.filter(again)  # an hour later: still folded
+    suppressed = message.replace("CONNECT)", "CONNECT, 1 identical error(s) suppressed)")
+    repeat = logging.LogRecord(KAFKA_CLIENT_LOGGER, logging.ERROR, __file__, 1, suppressed, None, None)
+    assert not folded.filter(repeat)  # librdkafka's count of what it suppressed: the same cause

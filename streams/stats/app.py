@@ -35,7 +35,7 @@ from streams.observability.metrics import StatsMetrics
 from streams.policy.calendar import JST
 from streams.policy.loader import load_policies
 from streams.processors.contributions import unpack
-from streams.runtime.faust_tables import changelog_before_offsets, table_app
+from streams.runtime.faust_tables import TableConsumer, changelog_before_offsets, table_app
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.registry import Registry
 from streams.serde.wire import frame
@@ -188,7 +188,7 @@ async def count(stream: faust.StreamT[Any]) -> None:
             _rebuild()  # at the first event: faust hands events over only once the tables are recovered
         apply(event.message.key, event.message.value)  # never raises: faust would crash the agent
         watermark = dt.datetime.fromtimestamp(state["watermark_ms"] / 1000, dt.UTC)
-        if state["watermark_ms"] and book.due(watermark):
+        if state["watermark_ms"] and book.due(watermark) and _everything_before_counted(event):
             for window, publication in book.advance(watermark):
                 await _send(window, publication)
             # Kept with the publications only (a write per contribution was a third of the
@@ -196,6 +196,18 @@ async def count(stream: faust.StreamT[Any]) -> None:
             # an older watermark changes nothing; the next contribution moves it on.
             published[WATERMARK] = state["watermark_ms"]
         metrics.open_windows.set(book.open_windows)
+
+
+def _everything_before_counted(event: Any) -> bool:
+    """Whether every contribution before this event's was counted. faust may drop a message it has
+    handed out at a start or a rebalance; the consumer reads it again once a later one was processed
+    (``TableConsumer._new_offset``). A window closed by a later contribution then waits for it: its
+    first publication would otherwise miss what the dropped message holds, and a revision would
+    follow a second later (seen: a replacement worker published a day 188 subjects short). The
+    read again reaches this event once more, which publishes then."""
+    consumer: TableConsumer = app.consumer  # type: ignore[assignment]  # the table app's (TableTransport)
+    first = consumer.first_unprocessed(event.message.tp)
+    return first is None or first >= event.message.offset
 
 
 def _schema_id(table: str) -> int:
