@@ -46,3 +46,6 @@ def test_a_pseudonym_is_the_first_half_of_hmac_sha256_of_source_and_customer_id(
     assert keys.subject(source, customer_id) == expected
     assert keys.subject(source, customer_id) == expected  # the keyed MAC is copied, never used up
     assert keys.lookup_subjects(source, customer_id) == {expected}
+    rotated = SubjectKeys(key + b"-rotated", (key,))  # the earlier key still finds what it made
+    assert expected in rotated.lookup_subjects(source, customer_id)
+    assert rotated.lookup_subjects(source, customer_id) == {rotated.subject(source, customer_id), expected}
