@@ -185,6 +185,16 @@ class TableConsumer(CommittedReadsConsumer):
         committed = self._committed_offset[tp]
         return first_outstanding if committed is None or first_outstanding > committed else None
 
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        """faust forgets what it acknowledged of the revoked partitions; so does this what it
+        handed out. Else, the partition assigned again later, an offset handed out before and never
+        processed would count as outstanding until a commit passed it, and below a committed offset
+        this consumer does not know yet (none committed, or not yet read) it would be read again
+        from there, and the statistics would wait for it."""
+        for tp in revoked:
+            self._handed_out.pop(tp, None)
+        await super().on_partitions_revoked(revoked)
+
     def first_unprocessed(self, tp: Any) -> int | None:
         """The lowest offset of ``tp`` handed out and not acknowledged, at or above the committed
         offset (None: every message handed out was processed). Usually the next one a stream will

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 from typing import Any
-from unittest.mock import patch
+from unittest.mock import AsyncMock, patch
 
 import pytest
 
@@ -208,6 +208,24 @@ def test_messages_faust_drops_from_a_stream_queue_as_it_resumes_the_flow_are_rea
         asyncio.run(asyncio.wait_for(scenario(), 5))
     assert processed == [10, 13]  # 11 and 12 were cleared from the queue
     assert committed == [11] and sought == [11]
+
+
+def test_a_revoked_partition_has_nothing_outstanding_when_it_comes_back(settings: Settings, tmp_path: Path) -> None:
+    """11 and 12 were handed out, 11 processed, when the partition was revoked: whatever happens
+    to 12 is its next owner's. Assigned again later, the partition starts from the group's
+    committed offset; 12 is not outstanding here (it would hold the statistics' publications and
+    be read again from there)."""
+    app, consumer, tp = _index_reading_audit(settings, tmp_path, "revoked.index")
+
+    async def scenario() -> None:
+        events = await _handed_out(app, tp, (11, 12))
+        consumer.ack(events[0].message)
+        assert consumer.first_unprocessed(tp) == 12
+        with patch.object(consumer, "_on_partitions_revoked", AsyncMock()):
+            await consumer.on_partitions_revoked({tp})
+
+    asyncio.run(asyncio.wait_for(scenario(), 5))
+    assert consumer.first_unprocessed(tp) is None
 
 
 def _index_reading_audit(settings: Settings, tmp_path: Path, app_id: str) -> tuple[Any, Any, Any]:
