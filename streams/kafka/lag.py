@@ -41,10 +41,7 @@ def group_lag(
     first unprocessed record of each lagging partition is (0 where nothing waits)."""
     consumer = clients.reading_consumer(settings.kafka_common(), group_id)
     try:
-        metadata = consumer.list_topics(timeout=timeout)
-        partitions = [
-            TopicPartition(t, p) for t in topics if t in metadata.topics for p in sorted(metadata.topics[t].partitions)
-        ]
+        partitions = [TopicPartition(t, p) for t in topics for p in _partitions(consumer, t, timeout)]
         committed = consumer.committed(partitions, timeout=timeout) if partitions else []
         out = []
         for tp in committed:
@@ -55,6 +52,14 @@ def group_lag(
         raise ClusterError(f"cannot read offsets of group {group_id}: {clients.failure(exc)}") from exc
     finally:
         consumer.close()
+
+
+def _partitions(consumer: Consumer, topic: str, timeout: float) -> list[int]:
+    """The topic's partitions (none if it does not exist), from its own metadata: a worker asks for
+    its lag every 10 s, and the whole cluster's metadata is a Python object per partition of every
+    topic (the event loop's interpreter lock held meanwhile; 2 % of a busy worker's time)."""
+    found = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+    return [] if found is None or found.error is not None else sorted(found.partitions)
 
 
 def _with_ages(consumer: Consumer, lags: list[PartitionLag], timeout: float) -> list[PartitionLag]:
