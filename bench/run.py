@@ -370,7 +370,13 @@ ABOUT = {
     "7 %, the canary 6 %, the subject's HMAC 5 %), the event loop's produce, commit and metrics 20 %. "
     "History of the 2-joint-user ratios (faust, confluent over the peer): 0.75, 0.85 with a contribution "
     "message per record; 0.81, 0.94 with one per transaction; 1.03, 1.08 with transactional retries after "
-    "20 ms (a backlog's transactions also waited 100 ms on CONCURRENT_TRANSACTIONS).",
+    "20 ms (a backlog's transactions also waited 100 ms on CONCURRENT_TRANSACTIONS); 1.00, 1.05 on "
+    "2026-12-06, when the machine ran a third slower for all three. What bounds the worker there is one "
+    "interpreter lock: the batches' decide time (jointuse_batch_processing_seconds) covered 86-95 % of a "
+    "backlog's wall time at 196-255 µs a record, against 149 µs in process for the same records, because "
+    "the event loop's Python (produce, the audit chain, metrics: 20 % of py-spy's samples) runs beside the "
+    "deciding thread and takes the lock from it. Each µs of Python taken off either side is throughput; the "
+    "worker's lag probe, which read the whole cluster's metadata every 10 s, was 2 % of it.",
     "against": "This tree against an earlier commit (--against), through the broker: rounds alternate the "
     "two trees, one backlog per runtime each, so the machine's drift falls on both alike. The ratio of the "
     "medians says whether a change kept the pipeline's speed; the Quix peer runs the same code in both "
