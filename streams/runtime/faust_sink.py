@@ -106,9 +106,10 @@ class AiokafkaSink:
         self.started = True
 
     async def stop(self) -> None:
-        if self.started:
-            await self.producer.stop()
-            self.started = False
+        # Also a producer never started (a route without traffic, or the one a renewal made): aiokafka
+        # logs each producer left unclosed as an error when the worker exits.
+        await self.producer.stop()
+        self.started = False
 
     async def begin(self) -> None:
         await self.start()
@@ -148,13 +149,13 @@ class AiokafkaSink:
             self._in_flight,
             [],
         )
-        started, self.started = self.started, False
+        self.started = False
         # The old producer's errors are known: asyncio must not log each as "never retrieved".
-        for future in [*in_flight, old._txn_manager._transaction_waiter] if old._txn_manager else in_flight:
+        waiter = old._txn_manager._transaction_waiter if old._txn_manager else None  # None before a begin
+        for future in [*in_flight, waiter] if waiter is not None else in_flight:
             future.add_done_callback(_retrieve)
-        if started:
-            with contextlib.suppress(Exception):  # a fenced producer may fail to stop cleanly: it is dropped
-                await asyncio.wait_for(old.stop(), RENEW_STOP_SECONDS)
+        with contextlib.suppress(Exception):  # a fenced producer may fail to stop cleanly: it is dropped
+            await asyncio.wait_for(old.stop(), RENEW_STOP_SECONDS)
 
     async def rewind(self, positions: Offsets) -> None:
         raise NotImplementedError("this transport does not seek: the loop writes an aborted batch again")

@@ -200,5 +200,23 @@ def test_a_batch_read_without_a_generation_is_refused_before_anything_is_sent() 
     asyncio.run(run())
 
 
+def test_a_sink_closes_its_producer_when_it_stops_even_one_never_started() -> None:
+    """A worker's erasure route often has no traffic: its producer never starts, and aiokafka logs
+    "Unclosed AIOKafkaProducer" as an error at each exit if the sink leaves it so. Same after a
+    renewal, whose new producer starts only with the next batch."""
+
+    async def run() -> None:
+        idle = await _sink()
+        await idle.stop()
+        renewed = await _sink()
+        replaced = renewed.producer
+        await renewed.renew()
+        await renewed.stop()
+        unclosed = [p for p in (idle.producer, replaced, renewed.producer) if not p._closed]
+        assert unclosed == [], "a producer was left unclosed"
+
+    asyncio.run(run())
+
+
 async def _sink() -> AiokafkaSink:  # aiokafka makes its producer on a running loop; nothing connects
     return AiokafkaSink(kafka={"bootstrap_servers": "127.0.0.1:1"}, transactional_id="t", group_id="g")
