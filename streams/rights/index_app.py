@@ -43,7 +43,7 @@ from streams.kafka.partitioner import key_hash
 from streams.observability.metrics import IndexMetrics
 from streams.rights.audit_probe import AuditProbe
 from streams.rights.subject_index import Correction, SubjectRow, fold, fold_correction
-from streams.runtime.faust_tables import TableConsumer, changelog_before_offsets, table_app
+from streams.runtime.faust_tables import changelog_before_offsets, table_app, table_consumer
 from streams.settings import Settings, load_settings
 from streams.topology import SUBJECT_INDEX_TABLE, Topology
 
@@ -109,12 +109,8 @@ def apply(key: bytes | None, value: bytes | None, partition: int, offset: int) -
         subjects[key] = folded.to_json()
 
 
-def table_consumer() -> TableConsumer:
-    return app.consumer  # type: ignore[return-value]  # the table app's (TableTransport)
-
-
 def committed_offset(partition: int) -> int:
-    return table_consumer().committed_offset(TP(topology.audit, partition))
+    return table_consumer(app).committed_offset(TP(topology.audit, partition))
 
 
 def apply_correction(key: bytes | None, value: bytes | None) -> None:
@@ -184,7 +180,7 @@ async def lag_of(partition: int, end: int | None = None) -> tuple[int, int]:
     start = applied_next.get(partition)
     # A message handed out before the last one applied and not processed yet (faust skipped or
     # dropped it; it is read again): the partition is applied only up to it.
-    unprocessed = table_consumer().first_unprocessed(tp)
+    unprocessed = table_consumer(app).first_unprocessed(tp)
     if start is not None and unprocessed is not None:
         start = min(start, unprocessed)
     return await asyncio.to_thread(probe.unapplied, partition, start, end), end

@@ -49,6 +49,14 @@ def table_app(settings: Settings, app_id: str, *, data_dir: Path, log_name: str,
     return app
 
 
+def table_consumer(app: faust.App) -> TableConsumer:
+    """The consumer of an app ``table_app`` made (faust types it as its base consumer)."""
+    consumer = app.consumer
+    if not isinstance(consumer, TableConsumer):
+        raise TypeError("the app was not made by table_app: its consumer is not a TableConsumer")
+    return consumer
+
+
 def app_settings(settings: Settings, log_name: str) -> dict[str, Any]:
     """What every faust app of this project sets: the cluster and its credentials, no topic declared
     by faust (topics come from `jointuse topics create`), a member noticed gone in 10 s, JSON logs."""

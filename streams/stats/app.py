@@ -35,7 +35,7 @@ from streams.observability.metrics import StatsMetrics
 from streams.policy.calendar import JST
 from streams.policy.loader import load_policies
 from streams.processors.contributions import unpack
-from streams.runtime.faust_tables import TableConsumer, changelog_before_offsets, table_app
+from streams.runtime.faust_tables import changelog_before_offsets, table_app, table_consumer
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.registry import Registry
 from streams.serde.wire import frame
@@ -45,6 +45,7 @@ from streams.stats.tables import (
     Publication,
     StatsBook,
     WindowCounts,
+    contributed_cells,
     from_state,
     publication_record,
     publication_state,
@@ -145,10 +146,11 @@ def _count(subject: str, found: dict[str, Any]) -> None:
         tables = found["tables"]
         at_ms = int(found["at_ms"])
         day = dt.datetime.fromtimestamp(at_ms / 1000, JST).date()
-        slots = {}
-        for table_id, part in tables.items():
-            dt.date.fromisoformat(part["window"])  # checked before anything is kept: the rebuild reads it
-            slots[f"{table_id}|{part['window']}"] = {tuple(str(v) for v in c) for c in part["cells"]}
+        # Read whole before anything is kept (the rebuild reads the window back).
+        parts = [
+            (table_id, part["window"], dt.date.fromisoformat(part["window"]), contributed_cells(part))
+            for table_id, part in tables.items()
+        ]
     except (ValueError, KeyError, TypeError, AttributeError, OverflowError, OSError):
         metrics.contributions.labels("skipped").inc()
         return
@@ -157,12 +159,13 @@ def _count(subject: str, found: dict[str, Any]) -> None:
     row = f"{subject}|{day.isoformat()}".encode()
     before = subjects.get(row) or {}
     after = dict(before)
-    for slot, added in slots.items():
+    for table_id, window, _, added in parts:
+        slot = f"{table_id}|{window}"
         cells = {tuple(c) for c in before.get(slot, [])} | added
         after[slot] = sorted(list(c) for c in cells)
     if after != before:
         subjects[row] = after
-    counted = book.add_contribution(subject, found)
+    counted = sum(book.add_cells(subject, table_id, start, cells) for table_id, _, start, cells in parts)
     metrics.contributions.labels("counted" if counted else "nothing_new").inc()
     if at_ms > state["watermark_ms"]:
         state["watermark_ms"] = at_ms
@@ -205,8 +208,7 @@ def _everything_before_counted(event: Any) -> bool:
     first publication would otherwise miss what the dropped message holds, and a revision would
     follow a second later (seen: a replacement worker published a day 188 subjects short). The
     read again reaches this event once more, which publishes then."""
-    consumer: TableConsumer = app.consumer  # type: ignore[assignment]  # the table app's (TableTransport)
-    first = consumer.first_unprocessed(event.message.tp)
+    first = table_consumer(app).first_unprocessed(event.message.tp)
     return first is None or first >= event.message.offset
 
 

@@ -440,6 +440,11 @@ class WindowCounts:
         return count_cells(self.subjects)
 
 
+def contributed_cells(part: Mapping[str, Any]) -> frozenset[tuple[str, ...]]:
+    """The cells of one table's part of a contribution, as the book keeps them."""
+    return frozenset(tuple(str(v) for v in cell) for cell in part["cells"])
+
+
 class StatsBook:
     """Every open and published window of the policy's tables. Records go in with ``add``;
     ``advance`` to an event time (the watermark) returns what must be published: the first
@@ -466,32 +471,35 @@ class StatsBook:
     def add_contribution(self, subject: str, found: Mapping[str, Any]) -> int:
         """Counts a ``contribution`` (as the workers write it); returns in how many tables it added
         a cell. Adding the same one again changes nothing."""
-        counted = 0
-        for table_id, part in found["tables"].items():
-            table = self.tables.get(table_id)
-            if table is None:
-                continue  # a table the policy no longer has
-            start = dt.date.fromisoformat(part["window"])
+        return sum(
+            self.add_cells(subject, table_id, dt.date.fromisoformat(part["window"]), contributed_cells(part))
+            for table_id, part in found["tables"].items()
+        )
+
+    def add_cells(self, subject: str, table_id: str, start: dt.date, cells: frozenset[tuple[str, ...]]) -> bool:
+        """Counts ``subject`` in the cells of one table's window starting ``start``; whether it
+        added any (a table the policy no longer has, or of another shape, counts nothing)."""
+        table = self.tables.get(table_id)
+        if table is None:
+            return False  # a table the policy no longer has
+        if any(len(cell) != len(table.dimensions) for cell in cells):
+            return False  # written under another shape of the table
+        window = self.windows.get((table.id, start))
+        if window is None:
             end = start + dt.timedelta(days=1 if table.window == "daily" else 7)
-            cells = frozenset(tuple(str(v) for v in cell) for cell in part["cells"])
-            if any(len(cell) != len(table.dimensions) for cell in cells):
-                continue  # written under another shape of the table
-            window = self.windows.get((table.id, start))
-            if window is None:
-                window = self.windows[(table.id, start)] = WindowCounts(table.id, start, end, {})
-                closes = window_closes_at(end, self.grace)
-                self._next_close = closes if self._next_close is None else min(self._next_close, closes)
-                self._open += 1
-            before = window.subjects.get(subject, frozenset())
-            if cells <= before:
-                continue
-            window.subjects[subject] = before | cells
-            counted += 1
-            if window.published is not None:
-                window.changed_since_published = True
-                self._revisions_due = True
-                self.late += 1
-        return counted
+            window = self.windows[(table.id, start)] = WindowCounts(table.id, start, end, {})
+            closes = window_closes_at(end, self.grace)
+            self._next_close = closes if self._next_close is None else min(self._next_close, closes)
+            self._open += 1
+        before = window.subjects.get(subject, frozenset())
+        if cells <= before:
+            return False
+        window.subjects[subject] = before | cells
+        if window.published is not None:
+            window.changed_since_published = True
+            self._revisions_due = True
+            self.late += 1
+        return True
 
     @property
     def open_windows(self) -> int:

@@ -11,7 +11,7 @@ from unittest.mock import AsyncMock, patch
 import pytest
 
 from streams.runtime.faust_kafka import CommittedReadsConsumer
-from streams.runtime.faust_tables import changelog_before_offsets, table_app
+from streams.runtime.faust_tables import TableConsumer, changelog_before_offsets, table_app, table_consumer
 from streams.settings import Settings
 
 pytestmark = pytest.mark.unit
@@ -24,6 +24,18 @@ def test_two_topic_prefixes_never_share_a_table_store(settings: Settings, tmp_pa
     second = table_app(settings, "demo2.stats", data_dir=tmp_path, log_name="stats", web_enabled=False)
     assert first.conf.tabledir != second.conf.tabledir
     assert Path(first.conf.tabledir).is_relative_to(tmp_path)
+
+
+def test_the_table_consumer_of_a_table_app_and_of_no_other(settings: Settings, tmp_path: Path) -> None:
+    """The statistics worker and the subject index read what their consumer handed out through it;
+    a plain faust app's consumer knows nothing of that, and is refused rather than misread."""
+    import faust
+
+    made = table_app(settings, "consumer.stats", data_dir=tmp_path, log_name="stats", web_enabled=False)
+    assert isinstance(table_consumer(made), TableConsumer)
+    plain = faust.App("plain.stats", broker="kafka://127.0.0.1:1", web_enabled=False)
+    with pytest.raises(TypeError):
+        table_consumer(plain)
 
 
 def test_a_commit_moves_past_every_transaction_marker_acknowledged_so_far(settings: Settings, tmp_path: Path) -> None:
