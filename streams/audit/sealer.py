@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from streams.audit.chain import AuditChain, Checkpoint, link_of, read_checkpoint, sign_checkpoint
 from streams.errors import ConfigError
-from streams.kafka.partitioner import key_hash
+from streams.kafka.partitioner import partition_of
 from streams.kafka.reader import RangeSpec, read_range, scan_topic
 from streams.messages import OutMessage
 
@@ -82,7 +82,7 @@ class AuditSealer:
         """The partition the producer would choose for a keyed event; a keyless one (an input that
         could not be read) goes by its value, so it still has a known place in a chain."""
         if message.key is not None:
-            return key_hash(message.key) % self.partitions
+            return partition_of(message.key, self.partitions)
         return zlib.crc32(message.value or b"") % self.partitions
 
     def seal(self, messages: Sequence[OutMessage]) -> list[OutMessage]:

@@ -39,7 +39,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from streams.audit.event import AuditEvent, InvalidAuditEvent
-from streams.kafka.partitioner import key_hash
+from streams.kafka.partitioner import partition_of
 from streams.observability.metrics import IndexMetrics
 from streams.rights.audit_probe import AuditProbe
 from streams.rights.subject_index import Correction, SubjectRow, fold, fold_correction
@@ -213,7 +213,7 @@ async def subject_page(view: View, request: Request, subject: str) -> Response:
         return _unavailable(view, "the audit topic's partitions are not known yet")
     if rebuilding():
         return _unavailable(view, "the index is rebuilding its rows (a rebalance or a restart)")
-    partition = key_hash(subject.encode()) % partitions
+    partition = partition_of(subject.encode(), partitions)
     owner = owner_of(partition)
     if owner is None:
         return _unavailable(view, "no index worker owns the subject's partition yet")

@@ -33,7 +33,7 @@ from aiokafka.structs import TopicPartition
 
 from streams.errors import ClusterError
 from streams.kafka.clients import MAX_MESSAGE_BYTES, TRANSACTION_RETRY_BACKOFF_MS
-from streams.kafka.partitioner import key_hash
+from streams.kafka.partitioner import partition_of
 from streams.messages import InMessage, OutMessage
 from streams.runtime.faust_kafka import (
     FencingUnsupported,
@@ -178,10 +178,8 @@ class AiokafkaSink:
     async def _send_batched(self, messages: Sequence[OutMessage]) -> list[asyncio.Future[Any]]:
         """Appends the messages to one record batch per partition and sends the batches: far less
         per-message work than ``send()``, which awaits and makes a future for every message. Keys
-        are partitioned with murmur2, as ``send()`` and Java clients do; a record's deliveries share
-        a key, so each key is hashed once per batch."""
+        are partitioned with murmur2, as ``send()`` and Java clients do."""
         by_partition: dict[tuple[str, int], list[OutMessage]] = {}
-        hashes: dict[bytes, int] = {}
         # Looked up per batch (from the client's metadata, refreshed in the background), so that
         # added partitions are used as every other client uses them.
         known: dict[str, list[int]] = {}
@@ -194,10 +192,7 @@ class AiokafkaSink:
             if message.partition is not None:
                 partition = message.partition
             elif key is not None:  # an empty key is hashed too, as send() does
-                hashed = hashes.get(key)
-                if hashed is None:
-                    hashed = hashes[key] = key_hash(key)
-                partition = partitions[hashed % len(partitions)]
+                partition = partitions[partition_of(key, len(partitions))]
             else:
                 partition = random.choice(partitions)  # as aiokafka's send() does without a key
             by_partition.setdefault((message.topic, partition), []).append(message)

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from streams.audit.chain import AuditChain, ChainVerifier, read_checkpoint
 from streams.audit.sealer import AuditSealer
-from streams.kafka.partitioner import key_hash
+from streams.kafka.partitioner import partition_of
 from streams.messages import InMessage, Outcome, OutMessage
 from streams.policy.decision import Status
 from streams.runtime.loop import BatchLoop, ErrorPolicy, FatalError
@@ -95,7 +95,7 @@ def test_aborted_batches_leave_no_trace_in_the_chain(pipelined: bool) -> None:
     assert verifier.first is None, verifier.violations
     assert verifier.events == 40
     audit = [m for m in broker.outputs if m.topic == AUDIT]
-    assert all(m.partition == key_hash(m.key or b"") % PARTITIONS for m in audit)
+    assert all(m.partition == partition_of(m.key or b"", PARTITIONS) for m in audit)
 
 
 def test_a_crashed_writer_that_recovers_its_heads_continues_its_chains() -> None:
