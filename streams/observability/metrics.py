@@ -7,15 +7,17 @@ the path ``<unknown>``). Never a customer id, never a value.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import datetime as dt
 import math
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 import streams
@@ -92,7 +94,7 @@ class PipelineMetrics:
             buckets=BATCH_BUCKETS,
             registry=registry,
         )
-        self.latency = Histogram(
+        self.latency = BatchHistogram(
             "jointuse_end_to_end_latency_seconds",
             "From the input record's timestamp to the commit of its outputs.",
             buckets=LATENCY_BUCKETS,
@@ -142,6 +144,7 @@ class PipelineMetrics:
         # kind is added once per label set (label lookups are the costly part).
         kinds: collections.Counter[tuple[Any, ...]] = collections.Counter()
         forged: collections.Counter[tuple[str, str]] = collections.Counter()
+        latencies: list[float] = []
         for message, outcome in batch:
             deliveries = tuple(outcome.deliveries.items())
             kinds[
@@ -157,7 +160,7 @@ class PipelineMetrics:
                 )
             ] += 1
             if message.timestamp_ms > 0:
-                self.latency.observe(max(0.0, now - message.timestamp_ms / 1000))
+                latencies.append(max(0.0, now - message.timestamp_ms / 1000))
             if message.headers:
                 for name in forged_headers(message):
                     forged[(outcome.source or "unknown", name)] += 1
@@ -184,9 +187,49 @@ class PipelineMetrics:
                 counts[(self.leak_canary, (recipient, cls))] += n
         for (metric, labels), count in counts.items():
             metric.labels(*labels).inc(count)
+        self.latency.observe_all(latencies)
         for (source, name), count in forged.items():
             self.forged_headers.labels(source, name).inc(count)
         self.last_progress.set(now)
+
+
+class BatchHistogram(Collector):
+    """A histogram without labels that takes a batch's observations at once: each finds its bucket
+    with ``bisect`` (C) and the counts are added under one lock a batch. prometheus_client's
+    ``Histogram`` takes its lock and walks its buckets in Python for every observation, and the
+    end-to-end latency is observed for every record on the event loop (2.4 µs a record)."""
+
+    def __init__(self, name: str, documentation: str, *, buckets: Iterable[float], registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self._bounds = sorted(b for b in buckets if b != math.inf)
+        self._counts = [0] * (len(self._bounds) + 1)  # the last: above every bound (+Inf)
+        self._sum = 0.0
+        self._lock = threading.Lock()  # scrapes read from the metrics server's thread
+        registry.register(self)
+
+    def observe_all(self, values: Iterable[float]) -> None:
+        bounds, counts, find = self._bounds, self._counts, bisect.bisect_left
+        with self._lock:
+            total = self._sum  # added in order: the sum Histogram.observe would give, to the last bit
+            for value in values:
+                counts[find(bounds, value)] += 1  # the first bound >= value
+                total += value
+            self._sum = total
+
+    def collect(self) -> Iterable[HistogramMetricFamily]:
+        with self._lock:
+            counts, total = list(self._counts), self._sum
+        cumulative, running = [], 0
+        for bound, n in zip([*self._bounds, math.inf], counts, strict=True):
+            running += n
+            cumulative.append((_le(bound), running))
+        yield HistogramMetricFamily(self.name, self.documentation, buckets=cumulative, sum_value=total)
+
+
+def _le(bound: float) -> str:
+    """A bucket's ``le`` as prometheus_client writes it (``0.005``, ``1.0``, ``+Inf``)."""
+    return "+Inf" if bound == math.inf else repr(float(bound))
 
 
 class _RegistryCollector(Collector):

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, generate_latest
+from hypothesis import given
+from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from streams.messages import InMessage, Outcome
-from streams.observability.metrics import PipelineMetrics, RightsMetrics
+from streams.observability.metrics import LATENCY_BUCKETS, BatchHistogram, PipelineMetrics, RightsMetrics
 from streams.policy.decision import Status
 from streams.processors.erasure import ErasureOutcome
 
@@ -127,3 +129,24 @@ def test_forged_headers_are_counted_by_a_name_the_pipeline_chose_never_a_value()
     assert _value(registry, "jointuse_forged_headers_total", {"source": "jcom", "header": "jointuse-other"}) == 2
     text = generate_latest(registry).decode()
     assert "made-up" not in text and "secret-value" not in text
+
+
+# Latencies as the worker sees them: anything from 0 up, bucket bounds themselves included.
+_LATENCIES = st.lists(
+    st.one_of(st.sampled_from([0.0, *LATENCY_BUCKETS]), st.floats(min_value=0, max_value=1e6)), max_size=300
+)
+
+
+@given(st.lists(_LATENCIES, max_size=4))
+def test_a_batch_histogram_exposes_what_prometheus_clients_histogram_would(batches: list[list[float]]) -> None:
+    """The dashboards' quantiles read the end-to-end latency's buckets: taken a batch at a time,
+    they must be the buckets, count and sum that observing each value would give."""
+    one_by_one, batched = CollectorRegistry(), CollectorRegistry()
+    reference = Histogram("latency_seconds", "d", buckets=LATENCY_BUCKETS, registry=one_by_one)
+    histogram = BatchHistogram("latency_seconds", "d", buckets=LATENCY_BUCKETS, registry=batched)
+    for batch in batches:
+        for value in batch:
+            reference.observe(value)
+        histogram.observe_all(batch)
+    expected = [line for line in generate_latest(one_by_one).decode().splitlines() if "_created" not in line]
+    assert generate_latest(batched).decode().splitlines() == expected
