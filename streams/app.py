@@ -188,7 +188,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
         _stop_the_process(f"the worker cannot start: {exc}", exit_code(exc))
     transport = _transport("ingest", settings.batch_size, named.transactional_id)
     try:
-        await _run(worker.pipeline_loop(transport), transport)
+        await _run(worker.pipeline_loop(transport, offload=True), transport)  # see pipeline_loop
     finally:
         worker.stop()
 

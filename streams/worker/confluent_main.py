@@ -50,7 +50,7 @@ class ConfluentWorker:
                 poll_timeout=settings.max_batch_wait_ms / 1000,
                 subscription=(topology.ingest_pattern(),),
             ),
-            self.worker.pipeline_loop,
+            lambda transport: self.worker.pipeline_loop(transport, offload=False),  # see pipeline_loop
         )
         self.erasure = Runner(
             RunnerConfig(
