@@ -456,6 +456,25 @@ def main() -> None:
     previous = json.loads(RESULTS.read_text(encoding="utf-8")) if args.only and RESULTS.exists() else {}
     results: dict[str, Any] = {**previous, "measured_at": previous.get("measured_at", now)}
     measured: dict[str, str] = dict(results.pop("sections_measured_at", {}))
+    try:
+        _measure(args, results)
+    finally:
+        from bench.pipeline import drop_made_topics
+
+        with stage("deleting the topics this run made"):
+            drop_made_topics()
+    for part, section in _SECTIONS.items():
+        if args.only in (None, part) and section in results:
+            measured[section] = now  # measured in this run
+    results["ratios"] = ratios(results)
+    results["sections_measured_at"] = measured
+    print(write_results(results, args.repetitions))
+
+
+def _measure(args: Any, results: dict[str, Any]) -> None:
+    """The sections ``args`` asks for, each into ``results``."""
+    from bench.progress import stage
+
     if args.only in (None, "decide"):
         with stage("decide: the policy engine alone, no Kafka"):
             results["decide"] = bench_decide()
@@ -495,12 +514,6 @@ def main() -> None:
         from bench.subject_index import run as run_index
 
         results["subject_index"] = run_index(tuple(int(n) for n in args.index_sizes.split(",")))
-    for part, section in _SECTIONS.items():
-        if args.only in (None, part) and section in results:
-            measured[section] = now  # measured in this run
-    results["ratios"] = ratios(results)
-    results["sections_measured_at"] = measured
-    print(write_results(results, args.repetitions))
 
 
 if __name__ == "__main__":
