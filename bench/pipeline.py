@@ -72,13 +72,13 @@ class AuditWatcher(threading.Thread):
             time.sleep(0.05)
 
 
-# The topic prefixes this run made (``_fresh``), and the cluster they were made on.
-_MADE: list[tuple[Settings, str]] = []
+# The settings of every deployment this run made (``_fresh``): one cluster, each its own prefix.
+_MADE: list[Settings] = []
 
 
 def _fresh(base: Settings, tag: str, partitions: int = 4) -> tuple[Settings, Topology]:
     settings = base.model_copy(update={"topic_prefix": f"bench{tag}{uuid.uuid4().hex[:8]}"})
-    _MADE.append((settings, settings.topic_prefix))
+    _MADE.append(settings)
     topology = Topology(settings.topic_prefix)
     create_topics(
         settings.kafka_common(), topology.specs(load_policies(settings.policy_path).latest), partitions=4, replication=1
@@ -92,17 +92,19 @@ def drop_made_topics() -> int:
     then refused to open more files, failing the run."""
     from confluent_kafka.admin import AdminClient
 
+    if not _MADE:
+        return 0
+    prefixes = tuple(f"{made.topic_prefix}." for made in _MADE)
+    admin = AdminClient(_MADE[0].kafka_common())
+    _MADE.clear()
     dropped = 0
-    while _MADE:
-        settings, prefix = _MADE.pop()
-        admin = AdminClient(settings.kafka_common())
-        try:
-            names = [t for t in admin.list_topics(timeout=15).topics if t.startswith(f"{prefix}.")]
-            for future in admin.delete_topics(names, operation_timeout=60).values() if names else ():
-                future.result(timeout=120)
-                dropped += 1
-        except Exception as exc:  # the figures are measured: a broker that cannot delete loses nothing
-            print(f"[bench] the topics of {prefix} were not deleted ({type(exc).__name__})", file=sys.stderr)
+    try:
+        names = [t for t in admin.list_topics(timeout=15).topics if t.startswith(prefixes)]
+        for future in admin.delete_topics(names, operation_timeout=60).values() if names else ():
+            future.result(timeout=120)
+            dropped += 1
+    except Exception as exc:  # the figures are measured: a broker that cannot delete loses nothing
+        print(f"[bench] the topics this run made were not all deleted ({type(exc).__name__})", file=sys.stderr)
     return dropped
 
 
