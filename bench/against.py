@@ -15,6 +15,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +35,11 @@ print("RATES " + json.dumps(rates), flush=True)
 """
 
 
-def _round(tree: Path, runtimes: tuple[str, ...], count: int) -> dict[str, int]:
+def run_in(tree: Path, script: str, *args: str, tag: str) -> Any:
+    """Runs ``script`` with ``tree``'s own code on the path and returns the JSON it printed after
+    ``tag`` (a line ``<tag> <json>``); a clear error, never a traceback, when it printed none."""
     done = subprocess.run(
-        [sys.executable, "-c", _ONE_ROUND, ",".join(runtimes), str(count)],
+        [sys.executable, "-c", script, *args],
         cwd=tree,
         env={**os.environ, "PYTHONPATH": str(tree)},
         capture_output=True,
@@ -43,22 +47,22 @@ def _round(tree: Path, runtimes: tuple[str, ...], count: int) -> dict[str, int]:
         check=False,
     )
     for line in done.stdout.splitlines():
-        if line.startswith("RATES "):
-            rates: dict[str, int] = json.loads(line[len("RATES ") :])
-            return rates
+        if line.startswith(f"{tag} "):
+            return json.loads(line[len(tag) + 1 :])
     tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
-    raise RuntimeError(f"the round in {tree} printed no rates (exit {done.returncode}): {tail}")
+    raise RuntimeError(f"the run in {tree} printed no {tag} (exit {done.returncode}): {tail}")
 
 
-def run(
-    against: str, *, rounds: int = 5, runtimes: tuple[str, ...] = ("confluent", "faust", "quix"), count: int = 20_000
-) -> dict[str, Any]:
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", against], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+def short(commit: str) -> str:
+    """``commit``'s short hash (HEAD for this tree)."""
+    return subprocess.run(
+        ["git", "rev-parse", "--short", commit], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     ).stdout.strip()
-    here = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    ).stdout.strip()
+
+
+@contextmanager
+def worktree(commit: str) -> Iterator[Path]:
+    """A detached worktree of ``commit`` for the length of the block (the peer's venv linked in)."""
     with tempfile.TemporaryDirectory(prefix="jointuse-against-") as folder:
         tree = Path(folder) / "tree"
         subprocess.run(
@@ -68,17 +72,30 @@ def run(
             peer = PROJECT_ROOT / ".venv-peer"
             if peer.exists():
                 (tree / ".venv-peer").symlink_to(peer)
-            this: list[dict[str, int]] = []
-            that: list[dict[str, int]] = []
-            for n in range(1, rounds + 1):
-                with stage(f"against {commit}: round {n} of {rounds}, this tree ({here})"):
-                    this.append(_round(PROJECT_ROOT, runtimes, count))
-                with stage(f"against {commit}: round {n} of {rounds}, {commit}"):
-                    that.append(_round(tree, runtimes, count))
+            yield tree
         finally:
             subprocess.run(
                 ["git", "worktree", "remove", "--force", str(tree)], cwd=PROJECT_ROOT, check=False, capture_output=True
             )
+
+
+def _round(tree: Path, runtimes: tuple[str, ...], count: int) -> dict[str, int]:
+    rates: dict[str, int] = run_in(tree, _ONE_ROUND, ",".join(runtimes), str(count), tag="RATES")
+    return rates
+
+
+def run(
+    against: str, *, rounds: int = 5, runtimes: tuple[str, ...] = ("confluent", "faust", "quix"), count: int = 20_000
+) -> dict[str, Any]:
+    commit, here = short(against), short("HEAD")
+    this: list[dict[str, int]] = []
+    that: list[dict[str, int]] = []
+    with worktree(commit) as tree:
+        for n in range(1, rounds + 1):
+            with stage(f"against {commit}: round {n} of {rounds}, this tree ({here})"):
+                this.append(_round(PROJECT_ROOT, runtimes, count))
+            with stage(f"against {commit}: round {n} of {rounds}, {commit}"):
+                that.append(_round(tree, runtimes, count))
     out: dict[str, Any] = {"this": here, "against": commit, "rounds": rounds, "records": count}
     for runtime in runtimes:
         mine, theirs = [r[runtime] for r in this], [r[runtime] for r in that]

@@ -9,6 +9,7 @@ the best run is the one least disturbed, which is what a code path costs."""
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,6 +30,10 @@ from streams.settings import PROJECT_ROOT
 from streams.topology import Topology
 
 POLICY = PROJECT_ROOT / "policies" / "jcom-group.yaml"
+# The last commit before #29 changed the processor (it only added this bench): "today's" rate of
+# issue #29, measured again in every run beside this tree's, since a figure from another day on a
+# shared machine compares nothing.
+BASELINE = "233eae0"
 ADDED_COMPANIES = 8
 WRITER_ID = 1
 
@@ -75,6 +80,68 @@ def _best(runs: dict[str, Callable[[], int]], rounds: int = 7) -> dict[str, floa
             count = run()
             best[name] = max(best[name], count / (time.perf_counter() - started))
     return best
+
+
+# Runs in a tree (its own code and shipped policy on the path; names both trees have): the full
+# ingest processor at 2 joint users, the best of short passes over the same synthetic inputs.
+_PROCESSOR_RATE = """
+import datetime as dt, json, sys, time
+from bench.joint_users import WRITER_ID, _Registry
+from streams.devtools.synthetic import Generator, Mix
+from streams.messages import InMessage
+from streams.policy.loader import load_policies
+from streams.policy.pseudonym import SubjectKeys
+from streams.processors.ingest import Processor
+from streams.serde.governed import GovernedSchemas
+from streams.serde.json_form import JsonForm
+from streams.serde.wire import frame
+from streams.settings import PROJECT_ROOT
+from streams.topology import Topology
+governed = GovernedSchemas.load(PROJECT_ROOT / "schemas")
+version = governed.latest
+form = JsonForm(version.classified)
+mix = Mix(secrecy=1.0, sensitive=1.0, insurer=1.0, marketing_opt_out=0.0, joint_use_stop=0.0, invalid=0.0)
+records = [form.to_native(r) for _, r in Generator(seed=1, mix=mix).records(int(sys.argv[1])) if isinstance(r, dict)]
+topology = Topology("bench")
+inputs = [
+    InMessage(topology.ingest(r["source_company"]), n % 4, n, r["customer_id"].encode(),
+              frame(WRITER_ID, version.codec.encode(r)), 0, [])
+    for n, r in enumerate(records)
+]
+now = dt.datetime.now(dt.UTC)
+processor = Processor(topology=topology, policies=load_policies(PROJECT_ROOT / "policies" / "jcom-group.yaml"),
+                      governed=governed, registry=_Registry(dict(version.classified.raw)),
+                      subjects=SubjectKeys(b"bench-subject-key-0123456789"), now=lambda: now)
+best = 0.0
+for _ in range(int(sys.argv[2])):
+    started = time.perf_counter()
+    for message in inputs:
+        processor.process(message)
+    best = max(best, len(inputs) / (time.perf_counter() - started))
+print("RATE " + json.dumps(round(best)), flush=True)
+"""
+
+
+def against_baseline(commit: str = BASELINE, *, rounds: int = 5, count: int = 4_000) -> dict[str, Any]:
+    """The full ingest processor at 2 joint users in this tree against ``commit``'s, each in its own
+    process, rounds alternating (the machine's drift falls on both); each round keeps its best pass."""
+    from bench.against import run_in, short, worktree
+    from bench.progress import stage
+
+    baseline, here = short(commit), short("HEAD")
+    this: list[int] = []
+    that: list[int] = []
+    with worktree(baseline) as tree:
+        for n in range(1, rounds + 1):
+            with stage(f"processor in process: round {n} of {rounds}, this tree ({here}) and {baseline}"):
+                this.append(run_in(PROJECT_ROOT, _PROCESSOR_RATE, str(count), "5", tag="RATE"))
+                that.append(run_in(tree, _PROCESSOR_RATE, str(count), "5", tag="RATE"))
+    return {
+        "baseline": baseline,
+        "processor_2_joint_users_this_records_per_s": this,
+        "processor_2_joint_users_baseline_records_per_s": that,
+        "processor_2_joint_users_over_baseline": round(statistics.median(this) / statistics.median(that), 3),
+    }
 
 
 def run(count: int = 4_000) -> dict[str, float]:

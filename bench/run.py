@@ -311,7 +311,7 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         if "_over_peer_" in name:
             out[f"joint_users_broker_{name}"] = value
     joint = results.get("joint_users", {})
-    for name in ("floor_10_over_2", "processor_10_over_2"):
+    for name in ("floor_10_over_2", "processor_10_over_2", "processor_2_joint_users_over_baseline"):
         if name in joint:
             out[f"joint_users_{name}"] = joint[name]
     index = results.get("subject_index", {})
@@ -479,10 +479,11 @@ def _measure(args: Any, results: dict[str, Any]) -> None:
         with stage("decide: the policy engine alone, no Kafka"):
             results["decide"] = bench_decide()
     if args.only in (None, "joint_users"):
+        from bench.joint_users import against_baseline
         from bench.joint_users import run as run_joint_users
 
         with stage("joint users: 2 against 10, in process"):
-            results["joint_users"] = run_joint_users()
+            results["joint_users"] = {**run_joint_users(), **against_baseline()}
     if args.only in (None, "governed"):
         with stage("governed decode path"):
             results["governed_decode"] = bench_governed_decode()

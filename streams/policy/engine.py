@@ -65,6 +65,7 @@ class Engine:
         self._scan_trusted = drop_scanner(schema.root, "", trusted=True)
         self._routes: dict[tuple[str, str, str, bool, bool], tuple[_Route, ...]] = {}
         self._projectors: dict[tuple[frozenset[str], bool], Project] = {}
+        self._purposes: dict[tuple[str, str, bool], tuple[str, ...]] = {}
         self._time_field = next((f for f in schema.fields if f.name == "updated_at" and _is_timestamp(f.type)), None)
 
     def validate(self, record: Any) -> Violation | None:
@@ -112,7 +113,7 @@ class Engine:
         if stopped:
             return withheld(Reason.STOP_OF_USE, "a stop-of-use request covers the subject")
         opted_out = bool(consent.get("marketing_opt_out"))
-        purposes = _allowed_purposes(versions, opted_out)
+        purposes = self._purposes_for(versions, opted_out)
         routes = self._routes_for(versions, source, opted_out, trusted)
         if not routes:
             return Decision(
@@ -380,6 +381,14 @@ class Engine:
         result = tuple(routes)
         self._routes[cache_key] = result
         return result
+
+    def _purposes_for(self, versions: _Versions, opted_out: bool) -> tuple[str, ...]:
+        """``_allowed_purposes``, worked out once per pair of versions (like the routes)."""
+        cache_key = (versions.now.version, versions.record.version, opted_out)
+        purposes = self._purposes.get(cache_key)
+        if purposes is None:
+            purposes = self._purposes[cache_key] = _allowed_purposes(versions, opted_out)
+        return purposes
 
     def _projector(self, items: frozenset[str], trusted: bool) -> Project:
         cached = self._projectors.get((items, trusted))

@@ -24,6 +24,7 @@ programme that solves for every suppressed cell.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import functools
 import itertools
@@ -622,7 +623,14 @@ class Contributor:
     tables' layouts, closed lists and age bands read once, a window's first day worked out once per
     day. What it returns equals ``contribution``'s for the same record (tests/stats/test_contributor.py
     checks it over random records, purposes, times and table layouts); the event time is taken in
-    milliseconds, exactly."""
+    milliseconds, exactly.
+
+    A record's cells depend only on a few labels (its prefecture, gender, payment status, services
+    and plans, age band per window), its purposes and the day, so the tables of each combination are
+    made once and kept (``MAX_KEPT`` at most): the returned ``tables`` are shared between calls, and
+    read only."""
+
+    MAX_KEPT = 65_536
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -639,57 +647,152 @@ class Contributor:
             for t in stats.tables
         )
         self._kinds = tuple({t.window for t in stats.tables})
+        self._aged_kinds = tuple({layout.table.window for layout in self._layouts if layout.age})
         self._purpose_ids = frozenset(policy.purpose_ids)
-        self._starts: dict[int, dict[str, tuple[dt.date, str]]] = {}
+        self._labels = age_labels(stats)
+        values = stats.values
+        self._genders = frozenset(values.get("gender", ()))
+        self._payments = frozenset(values.get("payment_status", ()))
+        self._services = frozenset(values.get("service", ()))
+        self._plans = frozenset(values.get("plan", ()))
+        self._days: dict[int, _Day] = {}
+        self._kept: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def __call__(self, record: Mapping[str, Any], *, purposes: Iterable[str], at_ms: int) -> dict[str, Any] | None:
         if not self._layouts:
             return None
-        starts = self._window_starts(at_ms)
-        features = _features(record, self._stats)
+        day = self._day((at_ms + _JST_MS) // _DAY_MS)  # Japan's day (no summer time)
+        labels = self._read(record)
+        born = record.get("birth_date")
+        bands = tuple(self._band(born, day.starts[kind][0], day.thresholds[kind]) for kind in self._aged_kinds)
+        shared_for = purposes if type(purposes) is tuple else tuple(purposes)
+        key = (day.number, labels, bands, shared_for)
+        tables = self._kept.get(key)
+        if tables is None:
+            tables = self._tables(day, labels, dict(zip(self._aged_kinds, bands, strict=True)), shared_for)
+            if len(self._kept) >= self.MAX_KEPT:
+                self._kept.clear()
+            self._kept[key] = tables
+        if not tables:
+            return None
+        return {"at_ms": at_ms, "policy_version": self._version, "tables": tables}
+
+    def _read(self, record: Mapping[str, Any]) -> tuple[str, str, str, frozenset[tuple[str, str]]]:
+        """The labels a record's cells are made of: what ``_features`` reads, by sets made once."""
+        listed = record.get("service_usage")
+        pairs: frozenset[tuple[str, str]] = _NO_PAIRS
+        if isinstance(listed, list) and listed:
+            services, plans = self._services, self._plans
+            pairs = (
+                frozenset(
+                    (
+                        service if isinstance(service := usage.get("service"), str) and service in services else OTHER,
+                        plan if isinstance(plan := usage.get("plan"), str) and plan in plans else OTHER,
+                    )
+                    for usage in listed
+                    if isinstance(usage, Mapping)
+                )
+                or _NO_PAIRS
+            )
+        gender = record.get("gender")
+        payment = record.get("payment_status")
+        status = payment.get("status") if isinstance(payment, Mapping) else None
+        return (
+            _prefecture(record.get("address")),
+            gender if isinstance(gender, str) and gender in self._genders else OTHER,
+            status if isinstance(status, str) and status in self._payments else OTHER,
+            pairs,
+        )
+
+    def _band(self, born: Any, on: dt.date, thresholds: tuple[int, ...] | None) -> str:
+        """``_age_band``, for a birth date in epoch days (Avro's date) by comparing days alone."""
+        if type(born) is not int or thresholds is None or not _MIN_DAYS <= born <= _MAX_DAYS:
+            return _age_band(born, on, self._stats)
+        if born > thresholds[0]:  # born after the window's first day
+            return OTHER
+        for index, latest in enumerate(thresholds[1:]):
+            if born > latest:  # younger than the band's upper edge
+                return self._labels[index]
+        return self._labels[len(thresholds) - 1]
+
+    def _tables(
+        self,
+        day: _Day,
+        labels: tuple[str, str, str, frozenset[tuple[str, str]]],
+        bands: dict[str, str],
+        purposes: tuple[str, ...],
+    ) -> dict[str, Any]:
+        prefecture, gender, payment, pairs = labels
+        single = {"prefecture": prefecture, "gender": gender, "payment_status": payment}
         shared_for: list[str] | None = None
-        pairs: list[tuple[str, str]] | None = None
+        sorted_pairs: list[tuple[str, str]] | None = None
         tables: dict[str, Any] = {}
-        ages: dict[dt.date, str] = {}
         for layout in self._layouts:
-            start, start_iso = starts[layout.table.window]
-            single = features.single
-            if layout.age:
-                band = ages.get(start)
-                if band is None:
-                    band = ages[start] = _age_band(features.birth_date, start, self._stats)
-                single = {**single, "age_band": band}
+            start_iso = day.starts[layout.table.window][1]
+            labelled = {**single, "age_band": bands[layout.table.window]} if layout.age else single
             dimensions = layout.table.dimensions
             if not layout.several:  # one value per dimension: one cell
-                tables[layout.table.id] = {"window": start_iso, "cells": [[single[name] for name in dimensions]]}
+                tables[layout.table.id] = {"window": start_iso, "cells": [[labelled[name] for name in dimensions]]}
                 continue
             if shared_for is None:
                 shared_for = sorted(self._purpose_ids.intersection(purposes))
             if layout.purpose and not shared_for:
                 continue  # shared for no purpose: nothing to count
-            if pairs is None:
-                pairs = sorted(features.pairs)
+            if sorted_pairs is None:
+                sorted_pairs = sorted(pairs)
             cells = set()
-            for service, plan in pairs if layout.pairs else ((OTHER, OTHER),):
+            for service, plan in sorted_pairs if layout.pairs else ((OTHER, OTHER),):
                 for purpose in shared_for if layout.purpose else (OTHER,):
                     several = {"service": service, "plan": plan, "purpose": purpose}
-                    cells.add(tuple(several[name] if name in several else single[name] for name in dimensions))
+                    cells.add(tuple(several[name] if name in several else labelled[name] for name in dimensions))
             tables[layout.table.id] = {"window": start_iso, "cells": sorted(list(c) for c in cells)}
-        if not tables:
-            return None
-        return {"at_ms": at_ms, "policy_version": self._version, "tables": tables}
+        return tables
 
-    def _window_starts(self, at_ms: int) -> dict[str, tuple[dt.date, str]]:
-        day = (at_ms + _JST_MS) // _DAY_MS  # Japan's day (no summer time)
-        starts = self._starts.get(day)
-        if starts is None:
-            date = _EPOCH + dt.timedelta(days=day)
+    def _day(self, number: int) -> _Day:
+        day = self._days.get(number)
+        if day is None:
+            date = _EPOCH + dt.timedelta(days=number)
             firsts = {kind: _window_start(kind, date) for kind in self._kinds}
-            starts = {kind: (first, first.isoformat()) for kind, first in firsts.items()}
-            if len(self._starts) > 64:  # event times cluster around now: a few days at most
-                self._starts.clear()
-            self._starts[day] = starts
-        return starts
+            day = _Day(
+                number,
+                {kind: (first, first.isoformat()) for kind, first in firsts.items()},
+                {kind: _age_thresholds(firsts[kind], self._stats.age_bands) for kind in self._aged_kinds},
+            )
+            if len(self._days) > 64:  # event times cluster around now: a few days at most
+                self._days.clear()
+            self._days[number] = day
+        return day
+
+
+_NO_PAIRS = frozenset({(OTHER, OTHER)})
+_MIN_DAYS = (dt.date.min - _EPOCH).days
+_MAX_DAYS = (dt.date.max - _EPOCH).days
+
+
+@dataclass(frozen=True)
+class _Day:
+    """One of Japan's days as the contributor reads it: each window's first day (and its ISO form)
+    and, for the windows an age band is counted in, the birth days that bound each band."""
+
+    number: int  # days since 1970-01-01
+    starts: Mapping[str, tuple[dt.date, str]]
+    thresholds: Mapping[str, tuple[int, ...] | None]
+
+
+def _age_thresholds(on: dt.date, edges: Sequence[int]) -> tuple[int, ...] | None:
+    """For a window starting ``on``: ``on`` itself, then for each band edge the last birth day (in
+    epoch days) of someone that old on ``on`` (their birthday in the year ``edge`` years before, or
+    28 February for someone born on 29 February's date in a common year). Then ``age >= edge``
+    exactly when the birth day is not later, as ``_age_band`` counts ages. None when an edge reaches
+    before year 1 (the slow path then says what it says)."""
+    latest = [(on - _EPOCH).days]
+    for edge in edges:
+        year = on.year - edge
+        if year < dt.MINYEAR:
+            return None
+        day = on.day if not (on.month == 2 and on.day == 29 and not calendar.isleap(year)) else 28
+        latest.append((dt.date(year, on.month, day) - _EPOCH).days)
+    return tuple(latest)
 
 
 def publication_state(publication: Publication, counts: Mapping[Cell, int]) -> dict[str, Any]:

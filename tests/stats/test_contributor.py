@@ -127,3 +127,50 @@ def test_a_window_is_japans_day_and_week() -> None:
     assert after["tables"]["subscribers_by_region"]["window"] == "2026-03-02"
     assert before["tables"]["services_daily"]["window"] == "2026-03-01"
     assert after["tables"]["services_daily"]["window"] == "2026-03-02"
+
+
+_AGES_DAILY = _policy([{"id": "ages", "window": "daily", "dimensions": ["age_band"], "recipients": ["jcom"]}])
+_AGES = Contributor(_AGES_DAILY)
+
+
+def test_a_birthday_on_each_band_edge_counts_as_contribution_counts_it() -> None:
+    """Birth days on, just before and just after each band's edge, for windows on 28 and 29 February
+    and 1 March of leap and common years (someone born on 29 February comes of age on 1 March in a
+    common year): the compiled age bands say what ``contribution`` says."""
+    epoch = dt.date(1970, 1, 1)
+    jst = dt.timezone(dt.timedelta(hours=9))
+    days = [dt.date(y, m, d) for y in (2027, 2028) for m, d in ((2, 28), (3, 1), (12, 31), (1, 1))]
+    days.append(dt.date(2028, 2, 29))
+    checked = 0
+    for on in days:
+        at_ms = int(dt.datetime.combine(on, dt.time(12), jst).timestamp() * 1000)
+        for edge in (0, *_AGES_DAILY.statistics.age_bands):
+            for month, day in ((2, 28), (2, 29), (3, 1), (on.month, on.day)):
+                try:
+                    birthday = dt.date(on.year - edge, month, day)
+                except ValueError:  # 29 February of a common year
+                    continue
+                for shift in (-1, 0, 1):
+                    born = (birthday - epoch).days + shift
+                    record = {**RECORDS[0], "birth_date": born}
+                    expected = contribution(
+                        record, _AGES_DAILY, purposes=PURPOSES, at=dt.datetime.fromtimestamp(at_ms / 1000, dt.UTC)
+                    )
+                    found = _AGES(record, purposes=PURPOSES, at_ms=at_ms)
+                    assert expected is not None and found is not None
+                    assert found["tables"] == expected["tables"], (on, born)
+                    checked += 1
+    assert checked > 500
+
+
+def test_the_tables_of_one_combination_are_made_once_and_stay_the_same() -> None:
+    contributor = Contributor(POLICIES[0])
+    first = contributor(RECORDS[0], purposes=tuple(PURPOSES), at_ms=_JST_MIDNIGHT)
+    again = contributor(copy.deepcopy(RECORDS[0]), purposes=tuple(PURPOSES), at_ms=_JST_MIDNIGHT + 1)
+    assert first is not None and again is not None
+    assert again["tables"] is first["tables"] and again["at_ms"] == _JST_MIDNIGHT + 1
+    contributor.MAX_KEPT = 1  # a full store starts again: the tables are made anew, and the same
+    other = contributor(RECORDS[1], purposes=tuple(PURPOSES), at_ms=_JST_MIDNIGHT)
+    third = contributor(RECORDS[0], purposes=tuple(PURPOSES), at_ms=_JST_MIDNIGHT)
+    assert other is not None and third is not None
+    assert third["tables"] == first["tables"] and third["tables"] is not first["tables"]
