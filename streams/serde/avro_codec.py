@@ -6,7 +6,7 @@ days, as the policy engine and the canary expect them.
 A union that holds two dict kinds (records, maps) is tagged in the native form: its values are
 ``(branch name, value)``, the branch the decoder took, because a record and a map are both dicts and
 the projection must never guess which one it holds. Such schemas are decoded with cavro's type
-tuples for ambiguous unions and normalised; encoding always names a container's branch.
+tuples for ambiguous unions and normalised, and encoded naming the branch of each container in a union.
 
 Schema-only helpers (logical types, Parsing Canonical Form) are in ``streams.serde.avro_schema``.
 """
@@ -50,7 +50,7 @@ class AvroCodec:
         self, schema: Mapping[str, Any], *, reader: Mapping[str, Any] | None = None, from_producers: bool = False
     ) -> None:
         decoded_tree = _tree(reader if reader is not None else schema, _has_tagged)
-        written_tree = _tree(schema, _has_union_of_containers)
+        written_tree = _tree(schema, _has_tagged)
         options = _OPTIONS if decoded_tree is None else _TAGGING_OPTIONS
         self.writer = _parse(schema, options)
         if from_producers:
@@ -64,8 +64,10 @@ class AvroCodec:
             except Exception as exc:  # cavro: the writer cannot be read as the reader
                 raise SchemaError(f"the writer schema cannot be resolved ({exc.__class__.__name__})") from exc
         self._normalise = _normaliser(decoded_tree) if decoded_tree is not None else None
-        # Every container in a union is written with its branch named: the native form's tagged
-        # values need it, and naming the branch spares the encoder a guess over a whole record.
+        # A schema with a tagged union is written in cavro's tuple notation (its values name their
+        # branch). Elsewhere a union holds one dict kind at most, and cavro takes a dict or a list
+        # as it is: naming the branch there (a copy of the record) cost more than cavro's own choice
+        # (a delivery: 11.6 -> 9.6 us, the same bytes).
         self._denormalise = _denormaliser(written_tree) if written_tree is not None else None
 
     def decode(self, body: bytes | memoryview) -> Any:
@@ -221,10 +223,6 @@ def _has_union(node: TypeNode, which: Callable[[TypeNode], bool]) -> bool:
 
 def _has_tagged(node: TypeNode) -> bool:
     return _has_union(node, lambda union: union.tagged)
-
-
-def _has_union_of_containers(node: TypeNode) -> bool:
-    return _has_union(node, lambda union: any(b.kind in ("record", "array", "map") for b in union.branches))
 
 
 def _normaliser(node: TypeNode) -> Normalise:
