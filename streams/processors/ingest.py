@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -50,8 +50,7 @@ from streams.topology import Topology
 MAX_VALUE_BYTES = 1_048_576
 
 
-@dataclass(frozen=True, slots=True)
-class _Read:
+class _Read(NamedTuple):  # a tuple: made for every input, at a third of a frozen dataclass's cost
     source: str
     decoded: Decoded
     key: str
