@@ -220,7 +220,7 @@ class Processor:
             source,
             tuple(messages),
             {r: d.purposes for r, d in decision.deliveries.items()},
-            tuple((d.path, d.cls) for d in decision.dropped),
+            decision.dropped,
             decision=decision,
             record=record,
             provisions=tuple((c, d.basis) for c, d in provided.items()),
@@ -421,7 +421,7 @@ class Processor:
             # The raw copy stays inside the source company's boundary: its own dead-letter topic.
             out.append(OutMessage(self.topology.dead_letters(source), message.key, message.value, headers))
         out.append(self._audit(message, source, decision, schema_id, trace_id(message), reason=reason, leaks=leaks))
-        dropped = tuple((d.path, d.cls) for d in decision.dropped) if decision else ()
+        dropped = decision.dropped if decision else ()
         return Outcome(Status.INVALID, reason, source, tuple(out), {}, dropped)
 
     def _audit(
