@@ -6,26 +6,39 @@ import copy
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.audit.event import AuditEvent
 from streams.errors import RegistryError
-from streams.messages import H_DETAIL, H_REASON, InMessage, Outcome
+from streams.messages import (
+    H_DETAIL,
+    H_ITEMS,
+    H_POLICY_VERSION,
+    H_PURPOSES,
+    H_REASON,
+    H_SOURCE,
+    H_TRACE_ID,
+    InMessage,
+    Outcome,
+    trace_id,
+)
 from streams.policy.classification import PROTECTED_CLASSES, FieldClass
 from streams.policy.loader import PolicySet
 from streams.policy.pseudonym import SubjectKeys
 from streams.processors.ingest import Processor
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas
-from streams.serde.wire import frame
+from streams.serde.wire import frame, unframe
 from streams.settings import PROJECT_ROOT
 from streams.topology import Topology
 from tests.memory_registry import MemoryRegistry
+from tests.policy.test_shared_projections import group_policies
 from tests.records import make_native_records
 
 T = Topology("t")
@@ -330,3 +343,58 @@ def test_no_byte_of_a_producer_s_headers_reaches_any_output(
             assert name != "x-side-channel"
         if out.topic == T.audit:
             assert PRODUCER_CHOSEN not in (out.value or b"")
+
+
+class _IdPerSubject(MemoryRegistry):
+    """A registry that gives each subject its own id, even for the same schema (a registry may)."""
+
+    def register(self, subject: str, schema: Mapping[str, Any]) -> int:
+        known = self.subjects.get(subject)
+        if known:
+            return known[-1]
+        schema_id = len(self.schemas) + 1
+        self.schemas[schema_id] = json.loads(json.dumps(schema))
+        self.subjects[subject] = [schema_id]
+        return schema_id
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_each_delivery_holds_its_recipients_record_under_its_topics_schema_id_with_its_own_headers(
+    policies: PolicySet, data: Any
+) -> None:
+    """Recipients of one projection share its encoding, and a route's headers are made once: each
+    delivery still holds what its own recipient receives, framed with its own topic's schema id, and
+    headers naming its purposes, items and this input's trace, input after input."""
+    policy = data.draw(group_policies(policies.latest))
+    registry = _IdPerSubject() if data.draw(st.booleans(), label="an id per subject") else MemoryRegistry()
+    # Its own governed schemas: their versions remember each topic's delivery id, here of this registry.
+    processor = Processor(
+        topology=T,
+        policies=PolicySet.of([policy]),
+        governed=GovernedSchemas.load(PROJECT_ROOT / "schemas"),
+        registry=registry,
+        subjects=KEYS,
+        now=lambda: NOW,
+    )
+    records = [_record(customer_id=f"C{n:07d}", name=f"name {n}") for n in range(3)]
+    for offset, record in enumerate([*records, *records]):
+        message = _message(registry, record, offset=offset)
+        outcome = processor.process(message)
+        decision = outcome.decision
+        assert decision is not None
+        version = processor.reader.decode(message.value).reading.version
+        delivered = [m for m in outcome.messages if m.topic.startswith(f"{T.prefix}.deliver.")]
+        assert [m.topic for m in delivered] == [T.deliver(r) for r in decision.deliveries]
+        for sent, delivery in zip(delivered, decision.deliveries.values(), strict=True):
+            schema_id, body = unframe(sent.value)
+            assert schema_id == registry.subjects[f"{sent.topic}-value"][-1]
+            assert bytes(body) == version.delivery_codec.encode(delivery.record)
+            assert sent.key == f"jcom:{record['customer_id']}".encode()
+            assert sent.headers == [
+                (H_PURPOSES, ",".join(delivery.purposes).encode()),
+                (H_POLICY_VERSION, policy.version.encode()),
+                (H_SOURCE, b"jcom"),
+                (H_TRACE_ID, trace_id(message).encode()),
+                (H_ITEMS, ",".join(delivery.items).encode()),
+            ]
