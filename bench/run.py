@@ -324,6 +324,54 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+# Issue #29's "done when": each figure, the bound it must keep and where it is in the results.
+TARGETS: tuple[tuple[str, tuple[str, ...], str, float], ...] = (
+    ("floor, 10 over 2 joint users", ("joint_users", "floor_10_over_2"), ">=", 0.6),
+    (
+        "ingest processor in process over 233eae0, 2 joint users",
+        ("joint_users", "processor_2_joint_users_over_baseline"),
+        ">=",
+        1.6,
+    ),
+    (
+        "confluent runtime over the peer, 2 joint users",
+        ("joint_users_broker", "confluent_over_peer_2_joint_users"),
+        ">=",
+        1.2,
+    ),
+    ("faust runtime over the peer, 2 joint users", ("joint_users_broker", "faust_over_peer_2_joint_users"), ">=", 1.0),
+    (
+        "confluent runtime over the peer, 10 joint users",
+        ("joint_users_broker", "confluent_over_peer_10_joint_users"),
+        ">=",
+        1.2,
+    ),
+    (
+        "faust runtime over the peer, 10 joint users",
+        ("joint_users_broker", "faust_over_peer_10_joint_users"),
+        ">=",
+        1.0,
+    ),
+    ("faust p99 at half rate, ms", ("pipeline", "faust_latency_at_half_rate", "p99_ms"), "<=", 250),
+    ("confluent p99 at half rate, ms", ("pipeline", "confluent_latency_at_half_rate", "p99_ms"), "<=", 250),
+)
+
+
+def targets(results: dict[str, Any]) -> dict[str, str]:
+    """Each of issue #29's bounds against its figure in ``results``: met, not met, or not measured."""
+    out: dict[str, str] = {}
+    for name, path, compare, bound in TARGETS:
+        value: Any = results
+        for key in path:
+            value = value.get(key) if isinstance(value, dict) else None
+        if not isinstance(value, int | float):
+            out[name] = f"not measured ({compare} {bound})"
+            continue
+        met = value >= bound if compare == ">=" else value <= bound
+        out[name] = f"{value} ({compare} {bound}: {'met' if met else 'not met'})"
+    return out
+
+
 # What each section measures and what bounds it now, printed above its figures.
 ABOUT = {
     "decide": "The policy engine alone, in process: decode, decide and encode every delivery (the floor), "
@@ -388,6 +436,8 @@ ABOUT = {
     "medians says whether a change kept the pipeline's speed; the Quix peer runs the same code in both "
     "trees and shows the noise.",
     "ratios": "Ratios of figures of this run.",
+    "targets": "Issue #29's bounds, each against its figure above (a section measured alone by --only "
+    "keeps the others of the last run: see each section's date).",
 }
 
 
@@ -467,6 +517,7 @@ def main() -> None:
         if args.only in (None, part) and section in results:
             measured[section] = now  # measured in this run
     results["ratios"] = ratios(results)
+    results["targets"] = targets(results)
     results["sections_measured_at"] = measured
     print(write_results(results, args.repetitions))
 

@@ -117,6 +117,13 @@ class QualityMonitor:
     # -- the data-quality thread: conversion, the child process, metrics ------------------------
     def _run(self) -> None:
         self._form = JsonForm(load_schema(self.schema_path))
+        try:
+            # Started with the worker, before its traffic: the child's imports and validators cost
+            # seconds of CPU, which at the first sampled batch came in the middle of the traffic.
+            self._child_process()
+        except OSError:
+            self.metrics.errors.inc()
+            log.exception("the data-quality process could not start; it is tried again at the first batch")
         while True:
             batch = self._queue.get()
             if batch is None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import time
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from streams.messages import Outcome
 from streams.policy.engine import Engine
+from streams.quality import child as child_module
+from streams.quality.child import NICENESS
 from streams.quality.monitor import QualityMonitor
 from streams.serde.governed import governed_version
 from streams.settings import PROJECT_ROOT
@@ -86,3 +90,34 @@ def test_a_busy_monitor_drops_batches_instead_of_waiting(engine: Engine) -> None
     off = _monitor(CollectorRegistry(), sample_rate=0, batch_size=10)
     off.offer(outcomes)
     assert not off.enabled and off._pending == []
+
+
+def test_the_child_starts_with_the_monitor_at_a_lower_priority_before_any_batch() -> None:
+    """Its imports and validators cost seconds of CPU: taken at start-up, not amid the traffic, and
+    at nice 10 it waits for the worker's and the broker's idle time."""
+    monitor = _monitor(CollectorRegistry(), sample_rate=1.0, batch_size=50)
+    monitor.start()
+    try:
+        deadline = time.monotonic() + 30
+        while monitor._child is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        child = monitor._child
+        assert child is not None and child.poll() is None  # no batch was offered
+        deadline = time.monotonic() + 30
+        while os.getpriority(os.PRIO_PROCESS, child.pid) == os.getpriority(os.PRIO_PROCESS, 0):
+            assert time.monotonic() < deadline, "the child never lowered its priority"
+            time.sleep(0.05)
+        assert os.getpriority(os.PRIO_PROCESS, child.pid) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + NICENESS)
+    finally:
+        monitor.stop()
+
+
+def test_a_suites_validator_is_made_anew_after_so_many_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Great Expectations context keeps a little of every run: the child's validators are renewed."""
+    monkeypatch.setattr(child_module, "RUNS_PER_VALIDATOR", 2)
+    monkeypatch.setattr(child_module, "SuiteValidator", lambda suite: object())
+    validators = child_module._Validators({"ingest": {}, "delivery": {}})
+    first = validators["ingest"]
+    assert validators["ingest"] is first and validators["delivery"] is not first
+    third = validators["ingest"]
+    assert third is not first and validators["ingest"] is third
