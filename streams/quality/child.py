@@ -3,7 +3,7 @@
 Reads one JSON line per sampled batch on stdin (``{"ingest": [records], "delivery": [rows]}``, JSON
 form), validates it with Great Expectations and writes one JSON line of results on stdout. It is a
 separate process so that Great Expectations' CPU and memory never touch the worker's hot path, and
-for the same reason it runs at a lower priority (nice 10: on a machine the worker and its broker
+for the same reason it runs at a lower priority (nice 19, the lowest: on a machine the worker and its broker
 share, a sampled batch waits for their idle time) and makes its validators before the first batch
 (Great Expectations' import alone is 1.6 s of CPU, once taken in the middle of the traffic).
 """
@@ -22,7 +22,7 @@ from streams.quality.frames import delivery_frame, ingest_frame
 from streams.quality.suites_store import load_suites
 from streams.quality.validate import SuiteValidator
 
-NICENESS = 10
+NICENESS = 19
 # A validator's context keeps a little of every run (about 16 KB): it is made anew this often.
 RUNS_PER_VALIDATOR = 100
 

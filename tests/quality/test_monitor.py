@@ -94,7 +94,7 @@ def test_a_busy_monitor_drops_batches_instead_of_waiting(engine: Engine) -> None
 
 def test_the_child_starts_with_the_monitor_at_a_lower_priority_before_any_batch() -> None:
     """Its imports and validators cost seconds of CPU: taken at start-up, not amid the traffic, and
-    at nice 10 it waits for the worker's and the broker's idle time."""
+    at nice 19 it waits for the worker's and the broker's idle time."""
     monitor = _monitor(CollectorRegistry(), sample_rate=1.0, batch_size=50)
     monitor.start()
     try:
