@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from streams.policy.decision import Decision, Status
 
@@ -70,8 +70,7 @@ class InMessage:
     headers: Headers = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class OutMessage:
+class OutMessage(NamedTuple):  # a tuple: a few are made for every input, at half a frozen dataclass's cost
     topic: str
     key: bytes | None
     value: bytes | None
@@ -91,10 +90,9 @@ class Written(Protocol):
     def messages(self) -> tuple[OutMessage, ...]: ...  # pragma: no cover
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What became of one input of the ingest processor: its status, reason code, the messages to
-    write, and who received which purposes."""
+    write, and who received which purposes. A tuple, as ``OutMessage``: one is made for every input."""
 
     status: Status
     reason: str

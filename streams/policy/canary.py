@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from streams.policy.bases import BASES
 from streams.policy.classification import UNKNOWN, ClassifiedSchema, FieldClass, FieldNode, TypeNode
@@ -131,6 +131,7 @@ class _FieldRule:
     item: str | None  # the notice item the delivery must name, for an item field
     check: _Check | None
     opened: str | None = None  # the allowance token that lets a channel hold this protected field
+    scalars_pass: bool = False  # the check lets any scalar value through (an untagged union, an array or map)
 
 
 _SCALARS = frozenset({str, int, float, bool, bytes})  # exact types: a subclass takes the long way
@@ -145,15 +146,27 @@ def _record_check(fields: tuple[FieldNode, ...], prefix: str) -> _Check:
     for node in fields:
         path = f"{prefix}{node.name}"
         if node.cls in _OPENABLE:
-            rules[node.name] = _FieldRule(path, node.cls.value, None, _value_check(node.type, path), _opened(node.path))
+            rules[node.name] = _FieldRule(
+                path, node.cls.value, None, _value_check(node.type, path), _opened(node.path), _lets_scalars(node.type)
+            )
         elif node.cls not in _DELIVERABLE:
             rules[node.name] = _FieldRule(path, node.cls.value, None, None)
         else:
             item = node.item if node.cls is FieldClass.ITEM else None
-            rules[node.name] = _FieldRule(path, None, item, _value_check(node.type, path))
+            check = _value_check(node.type, path)
+            rules[node.name] = _FieldRule(path, None, item, check, None, _lets_scalars(node.type))
     where = prefix or "<record>"
+    plans: dict[frozenset[str], _Plan] = {}
 
     def check_record(value: Any, allowed: frozenset[str], found: _Found) -> None:
+        if type(value) is dict:
+            plan = plans.get(allowed)
+            if plan is None:
+                if len(plans) >= _MAX_PLANS:
+                    plans.clear()
+                plan = plans[allowed] = _plan(rules, allowed)
+            if _clean(value, plan, allowed, found):
+                return
         if not _is_mapping(value):
             found.append((where, UNKNOWN))
             return
@@ -174,6 +187,71 @@ def _record_check(fields: tuple[FieldNode, ...], prefix: str) -> _Check:
                 rule.check(inner, allowed, found)
 
     return check_record
+
+
+def _lets_scalars(node: TypeNode) -> bool:
+    """Whether the check of a value of this type lets any scalar through: an array's or a map's looks
+    only into a list or a mapping, an untagged union's takes a scalar as its field's class."""
+    return node.kind in ("array", "map") or (node.kind == "union" and not node.tagged)
+
+
+class _Plan(NamedTuple):
+    """What a record's fields need under one allowance, when nothing is wrong: the names whose
+    values need no look at all (``passes``), and the checks of those whose values are looked into
+    (``inner``; of these, ``scalars_pass`` accept any scalar as it is)."""
+
+    passes: frozenset[str]
+    inner: dict[str, _Check]
+    scalars_pass: frozenset[str]
+
+
+# Allowances are few (one per item set of a notice version, and per channel); the bound only keeps
+# generated ones from growing the plans without end.
+_MAX_PLANS = 256
+
+
+def _plan(rules: Mapping[str, _FieldRule], allowed: frozenset[str]) -> _Plan:
+    passes: set[str] = set()
+    inner: dict[str, _Check] = {}
+    scalars_pass: set[str] = set()
+    for name, rule in rules.items():
+        if rule.never_shared is not None and (rule.opened is None or rule.opened not in allowed):
+            continue  # a finding for any value but null
+        if rule.item is not None and rule.item not in allowed:
+            continue
+        if rule.check is None:
+            passes.add(name)
+        else:
+            inner[name] = rule.check
+            if rule.scalars_pass:
+                scalars_pass.add(name)
+    return _Plan(frozenset(passes), inner, frozenset(scalars_pass))
+
+
+def _clean(value: dict[Any, Any], plan: _Plan, allowed: frozenset[str], found: _Found) -> bool:
+    """True when the record level ``value`` holds nothing to report (the common case, told by set
+    arithmetic on its names and a look into the values that hold structure); False sends the caller
+    to the full walk, which reports what there is in the record's own order. What this looked into
+    and found is taken back: a finding is only ever made by the full walk."""
+    rest = value.keys() - plan.passes
+    if not rest:
+        return True
+    mark = len(found)
+    for name in rest:
+        inner = value[name]
+        if inner is None:
+            continue
+        check = plan.inner.get(name)
+        if check is None:
+            break
+        if type(inner) in _SCALARS and name in plan.scalars_pass:
+            continue
+        check(inner, allowed, found)
+    else:
+        if len(found) == mark:
+            return True
+    del found[mark:]
+    return False
 
 
 def _value_check(node: TypeNode, path: str) -> _Check | None:
@@ -224,7 +302,9 @@ def _union_check(node: TypeNode, path: str) -> _Check:
     def check_untagged(value: Any, allowed: frozenset[str], found: _Found) -> None:
         if type(value) in _SCALARS:
             return
-        if _is_mapping(value):
+        if type(value) is list:  # never a mapping: asked first, as a mapping's test is slower
+            branch, inner = list_branch, list_check
+        elif _is_mapping(value):
             branch, inner = mapping_branch, mapping_check
         elif isinstance(value, list):
             branch, inner = list_branch, list_check

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import orjson
@@ -178,7 +178,7 @@ class Processor:
         decision = self._decide(read, now, stopped)
         if decision.status is Status.INVALID:
             dead = self._dead(message, source, decision.reason.value, decision.detail, decision, schema_id)
-            return replace(dead, decision=decision, record=record)
+            return dead._replace(decision=decision, record=record)
         provided, provisions_withheld = self._provided(read, now, stopped)
         canary = self._judges[version.name].canary
         leaks = tuple(
@@ -194,7 +194,7 @@ class Processor:
                 message, source, "leak_canary", "a delivery held a protected field", decision, schema_id, leaks
             )
             opened = self._incident(message, source, key, decision, leaks, now)
-            return replace(dead, messages=dead.messages + opened, leaks=leaks, decision=decision, record=record)
+            return dead._replace(messages=dead.messages + opened, leaks=leaks, decision=decision, record=record)
         messages = []
         trace = trace_id(message)
         encoded: dict[int, bytes] = {}  # recipients of one projection share its encoding

@@ -23,7 +23,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -188,7 +188,7 @@ class _Staged:
                 if out.topic == delivery_topic:
                     headers = [*out.headers, (H_RECIPIENT, recipient.encode())]
                     staged.append(OutMessage(self.staging, out.key, out.value, headers))
-        return replace(outcome, messages=tuple(staged))
+        return outcome._replace(messages=tuple(staged))
 
 
 class _Lines:
@@ -202,7 +202,7 @@ class _Lines:
 
     def process(self, message: InMessage) -> Outcome:
         outcome = self.inner.process(message)
-        return replace(outcome, messages=(OutMessage(FILE_TOPIC, None, self._line(message, outcome), []),))
+        return outcome._replace(messages=(OutMessage(FILE_TOPIC, None, self._line(message, outcome), []),))
 
     def _line(self, message: InMessage, outcome: Outcome) -> bytes:
         decision = outcome.decision

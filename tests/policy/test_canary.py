@@ -118,3 +118,48 @@ def test_the_compiled_canary_finds_what_the_plain_walk_finds(policies: PolicySet
     allowed = frozenset(items) & policies.latest.item_ids if joint_user else frozenset()
     expected = reference_findings(record, version.classified.root, allowed)
     assert found == ([] if joint_user else [("<recipient>", NOT_A_JOINT_USER)]) + expected
+
+
+def test_findings_come_in_the_record_s_order_whatever_the_quick_look_met_first(policies: PolicySet) -> None:
+    """A record level is first looked at by its names as a set (``_clean``); what that look finds is
+    taken back and the record walked in order. Here a nested finding and a protected field beside
+    it must both be reported, in order, for every order of the record's keys, under the same
+    allowance (so the second and later records reuse the level's plan), and a clean record after
+    them is silent."""
+    schema = {
+        "type": "record",
+        "name": "Top",
+        "fields": [
+            {"name": "customer_id", "type": "string", "jointuse.class": "identifier"},
+            {"name": "source_company", "type": "string", "jointuse.class": "identifier"},
+            {"name": "plain", "type": "string", "jointuse.class": "item", "jointuse.item": "name"},
+            {
+                "name": "inner",
+                "jointuse.class": "item",
+                "jointuse.item": "name",
+                "type": {
+                    "type": "record",
+                    "name": "Inner",
+                    "fields": [
+                        {"name": "kept", "type": "string", "jointuse.class": "item", "jointuse.item": "name"},
+                        {"name": "secret", "type": "string", "jointuse.class": "secrecy_of_communications"},
+                    ],
+                },
+            },
+            {"name": "logs", "type": ["null", "string"], "jointuse.class": "secrecy_of_communications"},
+        ],
+    }
+    canary = LeakCanary(GovernedVersion.build("ordered.v1", schema).classified, policies)
+    version = policies.latest.version
+    leaky = {"customer_id": "c", "plain": "p", "inner": {"kept": "k", "secret": "s"}, "logs": "l"}
+    for names in (list(leaky), list(reversed(leaky))):
+        record = {name: leaky[name] for name in names}
+        found = canary.inspect(Delivery("jcom-insurance", (), ("name",), record), source="jcom", policy_version=version)
+        expected = [("inner.secret", "secrecy_of_communications"), ("logs", "secrecy_of_communications")]
+        assert found == (expected if names[0] == "customer_id" else expected[::-1])
+    clean = {"customer_id": "c", "plain": "p", "inner": {"kept": "k", "secret": None}, "logs": None}
+    assert canary.inspect(Delivery("jcom-insurance", (), ("name",), clean), source="jcom", policy_version=version) == []
+    assert canary.inspect(Delivery("jcom-insurance", (), (), clean), source="jcom", policy_version=version) == [
+        ("plain", ITEM_NOT_ALLOWED),
+        ("inner", ITEM_NOT_ALLOWED),
+    ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 import pytest
 
@@ -356,7 +355,7 @@ class _Contributing(Echo):
         echoed = super().process(message)
         subject = (message.value or b"").decode()
         counted = OutMessage(CONTRIBUTIONS, subject.encode(), contributions.encode(subject, {"at_ms": 1}), [])
-        return replace(echoed, messages=(*echoed.messages, counted))
+        return echoed._replace(messages=(*echoed.messages, counted))
 
 
 CONTRIBUTIONS = "contributions"
