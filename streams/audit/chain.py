@@ -23,6 +23,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 import orjson
 from cryptography.exceptions import InvalidSignature
@@ -32,15 +33,13 @@ GENESIS = "0" * 64  # the "previous hash" of a chain's first event
 CHAIN_MEMBER = b',"chain":'
 
 
-@dataclass(frozen=True, slots=True)
-class Link:
+class Link(NamedTuple):  # tuples: one of each is made for every audit event
     writer: str
     seq: int  # 0 for a writer's first event in a partition
     prev: str  # hex SHA-256 of the writer's previous event there, GENESIS for the first
 
 
-@dataclass(frozen=True, slots=True)
-class Head:
+class Head(NamedTuple):
     seq: int
     digest: str
 
