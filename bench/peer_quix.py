@@ -56,7 +56,10 @@ def _tagger(schema: Any) -> Any:
     (``(branch name, value)``). Inline types only (the shipped schema has no reference)."""
     if isinstance(schema, list):
         kinds = {_kind(b): (_name(b), _tagger(b)) for b in schema if _kind(b) in ("record", "map", "array")}
-        by_type = {dict: kinds.get("record") or kinds.get("map"), list: kinds.get("array")}
+        by_type: dict[type, tuple[str, Any] | None] = {
+            dict: kinds.get("record") or kinds.get("map"),
+            list: kinds.get("array"),
+        }
 
         def union(value: Any) -> Any:
             branch = by_type.get(type(value))
@@ -118,7 +121,7 @@ def main() -> None:
     schema = load_schema(ROOT / "schemas" / "customer_record.v1.avsc")
     # The worker's policy (its joint users are the recipients), as the worker's settings give it.
     engine = Engine(schema, load_policies(os.environ.get("JOINTUSE_POLICY_PATH") or ROOT / "policies"))
-    reader, writer = FastavroCodec(schema.raw), FastavroCodec(delivery_schema(schema))
+    reader, writer = FastavroCodec(dict(schema.raw)), FastavroCodec(delivery_schema(schema))
     recipients = [u.id for u in engine.policies.latest.joint_users]
     app = Application(
         broker_address=connection(),

@@ -273,7 +273,8 @@ def _all_counted(settings: Settings, topology: Topology, counting: subprocess.Po
         last = -1
         while True:
             message = reader.poll(5)
-            if message is None or (message.error() and message.error().code() == KafkaError._PARTITION_EOF):
+            error = message.error() if message is not None else None
+            if message is None or (error is not None and error.code() == KafkaError._PARTITION_EOF):
                 break
             if message.error() is None:
                 last = max(last, message.offset() or 0)
@@ -417,7 +418,7 @@ def statistics_cost(base: Settings, *, count: int, repetitions: int) -> dict[str
     return {f"faust_exactly_once_statistics_{mode}": _median(results) for mode, results in runs.items()}
 
 
-FENCING_MODES = {
+FENCING_MODES: dict[str, dict[str, Any]] = {
     # the design before issue #27: offsets sent with the group id only
     "unfenced": {"runtime": "faust-unfenced"},
     # the shipped worker: offsets sent with the member id and generation (KIP-447)
