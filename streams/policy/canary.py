@@ -232,7 +232,13 @@ def _clean(value: dict[Any, Any], plan: _Plan, allowed: frozenset[str], found: _
     """True when the record level ``value`` holds nothing to report (the common case, told by set
     arithmetic on its names and a look into the values that hold structure); False sends the caller
     to the full walk, which reports what there is in the record's own order. What this looked into
-    and found is taken back: a finding is only ever made by the full walk."""
+    and found is taken back: a finding is only ever made by the full walk.
+
+    Names are matched by equality here, as in the walk's rule lookup; the walk also refuses a key
+    that is not a ``str``. A non-``str`` key equal to a field's name would need a class with its own
+    ``__eq__`` and ``__hash__``: the decoders build ``str`` keys only and the projection copies them,
+    so no such key reaches this look, and testing each key's type would cost about a tenth of the
+    check."""
     rest = value.keys() - plan.passes
     if not rest:
         return True
