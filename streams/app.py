@@ -184,7 +184,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
     try:
         await loop.run_in_executor(None, worker.prepare)
         await loop.run_in_executor(None, worker.start)
-    except JointUseError as exc:
+    except (JointUseError, FatalError) as exc:  # FatalError: a deciding process could not start
         _stop_the_process(f"the worker cannot start: {exc}", exit_code(exc))
     transport = _transport("ingest", settings.batch_size, named.transactional_id)
     try:

@@ -101,6 +101,14 @@ class Settings(BaseSettings):
         le=10_000,
         description="A batch is decided once it is full or its first record has waited this long (ms).",
     )
+    decide_processes: int = Field(
+        0,
+        ge=0,
+        le=32,
+        description="Child processes that decide the pipeline's batches beside the worker, which keeps "
+        "fetching, sealing and committing (0: the worker decides itself). One core bounds a worker; "
+        "docs/benchmarks.md measures this.",
+    )
     guarantee: Guarantee = Field("exactly_once", description="Delivery guarantee.")
     log_level: str = Field("INFO", description="Log level of the worker.")
     max_clock_skew_seconds: float = Field(
@@ -137,6 +145,7 @@ class Settings(BaseSettings):
             "JOINTUSE_SASL_USERNAME": self.sasl_username or "",
             "JOINTUSE_MAX_CLOCK_SKEW_SECONDS": str(self.max_clock_skew_seconds),
             "JOINTUSE_MAX_BATCH_WAIT_MS": str(self.max_batch_wait_ms),
+            "JOINTUSE_DECIDE_PROCESSES": str(self.decide_processes),
             "JOINTUSE_STATS_GRACE_SECONDS": str(self.stats_grace_seconds),
             "JOINTUSE_STATS_METRICS_PORT": str(self.stats_metrics_port),
             **({"JOINTUSE_SUBJECT_KEY_FILE": str(self.subject_key_file)} if self.subject_key_file else {}),

@@ -85,12 +85,17 @@ class QualityMonitor:
         self.validated = 0
 
     # -- the worker's side: cheap ------------------------------------------------------------
-    def offer(self, outcomes: Iterable[Outcome]) -> None:
+    def offer(self, outcomes: Iterable[Outcome], *, drawn: bool = False) -> None:
+        """Samples committed ``outcomes`` at the rate; ``drawn``: they were sampled where they were
+        decided (``streams.worker.deciders``), and only those kept their record."""
         if not self.enabled:
             return
-        for outcome in outcomes:
-            if outcome.record is not None and self._random.random() < self.sample_rate:
-                self._pending.append(outcome)
+        if drawn:
+            self._pending.extend(outcome for outcome in outcomes if outcome.record is not None)
+        else:
+            for outcome in outcomes:
+                if outcome.record is not None and self._random.random() < self.sample_rate:
+                    self._pending.append(outcome)
         if len(self._pending) >= self.batch_size:
             batch, self._pending = self._pending, []
             self.metrics.sampled.inc(len(batch))

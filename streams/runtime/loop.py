@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Generic, Protocol, TypeVar
@@ -149,6 +149,7 @@ class BatchLoop(Generic[OutcomeT]):
         held: HeldMessages | None = None,
         sealer: Sealer | None = None,
         pack: Callable[[Sequence[OutMessage]], list[OutMessage]] | None = None,
+        decide: Callable[[list[InMessage]], Awaitable[list[OutcomeT]]] | None = None,
     ) -> None:
         """``offload`` decides in a thread (an event loop with other work on it); ``pipelined``
         decides batch N+1 while batch N commits (transactions still commit one after the other, in
@@ -156,7 +157,9 @@ class BatchLoop(Generic[OutcomeT]):
         processes each message only once it is due there (not with ``pipelined``); ``sealer`` sees
         every batch's messages just before its transaction, and its outcome (the audit chain);
         ``pack`` reshapes a batch's messages before they are sealed (the statistics contributions of
-        a transaction in one message), and must write what they say, in fewer messages."""
+        a transaction in one message), and must write what they say, in fewer messages; ``decide``
+        gives a batch's outcomes, in its order, in place of ``processor.process`` (the deciding
+        processes of ``streams.worker.deciders``), and raises as the processor does."""
         if held is not None and pipelined:
             raise ValueError("a loop that holds messages commits one batch at a time (pipelined=False)")
         self.transport = transport
@@ -167,6 +170,7 @@ class BatchLoop(Generic[OutcomeT]):
         self.held = held
         self.sealer = sealer
         self.pack = pack
+        self.decide = decide
         self.stats = LoopStats()
         self.on_committed: list[Callable[[Sequence[InMessage], Sequence[OutcomeT]], None]] = []
         self.on_abort: list[Callable[[], None]] = []
@@ -270,7 +274,9 @@ class BatchLoop(Generic[OutcomeT]):
             attempt += 1
             started = time.perf_counter()
             try:
-                if self.offload:
+                if self.decide is not None:
+                    outcomes = await self.decide(batch)
+                elif self.offload:
                     outcomes = await asyncio.get_running_loop().run_in_executor(None, self._process_all, batch)
                 else:
                     outcomes = self._process_all(batch)
@@ -284,6 +290,8 @@ class BatchLoop(Generic[OutcomeT]):
                     log.warning("a dependency is unavailable; the batch waits", extra={"error": str(exc)})
                 await asyncio.sleep(self.policy.backoff(attempt))
                 continue
+            except FatalError:
+                raise
             except Exception as exc:  # processors never raise for a record: this is a bug
                 raise FatalError(f"the processor failed ({type(exc).__name__})") from exc
             if attempt > 1:

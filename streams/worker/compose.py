@@ -23,6 +23,7 @@ from streams.processors.erasure import ErasureOutcome
 from streams.runtime.loop import EXIT_FATAL, BatchLoop, FatalError, Transport
 from streams.serde.registry import Registry
 from streams.settings import Guarantee, Settings
+from streams.worker.deciders import DecidingProcesses
 from streams.worker.parts import (
     audit_sealer,
     erasure_delay,
@@ -86,6 +87,13 @@ class Worker:
         self.processor = pipeline_processor(
             settings, self.policies, self.registry, worker_id=worker_id, is_stopped=self.rights.is_stopped
         )
+        self.deciders = (
+            DecidingProcesses(
+                settings, worker_id=worker_id, processes=settings.decide_processes, is_stopped=self.rights.is_stopped
+            )
+            if settings.decide_processes
+            else None
+        )
         self.held = erasure_delay(settings)
         self.eraser = rights_processor(settings, self.held)
         self.telemetry = Telemetry(
@@ -104,8 +112,11 @@ class Worker:
 
     def prepare(self) -> None:
         """What needs the broker before any record is decided: the audit chain this worker's
-        pipeline writes, recovered from what it last committed. Raises ``ClusterError``."""
+        pipeline writes, recovered from what it last committed (raises ``ClusterError``); then the
+        deciding processes, if any (raises ``FatalError``)."""
         self.sealer = audit_sealer(self.settings, self.names.transactional_id)
+        if self.deciders is not None:
+            self.deciders.start()
 
     def pipeline_loop(self, transport: Transport, *, offload: bool) -> BatchLoop[Outcome]:
         """The ingest pipeline over ``transport``: batch N+1 is decided while batch N's transaction
@@ -127,6 +138,7 @@ class Worker:
             pipelined=True,
             sealer=self.sealer,
             pack=self.processor.pack_contributions,
+            decide=self.deciders,
         )
         metrics = self.telemetry.metrics
         loop.on_batch_seconds.append(metrics.batch_seconds.observe)
@@ -135,7 +147,7 @@ class Worker:
         def committed(inputs: Sequence[InMessage], outcomes: Sequence[Outcome]) -> None:
             metrics.transactions.labels("committed").inc()
             metrics.observe(zip(inputs, outcomes, strict=True))
-            self.quality.offer(outcomes)
+            self.quality.offer(outcomes, drawn=self.deciders is not None)
 
         loop.on_committed.append(committed)
         return loop
@@ -166,6 +178,8 @@ class Worker:
         log.info("ready: the rights view is read", extra={"stopped_subjects": len(self.rights.state)})
 
     def stop(self) -> None:
+        if self.deciders is not None:
+            self.deciders.stop()
         self.quality.stop()
         self.rights.stop()
         self.telemetry.stop()

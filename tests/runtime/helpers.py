@@ -98,3 +98,30 @@ def produce_records(settings: Settings, count: int, *, seed: int, mix: Mix) -> l
     for company, lines in by_source.items():
         produce_lines(settings, company, lines)
     return records
+
+
+def deciding_children(pid: int) -> list[int]:
+    """The deciding processes of the worker ``pid`` (``JOINTUSE_DECIDE_PROCESSES``): its children
+    that run multiprocessing's spawn entry point (not its resource tracker)."""
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False

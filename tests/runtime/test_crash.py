@@ -5,6 +5,7 @@ workers share a 4-partition topic, and one of them dying loses nothing."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import time
@@ -20,10 +21,16 @@ from streams.devtools.synthetic import Mix
 from streams.kafka.lag import PartitionLag, group_lag
 from streams.settings import Settings
 from streams.topology import Topology
-from tests.runtime.helpers import audit_events, produce_generated, read_topic, setup_topics
+from tests.runtime.helpers import alive, audit_events, deciding_children, produce_generated, read_topic, setup_topics
 
 pytestmark = pytest.mark.kafka
 RUNTIMES = ["faust", "confluent"]
+# Each runtime deciding itself, and with two deciding processes (JOINTUSE_DECIDE_PROCESSES).
+DECIDING = [
+    pytest.param(runtime, processes, id=f"{runtime}-{'deciding2' if processes else 'itself'}")
+    for processes in (0, 2)
+    for runtime in RUNTIMES
+]
 
 
 def _produce(settings: Settings, count: int, seed: int) -> int:
@@ -83,9 +90,9 @@ def assert_chains_hold(settings: Settings) -> None:
     assert verifier.first is None, [str(v) for v in verifier.violations[:5]]
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
-def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str, runtime: str) -> None:
-    settings = kafka.model_copy(update={"topic_prefix": f"c{unique}"})
+@pytest.mark.parametrize(("runtime", "deciding"), DECIDING)
+def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str, runtime: str, deciding: int) -> None:
+    settings = kafka.model_copy(update={"topic_prefix": f"c{unique}", "decide_processes": deciding})
     topology = setup_topics(settings)
     audit = _audit_watcher(settings, topology, unique, committed=False)
     seen = 0
@@ -101,8 +108,11 @@ def test_sigkill_and_restart_keeps_exactly_once(kafka: Settings, unique: str, ru
                 message = audit.poll(0.05)
                 if message is not None and not message.error():
                     seen += 1
+            children = deciding_children(worker.pid)
+            assert len(children) == deciding, "the worker does not decide as it was told"
             worker.send_signal(signal.SIGKILL)  # mid-stream: part of this round's input is still unread
             worker.wait(10)
+            _assert_gone(children)
             while (message := audit.poll(0.5)) is not None:
                 seen += 0 if message.error() else 1
             mid_chunk_kills += seen < total
@@ -197,13 +207,15 @@ def test_a_worker_joining_and_leaving_a_busy_one_keeps_exactly_once(kafka: Setti
                 stop_worker(worker)
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
-def test_a_worker_paused_past_its_session_keeps_exactly_once(kafka: Settings, unique: str, runtime: str) -> None:
+@pytest.mark.parametrize(("runtime", "deciding"), DECIDING)
+def test_a_worker_paused_past_its_session_keeps_exactly_once(
+    kafka: Settings, unique: str, runtime: str, deciding: int
+) -> None:
     """A long GC pause, a frozen VM, a partition: the first worker is frozen (SIGSTOP) with a
     transaction open, past its session timeout (10 s), so the second takes its partitions; it is
     resumed (SIGCONT) before its transaction times out (30 s) and both run on. The frozen one runs
     no revocation callback before it writes again: only fencing can stop its commit."""
-    settings = kafka.model_copy(update={"topic_prefix": f"z{unique}"})
+    settings = kafka.model_copy(update={"topic_prefix": f"z{unique}", "decide_processes": deciding})
     topology = setup_topics(settings, partitions=2)
     total = _produce(settings, 30_000, seed=5)
     committed = _audit_watcher(settings, topology, f"{unique}-c", committed=True)
@@ -246,6 +258,51 @@ def test_a_worker_paused_past_its_session_keeps_exactly_once(kafka: Settings, un
         for worker in (paused, taking_over):
             if worker is not None:
                 stop_worker(worker)
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_a_deciding_process_killed_stops_its_worker_and_loses_nothing(
+    kafka: Settings, unique: str, runtime: str
+) -> None:
+    """A deciding process dies mid-stream (the OOM killer, a crash in compiled code): its worker
+    stops, fatal (exit 70), writing nothing of the batch it was deciding, and its other child goes
+    with it; the restarted worker resumes from the last committed transaction."""
+    settings = kafka.model_copy(update={"topic_prefix": f"d{unique}", "decide_processes": 2})
+    topology = setup_topics(settings)
+    total = _produce(settings, 20_000, seed=11)
+    audit = _audit_watcher(settings, topology, unique, committed=True)
+    worker = start_worker(settings, "child-0", runtime=runtime, batch_size=100)
+    restarted = None
+    try:
+        seen = 0
+        deadline = time.monotonic() + 90
+        while seen < 2_000 and time.monotonic() < deadline:  # busy, and its children with it
+            message = audit.poll(0.05)
+            if message is not None and not message.error():
+                seen += 1
+        assert seen >= 2_000, "the worker did not start"
+        children = deciding_children(worker.pid)
+        assert len(children) == 2, children
+        os.kill(children[0], signal.SIGKILL)
+        assert worker.wait(60) == 70, "the worker did not stop fatally when a deciding process died"
+        _assert_gone(children)
+        seen += _drain(audit)
+        assert seen < total, "the worker had done every input before its child died: nothing was tested"
+        restarted = start_worker(settings, "child-0", runtime=runtime, batch_size=100)
+        _check_exactly_once(settings, total)
+    finally:
+        audit.close()
+        for running in (worker, restarted):
+            if running is not None:
+                stop_worker(running)
+
+
+def _assert_gone(pids: list[int], seconds: float = 10) -> None:
+    """A worker's deciding processes end with it: none is left running (or deciding) an orphan."""
+    deadline = time.monotonic() + seconds
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in pids), "a deciding process outlived its worker"
 
 
 def _drain(consumer: Consumer, quiet: float = 1.0) -> int:
