@@ -9,8 +9,11 @@ A child only computes. It holds its own ingest processor, built from the worker'
 runtime builds it, decides the inputs it is handed and returns their outcomes. So a child that dies
 has written nothing: the batch it was deciding fails, the worker stops (``FatalError``), and its
 successor resumes from the last committed transaction. A child never outlives its worker: it exits
-once its parent is gone (a worker killed with SIGKILL included), and it ignores SIGINT and SIGTERM,
-which are the worker's to act on.
+once its parent is gone (a worker killed with SIGKILL included), and it runs in its own session:
+a signal to the worker's process group (a terminal's Ctrl-C) is the worker's to act on. A
+supervisor that signals every process of the worker (systemd's default ``KillMode``) ends the
+children too: the batch they decide is not written, and the worker stops as fatal (exit 70);
+signal the worker alone (``KillMode=mixed``; Kubernetes signals a container's first process).
 
 What a child cannot see is handed to it with each chunk: which of its inputs' subjects stopped
 their use (the rights view is the worker's, read before any record is decided), and nothing else
@@ -137,8 +140,11 @@ _draw = random.Random()
 
 def _start_child(settings: Settings, worker_id: str, parent: int) -> None:
     global _processor, _sample_rate
+    # Its own session: a terminal's Ctrl-C or a signal to the worker's process group is the
+    # worker's to act on (it stops after its batch, then stops its children). SIGTERM still ends a
+    # child: the pool terminates the others with it when one dies.
+    os.setsid()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_exit_without, args=(parent,), name="parent-watch", daemon=True).start()
     try:
         policies = load_policies(settings.policy_path)
