@@ -453,6 +453,25 @@ class CommittedReadsConsumer(faust_aiokafka.Consumer):
         return thread.group_member() if isinstance(thread, CommittedReadsConsumerThread) else None
 
 
+async def seek_to_committed_or_start(consumer: Any) -> dict[TopicPartition, int | None]:
+    """Every assigned partition of an aiokafka ``consumer`` back to its committed offset, or to its
+    start where nothing is committed: where a new assignment starts it (the pipeline reads from the
+    earliest offset). aiokafka's ``seek_to_committed`` leaves a partition with no committed offset
+    where it is: past the records just read, so that dropping them after the seek (a fetch across a
+    rebalance, ``ConsumerBatches``) would lose them. Returns the committed offsets."""
+    committed: dict[TopicPartition, int | None] = await consumer.seek_to_committed()
+    # aiokafka seeks only to a committed offset above 0; 0 is the start too
+    not_committed = [tp for tp, offset in committed.items() if not offset]
+    if not_committed:
+        await consumer.seek_to_beginning(*not_committed)
+    return committed
+
+
+class WholeFetchConsumerThread(CommittedReadsConsumerThread):
+    async def seek_to_committed(self) -> Any:
+        return await self.call_thread(seek_to_committed_or_start, self._ensure_consumer())
+
+
 class WholeFetchConsumer(CommittedReadsConsumer):
     """The pipeline's consumer. faust's fetcher hands each message to a stream on its own (a
     callback and a ``wait_first`` per message); the pipeline's agents read whole fetches from the
@@ -462,6 +481,9 @@ class WholeFetchConsumer(CommittedReadsConsumer):
 
     async def _drain_messages(self, fetcher: Any) -> None:
         await asyncio.Event().wait()  # until the fetcher is cancelled
+
+    def _new_consumer_thread(self) -> CommittedReadsConsumerThread:
+        return WholeFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
 
 class CommittedReadsTransport(faust_aiokafka.Transport):

@@ -22,6 +22,7 @@ from streams.runtime.faust_kafka import (
     UnstableOffsets,
     fencing_unsupported,
     fetch_stable_offsets,
+    seek_to_committed_or_start,
 )
 from streams.runtime.faust_sink import AiokafkaSink
 from streams.runtime.loop import ErrorKind
@@ -64,6 +65,43 @@ def _producer(settings: Settings, unique: str) -> GroupFencedProducer:
         enable_idempotence=True,
         transaction_timeout_ms=30_000,
     )
+
+
+@pytest.mark.kafka
+def test_reading_again_from_the_committed_offsets_starts_an_uncommitted_partition_at_its_start(
+    kafka: Settings, unique: str
+) -> None:
+    """Records read and then dropped (a fetch across a rebalance) are read again: from the committed
+    offset, and from the start where nothing is committed yet. aiokafka's own ``seek_to_committed``
+    left the second where it was, past them."""
+    name = f"seek{unique}.in"
+    create_topics(kafka.kafka_common(), [TopicSpec(name, config={})], partitions=2, replication=1)
+
+    async def run() -> tuple[int, int]:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(**kafka.aiokafka_conf())
+        await producer.start()
+        try:
+            for partition in (0, 1):
+                for n in range(5):
+                    await producer.send_and_wait(name, f"{n}".encode(), partition=partition)
+        finally:
+            await producer.stop()
+        consumer, _ = await _member(kafka, name, f"seek{unique}")
+        try:
+            committed, uncommitted = TopicPartition(name, 0), TopicPartition(name, 1)
+            await consumer.commit({committed: 2})
+            for _ in range(100):  # read to the end of both (then dropped)
+                await consumer.getmany(timeout_ms=100)
+                if await consumer.position(committed) == 5 and await consumer.position(uncommitted) == 5:
+                    break
+            await seek_to_committed_or_start(consumer)
+            return await consumer.position(committed), await consumer.position(uncommitted)
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(run()) == (2, 0)
 
 
 @pytest.mark.kafka
