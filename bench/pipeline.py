@@ -125,6 +125,18 @@ def _peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _children(pid: int) -> list[int]:
+    """The processes ``pid`` started that still run (a worker's deciding processes and the
+    resource tracker of their pool)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in task.read_text(encoding="ascii").split()]
+        except OSError:
+            continue
+    return found
+
+
 PEER_PYTHON = PROJECT_ROOT / ".venv-peer" / "bin" / "python"
 
 
@@ -206,6 +218,9 @@ def throughput(
         for worker in started:
             watcher.wait_for(count, timeout=600, worker=worker)
         rss = max(_peak_rss_mb(worker.pid) for worker in started)
+        children = [pid for worker in started for pid in _children(worker.pid)]
+        if children:  # its deciding processes (JOINTUSE_DECIDE_PROCESSES), together
+            figures["deciding_processes_peak_rss_mb"] = round(sum(_peak_rss_mb(pid) for pid in children))
         if counting is not None:
             counted_at = _all_counted(settings, topology, counting, timeout=300)
             figures["statistics_counted_s_after_last_audit_event"] = round(
@@ -513,7 +528,7 @@ def run(
 
 
 def joint_users_through_the_broker(
-    count: int = 20_000, repetitions: int = 3, joint_users: tuple[int, ...] = (2, 10)
+    count: int = 20_000, repetitions: int = 3, joint_users: tuple[int, ...] = (2, 10), decide_processes: int = 2
 ) -> dict[str, Any]:
     """Both runtimes and the Quix peer, exactly once, with the shipped notice (2 joint users: one
     delivery a record) and with 8 more group companies (10: nine deliveries a record, so 10 messages
@@ -523,24 +538,38 @@ def joint_users_through_the_broker(
     from bench.joint_users import policy_file_with
 
     base = load_settings().model_copy(update={"metrics_port": 0})
-    runtimes = ["faust", "confluent", *(["quix"] if PEER_PYTHON.exists() else [])]
-    results: dict[str, Any] = {}
+    # Each runtime deciding itself and with deciding processes (JOINTUSE_DECIDE_PROCESSES): named
+    # "<runtime>" and "<runtime>_deciding<n>".
+    workers = [(runtime, processes) for processes in (0, decide_processes) for runtime in ("faust", "confluent")]
+    named = {
+        (f"{runtime}_deciding{processes}" if processes else runtime): (runtime, processes)
+        for runtime, processes in workers
+    }
+    if PEER_PYTHON.exists():
+        named["quix"] = ("quix", 0)
+    results: dict[str, Any] = {"decide_processes": decide_processes}
     for users in joint_users:
         policy = policy_file_with(users)
-        runs: dict[str, list[dict[str, Any]]] = {r: [] for r in runtimes}
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in named}
         for round_ in range(1, repetitions + 1):
-            for runtime in runtimes:
-                with stage(f"joint users through the broker: {users}, {runtime}, round {round_} of {repetitions}"):
-                    runs[runtime].append(
-                        throughput(base, runtime=runtime, guarantee="exactly_once", count=count, policy_path=policy)
+            for name, (runtime, processes) in named.items():
+                with stage(f"joint users through the broker: {users}, {name}, round {round_} of {repetitions}"):
+                    runs[name].append(
+                        throughput(
+                            base.model_copy(update={"decide_processes": processes}),
+                            runtime=runtime,
+                            guarantee="exactly_once",
+                            count=count,
+                            policy_path=policy,
+                        )
                     )
-        for runtime, measured in runs.items():
-            results[f"{runtime}_{users}_joint_users"] = _median(measured)
+        for name, measured in runs.items():
+            results[f"{name}_{users}_joint_users"] = _median(measured)
         peer = results.get(f"quix_{users}_joint_users", {}).get("records_per_s")
-        for runtime in ("faust", "confluent"):
-            if peer:
-                rate = results[f"{runtime}_{users}_joint_users"]["records_per_s"]
-                results[f"{runtime}_over_peer_{users}_joint_users"] = round(rate / peer, 2)
+        for name in named:
+            if peer and name != "quix":
+                rate = results[f"{name}_{users}_joint_users"]["records_per_s"]
+                results[f"{name}_over_peer_{users}_joint_users"] = round(rate / peer, 2)
     return results
 
 

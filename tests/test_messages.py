@@ -73,3 +73,11 @@ def test_forged_headers_are_counted_under_names_the_pipeline_chose(headers: list
 def test_a_forged_header_of_ours_is_counted_under_its_name_and_another_under_other() -> None:
     forged = forged_headers(_message((H_PURPOSES, b"1,2,3"), ("JointUse-Purposes", b"x"), ("jointuse-\u202e", b"")))
     assert forged == [H_PURPOSES, H_PURPOSES, FORGED_OTHER]
+
+
+def test_an_input_sent_to_a_deciding_process_arrives_whole() -> None:
+    import pickle
+
+    message = InMessage("t.ingest.jcom", 3, 17, b"C1", b"\x00value", 1_700_000_000_000, [("traceparent", b"00-ab")])
+    assert pickle.loads(pickle.dumps(message)) == message
+    assert pickle.loads(pickle.dumps(InMessage("t", 0, 0, None, None, 0))) == InMessage("t", 0, 0, None, None, 0)
