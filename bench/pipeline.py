@@ -126,12 +126,13 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def _children(pid: int) -> list[int]:
-    """The processes ``pid`` started that still run (a worker's deciding processes and the
-    resource tracker of their pool)."""
+    """The deciding processes of the worker ``pid`` (multiprocessing's spawned children; not its
+    data-quality child or the pool's resource tracker)."""
     found = []
     for task in Path(f"/proc/{pid}/task").glob("*/children"):
         try:
-            found += [int(child) for child in task.read_text(encoding="ascii").split()]
+            children = [int(child) for child in task.read_text(encoding="ascii").split()]
+            found += [c for c in children if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
         except OSError:
             continue
     return found
