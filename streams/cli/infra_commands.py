@@ -279,6 +279,7 @@ def worker_command(
     Examples:
       jointuse worker --worker-id host1-0
       jointuse worker --runtime confluent --guarantee at_least_once
+      JOINTUSE_DECIDE_PROCESSES=2 jointuse worker --runtime confluent   # two child processes decide
     """
     settings = settings_from_options(bootstrap, registry, prefix)
     from streams.worker.parts import default_worker_id
