@@ -13,6 +13,7 @@ from aiokafka.errors import CommitFailedError, KafkaConnectionError, ProducerFen
 from aiokafka.structs import TopicPartition
 
 from streams.kafka.admin import create_topics
+from streams.messages import OutMessage
 from streams.runtime.faust_kafka import (
     FencingUnsupported,
     GroupFencedProducer,
@@ -102,6 +103,42 @@ def test_reading_again_from_the_committed_offsets_starts_an_uncommitted_partitio
             await consumer.stop()
 
     assert asyncio.run(run()) == (2, 0)
+
+
+@pytest.mark.kafka
+def test_a_transaction_whose_outputs_were_not_all_written_is_aborted_not_committed(
+    kafka: Settings, unique: str
+) -> None:
+    """aiokafka fails a record batch the broker refuses for good (here: too large for its topic) and
+    still commits the transaction, offsets included: the batch's inputs would count as done while
+    that output was never written. The sink checks every send before the commit and aborts."""
+    source = _topic(kafka, unique)
+    small = f"fence{unique}.small"
+    create_topics(
+        kafka.kafka_common(), [TopicSpec(small, config={"max.message.bytes": "2000"})], partitions=1, replication=1
+    )
+    written = f"fence{unique}.written"
+    create_topics(kafka.kafka_common(), [TopicSpec(written, config={})], partitions=1, replication=1)
+    group = f"fence{unique}.group"
+
+    async def run() -> None:
+        consumer, member = await _member(kafka, source, group)
+        sink = AiokafkaSink(kafka=kafka.aiokafka_conf(), transactional_id=f"sink{unique}", group_id=group)
+        try:
+            await sink.begin()
+            await sink.write([OutMessage(written, b"k", b"fits", []), OutMessage(small, b"k", b"x" * 5000, [])])
+            await sink.send_offsets({(source, 0): 1}, member)
+            with pytest.raises(Exception) as raised:
+                await sink.commit()
+            assert sink.classify(raised.value) is ErrorKind.ABORTABLE
+            await sink.abort()
+            assert (await fetch_stable_offsets(consumer._coordinator, [TopicPartition(source, 0)])) == {}
+        finally:
+            await sink.stop()
+            await consumer.stop()
+        assert await _committed_values(kafka, written) == []  # aborted at the broker too
+
+    asyncio.run(run())
 
 
 @pytest.mark.kafka
