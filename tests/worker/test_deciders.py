@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from streams.devtools.synthetic import Generator, Mix
+from streams.errors import RegistryError
 from streams.messages import InMessage, Outcome
 from streams.policy.classification import load_schema
 from streams.policy.decision import Reason, Status
@@ -153,3 +154,16 @@ def test_a_child_that_cannot_start_stops_the_worker_in_one_line(tmp_path: Path) 
     assert "FATAL a deciding process could not start" in ended.stdout, ended.stdout + ended.stderr
     assert "a deciding process cannot start:" in ended.stderr and str(policy) in ended.stderr
     assert "Traceback" not in ended.stderr, ended.stderr
+
+
+@pytest.mark.kafka
+def test_a_registry_a_child_cannot_reach_is_waited_out_by_the_worker_not_made_a_dead_letter(
+    kafka: Settings, unique: str
+) -> None:
+    """The child's dependency error reaches the worker as itself, so the loop waits the outage out
+    (the same error policy as deciding in the worker)."""
+    batch = _messages(kafka.model_copy(update={"topic_prefix": f"ro{unique}"}), 5)
+    away = kafka.model_copy(update={"topic_prefix": f"ro{unique}", "schema_registry_url": "http://127.0.0.1:1"})
+    deciders = DecidingProcesses(away, worker_id="w", processes=1, is_stopped=lambda s, k: False)
+    with pytest.raises(RegistryError):
+        _decided(deciders, batch)
