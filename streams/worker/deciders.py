@@ -86,6 +86,9 @@ class DecidingProcesses:
         except BrokenProcessPool as exc:
             self.stop()
             raise FatalError("a deciding process could not start (its log says why)") from exc
+        except TimeoutError as exc:
+            self.stop()
+            raise FatalError(f"a deciding process did not start within {START_SECONDS:.0f} s") from exc
         log.info(
             "deciding processes started",
             extra={"processes": self.processes, "answered": len(pids), "seconds": round(time.monotonic() - started, 1)},
