@@ -84,10 +84,10 @@ class DecidingProcesses:
             # at the first call, and any child whose start fails breaks the pool for the rest.
             pids = {f.result(START_SECONDS) for f in [self._pool.submit(_ready) for _ in range(self.processes)]}
         except BrokenProcessPool as exc:
-            self.stop()
+            self.stop(wait=False)
             raise FatalError("a deciding process could not start (its log says why)") from exc
         except TimeoutError as exc:
-            self.stop()
+            self.stop(wait=False)  # the late one exits when its worker does
             raise FatalError(f"a deciding process did not start within {START_SECONDS:.0f} s") from exc
         log.info(
             "deciding processes started",
@@ -120,10 +120,11 @@ class DecidingProcesses:
                 found.add((source, key))
         return frozenset(found)
 
-    def stop(self) -> None:
+    def stop(self, *, wait: bool = True) -> None:
+        """Ends the children (``wait``: once each has finished the chunk it decides)."""
         pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=wait, cancel_futures=True)
 
 
 def _chunks(batch: Sequence[InMessage], processes: int) -> list[Sequence[InMessage]]:
