@@ -48,15 +48,20 @@ async def _member(settings: Settings, topic: str, group: str) -> tuple[AIOKafkaC
     return consumer, GroupMember(group, coordinator.generation, coordinator.member_id, None)
 
 
-async def _stable(consumer: AIOKafkaConsumer, partition: TopicPartition) -> int:
-    """The committed offset once the transaction's commit markers are written (shortly after its
-    commit returns)."""
-    for _ in range(100):
+async def _stable_offsets(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> dict[TopicPartition, Any]:
+    """The committed offsets once the transaction's markers are written: the coordinator writes them
+    after its commit or abort has returned, and answers "unstable" until then."""
+    for _ in range(200):
         try:
-            return (await fetch_stable_offsets(consumer._coordinator, [partition]))[partition].offset
+            return await fetch_stable_offsets(consumer._coordinator, partitions)
         except UnstableOffsets:
             await asyncio.sleep(0.05)
     raise AssertionError("the offsets stayed unstable")
+
+
+async def _stable(consumer: AIOKafkaConsumer, partition: TopicPartition) -> int:
+    offset: int = (await _stable_offsets(consumer, [partition]))[partition].offset
+    return offset
 
 
 def _producer(settings: Settings, unique: str) -> GroupFencedProducer:
@@ -132,7 +137,7 @@ def test_a_transaction_whose_outputs_were_not_all_written_is_aborted_not_committ
                 await sink.commit()
             assert sink.classify(raised.value) is ErrorKind.ABORTABLE
             await sink.abort()
-            assert (await fetch_stable_offsets(consumer._coordinator, [TopicPartition(source, 0)])) == {}
+            assert (await _stable_offsets(consumer, [TopicPartition(source, 0)])) == {}  # after the abort's markers
         finally:
             await sink.stop()
             await consumer.stop()
