@@ -50,6 +50,12 @@ from streams.topology import Topology
 MAX_VALUE_BYTES = 1_048_576
 
 
+def customer_key(key: bytes) -> str:
+    """An ingest input's key as the customer id it must be (undecodable bytes replaced, so a bad
+    key is told by its mismatch with the record): the rights view is asked with this."""
+    return key.decode("utf-8", "replace")
+
+
 class _Read(NamedTuple):  # a tuple: made for every input, at a third of a frozen dataclass's cost
     source: str
     decoded: Decoded
@@ -128,7 +134,7 @@ class Processor:
             return _Unreadable(source, exc.reason, str(exc))
         if message.key is None:
             return _Unreadable(source, "null_key", "the message has no key; it must be the customer_id")
-        key = message.key.decode("utf-8", "replace")
+        key = customer_key(message.key)
         record = decoded.record
         if type(record) is not dict or record.get("customer_id") != key:
             return _Unreadable(source, "key_mismatch", "the message key differs from customer_id")
@@ -441,7 +447,7 @@ class Processor:
         """``subject``: the input's pseudonym when the caller has made it already; ``provided``: what
         channels of the insurer's notice received."""
         if subject is None:
-            key = message.key.decode("utf-8", "replace") if message.key is not None else ""
+            key = customer_key(message.key) if message.key is not None else ""
             subject = self.subjects.subject(source or "", key) if key else None
         decided = decision is not None and reason is None
         value = encode_event(

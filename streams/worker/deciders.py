@@ -39,7 +39,7 @@ from multiprocessing import get_context
 
 from streams.messages import InMessage, Outcome
 from streams.policy.loader import load_policies
-from streams.processors.ingest import Processor
+from streams.processors.ingest import Processor, customer_key
 from streams.runtime.loop import EXIT_FATAL, FatalError
 from streams.serde.registry import Registry
 from streams.settings import Settings
@@ -115,7 +115,7 @@ class DecidingProcesses:
             source = self.topology.company_of_ingest(message.topic)
             if source is None or message.key is None:
                 continue
-            key = message.key.decode("utf-8", "replace")  # as the processor reads the key
+            key = customer_key(message.key)
             if self.is_stopped(source, key):
                 found.add((source, key))
         return frozenset(found)
