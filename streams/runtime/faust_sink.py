@@ -143,8 +143,8 @@ class AiokafkaSink:
         # aiokafka fails a batch the broker refuses for good (never a retriable error: those it
         # retries without end) but leaves the transaction committable, and its commit only waits
         # for the batches to end: the batch's offsets would be committed without that output, and
-        # its inputs never read again. Here such a failure
-        # leaves the transaction to be aborted, as the Java client does.
+        # its inputs never read again. Here such a failure leaves the transaction to be aborted, as
+        # the Java client does.
         in_flight, self._in_flight = self._in_flight, []
         sent = await asyncio.gather(*in_flight, return_exceptions=True)
         failed = next((result for result in sent if isinstance(result, BaseException)), None)

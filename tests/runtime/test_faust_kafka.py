@@ -60,8 +60,7 @@ async def _stable_offsets(consumer: AIOKafkaConsumer, partitions: list[TopicPart
 
 
 async def _stable(consumer: AIOKafkaConsumer, partition: TopicPartition) -> int:
-    offset: int = (await _stable_offsets(consumer, [partition]))[partition].offset
-    return offset
+    return int((await _stable_offsets(consumer, [partition]))[partition].offset)
 
 
 def _producer(settings: Settings, unique: str) -> GroupFencedProducer:
