@@ -31,7 +31,7 @@ def exec_faust_worker(
         from streams.kafka.company_client import ensure_reachable
 
         ensure_reachable(settings)
-    argv = [sys.executable, "-m", "faust", "-A", app, "worker", "-l", log_level]
+    argv = [sys.executable, "-m", "faust", "-A", app, "--quiet", "worker", "-l", log_level]
     if not web:
         argv.append("--without-web")
     os.execve(sys.executable, argv, {**os.environ, **settings.worker_env(), **(env or {})})

@@ -1,4 +1,5 @@
-"""The worker's HTTP endpoints: ``/metrics``, ``/healthz`` (alive) and ``/readyz`` (ready to work).
+"""The worker's HTTP endpoints: ``/metrics``, ``/healthz`` (alive), ``/readyz`` (ready to work) and,
+for a worker that describes itself, ``/status`` (what it is doing and waiting for, as JSON).
 
 A small threaded server of the standard library, so that it answers even while the worker's own
 loop is busy. It binds 127.0.0.1 by default; port 0 picks a free port (several workers on one host).
@@ -10,15 +11,23 @@ import json
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 Readiness = Callable[[], dict[str, bool]]
+Status = Callable[[], dict[str, Any]]
 
 
 class HealthServer:
     def __init__(
-        self, registry: CollectorRegistry, readiness: Readiness, *, host: str = "127.0.0.1", port: int = 0
+        self,
+        registry: CollectorRegistry,
+        readiness: Readiness,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        status: Status | None = None,
     ) -> None:
         outer = self
 
@@ -34,6 +43,8 @@ class HealthServer:
                     ready = all(checks.values())
                     body = json.dumps({"ready": ready, "checks": checks}).encode() + b"\n"
                     self._send(200 if ready else 503, body, "application/json")
+                elif path == "/status" and outer.status is not None:
+                    self._send(200, json.dumps(outer.status()).encode() + b"\n", "application/json")
                 else:
                     self._send(404, b'{"error":"not found"}\n', "application/json")
 
@@ -52,6 +63,7 @@ class HealthServer:
 
         self.registry = registry
         self.readiness = readiness
+        self.status = status
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, name="health-http", daemon=True)

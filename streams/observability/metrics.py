@@ -362,6 +362,11 @@ class StatsMetrics:
         self.open_windows = Gauge(
             "jointuse_stats_open_windows", "Statistics windows counted and not yet published.", registry=registry
         )
+        self.recovery_remaining = Gauge(
+            "jointuse_stats_recovery_remaining_offsets",
+            "Changelog offsets the statistics worker has still to read before it counts (0 once recovered).",
+            registry=registry,
+        )
         self.lag = Gauge(
             "jointuse_stats_lag_contributions",
             "Contributions not counted yet (the topic's end minus the worker's committed offset).",

@@ -23,7 +23,7 @@ from streams.runtime.faust_kafka import CommittedReadsConsumer, CommittedReadsTr
 from streams.settings import Settings
 
 log = logging.getLogger("jointuse.tables")
-READ_AGAIN_AFTER_SECONDS = 10.0  # a partition held at the same message is sought back again after this
+READ_AGAIN_AFTER_SECONDS = 10.0  # a partition held at the same unprocessed message is read again after this
 
 
 def table_app(settings: Settings, app_id: str, *, data_dir: Path, log_name: str, **web: Any) -> faust.App:
@@ -179,19 +179,47 @@ class TableConsumer(CommittedReadsConsumer):
         messages in order, so the earlier one will not come): the tables' folds take a message read
         twice, or out of order, as once. Not only when faust would commit past it: with two or more
         messages dropped faust commits nothing more (its run must start at most one past the
-        committed offset), and the partition would stay behind until the next rebalance."""
+        committed offset), and the partition would stay behind until the next rebalance. And when
+        no later message was processed, once it has waited too long (``_waited_too_long``)."""
         first_outstanding = self.first_unprocessed(tp)
         if first_outstanding is None:
+            self._waiting_since.pop(tp, None)
             return super()._new_offset(tp)
         passed_over = max(self._acked.get(tp) or (first_outstanding,)) > first_outstanding
         offset: int | None = super()._new_offset(tp)
-        if passed_over or (offset is not None and offset > first_outstanding):
+        waited_too_long = self._waited_too_long(tp, first_outstanding)
+        if passed_over or waited_too_long or (offset is not None and offset > first_outstanding):
             self._read_again(tp, first_outstanding)
         if offset is None or offset <= first_outstanding:
             return offset
         self.held_back += 1
         committed = self._committed_offset[tp]
         return first_outstanding if committed is None or first_outstanding > committed else None
+
+    def _waited_too_long(self, tp: Any, first_outstanding: int) -> bool:
+        """Whether ``first_outstanding`` has been the partition's first unprocessed message for
+        ``read_again_after`` seconds. When faust drops the last messages it handed out (a queue
+        cleared at a start), no later message is processed to show they were passed over, and
+        without this they would wait for the next rebalance: a statistics worker whose backlog
+        was dropped whole at its start would never publish. A message that is only slow is read
+        twice, which the tables' folds take as once."""
+        now = time.monotonic()
+        offset, since = self._waiting_since.get(tp, (None, now))
+        if offset != first_outstanding:
+            self._waiting_since[tp] = (first_outstanding, now)
+            return False
+        return now - since >= self.read_again_after
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Any:
+        """faust's commit looks only at partitions with acknowledgements; a partition whose handed
+        out messages were all dropped has none, and ``_new_offset`` must still see it."""
+        pending = set(super()._filter_tps_with_pending_acks(topics))
+        waiting = {
+            tp
+            for tp, offsets in self._handed_out.items()
+            if offsets and (topics is None or tp in topics or tp.topic in topics)
+        }
+        return iter(pending | waiting)
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         """faust forgets what it acknowledged of the revoked partitions; so does this what it
@@ -201,6 +229,7 @@ class TableConsumer(CommittedReadsConsumer):
         from there, and the statistics would wait for it."""
         for tp in revoked:
             self._handed_out.pop(tp, None)
+            self._waiting_since.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     def first_unprocessed(self, tp: Any) -> int | None:
@@ -222,7 +251,7 @@ class TableConsumer(CommittedReadsConsumer):
         """Seeks ``tp`` back to ``offset``, unless a seek there was made in the last few seconds (one
         commit interval may pass before the message read again is acknowledged)."""
         now = time.monotonic()
-        if self._seeks.get(tp, (None, 0.0))[0] == offset and now - self._seeks[tp][1] < READ_AGAIN_AFTER_SECONDS:
+        if self._seeks.get(tp, (None, 0.0))[0] == offset and now - self._seeks[tp][1] < self.read_again_after:
             return
         self._seeks[tp] = (offset, now)
         log.info(
@@ -249,6 +278,11 @@ class TableConsumer(CommittedReadsConsumer):
         return {}
 
     @cached_property
+    def _waiting_since(self) -> dict[Any, tuple[int, float]]:
+        """Per partition: its first unprocessed offset, and since when (``_waited_too_long``)."""
+        return {}
+
+    @cached_property
     def _seeking(self) -> set[asyncio.Future[None]]:  # the seeks under way (a task kept until it ends)
         return set()
 
@@ -258,6 +292,7 @@ class TableConsumer(CommittedReadsConsumer):
         return defaultdict(set)
 
     held_back = 0  # commits ``_new_offset`` held back (per consumer instance once counted)
+    read_again_after = READ_AGAIN_AFTER_SECONDS  # a first unprocessed message unchanged this long is read again
 
 
 class TableTransport(CommittedReadsTransport):

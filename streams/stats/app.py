@@ -22,14 +22,16 @@ Exit codes are faust's: 0 after SIGTERM/SIGINT, non-zero when it cannot start.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 import faust
 from prometheus_client import CollectorRegistry
 
-from streams.kafka.lag import LagMonitor
+from streams.kafka.lag import LagMonitor, PartitionLag
 from streams.observability.health import HealthServer
 from streams.observability.metrics import StatsMetrics
 from streams.policy.calendar import JST
@@ -76,20 +78,25 @@ subjects = app.Table("stats-subjects", key_type=bytes)  # subject|day -> {table|
 published = app.Table("stats-published", key_type=bytes)  # table|window -> publication_state; the watermark
 book = StatsBook(policy, grace=dt.timedelta(seconds=settings.stats_grace_seconds))
 state = {"rebuilt": False, "watermark_ms": 0}
+status: dict[str, Any] = {"state": "starting"}  # ``_describe``, as /status serves it
+status_lag: dict[str, int] = {}
 codec_ids: dict[str, int] = {}
 registry = CollectorRegistry()
 metrics = StatsMetrics(registry)
 
 
 async def _serve_metrics() -> None:
-    """/metrics, /healthz and /readyz on JOINTUSE_STATS_METRICS_PORT, and the group's lag every
-    10 s. Ready: the worker that counts, from its first contribution (a standby answers 503)."""
+    """/metrics, /healthz, /readyz and /status on JOINTUSE_STATS_METRICS_PORT, and the group's lag
+    every 10 s. Ready: the worker that counts, its tables recovered (a standby answers 503).
+    /status says what it does and waits for (``_describe``), refreshed every second here, in the
+    loop that changes what it reads."""
     try:
         server = HealthServer(
             registry,
-            lambda: {"counting": bool(state["rebuilt"])},
+            lambda: {"counting": bool(state["rebuilt"]), "recovered": status.get("state") == "counting"},
             host=settings.metrics_host,
             port=settings.stats_metrics_port,
+            status=lambda: dict(status),
         )
     except OSError as exc:
         log.error(
@@ -98,8 +105,63 @@ async def _serve_metrics() -> None:
         )
         return
     server.start()
-    LagMonitor(settings, topology.stats_app, [topology.stats_contributions], metrics.set_lag).start()
+    LagMonitor(settings, topology.stats_app, [topology.stats_contributions], _set_lag).start()
     log.info("metrics and health endpoints", extra={"port": server.port})
+    recovering_since = said_at = 0.0
+    while True:
+        described = _describe()
+        status.clear()
+        status.update(described)
+        remaining = int(described.get("changelog_remaining", 0))
+        metrics.recovery_remaining.set(remaining)
+        now = time.monotonic()
+        if described["state"] != "recovering":
+            recovering_since = 0.0
+        elif not recovering_since:
+            recovering_since = said_at = now
+        elif now - said_at >= 10:  # a recovery that takes long says so, with what is left
+            said_at = now
+            log.log(
+                logging.WARNING if now - recovering_since >= 60 else logging.INFO,
+                "recovering the statistics tables from their changelogs; counting starts after",
+                extra={"remaining_offsets": remaining, "seconds": round(now - recovering_since)},
+            )
+        await asyncio.sleep(1.0)
+
+
+def _set_lag(lags: list[PartitionLag]) -> None:
+    metrics.set_lag(lags)
+    status_lag["contributions"] = sum(lag.lag for lag in lags)
+
+
+def _describe() -> dict[str, Any]:
+    """What the worker is doing: ``standby`` (another counts), ``recovering`` (with the changelog
+    offsets left), or ``counting``; of the contributions, the committed offset, the first one read
+    and not yet counted (a message faust dropped is read again from there) and how many are not
+    committed yet; the event time and the next window it closes."""
+    consumer = table_consumer(app)
+    owned = [tp for tp in consumer.assignment() if tp.topic == topology.stats_contributions]
+    recovery = app.tables.recovery  # type: ignore[attr-defined]  # the TableManager has it, TableManagerT not
+    described: dict[str, Any] = {"state": "standby" if not owned else "counting"}
+    if owned and recovery.in_recovery:
+        described.update(state="recovering", changelog_remaining=recovery.active_remaining_total())
+    for tp in owned:
+        described["contributions"] = {
+            "committed": consumer.committed_offset(tp),
+            "first_unprocessed": consumer.first_unprocessed(tp),
+            "behind": status_lag.get("contributions"),
+        }
+    next_close = book.next_close
+    described.update(
+        watermark=_iso(state["watermark_ms"]) if state["watermark_ms"] else None,
+        open_windows=book.open_windows,
+        next_window_closes=next_close.isoformat() if next_close else None,
+    )
+    return described
+
+
+def _iso(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, JST).isoformat()
 
 
 app.task(_serve_metrics)

@@ -507,6 +507,11 @@ class StatsBook:
         """Windows counted and not yet published."""
         return self._open
 
+    @property
+    def next_close(self) -> dt.datetime | None:
+        """When the earliest window not yet published closes, in event time (None: none is open)."""
+        return self._next_close
+
     def due(self, watermark: dt.datetime) -> bool:
         """Whether ``advance(watermark)`` would publish anything (cheap: call it per record)."""
         return self._revisions_due or (self._next_close is not None and watermark >= self._next_close)

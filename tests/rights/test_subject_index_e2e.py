@@ -34,17 +34,21 @@ pytestmark = pytest.mark.kafka
 
 
 def _caught_up(index: SubjectIndex, subject: str, timeout: float = 90) -> IndexAnswer:
-    """The subject's row once the index has applied its whole partition."""
+    """The subject's row once the index has applied its whole partition; on failure, what the index
+    said it was waiting for (rebuilding its rows, or behind the audit topic by N events)."""
     deadline = time.monotonic() + timeout
-    while True:
+    said = "no answer yet"
+    while time.monotonic() < deadline:
         try:
             answer = index.lookup(subject, wait_seconds=5)
             if answer.lag == 0:
                 return answer
-        except SubjectIndexUnavailable:
-            if time.monotonic() > deadline:
-                raise
+            said = f"behind the subject's audit partition by {answer.lag} events"
+        except SubjectIndexUnavailable as exc:
+            said = str(exc)
         time.sleep(0.5)
+    status = index.status() or "no answer"
+    pytest.fail(f"the index did not catch up within {timeout:.0f} s: {said}; its status: {status}")
 
 
 def _subjects(events: list[dict[str, Any]]) -> set[str]:
