@@ -107,6 +107,8 @@ def connection() -> ConnectionConfig:
     protocol = os.environ.get("JOINTUSE_SECURITY_PROTOCOL", "PLAINTEXT")
     if protocol != "PLAINTEXT":
         conf["security_protocol"] = protocol.lower()
+    if protocol.endswith("SSL") and os.environ.get("JOINTUSE_SSL_CA_FILE"):
+        conf["ssl_ca_location"] = os.environ["JOINTUSE_SSL_CA_FILE"]
     if protocol.startswith("SASL"):
         password_file = os.environ.get("JOINTUSE_SASL_PASSWORD_FILE")
         password = Path(password_file).read_text().strip() if password_file else os.environ["JOINTUSE_SASL_PASSWORD"]

@@ -5,10 +5,13 @@ librdkafka / aiokafka configuration dictionaries are built here, at the edge, an
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import ssl
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.errors import ConfigError
@@ -38,6 +41,14 @@ class Settings(BaseSettings):
     )
     schema_registry_user: str | None = Field(None, description="Registry basic-auth user, if any.")
     schema_registry_password: SecretStr | None = Field(None, description="Registry basic-auth password.")
+    schema_registry_ca_file: Path | None = Field(
+        None, description="PEM bundle of the CA that signed the registry's HTTPS certificate (else the system's)."
+    )
+    schema_registry_cert_file: Path | None = Field(
+        None, description="PEM client certificate for a registry that authenticates clients by certificate."
+    )
+    schema_registry_key_file: Path | None = Field(None, description="PEM private key of that certificate.")
+    schema_registry_key_password: SecretStr | None = Field(None, description="Password of that key, if encrypted.")
     security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL", "SSL"] = Field(
         "PLAINTEXT", description="Kafka security protocol."
     )
@@ -45,6 +56,19 @@ class Settings(BaseSettings):
     sasl_username: str | None = Field(None, description="SASL user (the company's or the pipeline's principal).")
     sasl_password: SecretStr | None = Field(None, description="SASL password.")
     sasl_password_file: Path | None = Field(None, description="File holding the SASL password (if no password).")
+    ssl_ca_file: Path | None = Field(
+        None,
+        description="PEM bundle of the CA that signed the brokers' certificates (SSL, SASL_SSL); "
+        "the system's trust store if unset.",
+    )
+    ssl_cert_file: Path | None = Field(
+        None, description="PEM client certificate, for brokers that authenticate clients by certificate (SSL)."
+    )
+    ssl_key_file: Path | None = Field(None, description="PEM private key of the client certificate.")
+    ssl_key_password: SecretStr | None = Field(None, description="Password of that key, if it is encrypted.")
+    ssl_check_hostname: bool = Field(
+        True, description="Whether a broker's certificate must name the host it is reached at (keep it on)."
+    )
     topic_prefix: str = Field("jointuse", description="Prefix of every topic, so environments can share a cluster.")
     policy_path: Path = Field(
         PROJECT_ROOT / "policies" / "jcom-group.yaml",
@@ -123,6 +147,34 @@ class Settings(BaseSettings):
         9420, ge=0, le=65535, description="Port of the statistics worker's /metrics and /readyz; 0 picks a free one."
     )
 
+    @field_validator(
+        "ssl_ca_file",
+        "ssl_cert_file",
+        "ssl_key_file",
+        "schema_registry_ca_file",
+        "schema_registry_cert_file",
+        "schema_registry_key_file",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value  # JOINTUSE_SSL_CERT_FILE= turns the setting off
+
+    @model_validator(mode="after")
+    def _credentials_are_complete(self) -> Settings:
+        if self.security_protocol.startswith("SASL") and not self.sasl_username:
+            raise ValueError(f"JOINTUSE_SECURITY_PROTOCOL={self.security_protocol} needs JOINTUSE_SASL_USERNAME")
+        if self.ssl_key_file is not None and self.ssl_cert_file is None:
+            raise ValueError("JOINTUSE_SSL_KEY_FILE needs JOINTUSE_SSL_CERT_FILE (the certificate of that key)")
+        if self.schema_registry_key_file is not None and self.schema_registry_cert_file is None:
+            raise ValueError("JOINTUSE_SCHEMA_REGISTRY_KEY_FILE needs JOINTUSE_SCHEMA_REGISTRY_CERT_FILE")
+        return self
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether Kafka connections are encrypted (SSL or SASL_SSL)."""
+        return self.security_protocol.endswith("SSL")
+
     def worker_env(self) -> dict[str, str]:
         """Environment for a child process that must use the same cluster, registry and prefix."""
         return {
@@ -152,6 +204,15 @@ class Settings(BaseSettings):
             **({"JOINTUSE_AUDIT_KEY_FILE": str(self.audit_key_file)} if self.audit_key_file else {}),
             "JOINTUSE_AUDIT_CHECKPOINT_EVENTS": str(self.audit_checkpoint_events),
             "JOINTUSE_AUDIT_CHECKPOINT_SECONDS": str(self.audit_checkpoint_seconds),
+            **_paths_env(
+                ssl_ca_file=self.ssl_ca_file,
+                ssl_cert_file=self.ssl_cert_file,
+                ssl_key_file=self.ssl_key_file,
+                schema_registry_ca_file=self.schema_registry_ca_file,
+                schema_registry_cert_file=self.schema_registry_cert_file,
+                schema_registry_key_file=self.schema_registry_key_file,
+            ),
+            "JOINTUSE_SSL_CHECK_HOSTNAME": str(self.ssl_check_hostname).lower(),
             # The child reads the password the same way; a file path is passed, not the secret.
             **({"JOINTUSE_SASL_PASSWORD_FILE": str(self.sasl_password_file)} if self.sasl_password_file else {}),
         }
@@ -166,6 +227,17 @@ class Settings(BaseSettings):
             conf["sasl.mechanism"] = self.sasl_mechanism
             conf["sasl.username"] = self.sasl_username or ""
             conf["sasl.password"] = self.sasl_secret()
+        if self.uses_tls:
+            self.ssl_context()  # librdkafka's own error for an unusable file is a traceback
+            conf["ssl.endpoint.identification.algorithm"] = "https" if self.ssl_check_hostname else "none"
+            if self.ssl_ca_file is not None:
+                conf["ssl.ca.location"] = str(self.ssl_ca_file)
+            if self.ssl_cert_file is not None:
+                conf["ssl.certificate.location"] = str(self.ssl_cert_file)
+            if self.ssl_key_file is not None:
+                conf["ssl.key.location"] = str(self.ssl_key_file)
+            if self.ssl_key_password is not None:
+                conf["ssl.key.password"] = self.ssl_key_password.get_secret_value()
         return conf
 
     def aiokafka_conf(self) -> dict[str, Any]:
@@ -177,7 +249,24 @@ class Settings(BaseSettings):
             conf["sasl_mechanism"] = self.sasl_mechanism
             conf["sasl_plain_username"] = self.sasl_username
             conf["sasl_plain_password"] = self.sasl_secret()
+        if self.uses_tls:
+            conf["ssl_context"] = self.ssl_context()
         return conf
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The TLS context of every aiokafka client and faust app (None without TLS): the CA bundle,
+        the client certificate if any, host names checked unless turned off. ``ConfigError`` names
+        the setting that cannot be used (a file missing, a key that the password does not open)."""
+        if not self.uses_tls:
+            return None
+        return tls_context(
+            ca_file=self.ssl_ca_file,
+            cert_file=self.ssl_cert_file,
+            key_file=self.ssl_key_file,
+            key_password=self.ssl_key_password,
+            check_hostname=self.ssl_check_hostname,
+            prefix="JOINTUSE_SSL",
+        )
 
     def sasl_secret(self) -> str:
         """The SASL password, from the setting or else from the password file."""
@@ -216,10 +305,110 @@ class Settings(BaseSettings):
         if self.schema_registry_user:
             password = self.schema_registry_password.get_secret_value() if self.schema_registry_password else ""
             conf["basic.auth.user.info"] = f"{self.schema_registry_user}:{password}"
+        if self.schema_registry_ca_file is not None:
+            conf["ssl.ca.location"] = str(self.schema_registry_ca_file)
+        if self.schema_registry_cert_file is not None:
+            conf["ssl.certificate.location"] = str(self.schema_registry_cert_file)
+        if self.schema_registry_key_file is not None:
+            conf["ssl.key.location"] = str(self.schema_registry_key_file)
+        if self.schema_registry_key_password is not None:
+            conf["ssl.key.password"] = self.schema_registry_key_password.get_secret_value()
         return conf
+
+    def registry_ssl_context(self) -> ssl.SSLContext:
+        """The registry's TLS context as ``registry_conf`` describes it, for checking it up front."""
+        return tls_context(
+            ca_file=self.schema_registry_ca_file,
+            cert_file=self.schema_registry_cert_file,
+            key_file=self.schema_registry_key_file,
+            key_password=self.schema_registry_key_password,
+            check_hostname=True,
+            prefix="JOINTUSE_SCHEMA_REGISTRY",
+        )
 
 
 REGISTRY_TIMEOUT_SECONDS = 10.0
+
+
+def _paths_env(**paths: Path | None) -> dict[str, str]:
+    return {f"{ENV_PREFIX}{name.upper()}": str(path) for name, path in paths.items() if path is not None}
+
+
+def tls_context(
+    *,
+    ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
+    key_password: SecretStr | None,
+    check_hostname: bool,
+    prefix: str,
+) -> ssl.SSLContext:
+    """A client's TLS context: peers verified against ``ca_file`` (else the system's trust store),
+    a client certificate when given. Each unusable file is named by its setting, with the reason.
+    Made once per process for the same files: every client of a worker shares it."""
+    password = key_password.get_secret_value() if key_password is not None else None
+    return _tls_context(ca_file, cert_file, key_file, password, check_hostname, prefix)
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(
+    ca_file: Path | None,
+    cert_file: Path | None,
+    key_file: Path | None,
+    password: str | None,
+    check_hostname: bool,
+    prefix: str,
+) -> ssl.SSLContext:
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+    except FileNotFoundError:
+        raise ConfigError(f"{prefix}_CA_FILE: no such file") from None
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"{prefix}_CA_FILE: not a PEM bundle of certificates ({_reason(exc)})") from None
+    context.check_hostname = check_hostname
+    if cert_file is not None:
+        try:
+            context.load_cert_chain(str(cert_file), str(key_file) if key_file else None, password=password)
+        except FileNotFoundError:
+            raise ConfigError(f"{prefix}_CERT_FILE or {prefix}_KEY_FILE: no such file") from None
+        except ssl.SSLError as exc:
+            raise ConfigError(
+                f"{prefix}_CERT_FILE / {prefix}_KEY_FILE / {prefix}_KEY_PASSWORD: the key cannot be opened with "
+                f"the password given, or does not belong to the certificate ({_reason(exc)})"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"{prefix}_CERT_FILE or {prefix}_KEY_FILE: cannot be read ({_reason(exc)})") from None
+        _in_force(cert_file, prefix)
+    return context
+
+
+def _in_force(cert_file: Path, prefix: str) -> None:
+    """A client certificate that has expired, or is not valid yet, said before a broker refuses it
+    (brokers answer only "certificate unknown")."""
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except ValueError:
+        raise ConfigError(f"{prefix}_CERT_FILE: the first PEM block is not a certificate") from None
+    now = dt.datetime.now(dt.UTC)
+    if now >= cert.not_valid_after_utc:
+        raise ConfigError(
+            f"{prefix}_CERT_FILE: the certificate expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC"
+        )
+    if now < cert.not_valid_before_utc:
+        raise ConfigError(
+            f"{prefix}_CERT_FILE: the certificate is valid only from {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    """An OpenSSL or OS error's reason, without the paths or values it may quote."""
+    if isinstance(exc, ssl.SSLError) and exc.reason:
+        return str(exc.reason)
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return type(exc).__name__
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -233,6 +422,9 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for error in exc.errors(include_url=False, include_input=False, include_context=False):
             field = str(error["loc"][0]) if error["loc"] else ""
+            if not field:  # a rule across settings: its message names them
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
             where = f"{ENV_PREFIX}{field.upper()}" + (" (from its command-line option)" if field in given else "")
             problems.append(f"{where}: {error['msg']}")
         raise ConfigError("; ".join(problems)) from None

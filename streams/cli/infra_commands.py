@@ -8,7 +8,7 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from streams.cli.exits import Exit, Guarantee, Runtime, fail
+from streams.cli.exits import Exit, Guarantee, Runtime, explained, fail
 from streams.cli.launch import exec_faust_worker
 from streams.cli.options import SchemaVersion, joint_user
 from streams.errors import JointUseError
@@ -307,7 +307,8 @@ def worker_command(
     except FatalError as exc:
         fail(f"the worker stopped: {exc}; restart it (it resumes from the last commit)", Exit.FATAL)
     except JointUseError as exc:  # a configuration (2) or a service (3) it cannot start without
-        fail(f"the worker cannot start: {exc}", Exit(exit_code(exc)))
+        cause = explained(exc)
+        fail(f"the worker cannot start: {cause}", Exit(exit_code(cause)))
     typer.echo(f"worker stopped: {stats.records} records in {stats.batches} batches {stats.by_status}", err=True)
 
 

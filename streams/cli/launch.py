@@ -27,6 +27,7 @@ def exec_faust_worker(
     ``broker_first`` waits for a broker's answer before (one line and exit 3, ``ClusterError``
     through the CLI's one error path). The pipeline's app checks its configuration first and then
     the broker itself (exit 2 before 3, as the confluent runtime)."""
+    settings.ssl_context()  # an unusable TLS file is one line here (exit 2), not a traceback in faust
     if broker_first:
         from streams.kafka.company_client import ensure_reachable
 

@@ -33,7 +33,7 @@ from streams.cli.exits import Exit, Lang, fail
 from streams.cli.incident_commands import incident_app
 from streams.cli.options import SchemaVersion
 from streams.cli.stats_commands import stats_app
-from streams.errors import JointUseError, PolicyError, SchemaError, exit_code_of
+from streams.errors import JointUseError, PolicyError, SchemaError
 from streams.policy.diff import diff_policies
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet, load_policies, load_policy
@@ -292,8 +292,10 @@ def main() -> None:
     try:
         app()
     except JointUseError as exc:  # one of ours that escaped a command: a bad setting (2), a service (3), ...
-        typer.echo(f"jointuse: {exc}", err=True)
-        sys.exit(exit_code_of(exc))
+        try:
+            fail(exc)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
 
 
 if __name__ == "__main__":

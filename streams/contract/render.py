@@ -45,10 +45,10 @@ def to_asyncapi(catalog: Catalog) -> dict[str, Any]:
         "servers": {
             "cluster": {
                 "host": catalog.bootstrap_servers.split(",")[0],
-                "protocol": "kafka",
-                "description": f"Bootstrap servers: {catalog.bootstrap_servers}. "
+                "protocol": "kafka-secure",
+                "description": f"Bootstrap servers: {catalog.bootstrap_servers}, over TLS (the operator's CA). "
                 f"Topics are named under {catalog.prefix!r}.",
-                "security": [{"$ref": "#/components/securitySchemes/scram"}],
+                "security": _SECURITY,
                 "bindings": {
                     "kafka": {
                         "schemaRegistryUrl": catalog.registry_url,
@@ -64,12 +64,21 @@ def to_asyncapi(catalog: Catalog) -> dict[str, Any]:
             "securitySchemes": {
                 "scram": {
                     "type": "scramSha512",
-                    "description": "SASL/SCRAM-SHA-512. Each company has its own principal, named like its id; "
-                    "the broker's ACLs allow exactly the topics and consumer-group prefixes listed here.",
-                }
+                    "description": "SASL/SCRAM-SHA-512 over TLS (security protocol SASL_SSL). Each company has its "
+                    "own principal, named like its id; the broker's ACLs allow exactly the topics and consumer-group "
+                    "prefixes listed here.",
+                },
+                "mtls": {
+                    "type": "X509",
+                    "description": "A client certificate signed by the operator's CA (security protocol SSL); its "
+                    "common name is the principal, named like the company id.",
+                },
             }
         },
     }
+
+
+_SECURITY = [{"$ref": "#/components/securitySchemes/scram"}, {"$ref": "#/components/securitySchemes/mtls"}]
 
 
 def _channel(channel: Channel, catalog: Catalog) -> dict[str, Any]:
@@ -189,7 +198,7 @@ def _operation(action: str, channel: Channel, catalog: Catalog) -> dict[str, Any
         "channel": {"$ref": f"#/channels/{channel.id}"},
         "summary": f"{company} {'produces to' if action == 'send' else 'consumes'} {channel.address} "
         f"as principal {company}.",
-        "security": [{"$ref": "#/components/securitySchemes/scram"}],
+        "security": _SECURITY,
     }
     transactional = catalog.transactional_prefixes.get(company)
     if action == "send" and transactional:
@@ -254,7 +263,10 @@ def to_markdown(catalog: Catalog) -> str:
         "## Connecting",
         "",
         f"- Bootstrap servers: `{catalog.bootstrap_servers}`; every topic is named under `{catalog.prefix}`.",
-        "- Authentication: SASL/SCRAM-SHA-512, one principal per company, named like the company id.",
+        "- Encryption: TLS on every connection, certificates signed by the operator's CA (give its PEM file to the "
+        "client: `ssl.ca.location`, `ssl.truststore.location` with `ssl.truststore.type=PEM`, or an SSL context).",
+        "- Authentication: SASL/SCRAM-SHA-512 over TLS (`SASL_SSL`), or a client certificate whose common name is "
+        "the principal (`SSL`); one principal per company, named like the company id.",
         f"- Schema registry ({catalog.registry_vendor}, Confluent-compatible API): `{catalog.registry_url}`. "
         "Avro values carry the schema id in the payload (Confluent framing: magic byte 0, 4-byte id); "
         "subjects are `<topic>-value`.",

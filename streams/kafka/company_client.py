@@ -160,8 +160,13 @@ def ensure_reachable(settings: Settings, timeout: float = 10) -> None:
 
 
 def topic_partition_counts(settings: Settings, timeout: float = 10) -> dict[str, int]:
-    """Every topic the cluster lists, with its partition count."""
+    """Every topic the cluster lists, with its partition count. Over TLS, a session that cannot be
+    made is told as what it is (``TlsError``), not as a broker that does not answer."""
     from confluent_kafka.admin import AdminClient
+
+    from streams.kafka.tls import check_tls
+
+    check_tls(settings, timeout)
 
     try:
         metadata = AdminClient(settings.kafka_common()).list_topics(timeout=timeout)

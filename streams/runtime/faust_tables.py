@@ -73,13 +73,20 @@ def app_settings(settings: Settings, log_name: str) -> dict[str, Any]:
     }
 
 
-def credentials(settings: Settings) -> faust.SASLCredentials | None:
-    """The app's SASL credentials from the settings, if the cluster wants them."""
-    if not settings.security_protocol.startswith("SASL"):
-        return None
-    return faust.SASLCredentials(
-        username=settings.sasl_username, password=settings.sasl_secret(), mechanism=settings.sasl_mechanism
-    )
+def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    """The app's credentials from the settings: SCRAM (over TLS with SASL_SSL), or a client
+    certificate (SSL), with the one TLS context every aiokafka client of the project uses."""
+    context = settings.ssl_context()
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username,
+            password=settings.sasl_secret(),
+            mechanism=settings.sasl_mechanism,
+            ssl_context=context,
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
 
 
 def changelog_before_offsets(application: faust.App) -> None:
