@@ -7,14 +7,18 @@
 #   infra/local.sh status    print what runs, exit 0 when both are up
 #   infra/local.sh logs      last lines of both logs
 #   infra/local.sh env       shell exports for the local admin principal: eval "$(infra/local.sh env)"
+#   infra/local.sh env-mtls  the same principal by its client certificate, on the mTLS listener
+#   infra/local.sh tls-reset make the local CA and certificates anew (then down and up)
 #   infra/local.sh reset     down, then delete the broker's data (the next up formats anew)
 #   infra/local.sh registry-java   print the Java 21+ the registry runs on (exit 2 if none)
 #
 # Environment (defaults in brackets):
 #   JOINTUSE_LOCAL_DIR [.local]            state: jars, data, logs, pid files
-#   JOINTUSE_KAFKA_PORT [19092]            broker listener on 127.0.0.1
+#   JOINTUSE_KAFKA_PORT [19092]            broker listener on 127.0.0.1 (SCRAM over TLS)
+#   JOINTUSE_KAFKA_MTLS_PORT [19094]       broker listener for client certificates (mTLS)
 #   JOINTUSE_KAFKA_CONTROLLER_PORT [19093] KRaft controller listener on 127.0.0.1
-#   JOINTUSE_REGISTRY_PORT [18081]         registry HTTP on 127.0.0.1
+#   JOINTUSE_REGISTRY_PORT [18081]         registry HTTPS on 127.0.0.1
+#   JOINTUSE_REGISTRY_MANAGEMENT_PORT [18091] the registry's health and metrics on 127.0.0.1
 #   JOINTUSE_REGISTRY_JAVA                 java (21+) for the registry; found under /usr/lib/jvm otherwise
 #   JOINTUSE_INFRA_TIMEOUT [120]           seconds to wait for readiness
 # Exit codes: 0 ok, 1 a service failed to start or stop, 2 bad usage or missing prerequisite.
@@ -23,8 +27,10 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 LOCAL=${JOINTUSE_LOCAL_DIR:-$ROOT/.local}
 KAFKA_PORT=${JOINTUSE_KAFKA_PORT:-19092}
+KAFKA_MTLS_PORT=${JOINTUSE_KAFKA_MTLS_PORT:-19094}
 CONTROLLER_PORT=${JOINTUSE_KAFKA_CONTROLLER_PORT:-19093}
 REGISTRY_PORT=${JOINTUSE_REGISTRY_PORT:-18081}
+REGISTRY_MANAGEMENT_PORT=${JOINTUSE_REGISTRY_MANAGEMENT_PORT:-18091}
 TIMEOUT=${JOINTUSE_INFRA_TIMEOUT:-120}
 REGISTRY_VERSION=3.3.3
 DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.8.1
@@ -38,6 +44,8 @@ ADMIN_PASSWORD_FILE=$KAFKA_HOME/admin.password
 SUBJECT_KEY_FILE=$LOCAL/subject.key
 AUDIT_KEY_FILE=$LOCAL/audit.key
 FORMAT_STAMP=$KAFKA_DATA/.jointuse-format
+TLS_DIR=$LOCAL/tls
+KEYSTORE_PASSWORD_FILE=$TLS_DIR/keystore.password
 REGISTRY_HOME=$LOCAL/registry
 REGISTRY_LOG=$REGISTRY_HOME/registry.log
 REGISTRY_PID=$REGISTRY_HOME/registry.pid
@@ -107,11 +115,11 @@ port_open() {
 }
 
 registry_ready() {
-  curl -sf -o /dev/null "http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7/subjects"
+  curl -sf --cacert "$TLS_DIR/ca.pem" -o /dev/null "https://localhost:$REGISTRY_PORT/apis/ccompat/v7/subjects"
 }
 
 kafka_ready() {
-  port_open "$KAFKA_PORT" && grep -q "Kafka Server started" "$KAFKA_LOG" 2>/dev/null
+  port_open "$KAFKA_PORT" && port_open "$KAFKA_MTLS_PORT" && grep -q "Kafka Server started" "$KAFKA_LOG" 2>/dev/null
 }
 
 # wait_until NAME PIDFILE LOG CHECK: polls CHECK; fails with the log's tail on timeout or death.
@@ -160,10 +168,40 @@ audit_key_file() {
   echo "$AUDIT_KEY_FILE"
 }
 
+# The checkout's private CA, the certificate the broker and the registry present (127.0.0.1 and
+# localhost), and the admin's client certificate (CN=admin, for the mTLS listener). Made once;
+# `infra/local.sh tls-reset` makes them anew.
+make_tls() {
+  if [[ -s $TLS_DIR/ca.pem && -s $TLS_DIR/broker.p12 && -s $TLS_DIR/admin.pem ]]; then return; fi
+  command -v openssl >/dev/null || die "openssl is required to make the local CA" 2
+  say "making the local CA and certificates in $TLS_DIR"
+  rm -rf "$TLS_DIR"; mkdir -p "$TLS_DIR"
+  (
+    umask 077; cd "$TLS_DIR"
+    head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' >keystore.password
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 -subj "/CN=jointuse local CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    issue() { # NAME SUBJECT EXTENSIONS
+      openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
+      openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 825 -out "$1.pem" \
+        -extfile <(printf '%s\n' "$3") 2>/dev/null
+      rm -f "$1.csr"
+    }
+    issue broker "/CN=localhost" "subjectAltName=IP:127.0.0.1,DNS:localhost
+extendedKeyUsage=serverAuth,clientAuth"
+    issue admin "/CN=admin" "extendedKeyUsage=clientAuth"
+    openssl pkcs12 -export -in broker.pem -inkey broker.key -certfile ca.pem -out broker.p12 \
+      -passout "file:keystore.password"
+  ) || die "openssl could not make the local certificates"
+}
+
 render_properties() {
   local password
   password=$(admin_password)
-  (umask 077; sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+  make_tls
+  (umask 077; sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@KAFKA_MTLS_PORT@|$KAFKA_MTLS_PORT|g" \
+      -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" -e "s|@TLS_DIR@|$TLS_DIR|g" \
+      -e "s|@KEYSTORE_PASSWORD@|$(<"$KEYSTORE_PASSWORD_FILE")|g" \
       -e "s|@DATA_DIR@|$KAFKA_DATA|g" -e "s|@ADMIN_PASSWORD@|$password|g" \
       "$ROOT/infra/kafka/server.properties.in" >"$KAFKA_HOME/server.properties")
 }
@@ -180,7 +218,10 @@ kafka_java() {
 start_kafka() {
   if pid_alive "$KAFKA_PID"; then say "kafka already up (pid $(<"$KAFKA_PID"))"; return; fi
   fetch_kafka
-  if port_open "$KAFKA_PORT"; then die "port $KAFKA_PORT is taken by another process (set JOINTUSE_KAFKA_PORT)"; fi
+  local port
+  for port in "$KAFKA_PORT" "$KAFKA_MTLS_PORT" "$CONTROLLER_PORT"; do
+    if port_open "$port"; then die "port $port is taken by another process (set JOINTUSE_KAFKA_PORT, _MTLS_PORT, _CONTROLLER_PORT)"; fi
+  done
   render_properties
   local signature
   signature=$(format_signature)
@@ -198,8 +239,9 @@ start_kafka() {
     -cp "$KAFKA_LIBS/*" -Dlog4j2.configurationFile="$ROOT/infra/kafka/log4j2.properties" \
     kafka.Kafka "$KAFKA_HOME/server.properties" >"$KAFKA_LOG" 2>&1 </dev/null &
   echo $! >"$KAFKA_PID"
+  STARTED+=(kafka)
   wait_until kafka "$KAFKA_PID" "$KAFKA_LOG" kafka_ready || { stop_one kafka "$KAFKA_PID"; return 1; }
-  say "kafka up on 127.0.0.1:$KAFKA_PORT after $((SECONDS - started))s"
+  say "kafka up on 127.0.0.1:$KAFKA_PORT (SASL_SSL) and :$KAFKA_MTLS_PORT (SSL, client certificates) after $((SECONDS - started))s"
 }
 
 start_registry() {
@@ -208,15 +250,22 @@ start_registry() {
   if port_open "$REGISTRY_PORT"; then die "port $REGISTRY_PORT is taken by another process (set JOINTUSE_REGISTRY_PORT)"; fi
   local java_bin
   java_bin=$(registry_java)
+  make_tls
   [[ -f $REGISTRY_LOG ]] && mv -f "$REGISTRY_LOG" "$REGISTRY_LOG.1"
   local started=$SECONDS
   # BACKWARD is Confluent's default; Apicurio's own default is NONE.
-  nohup "$java_bin" -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$REGISTRY_PORT" \
+  # HTTPS only, with the broker's certificate (it names 127.0.0.1 and localhost).
+  nohup "$java_bin" -Xmx512m -Dquarkus.http.host=127.0.0.1 -Dquarkus.http.ssl-port="$REGISTRY_PORT" \
+    -Dquarkus.http.port=0 -Dquarkus.http.insecure-requests=disabled \
+    -Dquarkus.management.host=127.0.0.1 -Dquarkus.management.port="$REGISTRY_MANAGEMENT_PORT" \
+    -Dquarkus.http.ssl.certificate.files="$TLS_DIR/broker.pem" \
+    -Dquarkus.http.ssl.certificate.key-files="$TLS_DIR/broker.key" \
     -Dapicurio.rules.global.compatibility=BACKWARD -Dquarkus.log.level=WARN \
     -jar "$REGISTRY_HOME/quarkus-run.jar" >"$REGISTRY_LOG" 2>&1 </dev/null &
   echo $! >"$REGISTRY_PID"
+  STARTED+=(registry)
   wait_until registry "$REGISTRY_PID" "$REGISTRY_LOG" registry_ready || { stop_one registry "$REGISTRY_PID"; return 1; }
-  say "registry up on http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7 after $((SECONDS - started))s"
+  say "registry up on https://localhost:$REGISTRY_PORT/apis/ccompat/v7 after $((SECONDS - started))s"
 }
 
 stop_one() {
@@ -234,6 +283,15 @@ stop_one() {
   say "$name stopped"
 }
 
+# What this call started, stopped again (it failed before all was up).
+stop_started() {
+  local name
+  for name in "${STARTED[@]}"; do
+    say "stopping $name: the start did not complete"
+    if [[ $name == kafka ]]; then stop_one kafka "$KAFKA_PID"; else stop_one registry "$REGISTRY_PID"; fi
+  done
+}
+
 status() {
   local rc=0
   if pid_alive "$KAFKA_PID" && kafka_ready; then say "kafka: up (pid $(<"$KAFKA_PID"), 127.0.0.1:$KAFKA_PORT)"; else say "kafka: down"; rc=1; fi
@@ -244,15 +302,23 @@ status() {
 case ${1:-} in
   registry-java) registry_java ;;
   fetch) fetch_kafka; fetch_registry ;;
-  up) mkdir -p "$KAFKA_HOME" "$REGISTRY_HOME"; start_kafka; start_registry ;;
+  up)
+    mkdir -p "$KAFKA_HOME" "$REGISTRY_HOME"
+    STARTED=()
+    trap 'stop_started' EXIT  # a start that fails leaves nothing of this call running
+    start_kafka; start_registry
+    trap - EXIT ;;
   down) stop_one registry "$REGISTRY_PID"; stop_one kafka "$KAFKA_PID" ;;
   status) status ;;
   env)
     # Settings for the admin principal (super user) of the local broker: eval "$(infra/local.sh env)"
     admin_password >/dev/null
     echo "export JOINTUSE_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_PORT"
-    echo "export JOINTUSE_SCHEMA_REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7"
-    echo "export JOINTUSE_SECURITY_PROTOCOL=SASL_PLAINTEXT JOINTUSE_SASL_MECHANISM=SCRAM-SHA-512"
+    make_tls
+    echo "export JOINTUSE_SCHEMA_REGISTRY_URL=https://localhost:$REGISTRY_PORT/apis/ccompat/v7"
+    echo "export JOINTUSE_SCHEMA_REGISTRY_CA_FILE=$TLS_DIR/ca.pem"
+    echo "export JOINTUSE_SECURITY_PROTOCOL=SASL_SSL JOINTUSE_SASL_MECHANISM=SCRAM-SHA-512"
+    echo "export JOINTUSE_SSL_CA_FILE=$TLS_DIR/ca.pem"
     echo "export JOINTUSE_SASL_USERNAME=admin JOINTUSE_SASL_PASSWORD_FILE=$ADMIN_PASSWORD_FILE"
     echo "export JOINTUSE_SUBJECT_KEY_FILE=$(subject_key_file)"
     echo "export JOINTUSE_AUDIT_KEY_FILE=$(audit_key_file)" ;;
@@ -260,6 +326,12 @@ case ${1:-} in
     for log in "$KAFKA_LOG" "$REGISTRY_LOG"; do
       echo "== $log"; tail -n "${LINES_SHOWN:-40}" "$log" 2>/dev/null || echo "(no log yet)"
     done ;;
+  env-mtls)
+    # The admin principal by its client certificate, on the mTLS listener: eval "$(infra/local.sh env-mtls)"
+    "$0" env
+    echo "export JOINTUSE_BOOTSTRAP_SERVERS=127.0.0.1:$KAFKA_MTLS_PORT JOINTUSE_SECURITY_PROTOCOL=SSL"
+    echo "export JOINTUSE_SSL_CERT_FILE=$TLS_DIR/admin.pem JOINTUSE_SSL_KEY_FILE=$TLS_DIR/admin.key" ;;
+  tls-reset) rm -rf "$TLS_DIR"; make_tls ;;
   reset) stop_one registry "$REGISTRY_PID"; stop_one kafka "$KAFKA_PID"; rm -rf "$KAFKA_DATA"; say "broker data deleted" ;;
-  *) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

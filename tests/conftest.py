@@ -20,13 +20,16 @@ from streams.settings import PROJECT_ROOT, Settings, load_settings
 # Several workers run at once in the tests: each takes a free port for its endpoints.
 os.environ.setdefault("JOINTUSE_METRICS_PORT", "0")
 # Without a cluster named in the environment, the tests use the local broker as its admin principal.
-_LOCAL_ADMIN_PASSWORD = Path(__file__).resolve().parent.parent / ".local" / "kafka" / "admin.password"
-if "JOINTUSE_BOOTSTRAP_SERVERS" not in os.environ and _LOCAL_ADMIN_PASSWORD.is_file():
+_LOCAL = Path(__file__).resolve().parent.parent / ".local"
+if "JOINTUSE_BOOTSTRAP_SERVERS" not in os.environ and (_LOCAL / "kafka" / "admin.password").is_file():
     os.environ.update(
-        JOINTUSE_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        JOINTUSE_SECURITY_PROTOCOL="SASL_SSL",
+        JOINTUSE_SSL_CA_FILE=str(_LOCAL / "tls" / "ca.pem"),
         JOINTUSE_SASL_MECHANISM="SCRAM-SHA-512",
         JOINTUSE_SASL_USERNAME="admin",
-        JOINTUSE_SASL_PASSWORD_FILE=str(_LOCAL_ADMIN_PASSWORD),
+        JOINTUSE_SASL_PASSWORD_FILE=str(_LOCAL / "kafka" / "admin.password"),
+        JOINTUSE_SCHEMA_REGISTRY_URL="https://localhost:18081/apis/ccompat/v7",
+        JOINTUSE_SCHEMA_REGISTRY_CA_FILE=str(_LOCAL / "tls" / "ca.pem"),
     )
 
 # The audit pseudonym key: the checkout's (infra/local.sh makes it), or one for this test session.
