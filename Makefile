@@ -1,6 +1,7 @@
 # jointuse: two commands do everything on a fresh machine: `make demo` and `make test`.
 SHELL := /bin/bash
 PYTHON ?= python3.11
+NODES ?= 1
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -33,7 +34,7 @@ lint: setup
 	$(BIN)/mypy
 
 infra-up:
-	infra/local.sh up
+	JOINTUSE_KAFKA_NODES=$(NODES) infra/local.sh up
 
 infra-down:
 	infra/local.sh down
@@ -53,19 +54,20 @@ unit: setup
 
 # lint + infra up + every test + infra down (also when tests fail); the exit code is pytest's.
 test: lint
-	@infra/local.sh up
+	@JOINTUSE_KAFKA_NODES=$(NODES) infra/local.sh up
 	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/pytest -q $(PYTEST_ARGS) || status=$$?; infra/local.sh down; exit $$status
 
 # KEEP=1 leaves the broker, the registry and the demo's workers running to explore; `make down` stops them.
 demo: setup
-	@infra/local.sh up
+	@JOINTUSE_KAFKA_NODES=$(NODES) infra/local.sh up
 	@status=0; eval "$$(infra/local.sh env)"; \
 	if [ -n "$(KEEP)" ]; then $(BIN)/jointuse demo --keep $(DEMO_ARGS) || status=$$?; \
 	else $(BIN)/jointuse demo $(DEMO_ARGS) || status=$$?; infra/local.sh down; fi; exit $$status
 
 # The broker and the registry, left running (`make down` stops them and any worker the demo left).
+# NODES=3: three KRaft nodes, every topic at replication 3 with 2 in sync.
 up: setup
-	@infra/local.sh up
+	@JOINTUSE_KAFKA_NODES=$(NODES) infra/local.sh up
 
 down:
 	@$(BIN)/jointuse demo --stop 2>/dev/null || true
@@ -79,7 +81,7 @@ $(PEER)/.installed: bench/peer-constraints.txt
 	@touch $@
 
 bench: setup $(PEER)/.installed
-	@infra/local.sh up
+	@JOINTUSE_KAFKA_NODES=$(NODES) infra/local.sh up
 	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/python -m bench.run $(BENCH_ARGS) || status=$$?; infra/local.sh down; exit $$status
 
 clean:

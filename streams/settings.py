@@ -96,6 +96,19 @@ class Settings(BaseSettings):
     )
     index_host: str = Field("127.0.0.1", description="Address a subject-index worker listens on for lookups.")
     index_port: int = Field(9410, ge=1, le=65535, description="Port of that web server (one per worker on a host).")
+    index_cert_file: Path | None = Field(
+        None, description="PEM certificate (with its chain) an index worker serves HTTPS with; HTTP if unset."
+    )
+    index_key_file: Path | None = Field(None, description="PEM private key of that certificate.")
+    index_ca_file: Path | None = Field(
+        None, description="PEM bundle of the CA that signed the index workers' certificates (else the system's)."
+    )
+    index_token: SecretStr | None = Field(
+        None,
+        description="The credential an index worker requires of every lookup (a bearer token), and that "
+        "clients send; or the file below.",
+    )
+    index_token_file: Path | None = Field(None, description="File holding that credential.")
     index_store: Literal["rocksdb", "memory"] = Field(
         "rocksdb", description="Where a subject-index worker keeps its rows (its changelog makes either durable)."
     )
@@ -151,6 +164,10 @@ class Settings(BaseSettings):
         "ssl_ca_file",
         "ssl_cert_file",
         "ssl_key_file",
+        "index_cert_file",
+        "index_key_file",
+        "index_ca_file",
+        "index_token_file",
         "schema_registry_ca_file",
         "schema_registry_cert_file",
         "schema_registry_key_file",
@@ -211,6 +228,10 @@ class Settings(BaseSettings):
                 schema_registry_ca_file=self.schema_registry_ca_file,
                 schema_registry_cert_file=self.schema_registry_cert_file,
                 schema_registry_key_file=self.schema_registry_key_file,
+                index_cert_file=self.index_cert_file,
+                index_key_file=self.index_key_file,
+                index_ca_file=self.index_ca_file,
+                index_token_file=self.index_token_file,
             ),
             "JOINTUSE_SSL_CHECK_HOSTNAME": str(self.ssl_check_hostname).lower(),
             # The child reads the password the same way; a file path is passed, not the secret.
@@ -314,6 +335,47 @@ class Settings(BaseSettings):
         if self.schema_registry_key_password is not None:
             conf["ssl.key.password"] = self.schema_registry_key_password.get_secret_value()
         return conf
+
+    def index_scheme(self) -> str:
+        """How an index worker is reached: https when it has a certificate."""
+        return "https" if self.index_cert_file is not None else "http"
+
+    def index_server_context(self) -> ssl.SSLContext | None:
+        """The TLS context an index worker serves lookups with (None: plain HTTP)."""
+        if self.index_cert_file is None:
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        try:
+            context.load_cert_chain(
+                str(self.index_cert_file), str(self.index_key_file) if self.index_key_file else None
+            )
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(
+                f"JOINTUSE_INDEX_CERT_FILE / JOINTUSE_INDEX_KEY_FILE: cannot serve HTTPS with them ({_reason(exc)})"
+            ) from None
+        return context
+
+    def index_client_context(self) -> ssl.SSLContext:
+        """The TLS context lookups verify an index worker with."""
+        return tls_context(
+            ca_file=self.index_ca_file,
+            cert_file=None,
+            key_file=None,
+            key_password=None,
+            check_hostname=True,
+            prefix="JOINTUSE_INDEX",
+        )
+
+    def index_secret(self) -> str | None:
+        """The index's credential, from the setting or else from its file (None: none required)."""
+        if self.index_token is not None:
+            return self.index_token.get_secret_value()
+        if self.index_token_file is not None:
+            try:
+                return self.index_token_file.read_text(encoding="utf-8").strip() or None
+            except OSError as exc:
+                raise ConfigError(f"cannot read JOINTUSE_INDEX_TOKEN_FILE ({_reason(exc)})") from None
+        return None
 
     def registry_ssl_context(self) -> ssl.SSLContext:
         """The registry's TLS context as ``registry_conf`` describes it, for checking it up front."""

@@ -33,13 +33,22 @@ Prefix = Annotated[str | None, typer.Option("--prefix", help="Topic name prefix 
 @topics_app.command("create")
 def topics_create(
     partitions: Annotated[int, typer.Option(help="Partitions per topic.", min=1)] = 4,
-    replication: Annotated[int, typer.Option(help="Replication factor.", min=1)] = 1,
+    replication: Annotated[
+        int | None,
+        typer.Option(
+            help="Copies of each partition (default: 3, or one per broker on a smaller cluster); "
+            "with 3 or more, min.insync.replicas is 2.",
+            min=1,
+        ),
+    ] = None,
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
 ) -> None:
     """Create the ingest, delivery, dead-letter and audit topics for every joint user (idempotent).
 
-    Example: jointuse topics create --partitions 4 --prefix staging
+    Examples:
+      jointuse topics create --partitions 4 --prefix staging
+      jointuse topics check     (then: which topics are below their intended replication)
     """
     from streams.kafka.admin import create_topics
     from streams.policy.loader import load_policies
@@ -58,6 +67,30 @@ def topics_create(
         fail(exc, Exit.SERVICE)
     for result in results:
         typer.echo(f"{'created' if result.created else 'exists '}  {result.name}")
+
+
+@topics_app.command("check")
+def topics_check(bootstrap: Bootstrap = None, prefix: Prefix = None) -> None:
+    """Report the pipeline's topics below their intended replication: fewer than 3 copies (or one
+    per broker on a smaller cluster), min.insync.replicas below 2 with 3 copies, or copies out of
+    sync now (a node down or behind).
+
+    Exit codes: 0 every topic as intended; 1 problems found (one line each); 3 no broker answered.
+
+    Example: jointuse topics check --prefix staging
+    """
+    from streams.kafka.admin import replication_problems
+
+    settings = settings_from_options(bootstrap, None, prefix)
+    try:
+        problems = replication_problems(settings.kafka_common(), settings.topic_prefix)
+    except JointUseError as exc:
+        fail(exc, Exit.SERVICE)
+    for problem in problems:
+        typer.echo(f"{problem.topic}: {problem.problem}")
+    if problems:
+        raise typer.Exit(int(Exit.PROBLEMS))
+    typer.echo(f"every {settings.topic_prefix}.* topic is replicated as intended", err=True)
 
 
 @topics_app.command("list")

@@ -220,13 +220,14 @@ def index_command(
     Examples:
       jointuse index
       jointuse index --port 9411        # a second worker on the same host
-      curl http://127.0.0.1:9410/index/status
+      curl --cacert .local/tls/ca.pem -H "Authorization: Bearer $TOKEN" https://127.0.0.1:9410/index/status
     """
     from streams.cli.launch import exec_faust_worker
 
     settings = settings_from_options(bootstrap, None, prefix)
     if port is not None:
-        settings = settings.model_copy(update={"index_port": port, "index_url": f"http://{settings.index_host}:{port}"})
+        address = f"{settings.index_scheme()}://{settings.index_host}:{port}"
+        settings = settings.model_copy(update={"index_port": port, "index_url": address})
     exec_faust_worker("streams.rights.index_app", settings, log_level=log_level, web=True)
 
 

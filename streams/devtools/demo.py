@@ -48,7 +48,7 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
     topology = Topology(settings.topic_prefix)
     ensure_reachable(settings)
     policy = load_policies(settings.policy_path).latest
-    create_topics(settings.kafka_common(), topology.specs(policy), partitions=4, replication=1)
+    create_topics(settings.kafka_common(), topology.specs(policy), partitions=4)
     console.print(f"[bold]topics[/] created with prefix {settings.topic_prefix!r}")
 
     log = demo_dir(settings) / f"{settings.topic_prefix}.worker.log"

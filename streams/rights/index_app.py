@@ -18,6 +18,9 @@ a rebalance.
   it). The answer names how many events of that audit partition the index has not applied
   (``lag``). ``?wait=S`` waits up to S seconds until it has applied every event committed there
   before the request (an erasure needs that), and answers 503 if it has not.
+- HTTPS with ``JOINTUSE_INDEX_CERT_FILE``; with ``JOINTUSE_INDEX_TOKEN`` (or ``_TOKEN_FILE``) every
+  lookup and status request needs ``Authorization: Bearer <token>`` (401 otherwise). ``/metrics``
+  holds counts only and stays open to the scraper.
 - ``GET /index/status``: per owned partition, the lag, and the events skipped (not our JSON, or a
   key that differs from the event's subject; counted, never fatal). ``GET /metrics``: the same
   for Prometheus (``jointuse_index_events_total``, ``jointuse_index_skipped_total{reason}``,
@@ -29,7 +32,9 @@ Exit codes are faust's: 0 after SIGTERM/SIGINT, non-zero when it cannot start.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import ssl
 from typing import Any
 
 import faust
@@ -63,13 +68,18 @@ def create_app(settings: Settings, topology: Topology) -> faust.App:
         web_bind=settings.index_host,
         web_host=settings.index_host,
         web_port=settings.index_port,
-        canonical_url=f"http://{settings.index_host}:{settings.index_port}",
+        web_ssl_context=settings.index_server_context(),
+        canonical_url=f"{settings.index_scheme()}://{settings.index_host}:{settings.index_port}",
     )
 
 
 settings = load_settings()
 topology = Topology(settings.topic_prefix)
 app = create_app(settings, topology)
+SECRET = settings.index_secret()
+FORWARDED_HEADERS = {"Authorization": f"Bearer {SECRET}"} if SECRET else {}
+# Forwarded lookups verify the owner's certificate with the index's CA (True: the system's, for HTTP unused).
+CLIENT_CONTEXT: ssl.SSLContext | bool = settings.index_client_context() if settings.index_scheme() == "https" else True
 audit = app.topic(topology.audit, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 # Partitioned like the audit topic (same key, same count), so faust assigns both partitions p to the
 # worker whose table holds partition p.
@@ -206,8 +216,21 @@ def owner_of(partition: int) -> str | None:
     return None
 
 
+def _refused(view: View, request: Request) -> Response | None:
+    """401 for a request without the index's credential, when one is configured: a lookup tells
+    which companies received a person's data."""
+    if SECRET is None:
+        return None
+    given = request.headers.get("Authorization", "")
+    if hmac.compare_digest(given.encode(), f"Bearer {SECRET}".encode()):
+        return None
+    return view.json({"error": "a credential is required (Authorization: Bearer, JOINTUSE_INDEX_TOKEN)"}, status=401)
+
+
 @app.page("/subjects/{subject}")
 async def subject_page(view: View, request: Request, subject: str) -> Response:
+    if (refusal := _refused(view, request)) is not None:
+        return refusal
     partitions = app.consumer.topic_partitions(topology.audit)
     if not partitions:
         return _unavailable(view, "the audit topic's partitions are not known yet")
@@ -240,7 +263,7 @@ async def subject_page(view: View, request: Request, subject: str) -> Response:
 async def _forward(view: View, request: Request, owner: str) -> Response:
     target = f"{owner.rstrip('/')}{request.path_qs}"  # type: ignore[attr-defined]
     try:
-        async with app.http_client.get(target) as response:
+        async with app.http_client.get(target, headers=FORWARDED_HEADERS, ssl=CLIENT_CONTEXT) as response:
             return view.text(await response.text(), content_type=response.content_type, status=response.status)
     except Exception as exc:
         return _unavailable(view, f"the owner of the subject's partition did not answer ({type(exc).__name__})")
@@ -260,6 +283,8 @@ async def metrics_page(view: View, request: Request) -> Response:
 
 @app.page("/index/status")
 async def status_page(view: View, request: Request) -> Response:
+    if (refusal := _refused(view, request)) is not None:
+        return refusal
     owned = sorted(tp.partition for tp in app.consumer.assignment() if tp.topic == topology.audit)
     lags: dict[str, dict[str, int | None] | None] = {}
     for partition in owned:

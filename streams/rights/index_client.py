@@ -1,11 +1,14 @@
-"""Lookups in the subject index (``streams.rights.index_app``) over HTTP, for the CLI and the eraser.
+"""Lookups in the subject index (``streams.rights.index_app``) over HTTP(S), for the CLI and the eraser.
 
-Any index worker answers: it forwards the lookup to the owner of the subject's partition.
+Any index worker answers: it forwards the lookup to the owner of the subject's partition. A lookup
+tells which companies received a person's data: an index worker with a credential configured
+refuses one without it, and one over HTTPS is verified against the index's CA.
 """
 
 from __future__ import annotations
 
 import json
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -14,6 +17,7 @@ from typing import Any
 
 from streams.errors import SubjectIndexUnavailable
 from streams.rights.subject_index import SubjectRow
+from streams.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -28,9 +32,29 @@ class IndexAnswer:
 
 
 class SubjectIndex:
-    def __init__(self, url: str, *, timeout: float = 40.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 40.0,
+        token: str | None = None,
+        context: ssl.SSLContext | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.context = context
+
+    @classmethod
+    def of(cls, settings: Settings, *, url: str | None = None) -> SubjectIndex:
+        """The index the settings name (or ``url``), with their credential and CA."""
+        address = url or settings.index_url
+        context = settings.index_client_context() if address.startswith("https:") else None
+        return cls(address, token=settings.index_secret(), context=context)
+
+    def _open(self, address: str, timeout: float) -> Any:
+        request = urllib.request.Request(address, headers=self.headers)
+        return urllib.request.urlopen(request, timeout=timeout, context=self.context)
 
     def lookup(self, subject: str, *, wait_seconds: float = 0.0) -> IndexAnswer:
         """The subject's row. With ``wait_seconds``, only once the index has applied every event
@@ -39,7 +63,7 @@ class SubjectIndex:
         query = f"?wait={wait_seconds}" if wait_seconds else ""
         address = f"{self.url}/subjects/{urllib.parse.quote(subject, safe='')}{query}"
         try:
-            with urllib.request.urlopen(address, timeout=self.timeout) as response:
+            with self._open(address, self.timeout) as response:
                 body = json.loads(response.read())
         except urllib.error.HTTPError as exc:
             reason = _reason(exc)
@@ -61,7 +85,7 @@ class SubjectIndex:
         """The worker's ``/index/status``: per owned partition its lag, end and applied offset, the
         events folded and skipped; {} while it does not answer (starting, restarting)."""
         try:
-            with urllib.request.urlopen(f"{self.url}/index/status", timeout=5) as response:
+            with self._open(f"{self.url}/index/status", 5) as response:
                 return dict(json.loads(response.read()))
         except (OSError, ValueError):
             return {}

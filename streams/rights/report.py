@@ -92,7 +92,7 @@ class Report:
 
 
 def report_from_index(settings: Settings, subjects: Iterable[str], *, wait_seconds: float = 0.0) -> Report:
-    index = SubjectIndex(settings.index_url)
+    index = SubjectIndex.of(settings)
     answers = [index.lookup(subject, wait_seconds=wait_seconds) for subject in sorted(subjects)]
     return from_answers(answers)
 

@@ -57,10 +57,22 @@ def table_consumer(app: faust.App) -> TableConsumer:
     return consumer
 
 
+class JsonLogsWorker(faust.Worker):
+    """faust's worker without its terminal spinner: at its first warning the spinner writes the
+    cursor-hiding escape code whatever the output is (``Spinner.begin``), into JSON logs. The
+    banner is left out by ``faust --quiet`` (``streams.cli.launch``)."""
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        self.spinner = None
+        super().on_setup_root_logger(logger, level)
+
+
 def app_settings(settings: Settings, log_name: str) -> dict[str, Any]:
     """What every faust app of this project sets: the cluster and its credentials, no topic declared
-    by faust (topics come from `jointuse topics create`), a member noticed gone in 10 s, JSON logs."""
+    by faust (topics come from `jointuse topics create`), a member noticed gone in 10 s, JSON logs
+    and no terminal spinner."""
     return {
+        "Worker": JsonLogsWorker,
         "broker": [f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
         "broker_credentials": credentials(settings),
         "autodiscover": False,

@@ -71,7 +71,7 @@ def rights_processor(settings: Settings, held: HeldMessages) -> RightsProcessor:
     topology = Topology(settings.topic_prefix)
     return RightsProcessor(
         topology=topology,
-        rows=index_lookup(SubjectIndex(settings.index_url), wait_seconds=settings.index_wait_seconds),
+        rows=index_lookup(SubjectIndex.of(settings), wait_seconds=settings.index_wait_seconds),
         subjects=settings.subject_keys(),
         superseded=held.has_later,
     )

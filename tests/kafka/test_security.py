@@ -195,7 +195,7 @@ def test_pipeline_works_end_to_end_under_acls(
     customer = next(c for c in customers_of(lines) if keys.subject("jcom", c) in reached)
     file_correction(auditor, customer, "jcom")
     indexed = with_index(pipeline, str(tmp_path))
-    index = SubjectIndex(indexed.index_url)
+    index = SubjectIndex.of(indexed)
     with running_index(indexed):
         deadline = time.monotonic() + 90
         row = None

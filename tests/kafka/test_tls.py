@@ -27,7 +27,7 @@ from tests.tls_certs import Issued, TestCA
 def _no_cluster_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test's settings are its own, whatever the environment names (make test's cluster)."""
     for name in list(os.environ):
-        if name.startswith(("JOINTUSE_SSL_", "JOINTUSE_SASL_", "JOINTUSE_SECURITY_")):
+        if name.startswith(("JOINTUSE_SSL_", "JOINTUSE_SASL_", "JOINTUSE_SECURITY_", "JOINTUSE_INDEX_")):
             monkeypatch.delenv(name)
 
 
@@ -216,3 +216,18 @@ def test_nothing_listening_is_left_to_the_client_error() -> None:
         port = probe.getsockname()[1]  # closed again: nothing listens there
     check_tls(_tls(port))
     diagnose(Settings(bootstrap_servers=f"127.0.0.1:{port}"))
+
+
+def test_the_subject_index_serves_https_with_its_certificate_and_asks_for_its_credential(
+    ca: TestCA, tmp_path: Path
+) -> None:
+    served = ca.issue("index")
+    token = tmp_path / "index.token"
+    token.write_text("a-token\n")
+    settings = Settings(index_cert_file=served.cert, index_key_file=served.key, index_token_file=token)
+    assert settings.index_scheme() == "https" and settings.index_secret() == "a-token"
+    assert isinstance(settings.index_server_context(), ssl.SSLContext)
+    assert Settings().index_scheme() == "http" and Settings().index_secret() is None
+    wrong = Settings(index_cert_file=served.cert, index_key_file=ca.issue("other-index").key)
+    with pytest.raises(ConfigError, match="JOINTUSE_INDEX_CERT_FILE / JOINTUSE_INDEX_KEY_FILE"):
+        wrong.index_server_context()

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from streams.devtools.processes import start_index, start_stats, stop_worker
+from streams.errors import SubjectIndexUnavailable
 from streams.rights.index_client import SubjectIndex
 from streams.settings import Settings
 from tests.cli.helpers import run_offline
@@ -84,7 +85,7 @@ def test_the_subject_index_and_the_statistics_worker_run_over_certificate_authen
         index_status: dict = {}
         stats_status = ""
         while time.monotonic() < deadline:
-            index_status = SubjectIndex(settings.index_url).status()
+            index_status = SubjectIndex.of(settings).status()
             try:
                 address = f"http://{settings.metrics_host}:{settings.stats_metrics_port}/status"
                 with urllib.request.urlopen(address, timeout=5) as response:
@@ -96,6 +97,15 @@ def test_the_subject_index_and_the_statistics_worker_run_over_certificate_authen
             time.sleep(0.5)
         else:
             pytest.fail(f"over mTLS: the index said {index_status}, the statistics worker {stats_status!r}")
+        # Lookups tell who received a person's data: HTTPS, and none without the credential.
+        assert settings.index_url.startswith("https://") and settings.index_secret()
+        subject = next(e["subject"] for e in events if e.get("subject"))
+        assert SubjectIndex.of(settings).lookup(subject).row is not None
+        anonymous = SubjectIndex(settings.index_url, context=settings.index_client_context())
+        with pytest.raises(SubjectIndexUnavailable, match="answered 401"):
+            anonymous.lookup(subject)
+        with pytest.raises(SubjectIndexUnavailable):
+            SubjectIndex(settings.index_url.replace("https:", "http:"), token=settings.index_secret()).lookup(subject)
     finally:
         stop_worker(index)
         stop_worker(stats)

@@ -96,7 +96,7 @@ def test_the_index_agrees_with_the_audit_topic_and_the_report_reads_it(
     shared = [e for e in events if e["status"] == "shared"]
     assert shared and len(shared) < len(events)  # withheld and invalid records are in the audit too
     with running_index(settings):
-        index = SubjectIndex(settings.index_url)
+        index = SubjectIndex.of(settings)
         deliveries = _same_as_the_audit(index, events)
         assert deliveries == sum(len(e["recipients"]) for e in shared)
         scraped = _metrics(settings)
@@ -140,12 +140,9 @@ def test_a_killed_index_worker_loses_no_row_and_counts_nothing_twice(
             # Killed halfway through the history: rows written, their offsets committed or not yet.
             half = sum(first.values()) // 2
             deadline = time.monotonic() + 60
-            while (
-                time.monotonic() < deadline
-                and int(SubjectIndex(settings.index_url).status().get("applied") or 0) < half
-            ):
+            while time.monotonic() < deadline and int(SubjectIndex.of(settings).status().get("applied") or 0) < half:
                 time.sleep(0.05)
-            killed_status = SubjectIndex(settings.index_url).status()
+            killed_status = SubjectIndex.of(settings).status()
             process.send_signal(signal.SIGKILL)
             process.wait(10)
         finally:
@@ -158,7 +155,7 @@ def test_a_killed_index_worker_loses_no_row_and_counts_nothing_twice(
     # A new state directory: the rows come back from the changelog alone.
     restarted = with_index(settings, str(tmp_path / "restarted"))
     with running_index(restarted):
-        index = SubjectIndex(restarted.index_url)
+        index = SubjectIndex.of(restarted)
         deliveries = _same_as_the_audit(index, events, positions, killed_status=killed_status)
     assert deliveries == sum(len(e["recipients"]) for e in events if e["status"] == "shared")
 
@@ -177,7 +174,7 @@ def test_index_workers_joining_and_leaving_while_busy_lose_no_event(
     first = start_index(settings)
     try:
         deadline = time.monotonic() + 60
-        index = SubjectIndex(settings.index_url)
+        index = SubjectIndex.of(settings)
         while time.monotonic() < deadline and int(index.status().get("applied") or 0) < len(events) // 4:
             time.sleep(0.05)
         second_settings = with_index(settings, str(tmp_path / "second"))
@@ -196,7 +193,7 @@ def test_index_workers_joining_and_leaving_while_busy_lose_no_event(
     # A new state directory: the rows come back from the changelog, the rest from the committed offsets.
     restarted = with_index(settings, str(tmp_path / "restarted"))
     with running_index(restarted):
-        deliveries = _same_as_the_audit(SubjectIndex(restarted.index_url), events)
+        deliveries = _same_as_the_audit(SubjectIndex.of(restarted), events)
     assert deliveries == sum(len(e["recipients"]) for e in events if e["status"] == "shared")
 
 
@@ -257,7 +254,8 @@ def _metrics(settings: Settings) -> dict[str, float]:
     """The index worker's /metrics samples, by name and labels."""
     import urllib.request
 
-    with urllib.request.urlopen(f"{settings.index_url}/metrics", timeout=10) as response:
+    context = settings.index_client_context() if settings.index_scheme() == "https" else None
+    with urllib.request.urlopen(f"{settings.index_url}/metrics", timeout=10, context=context) as response:
         text = response.read().decode()
     return {
         name: float(value)

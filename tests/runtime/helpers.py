@@ -22,8 +22,7 @@ def setup_topics(settings: Settings, partitions: int = 4) -> Topology:
     create_topics(
         settings.kafka_common(),
         topology.specs(load_policies(settings.policy_path).latest),
-        partitions=partitions,
-        replication=1,
+        partitions=partitions,  # replicated as `jointuse topics create` does: 3 copies on three nodes
     )
     return topology
 
@@ -55,7 +54,11 @@ def with_index(settings: Settings, tmp_dir: str) -> Settings:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     return settings.model_copy(
-        update={"index_port": port, "index_url": f"http://127.0.0.1:{port}", "data_dir": Path(tmp_dir)}
+        update={
+            "index_port": port,
+            "index_url": f"{settings.index_scheme()}://127.0.0.1:{port}",
+            "data_dir": Path(tmp_dir),
+        }
     )
 
 

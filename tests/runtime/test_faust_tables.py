@@ -183,26 +183,7 @@ def test_messages_faust_drops_from_a_stream_queue_as_it_resumes_the_flow_are_rea
         _commit_as_faust_does(consumer, tp, committed)
 
     async def scenario() -> None:
-        events = await _handed_out(app, tp, (10, 11, 12, 13))
-        channel = app.channel()
-        loop = asyncio.get_running_loop()
-        flow_resumed = asyncio.Event()
-
-        async def agent() -> None:
-            async for event in app.stream(channel).events():
-                processed.append(event.message.offset)
-                if event.message.offset == 10:
-                    await flow_resumed.wait()  # 11 and 12 wait in the queue meanwhile
-
-        reading = loop.create_task(agent())
-        await asyncio.sleep(0.05)  # the stream subscribes to its channel
-        await channel.put(events[0])
-        while not processed:
-            await asyncio.sleep(0.01)
-        await channel.put(events[1])
-        await channel.put(events[2])
-        app.flow_control.resume()  # as faust's recovery does once the seek is done: the queue is cleared
-        flow_resumed.set()
+        events, channel, reading = await _dropped_as_the_flow_resumes(app, tp, (10, 11, 12, 13), processed)
         await channel.put(events[3])
         while 13 not in consumer._acked_index[tp] and not reading.done():
             await asyncio.sleep(0.01)
@@ -242,26 +223,7 @@ def test_the_last_messages_faust_drops_as_it_resumes_the_flow_are_read_again_onc
             _commit_as_faust_does(consumer, pending, committed)
 
     async def scenario() -> None:
-        events = await _handed_out(app, tp, (10, 11, 12))
-        channel = app.channel()
-        loop = asyncio.get_running_loop()
-        flow_resumed = asyncio.Event()
-
-        async def agent() -> None:
-            async for event in app.stream(channel).events():
-                processed.append(event.message.offset)
-                if event.message.offset == 10:
-                    await flow_resumed.wait()
-
-        reading = loop.create_task(agent())
-        await asyncio.sleep(0.05)
-        await channel.put(events[0])
-        while not processed:
-            await asyncio.sleep(0.01)
-        await channel.put(events[1])
-        await channel.put(events[2])
-        app.flow_control.resume()  # the queue is cleared: 11 and 12 are gone
-        flow_resumed.set()
+        reading = (await _dropped_as_the_flow_resumes(app, tp, (10, 11, 12), processed))[2]
         while 10 not in consumer._acked_index[tp] and not reading.done():
             await asyncio.sleep(0.01)
         commit()  # up to 11; 11 starts waiting
@@ -311,6 +273,35 @@ def _index_reading_audit(settings: Settings, tmp_path: Path, app_id: str) -> tup
     app.consumer_generation_id = 3
     app.flow_control.resume()
     return app, app.consumer, TP("audit", 0)
+
+
+async def _dropped_as_the_flow_resumes(
+    app: Any, tp: Any, offsets: tuple[int, ...], processed: list[int]
+) -> tuple[list[Any], Any, asyncio.Task[None]]:
+    """The events at ``offsets`` handed out; an agent takes the first and, while it works on it,
+    the next two wait in its stream's queue when the flow resumes, as faust's recovery resumes it
+    once the seek is done: the queue is cleared, and they are dropped. Returns the events, the
+    stream's channel and the agent's task (``processed`` gets each offset it takes)."""
+    events = await _handed_out(app, tp, offsets)
+    channel = app.channel()
+    flow_resumed = asyncio.Event()
+
+    async def agent() -> None:
+        async for event in app.stream(channel).events():
+            processed.append(event.message.offset)
+            if event.message.offset == offsets[0]:
+                await flow_resumed.wait()  # the next two wait in the queue meanwhile
+
+    reading = asyncio.get_running_loop().create_task(agent())
+    await asyncio.sleep(0.05)  # the stream subscribes to its channel
+    await channel.put(events[0])
+    while not processed:
+        await asyncio.sleep(0.01)
+    await channel.put(events[1])
+    await channel.put(events[2])
+    app.flow_control.resume()
+    flow_resumed.set()
+    return events, channel, reading
 
 
 def _commit_as_faust_does(consumer: Any, tp: Any, committed: list[int]) -> None:
