@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Tools fetched into .local/bin (Prometheus, promtool) come first, so tests use the pinned ones.
 export PATH := $(CURDIR)/.local/bin:$(PATH)
 
-.PHONY: setup prereqs tools lint typecheck unit test test-kafka infra-up infra-down infra-logs infra-status infra-reset demo up down bench clean
+.PHONY: setup prereqs tools lint typecheck unit test test-cluster test-kafka infra-up infra-down infra-logs infra-status infra-reset demo up down bench clean
 
 # Stops at once, one line per missing prerequisite and the command that installs it.
 prereqs:
@@ -52,10 +52,18 @@ infra-reset:
 unit: setup
 	$(BIN)/pytest -m unit -q
 
+# The three-node fault tests take about 11 minutes: `make test-cluster` runs them.
+PYTEST_ARGS ?= -m "not cluster"
+
 # lint + infra up + every test + infra down (also when tests fail); the exit code is pytest's.
 test: lint
 	@JOINTUSE_KAFKA_NODES=$(NODES) infra/local.sh up
 	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/pytest -q $(PYTEST_ARGS) || status=$$?; infra/local.sh down; exit $$status
+
+# The faults of a three-node cluster on both runtimes (nodes killed in turn, the quorum lost).
+test-cluster: setup
+	@JOINTUSE_KAFKA_NODES=1 infra/local.sh up
+	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/pytest -q -m cluster -rA || status=$$?; infra/local.sh down; exit $$status
 
 # KEEP=1 leaves the broker, the registry and the demo's workers running to explore; `make down` stops them.
 demo: setup
