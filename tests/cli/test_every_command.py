@@ -50,6 +50,7 @@ COMMANDS: dict[str, list[str]] = {
     "topics create": ["topics", "create"],
     "topics list": ["topics", "list"],
     "topics describe": ["topics", "describe"],
+    "topics check": ["topics", "check"],
     "rights request": ["rights", "request", "c1", "--source", "jcom", "--stop", "--verified-by", "x"],
     "rights report": ["rights", "report", "c1", "--verified-by", "x"],
     "retention run": ["retention", "run"],
