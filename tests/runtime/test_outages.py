@@ -33,7 +33,7 @@ pytestmark = pytest.mark.kafka
 
 
 def _server_pid(name: str) -> int:
-    """The pid of the local broker or registry (``infra/local.sh status``)."""
+    """The pid of a local broker node or the registry, as ``infra/local.sh status`` names it."""
     status = subprocess.run(
         [str(PROJECT_ROOT / "infra" / "local.sh"), "status"], capture_output=True, text=True, check=True
     )
@@ -117,7 +117,7 @@ def test_registry_and_broker_outages_pause_the_worker_and_lose_nothing(
 
         total += _produce(settings, 4_000, seed=2)
         time.sleep(1.5)  # the worker is busy, a transaction open
-        with frozen(_server_pid("kafka")):
+        with frozen(_server_pid("kafka node 1")):
             during_broker = _statuses_for(60, port, worker)
         assert 503 in during_broker or 0 in during_broker, during_broker
 
