@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from streams.errors import ClusterError
@@ -120,3 +122,52 @@ def failure(exc: KafkaException) -> str:
 
 
 NO_BROKER = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE"})
+
+# What a cluster answers while a node is down or a leader moves, beside the errors librdkafka
+# itself marks retriable: each passes once the cluster has elected new leaders.
+PASSING = NO_BROKER | {
+    "_DESTROY_BROKER",
+    "_WAIT_COORD",
+    "LEADER_NOT_AVAILABLE",
+    "NOT_LEADER_FOR_PARTITION",
+    "NOT_LEADER_OR_FOLLOWER",
+    "NOT_COORDINATOR",
+    "COORDINATOR_NOT_AVAILABLE",
+    "COORDINATOR_LOAD_IN_PROGRESS",
+    "REQUEST_TIMED_OUT",
+    "NOT_ENOUGH_REPLICAS",
+}
+CLUSTER_PATIENCE_S = 90.0  # longer than a node's restart and a controller election
+
+log = logging.getLogger("jointuse.kafka")
+Result = TypeVar("Result")
+
+
+def passing(error: object) -> bool:
+    """Whether a client error is one a cluster recovers from by itself (never a fatal one)."""
+    if not isinstance(error, KafkaError) or error.fatal():
+        return False
+    return bool(error.retriable()) or str(error.name()) in PASSING
+
+
+def patiently(
+    operation: Callable[[], Result],
+    *,
+    what: str,
+    patience_s: float = CLUSTER_PATIENCE_S,
+    pause_s: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Result:
+    """``operation``, tried again while the cluster answers with a passing error, up to
+    ``patience_s``; any other error, or the last passing one, is raised as it came."""
+    deadline = clock() + patience_s
+    while True:
+        try:
+            return operation()
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            if not passing(error) or clock() + pause_s > deadline:
+                raise
+            log.warning("%s: the cluster answered %s; trying again", what, error.name())  # type: ignore[union-attr]
+            sleep(pause_s)

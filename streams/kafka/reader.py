@@ -9,8 +9,10 @@ records per partition); internally each partition has ``start`` (first offset) a
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -27,7 +29,9 @@ def reader(kafka: Mapping[str, Any], *, group_id: str) -> Consumer:
 
 def topic_partitions(consumer: Consumer, topic: str, timeout: float = 15) -> list[int]:
     try:
-        metadata = consumer.list_topics(topic, timeout=timeout)
+        metadata = clients.patiently(
+            lambda: consumer.list_topics(topic, timeout=timeout), what=f"reading the metadata of {topic}"
+        )
     except KafkaException as exc:
         raise ClusterError(f"cannot read the metadata of {topic}: {clients.failure(exc)}") from exc
     found = metadata.topics.get(topic)
@@ -92,22 +96,29 @@ def resolve(consumer: Consumer, spec: RangeSpec, timeout: float = 15) -> list[Pa
             raise ConfigError(f"{spec.topic} has no partition {spec.partition}")
         partitions = [spec.partition]
     try:
-        ranges = []
-        for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(spec.topic, partition), timeout, cached=False)
-            start, end = low, high
-            if spec.from_offset is not None:
-                start = max(low, spec.from_offset)
-            elif spec.from_time is not None:
-                start = _offset_at(consumer, spec.topic, partition, _millis(spec.from_time), high, timeout)
-            if spec.to_offset is not None:
-                end = min(high, spec.to_offset + 1)
-            elif spec.to_time is not None:
-                end = _offset_at(consumer, spec.topic, partition, _millis(spec.to_time), high, timeout)
-            ranges.append(PartitionRange(partition, start, max(start, end)))
-        return ranges
+        return [
+            clients.patiently(
+                partial(_range_of, consumer, spec, partition, timeout),
+                what=f"resolving the range of {spec.topic}",
+            )
+            for partition in partitions
+        ]
     except KafkaException as exc:
         raise ClusterError(f"cannot resolve the range of {spec.topic}: {clients.failure(exc)}") from exc
+
+
+def _range_of(consumer: Consumer, spec: RangeSpec, partition: int, timeout: float) -> PartitionRange:
+    low, high = consumer.get_watermark_offsets(TopicPartition(spec.topic, partition), timeout, cached=False)
+    start, end = low, high
+    if spec.from_offset is not None:
+        start = max(low, spec.from_offset)
+    elif spec.from_time is not None:
+        start = _offset_at(consumer, spec.topic, partition, _millis(spec.from_time), high, timeout)
+    if spec.to_offset is not None:
+        end = min(high, spec.to_offset + 1)
+    elif spec.to_time is not None:
+        end = _offset_at(consumer, spec.topic, partition, _millis(spec.to_time), high, timeout)
+    return PartitionRange(partition, start, max(start, end))
 
 
 def _offset_at(consumer: Consumer, topic: str, partition: int, millis: int, high: int, timeout: float) -> int:
@@ -150,6 +161,7 @@ def read_assigned(
     consumer.assign([TopicPartition(spec.topic, p, starts[p]) for p in sorted(pending)])
     key = spec.key.encode() if spec.key is not None else None
     done = 0
+    patience_ends = time.monotonic() + clients.CLUSTER_PATIENCE_S
     while pending:
         batch = []
         for message in consumer.consume(batch_size, 1.0):
@@ -159,7 +171,10 @@ def read_assigned(
                 if error.code() == KafkaError._PARTITION_EOF:
                     pending.discard(partition)  # the end is below the high watermark (aborted records)
                     continue
-                raise ClusterError(f"reading {spec.topic} failed ({error})")
+                if clients.passing(error) and time.monotonic() < patience_ends:
+                    continue  # the client reconnects and follows the new leader by itself
+                raise ClusterError(f"reading {spec.topic} failed ({clients.failure(KafkaException(error))})")
+            patience_ends = time.monotonic() + clients.CLUSTER_PATIENCE_S
             if partition not in pending:
                 continue
             offset = message.offset() or 0

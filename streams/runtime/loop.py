@@ -179,6 +179,8 @@ class BatchLoop(Generic[OutcomeT]):
         self._aborts_in_a_row = 0
         self._renewals: list[float] = []  # when the producer was renewed (ErrorKind.RENEW)
         self._committing: asyncio.Future[Offsets | None] | None = None
+        self._commit_began: float | None = None  # monotonic time the batch in hand began to commit
+        self._outage = False  # the last transaction was aborted by an outage; cleared by a commit
         # Assignment epochs: a batch fetched at epoch e keeps a partition only while it was not
         # revoked after e (``revoke``).
         self._epoch = 0
@@ -186,6 +188,16 @@ class BatchLoop(Generic[OutcomeT]):
 
     def stop(self) -> None:
         self._stopping = True
+
+    @property
+    def writing(self) -> bool:
+        """Whether transactions commit: not after one was aborted by an outage (until the next
+        commits), nor while one has taken longer than the retry deadline (a cluster without a
+        quorum, or with fewer in-sync replicas than a topic needs, accepts no write)."""
+        began = self._commit_began
+        if began is not None and time.monotonic() - began > self.policy.retry_deadline_seconds:
+            return False
+        return not self._outage
 
     def drop_revoked(self, partitions: Iterable[tuple[str, int]]) -> None:
         """The part of ``revoke`` that does not wait, for a transport whose revocation callback
@@ -336,6 +348,15 @@ class BatchLoop(Generic[OutcomeT]):
     ) -> Offsets | None:
         """Commits the batch (aborted ones are written again), or rewinds it: then the positions. A
         batch the group refused (``ErrorKind.GROUP_CHANGED``) is dropped, or rewound."""
+        self._commit_began = time.monotonic()
+        try:
+            return await self._commit_or_rewind(batch, outcomes, epoch, membership)
+        finally:
+            self._commit_began = None
+
+    async def _commit_or_rewind(
+        self, batch: list[InMessage], outcomes: list[OutcomeT], epoch: int, membership: object
+    ) -> Offsets | None:
         while True:
             # Before each attempt: a rebalance may have come during the decision, or an abort.
             batch, outcomes = self._still_owned(batch, outcomes, epoch)
@@ -350,6 +371,7 @@ class BatchLoop(Generic[OutcomeT]):
                 await _transact(self.transport, messages, next_offsets(batch), membership, self.policy)
                 break
             except _Aborted as aborted_by:
+                self._outage = aborted_by.outage
                 if self.sealer is not None:
                     self.sealer.aborted()
                 self.stats.aborted_batches += 1
@@ -369,6 +391,7 @@ class BatchLoop(Generic[OutcomeT]):
                 # No seek: the same outputs, in a new transaction (the batch is still in hand).
         if self.sealer is not None:
             self.sealer.committed()
+        self._outage = False
         self._aborts_in_a_row = 0
         self.stats.batches += 1
         self.stats.records += len(batch)
@@ -434,7 +457,7 @@ async def _transact(
         renewed = False
         if transport.transactional:
             renewed = await _abort(transport, policy)
-        raise _Aborted(str(exc.__cause__), transient=exc.transient, renewed=renewed) from exc
+        raise _Aborted(str(exc.__cause__), transient=exc.transient, renewed=renewed, outage=exc.transient) from exc
     except _GroupChanged as exc:
         log.warning("the group refused the batch's offsets; it is aborted", extra={"error": str(exc.__cause__)})
         renewed = await _abort(transport, policy) if transport.transactional else False
@@ -509,11 +532,16 @@ class _Deferred(Exception):
 
 class _Aborted(Exception):
     """A batch's transaction was aborted (nothing of it is visible); the batch can be done again.
-    ``transient``: because of an outage (not counted towards the aborts in a row); ``renewed``: the
-    producer was replaced; ``dropped``: the group refused it, so it is not written again."""
+    ``transient``: by an outage, a rebalance or a replaced producer (not counted towards the aborts
+    in a row); ``renewed``: the
+    producer was replaced; ``dropped``: the group refused it, so it is not written again; ``outage``:
+    the cluster did not accept it (the loop is not ``writing``)."""
 
-    def __init__(self, message: str, *, transient: bool, renewed: bool, dropped: bool = False) -> None:
+    def __init__(
+        self, message: str, *, transient: bool, renewed: bool, dropped: bool = False, outage: bool = False
+    ) -> None:
         super().__init__(message)
+        self.outage = outage
         self.transient = transient
         self.renewed = renewed
         self.dropped = dropped

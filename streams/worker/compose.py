@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from streams.audit.sealer import AuditSealer
 from streams.errors import EXIT_USAGE, JointUseError, exit_code_of
@@ -105,6 +106,8 @@ class Worker:
             assigned=assigned,
         )
         self.telemetry.checks["rights_view"] = lambda: self.rights.healthy
+        self.loops: list[BatchLoop[Any]] = []  # what pipeline_loop and erasure_loop made
+        self.telemetry.checks["transactions_commit"] = lambda: all(loop.writing for loop in self.loops)
         metrics = self.telemetry.metrics
         self.quality = quality_monitor(settings, metrics.registry)
         self.rights_metrics = RightsMetrics(metrics.registry, lambda: len(self.rights.state), lambda: self.rights.lag)
@@ -150,6 +153,7 @@ class Worker:
             self.quality.offer(outcomes, drawn=self.deciders is not None)
 
         loop.on_committed.append(committed)
+        self.loops.append(loop)
         return loop
 
     def erasure_loop(self, transport: Transport) -> BatchLoop[ErasureOutcome]:
@@ -166,6 +170,7 @@ class Worker:
                 )
 
         loop.on_committed.append(committed)
+        self.loops.append(loop)
         return loop
 
     def start(self) -> None:

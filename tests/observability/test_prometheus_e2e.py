@@ -104,7 +104,13 @@ def test_prometheus_scrapes_the_worker(kafka: Settings, unique: str, tmp_path: P
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=5) as response:
             assert json.load(response) == {
                 "ready": True,
-                "checks": {"partitions_assigned": True, "broker": True, "schema_registry": True, "rights_view": True},
+                "checks": {
+                    "partitions_assigned": True,
+                    "broker": True,
+                    "schema_registry": True,
+                    "rights_view": True,
+                    "transactions_commit": True,
+                },
             }
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=5) as response:
             assert response.status == 200

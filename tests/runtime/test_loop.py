@@ -289,6 +289,43 @@ def test_a_broker_outage_longer_than_the_retry_deadline_aborts_without_counting_
 
 
 @PIPELINED
+def test_a_loop_is_not_writing_from_an_outage_s_abort_until_a_transaction_commits(pipelined: bool) -> None:
+    broker = MemoryBroker()
+    broker.fill(2)
+    transport = MemoryTransport(broker)
+    transport.fail("commit", *[Retriable("the broker does not answer")] * (NO_WAIT.retry_attempts * 2))
+    loop = BatchLoop(transport, Echo(), policy=NO_WAIT, pipelined=pipelined)
+    writing_at_aborts: list[bool] = []
+    loop.on_abort.append(lambda: writing_at_aborts.append(loop.writing))
+    assert loop.writing
+    asyncio.run(loop.run(max_idle_seconds=0))
+    assert writing_at_aborts == [False, False]
+    assert loop.writing
+    _everything_once(broker)
+
+
+def test_a_loop_whose_commit_outlasts_the_retry_deadline_is_not_writing() -> None:
+    broker = MemoryBroker()
+    broker.fill(1)
+    transport = MemoryTransport(broker)
+    loop = BatchLoop(transport, Echo(), policy=ErrorPolicy(retry_deadline_seconds=0.2, backoff_first_seconds=0))
+    seen: list[bool] = []
+    committed = transport.commit
+
+    async def slow_commit() -> None:  # a cluster without a quorum: the commit neither ends nor fails
+        seen.append(loop.writing)
+        await asyncio.sleep(0.4)
+        seen.append(loop.writing)
+        await committed()
+
+    transport.commit = slow_commit  # type: ignore[method-assign]
+    asyncio.run(loop.run(max_idle_seconds=0))
+    assert seen == [True, False]
+    assert loop.writing
+    _everything_once(broker)
+
+
+@PIPELINED
 def test_a_producer_that_cannot_go_on_is_replaced_and_the_batch_done_again(pipelined: bool) -> None:
     broker = MemoryBroker()
     broker.fill(3)
