@@ -448,7 +448,9 @@ async def _transact(
             await _step(transport, transport.begin, policy)
             await _step(transport, lambda: transport.write(messages), policy, again=False)
             await _step(transport, lambda: transport.send_offsets(offsets, membership), policy)
-            await _step(transport, transport.commit, policy)
+            # Once asked for, a commit is the cluster's to decide: given up on, its outcome would be
+            # unknown (docs/decisions/ambiguous-commits.md), so it is tried again while it can be.
+            await _step(transport, transport.commit, policy, until_decided=True)
         else:
             await _step(transport, lambda: transport.write(messages), policy, again=False)
             await _step(transport, lambda: transport.send_offsets(offsets, membership), policy)
@@ -495,12 +497,22 @@ async def _renew(transport: Writer) -> None:
         raise FatalError(f"the producer could not be replaced ({exc})") from exc
 
 
-async def _step(transport: Writer, step: Callable[[], object], policy: ErrorPolicy, *, again: bool = True) -> None:
-    """One step of a transaction, retried while its errors are retriable, up to the caps. A step
-    that is not safe to do ``again`` (a write that failed part way would write its first messages
-    twice in the same transaction) aborts instead, as an outage."""
+async def _step(
+    transport: Writer,
+    step: Callable[[], object],
+    policy: ErrorPolicy,
+    *,
+    again: bool = True,
+    until_decided: bool = False,
+) -> None:
+    """One step of a transaction, retried while its errors are retriable, up to the caps (or, for a
+    step that must be ``until_decided``, without them: an outage is waited out). A step that is not
+    safe to do ``again`` (a write that failed part way would write its first messages twice in the
+    same transaction) aborts instead, as an outage."""
     deadline = time.monotonic() + policy.retry_deadline_seconds
-    for attempt in range(1, policy.retry_attempts + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             result = step()
             if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
@@ -516,9 +528,11 @@ async def _step(transport: Writer, step: Callable[[], object], policy: ErrorPoli
                 raise _GroupChanged from exc
             if kind is ErrorKind.ABORTABLE:
                 raise _Abortable(transient=False) from exc
-            if not again or attempt == policy.retry_attempts or time.monotonic() > deadline:
+            capped = attempt >= policy.retry_attempts or time.monotonic() > deadline
+            if not again or (capped and not until_decided):
                 raise _Abortable(transient=True) from exc  # still retriable: an outage, not the batch
-            log.warning("a retriable Kafka error; retrying", extra={"error": str(exc), "attempt": attempt})
+            if attempt == 1 or attempt % policy.outage_log_every == 0:
+                log.warning("a retriable Kafka error; retrying", extra={"error": str(exc), "attempt": attempt})
             await asyncio.sleep(policy.backoff(attempt))
 
 

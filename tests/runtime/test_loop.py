@@ -153,7 +153,7 @@ def test_a_retriable_error_that_does_not_clear_becomes_an_abort(pipelined: bool)
     broker = MemoryBroker()
     broker.fill(1)
     transport = MemoryTransport(broker)
-    transport.fail("commit", *[Retriable("still timing out")] * NO_WAIT.retry_attempts)
+    transport.fail("send_offsets", *[Retriable("still timing out")] * NO_WAIT.retry_attempts)
     loop = _run(transport, pipelined=pipelined)
     _everything_once(broker)
     assert loop.stats.aborted_batches == 1
@@ -281,7 +281,7 @@ def test_a_broker_outage_longer_than_the_retry_deadline_aborts_without_counting_
     broker.fill(2)
     transport = MemoryTransport(broker)
     # 3 times the aborts in a row that would be fatal, each after the retries of its step ran out.
-    transport.fail("commit", *[Retriable("the broker does not answer")] * (NO_WAIT.retry_attempts * 30))
+    transport.fail("send_offsets", *[Retriable("the broker does not answer")] * (NO_WAIT.retry_attempts * 30))
     transport.fail("abort", *[Retriable("the broker does not answer")] * 40)
     loop = _run(transport, pipelined=pipelined)
     _everything_once(broker)
@@ -289,11 +289,25 @@ def test_a_broker_outage_longer_than_the_retry_deadline_aborts_without_counting_
 
 
 @PIPELINED
+def test_a_commit_whose_outcome_the_cluster_has_not_told_is_tried_again_never_aborted(pipelined: bool) -> None:
+    broker = MemoryBroker()
+    broker.fill(2)
+    transport = MemoryTransport(broker)
+    # Far past the retry caps: an abort now could not say whether the commit had happened.
+    transport.fail("commit", *[Retriable("the coordinator moved")] * (NO_WAIT.retry_attempts * 10))
+    loop = _run(transport, pipelined=pipelined)
+    assert "abort" not in transport.calls and transport.renewals == 0
+    assert transport.calls.count("commit") == NO_WAIT.retry_attempts * 10 + loop.stats.batches
+    assert loop.stats.aborted_batches == 0
+    _everything_once(broker)
+
+
+@PIPELINED
 def test_a_loop_is_not_writing_from_an_outage_s_abort_until_a_transaction_commits(pipelined: bool) -> None:
     broker = MemoryBroker()
     broker.fill(2)
     transport = MemoryTransport(broker)
-    transport.fail("commit", *[Retriable("the broker does not answer")] * (NO_WAIT.retry_attempts * 2))
+    transport.fail("send_offsets", *[Retriable("the broker does not answer")] * (NO_WAIT.retry_attempts * 2))
     loop = BatchLoop(transport, Echo(), policy=NO_WAIT, pipelined=pipelined)
     writing_at_aborts: list[bool] = []
     loop.on_abort.append(lambda: writing_at_aborts.append(loop.writing))
