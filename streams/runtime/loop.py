@@ -124,6 +124,9 @@ class ErrorPolicy:
     outage_log_every: int = 12  # attempts between two warnings while a dependency is down (~1 min)
     renewals_within: float = 300.0  # a producer renewed more often than ``max_renewals`` in this many s
     max_renewals: int = 3  # ... is fenced by another instance with its transactional id: fatal
+    # A transaction that has not committed after this long is stalled (a commit takes well under a
+    # second): the cluster does not acknowledge writes, and readiness says so.
+    stalled_after_seconds: float = 10.0
 
     def backoff(self, attempt: int) -> float:
         return float(min(self.backoff_first_seconds * 2.0 ** (attempt - 1), self.backoff_max_seconds))
@@ -192,10 +195,10 @@ class BatchLoop(Generic[OutcomeT]):
     @property
     def writing(self) -> bool:
         """Whether transactions commit: not after one was aborted by an outage (until the next
-        commits), nor while one has taken longer than the retry deadline (a cluster without a
-        quorum, or with fewer in-sync replicas than a topic needs, accepts no write)."""
+        commits), nor while one is stalled (a cluster without a quorum, or with fewer in-sync
+        replicas than a topic needs, answers metadata but acknowledges no write)."""
         began = self._commit_began
-        if began is not None and time.monotonic() - began > self.policy.retry_deadline_seconds:
+        if began is not None and time.monotonic() - began > self.policy.stalled_after_seconds:
             return False
         return not self._outage
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -128,3 +132,31 @@ def alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def ready(port: int) -> int:
+    """A worker's /readyz status code (0 when it does not answer within 15 s)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=15) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+def statuses_for(seconds: float, port: int, worker: subprocess.Popen[bytes]) -> set[int]:
+    """Every /readyz status a worker answered over ``seconds``; it must not exit meanwhile."""
+    seen: set[int] = set()
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.add(ready(port))
+        assert worker.poll() is None, f"the worker stopped (exit {worker.returncode})"
+        time.sleep(2)
+    return seen

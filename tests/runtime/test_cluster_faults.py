@@ -26,7 +26,7 @@ from streams.kafka.admin import replication_problems
 from streams.kafka.company_client import read_committed
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topology import Topology
-from tests.runtime.helpers import audit_events, produce_generated, setup_topics
+from tests.runtime.helpers import audit_events, free_port, produce_generated, ready, setup_topics, statuses_for
 from tests.runtime.test_crash import _check_exactly_once
 
 pytestmark = [pytest.mark.kafka, pytest.mark.cluster]
@@ -128,7 +128,10 @@ def _inputs(settings: Settings) -> int:
 def test_nodes_killed_in_turn_and_the_quorum_lost_lose_nothing_and_write_nothing_twice(
     three_nodes: Cluster, unique: str, runtime: str, tmp_path: Path
 ) -> None:
-    settings = three_nodes.settings.model_copy(update={"topic_prefix": f"n{unique}", "data_dir": tmp_path})
+    port = free_port()
+    settings = three_nodes.settings.model_copy(
+        update={"topic_prefix": f"n{unique}", "data_dir": tmp_path, "metrics_port": port}
+    )
     setup_topics(settings)
     assert replication_problems(settings.kafka_common(), settings.topic_prefix) == []
     produce_generated(settings, 2_000, seed=70)  # a backlog to be busy with from the start
@@ -147,11 +150,15 @@ def test_nodes_killed_in_turn_and_the_quorum_lost_lose_nothing_and_write_nothing
             time.sleep(4)
             three_nodes.kill(2)
             three_nodes.kill(3)
-            time.sleep(30)
-            assert worker.poll() is None, f"the worker exited ({worker.returncode}) without a quorum"
+            without_quorum = statuses_for(30, port, worker)
+            assert 503 in without_quorum, f"/readyz while writes were not acknowledged: {without_quorum}"
             three_nodes.start(2)
             three_nodes.start(3)
             time.sleep(5)
+        deadline = time.monotonic() + 120
+        while ready(port) != 200 and time.monotonic() < deadline:
+            time.sleep(2)
+        assert ready(port) == 200, "the worker was not ready again within 120 s of the quorum's return"
         total = _inputs(settings)
         print(f"inputs {total}, batches the companies saw refused {producing.refused}")
         _check_exactly_once(settings, total)

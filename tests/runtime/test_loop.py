@@ -318,11 +318,11 @@ def test_a_loop_is_not_writing_from_an_outage_s_abort_until_a_transaction_commit
     _everything_once(broker)
 
 
-def test_a_loop_whose_commit_outlasts_the_retry_deadline_is_not_writing() -> None:
+def test_a_loop_whose_transaction_stalls_is_not_writing() -> None:
     broker = MemoryBroker()
     broker.fill(1)
     transport = MemoryTransport(broker)
-    loop = BatchLoop(transport, Echo(), policy=ErrorPolicy(retry_deadline_seconds=0.2, backoff_first_seconds=0))
+    loop = BatchLoop(transport, Echo(), policy=ErrorPolicy(stalled_after_seconds=0.2, backoff_first_seconds=0))
     seen: list[bool] = []
     committed = transport.commit
 

@@ -8,11 +8,8 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,7 +23,7 @@ from streams.serde.registry import Registry
 from streams.serde.wire import frame
 from streams.settings import PROJECT_ROOT, Settings
 from tests.records import make_native_records
-from tests.runtime.helpers import audit_events, setup_topics
+from tests.runtime.helpers import audit_events, free_port, ready, setup_topics, statuses_for
 from tests.runtime.test_crash import _check_exactly_once, _produce
 
 pytestmark = pytest.mark.kafka
@@ -51,33 +48,6 @@ def frozen(pid: int) -> Iterator[None]:
         os.kill(pid, signal.SIGCONT)
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _ready(port: int) -> int:
-    """/readyz's status code (0 when it does not answer within 15 s)."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=15) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except OSError:
-        return 0
-
-
-def _statuses_for(seconds: float, port: int, worker: subprocess.Popen[bytes]) -> set[int]:
-    seen: set[int] = set()
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        seen.add(_ready(port))
-        assert worker.poll() is None, f"the worker stopped during the outage (exit {worker.returncode})"
-        time.sleep(2)
-    return seen
-
-
 def _produce_v2(settings: Settings, topic: str, schema_id: int, count: int) -> int:
     """Records of schema v2, framed with an id the worker has not looked up (no registry needed)."""
     v2 = dict(GovernedSchemas.load(settings.schema_dir).versions[1].classified.raw)
@@ -95,7 +65,7 @@ def _produce_v2(settings: Settings, topic: str, schema_id: int, count: int) -> i
 def test_registry_and_broker_outages_pause_the_worker_and_lose_nothing(
     kafka: Settings, unique: str, runtime: str
 ) -> None:
-    port = _free_port()
+    port = free_port()
     settings = kafka.model_copy(update={"topic_prefix": f"o{unique}", "metrics_port": port})
     topology = setup_topics(settings, partitions=2)
     total = _produce(settings, 1_000, seed=1)
@@ -106,27 +76,27 @@ def test_registry_and_broker_outages_pause_the_worker_and_lose_nothing(
     try:
         audit_events(settings, topology, total, timeout=120)  # every record decided: the worker is up
         deadline = time.monotonic() + 30
-        while _ready(port) != 200 and time.monotonic() < deadline:
+        while ready(port) != 200 and time.monotonic() < deadline:
             time.sleep(1)
-        assert _ready(port) == 200, "the worker never became ready"
+        assert ready(port) == 200, "the worker never became ready"
 
         with frozen(_server_pid("registry")):
             total += _produce_v2(settings, topic, v2_id, 200)  # their schema must be looked up
-            during_registry = _statuses_for(90, port, worker)
+            during_registry = statuses_for(90, port, worker)
         assert 503 in during_registry, during_registry
 
         total += _produce(settings, 4_000, seed=2)
         time.sleep(1.5)  # the worker is busy, a transaction open
         with frozen(_server_pid("kafka node 1")):
-            during_broker = _statuses_for(60, port, worker)
+            during_broker = statuses_for(60, port, worker)
         assert 503 in during_broker or 0 in during_broker, during_broker
 
         # Ready again by itself (a client that connects while the broker is still catching up can
         # stay stuck for minutes: the check's readers start once the broker answers again).
         deadline = time.monotonic() + 120
-        while _ready(port) != 200 and time.monotonic() < deadline:
+        while ready(port) != 200 and time.monotonic() < deadline:
             time.sleep(1)
-        assert _ready(port) == 200, "the worker did not become ready again"
+        assert ready(port) == 200, "the worker did not become ready again"
         _check_exactly_once(settings, total)
         assert worker.poll() is None, "the worker stopped after the outages"
     finally:
