@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # Tools fetched into .local/bin (Prometheus, promtool) come first, so tests use the pinned ones.
 export PATH := $(CURDIR)/.local/bin:$(PATH)
 
-.PHONY: setup prereqs tools lint typecheck unit test test-cluster test-kafka infra-up infra-down infra-logs infra-status infra-reset demo up down bench clean
+.PHONY: setup prereqs tools lint docs typecheck unit test test-cluster test-kafka infra-up infra-down infra-logs infra-status infra-reset demo up down bench clean
 
 # Stops at once, one line per missing prerequisite and the command that installs it.
 prereqs:
@@ -33,6 +33,11 @@ lint: setup
 	$(BIN)/ruff check streams tests bench
 	$(BIN)/mypy
 
+# The documentation site (mkdocs.yml) into .local/site: a broken link or anchor, or a page missing
+# from the nav, fails it. Quiet unless it fails; it needs the Python packages only, no service.
+docs: $(STAMP)
+	@out=$$($(BIN)/mkdocs build --strict --site-dir .local/site 2>&1) || { echo "$$out"; exit 1; }
+
 infra-up:
 	JOINTUSE_KAFKA_NODES=$(NODES) infra/local.sh up
 
@@ -55,8 +60,8 @@ unit: setup
 # The three-node fault tests take about 11 minutes: `make test-cluster` runs them.
 PYTEST_ARGS ?= -m "not cluster"
 
-# lint + infra up + every test + infra down (also when tests fail); the exit code is pytest's.
-test: lint
+# lint + docs + infra up + every test + infra down (also when tests fail); the exit code is pytest's.
+test: lint docs
 	@JOINTUSE_KAFKA_NODES=$(NODES) infra/local.sh up
 	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/pytest -q $(PYTEST_ARGS) || status=$$?; infra/local.sh down; exit $$status
 
