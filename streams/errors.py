@@ -69,5 +69,5 @@ EXIT_SERVICE = 3  # Kafka, the registry or the subject index did not answer, or 
 
 
 def exit_code_of(error: JointUseError) -> int:
-    """The documented exit code of a command or worker that stops with ``error`` (README: Commands)."""
+    """The documented exit code of a command or worker that stops with ``error`` (docs/commands.md)."""
     return EXIT_SERVICE if isinstance(error, DEPENDENCY_ERRORS) else EXIT_USAGE

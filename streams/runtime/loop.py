@@ -42,7 +42,7 @@ from streams.runtime.held import HeldMessages
 log = logging.getLogger("jointuse.worker")
 
 Offsets = dict[tuple[str, int], int]  # (topic, partition) -> the next offset to read
-EXIT_FATAL = 70  # documented in the README and `jointuse worker --help`
+EXIT_FATAL = 70  # documented in docs/worker.md and `jointuse worker --help`
 
 
 class ErrorKind(Enum):

@@ -39,7 +39,7 @@ from streams.worker.telemetry import Telemetry
 
 log = logging.getLogger("jointuse.worker")
 
-# The README's exit codes of `jointuse worker`.
+# The exit codes of `jointuse worker` (docs/worker.md).
 
 
 def exit_code(error: BaseException) -> int:

@@ -1,6 +1,6 @@
 """Every command and subcommand, each with arguments that would otherwise run it, against the
 mistakes a user makes with the environment: a bad setting, no broker or registry reachable. Each
-ends with the README's exit code and one line naming the problem: never a traceback, never a value
+ends with the exit code of docs/commands.md and one line naming the problem: never a traceback, never a value
 (a setting may be a secret). The table must name every command the CLI has."""
 
 from __future__ import annotations

@@ -72,8 +72,8 @@ def test_relabelled_schema_and_poison_record_on_the_broker(kafka: Settings, uniq
 
 
 def test_a_plain_confluent_serializer_writes_with_the_published_version(kafka: Settings, unique: str) -> None:
-    """After `jointuse schemas publish`, a producer that does not register schemas (the README's
-    settings) writes with the latest governed version, and its records are delivered."""
+    """After `jointuse schemas publish`, a producer that does not register schemas (the settings
+    in docs/policy.md) writes with the latest governed version, and its records are delivered."""
     from typer.testing import CliRunner
 
     from streams.cli.main import app

@@ -26,7 +26,7 @@ from streams.worker.compose import exit_code
 RUNTIMES = ["faust", "confluent"]
 
 
-def test_a_cause_maps_to_the_readme_s_exit_code() -> None:
+def test_a_cause_maps_to_the_documented_exit_code() -> None:
     assert exit_code(ConfigError("no audit key")) == EXIT_USAGE == 2
     assert exit_code(PolicyError("bad", source="p.yaml")) == 2
     assert exit_code(SchemaError("unclassified")) == 2
