@@ -123,9 +123,10 @@ def failure(exc: KafkaException) -> str:
 
 NO_BROKER = frozenset({"_TRANSPORT", "_ALL_BROKERS_DOWN", "_TIMED_OUT", "_RESOLVE"})
 
-# What a cluster answers while a node is down or a leader moves, beside the errors librdkafka
-# itself marks retriable: each passes once the cluster has elected new leaders.
-PASSING = NO_BROKER | {
+# What a cluster answers while one of its nodes is down or a leader moves, beside the errors
+# librdkafka itself marks retriable: each passes once the cluster has elected new leaders. No broker
+# answering at all is not among them: a command pointed at the wrong address says so at once.
+PASSING = {
     "_DESTROY_BROKER",
     "_WAIT_COORD",
     "LEADER_NOT_AVAILABLE",
@@ -144,8 +145,9 @@ Result = TypeVar("Result")
 
 
 def passing(error: object) -> bool:
-    """Whether a client error is one a cluster recovers from by itself (never a fatal one)."""
-    if not isinstance(error, KafkaError) or error.fatal():
+    """Whether a client error is one a cluster recovers from by itself (never a fatal one, nor
+    one that says no broker answered)."""
+    if not isinstance(error, KafkaError) or error.fatal() or str(error.name()) in NO_BROKER:
         return False
     return bool(error.retriable()) or str(error.name()) in PASSING
 

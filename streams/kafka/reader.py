@@ -171,7 +171,8 @@ def read_assigned(
                 if error.code() == KafkaError._PARTITION_EOF:
                     pending.discard(partition)  # the end is below the high watermark (aborted records)
                     continue
-                if clients.passing(error) and time.monotonic() < patience_ends:
+                reconnects = clients.passing(error) or error.name() in clients.NO_BROKER
+                if reconnects and time.monotonic() < patience_ends:
                     continue  # the client reconnects and follows the new leader by itself
                 raise ClusterError(f"reading {spec.topic} failed ({clients.failure(KafkaException(error))})")
             patience_ends = time.monotonic() + clients.CLUSTER_PATIENCE_S

@@ -75,7 +75,7 @@ def _failing(codes: list[int], result: str = "answer") -> Any:
 
 @pytest.mark.parametrize(
     "code",
-    [KafkaError._DESTROY_BROKER, KafkaError._TRANSPORT, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR],
+    [KafkaError._DESTROY_BROKER, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.NOT_COORDINATOR],
 )
 def test_an_operation_is_tried_again_while_a_node_is_down(code: int) -> None:
     clock = _Clock()
@@ -88,9 +88,13 @@ def test_patience_ends_with_the_last_error() -> None:
     clock = _Clock()
     with pytest.raises(KafkaException) as raised:
         clients.patiently(
-            _failing([KafkaError._TRANSPORT] * 100), what="reading", patience_s=10, clock=clock, sleep=clock.sleep
+            _failing([KafkaError._DESTROY_BROKER] * 100),
+            what="reading",
+            patience_s=10,
+            clock=clock,
+            sleep=clock.sleep,
         )
-    assert raised.value.args[0].code() == KafkaError._TRANSPORT
+    assert raised.value.args[0].code() == KafkaError._DESTROY_BROKER
     assert clock.now == 10.0
 
 
@@ -99,7 +103,9 @@ def test_patience_ends_with_the_last_error() -> None:
     [
         KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED),
         KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART),
-        KafkaError(KafkaError._TRANSPORT, fatal=True),
+        KafkaError(KafkaError._TRANSPORT),
+        KafkaError(KafkaError._ALL_BROKERS_DOWN),
+        KafkaError(KafkaError.LEADER_NOT_AVAILABLE, fatal=True),
     ],
 )
 def test_an_error_the_cluster_does_not_recover_from_is_raised_at_once(error: KafkaError) -> None:
