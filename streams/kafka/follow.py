@@ -78,10 +78,6 @@ class TopicFollower:
             self._thread.join(10)
 
     @property
-    def caught_up(self) -> bool:
-        return self._caught_up.is_set() and self._error is None
-
-    @property
     def healthy(self) -> bool:
         return self._error is None and self._thread is not None and self._thread.is_alive()
 

@@ -78,9 +78,6 @@ class HeldMessages:
             self._released_to.pop(partition, None)
         self._latest = {k: o for k, o in self._latest.items() if k[0] not in gone}
 
-    def next_due_ms(self) -> int | None:
-        return min((queue[0][0] for queue in self._queues.values() if queue), default=None)
-
     def __len__(self) -> int:
         return sum(len(queue) for queue in self._queues.values())
 
