@@ -29,7 +29,7 @@ from streams.kafka import clients
 from streams.kafka.admin import create_topics
 from streams.kafka.company_client import produce_lines
 from streams.policy.loader import load_policies
-from streams.settings import PROJECT_ROOT, Settings, load_settings
+from streams.settings import PROJECT_ROOT, Guarantee, Settings, load_settings
 from streams.topology import Topology
 
 # Every input is written with version 1: the Quix peer reads that version only.
@@ -158,7 +158,7 @@ def start_unfenced(settings: Settings, name: str, batch_size: int) -> subprocess
         **os.environ,
         **settings.worker_env(),
         "JOINTUSE_WORKER_ID": name,
-        "JOINTUSE_GUARANTEE": "exactly_once",
+        "JOINTUSE_GUARANTEE": Guarantee.EXACTLY_ONCE.value,
         "JOINTUSE_BATCH_SIZE": str(batch_size),
         "PYTHONPATH": str(PROJECT_ROOT),
     }
@@ -172,7 +172,7 @@ def start_unfenced(settings: Settings, name: str, batch_size: int) -> subprocess
 
 
 def _starter(
-    runtime: str, guarantee: str = "exactly_once", batch_size: int = 1000
+    runtime: str, guarantee: Guarantee = Guarantee.EXACTLY_ONCE, batch_size: int = 1000
 ) -> Callable[[Settings, str], subprocess.Popen[bytes]]:
     if runtime == "quix":
         return start_peer
@@ -187,7 +187,7 @@ def throughput(
     base: Settings,
     *,
     runtime: str,
-    guarantee: str,
+    guarantee: Guarantee,
     count: int,
     workers: int = 1,
     partitions: int = 4,
@@ -429,7 +429,9 @@ def statistics_cost(base: Settings, *, count: int, repetitions: int) -> dict[str
         for _ in range(repetitions):
             for mode in ("off", "on"):
                 runs[mode].append(
-                    throughput(base, runtime="faust", guarantee="exactly_once", count=count, statistics=mode == "on")
+                    throughput(
+                        base, runtime="faust", guarantee=Guarantee.EXACTLY_ONCE, count=count, statistics=mode == "on"
+                    )
                 )
     return {f"faust_exactly_once_statistics_{mode}": _median(results) for mode, results in runs.items()}
 
@@ -457,7 +459,7 @@ def fencing_cost(base: Settings, *, count: int, repetitions: int) -> dict[str, A
                     throughput(
                         base,
                         runtime=str(options["runtime"]),
-                        guarantee="exactly_once",
+                        guarantee=Guarantee.EXACTLY_ONCE,
                         count=count,
                         partitions=2,
                         batch_size=int(options.get("batch_size", 1000)),
@@ -495,7 +497,7 @@ def run(
     with stage(f"pipeline: passthrough baseline ({runs})"):
         results: dict[str, Any] = {"passthrough": median_of(repetitions, lambda: passthrough(base, count=count))}
     for runtime in [r for r in ("faust", "confluent") if r in runtimes]:
-        for guarantee in ("exactly_once", "at_least_once"):
+        for guarantee in Guarantee:
             with stage(f"pipeline: {runtime} {guarantee} ({runs})"):
                 results[f"{runtime}_{guarantee}"] = median_of(
                     repetitions, lambda r=runtime, g=guarantee: throughput(base, runtime=r, guarantee=g, count=count)
@@ -508,7 +510,7 @@ def run(
     if PEER_PYTHON.exists() and "quix" in runtimes:
         with stage(f"pipeline: Quix Streams peer, exactly once ({runs})"):
             results["quix_exactly_once"] = median_of(
-                repetitions, lambda: throughput(base, runtime="quix", guarantee="exactly_once", count=count)
+                repetitions, lambda: throughput(base, runtime="quix", guarantee=Guarantee.EXACTLY_ONCE, count=count)
             )
         with stage(f"pipeline: Quix Streams peer, latency at half its rate ({repetitions} runs)"):
             results["quix_latency_at_half_rate"] = latency_median_of(
@@ -522,7 +524,7 @@ def run(
             results[f"faust_scale_out_{workers}_workers_2_partitions"] = median_of(
                 repetitions,
                 lambda w=workers: throughput(
-                    base, runtime="faust", guarantee="exactly_once", count=count, workers=w, partitions=2
+                    base, runtime="faust", guarantee=Guarantee.EXACTLY_ONCE, count=count, workers=w, partitions=2
                 ),
             )
     return results
@@ -559,7 +561,7 @@ def joint_users_through_the_broker(
                         throughput(
                             base.model_copy(update={"decide_processes": processes}),
                             runtime=runtime,
-                            guarantee="exactly_once",
+                            guarantee=Guarantee.EXACTLY_ONCE,
                             count=count,
                             policy_path=policy,
                         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import ssl
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,7 +27,13 @@ ENV_PREFIX = "JOINTUSE_"
 WEB_ADDRESS = r"https?://[^/\s?#]+(/\S*)?"  # an index worker's address: scheme and host at least
 
 
-Guarantee = Literal["exactly_once", "at_least_once"]  # of a worker's deliveries
+class Guarantee(StrEnum):
+    """A worker's delivery guarantee. Exactly once commits a batch's outputs and its input offsets in
+    one transaction; at least once flushes the outputs and then commits the offsets, so a crash
+    between the two delivers the batch again."""
+
+    EXACTLY_ONCE = "exactly_once"
+    AT_LEAST_ONCE = "at_least_once"
 
 
 class Settings(BaseSettings):
@@ -146,7 +153,7 @@ class Settings(BaseSettings):
         "fetching, sealing and committing (0: the worker decides itself). One core bounds a worker; "
         "docs/benchmarks.md measures this.",
     )
-    guarantee: Guarantee = Field("exactly_once", description="Delivery guarantee.")
+    guarantee: Guarantee = Field(Guarantee.EXACTLY_ONCE, description="Delivery guarantee.")
     log_level: str = Field("INFO", description="Log level of the worker.")
     max_clock_skew_seconds: float = Field(
         300.0, ge=0, description="How far a record's updated_at may be ahead of the pipeline's clock."

@@ -55,11 +55,6 @@ def _option(name: str) -> str | None:
     return None
 
 
-class Guarantee(StrEnum):
-    EXACTLY_ONCE = "exactly_once"
-    AT_LEAST_ONCE = "at_least_once"
-
-
 class Runtime(StrEnum):
     FAUST = "faust"
     CONFLUENT = "confluent"

@@ -8,11 +8,11 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from streams.cli.exits import Exit, Guarantee, Runtime, explained, fail
+from streams.cli.exits import Exit, Runtime, explained, fail
 from streams.cli.launch import exec_faust_worker
 from streams.cli.options import SchemaVersion, joint_user
 from streams.errors import JointUseError
-from streams.settings import Settings, load_settings
+from streams.settings import Guarantee, Settings, load_settings
 
 topics_app = typer.Typer(help="Create and inspect the pipeline's topics.", no_args_is_help=True)
 
@@ -333,7 +333,7 @@ def worker_command(
         stats = run_worker(
             settings,
             worker_id=chosen_id,
-            guarantee="exactly_once" if guarantee is Guarantee.EXACTLY_ONCE else "at_least_once",
+            guarantee=guarantee,
             max_idle_seconds=max_idle,
             batch_size=batch_size,
         )

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from streams.settings import Settings
+from streams.settings import Guarantee, Settings
 
 
 def start_worker(
@@ -16,7 +16,7 @@ def start_worker(
     worker_id: str,
     *,
     runtime: str = "faust",
-    guarantee: str = "exactly_once",
+    guarantee: Guarantee = Guarantee.EXACTLY_ONCE,
     batch_size: int = 1000,
     quiet: bool = False,
     log: Path | None = None,

@@ -30,7 +30,7 @@ class RunnerConfig:
     kafka: dict[str, Any]
     group_id: str
     transactional_id: str
-    guarantee: Guarantee = "exactly_once"
+    guarantee: Guarantee = Guarantee.EXACTLY_ONCE
     batch_size: int = 500
     poll_timeout: float = 0.05  # the longest a batch waits to fill (JOINTUSE_MAX_BATCH_WAIT_MS)
     subscription: tuple[str, ...] = ()  # topics or ^regexes
@@ -116,7 +116,7 @@ class ConfluentTransport(ConfluentWriter):
 
     def __init__(self, config: RunnerConfig, subscription: list[str]) -> None:
         self.config = config
-        transactional = config.guarantee == "exactly_once"
+        transactional = config.guarantee == Guarantee.EXACTLY_ONCE
         self._assigned: set[tuple[str, int]] = set()
         self.on_revoked: list[Callable[[set[tuple[str, int]]], None]] = []
         transactional_id = config.transactional_id if transactional else None

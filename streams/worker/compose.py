@@ -79,7 +79,7 @@ class Worker:
         Nothing here reaches a broker; ``prepare`` does."""
         self.settings = settings
         self.worker_id = worker_id
-        self.exactly_once = guarantee == "exactly_once"
+        self.exactly_once = guarantee == Guarantee.EXACTLY_ONCE
         self.names = names
         self.policies = load_policies(settings.policy_path)
         self.registry = Registry(settings.registry_conf())

@@ -22,7 +22,7 @@ from streams.incidents.store import IncidentView, read_book
 from streams.kafka.company_client import produce_lines
 from streams.observability.metrics import IncidentMetrics
 from streams.policy.engine import Engine
-from streams.settings import Settings
+from streams.settings import Guarantee, Settings
 from streams.worker.confluent_main import ConfluentWorker
 from tests.runtime.helpers import audit_events, generated_lines, read_topic, setup_topics
 
@@ -51,7 +51,7 @@ def _produce(settings: Settings, lines: dict[str, list[bytes]]) -> int:
 
 def _run_worker(settings: Settings, worker_id: str) -> None:
     # The composed worker's pipeline alone, in this process (no telemetry server, no erasure).
-    worker = ConfluentWorker(settings, worker_id=worker_id, guarantee="exactly_once", batch_size=50)
+    worker = ConfluentWorker(settings, worker_id=worker_id, guarantee=Guarantee.EXACTLY_ONCE, batch_size=50)
     worker.run_pipeline_only(max_idle_seconds=4)
 
 

@@ -18,7 +18,7 @@ from streams.messages import H_BASIS, H_FIELDS
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.registry import Registry
 from streams.serde.wire import unframe
-from streams.settings import Settings
+from streams.settings import Guarantee, Settings
 from streams.worker.confluent_main import ConfluentWorker
 from tests.cli.helpers import run_cli
 from tests.policies import REINSURER as REINSURER_ABROAD
@@ -41,7 +41,7 @@ def test_each_standing_channel_receives_its_own_and_leaves_its_records(
     with_contract = [r for r in insured if r.get("policy")]
     assert 0 < len(with_contract) < len(insured)
 
-    ConfluentWorker(settings, worker_id="c0", guarantee="exactly_once", batch_size=100).run_pipeline_only(
+    ConfluentWorker(settings, worker_id="c0", guarantee=Guarantee.EXACTLY_ONCE, batch_size=100).run_pipeline_only(
         max_idle_seconds=5
     )
     events = audit_events(settings, topology, len(records))
@@ -146,7 +146,7 @@ def test_a_reinsurer_abroad_receives_consented_contracts_only_each_with_a_provis
     assert 0 < len(consented) < len(insured)
     assert any(r["consent"]["foreign_transfer_consent"] for r in records if r["source_company"] == "jcom")
 
-    ConfluentWorker(settings, worker_id="a0", guarantee="exactly_once", batch_size=100).run_pipeline_only(
+    ConfluentWorker(settings, worker_id="a0", guarantee=Guarantee.EXACTLY_ONCE, batch_size=100).run_pipeline_only(
         max_idle_seconds=5
     )
     events = audit_events(settings, topology, len(records))

@@ -17,7 +17,7 @@ from streams.devtools.synthetic import Generator, Mix, to_line
 from streams.kafka.admin import create_topics
 from streams.kafka.company_client import produce_lines, read_committed
 from streams.policy.loader import load_policies
-from streams.settings import Settings
+from streams.settings import Guarantee, Settings
 from streams.topology import Topology
 
 
@@ -40,7 +40,7 @@ def audit_events(settings: Settings, topology: Topology, expected: int, timeout:
 
 @contextmanager
 def running_worker(
-    settings: Settings, *, worker_id: str = "t0", runtime: str = "faust", guarantee: str = "exactly_once"
+    settings: Settings, *, worker_id: str = "t0", runtime: str = "faust", guarantee: Guarantee = Guarantee.EXACTLY_ONCE
 ) -> Iterator[subprocess.Popen[bytes]]:
     worker = start_worker(settings, worker_id, runtime=runtime, guarantee=guarantee)
     try:

@@ -17,7 +17,7 @@ from streams.messages import H_DETAIL, H_REASON
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas
 from streams.serde.wire import frame
-from streams.settings import Settings
+from streams.settings import Guarantee, Settings
 from tests.processors.test_ingest import SECRET, _relabelled
 from tests.records import make_native_records
 from tests.runtime.helpers import audit_events, read_topic, running_worker, setup_topics
@@ -109,10 +109,10 @@ TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 FORGED = b"FORGED-BY-A-PRODUCER"
 
 
-@pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
+@pytest.mark.parametrize("guarantee", list(Guarantee))
 @pytest.mark.parametrize("runtime", ["faust", "confluent"])
 def test_only_committed_input_is_shared_and_no_producer_header_reaches_a_recipient(
-    kafka: Settings, unique: str, runtime: str, guarantee: str
+    kafka: Settings, unique: str, runtime: str, guarantee: Guarantee
 ) -> None:
     """A company's loader with a Kafka transaction commits 5 records and aborts 5 (an ETL job that
     rolls back a bad load): exactly the 5 committed are decided. Every record carries forged

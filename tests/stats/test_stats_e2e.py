@@ -19,7 +19,7 @@ from streams.kafka.lag import group_lag
 from streams.policy.calendar import JST
 from streams.policy.classification import load_schema
 from streams.policy.loader import load_policies
-from streams.settings import PROJECT_ROOT, Settings
+from streams.settings import PROJECT_ROOT, Guarantee, Settings
 from streams.stats.preview import preview
 from streams.stats.published import wait_for_publication
 from streams.stats.tables import Publication
@@ -45,7 +45,7 @@ def _produce(settings: Settings, lines: dict[str, list[bytes]]) -> None:
 
 def _decide(settings: Settings) -> None:
     # The composed worker's pipeline alone, in this process (no telemetry server, no erasure).
-    worker = ConfluentWorker(settings, worker_id="stats-0", guarantee="exactly_once", batch_size=200)
+    worker = ConfluentWorker(settings, worker_id="stats-0", guarantee=Guarantee.EXACTLY_ONCE, batch_size=200)
     worker.run_pipeline_only(max_idle_seconds=4)
 
 
