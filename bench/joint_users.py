@@ -1,4 +1,4 @@
-"""Cost per joint user (issue #29), in process, no Kafka: the shipped notice (2 joint users) against
+"""Cost per joint user, in process, no Kafka: the shipped notice (2 joint users) against
 the same notice with 8 more group companies (10 joint users, default purposes: every record goes to
 9 recipients). Two measures for each: the floor (decode, decide, encode every delivery) and the full
 ingest processor (framing, the governed reader, the canary, the audit event, statistics cells).
@@ -30,9 +30,9 @@ from streams.settings import PROJECT_ROOT
 from streams.topology import Topology
 
 POLICY = PROJECT_ROOT / "policies" / "jcom-group.yaml"
-# The last commit before #29 changed the processor (it only added this bench): "today's" rate of
-# issue #29, measured again in every run beside this tree's, since a figure from another day on a
-# shared machine compares nothing.
+# The tree whose ingest processor this one's is held against (a bound in bench/run.py's
+# ``TARGETS``), measured again in every run beside this tree's, since a figure from another day on
+# a shared machine compares nothing.
 BASELINE = "233eae0"
 ADDED_COMPANIES = 8
 WRITER_ID = 1

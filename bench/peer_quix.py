@@ -6,10 +6,9 @@ pure policy engine, which works with either set of versions. For each input reco
 encode the deliveries, send them to the recipients' delivery topics and an audit event to the audit
 topic (what the bench's watcher counts), under Quix's exactly-once.
 
-Its Avro is fastavro, the library Quix Streams' own Avro serializers use, called as the worker called
-it before the worker moved to cavro (logical types stripped; on writing, every container inside a
-union names its branch, which spares fastavro a validation per union): the peer's rate stays what it
-was, and the worker's faster codec counts as the worker's own.
+Its Avro is fastavro, the library Quix Streams' own Avro serializers use, called at its fastest
+(logical types stripped; on writing, every container inside a union names its branch, which spares
+fastavro a validation per union): the worker's faster codec, cavro, counts as the worker's own.
 
 Usage: python bench/peer_quix.py PREFIX  (settings from the JOINTUSE_* environment)
 """

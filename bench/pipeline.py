@@ -88,8 +88,8 @@ def _fresh(base: Settings, tag: str, partitions: int = 4) -> tuple[Settings, Top
 
 def drop_made_topics() -> int:
     """Deletes the topics this run made; how many. Left behind, a run's few thousand partitions add
-    up over runs on one broker: one at 19,813 partitions had slowed every rate, the peer's most, and
-    then refused to open more files, failing the run."""
+    up over runs on one broker, which then runs every rate slow, the peer's most, and at last
+    refuses to open more files (docs/benchmarks.md, Findings)."""
     from confluent_kafka.admin import AdminClient
 
     if not _MADE:
@@ -153,7 +153,7 @@ def start_peer(settings: Settings, name: str) -> subprocess.Popen[bytes]:
 
 
 def start_unfenced(settings: Settings, name: str, batch_size: int) -> subprocess.Popen[bytes]:
-    """The faust worker without fencing (bench/unfenced_worker.py): the design before it."""
+    """The faust worker without fencing (bench/unfenced_worker.py), which fencing is measured against."""
     env = {
         **os.environ,
         **settings.worker_env(),
@@ -437,7 +437,7 @@ def statistics_cost(base: Settings, *, count: int, repetitions: int) -> dict[str
 
 
 FENCING_MODES: dict[str, dict[str, Any]] = {
-    # the design before issue #27: offsets sent with the group id only
+    # no fencing: offsets sent with the group id only (TxnOffsetCommit v0)
     "unfenced": {"runtime": "faust-unfenced"},
     # the shipped worker: offsets sent with the member id and generation (KIP-447)
     "fenced": {"runtime": "faust"},
@@ -475,7 +475,7 @@ def median_of(runs: int, measure: Any) -> dict[str, Any]:
 
 def latency_median_of(runs: int, measure: Any) -> dict[str, Any]:
     """The latency run with the median p99 of ``runs`` (every run's p99 kept for the record): one
-    run's p99 is its slowest 1 %, a few transactions, and varied by half between runs."""
+    run's p99 is its slowest 1 %, a few transactions, and varies by half between runs."""
     ordered = sorted((measure() for _ in range(runs)), key=lambda r: r["p99_ms"])
     middle = dict(ordered[len(ordered) // 2])
     middle["all_p99_ms"] = [r["p99_ms"] for r in ordered]

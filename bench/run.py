@@ -1,6 +1,6 @@
-"""Benchmarks (``make bench``). For now: the policy engine on the canonical record, against the
-Avro decode (the codec's) of the same record as a baseline measured in the same run (machines are noisy, so
-ratios matter more than absolute figures)."""
+"""Benchmarks (``make bench``): writes bench/results.json and docs/benchmarks.md. Each figure has a
+baseline measured in the same run (in process, the Avro decode of the same record; through the
+broker, the Quix Streams peer): machines are noisy, so ratios matter more than absolute figures."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -25,6 +26,8 @@ from streams.settings import PROJECT_ROOT
 from streams.stats.tables import contribution
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
+PAGE = PROJECT_ROOT / "docs" / "benchmarks.md"
+FINDINGS = "## Findings"  # the heading of the page's part written by hand
 
 
 def _rate(run: Callable[[], int], repetitions: int = 3) -> float:
@@ -156,7 +159,7 @@ def bench_decide(count: int = 20_000) -> dict[str, float]:
 
     seals_per_s = _rate(seal_only)
     # Alternating short runs, the best of each: the two differ by a few tens of µs a record, less
-    # than this machine's drift between two medians taken a minute apart (0.55 and 0.71 were seen).
+    # than this machine's drift between two medians taken a minute apart.
     runs: dict[bool, list[float]] = {False: [], True: []}
     for _ in range(7):
         for with_stats_on in (False, True):
@@ -270,7 +273,7 @@ def _avro_package_codec(writer: Any, delivery: Any) -> tuple[Callable[[bytes], A
 
 
 def ratios(results: dict[str, Any]) -> dict[str, float]:
-    """The figures the benchmark issue asks for, as ratios measured in the same run."""
+    """Each figure against its baseline or its alternative, as ratios of figures of the same run."""
     pipeline = results.get("pipeline", {})
     in_process = results.get("decide", {})
     out: dict[str, float] = {}
@@ -324,7 +327,7 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-# Issue #29's "done when": each figure, the bound it must keep and where it is in the results.
+# The bounds the figures must keep: each figure's name, where it is in the results, and its bound.
 TARGETS: tuple[tuple[str, tuple[str, ...], str, float], ...] = (
     ("floor, 10 over 2 joint users", ("joint_users", "floor_10_over_2"), ">=", 0.6),
     (
@@ -352,7 +355,7 @@ TARGETS: tuple[tuple[str, tuple[str, ...], str, float], ...] = (
 
 
 def targets(results: dict[str, Any]) -> dict[str, str]:
-    """Each of issue #29's bounds against its figure in ``results``: met, not met, or not measured."""
+    """Each bound of ``TARGETS`` against its figure in ``results``: met, not met, or not measured."""
     out: dict[str, str] = {}
     for name, path, compare, bound in TARGETS:
         value: Any = results
@@ -377,34 +380,23 @@ ABOUT = {
     "end-to-end latency (input timestamp to its audit event visible to a read_committed reader) at half "
     "that rate, 10 s measured after 3 s of warm-up at the rate (the warm-up's p99 is kept beside: a "
     "worker's first seconds of traffic run behind, then it is steady); the run with the median p99 of the "
-    "repetitions is kept, with every run's p99. Every latency run showed latency rise from about 50 to "
-    "200-360 ms some 10 s into the traffic: the data-quality child process started at the first sampled "
-    "batch then and took seconds of CPU (imports, Great Expectations' context); it now starts with the "
-    "worker at nice 19 and keeps its validators (p99 221-319 -> 134-201 ms in three runs each). Transactional "
-    "producers retry after 20 ms: at the clients' 100 ms, a transaction begun while the coordinator still "
-    "wrote the previous one's markers (CONCURRENT_TRANSACTIONS) waited 100 ms, 3 % of transactions, and "
-    "p99 at half rate was 1.1-1.6 s. The Quix Streams peer commits every 0.5 s, which its latency shows. "
-    "The Quix Streams peer does less per record (no audit chain, canary or statistics) and "
+    "repetitions is kept, with every run's p99. The Quix Streams peer commits every 0.5 s, which its "
+    "latency shows. The Quix Streams peer does less per record (no audit chain, canary or statistics) and "
     "reads and writes Avro with fastavro, as Quix Streams' own serializers do, where the worker uses cavro. "
     "Bound by the worker's Python per record (the processor: about 81 µs a record in process) and the "
     "runtime's per-message cost (2 messages per input: delivery and audit event; the statistics "
     "contributions of a transaction go as one message; aiokafka's cost is the larger); the broker shares "
-    "the same two cores.",
+    "the same two cores. Findings below: the data-quality child, the transaction retry backoff, deciding "
+    "on the event loop, whole fetches, the garbage collector, the pseudonym's MAC.",
     "fencing": "What exactly-once's fencing (KIP-447 offsets with the group's generation) costs the faust runtime.",
     "subject_index": "The subject index: building rows from audit events, a report's lookup, restores.",
     "joint_users": "Cost per joint user in process: the shipped notice (2 joint users, 1 delivery a record) "
     "against 8 more group companies (10 joint users, 9 deliveries). Recipients of the same items share one "
     "projection, one encoding and one canary walk, so 9 deliveries cost little more than 1. The full ingest "
-    "processor at 2 joint users is also measured against 233eae0, the last commit before issue #29 changed "
-    "it: its own tree, code and shipped policy in a second process, rounds alternating, each keeping its "
-    "best pass over 4,000 inputs. What took it there: sharing projections, Avro by cavro, statistics cells "
-    "read by sets made once and kept per combination of labels (7.3 -> 3.4 us a record), unions written "
-    "without naming their branch where cavro needs no name (a delivery's encode 11.6 -> 9.6 us), fewer "
-    "frozen dataclasses per input, the canary's look at a record level by its names as a set first (8.7 "
-    "-> about 6 us a record). Bound now by Python per record, py-spy at 2 joint users (2026-12-06): Avro "
-    "decode 17 % and encode 14 % (cavro, compiled), decide 17 % (validation, the versions in force, the "
-    "projection), the statistics contribution 13 %, the canary 10 %, the audit event 9 %, the subject's "
-    "HMAC 3 %, object creation 2 %.",
+    "processor at 2 joint users is also measured against the baseline tree (the baseline row): its own "
+    "tree, code and shipped policy in a second process, rounds alternating, each keeping its best pass "
+    "over 4,000 inputs. Bound by Python per record: Avro decode and encode (cavro, compiled), decide, the "
+    "statistics contribution, the canary and the audit event (Findings below: where the time goes).",
     "batch_wait": "Latency at a steady rate for each JOINTUSE_MAX_BATCH_WAIT_MS on both runtimes. A batch is "
     "decided when full or that long after it began to fill; what came while the last batch committed is "
     "taken at once. Bound by the transaction (offsets to the group coordinator, then the commit) and by "
@@ -416,54 +408,24 @@ ABOUT = {
     "messages at 2 joint users, 10 at 10): the peer's audit event is a status and a time, the worker's the "
     "full event, sealed in its chain; the worker's statistics contributions go as one message a "
     "transaction. Backlogs of 60,000 records (--joint-users-count); rounds alternate the three; medians. "
-    "Backlogs of 20,000 records (about 2.5 s at 2 joint users) flattered the worker: two full runs of one "
-    "tree put confluent over the peer at 1.28 and 1.12 and faust at 1.14 and 0.99 there, while at 60,000 "
-    "the peer runs at about 10,000 records/s (8,000 at 20,000: its first seconds are slower) and the "
-    "workers as before, so at 2 joint users the worker is behind the peer. At 10 joint users messages "
-    "per input bound all three, the peer most. At 2 joint users the worker does more Python per record "
-    "than the peer (audit chain, canary, statistics, the full audit event, metrics, data-quality "
-    "sampling), and one core bounds it: during a backlog top shows the worker's process at 100-107 % "
-    "(librdkafka's threads above one core), the broker at 7-20 % and the load generator at 7 %, so about "
-    "70 % of the second core is idle and the worker's Python cannot use it. py-spy of the confluent "
-    "worker's interpreter lock (2026-12-06, after the canary's quick look): deciding 75 % (decode 11 %, "
-    "encode 9 %, the statistics contribution 12 %, the engine 12 %, the canary 8 %, the audit event 7 %), "
-    "committing 15 % (the audit chain 5 %, producing 9 %), metrics 3 %, freeing each batch's objects "
-    "7 %. The faust runtime decides in a thread beside its event loop (aiokafka's client is Python): the "
-    "two share the lock, and its fetch alone (faust's messages made into the worker's) takes 7 %. "
-    "With two deciding processes (JOINTUSE_DECIDE_PROCESSES=2, the _deciding2 rows: children decide each "
-    "batch while the worker fetches, seals, commits and counts) the worker's Python gets the second core: "
-    "at 2 joint users faust went from 7,058 to 8,667 records/s (0.78 to 0.96 of the peer) and confluent "
-    "from 8,039 to 8,852 (0.89 to 0.98); at 10 joint users faust from 3,263 to 3,626 (1.18 to 1.31) "
-    "while confluent fell from 4,230 to 3,909 (1.53 to 1.41): an outcome goes back to the worker with "
-    "its messages, ten an input at 10 joint users, and pickling them costs more than the second core "
-    "gives. top during a 300,000-record confluent backlog at 2 joint users: the two children at 53 % "
-    "each, the worker at 38-41 %, the broker at 13-16 %, data-quality validation at 10-14 %, about 11 % "
-    "idle: both cores are busy. Per record the children take about 108 us of CPU (89 in one process: "
-    "sending inputs and outcomes costs about 11 us, and two processes share two cores) and the worker "
-    "about 41 us (fetch, taking outcomes back, the audit chain, producing, metrics), beside the "
-    "broker's: the peer spends about 100 us of CPU a record on one core, the worker about 150 on two "
-    "cores shared with the broker. Each child's peak RSS is 100-125 MB. Deciding itself, the worker "
-    "spends about a fifth more CPU a record than the peer: over 60,000-record backlogs, from /proc "
-    "(2026-12-06, a slower hour of this machine: the peer at 4,200-5,800 records/s), two rounds, the "
-    "peer's process took 147-178 us, the confluent worker's 181-210 us (librdkafka's threads included), "
-    "and its data-quality child 45-56 us more while its start-up (Great Expectations' import, at nice "
-    "19) overlapped the backlog; with sampling off (JOINTUSE_DQ_SAMPLE_RATE=0) one round was 14 % faster "
-    "and the other 4 % slower, within that hour's drift. So 1.2 over the peer at 2 joint users is out of "
-    "reach on this 2-core machine without about a third less CPU a record. A broker left with many "
-    "partitions (old benchmark topics: 19,813 once) runs every rate slow, the peer's most; make bench "
-    "deletes the topics it made.",
+    "The _deciding2 rows run each worker with two deciding processes (JOINTUSE_DECIDE_PROCESSES=2): "
+    "children decide each batch while the worker fetches, seals, commits and counts. At 10 joint users "
+    "messages per input bound all three, the peer most. At 2 joint users the worker does more Python per "
+    "record than the peer (audit chain, canary, statistics, the full audit event, metrics, data-quality "
+    "sampling), and one core bounds it; two deciding processes give it the second core (Findings below: "
+    "where the CPU goes, the backlog's length, a broker left with many partitions).",
     "against": "This tree against an earlier commit (--against), through the broker: rounds alternate the "
     "two trees, one backlog per runtime each, so the machine's drift falls on both alike. The ratio of the "
     "medians says whether a change kept the pipeline's speed; the Quix peer runs the same code in both "
     "trees and shows the noise.",
     "ratios": "Ratios of figures of this run.",
-    "targets": "Issue #29's bounds, each against its figure above (a section measured alone by --only "
-    "keeps the others of the last run: see each section's date).",
+    "targets": "The bounds the figures must keep, each against its figure above (a section measured alone "
+    "by --only keeps the others of the last run: see each section's date).",
 }
 
 
 def write_results(results: dict[str, Any], repetitions: int) -> str:
-    """Writes bench/results.json and docs/benchmarks.md; returns the page."""
+    """Writes bench/results.json and docs/benchmarks.md, keeping the page's findings; returns the page."""
     measured = results.get("sections_measured_at", {})
     RESULTS.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     lines = [
@@ -485,8 +447,17 @@ def write_results(results: dict[str, Any], repetitions: int) -> str:
         lines += ["| measure | value |", "|---|---|"]
         lines += [f"| {name} | {value} |" for name, value in values.items()]
         lines.append("")
-    (PROJECT_ROOT / "docs" / "benchmarks.md").write_text("\n".join(lines), encoding="utf-8")
-    return "\n".join(lines)
+    page = "\n".join(lines) + findings(PAGE)
+    PAGE.write_text(page, encoding="utf-8")
+    return page
+
+
+def findings(page: Path) -> str:
+    """The page's part written by hand, from its ``FINDINGS`` heading to its end: what profiles and
+    side-by-side runs showed, the evidence for choices in the code, which a new run must not erase."""
+    text = page.read_text(encoding="utf-8") if page.exists() else ""
+    at = text.find(f"\n{FINDINGS}\n")
+    return text[at:] if at >= 0 else ""
 
 
 _SECTIONS = {
@@ -519,8 +490,8 @@ def main() -> None:
         "--joint-users-count",
         type=int,
         default=60_000,
-        help="records in each joint_users_broker backlog (its ratios are issue #29's: 20,000 records, "
-        "about 2.5 s at 2 joint users, moved them by a tenth between runs)",
+        help="records in each joint_users_broker backlog, whose ratios set the runtimes against the "
+        "Quix peer (20,000 records, about 2.5 s at 2 joint users, move them by a tenth between runs)",
     )
     parser.add_argument("--runtimes", default="faust,confluent,quix", help="pipeline runtimes to measure")
     parser.add_argument("--repetitions", type=int, default=3, help="repetitions per figure (the median is kept)")

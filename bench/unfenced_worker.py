@@ -1,7 +1,7 @@
-"""The faust worker as it was before fencing (issue #27), for `make bench` to measure what fencing
-costs in the same run: aiokafka's own transactional producer, which sends a transaction's offsets
-with the group id only (TxnOffsetCommit v0), so a paused worker's commit is not refused. Never for
-use: it is what the pause test in tests/runtime/test_crash.py shows duplicating inputs."""
+"""The faust worker without fencing, for `make bench` to measure what fencing costs in the same
+run: aiokafka's own transactional producer, which sends a transaction's offsets with the group id
+only (TxnOffsetCommit v0), so a paused worker's commit is not refused. Never for use: it is what
+the pause test in tests/runtime/test_crash.py shows duplicating inputs."""
 
 from __future__ import annotations
 
