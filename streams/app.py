@@ -140,9 +140,9 @@ def _leave_offsets_to_transactions(application: faust.App) -> None:
     """Under exactly-once, offsets are committed only inside our transactions. faust's own periodic
     commit reads the acknowledged offsets at one moment and sends them later, from another client;
     landing after a newer transaction it would move the group's offset back, and a restarted worker
-    would process those records again (the crash test caught exactly that). This replaces a private
-    method of faust's consumer: tests/runtime/test_faust_pin.py pins the faust version it was
-    checked against."""
+    would process those records again (tests/runtime/test_crash.py kills and restarts workers and
+    finds no input audited twice). This replaces a private method of faust's consumer:
+    tests/runtime/test_faust_pin.py pins the faust version it was checked against."""
 
     async def offsets_are_in_the_transactions(offsets: Any) -> bool:
         return True

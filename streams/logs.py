@@ -77,8 +77,8 @@ class FoldedRepeats(logging.Filter):
 
     librdkafka ends a failed connect with how long the broker was in its state, and a repeat logged
     later adds how many it suppressed ("(after 0ms in state CONNECT, 1 identical error(s)
-    suppressed)"): not part of the cause (a command waiting on a loaded machine printed the same
-    failed connect twice)."""
+    suppressed)"): not part of the cause, or the same failed connect would print again with other
+    figures."""
 
     FOLD_SECONDS = 60.0
     _NUMBERS = re.compile(r"\d+")

@@ -69,7 +69,7 @@ policy_app = typer.Typer(help="Check, render and compare joint-use notices.", no
 schema_app = typer.Typer(help="Check and publish the governed Avro schemas.", no_args_is_help=True)
 app.add_typer(policy_app, name="policy")
 app.add_typer(schema_app, name="schemas")
-app.add_typer(schema_app, name="schema", hidden=True)  # the earlier name
+app.add_typer(schema_app, name="schema", hidden=True)  # the singular, for scripts that still use it
 app.add_typer(access_app, name="access")
 app.add_typer(audit_app, name="audit")
 app.add_typer(incident_app, name="incident")

@@ -85,8 +85,8 @@ def _await_leaders(admin: AdminClient, names: list[str], timeout: float) -> None
     """Returns once every topic in ``names`` is in the metadata with a leader for each partition.
 
     The controller acknowledges a creation before every broker's metadata has it: a worker started
-    right after (the demo, a test) could otherwise find a topic missing and refuse to start. Seen on
-    a loaded machine, where the gap was long enough for the worker's own check."""
+    right after (the demo, a test) could otherwise find a topic missing and refuse to start, on a
+    loaded machine most of all, where the gap outlasts the worker's own check."""
     deadline = time.monotonic() + timeout
     pending = set(names)
     while True:

@@ -19,8 +19,9 @@ from streams.settings import TRANSACTION_TIMEOUT_MS
 SAME_PARTITIONS_AS_JAVA = {"partitioner": "murmur2_random"}
 MAX_MESSAGE_BYTES = 8_388_608
 # A transaction begun while the coordinator still writes the previous one's markers is refused
-# with CONCURRENT_TRANSACTIONS and retried after this backoff (KAFKA-5477): the client's 100 ms
-# default was a pipelined worker's latency tail (3 % of transactions at a steady 2,800 records/s).
+# with CONCURRENT_TRANSACTIONS and retried after this backoff (KAFKA-5477). A pipelined worker
+# begins each transaction right after the previous commit and meets this often: the clients'
+# 100 ms default would make its latency tail (docs/benchmarks.md, Findings).
 # librdkafka backs other retries off from here exponentially (up to ``retry.backoff.max.ms``,
 # 1 s); aiokafka (the faust runtime's producer) retries at this pace, its repeated warnings folded
 # by ``streams.logs.FoldedRepeats``.
@@ -74,9 +75,9 @@ def group_consumer(kafka: Mapping[str, Any], group_id: str) -> Consumer:
             # A member subscribed by pattern (the confluent runtime's ingest topics) joins with the
             # topics its metadata matched at that moment, possibly none ("join with 0 subscribed
             # topic(s)"), and matches again only at the next refresh: librdkafka's default is 5
-            # minutes. The likely cause of a joining worker idle for minutes (1 crash-test run in 6;
-            # the faust runtime, subscribed by name, never showed it), and a new company's ingest
-            # topic waited as long. Every 10 s instead: one small metadata request per worker.
+            # minutes, which a joining worker could spend idle, and a new company's ingest topic
+            # would wait as long (the faust runtime subscribes by name). Every 10 s instead: one
+            # small metadata request per worker.
             "topic.metadata.refresh.interval.ms": 10_000,
         }
     )

@@ -53,8 +53,8 @@ class SubjectKeys:
     def _keyed_macs(self) -> tuple[hmac.HMAC, ...]:
         """HMAC-SHA256 keyed with each key (the current one first), copied for each subject. The
         one-shot ``hmac.digest`` lets go of the GIL on every call, and a thread busy beside it (a
-        worker's event loop) keeps it for up to a switch interval: 1,558 calls a second there
-        against 364,111 for a copy of a keyed MAC, which holds on to it (measured 2026-12-05)."""
+        worker's event loop) then keeps it for up to a switch interval, some two hundred times
+        slower per pseudonym; a copy of a keyed MAC holds on to it (docs/benchmarks.md, Findings)."""
         return tuple(hmac.new(key, digestmod=hashlib.sha256) for key in (self.current, *self.previous))
 
     def subject(self, source: str, customer_id: str) -> str:

@@ -4,9 +4,9 @@ record for the statistics worker, and how a batch's contributions travel as one 
 A contribution is a JSON object: the subject's pseudonym, the event time and the record's cells per
 table (``streams.stats.tables.Contributor``). The processor makes one per shared record; the batch
 loop packs a transaction's contributions into one message, a JSON array of them (``pack``): the
-topic has one partition and one reader, and a message per record was a third of what a worker
-wrote at two joint users. ``unpack`` reads both forms, and a contribution written before the
-subject was in the value (its key held it).
+topic has one partition and one reader, and a message per record would be a third of what a
+worker writes at two joint users. ``unpack`` reads both forms, and the form whose key, not its
+value, holds the subject.
 
 Pure: no client, no clock.
 """
@@ -77,7 +77,7 @@ def _one(key: bytes | None, found: Any) -> tuple[str, dict[str, Any]] | None:
     if not isinstance(found, dict):
         return None
     subject = found.get("subject")
-    if subject is None and key is not None:  # written before the subject was in the value
+    if subject is None and key is not None:  # the form whose key holds the subject
         try:
             subject = key.decode("utf-8")
         except UnicodeDecodeError:

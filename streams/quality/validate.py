@@ -43,8 +43,8 @@ class SuiteResult:
 
 class SuiteValidator:
     """One suite made ready once (Great Expectations' context, suite, data asset and checkpoint),
-    then run on frame after frame: building them took most of a run's time (0.1-0.2 s of CPU on 500
-    rows, beside a first import of 1.6 s), on a machine the worker shares."""
+    then run on frame after frame: building them costs more CPU than validating a sample, on a
+    machine the worker shares (docs/benchmarks.md, Findings)."""
 
     def __init__(self, suite: dict[str, Any], *, docs_dir: Path | None = None) -> None:
         self.suite = suite

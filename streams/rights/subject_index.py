@@ -1,4 +1,4 @@
-"""The subject index (issue "rights at national scale"): one row per data subject, folded from the
+"""The subject index, for rights requests at national scale: one row per data subject, folded from the
 audit topic, so that a disclosure report, an erasure or a dry-run comparison reads one row instead
 of the whole history. Values only: no Kafka, no clock. The adapter keeps rows in a faust table.
 

@@ -234,11 +234,11 @@ class ConsumerBatches:
     every agent of the app, because one consumer holds all their topics.
 
     faust's own fetcher hands each message to the agents' streams one at a time (a conductor
-    callback and a ``wait_first`` per message); that per-message path was most of the faust
-    runtime's cost (1,644 -> 2,558 records/s on the bench workload when it was bypassed).
-    ``streams.app`` turns that fetcher off. faust still owns the group: subscription, assignment,
-    flow control during rebalances, and the seek to the committed offsets when partitions are
-    assigned (inside ``getmany``).
+    callback and a ``wait_first`` per message), a per-message path that would be most of the faust
+    runtime's cost (docs/architecture.md, where a record's time goes). ``streams.app`` turns that
+    fetcher off. faust still owns the group: subscription, assignment, flow control during
+    rebalances, and the seek to the committed offsets when partitions are assigned (inside
+    ``getmany``).
 
     A route's pending messages are bounded: while one route has ``max_pending`` waiting, nothing
     more is fetched (the consumer's own fetch buffer then fills and pauses the fetches). Messages

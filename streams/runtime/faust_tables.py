@@ -157,11 +157,11 @@ class TableConsumer(CommittedReadsConsumer):
     after the last message read up to the one read now, that one included (``_add_gap(tp,
     last + 1, offset)`` adds ``[from, to + 1)``). The message's own offset is then acknowledged
     twice, and ``_new_offset`` commits only the first run of consecutive offsets: a duplicate ends
-    a run. So each commit moved past one transaction of the topic only. Seen here: the statistics
-    worker counted 19,000 contributions in 4 s while its committed offset took 50 s to follow, one
-    of the pipeline's transactions per commit interval; after a restart it would count most of
-    them again (upstream: robinhood/faust#625, faust-streaming/faust#606). The gap noted here ends
-    before the message. tests/runtime/test_faust_pin.py pins the faust version."""
+    a run. So each commit would move past one transaction of the topic only: the statistics
+    worker's committed offset would fall far behind what it counted, one of the pipeline's
+    transactions per commit interval, and a restart would count most of them again (upstream:
+    robinhood/faust#625, faust-streaming/faust#606). The gap noted here ends before the message.
+    tests/runtime/test_faust_pin.py pins the faust version."""
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         await super()._add_gap(tp, offset_from, offset_to - 1)
@@ -182,15 +182,14 @@ class TableConsumer(CommittedReadsConsumer):
         acknowledge it. faust also drops messages waiting in a stream's queue when it resumes the
         flow (``FlowControlEvent.resume`` clears the queues), and at a start it resumes it twice:
         to read the changelogs, then after seeking the stream partitions to their committed
-        offsets, a seek that waits on one request per partition (about 0.1 s here) while the
-        fetcher already hands audit messages to the stream (seen: message 143 of a restarted
-        index's partition handed out, its refcount 1, never taken by the stream, 144 and on
-        processed). faust's ``_new_offset`` then commits the acknowledged run after it anyway
-        when it starts one past the committed offset (``min(acked) - committed == 1`` passes: faust
-        reads that as a commit marker at the committed offset, which it never notes as a gap).
-        Seen here: a restarted subject index applied audit offsets 135, 136, 137 and 139 of a
-        partition, never 138, committed to the end, and the subject's row was missing for good
-        (tests/rights/test_subject_index_e2e.py, about one run in ten on two busy cores).
+        offsets, a seek that waits on one request per partition while the fetcher already hands
+        audit messages to the stream: one of them can be handed out and never taken by the stream
+        while the ones after it are processed. faust's ``_new_offset`` then commits the
+        acknowledged run after it anyway when it starts one past the committed offset
+        (``min(acked) - committed == 1`` passes: faust reads that as a commit marker at the
+        committed offset, which it never notes as a gap). A restarted subject index would so skip
+        one audit event for good, and the row it makes would be missing
+        (tests/rights/test_subject_index_e2e.py kills and restarts index workers while busy).
 
         The skipped message was handed out; a commit marker never is. So the offset is held at the
         first message handed out and not acknowledged, and the partition is read again from there

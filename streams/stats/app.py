@@ -256,7 +256,7 @@ async def count(stream: faust.StreamT[Any]) -> None:
         if state["watermark_ms"] and book.due(watermark) and _everything_before_counted(event):
             for window, publication in book.advance(watermark):
                 await _send(window, publication)
-            # Kept with the publications only (a write per contribution was a third of the
+            # Kept with the publications only (a write per contribution would be a third of the
             # changelog): every window it had closed is published, so a restart that resumes from
             # an older watermark changes nothing; the next contribution moves it on.
             published[WATERMARK] = state["watermark_ms"]
@@ -267,8 +267,8 @@ def _everything_before_counted(event: Any) -> bool:
     """Whether every contribution before this event's was counted. faust may drop a message it has
     handed out at a start or a rebalance; the consumer reads it again once a later one was processed
     (``TableConsumer._new_offset``). A window closed by a later contribution then waits for it: its
-    first publication would otherwise miss what the dropped message holds, and a revision would
-    follow a second later (seen: a replacement worker published a day 188 subjects short). The
+    first publication would otherwise miss what the dropped message holds (a replacement worker
+    would publish a day short of those subjects), and a revision would follow a second later. The
     read again reaches this event once more, which publishes then."""
     first = table_consumer(app).first_unprocessed(event.message.tp)
     return first is None or first >= event.message.offset

@@ -126,12 +126,10 @@ class Worker:
         commits (transactions still commit one after the other, in order).
 
         ``offload`` decides in a thread: for an event loop that carries the client's own Python
-        (faust's aiokafka fetches and sends). Where the client works in C threads (confluent-kafka)
-        the loop decides itself while the commit waits in a thread: two Python threads would share
-        one interpreter lock. Measured through a developer's broker then holding 19,813 partitions
-        (20,000 records, 3 rounds each), the confluent runtime did 4,134-6,773 records/s deciding in
-        a thread and 7,543-7,760 on the loop; the faust runtime did no better on its loop (4,396-5,714
-        against 4,710-5,989). Not yet measured side by side on a fresh broker."""
+        (faust's aiokafka fetches and sends), which must go on while a batch is decided. Where the
+        client works in C threads (confluent-kafka) the loop decides itself while the commit waits
+        in a thread: a second Python thread deciding would share the one interpreter lock with the
+        loop and gain nothing (docs/benchmarks.md, Findings)."""
         if self.sealer is None:
             raise RuntimeError("prepare() recovers the audit chain before the pipeline's loop is made")
         loop: BatchLoop[Outcome] = BatchLoop(

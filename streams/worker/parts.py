@@ -123,23 +123,22 @@ def quality_monitor(settings: Settings, registry: CollectorRegistry) -> QualityM
     )
 
 
-# Measured with the confluent worker (20,000 records, the same session, alternating): 700 (Python's
-# default) 4,622-4,715 records/s, 10,000 4,611-4,771, 50,000 4,899-4,936; no collection at all
-# 5,095-5,257 (not an option: cycles would never be freed).
+# Net container allocations between young collections (Python's default: 700), see ``settle_heap``.
+# Not collecting at all is faster still, but would never free a cycle (docs/benchmarks.md, Findings).
 YOUNG_COLLECTION_AFTER = 50_000
 
 
 def settle_heap() -> None:
     """Called once a worker has built everything, right before its loop starts: what exists now
     (modules, schemas, compiled codecs and policies) lives as long as the process, so it leaves the
-    garbage collector's generations. Full collections otherwise walked all of it again and again,
-    because every batch in flight outlives a young collection: about 60-90 ms each, 11% of a worker's
-    time on the bench workload. Measured in docs/architecture.md.
+    garbage collector's generations. Full collections would otherwise walk all of it again and
+    again, because every batch in flight outlives a young collection, and each takes tens of
+    milliseconds (docs/architecture.md, where a record's time goes).
 
     Then the young generation is collected after ``YOUNG_COLLECTION_AFTER`` net container
     allocations instead of Python's 700: a batch of a thousand records allocates tens of thousands of
-    containers that all live until its commit, so the default ran many young collections per batch
-    that freed little and moved the batch into older generations, walked again by their
+    containers that all live until its commit, so the default would run many young collections per
+    batch that free little and move the batch into older generations, walked again by their
     collections. Memory stays bounded: at most that many containers wait for a collection."""
     gc.collect()
     gc.freeze()
