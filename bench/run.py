@@ -23,7 +23,7 @@ from streams.policy.loader import load_policies
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.json_form import JsonForm
 from streams.settings import PROJECT_ROOT
-from streams.stats.tables import contribution
+from streams.stats.contributions import contribution
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
 PAGE = PROJECT_ROOT / "docs" / "benchmarks.md"

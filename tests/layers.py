@@ -25,7 +25,12 @@ CORE = (
     "incidents/breach.py",
     "rights/rules.py",
     "rights/subject_index.py",
+    "stats/book.py",
+    "stats/contributions.py",
+    "stats/publication.py",
+    "stats/suppression.py",
     "stats/tables.py",
+    "stats/windows.py",
 )
 
 # Above the core, lowest first. A name is a package under streams/ or a top-level module.

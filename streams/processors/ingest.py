@@ -44,7 +44,7 @@ from streams.processors import contributions
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, GovernedVersion, SchemaSource
 from streams.serde.wire import frame
-from streams.stats.tables import Contributor
+from streams.stats.contributions import Contributor
 from streams.topology import Topology
 
 MAX_VALUE_BYTES = 1_048_576

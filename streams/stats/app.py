@@ -4,7 +4,7 @@ The pipeline writes, for every shared record, its subject's pseudonym and its ce
 statistics table to ``<prefix>.stats-contributions.v1``, in the transaction that shares it (a
 withheld or invalid record never counts), a transaction's contributions in one message
 (``streams.processors.contributions``). This worker folds them into the windows of
-``streams.stats.tables.StatsBook`` and publishes each window to ``<prefix>.stats.<table>.v1``
+``streams.stats.book.StatsBook`` and publishes each window to ``<prefix>.stats.<table>.v1``
 once its end plus the grace has passed in event time, then a revision whenever late records change
 it, under the suppression rules of docs/statistics.md.
 
@@ -42,16 +42,9 @@ from streams.serde.avro_codec import AvroCodec
 from streams.serde.registry import Registry
 from streams.serde.wire import frame
 from streams.settings import Settings, load_settings
+from streams.stats.book import StatsBook, WindowCounts, contributed_cells
+from streams.stats.publication import Publication, from_state, publication_record, publication_state
 from streams.stats.schema import load_stats_schema
-from streams.stats.tables import (
-    Publication,
-    StatsBook,
-    WindowCounts,
-    contributed_cells,
-    from_state,
-    publication_record,
-    publication_state,
-)
 from streams.topology import Topology
 
 log = logging.getLogger("jointuse.stats")

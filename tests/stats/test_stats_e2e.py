@@ -21,8 +21,8 @@ from streams.policy.classification import load_schema
 from streams.policy.loader import load_policies
 from streams.settings import PROJECT_ROOT, Guarantee, Settings
 from streams.stats.preview import preview
+from streams.stats.publication import Publication
 from streams.stats.published import wait_for_publication
-from streams.stats.tables import Publication
 from streams.topology import Topology
 from streams.worker.confluent_main import ConfluentWorker
 from tests.observability.test_prometheus_e2e import free_port
