@@ -42,7 +42,7 @@ from streams.messages import (
 from streams.policy.bases import BASES
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet
-from streams.policy.model import Policy
+from streams.policy.model import Policy, StatsTable
 from streams.policy.provision import channel_schema
 from streams.serde.governed import GovernedSchemas
 from streams.topology import Topology
@@ -168,103 +168,22 @@ def build_catalog(
         address = spec.name
         company = _company_of(address, policy, topology)
         if address == topology.ingest(company or ""):
-            channel = Channel(
-                id=f"ingest-{company}",
-                kind="ingest",
-                summary=f"{company} produces its customer records here; the pipeline decides each one.",
-                company=company,
-                key="`customer_id`, UTF-8",
-                payload=AVRO,
-                schemas=tuple(record_files),
-                headers=(
-                    Header(
-                        H_TRACEPARENT,
-                        "Optional: a W3C trace context, version 00 (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase); "
-                        "its trace id becomes the delivery's and audit event's trace id. No other header of yours "
-                        "reaches a recipient; headers named `jointuse-*` are ignored and counted.",
-                        required=False,
-                    ),
-                ),
-                address=address,
-            )
+            channel = _ingest(address, company, tuple(record_files))
         elif address == topology.deliver(company or ""):
-            grants = tuple(
-                Grant(source.id, purposes, items)
-                for source in policy.joint_users
-                for recipient, purposes, items in engine.routes(policy, policy, source.id, opted_out=False)
-                if recipient == company
-            )
-            channel = Channel(
-                id=f"deliver-{company}",
-                kind="delivery",
-                summary=f"What {company} may receive of the other joint users' customers, under notice "
-                f"{policy.notice.id} version {policy.version}. Fields outside the items are null.",
-                company=company,
-                key=SUBJECT_KEY,
-                payload=AVRO,
-                schemas=tuple(delivery_files),
-                headers=DELIVERY_HEADERS,
-                grants=grants,
-                tombstones="Erase this subject: an erasure request or a passed retention (a notice follows).",
-                address=address,
-            )
+            channel = _delivery(address, company, policy, engine, tuple(delivery_files))
         elif address == topology.dead_letters(company or ""):
-            channel = Channel(
-                id=f"dead-letters-{company}",
-                kind="dead-letter",
-                summary=f"{company}'s inputs that could not be decided, as produced, with the reason.",
-                company=company,
-                key="The input's key, as produced",
-                payload=ORIGINAL_BYTES,
-                headers=DEAD_LETTER_HEADERS,
-                address=address,
-            )
+            channel = _dead_letters(address, company)
         elif address == topology.notices(company or ""):
-            channel = Channel(
-                id=f"notices-{company}",
-                kind="notices",
-                summary=f"What {company} must erase: one notice per subject and reason.",
-                company=company,
-                key=SUBJECT_KEY,
-                payload=JSON,
-                json_schema=NOTICE_JSON,
-                address=address,
-            )
+            channel = _notices(address, company)
         elif company in policy.channels_by_id and address == topology.provide(company or ""):
-            provided = policy.channels_by_id[company or ""]
-            basis = BASES[provided.basis]
             file = f"{governed.latest.name}.provide.{company}.avsc"
             schemas[file] = channel_schema(governed.latest.classified, policy, company or "")
-            channel = Channel(
-                id=f"provide-{company}",
-                kind="provide",
-                summary=f"What {company} receives of the insurer's customers under {basis.en.lower()} "
-                f"({basis.article}), for {', '.join(provided.purposes)}.",
-                company=company,
-                key=SUBJECT_KEY,
-                payload=AVRO,
-                schemas=(file,),
-                headers=PROVIDE_HEADERS,
-                tombstones="Erase this subject: an erasure request or a passed retention (a notice follows).",
-                address=address,
-            )
+            channel = _provide(address, company or "", policy, file)
         elif address in stats_tables:
-            table = stats_tables[address]
             if stats_schema is None:
                 raise ValueError("the policy has statistics tables: give build_catalog their schema")
             schemas[STATS_SCHEMA_FILE] = stats_schema
-            channel = Channel(
-                id=f"stats-{table.id}",
-                kind="stats",
-                summary=f"Statistics {table.id} ({table.window}, by {', '.join(table.dimensions)}): counts of "
-                f"distinct subjects, every published cell at least k = {policy.statistics.k}, small cells "
-                "protected (docs/statistics.md). The latest revision of a window replaces the earlier ones.",
-                company=None,
-                key="`<table>:<window's first day>`, UTF-8",
-                payload=AVRO,
-                schemas=(STATS_SCHEMA_FILE,),
-                address=address,
-            )
+            channel = _stats(address, stats_tables[address], policy)
         else:
             channel = _internal(address, topology)
         channels.append(
@@ -289,97 +208,210 @@ def build_catalog(
     )
 
 
+def _ingest(address: str, company: str | None, record_files: tuple[str, ...]) -> Channel:
+    return Channel(
+        id=f"ingest-{company}",
+        kind="ingest",
+        summary=f"{company} produces its customer records here; the pipeline decides each one.",
+        company=company,
+        key="`customer_id`, UTF-8",
+        payload=AVRO,
+        schemas=record_files,
+        headers=(
+            Header(
+                H_TRACEPARENT,
+                "Optional: a W3C trace context, version 00 (`00-<32 hex>-<16 hex>-<2 hex>`, lowercase); "
+                "its trace id becomes the delivery's and audit event's trace id. No other header of yours "
+                "reaches a recipient; headers named `jointuse-*` are ignored and counted.",
+                required=False,
+            ),
+        ),
+        address=address,
+    )
+
+
+def _delivery(
+    address: str, company: str | None, policy: Policy, engine: Engine, delivery_files: tuple[str, ...]
+) -> Channel:
+    grants = tuple(
+        Grant(source.id, purposes, items)
+        for source in policy.joint_users
+        for recipient, purposes, items in engine.routes(policy, policy, source.id, opted_out=False)
+        if recipient == company
+    )
+    return Channel(
+        id=f"deliver-{company}",
+        kind="delivery",
+        summary=f"What {company} may receive of the other joint users' customers, under notice "
+        f"{policy.notice.id} version {policy.version}. Fields outside the items are null.",
+        company=company,
+        key=SUBJECT_KEY,
+        payload=AVRO,
+        schemas=delivery_files,
+        headers=DELIVERY_HEADERS,
+        grants=grants,
+        tombstones="Erase this subject: an erasure request or a passed retention (a notice follows).",
+        address=address,
+    )
+
+
+def _dead_letters(address: str, company: str | None) -> Channel:
+    return Channel(
+        id=f"dead-letters-{company}",
+        kind="dead-letter",
+        summary=f"{company}'s inputs that could not be decided, as produced, with the reason.",
+        company=company,
+        key="The input's key, as produced",
+        payload=ORIGINAL_BYTES,
+        headers=DEAD_LETTER_HEADERS,
+        address=address,
+    )
+
+
+def _notices(address: str, company: str | None) -> Channel:
+    return Channel(
+        id=f"notices-{company}",
+        kind="notices",
+        summary=f"What {company} must erase: one notice per subject and reason.",
+        company=company,
+        key=SUBJECT_KEY,
+        payload=JSON,
+        json_schema=NOTICE_JSON,
+        address=address,
+    )
+
+
+def _provide(address: str, company: str, policy: Policy, file: str) -> Channel:
+    """A channel of the insurer's notice, its records in ``file`` (the channel's own schema)."""
+    provided = policy.channels_by_id[company]
+    basis = BASES[provided.basis]
+    return Channel(
+        id=f"provide-{company}",
+        kind="provide",
+        summary=f"What {company} receives of the insurer's customers under {basis.en.lower()} "
+        f"({basis.article}), for {', '.join(provided.purposes)}.",
+        company=company,
+        key=SUBJECT_KEY,
+        payload=AVRO,
+        schemas=(file,),
+        headers=PROVIDE_HEADERS,
+        tombstones="Erase this subject: an erasure request or a passed retention (a notice follows).",
+        address=address,
+    )
+
+
+def _stats(address: str, table: StatsTable, policy: Policy) -> Channel:
+    return Channel(
+        id=f"stats-{table.id}",
+        kind="stats",
+        summary=f"Statistics {table.id} ({table.window}, by {', '.join(table.dimensions)}): counts of "
+        f"distinct subjects, every published cell at least k = {policy.statistics.k}, small cells "
+        "protected (docs/statistics.md). The latest revision of a window replaces the earlier ones.",
+        company=None,
+        key="`<table>:<window's first day>`, UTF-8",
+        payload=AVRO,
+        schemas=(STATS_SCHEMA_FILE,),
+        address=address,
+    )
+
+
+# The pipeline's own topics, by id: summary, key, payload and its JSON Schema (None: not described).
+INTERNAL: Mapping[str, tuple[str, str, str, Mapping[str, Any] | None]] = {
+    "audit": (
+        "One decision per input, pseudonymous; the record of what crossed company boundaries.",
+        PSEUDONYM_KEY,
+        JSON,
+        AUDIT_JSON,
+    ),
+    "audit-checkpoints": (
+        "Signed heads of the audit chains, one writer and partition per record: what `audit verify` checks.",
+        "`<writer>/<audit partition>`, UTF-8",
+        JSON,
+        CHECKPOINT_JSON,
+    ),
+    "incidents": (
+        "Leak incidents as events, read by the privacy desk: `jointuse incident list|report`.",
+        "The incident id, UTF-8",
+        JSON,
+        INCIDENT_JSON,
+    ),
+    "stats-contributions": (
+        "What each shared record adds to the statistics tables (cells, no value), a transaction's in one "
+        "message, read by the statistics worker.",
+        "`contributions`, UTF-8 (one partition)",
+        JSON,
+        CONTRIBUTION_JSON,
+    ),
+    "stats-subjects-changelog": (
+        "The statistics worker's cells per subject and window (faust changelog), compacted.",
+        "`<table>|<window>|<pseudonym>`, UTF-8",
+        JSON,
+        None,
+    ),
+    "stats-published-changelog": (
+        "What the statistics worker published per window (what a revision builds on), compacted.",
+        "`<table>|<window>`, UTF-8",
+        JSON,
+        None,
+    ),
+    "rights": (
+        "Rights requests, compacted per subject: the latest one per subject holds.",
+        SUBJECT_KEY,
+        JSON,
+        RIGHTS_JSON,
+    ),
+    "corrections": (
+        "Corrections filed by the privacy desk, keyed like the audit topic.",
+        PSEUDONYM_KEY,
+        JSON,
+        CORRECTION_JSON,
+    ),
+    "index-changelog": (
+        "The subject index's rows (faust changelog), compacted.",
+        PSEUDONYM_KEY,
+        JSON,
+        CHANGELOG_JSON,
+    ),
+    "provision-records": (
+        "Provision records (APPI Art. 29) of the insurer's channels, abroad included, and of case-by-case "
+        "provisions; kept 3 years by default.",
+        SUBJECT_KEY,
+        JSON,
+        PROVISION_JSON,
+    ),
+    "supervision": (
+        "The entrustees' supervision log (APPI Art. 25): what each received, under which contract and task.",
+        "The entrustee's id",
+        JSON,
+        SUPERVISION_JSON,
+    ),
+    "dead-letters-rights": (
+        "Rights requests that could not be read.",
+        "The input's key, as produced",
+        ORIGINAL_BYTES,
+        None,
+    ),
+}
+
+
 def _internal(address: str, topology: Topology) -> Channel:
     """The pipeline's own topics: listed so a company sees the whole deployment, read by nobody outside."""
-    internal: dict[str, tuple[str, str, str, str, Mapping[str, Any] | None]] = {
-        topology.audit: (
-            "audit",
-            "One decision per input, pseudonymous; the record of what crossed company boundaries.",
-            PSEUDONYM_KEY,
-            JSON,
-            AUDIT_JSON,
-        ),
-        topology.audit_checkpoints: (
-            "audit-checkpoints",
-            "Signed heads of the audit chains, one writer and partition per record: what `audit verify` checks.",
-            "`<writer>/<audit partition>`, UTF-8",
-            JSON,
-            CHECKPOINT_JSON,
-        ),
-        topology.incidents: (
-            "incidents",
-            "Leak incidents as events, read by the privacy desk: `jointuse incident list|report`.",
-            "The incident id, UTF-8",
-            JSON,
-            INCIDENT_JSON,
-        ),
-        topology.stats_contributions: (
-            "stats-contributions",
-            "What each shared record adds to the statistics tables (cells, no value), a transaction's in one "
-            "message, read by the statistics worker.",
-            "`contributions`, UTF-8 (one partition)",
-            JSON,
-            CONTRIBUTION_JSON,
-        ),
-        topology.stats_changelogs[0]: (
-            "stats-subjects-changelog",
-            "The statistics worker's cells per subject and window (faust changelog), compacted.",
-            "`<table>|<window>|<pseudonym>`, UTF-8",
-            JSON,
-            None,
-        ),
-        topology.stats_changelogs[1]: (
-            "stats-published-changelog",
-            "What the statistics worker published per window (what a revision builds on), compacted.",
-            "`<table>|<window>`, UTF-8",
-            JSON,
-            None,
-        ),
-        topology.rights: (
-            "rights",
-            "Rights requests, compacted per subject: the latest one per subject holds.",
-            SUBJECT_KEY,
-            JSON,
-            RIGHTS_JSON,
-        ),
-        topology.corrections: (
-            "corrections",
-            "Corrections filed by the privacy desk, keyed like the audit topic.",
-            PSEUDONYM_KEY,
-            JSON,
-            CORRECTION_JSON,
-        ),
-        topology.subject_index_changelog: (
-            "index-changelog",
-            "The subject index's rows (faust changelog), compacted.",
-            PSEUDONYM_KEY,
-            JSON,
-            CHANGELOG_JSON,
-        ),
-        topology.provision_records: (
-            "provision-records",
-            "Provision records (APPI Art. 29) of the insurer's channels, abroad included, and of case-by-case "
-            "provisions; kept 3 years by default.",
-            SUBJECT_KEY,
-            JSON,
-            PROVISION_JSON,
-        ),
-        topology.supervision: (
-            "supervision",
-            "The entrustees' supervision log (APPI Art. 25): what each received, under which contract and task.",
-            "The entrustee's id",
-            JSON,
-            SUPERVISION_JSON,
-        ),
-        topology.dead_letters("rights"): (
-            "dead-letters-rights",
-            "Rights requests that could not be read.",
-            "The input's key, as produced",
-            ORIGINAL_BYTES,
-            None,
-        ),
+    ids = {
+        topology.audit: "audit",
+        topology.audit_checkpoints: "audit-checkpoints",
+        topology.incidents: "incidents",
+        topology.stats_contributions: "stats-contributions",
+        topology.stats_changelogs[0]: "stats-subjects-changelog",
+        topology.stats_changelogs[1]: "stats-published-changelog",
+        topology.rights: "rights",
+        topology.corrections: "corrections",
+        topology.subject_index_changelog: "index-changelog",
+        topology.provision_records: "provision-records",
+        topology.supervision: "supervision",
+        topology.dead_letters("rights"): "dead-letters-rights",
     }
-    kind, summary, key, payload, schema = internal[address]
+    kind = ids[address]
+    summary, key, payload, schema = INTERNAL[kind]
     return Channel(
         id=kind,
         kind=kind if kind != "dead-letters-rights" else "dead-letter",
