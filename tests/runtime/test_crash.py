@@ -73,12 +73,35 @@ def _check_exactly_once(settings: Settings, total: int) -> list[dict[str, Any]]:
         f"deliveries twice {twice}"
     )
     assert len(offsets) == total, "an input was lost"
-    assert set(offsets.values()) == {1}, "an input was audited twice"
+    assert set(offsets.values()) == {1}, f"an input was audited twice: {_twice_described(events, offsets)}"
     for company, seen in received.items():
         assert twice[company] == 0, f"{company} received a delivery twice"
         assert sum(seen.values()) == sum(1 for e in events if company in e["recipients"])
     assert_chains_hold(settings)
     return events
+
+
+def _twice_described(events: list[dict[str, Any]], offsets: Counter[tuple[str, int, int]]) -> str:
+    """Where the inputs audited twice are, and which links of the audit chain hold their copies:
+    the runs of offsets per partition, and each copy's writer and sequence range."""
+    twice = {key for key, count in offsets.items() if count > 1}
+    copies: dict[tuple[str, int], list[tuple[int, str, int]]] = {}
+    for event in events:
+        key = (event["input"]["topic"], event["input"]["partition"], event["input"]["offset"])
+        if key in twice:
+            chain = event.get("chain") or {}
+            copies.setdefault(key[:2], []).append((key[2], str(chain.get("writer")), int(chain.get("seq", -1))))
+    lines = []
+    for (topic, partition), found in sorted(copies.items()):
+        by_writer: dict[str, list[int]] = {}
+        for _, writer, seq in found:
+            by_writer.setdefault(writer, []).append(seq)
+        spans = {writer: (min(seqs), max(seqs), len(seqs)) for writer, seqs in by_writer.items()}
+        offsets_of = sorted({offset for offset, _, _ in found})
+        lines.append(
+            f"{topic}[{partition}] offsets {offsets_of[0]}-{offsets_of[-1]} ({len(offsets_of)}), copies {spans}"
+        )
+    return "; ".join(lines)
 
 
 def _input_offsets(settings: Settings, topology: Topology) -> list[PartitionLag]:
