@@ -57,13 +57,20 @@ infra-reset:
 unit: setup
 	$(BIN)/pytest -m unit -q
 
-# The three-node fault tests take about 11 minutes: `make test-cluster` runs them.
-PYTEST_ARGS ?= -m "not cluster"
+# The tests without services run on both cores, then those with the broker one at a time (they
+# start workers, kill and pause them). The three-node fault tests take about 11 minutes:
+# `make test-cluster` runs them.
+UNIT_ARGS ?= -m "unit and not cluster" -n 2
+PYTEST_ARGS ?= -m "kafka and not cluster"
 
-# lint + docs + infra up + every test + infra down (also when tests fail); the exit code is pytest's.
+# lint + docs + infra up + every test + infra down (also when tests fail); the exit code is pytest's
+# (the first run's that failed).
 test: lint docs
 	@JOINTUSE_KAFKA_NODES=$(NODES) infra/local.sh up
-	@status=0; eval "$$(infra/local.sh env)"; $(BIN)/pytest -q $(PYTEST_ARGS) || status=$$?; infra/local.sh down; exit $$status
+	@status=0; eval "$$(infra/local.sh env)"; \
+	  $(BIN)/pytest -q $(UNIT_ARGS) || status=$$?; \
+	  $(BIN)/pytest -q $(PYTEST_ARGS) || { failed=$$?; [ $$status -ne 0 ] || status=$$failed; }; \
+	  infra/local.sh down; exit $$status
 
 # The faults of a three-node cluster on both runtimes (nodes killed in turn, the quorum lost).
 test-cluster: setup

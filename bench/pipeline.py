@@ -9,6 +9,7 @@ consumer minus the record's produce timestamp (so it includes the transaction co
 from __future__ import annotations
 
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -436,6 +437,35 @@ def statistics_cost(base: Settings, *, count: int, repetitions: int) -> dict[str
     return {f"faust_exactly_once_statistics_{mode}": _median(results) for mode, results in runs.items()}
 
 
+def plaintext(base: Settings) -> Settings:
+    """``base`` through the local cluster's plaintext SASL listener (``infra/local.sh env-plaintext``):
+    the same broker, credentials and topics, without TLS."""
+    exported = subprocess.run(
+        [str(PROJECT_ROOT / "infra" / "local.sh"), "env-plaintext"], capture_output=True, text=True, check=True
+    ).stdout
+    found = dict(re.findall(r"JOINTUSE_([A-Z_]+)=(\S+)", exported))  # the last assignment of each wins
+    return base.model_copy(
+        update={"bootstrap_servers": found["BOOTSTRAP_SERVERS"], "security_protocol": found["SECURITY_PROTOCOL"]}
+    )
+
+
+def tls_cost(base: Settings, *, count: int, repetitions: int) -> dict[str, Any]:
+    """Each runtime, exactly once, over TLS (SCRAM over TLS, as deployed) against the same broker's
+    plaintext SASL listener. The two alternate, so that drift on the machine hits both alike."""
+    over = {"tls": base, "plaintext": plaintext(base)}
+    results: dict[str, Any] = {}
+    for runtime in ("faust", "confluent"):
+        runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in over}
+        with stage(f"pipeline: {runtime} exactly once, TLS and plaintext alternating ({repetitions} runs each)"):
+            for _ in range(repetitions):
+                for mode, settings in over.items():
+                    runs[mode].append(
+                        throughput(settings, runtime=runtime, guarantee=Guarantee.EXACTLY_ONCE, count=count)
+                    )
+        results.update({f"{runtime}_exactly_once_{mode}": _median(found) for mode, found in runs.items()})
+    return results
+
+
 FENCING_MODES: dict[str, dict[str, Any]] = {
     # no fencing: offsets sent with the group id only (TxnOffsetCommit v0)
     "unfenced": {"runtime": "faust-unfenced"},
@@ -519,6 +549,8 @@ def run(
             )
     if "faust" in runtimes:
         results.update(statistics_cost(base, count=count, repetitions=repetitions))
+    if base.security_protocol.endswith("SSL"):
+        results.update(tls_cost(base, count=count, repetitions=repetitions))
     for workers in (1, 2) if "faust" in runtimes else ():
         with stage(f"pipeline: faust scale-out, {workers} worker(s) on 2 partitions ({runs})"):
             results[f"faust_scale_out_{workers}_workers_2_partitions"] = median_of(

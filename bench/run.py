@@ -295,6 +295,11 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
         out["audit_chain_over_no_chain"] = in_process["audit_chain_over_no_chain"]
     if in_process.get("statistics_over_none"):
         out["statistics_contributions_over_none"] = in_process["statistics_over_none"]
+    for runtime in ("faust", "confluent"):
+        over_tls = pipeline.get(f"{runtime}_exactly_once_tls", {}).get("records_per_s")
+        plain = pipeline.get(f"{runtime}_exactly_once_plaintext", {}).get("records_per_s")
+        if over_tls and plain:
+            out[f"{runtime}_tls_over_plaintext"] = round(over_tls / plain, 3)
     stats_on = pipeline.get("faust_exactly_once_statistics_on", {}).get("records_per_s")
     stats_off = pipeline.get("faust_exactly_once_statistics_off", {}).get("records_per_s")
     if stats_on and stats_off:
@@ -386,7 +391,9 @@ ABOUT = {
     "Bound by the worker's Python per record (the processor: about 81 µs a record in process) and the "
     "runtime's per-message cost (2 messages per input: delivery and audit event; the statistics "
     "contributions of a transaction go as one message; aiokafka's cost is the larger); the broker shares "
-    "the same two cores. Findings below: the data-quality child, the transaction retry backoff, deciding "
+    "the same two cores. Every run goes over TLS (SCRAM over TLS, as deployed); each runtime is also run "
+    "against the same broker's plaintext listener, alternating with TLS (`<runtime>_tls_over_plaintext`). "
+    "Findings below: the data-quality child, the transaction retry backoff, deciding "
     "on the event loop, whole fetches, the garbage collector, the pseudonym's MAC.",
     "fencing": "What exactly-once's fencing (KIP-447 offsets with the group's generation) costs the faust runtime.",
     "subject_index": "The subject index: building rows from audit events, a report's lookup, restores.",

@@ -68,7 +68,8 @@ def test_a_hundred_erasures_filed_at_once_are_done_within_the_grace_and_a_minute
         filed_at = time.monotonic()
         requests = file_requests(settings, RightsAction.ERASE, [(r["customer_id"], "jcom") for r in records])
         filing = time.monotonic() - filed_at
-        assert len(requests) == 100 and filing < 1.0, filing
+        # Filed together, so that they come due together: well within the grace, whatever the load.
+        assert len(requests) == 100 and filing < DEFAULT_GRACE_SECONDS / 4, filing
 
         deadline = filed_at + DEFAULT_GRACE_SECONDS + 60
         notices: list[dict[str, object]] = []
