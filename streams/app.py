@@ -18,13 +18,13 @@ from typing import Any, NoReturn
 import faust
 from faust.types import TP
 
-from streams.errors import JointUseError
+from streams.errors import EXIT_FATAL, FatalError, JointUseError
 from streams.kafka.clients import MAX_MESSAGE_BYTES
 from streams.kafka.company_client import ensure_reachable
 from streams.runtime.faust_kafka import WholeFetchTransport, use_committed_reads
 from streams.runtime.faust_sink import ConsumerBatches, FaustTransport
 from streams.runtime.faust_tables import app_settings
-from streams.runtime.loop import EXIT_FATAL, BatchLoop, FatalError
+from streams.runtime.loop import BatchLoop
 from streams.settings import Settings, load_settings
 from streams.topology import Topology
 from streams.worker.compose import Worker, WorkerNames, exit_code

@@ -66,8 +66,14 @@ DEPENDENCY_ERRORS: tuple[type[JointUseError], ...] = (RegistryError, ClusterErro
 
 EXIT_USAGE = 2  # what the user can fix: a setting, an option, a policy, schema or input file
 EXIT_SERVICE = 3  # Kafka, the registry or the subject index did not answer, or refused
+EXIT_FATAL = 70  # a worker cannot go on (docs/worker.md, `jointuse worker --help`)
 
 
 def exit_code_of(error: JointUseError) -> int:
     """The documented exit code of a command or worker that stops with ``error`` (docs/commands.md)."""
     return EXIT_SERVICE if isinstance(error, DEPENDENCY_ERRORS) else EXIT_USAGE
+
+
+class FatalError(Exception):
+    """The loop cannot go on; the worker must stop (and be restarted: it resumes from the last
+    committed transaction)."""

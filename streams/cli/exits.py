@@ -8,9 +8,8 @@ from typing import NoReturn
 
 import typer
 
-from streams.errors import EXIT_SERVICE, EXIT_USAGE, ClusterError, JointUseError, exit_code_of
+from streams.errors import EXIT_FATAL, EXIT_SERVICE, EXIT_USAGE, ClusterError, JointUseError, exit_code_of
 from streams.kafka.tls import TlsError, diagnose
-from streams.runtime.loop import EXIT_FATAL
 from streams.settings import load_settings
 
 

@@ -325,7 +325,7 @@ def worker_command(
             "JOINTUSE_BATCH_SIZE": str(batch_size),
         }
         exec_faust_worker("streams.app", settings, env=env, log_level=log_level, web=False, broker_first=False)
-    from streams.runtime.loop import FatalError
+    from streams.errors import FatalError
     from streams.worker.compose import exit_code
     from streams.worker.confluent_main import run_worker
 

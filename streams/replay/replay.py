@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
-from streams.errors import ClusterError, ConfigError
+from streams.errors import ClusterError, ConfigError, FatalError
 from streams.kafka import clients
 from streams.kafka.admin import create_topics
 from streams.kafka.reader import PartitionRange, RangeSpec, read_assigned, reader, resolve
@@ -39,7 +39,8 @@ from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.rights.view import RightsView
 from streams.runtime.confluent import ConfluentWriter, in_message
-from streams.runtime.loop import BatchLoop, BatchProcessor, ErrorKind, FatalError, Offsets
+from streams.runtime.loop import BatchLoop, BatchProcessor
+from streams.runtime.transaction import ErrorKind, Offsets
 from streams.serde.governed import governed_version
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry

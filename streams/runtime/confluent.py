@@ -19,7 +19,8 @@ from streams.errors import ClusterError
 from streams.kafka import clients
 from streams.kafka.produce import produce_waiting
 from streams.messages import InMessage, OutMessage
-from streams.runtime.loop import BatchLoop, ErrorKind, LoopStats, Offsets, OutcomeT
+from streams.runtime.loop import BatchLoop, LoopStats, OutcomeT
+from streams.runtime.transaction import ErrorKind, Offsets
 from streams.settings import Guarantee
 
 log = logging.getLogger("jointuse.worker")

@@ -42,7 +42,7 @@ from streams.runtime.faust_kafka import (
     GroupRefusedOffsets,
     fencing_unsupported,
 )
-from streams.runtime.loop import ErrorKind, Offsets
+from streams.runtime.transaction import ErrorKind, Offsets
 from streams.settings import TRANSACTION_TIMEOUT_MS
 
 log = logging.getLogger("jointuse.worker")

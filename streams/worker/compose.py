@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.audit.sealer import AuditSealer
-from streams.errors import EXIT_USAGE, JointUseError, exit_code_of
+from streams.errors import EXIT_FATAL, EXIT_USAGE, FatalError, JointUseError, exit_code_of
 from streams.messages import InMessage, Outcome
 from streams.observability.metrics import RightsMetrics
 from streams.policy.loader import load_policies
 from streams.processors.erasure import ErasureOutcome
-from streams.runtime.loop import EXIT_FATAL, BatchLoop, FatalError, Transport
+from streams.runtime.loop import BatchLoop, Transport
 from streams.serde.registry import Registry
 from streams.settings import Guarantee, Settings
 from streams.worker.deciders import DecidingProcesses

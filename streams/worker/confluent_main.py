@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import threading
 
+from streams.errors import FatalError
 from streams.logs import configure as configure_logging
 from streams.messages import Outcome
 from streams.runtime.confluent import Runner, RunnerConfig
-from streams.runtime.loop import FatalError, LoopStats
+from streams.runtime.loop import LoopStats
 from streams.settings import Guarantee, Settings
 from streams.topology import Topology
 from streams.worker.compose import Worker, WorkerNames

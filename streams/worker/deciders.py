@@ -37,10 +37,10 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
+from streams.errors import EXIT_FATAL, FatalError
 from streams.messages import InMessage, Outcome
 from streams.policy.loader import load_policies
 from streams.processors.ingest import Processor, customer_key
-from streams.runtime.loop import EXIT_FATAL, FatalError
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.topology import Topology

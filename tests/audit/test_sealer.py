@@ -12,10 +12,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from streams.audit.chain import AuditChain, ChainVerifier, read_checkpoint
 from streams.audit.sealer import AuditSealer
+from streams.errors import FatalError
 from streams.kafka.partitioner import partition_of
 from streams.messages import InMessage, Outcome, OutMessage
 from streams.policy.decision import Status
-from streams.runtime.loop import BatchLoop, ErrorPolicy, FatalError
+from streams.runtime.loop import BatchLoop
+from streams.runtime.transaction import ErrorPolicy
 from tests.runtime.memory import Abortable, Fenced, MemoryBroker, MemoryTransport
 
 AUDIT, CHECKPOINTS = "audit", "checkpoints"

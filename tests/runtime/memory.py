@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from streams.messages import InMessage, Outcome, OutMessage
 from streams.policy.decision import Status
-from streams.runtime.loop import ErrorKind, Offsets
+from streams.runtime.transaction import ErrorKind, Offsets
 
 
 class Retriable(Exception):

@@ -26,7 +26,7 @@ from streams.runtime.faust_kafka import (
     seek_to_committed_or_start,
 )
 from streams.runtime.faust_sink import AiokafkaSink
-from streams.runtime.loop import ErrorKind
+from streams.runtime.transaction import ErrorKind
 from streams.settings import Settings
 from streams.topology import TopicSpec
 

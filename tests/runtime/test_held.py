@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 from streams.errors import ClusterError
 from streams.messages import InMessage, Outcome
 from streams.runtime.held import HeldMessages
-from streams.runtime.loop import BatchLoop, ErrorPolicy
+from streams.runtime.loop import BatchLoop
+from streams.runtime.transaction import ErrorPolicy
 from tests.runtime.memory import Echo, MemoryBroker, MemoryTransport
 
 NO_WAIT = ErrorPolicy(backoff_first_seconds=0, backoff_max_seconds=0)

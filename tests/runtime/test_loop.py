@@ -8,9 +8,11 @@ from collections.abc import Callable, Sequence
 
 import pytest
 
+from streams.errors import FatalError
 from streams.messages import InMessage, Outcome, OutMessage
 from streams.processors import contributions
-from streams.runtime.loop import BatchLoop, ErrorPolicy, FatalError
+from streams.runtime.loop import BatchLoop
+from streams.runtime.transaction import ErrorPolicy
 from tests.runtime.memory import (
     Abortable,
     Echo,

@@ -1,7 +1,8 @@
 """Dependency outages pause a worker, never stop it: the registry frozen for 45 s while records of a
 schema version the worker has not looked up yet arrive, then the broker frozen for 40 s, past the
-transaction timeout (SIGSTOP, then SIGCONT: a hung process, not a refused connection) while it is busy. The worker keeps running,
-says 503 on /readyz during each outage, and nothing is lost or duplicated under exactly-once."""
+transaction timeout (SIGSTOP, then SIGCONT: a hung process, not a refused connection) while it is
+busy. The worker keeps running, says 503 on /readyz during each outage, and nothing is lost or
+duplicated under exactly-once."""
 
 from __future__ import annotations
 

@@ -12,7 +12,8 @@ from streams.messages import H_DETAIL, H_REASON, InMessage
 from streams.policy.loader import PolicySet
 from streams.policy.pseudonym import SubjectKeys
 from streams.processors.ingest import Processor
-from streams.runtime.loop import BatchLoop, ErrorPolicy
+from streams.runtime.loop import BatchLoop
+from streams.runtime.transaction import ErrorPolicy
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas
 from streams.serde.json_form import JsonForm

@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 
 from streams.errors import (
+    EXIT_FATAL,
     EXIT_SERVICE,
     EXIT_USAGE,
     ClusterError,
     ConfigError,
+    FatalError,
     PolicyError,
     RegistryError,
     SchemaError,
     SubjectIndexUnavailable,
 )
-from streams.runtime.loop import EXIT_FATAL, FatalError
 from streams.settings import Settings
 from streams.worker.compose import exit_code
 

@@ -133,7 +133,7 @@ def test_a_child_that_cannot_start_stops_the_worker_in_one_line(tmp_path: Path) 
     policy.write_text("version: [", encoding="utf-8")
     script = (
         "import sys\n"
-        "from streams.runtime.loop import FatalError\n"
+        "from streams.errors import FatalError\n"
         "from streams.settings import load_settings\n"
         "from streams.worker.deciders import DecidingProcesses\n"
         "settings = load_settings().model_copy(update={'policy_path': sys.argv[1]})\n"
