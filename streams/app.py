@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import faust
 from faust.types import TP
 
-from streams.errors import EXIT_FATAL, FatalError, JointUseError
+from streams.errors import Exit, FatalError, JointUseError, exit_code_of
 from streams.kafka.clients import MAX_MESSAGE_BYTES
 from streams.kafka.company_client import ensure_reachable
 from streams.runtime.faust_kafka import WholeFetchTransport, use_committed_reads
@@ -27,7 +27,7 @@ from streams.runtime.faust_tables import app_settings
 from streams.runtime.loop import BatchLoop
 from streams.settings import Settings, load_settings
 from streams.topology import Topology
-from streams.worker.compose import Worker, WorkerNames, exit_code
+from streams.worker.compose import Worker, WorkerNames
 from streams.worker.parts import default_worker_id
 
 log = logging.getLogger("jointuse.worker")
@@ -85,11 +85,11 @@ try:
         assigned=lambda: bool(app.consumer.assignment()),
     )
 except JointUseError as exc:
-    _stop_the_process(f"the worker cannot start: {exc}", exit_code(exc))
+    _stop_the_process(f"the worker cannot start: {exc}", exit_code_of(exc))
 try:  # the configuration first (exit 2), then the cluster (3), as the confluent runtime
     ensure_reachable(settings)
 except JointUseError as exc:
-    _stop_the_process(f"the worker cannot start: {exc}", exit_code(exc))
+    _stop_the_process(f"the worker cannot start: {exc}", exit_code_of(exc))
 # One reader of the consumer for both agents (a message goes to the route of its topic), made by the
 # first agent that asks, when faust's consumer exists; and the agents' loops, told of revocations.
 started_batches: list[ConsumerBatches] = []
@@ -169,7 +169,7 @@ async def _run(core: BatchLoop[Any], transport: FaustTransport) -> None:
     try:
         await core.run()
     except FatalError as exc:
-        _stop_the_process(f"the worker stops: {exc}", EXIT_FATAL)
+        _stop_the_process(f"the worker stops: {exc}", Exit.FATAL)
     finally:
         await transport.stop()
 
@@ -185,7 +185,7 @@ async def pipeline(stream: faust.StreamT[Any]) -> None:
         await loop.run_in_executor(None, worker.prepare)
         await loop.run_in_executor(None, worker.start)
     except (JointUseError, FatalError) as exc:  # FatalError: a deciding process could not start
-        _stop_the_process(f"the worker cannot start: {exc}", exit_code(exc))
+        _stop_the_process(f"the worker cannot start: {exc}", exit_code_of(exc))
     transport = _transport("ingest", settings.batch_size, named.transactional_id)
     try:
         await _run(worker.pipeline_loop(transport, offload=True), transport)  # see pipeline_loop

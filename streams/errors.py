@@ -7,6 +7,8 @@ files and lines, and never contain field values.
 
 from __future__ import annotations
 
+from enum import IntEnum
+
 
 class JointUseError(Exception):
     """Root of every error jointuse raises."""
@@ -64,16 +66,27 @@ class SubjectIndexUnavailable(JointUseError):
 # Failures of a dependency, not of a record: the batch is retried; they never make a dead letter.
 DEPENDENCY_ERRORS: tuple[type[JointUseError], ...] = (RegistryError, ClusterError, SubjectIndexUnavailable)
 
-EXIT_USAGE = 2  # what the user can fix: a setting, an option, a policy, schema or input file
-EXIT_SERVICE = 3  # Kafka, the registry or the subject index did not answer, or refused
-EXIT_FATAL = 70  # a worker cannot go on (docs/worker.md, `jointuse worker --help`)
 
+class Exit(IntEnum):
+    """Every documented exit code of the commands and the worker (docs/commands.md, docs/worker.md)."""
 
-def exit_code_of(error: JointUseError) -> int:
-    """The documented exit code of a command or worker that stops with ``error`` (docs/commands.md)."""
-    return EXIT_SERVICE if isinstance(error, DEPENDENCY_ERRORS) else EXIT_USAGE
+    OK = 0
+    PROBLEMS = 1  # the command ran and found problems (rejected lines, failed checks, a diff needing consent)
+    USAGE = 2  # what the user can fix: a setting, an option, a policy, schema or input file
+    SERVICE = 3  # Kafka, the registry or the subject index did not answer, or refused
+    FATAL = 70  # a worker cannot go on; restarted, it resumes from the last committed transaction
 
 
 class FatalError(Exception):
     """The loop cannot go on; the worker must stop (and be restarted: it resumes from the last
     committed transaction)."""
+
+
+def exit_code_of(error: BaseException) -> Exit:
+    """The exit code of a command or worker that stops with ``error``: a failing dependency is a
+    service's, a fatal error the worker's, anything else the user's to fix."""
+    if isinstance(error, FatalError):
+        return Exit.FATAL
+    if isinstance(error, DEPENDENCY_ERRORS):
+        return Exit.SERVICE
+    return Exit.USAGE

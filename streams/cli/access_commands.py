@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.exits import Exit, fail
-from streams.errors import JointUseError
+from streams.cli.exits import fail
+from streams.errors import Exit, JointUseError
 from streams.kafka.acl_plan import AccessPlan, diff_access, plan_access
 from streams.policy.loader import load_policies
 from streams.settings import Settings, load_settings

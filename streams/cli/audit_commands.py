@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.exits import Exit, fail
-from streams.errors import JointUseError
+from streams.cli.exits import fail
+from streams.errors import Exit, JointUseError
 from streams.settings import load_settings
 
 audit_app = typer.Typer(help="The tamper-evident audit: verify its chains.", no_args_is_help=True)

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 import yaml
 
-from streams.cli.exits import Exit, fail
-from streams.errors import JointUseError
+from streams.cli.exits import fail
+from streams.errors import Exit, JointUseError
 from streams.settings import Settings, load_settings
 
 if TYPE_CHECKING:

@@ -9,11 +9,11 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.exits import Exit, fail
+from streams.cli.exits import fail
 from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, settings_from_options
 from streams.cli.progress import range_progress
 from streams.cli.range_options import FromOffset, FromTime, Partition, ToOffset, ToTime
-from streams.errors import ConfigError, JointUseError
+from streams.errors import ConfigError, Exit, JointUseError
 
 dq_app = typer.Typer(help="Data quality with Great Expectations.", no_args_is_help=True)
 

@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import sys
-from enum import IntEnum, StrEnum
+from enum import StrEnum
 from typing import NoReturn
 
 import typer
 
-from streams.errors import EXIT_FATAL, EXIT_SERVICE, EXIT_USAGE, ClusterError, JointUseError, exit_code_of
+from streams.errors import ClusterError, Exit, JointUseError, exit_code_of
 from streams.kafka.tls import TlsError, diagnose
 from streams.settings import load_settings
-
-
-class Exit(IntEnum):
-    OK = 0
-    PROBLEMS = 1  # the command ran and found problems (rejected lines, failed checks, a diff needing consent)
-    USAGE = EXIT_USAGE  # bad arguments or settings, an unreadable or invalid policy, schema or input file
-    SERVICE = EXIT_SERVICE  # Kafka, the schema registry or the subject index did not answer
-    FATAL = EXIT_FATAL  # a worker stopped on a fatal Kafka error; restarted, it resumes from the last commit
 
 
 def fail(problem: str | BaseException, code: Exit = Exit.USAGE) -> NoReturn:
@@ -26,7 +18,7 @@ def fail(problem: str | BaseException, code: Exit = Exit.USAGE) -> NoReturn:
     (``exit_code_of``): a bad setting met while talking to Kafka is still the user's to fix (2)."""
     if isinstance(problem, JointUseError):
         problem = explained(problem)
-        code = Exit(exit_code_of(problem))
+        code = exit_code_of(problem)
     typer.echo(f"jointuse: {problem}", err=True)
     raise typer.Exit(int(code))
 

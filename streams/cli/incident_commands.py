@@ -11,9 +11,9 @@ from typing import Annotated, Any
 
 import typer
 
-from streams.cli.exits import Exit, Format, Lang, fail
+from streams.cli.exits import Format, Lang, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, settings_from_options
-from streams.errors import ClusterError, JointUseError
+from streams.errors import ClusterError, Exit, JointUseError
 from streams.policy.pseudonym import SubjectKeys
 from streams.settings import Settings
 

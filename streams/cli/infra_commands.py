@@ -8,10 +8,10 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from streams.cli.exits import Exit, Runtime, explained, fail
+from streams.cli.exits import Runtime, explained, fail
 from streams.cli.launch import exec_faust_worker
 from streams.cli.options import SchemaVersion, joint_user
-from streams.errors import JointUseError
+from streams.errors import Exit, JointUseError, exit_code_of
 from streams.settings import Guarantee, Settings, load_settings
 
 topics_app = typer.Typer(help="Create and inspect the pipeline's topics.", no_args_is_help=True)
@@ -326,7 +326,6 @@ def worker_command(
         }
         exec_faust_worker("streams.app", settings, env=env, log_level=log_level, web=False, broker_first=False)
     from streams.errors import FatalError
-    from streams.worker.compose import exit_code
     from streams.worker.confluent_main import run_worker
 
     try:
@@ -341,7 +340,7 @@ def worker_command(
         fail(f"the worker stopped: {exc}; restart it (it resumes from the last commit)", Exit.FATAL)
     except JointUseError as exc:  # a configuration (2) or a service (3) it cannot start without
         cause = explained(exc)
-        fail(f"the worker cannot start: {cause}", Exit(exit_code(cause)))
+        fail(f"the worker cannot start: {cause}", exit_code_of(cause))
     typer.echo(f"worker stopped: {stats.records} records in {stats.batches} batches {stats.by_status}", err=True)
 
 

@@ -29,11 +29,11 @@ from streams.cli import (
 )
 from streams.cli.access_commands import access_app
 from streams.cli.audit_commands import audit_app
-from streams.cli.exits import Exit, Lang, fail
+from streams.cli.exits import Lang, fail
 from streams.cli.incident_commands import incident_app
 from streams.cli.options import SchemaVersion
 from streams.cli.stats_commands import stats_app
-from streams.errors import JointUseError, PolicyError, SchemaError
+from streams.errors import Exit, JointUseError, PolicyError, SchemaError
 from streams.policy.diff import diff_policies
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet, load_policies, load_policy

@@ -9,9 +9,9 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.exits import Exit, Format, fail
+from streams.cli.exits import Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, settings_from_options
-from streams.errors import JointUseError
+from streams.errors import Exit, JointUseError
 
 
 def provide_command(

@@ -10,10 +10,10 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from streams.cli.exits import Exit, Format, fail
+from streams.cli.exits import Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, settings_from_options
 from streams.cli.options import joint_user
-from streams.errors import JointUseError
+from streams.errors import Exit, JointUseError
 from streams.rights.rules import FiledBy, Requester
 from streams.settings import WEB_ADDRESS
 

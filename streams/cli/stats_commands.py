@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 
-from streams.cli.exits import Exit, Format, fail
+from streams.cli.exits import Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, settings_from_options
+from streams.errors import Exit
 
 stats_app = typer.Typer(help="Statistics that cannot be traced back to a customer (統計加工).", no_args_is_help=True)
 

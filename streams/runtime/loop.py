@@ -18,7 +18,7 @@ rewinds, and says what kind an error of its library is. The loop owns the rest, 
   an outage longer than its timeout) is replaced and the batch done again; replaced more than
   ``max_renewals`` times within ``renewals_within`` seconds, it is fatal;
 - a fatal error (fenced, unauthorized, or the client says fatal, or anything unknown) stops the loop
-  with ``FatalError``: one clear line, and the worker exits with ``EXIT_FATAL``.
+  with ``FatalError``: one clear line, and the worker exits with ``Exit.FATAL``.
 A loop may hold what it fetches for a while before processing it (``held``, the erasure delay):
 the transport keeps polling meanwhile, and a batch whose dependency is down (the subject index) is
 held again and retried, never fatal, because waiting is what such a loop does anyway.

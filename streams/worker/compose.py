@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.audit.sealer import AuditSealer
-from streams.errors import EXIT_FATAL, EXIT_USAGE, FatalError, JointUseError, exit_code_of
 from streams.messages import InMessage, Outcome
 from streams.observability.metrics import RightsMetrics
 from streams.policy.loader import load_policies
@@ -38,17 +37,6 @@ from streams.worker.parts import (
 from streams.worker.telemetry import Telemetry
 
 log = logging.getLogger("jointuse.worker")
-
-# The exit codes of `jointuse worker` (docs/worker.md).
-
-
-def exit_code(error: BaseException) -> int:
-    """The exit code of a worker that stops with ``error``."""
-    if isinstance(error, FatalError):
-        return EXIT_FATAL
-    if isinstance(error, JointUseError):
-        return exit_code_of(error)
-    return EXIT_USAGE
 
 
 @dataclass(frozen=True)

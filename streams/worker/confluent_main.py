@@ -90,7 +90,7 @@ def run_worker(
 ) -> LoopStats:
     """Runs the worker until SIGTERM / SIGINT (or, with ``max_idle_seconds``, until the pipeline is
     idle that long). Raises ``FatalError`` when it must stop, a ``JointUseError`` when it cannot
-    start (``streams.worker.compose.exit_code`` maps both)."""
+    start (``streams.errors.exit_code_of`` maps both)."""
     configure_logging(worker_id=worker_id)
     runtime = ConfluentWorker(settings, worker_id=worker_id, guarantee=guarantee, batch_size=batch_size)
 

@@ -37,7 +37,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
-from streams.errors import EXIT_FATAL, FatalError
+from streams.errors import Exit, FatalError
 from streams.messages import InMessage, Outcome
 from streams.policy.loader import load_policies
 from streams.processors.ingest import Processor, customer_key
@@ -162,7 +162,7 @@ def _start_child(settings: Settings, worker_id: str, parent: int) -> None:
         )
     except Exception as exc:  # one line, not the pool's traceback; the worker then stops (fatal)
         print(f"jointuse: a deciding process cannot start: {exc}", file=sys.stderr, flush=True)
-        os._exit(EXIT_FATAL)
+        os._exit(Exit.FATAL)
     _sample_rate = settings.dq_sample_rate
     settle_heap()
 

@@ -10,30 +10,28 @@ from pathlib import Path
 import pytest
 
 from streams.errors import (
-    EXIT_FATAL,
-    EXIT_SERVICE,
-    EXIT_USAGE,
     ClusterError,
     ConfigError,
+    Exit,
     FatalError,
     PolicyError,
     RegistryError,
     SchemaError,
     SubjectIndexUnavailable,
+    exit_code_of,
 )
 from streams.settings import Settings
-from streams.worker.compose import exit_code
 
 RUNTIMES = ["faust", "confluent"]
 
 
 def test_a_cause_maps_to_the_documented_exit_code() -> None:
-    assert exit_code(ConfigError("no audit key")) == EXIT_USAGE == 2
-    assert exit_code(PolicyError("bad", source="p.yaml")) == 2
-    assert exit_code(SchemaError("unclassified")) == 2
+    assert exit_code_of(ConfigError("no audit key")) == Exit.USAGE == 2
+    assert exit_code_of(PolicyError("bad", source="p.yaml")) == 2
+    assert exit_code_of(SchemaError("unclassified")) == 2
     for service in (ClusterError("no broker"), RegistryError("no registry"), SubjectIndexUnavailable("behind")):
-        assert exit_code(service) == EXIT_SERVICE == 3
-    assert exit_code(FatalError("fenced")) == EXIT_FATAL == 70
+        assert exit_code_of(service) == Exit.SERVICE == 3
+    assert exit_code_of(FatalError("fenced")) == Exit.FATAL == 70
 
 
 def _worker(
