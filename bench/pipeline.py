@@ -549,8 +549,6 @@ def run(
             )
     if "faust" in runtimes:
         results.update(statistics_cost(base, count=count, repetitions=repetitions))
-    if base.security_protocol.endswith("SSL"):
-        results.update(tls_cost(base, count=count, repetitions=repetitions))
     for workers in (1, 2) if "faust" in runtimes else ():
         with stage(f"pipeline: faust scale-out, {workers} worker(s) on 2 partitions ({runs})"):
             results[f"faust_scale_out_{workers}_workers_2_partitions"] = median_of(

@@ -296,8 +296,8 @@ def ratios(results: dict[str, Any]) -> dict[str, float]:
     if in_process.get("statistics_over_none"):
         out["statistics_contributions_over_none"] = in_process["statistics_over_none"]
     for runtime in ("faust", "confluent"):
-        over_tls = pipeline.get(f"{runtime}_exactly_once_tls", {}).get("records_per_s")
-        plain = pipeline.get(f"{runtime}_exactly_once_plaintext", {}).get("records_per_s")
+        over_tls = results.get("tls", {}).get(f"{runtime}_exactly_once_tls", {}).get("records_per_s")
+        plain = results.get("tls", {}).get(f"{runtime}_exactly_once_plaintext", {}).get("records_per_s")
         if over_tls and plain:
             out[f"{runtime}_tls_over_plaintext"] = round(over_tls / plain, 3)
     stats_on = pipeline.get("faust_exactly_once_statistics_on", {}).get("records_per_s")
@@ -391,10 +391,12 @@ ABOUT = {
     "Bound by the worker's Python per record (the processor: about 81 µs a record in process) and the "
     "runtime's per-message cost (2 messages per input: delivery and audit event; the statistics "
     "contributions of a transaction go as one message; aiokafka's cost is the larger); the broker shares "
-    "the same two cores. Every run goes over TLS (SCRAM over TLS, as deployed); each runtime is also run "
-    "against the same broker's plaintext listener, alternating with TLS (`<runtime>_tls_over_plaintext`). "
-    "Findings below: the data-quality child, the transaction retry backoff, deciding "
+    "the same two cores. Every run goes over TLS (SCRAM over TLS, as deployed). Findings below: the "
+    "data-quality child, the transaction retry backoff, deciding "
     "on the event loop, whole fetches, the garbage collector, the pseudonym's MAC.",
+    "tls": "What TLS costs: each runtime, exactly once, through the local broker's SCRAM-over-TLS listener "
+    "(as deployed) and through the same broker's plaintext SASL listener, alternating, so that drift on "
+    "the machine hits both alike (`<runtime>_tls_over_plaintext`).",
     "fencing": "What exactly-once's fencing (KIP-447 offsets with the group's generation) costs the faust runtime.",
     "subject_index": "The subject index: building rows from audit events, a report's lookup, restores.",
     "joint_users": "Cost per joint user in process: the shipped notice (2 joint users, 1 delivery a record) "
@@ -472,6 +474,7 @@ _SECTIONS = {
     "governed": "governed_decode",
     "pipeline": "pipeline",
     "fencing": "fencing",
+    "tls": "tls",
     "index": "subject_index",
     "joint_users": "joint_users",
     "batch_wait": "batch_wait",
@@ -562,6 +565,13 @@ def _measure(args: Any, results: dict[str, Any]) -> None:
 
         base = load_settings().model_copy(update={"metrics_port": 0})
         results["fencing"] = fencing_cost(base, count=args.count, repetitions=args.repetitions)
+    if args.only in (None, "tls"):
+        from bench.pipeline import tls_cost
+        from streams.settings import load_settings
+
+        base = load_settings().model_copy(update={"metrics_port": 0})
+        if base.security_protocol.endswith("SSL"):
+            results["tls"] = tls_cost(base, count=args.count, repetitions=args.repetitions)
     if args.only == "against":  # never in a full run: it needs a commit to compare with
         from bench.against import run as run_against
 
