@@ -147,7 +147,10 @@ def test_nodes_killed_in_turn_and_the_quorum_lost_lose_nothing_and_write_nothing
                 time.sleep(15)
                 three_nodes.start(node)
                 assert worker.poll() is None, f"the worker exited ({worker.returncode}) around node {node}'s kill"
-            time.sleep(4)
+            # A backlog the worker is busy with when the quorum goes: without one, the companies'
+            # writes are refused too, the worker has nothing to commit, and nothing to be unready for.
+            produce_generated(settings, 20_000, seed=71)
+            time.sleep(2)
             three_nodes.kill(2)
             three_nodes.kill(3)
             without_quorum = statuses_for(30, port, worker)
