@@ -58,10 +58,10 @@ unit: setup
 	$(BIN)/pytest -m unit -q
 
 # The tests without services run on both cores, then those with the broker one at a time (they
-# start workers, kill and pause them). The three-node fault tests take about 11 minutes:
-# `make test-cluster` runs them.
-UNIT_ARGS ?= -m "unit and not cluster" -n 2
-PYTEST_ARGS ?= -m "kafka and not cluster"
+# start workers, kill and pause them), the slowest named at the end. Of the three-node fault tests,
+# one per runtime runs here; `make test-cluster` runs all of them.
+UNIT_ARGS ?= -m unit -n 2
+PYTEST_ARGS ?= -m "kafka and not cluster_full" --durations=15
 
 # lint + docs + infra up + every test + infra down (also when tests fail); the exit code is pytest's
 # (the first run's that failed).

@@ -1,13 +1,14 @@
 """The faults of a three-node cluster while a worker is busy, on both runtimes: each node in turn
 killed (SIGKILL), left down 15 s and restarted (partition leaders and the transaction and group
-coordinators move), then two of the three down together for 30 s (the controller quorum and
+coordinators move), or two of the three down together for 30 s (the controller quorum and
 min.insync.replicas lost) and back. Companies keep producing throughout. Every input is audited
 once, no recipient receives a delivery twice, the audit chains hold, and the worker never exits.
 
 The cluster is started here, beside the registry `make test` runs (`infra/local.sh kafka-up` with
 three nodes on ports of its own, the checkout's CA and admin password), every topic at replication
-3 with 2 in sync, as `jointuse topics create` makes them on three nodes. About 11 minutes for both
-runtimes: `make test-cluster` runs them, `make test` leaves them out."""
+3 with 2 in sync, as `jointuse topics create` makes them on three nodes. `make test` runs each fault
+on one runtime (the nodes killed under confluent-kafka, the quorum lost under faust); `make
+test-cluster` runs both faults on both runtimes."""
 
 from __future__ import annotations
 
@@ -124,49 +125,75 @@ def _inputs(settings: Settings) -> int:
     )
 
 
-@pytest.mark.parametrize("runtime", ["faust", "confluent"])
-def test_nodes_killed_in_turn_and_the_quorum_lost_lose_nothing_and_write_nothing_twice(
-    three_nodes: Cluster, unique: str, runtime: str, tmp_path: Path
-) -> None:
+# Each fault on both runtimes; `make test` runs one per runtime, `make test-cluster` all four.
+NODES_KILLED = [pytest.param("faust", marks=pytest.mark.cluster_full), "confluent"]
+QUORUM_LOST = ["faust", pytest.param("confluent", marks=pytest.mark.cluster_full)]
+
+
+@dataclass
+class Busy:
+    settings: Settings
+    port: int
+    worker: subprocess.Popen[bytes]
+
+
+@pytest.fixture
+def busy(three_nodes: Cluster, unique: str, runtime: str, tmp_path: Path) -> Iterator[Busy]:
+    """A worker on the three nodes with a backlog of 2,000 records, 200 of them already audited."""
     port = free_port()
     settings = three_nodes.settings.model_copy(
         update={"topic_prefix": f"n{unique}", "data_dir": tmp_path, "metrics_port": port}
     )
     setup_topics(settings)
     assert replication_problems(settings.kafka_common(), settings.topic_prefix) == []
-    produce_generated(settings, 2_000, seed=70)  # a backlog to be busy with from the start
+    produce_generated(settings, 2_000, seed=70)
     worker = start_worker(settings, "n0", runtime=runtime, batch_size=100)
     try:
         # Busy first: a worker that meets a broker error while it starts stops (exit 3) and is
-        # restarted by its supervisor; the faults below are those of a running worker.
+        # restarted by its supervisor; the faults here are those of a running worker.
         audit_events(settings, Topology(settings.topic_prefix), 200, timeout=120)
-        with Producing(settings) as producing:
-            for node in (1, 2, 3):
-                time.sleep(4)
-                three_nodes.kill(node)
-                time.sleep(15)
-                three_nodes.start(node)
-                assert worker.poll() is None, f"the worker exited ({worker.returncode}) around node {node}'s kill"
-            # A backlog the worker is busy with when the quorum goes: without one, the companies'
-            # writes are refused too, the worker has nothing to commit, and nothing to be unready for.
-            produce_generated(settings, 20_000, seed=71)
-            time.sleep(2)
-            three_nodes.kill(2)
-            three_nodes.kill(3)
-            without_quorum = statuses_for(30, port, worker)
-            assert 503 in without_quorum, f"/readyz while writes were not acknowledged: {without_quorum}"
-            three_nodes.start(2)
-            three_nodes.start(3)
-            time.sleep(5)
-        deadline = time.monotonic() + 120
-        while ready(port) != 200 and time.monotonic() < deadline:
-            time.sleep(2)
-        assert ready(port) == 200, "the worker was not ready again within 120 s of the quorum's return"
-        total = _inputs(settings)
-        print(f"inputs {total}, batches the companies saw refused {producing.refused}")
-        _check_exactly_once(settings, total)
-        assert worker.poll() is None, f"the worker exited ({worker.returncode})"
+        yield Busy(settings, port, worker)
     finally:
         for node in sorted(three_nodes.down):
             three_nodes.start(node)
         stop_worker(worker)
+
+
+@pytest.mark.parametrize("runtime", NODES_KILLED)
+def test_each_node_killed_in_turn_loses_nothing_and_writes_nothing_twice(three_nodes: Cluster, busy: Busy) -> None:
+    with Producing(busy.settings) as producing:
+        for node in (1, 2, 3):
+            time.sleep(4)
+            three_nodes.kill(node)
+            time.sleep(15)
+            three_nodes.start(node)
+            assert busy.worker.poll() is None, f"the worker exited ({busy.worker.returncode}) around node {node}'s kill"
+    _assert_exactly_once_and_ready(busy, producing)
+
+
+@pytest.mark.parametrize("runtime", QUORUM_LOST)
+def test_two_nodes_lost_together_lose_nothing_write_nothing_twice_and_unready(three_nodes: Cluster, busy: Busy) -> None:
+    with Producing(busy.settings) as producing:
+        # A backlog the worker is busy with when the quorum goes: without one, the companies'
+        # writes are refused too, the worker has nothing to commit, and nothing to be unready for.
+        produce_generated(busy.settings, 20_000, seed=71)
+        time.sleep(2)
+        three_nodes.kill(2)
+        three_nodes.kill(3)
+        without_quorum = statuses_for(30, busy.port, busy.worker)
+        assert 503 in without_quorum, f"/readyz while writes were not acknowledged: {without_quorum}"
+        three_nodes.start(2)
+        three_nodes.start(3)
+        time.sleep(5)
+    _assert_exactly_once_and_ready(busy, producing)
+
+
+def _assert_exactly_once_and_ready(busy: Busy, producing: Producing) -> None:
+    deadline = time.monotonic() + 120
+    while ready(busy.port) != 200 and time.monotonic() < deadline:
+        time.sleep(2)
+    assert ready(busy.port) == 200, "the worker was not ready again within 120 s of the cluster's return"
+    total = _inputs(busy.settings)
+    print(f"inputs {total}, batches the companies saw refused {producing.refused}")
+    _check_exactly_once(busy.settings, total)
+    assert busy.worker.poll() is None, f"the worker exited ({busy.worker.returncode})"
