@@ -153,19 +153,11 @@ def start_peer(settings: Settings, name: str) -> subprocess.Popen[bytes]:
     )
 
 
-def start_unfenced(settings: Settings, name: str, batch_size: int) -> subprocess.Popen[bytes]:
+def start_unfenced(settings: Settings, name: str, batch_size: int | None) -> subprocess.Popen[bytes]:
     """The faust worker without fencing (bench/unfenced_worker.py), which fencing is measured against."""
-    env = {
-        **os.environ,
-        **settings.worker_env(),
-        "JOINTUSE_WORKER_ID": name,
-        "JOINTUSE_GUARANTEE": Guarantee.EXACTLY_ONCE.value,
-        "JOINTUSE_BATCH_SIZE": str(batch_size),
-        "PYTHONPATH": str(PROJECT_ROOT),
-    }
     return subprocess.Popen(
-        [sys.executable, "-m", "bench.unfenced_worker"],
-        env=env,
+        [sys.executable, "-m", "bench.unfenced_worker", name, str(batch_size or settings.batch_size)],
+        env={**os.environ, **settings.worker_env(), "PYTHONPATH": str(PROJECT_ROOT)},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -173,7 +165,7 @@ def start_unfenced(settings: Settings, name: str, batch_size: int) -> subprocess
 
 
 def _starter(
-    runtime: str, guarantee: Guarantee = Guarantee.EXACTLY_ONCE, batch_size: int = 1000
+    runtime: str, guarantee: Guarantee = Guarantee.EXACTLY_ONCE, batch_size: int | None = None
 ) -> Callable[[Settings, str], subprocess.Popen[bytes]]:
     if runtime == "quix":
         return start_peer

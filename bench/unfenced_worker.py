@@ -1,7 +1,10 @@
 """The faust worker without fencing, for `make bench` to measure what fencing costs in the same
 run: aiokafka's own transactional producer, which sends a transaction's offsets with the group id
 only (TxnOffsetCommit v0), so a paused worker's commit is not refused. Never for use: it is what
-the pause test in tests/runtime/test_crash.py shows duplicating inputs."""
+the pause test in tests/runtime/test_crash.py shows duplicating inputs.
+
+``python -m bench.unfenced_worker WORKER_ID BATCH_SIZE``, exactly once, the other settings from the
+``JOINTUSE_`` environment."""
 
 from __future__ import annotations
 
@@ -19,11 +22,14 @@ class UnfencedProducer(AIOKafkaProducer):  # type: ignore[misc]
 
 
 def main() -> None:
-    sink.GroupFencedProducer = UnfencedProducer  # type: ignore[attr-defined]  # the bench's stand-in
-    from faust.cli.faust import cli
+    from streams.app import build_pipeline_app
+    from streams.runtime.faust_app import run_worker
+    from streams.settings import Guarantee, load_settings
 
-    sys.argv = ["faust", "-A", "streams.app", "worker", "-l", "warn", "--without-web"]
-    cli()
+    worker_id, batch_size = sys.argv[1], int(sys.argv[2])
+    sink.GroupFencedProducer = UnfencedProducer  # type: ignore[attr-defined]  # the bench's stand-in
+    settings = load_settings().model_copy(update={"guarantee": Guarantee.EXACTLY_ONCE, "batch_size": batch_size})
+    run_worker(build_pipeline_app(settings, worker_id), log_level="warn")
 
 
 if __name__ == "__main__":

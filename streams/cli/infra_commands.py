@@ -9,7 +9,7 @@ from typing import Annotated, BinaryIO
 import typer
 
 from streams.cli.exits import Runtime, explained, fail
-from streams.cli.launch import exec_faust_worker
+from streams.cli.launch import run_faust_app
 from streams.cli.options import SchemaVersion, joint_user
 from streams.errors import Exit, JointUseError, exit_code_of
 from streams.settings import Guarantee, Settings, load_settings
@@ -283,13 +283,19 @@ def consume_command(
 
 def worker_command(
     worker_id: Annotated[
-        str | None, typer.Option("--worker-id", help="Stable id of this worker (names its transactions).")
+        str | None,
+        typer.Option("--worker-id", help="Stable id of this worker (names its transactions; JOINTUSE_WORKER_ID)."),
     ] = None,
-    guarantee: Annotated[Guarantee, typer.Option("--guarantee", help="Delivery guarantee.")] = Guarantee.EXACTLY_ONCE,
+    guarantee: Annotated[
+        Guarantee | None,
+        typer.Option("--guarantee", help="Delivery guarantee (JOINTUSE_GUARANTEE, exactly_once)."),
+    ] = None,
     runtime: Annotated[
         Runtime, typer.Option("--runtime", help="faust (faust-streaming agent) or confluent (confluent-kafka loop).")
     ] = Runtime.FAUST,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Records per transaction.", min=1)] = 1000,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="Records per transaction (JOINTUSE_BATCH_SIZE, 1000).", min=1)
+    ] = None,
     max_idle: Annotated[
         float | None, typer.Option("--max-idle", help="confluent runtime: exit after this many idle seconds.")
     ] = None,
@@ -302,7 +308,6 @@ def worker_command(
 ) -> None:
     """Run the pipeline: decode, validate, decide, deliver, dead-letter, audit; until SIGTERM/SIGINT.
 
-    The faust runtime is the same as `faust -A streams.app worker` with these settings in the environment.
     An outage of the broker or the registry pauses it (503 on /readyz) and it goes on by itself.
     Exit 2 when it cannot start for its settings, policy or schemas; 3 when Kafka, the registry or
     the subject index does not answer at start-up (both runtimes). Exit 70 when a fatal Kafka error
@@ -314,17 +319,21 @@ def worker_command(
       jointuse worker --runtime confluent --guarantee at_least_once
       JOINTUSE_DECIDE_PROCESSES=2 jointuse worker --runtime confluent   # two child processes decide
     """
-    settings = settings_from_options(bootstrap, registry, prefix)
     from streams.worker.parts import default_worker_id
 
-    chosen_id = worker_id or default_worker_id()
-    if runtime is Runtime.FAUST:
-        env = {
-            "JOINTUSE_WORKER_ID": chosen_id,
-            "JOINTUSE_GUARANTEE": guarantee.value,
-            "JOINTUSE_BATCH_SIZE": str(batch_size),
+    given = settings_from_options(bootstrap, registry, prefix)
+    chosen_id = worker_id or given.worker_id or default_worker_id()
+    settings = given.model_copy(
+        update={
+            "worker_id": chosen_id,
+            "guarantee": guarantee or given.guarantee,
+            "batch_size": batch_size or given.batch_size,
         }
-        exec_faust_worker("streams.app", settings, env=env, log_level=log_level, web=False, broker_first=False)
+    )
+    if runtime is Runtime.FAUST:
+        from streams.app import build_pipeline_app
+
+        run_faust_app("the worker", settings, lambda: build_pipeline_app(settings, chosen_id), log_level=log_level)
     from streams.errors import FatalError
     from streams.worker.confluent_main import run_worker
 
@@ -332,9 +341,9 @@ def worker_command(
         stats = run_worker(
             settings,
             worker_id=chosen_id,
-            guarantee=guarantee,
+            guarantee=settings.guarantee,
             max_idle_seconds=max_idle,
-            batch_size=batch_size,
+            batch_size=settings.batch_size,
         )
     except FatalError as exc:
         fail(f"the worker stopped: {exc}; restart it (it resumes from the last commit)", Exit.FATAL)

@@ -1,38 +1,34 @@
-"""Starting a faust app as this process: the one way the CLI launches the faust runtime's worker,
-the subject index and the statistics worker."""
+"""Running a faust app in this process: the one way the CLI starts the faust runtime's worker, the
+subject index and the statistics worker."""
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Mapping
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NoReturn
 
+from streams.cli.exits import explained, fail
+from streams.errors import JointUseError, exit_code_of
+
 if TYPE_CHECKING:
+    import faust
+
     from streams.settings import Settings
 
 
-def exec_faust_worker(
-    app: str,
-    settings: Settings,
-    *,
-    env: Mapping[str, str] | None = None,
-    log_level: str,
-    web: bool,
-    broker_first: bool = True,
-) -> NoReturn:
-    """Replaces this process with ``faust -A <app> worker`` (its settings and ``env`` in the
-    environment), so that signals reach the faust worker directly (a SIGTERM stops it cleanly, a
-    SIGKILL kills it, nothing in between). Without a broker faust prints a traceback and exits 1:
-    ``broker_first`` waits for a broker's answer before (one line and exit 3, ``ClusterError``
-    through the CLI's one error path). The pipeline's app checks its configuration first and then
-    the broker itself (exit 2 before 3, as the confluent runtime)."""
-    settings.ssl_context()  # an unusable TLS file is one line here (exit 2), not a traceback in faust
-    if broker_first:
-        from streams.kafka.company_client import ensure_reachable
+def run_faust_app(what: str, settings: Settings, build: Callable[[], faust.App], *, log_level: str) -> NoReturn:
+    """Builds the app and runs faust's worker with it in this process until SIGTERM or SIGINT (exit
+    0), so that signals reach the worker directly (a SIGKILL kills it, nothing in between).
 
+    Before faust starts, one line and the exit code for what would stop it: the configuration first
+    (exit 2), then a broker that does not answer (3); ``what`` names the app in that line."""
+    from streams.kafka.company_client import ensure_reachable
+    from streams.runtime.faust_app import run_worker
+
+    try:
+        settings.ssl_context()  # an unusable TLS file is one line here, not a traceback in faust
+        app = build()
         ensure_reachable(settings)
-    argv = [sys.executable, "-m", "faust", "-A", app, "--quiet", "worker", "-l", log_level]
-    if not web:
-        argv.append("--without-web")
-    os.execve(sys.executable, argv, {**os.environ, **settings.worker_env(), **(env or {})})
+    except JointUseError as exc:
+        cause = explained(exc)
+        fail(f"{what} cannot start: {cause}", exit_code_of(cause))
+    run_worker(app, log_level=log_level)

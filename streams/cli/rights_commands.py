@@ -212,9 +212,9 @@ def index_command(
 ) -> None:
     """Run a subject-index worker: folds the audit topic into one row per subject and answers
     lookups on its web port (any worker forwards a lookup to the owner of the subject's partition).
-    Same as `faust -A streams.rights.index_app worker` with these settings in the environment.
-    Runs until SIGTERM/SIGINT (exit 0); exit 3 when no broker answers at start-up; faust's non-zero
-    exit when it cannot start otherwise (a port in use).
+    Runs until SIGTERM/SIGINT (exit 0); exit 2 when it cannot start for its settings (a certificate,
+    a token file); 3 when no broker answers at start-up; faust's 1 when it fails otherwise (a port
+    in use).
 
     \b
     Examples:
@@ -222,13 +222,14 @@ def index_command(
       jointuse index --port 9411        # a second worker on the same host
       curl --cacert .local/tls/ca.pem -H "Authorization: Bearer $TOKEN" https://127.0.0.1:9410/index/status
     """
-    from streams.cli.launch import exec_faust_worker
+    from streams.cli.launch import run_faust_app
+    from streams.rights.index_app import build_index_app
 
     settings = settings_from_options(bootstrap, None, prefix)
     if port is not None:
         address = f"{settings.index_scheme()}://{settings.index_host}:{port}"
         settings = settings.model_copy(update={"index_port": port, "index_url": address})
-    exec_faust_worker("streams.rights.index_app", settings, log_level=log_level, web=True)
+    run_faust_app("the subject index", settings, lambda: build_index_app(settings), log_level=log_level)
 
 
 @retention_app.command("run")

@@ -26,19 +26,19 @@ def stats_run(
     """Run the statistics worker: counts what each shared record adds to the policy's tables and
     publishes each window to `<prefix>.stats.<table>.v1` once it has closed in event time, then a
     revision whenever late records change it (docs/statistics.md). One worker counts; a second
-    stands by. Same as `faust -A streams.stats.app worker` with these settings in the environment.
-    Runs until SIGTERM/SIGINT (exit 0); exit 3 when no broker answers at start-up; faust's non-zero
-    exit when it cannot start otherwise.
+    stands by. Runs until SIGTERM/SIGINT (exit 0); exit 2 when it cannot start for its settings,
+    policy or schema; 3 when no broker answers at start-up; faust's 1 when it fails otherwise.
 
     \b
     Examples:
       jointuse stats run
       jointuse stats show services_daily
     """
-    from streams.cli.launch import exec_faust_worker
+    from streams.cli.launch import run_faust_app
+    from streams.stats.app import build_stats_app
 
     settings = settings_from_options(bootstrap, None, prefix)
-    exec_faust_worker("streams.stats.app", settings, log_level=log_level, web=False)
+    run_faust_app("the statistics worker", settings, lambda: build_stats_app(settings), log_level=log_level)
 
 
 @stats_app.command("show")

@@ -17,12 +17,14 @@ def start_worker(
     *,
     runtime: str = "faust",
     guarantee: Guarantee = Guarantee.EXACTLY_ONCE,
-    batch_size: int = 1000,
+    batch_size: int | None = None,
     quiet: bool = False,
     log: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``jointuse worker`` as a child process (the faust runtime replaces it with ``faust worker``).
-    Its output goes to ``log`` when given, nowhere when ``quiet``, else to this process's."""
+    """``jointuse worker`` as a child process, which runs the worker itself (the pid is the worker's).
+    The worker's own choices are its options (the batch size ``settings.batch_size`` unless given);
+    ``settings`` reach it as the ``JOINTUSE_`` environment a user would set. Its output goes to
+    ``log`` when given, nowhere when ``quiet``, else to this process's."""
     return _spawn(
         [
             sys.executable,
@@ -34,7 +36,7 @@ def start_worker(
             "--runtime",
             runtime,
             "--batch-size",
-            str(batch_size),
+            str(batch_size or settings.batch_size),
             "--guarantee",
             guarantee,
         ],

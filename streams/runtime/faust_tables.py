@@ -18,7 +18,7 @@ from typing import Any
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
-from streams.logs import logging_config
+from streams.runtime.faust_app import app_settings
 from streams.runtime.faust_kafka import CommittedReadsConsumer, CommittedReadsTransport, use_committed_reads
 from streams.settings import Settings
 
@@ -55,50 +55,6 @@ def table_consumer(app: faust.App) -> TableConsumer:
     if not isinstance(consumer, TableConsumer):
         raise TypeError("the app was not made by table_app: its consumer is not a TableConsumer")
     return consumer
-
-
-class JsonLogsWorker(faust.Worker):
-    """faust's worker without its terminal spinner: at its first warning the spinner writes the
-    cursor-hiding escape code whatever the output is (``Spinner.begin``), into JSON logs. The
-    banner is left out by ``faust --quiet`` (``streams.cli.launch``)."""
-
-    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
-        self.spinner = None
-        super().on_setup_root_logger(logger, level)
-
-
-def app_settings(settings: Settings, log_name: str) -> dict[str, Any]:
-    """What every faust app of this project sets: the cluster and its credentials, no topic declared
-    by faust (topics come from `jointuse topics create`), a member noticed gone in 10 s, JSON logs
-    and no terminal spinner."""
-    return {
-        "Worker": JsonLogsWorker,
-        "broker": [f"kafka://{server}" for server in settings.bootstrap_servers.split(",")],
-        "broker_credentials": credentials(settings),
-        "autodiscover": False,
-        "topic_allow_declare": False,
-        "topic_disable_leader": True,
-        "consumer_auto_offset_reset": "earliest",
-        "broker_session_timeout": 10,
-        "broker_heartbeat_interval": 2,
-        "logging_config": logging_config(settings.log_level, log_name),
-    }
-
-
-def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
-    """The app's credentials from the settings: SCRAM (over TLS with SASL_SSL), or a client
-    certificate (SSL), with the one TLS context every aiokafka client of the project uses."""
-    context = settings.ssl_context()
-    if settings.security_protocol.startswith("SASL"):
-        return faust.SASLCredentials(
-            username=settings.sasl_username,
-            password=settings.sasl_secret(),
-            mechanism=settings.sasl_mechanism,
-            ssl_context=context,
-        )
-    if context is not None:
-        return faust.SSLCredentials(context)
-    return None
 
 
 def changelog_before_offsets(application: faust.App) -> None:

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from streams.errors import ConfigError
 from streams.kafka.tls import TlsError, check_tls, diagnose
-from streams.runtime.faust_tables import credentials
+from streams.runtime.faust_app import credentials
 from streams.settings import Settings, load_settings
 from tests.tls_certs import Issued, TestCA
 
