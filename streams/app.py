@@ -20,7 +20,12 @@ from faust.types import TP
 from streams.errors import Exit, FatalError, JointUseError, exit_code_of
 from streams.kafka.clients import MAX_MESSAGE_BYTES
 from streams.runtime.faust_app import app_settings
-from streams.runtime.faust_kafka import WholeFetchTransport, use_committed_reads
+from streams.runtime.faust_internals import (
+    WholeFetchTransport,
+    offset_commit,
+    replace_offset_commit,
+    use_committed_reads,
+)
 from streams.runtime.faust_sink import ConsumerBatches, FaustTransport
 from streams.runtime.loop import BatchLoop
 from streams.settings import Settings
@@ -63,6 +68,10 @@ def build_pipeline_app(settings: Settings, worker_id: str) -> faust.App:
     return PipelineAgents(settings, worker_id).app
 
 
+async def _offsets_are_in_the_transactions(offsets: Any) -> bool:
+    return True
+
+
 def _stop_the_process(message: str, code: int) -> NoReturn:
     # faust would acknowledge the batch when the agent ends and commit it later (at least once), and
     # restart the agent: exit at once instead; the restarted worker resumes from the last transaction.
@@ -79,7 +88,7 @@ class PipelineAgents:
         self.names = names(settings, worker_id)
         self.app = create_app(settings, self.names.group_id, worker_id)
         # Committed input only, the consumer's membership for fencing, and whole fetches for the
-        # agents' batches (streams/runtime/faust_kafka.py): this app's consumer, not a patch of faust's classes.
+        # agents' batches (streams/runtime/faust_internals.py): this app's consumer, not a patch of faust's classes.
         use_committed_reads(self.app, WholeFetchTransport)
         self.worker = Worker(
             settings,
@@ -135,25 +144,16 @@ class PipelineAgents:
     async def _commit_offsets(self, offsets: dict[tuple[str, int], int]) -> None:
         """At least once: the group's offsets, through faust's consumer (its driver commits only the
         partitions it still owns)."""
-        # ``_commit`` is the driver's commit of given offsets (faust's public ``commit`` commits what its
-        # streams acknowledged, and no stream sees these messages); pinned with the faust version in
-        # tests/runtime/test_faust_pin.py.
-        offsets_by_tp = {TP(topic, partition): offset for (topic, partition), offset in offsets.items()}
-        await self.app.consumer._commit(offsets_by_tp)  # type: ignore[attr-defined]
+        commit = offset_commit(self.app)
+        await commit({TP(topic, partition): offset for (topic, partition), offset in offsets.items()})
 
     def _leave_offsets_to_transactions(self) -> None:
         """Under exactly-once, offsets are committed only inside our transactions. faust's own periodic
         commit reads the acknowledged offsets at one moment and sends them later, from another client;
         landing after a newer transaction it would move the group's offset back, and a restarted worker
         would process those records again (tests/runtime/test_crash.py kills and restarts workers and
-        finds no input audited twice). This replaces a private method of faust's consumer:
-        tests/runtime/test_faust_pin.py pins the faust version it was checked against."""
-
-        async def offsets_are_in_the_transactions(offsets: Any) -> bool:
-            return True
-
-        # faust types the consumer as ConsumerT, which does not declare _commit; the driver class has it.
-        self.app.consumer._commit = offsets_are_in_the_transactions  # type: ignore[attr-defined]
+        finds no input audited twice)."""
+        replace_offset_commit(self.app, _offsets_are_in_the_transactions)
 
     async def forget_revoked(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         """Awaited by faust before the group rejoins: every loop finishes its transaction in flight and

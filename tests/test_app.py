@@ -11,7 +11,7 @@ import pytest
 from faust.types import TP
 
 from streams.app import PipelineAgents, build_pipeline_app
-from streams.runtime.faust_kafka import WholeFetchTransport
+from streams.runtime.faust_internals import WholeFetchTransport
 from streams.settings import Guarantee, Settings
 
 pytestmark = pytest.mark.unit

@@ -50,6 +50,7 @@ from streams.kafka.partitioner import partition_of
 from streams.observability.metrics import IndexMetrics
 from streams.rights.audit_probe import AuditProbe
 from streams.rights.subject_index import Correction, SubjectRow, fold, fold_correction
+from streams.runtime.faust_internals import table_recovery
 from streams.runtime.faust_tables import changelog_before_offsets, table_app, table_consumer
 from streams.settings import Settings
 from streams.topology import SUBJECT_INDEX_TABLE, Topology
@@ -222,7 +223,7 @@ class SubjectIndexWorker:
         """Rows are being restored from the changelog (recovery's ``completed`` is set once, at the
         first recovery; ``in_recovery`` covers every rebalance after it)."""
         app = self.app
-        recovery = app.tables.recovery  # type: ignore[attr-defined]  # the TableManager's, not in its interface
+        recovery = table_recovery(app)
         return bool(app.rebalancing or app.in_recovery or not recovery.completed.is_set())
 
     def owner_of(self, partition: int) -> str | None:

@@ -1,5 +1,5 @@
-"""faust's aiokafka transport with the two things exactly-once needs that faust (outside its own
-exactly-once mode) and aiokafka 0.14 leave out:
+"""What exactly-once needs of faust's aiokafka transport that faust (outside its own exactly-once
+mode) and aiokafka 0.14 leave out:
 
 - **committed input only**: the group consumer reads ``read_committed``, so a record of a
   producer's aborted transaction is never decided, and it fetches its committed offsets with
@@ -24,30 +24,23 @@ own exactly-once mode uses): it keeps one transaction per batch, where per-parti
 split every batch into one transaction per input partition it touches, each with its own commit
 round trip (docs/architecture.md, "Fencing", has the measurement).
 
-Both replace private parts of aiokafka and faust (the producer's sender, the consumer's offset
-fetch, faust's consumer thread); tests/runtime/test_faust_pin.py pins the versions they were
-checked against. They are installed per app (``use_committed_reads``), not on the classes.
+Here are the protocol messages aiokafka 0.14 lacks (TxnOffsetCommit v3, OffsetFetch v7 with
+``require_stable``), the errors they answer and the membership a batch is read under. The producer,
+consumer and transport that use them replace private parts of aiokafka and faust, and are in
+``streams.runtime.faust_internals`` with every other such part; they are installed per app
+(``use_committed_reads``), not on the classes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import logging
 from typing import Any, NamedTuple, TypeAlias
 
 import aiokafka.errors as errors
-from aiokafka import AIOKafkaProducer
-from aiokafka.client import CoordinationType
-from aiokafka.producer.sender import Sender, TxnOffsetCommitHandler
-from aiokafka.producer.transaction_manager import TransactionManager, TransactionState
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Boolean, CompactArray, CompactString, Int16, Int32, Int64, Schema, TaggedFields
-from aiokafka.structs import OffsetAndMetadata, TopicPartition
-from faust.transport.drivers import aiokafka as faust_aiokafka
+from aiokafka.structs import TopicPartition
 
-log = logging.getLogger("jointuse.worker")
-
+TXN_OFFSET_COMMIT, OFFSET_FETCH = 28, 9  # the API keys whose versions fencing needs
 NO_GENERATION = -1  # aiokafka's generation before a member joins and after it was reset
 UNSTABLE_OFFSET_COMMIT = 88  # not in aiokafka's error table
 PRODUCER_FENCED = 90  # idem (Kafka 2.7+ answers it where older brokers answered INVALID_PRODUCER_EPOCH)
@@ -188,135 +181,6 @@ class GroupTxnOffsetCommitRequest(Request[TxnOffsetCommitV3]):  # type: ignore[m
         )
 
 
-class GroupFencedTxnOffsetCommitHandler(TxnOffsetCommitHandler):  # type: ignore[misc]
-    """aiokafka's handler with the member in the request, and the group's refusal an abortable error
-    (aiokafka's own raises it out of the sender task, which ends the producer)."""
-
-    def __init__(self, sender: Sender, offsets: dict[TopicPartition, OffsetAndMetadata], member: GroupMember) -> None:
-        super().__init__(sender, offsets, member.group_id)
-        self._member = member
-
-    def create_request(self) -> GroupTxnOffsetCommitRequest:
-        txn_manager = self._sender._txn_manager
-        by_topic: dict[str, list[tuple[int, int, str]]] = collections.defaultdict(list)
-        for tp, offset in sorted(self._offsets.items()):
-            by_topic[tp.topic].append((tp.partition, offset.offset, offset.metadata))
-        return GroupTxnOffsetCommitRequest(
-            transactional_id=txn_manager.transactional_id,
-            member=self._member,
-            producer_id=txn_manager.producer_id,
-            producer_epoch=txn_manager.producer_epoch,
-            topics=list(by_topic.items()),
-        )
-
-    def handle_response(self, resp: Any) -> float | None:
-        txn_manager = self._sender._txn_manager
-        for topic, partitions, _ in resp.topics:
-            for partition, error_code, _ in partitions:
-                tp = TopicPartition(topic, partition)
-                if error_code == 0:
-                    txn_manager.offset_committed(tp, self._offsets[tp].offset, self._group_id)
-                    continue
-                if error_code in NOT_THE_GROUP_S_MEMBER:
-                    refusal = errors.for_code(error_code).__name__
-                    txn_manager.error_transaction(GroupRefusedOffsets(f"the group refused the offsets ({refusal})"))
-                    return None
-                if error_code in (errors.InvalidProducerEpoch.errno, PRODUCER_FENCED):
-                    raise errors.ProducerFenced()
-                error_type = errors.for_code(error_code)
-                if error_type in (
-                    errors.CoordinatorNotAvailableError,
-                    errors.NotCoordinatorError,
-                    errors.RequestTimedOutError,
-                ):
-                    self._sender._coordinator_dead(CoordinationType.GROUP)
-                    return float(self._default_backoff)
-                if error_type in (errors.CoordinatorLoadInProgressError, errors.UnknownTopicOrPartitionError):
-                    return float(self._default_backoff)
-                if error_type is errors.TransactionalIdAuthorizationFailed:
-                    raise error_type(txn_manager.transactional_id)
-                # Anything else: the transaction is aborted and the batch done again (never a dead sender).
-                txn_manager.error_transaction(error_type(self._group_id))
-                return None
-        return None
-
-
-class BrokerAbortedTransactions(TransactionManager):  # type: ignore[misc]  # aiokafka has no type information
-    """aiokafka's transaction manager, except that an abortable error keeps what the transaction
-    holds at the broker (its partitions, added or still to add, and its group), so that the abort
-    sends EndTxn(ABORT) for them, as the Java client does. aiokafka's clears them, and its abort
-    then ends an "empty" transaction without telling the broker."""
-
-    def error_transaction(self, exc: BaseException) -> None:
-        self._transition_to(TransactionState.ABORTABLE_ERROR)
-        for _, _, offsets_sent in self._pending_txn_offsets:
-            offsets_sent.set_exception(exc)
-        self._pending_txn_offsets.clear()  # refused or failed: never part of the transaction
-        if not self._transaction_waiter.done():  # a second error in the same transaction
-            self._transaction_waiter.set_exception(exc)
-
-
-class GroupFencedSender(Sender):  # type: ignore[misc]
-    """aiokafka's sender, committing a transaction's offsets with the member set by the producer."""
-
-    member: GroupMember | None = None
-
-    async def _do_txn_offset_commit(self, offsets: dict[TopicPartition, OffsetAndMetadata], group_id: str) -> None:
-        if not offsets:
-            return
-        member = self.member
-        if member is None or member.group_id != group_id:
-            self._txn_manager.error_transaction(NotAGroupMember())
-            return
-        try:
-            node_id = await self._find_coordinator(CoordinationType.GROUP, group_id)
-        except errors.GroupAuthorizationFailedError as exc:
-            self._txn_manager.error_transaction(exc)
-            return
-        await GroupFencedTxnOffsetCommitHandler(self, offsets, member).do(node_id)
-
-
-class GroupFencedProducer(AIOKafkaProducer):  # type: ignore[misc]
-    """A transactional producer whose offsets the group coordinator checks (KIP-447)."""
-
-    def __init__(self, **config: Any) -> None:
-        super().__init__(**config)
-        plain: Any = self.__dict__["_sender"]
-        aborting = BrokerAbortedTransactions(
-            plain._txn_manager.transactional_id, plain._txn_manager.transaction_timeout_ms
-        )
-        # The one transaction manager of the producer, its accumulator and its sender.
-        self._txn_manager = aborting
-        self._message_accumulator._txn_manager = aborting
-        self._sender: GroupFencedSender = GroupFencedSender(
-            plain.client,
-            acks=plain._acks,
-            txn_manager=aborting,
-            message_accumulator=plain._message_accumulator,
-            retry_backoff_ms=int(plain._retry_backoff * 1000),
-            request_timeout_ms=plain._request_timeout_ms,
-        )
-
-    async def abort_transaction(self) -> None:
-        # A refused commit leaves its error on the transaction's waiter, which aiokafka replaces
-        # without reading it: asyncio would log "Future exception was never retrieved" each time.
-        waiter = self._txn_manager._transaction_waiter
-        if waiter.done() and not waiter.cancelled():
-            waiter.exception()
-        await super().abort_transaction()
-
-    async def send_offsets_to_transaction(self, offsets: Any, group: Any) -> None:
-        """``group`` is the consumer's ``GroupMember`` when the batch was read. A member without a
-        generation sends nothing (raises ``NotAGroupMember``): the broker would not check such
-        offsets against the group."""
-        if not isinstance(group, GroupMember):
-            raise TypeError("offsets are sent with the consumer's GroupMember, not a group id")
-        if group.generation_id == NO_GENERATION or not group.member_id:
-            raise NotAGroupMember()
-        self._sender.member = group
-        await super().send_offsets_to_transaction(offsets, group.group_id)
-
-
 # --- OffsetFetch v7 with require_stable (KIP-447) -------------------------------------------------
 
 
@@ -378,81 +242,6 @@ class StableOffsetFetchRequest(Request[OffsetFetchRequest_v7]):  # type: ignore[
         return request_struct_class(self._group_id, topics, True, {})
 
 
-async def fetch_stable_offsets(coordinator: Any, partitions: Any) -> dict[TopicPartition, OffsetAndMetadata]:
-    """The group's committed offsets of ``partitions``, once no open transaction holds newer ones.
-    Replaces aiokafka's ``GroupCoordinator._do_fetch_commit_offsets`` (same errors, same result);
-    its caller retries retriable errors after its backoff."""
-    by_topic: dict[str, list[int]] = collections.defaultdict(list)
-    for tp in partitions:
-        by_topic[tp.topic].append(tp.partition)
-    response = await coordinator._send_req(StableOffsetFetchRequest(coordinator.group_id, list(by_topic.items())))
-    _raise_for(coordinator, response.error_code)
-    offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-    for topic, topic_partitions, _ in response.topics:
-        for partition, offset, _epoch, metadata, error_code, _ in topic_partitions:
-            if error_code == errors.UnknownTopicOrPartitionError.errno:
-                continue
-            _raise_for(coordinator, error_code)
-            if offset >= 0:  # -1: nothing committed for this partition
-                offsets[TopicPartition(topic, partition)] = OffsetAndMetadata(offset, metadata or "")
-    return offsets
-
-
-def _raise_for(coordinator: Any, error_code: int) -> None:
-    if error_code == 0:
-        return
-    if error_code == UNSTABLE_OFFSET_COMMIT:
-        raise UnstableOffsets("a transaction of another member holds offsets of these partitions")
-    error_type = errors.for_code(error_code)
-    if error_type is errors.NotCoordinatorForGroupError:
-        coordinator.coordinator_dead()
-    if error_type is errors.GroupAuthorizationFailedError:
-        raise error_type(coordinator.group_id)
-    raise error_type()
-
-
-# --- faust: the consumer thread, consumer and transport that use them ----------------------------
-
-
-class CommittedReadsConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        consumer._isolation_level = "read_committed"  # the constructor's argument, read when it starts
-        return consumer
-
-    async def on_start(self) -> None:
-        await super().on_start()
-        coordinator = getattr(self._consumer, "_coordinator", None)
-        if coordinator is not None and hasattr(coordinator, "_do_fetch_commit_offsets"):
-            # Before faust subscribes: no committed offset has been fetched yet.
-            async def stable(partitions: Any) -> dict[TopicPartition, OffsetAndMetadata]:
-                return await fetch_stable_offsets(coordinator, partitions)
-
-            coordinator._do_fetch_commit_offsets = stable
-
-    def group_member(self) -> GroupMember | None:
-        coordinator = getattr(self._consumer, "_coordinator", None)
-        if coordinator is None or not hasattr(coordinator, "generation"):
-            return None
-        return GroupMember(
-            group_id=coordinator.group_id,
-            generation_id=coordinator.generation,
-            member_id=coordinator.member_id or "",
-            group_instance_id=coordinator._group_instance_id,
-        )
-
-
-class CommittedReadsConsumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> CommittedReadsConsumerThread:
-        return CommittedReadsConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-    def group_member(self) -> GroupMember | None:
-        """The member id and generation the group coordinator knows this consumer by, now (read
-        from the consumer's thread: plain attributes, set there as the group changes)."""
-        thread = getattr(self, "_thread", None)
-        return thread.group_member() if isinstance(thread, CommittedReadsConsumerThread) else None
-
-
 async def seek_to_committed_or_start(consumer: Any) -> dict[TopicPartition, int | None]:
     """Every assigned partition of an aiokafka ``consumer`` back to its committed offset, or to its
     start where nothing is committed: where a new assignment starts it (the pipeline reads from the
@@ -465,54 +254,3 @@ async def seek_to_committed_or_start(consumer: Any) -> dict[TopicPartition, int 
     if not_committed:
         await consumer.seek_to_beginning(*not_committed)
     return committed
-
-
-class WholeFetchConsumerThread(CommittedReadsConsumerThread):
-    async def seek_to_committed(self) -> Any:
-        return await self.call_thread(seek_to_committed_or_start, self._ensure_consumer())
-
-
-class WholeFetchConsumer(CommittedReadsConsumer):
-    """The pipeline's consumer. faust's fetcher hands each message to a stream on its own (a
-    callback and a ``wait_first`` per message); the pipeline's agents read whole fetches from the
-    consumer instead (``streams.runtime.faust_sink.ConsumerBatches``), so the fetcher's drain is
-    idle here. It replaces a private method of faust's consumer, in this subclass only:
-    tests/runtime/test_faust_pin.py checks faust's own."""
-
-    async def _drain_messages(self, fetcher: Any) -> None:
-        await asyncio.Event().wait()  # until the fetcher is cancelled
-
-    def _new_consumer_thread(self) -> CommittedReadsConsumerThread:
-        return WholeFetchConsumerThread(self, loop=self.loop, beacon=self.beacon)
-
-
-class CommittedReadsTransport(faust_aiokafka.Transport):
-    Consumer = CommittedReadsConsumer
-
-
-class WholeFetchTransport(CommittedReadsTransport):
-    Consumer = WholeFetchConsumer
-
-
-def use_committed_reads(app: Any, transport: type[CommittedReadsTransport] = CommittedReadsTransport) -> None:
-    """Gives ``app`` a transport that reads committed messages only: the one above, or a subclass of
-    it (the pipeline's ``WholeFetchTransport``, the table apps' ``TableTransport``); call it right
-    after creating the app, before its topics."""
-    app.transport = transport(app.conf.broker_consumer, app)
-
-
-TXN_OFFSET_COMMIT, OFFSET_FETCH = 28, 9
-
-
-async def fencing_unsupported(client: Any) -> str | None:
-    """Why the broker cannot fence this runtime's transactions, or None: it must take
-    TxnOffsetCommit v3 and OffsetFetch v7 (Kafka 2.5 and later). ``client`` is a started client;
-    the versions are those a connection to one of its brokers agreed on."""
-    connection = await client._get_conn(client.get_random_node())
-    if connection is None:  # the broker is away: not an answer about its versions
-        raise errors.KafkaConnectionError("no connection to a broker to read its API versions")
-    versions: dict[int, tuple[int, int]] = getattr(connection, "_versions", None) or {}
-    for api_key, needed, name in ((TXN_OFFSET_COMMIT, 3, "TxnOffsetCommit"), (OFFSET_FETCH, 7, "OffsetFetch")):
-        if versions.get(api_key, (0, -1))[1] < needed:
-            return f"the broker does not take {name} v{needed} (KIP-447): exactly-once could not fence a paused worker"
-    return None

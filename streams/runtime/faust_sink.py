@@ -35,13 +35,8 @@ from streams.errors import ClusterError
 from streams.kafka.clients import MAX_MESSAGE_BYTES, TRANSACTION_RETRY_BACKOFF_MS
 from streams.kafka.partitioner import partition_of
 from streams.messages import InMessage, OutMessage
-from streams.runtime.faust_kafka import (
-    FencingUnsupported,
-    GroupFencedProducer,
-    GroupMember,
-    GroupRefusedOffsets,
-    fencing_unsupported,
-)
+from streams.runtime.faust_internals import GroupFencedProducer, abort_with, fencing_unsupported, transaction_waiter
+from streams.runtime.faust_kafka import FencingUnsupported, GroupMember, GroupRefusedOffsets
 from streams.runtime.transaction import ErrorKind, Offsets
 from streams.settings import TRANSACTION_TIMEOUT_MS
 
@@ -150,7 +145,7 @@ class AiokafkaSink:
         failed = next((result for result in sent if isinstance(result, BaseException)), None)
         if failed is not None:
             refused = failed if isinstance(failed, ProducerFenced) else UnwrittenOutputs(type(failed).__name__)
-            self.producer._txn_manager.error_transaction(refused)
+            abort_with(self.producer, refused)
             raise refused from failed
         await self.producer.commit_transaction()
 
@@ -169,7 +164,7 @@ class AiokafkaSink:
         )
         self.started = False
         # The old producer's errors are known: asyncio must not log each as "never retrieved".
-        waiter = old._txn_manager._transaction_waiter if old._txn_manager else None  # None before a begin
+        waiter = transaction_waiter(old)  # None before a begin
         for future in [*in_flight, waiter] if waiter is not None else in_flight:
             future.add_done_callback(_retrieve)
         with contextlib.suppress(Exception):  # a fenced producer may fail to stop cleanly: it is dropped

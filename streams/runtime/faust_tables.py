@@ -1,9 +1,8 @@
 """What a faust app that keeps tables over topics written in transactions needs (the subject index,
-the statistics worker): committed messages only, and offsets committed only after the changelog
-writes before them were acknowledged. Both replace private parts of faust and aiokafka, in
-subclasses and on the app's own instances only (importing this module changes no faust class);
-tests/runtime/test_faust_pin.py pins the versions they were checked against and checks that
-faust's own methods are untouched."""
+the statistics worker): committed messages only, offsets committed past the transactions' commit
+markers but never past a message handed out and not processed, and only after the changelog
+writes before them were acknowledged. The parts of faust and aiokafka this changes are in
+``streams.runtime.faust_internals``."""
 
 from __future__ import annotations
 
@@ -11,15 +10,22 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import faust
-from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from streams.runtime.faust_app import app_settings
-from streams.runtime.faust_kafka import CommittedReadsConsumer, CommittedReadsTransport, use_committed_reads
+from streams.runtime.faust_internals import (
+    CommittedReadsTransport,
+    HandoverCountingProducer,
+    TableOffsetsConsumer,
+    offset_commit,
+    replace_offset_commit,
+    use_committed_reads,
+)
 from streams.settings import Settings
 
 log = logging.getLogger("jointuse.tables")
@@ -62,75 +68,47 @@ def changelog_before_offsets(application: faust.App) -> None:
     message went out for 0.1 s (``flush_atmost``), not when the buffer is empty (read in faust's
     code, not seen failing here). A row update could then still wait there while the offset of its
     event was committed, and a SIGKILL would lose it for good. Every commit waits until the buffer
-    is empty and the client has had every write acknowledged. This replaces the driver's private
-    commit, as streams.app does; tests/runtime/test_faust_pin.py pins the faust version.
-
-    "Empty" includes the write the buffer's sender has taken out of the queue and is still handing
-    to the client (``_send_pending`` awaits aiokafka's ``send``, which waits for room in a batch):
-    the queue is empty then, and the client's flush does not know that write yet."""
-    if getattr(application.consumer, "_commits_after_the_changelog", False):
+    is empty and the client has had every write acknowledged (``CommitAfterTheChangelog``)."""
+    commit = offset_commit(application)
+    if isinstance(commit, CommitAfterTheChangelog):
         return  # the agent was restarted: installed already
-    commit = application.consumer._commit  # type: ignore[attr-defined]
+    replace_offset_commit(application, CommitAfterTheChangelog(application, commit))
 
-    async def commit_after_the_changelog(offsets: Any) -> bool:
-        producer = application.producer
+
+class CommitAfterTheChangelog:
+    """A commit of offsets once the app's producer has had every write acknowledged. "Every" includes
+    the write the buffer's sender has taken out of the queue and is still handing to the client
+    (``_send_pending`` awaits aiokafka's ``send``, which waits for room in a batch): the queue is
+    empty then, and the client's flush does not know that write yet (``HandoverCountingProducer``)."""
+
+    def __init__(self, application: faust.App, commit: Callable[[Any], Awaitable[Any]]) -> None:
+        self.application = application
+        self.commit = commit
+
+    async def __call__(self, offsets: Any) -> bool:
+        producer = self.application.producer
         buffer = producer.buffer
         while buffer.size or getattr(buffer, "handing_over", 0):
             await buffer.flush()
             await asyncio.sleep(0.001)  # a write being handed over: let the sender finish it
         await producer.flush()
-        return bool(await commit(offsets))
-
-    application.consumer._commit = commit_after_the_changelog  # type: ignore[attr-defined]
-    application.consumer._commits_after_the_changelog = True  # type: ignore[attr-defined]
+        return bool(await self.commit(offsets))
 
 
-class HandoverCountingProducer(faust_aiokafka.Producer):
-    """faust's producer, whose buffer counts the writes its sender has taken out of the queue and
-    not yet handed to the client (``buffer.handing_over``, read by ``changelog_before_offsets``).
-    The count wraps the buffer's sender on this instance, before the buffer starts (its sending task
-    reads the method once, when it starts): a subclass of the buffer would lose that task, which
-    mode collects from the class that declares it."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        buffer: Any = self.buffer  # a ProducerBuffer: its sender is private, not in faust's types
-        send_pending = buffer._send_pending
-        buffer.handing_over = 0
-
-        async def send_pending_counted(fut: Any) -> None:
-            buffer.handing_over += 1
-            try:
-                await send_pending(fut)
-            finally:
-                buffer.handing_over -= 1
-
-        buffer._send_pending = send_pending_counted
-
-
-class TableConsumer(CommittedReadsConsumer):
-    """faust notes a gap in a partition's offsets (a transaction's commit marker) from the offset
-    after the last message read up to the one read now, that one included (``_add_gap(tp,
-    last + 1, offset)`` adds ``[from, to + 1)``). The message's own offset is then acknowledged
-    twice, and ``_new_offset`` commits only the first run of consecutive offsets: a duplicate ends
-    a run. So each commit would move past one transaction of the topic only: the statistics
-    worker's committed offset would fall far behind what it counted, one of the pipeline's
-    transactions per commit interval, and a restart would count most of them again (upstream:
-    robinhood/faust#625, faust-streaming/faust#606). The gap noted here ends before the message.
-    tests/runtime/test_faust_pin.py pins the faust version."""
-
-    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
-        await super()._add_gap(tp, offset_from, offset_to - 1)
+class TableConsumer(TableOffsetsConsumer):
+    """The table apps' consumer: it commits past the transactions' commit markers
+    (``TableOffsetsConsumer._add_gap``), and never past a message it handed out and that was not
+    processed (``offset_to_commit``)."""
 
     async def getmany(self, timeout: float) -> Any:
-        """faust's fetch, noting each message handed to the agents' streams (see ``_new_offset``)."""
+        """faust's fetch, noting each message handed to the agents' streams (see ``offset_to_commit``)."""
         handed_out, acknowledged = self._handed_out, self.app.topics.acks_enabled_for
         async for tp, message in super().getmany(timeout):
             if acknowledged(message.topic):  # not a changelog read while recovering: never acknowledged
                 handed_out[tp].add(message.offset)
             yield tp, message
 
-    def _new_offset(self, tp: Any) -> int | None:
+    def offset_to_commit(self, tp: Any, faust_offset: Callable[[], int | None]) -> int | None:
         """faust's next offset to commit, never past a message handed out and not acknowledged.
 
         faust's stream skips a message taken from its queue while the flow is suspended (a
@@ -158,16 +136,16 @@ class TableConsumer(CommittedReadsConsumer):
         first_outstanding = self.first_unprocessed(tp)
         if first_outstanding is None:
             self._waiting_since.pop(tp, None)
-            return super()._new_offset(tp)
-        passed_over = max(self._acked.get(tp) or (first_outstanding,)) > first_outstanding
-        offset: int | None = super()._new_offset(tp)
+            return faust_offset()
+        passed_over = max(self.acknowledged_in_order(tp) or (first_outstanding,)) > first_outstanding
+        offset = faust_offset()
         waited_too_long = self._waited_too_long(tp, first_outstanding)
         if passed_over or waited_too_long or (offset is not None and offset > first_outstanding):
             self._read_again(tp, first_outstanding)
         if offset is None or offset <= first_outstanding:
             return offset
         self.held_back += 1
-        committed = self._committed_offset[tp]
+        committed = self.last_committed(tp)
         return first_outstanding if committed is None or first_outstanding > committed else None
 
     def _waited_too_long(self, tp: Any, first_outstanding: int) -> bool:
@@ -184,16 +162,14 @@ class TableConsumer(CommittedReadsConsumer):
             return False
         return now - since >= self.read_again_after
 
-    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Any:
+    def partitions_to_commit(self, topics: Any) -> set[Any]:
         """faust's commit looks only at partitions with acknowledgements; a partition whose handed
-        out messages were all dropped has none, and ``_new_offset`` must still see it."""
-        pending = set(super()._filter_tps_with_pending_acks(topics))
-        waiting = {
+        out messages were all dropped has none, and ``offset_to_commit`` must still see it."""
+        return {
             tp
             for tp, offsets in self._handed_out.items()
             if offsets and (topics is None or tp in topics or tp.topic in topics)
         }
-        return iter(pending | waiting)
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         """faust forgets what it acknowledged of the revoked partitions; so does this what it
@@ -210,13 +186,13 @@ class TableConsumer(CommittedReadsConsumer):
         """The lowest offset of ``tp`` handed out and not acknowledged, at or above the committed
         offset (None: every message handed out was processed). Usually the next one a stream will
         take from its queue; below the last message processed, it is one that was skipped or dropped
-        and will be read again (``_new_offset``): whoever tells how far the partition was applied
+        and will be read again (``offset_to_commit``): whoever tells how far the partition was applied
         must not count past it (the subject index's lag). Prunes what it finds processed."""
         outstanding = self._handed_out.get(tp)
         if not outstanding:
             return None
-        outstanding -= self._acked_index[tp]
-        committed = self._committed_offset[tp]
+        outstanding -= self.acknowledged(tp)
+        committed = self.last_committed(tp)
         if committed is not None:
             outstanding.difference_update([o for o in outstanding if o < committed])  # read again: done
         return min(outstanding, default=None)
@@ -245,7 +221,7 @@ class TableConsumer(CommittedReadsConsumer):
 
     def committed_offset(self, tp: Any) -> int:
         """The partition's committed offset as this consumer knows it (0 before the first commit)."""
-        return int(self._committed_offset[tp] or 0)
+        return int(self.last_committed(tp) or 0)
 
     @cached_property
     def _seeks(self) -> dict[Any, tuple[int, float]]:
@@ -265,7 +241,7 @@ class TableConsumer(CommittedReadsConsumer):
         """Per partition: offsets handed to the streams, not yet acknowledged (pruned at commits)."""
         return defaultdict(set)
 
-    held_back = 0  # commits ``_new_offset`` held back (per consumer instance once counted)
+    held_back = 0  # commits ``offset_to_commit`` held back (per consumer instance once counted)
     read_again_after = READ_AGAIN_AFTER_SECONDS  # a first unprocessed message unchanged this long is read again
 
 

@@ -38,6 +38,7 @@ from streams.observability.metrics import StatsMetrics
 from streams.policy.calendar import JST
 from streams.policy.loader import load_policies
 from streams.processors.contributions import unpack
+from streams.runtime.faust_internals import table_recovery
 from streams.runtime.faust_tables import changelog_before_offsets, table_app, table_consumer
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.registry import Registry
@@ -152,7 +153,7 @@ class StatsCounter:
         committed yet; the event time and the next window it closes."""
         consumer = table_consumer(self.app)
         owned = [tp for tp in consumer.assignment() if tp.topic == self.topology.stats_contributions]
-        recovery = self.app.tables.recovery  # type: ignore[attr-defined]  # the TableManager has it, TableManagerT not
+        recovery = table_recovery(self.app)
         described: dict[str, Any] = {"state": "standby" if not owned else "counting"}
         if owned and recovery.in_recovery:
             described.update(state="recovering", changelog_remaining=recovery.active_remaining_total())
@@ -262,7 +263,7 @@ class StatsCounter:
     def _everything_before_counted(self, event: Any) -> bool:
         """Whether every contribution before this event's was counted. faust may drop a message it has
         handed out at a start or a rebalance; the consumer reads it again once a later one was processed
-        (``TableConsumer._new_offset``). A window closed by a later contribution then waits for it: its
+        (``TableConsumer.offset_to_commit``). A window closed by a later contribution then waits for it: its
         first publication would otherwise miss what the dropped message holds (a replacement worker
         would publish a day short of those subjects), and a revision would follow a second later. The
         read again reaches this event once more, which publishes then."""

@@ -1,6 +1,7 @@
-"""The faust runtime's fencing pieces against the real broker (streams/runtime/faust_kafka.py): the
-group coordinator refuses a transaction's offsets sent with a stale generation or an unknown member,
-and a consumer's stable offset fetch waits while another member's transaction holds offsets."""
+"""The faust runtime's fencing pieces against the real broker (streams/runtime/faust_kafka.py, and
+the producer and offset fetch of streams/runtime/faust_internals.py): the group coordinator refuses
+a transaction's offsets sent with a stale generation or an unknown member, and a consumer's stable
+offset fetch waits while another member's transaction holds offsets."""
 
 from __future__ import annotations
 
@@ -14,15 +15,13 @@ from aiokafka.structs import TopicPartition
 
 from streams.kafka.admin import create_topics
 from streams.messages import OutMessage
+from streams.runtime.faust_internals import GroupFencedProducer, fencing_unsupported, fetch_stable_offsets
 from streams.runtime.faust_kafka import (
     FencingUnsupported,
-    GroupFencedProducer,
     GroupMember,
     GroupRefusedOffsets,
     NotAGroupMember,
     UnstableOffsets,
-    fencing_unsupported,
-    fetch_stable_offsets,
     seek_to_committed_or_start,
 )
 from streams.runtime.faust_sink import AiokafkaSink

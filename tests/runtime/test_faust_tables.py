@@ -10,7 +10,7 @@ from unittest.mock import AsyncMock, patch
 
 import pytest
 
-from streams.runtime.faust_kafka import CommittedReadsConsumer
+from streams.runtime.faust_internals import CommittedReadsConsumer
 from streams.runtime.faust_tables import TableConsumer, changelog_before_offsets, table_app, table_consumer
 from streams.settings import Settings
 
