@@ -338,13 +338,7 @@ def worker_command(
     from streams.worker.confluent_main import run_worker
 
     try:
-        stats = run_worker(
-            settings,
-            worker_id=chosen_id,
-            guarantee=settings.guarantee,
-            max_idle_seconds=max_idle,
-            batch_size=settings.batch_size,
-        )
+        stats = run_worker(settings, worker_id=chosen_id, guarantee=settings.guarantee, max_idle_seconds=max_idle)
     except FatalError as exc:
         fail(f"the worker stopped: {exc}; restart it (it resumes from the last commit)", Exit.FATAL)
     except JointUseError as exc:  # a configuration (2) or a service (3) it cannot start without

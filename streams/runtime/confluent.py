@@ -31,8 +31,8 @@ class RunnerConfig:
     kafka: dict[str, Any]
     group_id: str
     transactional_id: str
+    batch_size: int  # records per batch: the worker's settings say how many (Settings.batch_size)
     guarantee: Guarantee = Guarantee.EXACTLY_ONCE
-    batch_size: int = 500
     poll_timeout: float = 0.05  # the longest a batch waits to fill (JOINTUSE_MAX_BATCH_WAIT_MS)
     subscription: tuple[str, ...] = ()  # topics or ^regexes
 

@@ -86,13 +86,16 @@ def run_worker(
     worker_id: str,
     guarantee: Guarantee,
     max_idle_seconds: float | None = None,
-    batch_size: int = 500,
+    batch_size: int | None = None,
 ) -> LoopStats:
     """Runs the worker until SIGTERM / SIGINT (or, with ``max_idle_seconds``, until the pipeline is
-    idle that long). Raises ``FatalError`` when it must stop, a ``JointUseError`` when it cannot
-    start (``streams.errors.exit_code_of`` maps both)."""
+    idle that long), with batches of ``batch_size`` records (``settings.batch_size`` unless given).
+    Raises ``FatalError`` when it must stop, a ``JointUseError`` when it cannot start
+    (``streams.errors.exit_code_of`` maps both)."""
     configure_logging(worker_id=worker_id)
-    runtime = ConfluentWorker(settings, worker_id=worker_id, guarantee=guarantee, batch_size=batch_size)
+    runtime = ConfluentWorker(
+        settings, worker_id=worker_id, guarantee=guarantee, batch_size=batch_size or settings.batch_size
+    )
 
     stop_on_signals(runtime.stop)
     erasure_failure: list[FatalError] = []
