@@ -19,7 +19,7 @@ from faust.types import TP
 
 from streams.errors import Exit, FatalError, JointUseError, exit_code_of
 from streams.kafka.clients import MAX_MESSAGE_BYTES
-from streams.runtime.faust_app import app_settings
+from streams.runtime.faust_app import app_settings, raw_topic
 from streams.runtime.faust_internals import (
     WholeFetchTransport,
     offset_commit,
@@ -98,18 +98,12 @@ class PipelineAgents:
             assigned=lambda: bool(self.app.consumer.assignment()),
         )
         self.batches: ConsumerBatches | None = None  # made by the first agent that asks (``_batches``)
-        raw: dict[str, Any] = {
-            "key_type": bytes,
-            "value_type": bytes,
-            "key_serializer": "raw",
-            "value_serializer": "raw",
-        }
         # faust's aiokafka driver cannot subscribe by pattern, so the ingest topics are named from the
         # policy's joint users (every version); a new joint user means a policy change and a restart.
-        ingest = self.app.topic(*self.worker.topics, **raw)
+        ingest = raw_topic(self.app, *self.worker.topics)
         # Rights requests: each is handled by one worker (erasure), while every worker's RightsView
         # reads the whole topic on its own to know who asked to stop.
-        rights = self.app.topic(self.topology.rights, **raw)
+        rights = raw_topic(self.app, self.topology.rights)
         # The agents declare their topics (faust subscribes the group to them and owns assignment);
         # their streams stay empty, because the messages are read in whole fetches (``_batches``).
         self.app.agent(ingest, name="streams.app.pipeline", concurrency=1)(self.pipeline)

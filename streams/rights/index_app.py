@@ -50,6 +50,7 @@ from streams.kafka.partitioner import partition_of
 from streams.observability.metrics import IndexMetrics
 from streams.rights.audit_probe import AuditProbe
 from streams.rights.subject_index import Correction, SubjectRow, fold, fold_correction
+from streams.runtime.faust_app import raw_topic
 from streams.runtime.faust_internals import table_recovery
 from streams.runtime.faust_tables import changelog_before_offsets, table_app, table_consumer
 from streams.settings import Settings
@@ -110,16 +111,10 @@ class SubjectIndexWorker:
         self.client_context: ssl.SSLContext | bool = (
             settings.index_client_context() if settings.index_scheme() == "https" else True
         )
-        raw: dict[str, Any] = {
-            "key_type": bytes,
-            "value_type": bytes,
-            "key_serializer": "raw",
-            "value_serializer": "raw",
-        }
-        audit = self.app.topic(self.topology.audit, **raw)
+        audit = raw_topic(self.app, self.topology.audit)
         # Partitioned like the audit topic (same key, same count), so faust assigns both partitions p
         # to the worker whose table holds partition p.
-        corrections = self.app.topic(self.topology.corrections, **raw)
+        corrections = raw_topic(self.app, self.topology.corrections)
         # Keys are the subject as raw UTF-8 bytes (faust's default key serializer), as in the audit
         # topic: a key hashes to the same partition in both; rows are JSON (the default value serializer).
         self.subjects = self.app.Table(SUBJECT_INDEX_TABLE, key_type=bytes)

@@ -46,6 +46,12 @@ def credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
     return None
 
 
+def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
+    """The topics ``names`` read as one, keys and values as bytes: decoding is ours, so that bad input
+    is counted or becomes a dead letter instead of crashing an agent."""
+    return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
 class JsonLogsWorker(faust.Worker):
     """faust's worker without its terminal spinner: at its first warning the spinner writes the
     cursor-hiding escape code whatever the output is (``Spinner.begin``), into JSON logs, and faust

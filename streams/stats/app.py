@@ -38,6 +38,7 @@ from streams.observability.metrics import StatsMetrics
 from streams.policy.calendar import JST
 from streams.policy.loader import load_policies
 from streams.processors.contributions import unpack
+from streams.runtime.faust_app import raw_topic
 from streams.runtime.faust_internals import table_recovery
 from streams.runtime.faust_tables import changelog_before_offsets, table_app, table_consumer
 from streams.serde.avro_codec import AvroCodec
@@ -75,13 +76,7 @@ class StatsCounter:
         self.topology = Topology(settings.topic_prefix)
         self.policy = load_policies(settings.policy_path).latest
         self.app = create_app(settings, self.topology)
-        contributions = self.app.topic(
-            self.topology.stats_contributions,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-        )
+        contributions = raw_topic(self.app, self.topology.stats_contributions)
         # subject|day -> {table|window: the cells, as lists}
         self.subjects = self.app.Table("stats-subjects", key_type=bytes)
         # table|window -> publication_state; the watermark
