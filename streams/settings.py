@@ -200,7 +200,7 @@ class Settings(BaseSettings):
         return self.security_protocol.endswith("SSL")
 
     def worker_env(self) -> dict[str, str]:
-        """Environment for a child process that must use the same cluster, registry and prefix."""
+        """What a child command must share of these settings, as the ``JOINTUSE_`` environment a user sets."""
         return {
             "JOINTUSE_TOPIC_PREFIX": self.topic_prefix,
             "JOINTUSE_BOOTSTRAP_SERVERS": self.bootstrap_servers,
