@@ -10,7 +10,7 @@ import typer
 
 from streams.cli.exits import Runtime, explained, fail
 from streams.cli.launch import run_faust_app
-from streams.cli.options import SchemaVersion, joint_user
+from streams.cli.options import FaustLogLevel, SchemaVersion, joint_user
 from streams.errors import Exit, JointUseError, exit_code_of
 from streams.settings import Guarantee, Settings, load_settings
 
@@ -300,8 +300,9 @@ def worker_command(
         float | None, typer.Option("--max-idle", help="confluent runtime: exit after this many idle seconds.")
     ] = None,
     log_level: Annotated[
-        str, typer.Option("--log-level", help="faust runtime: crit, error, warn, info, debug.")
-    ] = "warn",
+        FaustLogLevel,
+        typer.Option("--log-level", help="faust runtime: crit, error, warn, info, debug.", case_sensitive=False),
+    ] = FaustLogLevel.WARN,
     bootstrap: Bootstrap = None,
     registry: RegistryUrl = None,
     prefix: Prefix = None,

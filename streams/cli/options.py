@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -12,6 +13,21 @@ SchemaVersion = Annotated[
         "--schema-version",
         help="Governed version of the customer record in JOINTUSE_SCHEMA_DIR, e.g. 1 (default: the latest).",
     ),
+]
+
+
+class FaustLogLevel(StrEnum):
+    """The levels faust's worker takes."""
+
+    CRIT = "crit"
+    ERROR = "error"
+    WARN = "warn"
+    INFO = "info"
+    DEBUG = "debug"
+
+
+FaustLogLevelOption = Annotated[
+    FaustLogLevel, typer.Option("--log-level", help="crit, error, warn, info, debug.", case_sensitive=False)
 ]
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from streams.cli.exits import Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, settings_from_options
-from streams.cli.options import joint_user
+from streams.cli.options import FaustLogLevel, FaustLogLevelOption, joint_user
 from streams.errors import Exit, JointUseError
 from streams.rights.rules import FiledBy, Requester
 from streams.settings import WEB_ADDRESS
@@ -203,7 +203,7 @@ def rights_report(
 
 
 def index_command(
-    log_level: Annotated[str, typer.Option("--log-level", help="crit, error, warn, info, debug.")] = "warn",
+    log_level: FaustLogLevelOption = FaustLogLevel.WARN,
     port: Annotated[
         int | None, typer.Option("--port", help="Web port for lookups (default JOINTUSE_INDEX_PORT, 9410).")
     ] = None,

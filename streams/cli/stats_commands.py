@@ -12,6 +12,7 @@ import typer
 
 from streams.cli.exits import Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, settings_from_options
+from streams.cli.options import FaustLogLevel, FaustLogLevelOption
 from streams.errors import Exit
 
 stats_app = typer.Typer(help="Statistics that cannot be traced back to a customer (統計加工).", no_args_is_help=True)
@@ -19,7 +20,7 @@ stats_app = typer.Typer(help="Statistics that cannot be traced back to a custome
 
 @stats_app.command("run")
 def stats_run(
-    log_level: Annotated[str, typer.Option("--log-level", help="crit, error, warn, info, debug.")] = "warn",
+    log_level: FaustLogLevelOption = FaustLogLevel.WARN,
     bootstrap: Bootstrap = None,
     prefix: Prefix = None,
 ) -> None:
