@@ -17,6 +17,8 @@ from streams.settings import Settings, load_settings
 if TYPE_CHECKING:
     from streams.contract.catalog import Catalog
 
+top_level = typer.Typer()
+
 
 class CatalogFormat(StrEnum):
     ASYNCAPI = "asyncapi"
@@ -27,6 +29,7 @@ ASYNCAPI_FILE = "asyncapi.yaml"
 MARKDOWN_FILE = "catalog.md"
 
 
+@top_level.command("catalog")
 def catalog_command(
     fmt: Annotated[
         CatalogFormat,

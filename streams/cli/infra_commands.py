@@ -14,6 +14,7 @@ from streams.cli.options import FaustLogLevel, SchemaVersion, joint_user
 from streams.errors import Exit, JointUseError, exit_code_of
 from streams.settings import Guarantee, Settings, load_settings
 
+top_level = typer.Typer()
 topics_app = typer.Typer(help="Create and inspect the pipeline's topics.", no_args_is_help=True)
 
 
@@ -133,35 +134,7 @@ def topics_describe(
         typer.echo(f"{row.topic:60} {row.partition:>4} {row.low:>10} {row.high:>10} {row.high - row.low:>10}")
 
 
-def lag_command(
-    group: Annotated[str | None, typer.Option("--group", help="Consumer group (default: the pipeline's).")] = None,
-    json_output: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
-    bootstrap: Bootstrap = None,
-    prefix: Prefix = None,
-) -> None:
-    """Committed offset, end offset and lag per partition for a consumer group.
-
-    Examples: jointuse lag;  jointuse lag --group jointuse.jcom.analytics --json
-    """
-    from streams.kafka.lag import group_lag, topic_offsets
-
-    settings = settings_from_options(bootstrap, None, prefix)
-    chosen = group or f"{settings.topic_prefix}.pipeline"
-    try:
-        topics = sorted({row.topic for row in topic_offsets(settings, prefix=settings.topic_prefix + ".")})
-        rows = group_lag(settings, chosen, topics)
-    except JointUseError as exc:
-        fail(exc, Exit.SERVICE)
-    if json_output:
-        typer.echo(json.dumps([r.__dict__ | {"lag": r.lag, "group": chosen} for r in rows], indent=2))
-        return
-    typer.echo(f"group {chosen}")
-    typer.echo(f"{'topic':60} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}")
-    for r in rows:
-        committed = "-" if r.committed is None else str(r.committed)  # never committed: all of it is lag
-        typer.echo(f"{r.topic:60} {r.partition:>4} {committed:>10} {r.high:>10} {r.lag:>8}")
-
-
+@top_level.command("generate")
 def generate_command(
     count: Annotated[int, typer.Option("--count", help="Number of records.", min=0)] = 100,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same records.")] = 0,
@@ -199,6 +172,7 @@ def _opened(path: str) -> BinaryIO:
         fail(f"{path}: cannot read the file ({exc.strerror or type(exc).__name__})")
 
 
+@top_level.command("produce")
 def produce_command(
     file: Annotated[str, typer.Argument(help="JSON Lines file, or - for stdin.")],
     as_company: Annotated[
@@ -243,6 +217,7 @@ def produce_command(
         raise typer.Exit(Exit.PROBLEMS)
 
 
+@top_level.command("consume")
 def consume_command(
     as_company: Annotated[
         str | None, typer.Option("--as", help="Read this company's delivery topic.", callback=joint_user)
@@ -281,6 +256,7 @@ def consume_command(
         fail(exc, Exit.SERVICE)
 
 
+@top_level.command("worker")
 def worker_command(
     worker_id: Annotated[
         str | None,
@@ -348,6 +324,37 @@ def worker_command(
     typer.echo(f"worker stopped: {stats.records} records in {stats.batches} batches {stats.by_status}", err=True)
 
 
+@top_level.command("lag")
+def lag_command(
+    group: Annotated[str | None, typer.Option("--group", help="Consumer group (default: the pipeline's).")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="JSON instead of a table.")] = False,
+    bootstrap: Bootstrap = None,
+    prefix: Prefix = None,
+) -> None:
+    """Committed offset, end offset and lag per partition for a consumer group.
+
+    Examples: jointuse lag;  jointuse lag --group jointuse.jcom.analytics --json
+    """
+    from streams.kafka.lag import group_lag, topic_offsets
+
+    settings = settings_from_options(bootstrap, None, prefix)
+    chosen = group or f"{settings.topic_prefix}.pipeline"
+    try:
+        topics = sorted({row.topic for row in topic_offsets(settings, prefix=settings.topic_prefix + ".")})
+        rows = group_lag(settings, chosen, topics)
+    except JointUseError as exc:
+        fail(exc, Exit.SERVICE)
+    if json_output:
+        typer.echo(json.dumps([r.__dict__ | {"lag": r.lag, "group": chosen} for r in rows], indent=2))
+        return
+    typer.echo(f"group {chosen}")
+    typer.echo(f"{'topic':60} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}")
+    for r in rows:
+        committed = "-" if r.committed is None else str(r.committed)  # never committed: all of it is lag
+        typer.echo(f"{r.topic:60} {r.partition:>4} {committed:>10} {r.high:>10} {r.lag:>8}")
+
+
+@top_level.command("demo")
 def demo_command(
     count: Annotated[
         int, typer.Option("--count", help="Records to produce (split between two companies).", min=1)
@@ -375,13 +382,3 @@ def demo_command(
     except JointUseError as exc:
         fail(exc, Exit.SERVICE)
     raise typer.Exit(code)
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(topics_app, name="topics")
-    app.command("generate")(generate_command)
-    app.command("produce")(produce_command)
-    app.command("consume")(consume_command)
-    app.command("worker")(worker_command)
-    app.command("lag")(lag_command)
-    app.command("demo")(demo_command)

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from streams.cli.exits import fail
+from streams.errors import PolicyError
+from streams.policy.loader import PolicySet, load_policies
+from streams.settings import load_settings
+
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option("--policy", help="Policy file or directory of versions (default: JOINTUSE_POLICY_PATH)."),
+]
+SchemasOption = Annotated[
+    Path | None, typer.Option("--schemas", help="Directory of Avro schemas (default: JOINTUSE_SCHEMA_DIR).")
+]
 SchemaVersion = Annotated[
     str | None,
     typer.Option(
@@ -31,12 +44,25 @@ FaustLogLevelOption = Annotated[
 ]
 
 
+def policies_of(path: Path | None) -> PolicySet:
+    """The policy versions ``--policy`` names, or the deployment's (``JOINTUSE_POLICY_PATH``)."""
+    try:
+        return load_policies(path or load_settings().policy_path)
+    except PolicyError as exc:
+        fail(str(exc))
+
+
+def schema_dir_of(path: Path | None) -> Path:
+    """The schemas directory given, or the deployment's (``JOINTUSE_SCHEMA_DIR``); it must exist."""
+    directory = path or load_settings().schema_dir
+    if not directory.is_dir():
+        fail(f"{directory}: not a directory of schemas")
+    return directory
+
+
 def _joint_users() -> frozenset[str]:
     """The notice's joint users. A bad setting or policy file is not a bad option: its error goes
     to ``main`` as every command's does (one line naming the setting or the file, exit 2)."""
-    from streams.policy.loader import load_policies
-    from streams.settings import load_settings
-
     return frozenset(load_policies(load_settings().policy_path).latest.users_by_id)
 
 

@@ -13,7 +13,10 @@ from streams.cli.exits import Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, RegistryUrl, settings_from_options
 from streams.errors import Exit, JointUseError
 
+top_level = typer.Typer()
 
+
+@top_level.command("provide")
 def provide_command(
     channel: Annotated[
         str, typer.Option("--channel", help="A case-by-case channel of the policy (handling.channels).")
@@ -82,6 +85,7 @@ def _progress(step: str, seen: int) -> None:
         print(f"reading {step}: {seen:,} records", file=sys.stderr, flush=True)
 
 
+@top_level.command("supervision")
 def supervision_command(
     channel: Annotated[
         str, typer.Option("--channel", help="An entrustee of the policy (a channel under entrustment).")
@@ -115,8 +119,3 @@ def supervision_command(
             f"{entry.get('provided_at', '-')} {entry.get('subject', '-')[:16]} {entry.get('contract', '-')} "
             f"{','.join(entry.get('purposes', ()))} {fields}"
         )
-
-
-def register(app: typer.Typer) -> None:
-    app.command("provide")(provide_command)
-    app.command("supervision")(supervision_command)

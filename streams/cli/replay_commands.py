@@ -19,7 +19,10 @@ from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.settings import Settings
 
+top_level = typer.Typer()
 
+
+@top_level.command("replay")
 def replay_command(
     topic: Annotated[str, typer.Option("--topic", help="The ingest topic to replay.")],
     partition: Partition = None,

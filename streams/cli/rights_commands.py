@@ -17,6 +17,7 @@ from streams.errors import Exit, JointUseError
 from streams.rights.rules import FiledBy, Requester
 from streams.settings import WEB_ADDRESS
 
+top_level = typer.Typer()
 rights_app = typer.Typer(help="Stop-of-use, erasure and disclosure reports (APPI Arts. 33-35).", no_args_is_help=True)
 retention_app = typer.Typer(help="Erase deliveries whose items passed their retention.", no_args_is_help=True)
 
@@ -202,6 +203,7 @@ def rights_report(
         typer.echo(line)
 
 
+@top_level.command("index")
 def index_command(
     log_level: FaustLogLevelOption = FaustLogLevel.WARN,
     port: Annotated[
@@ -290,9 +292,3 @@ def retention_run(
         if every is None:
             return
         time.sleep(every)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("index")(index_command)
-    app.add_typer(rights_app, name="rights")
-    app.add_typer(retention_app, name="retention")

@@ -112,6 +112,13 @@ def test_the_table_names_every_command() -> None:
     assert _commands(typer.main.get_command(app)) == set(COMMANDS)
 
 
+def test_every_command_is_added_from_its_module_one_way() -> None:
+    """``jointuse`` declares no command itself: each comes from a command module's Typer, added
+    to it as a named group or, unnamed, as that module's top-level commands."""
+    assert not app.registered_commands
+    assert all(group.typer_instance is not None for group in app.registered_groups)
+
+
 def _args(name: str, tmp_path: Path) -> list[str]:
     records = tmp_path / "records.jsonl"
     records.write_text('{"customer_id": "c1"}\n', encoding="utf-8")
