@@ -22,6 +22,7 @@ from streams.settings import PROJECT_ROOT
 
 OUTPUT = PROJECT_ROOT / "infra" / "grafana" / "dashboards" / "jointuse.json"
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="prometheus")  # infra/grafana/provisioning/datasources
+RATE = "[5m]"  # the window of the flow's per-second rates
 
 
 @dataclass(frozen=True)
@@ -136,25 +137,29 @@ def build() -> dashboard.Dashboard:
 
 
 def _flow_panels() -> list[timeseries.Panel | table.Panel]:
-    rate = "[5m]"
+    return [*_traffic_panels(), *_timing_panels(), *_state_panels()]
+
+
+def _traffic_panels() -> list[timeseries.Panel]:
+    """Where the records went: in, delivered, withheld, dead-lettered, and what was dropped."""
     return [
         _series(
             "Records in per second, by source",
             "Input records read, by the company that produced them.",
-            Query(f"sum by (source) (rate(jointuse_records_in_total{rate}))", "{{source}}"),
+            Query(f"sum by (source) (rate(jointuse_records_in_total{RATE}))", "{{source}}"),
             unit="ops",
         ),
         _series(
             "Deliveries per second, by source and recipient",
             "Which company's records went to which joint user.",
-            Query(f"sum by (source, recipient) (rate(jointuse_deliveries_total{rate}))", "{{source}} → {{recipient}}"),
+            Query(f"sum by (source, recipient) (rate(jointuse_deliveries_total{RATE}))", "{{source}} → {{recipient}}"),
             unit="ops",
         ),
         _series(
             "Purposes delivered, by recipient",
             "Purposes the deliveries were tagged with (jointuse-purposes header).",
             Query(
-                f"sum by (recipient, purpose) (rate(jointuse_delivery_purposes_total{rate}))",
+                f"sum by (recipient, purpose) (rate(jointuse_delivery_purposes_total{RATE}))",
                 "{{recipient}} {{purpose}}",
             ),
             unit="ops",
@@ -162,35 +167,41 @@ def _flow_panels() -> list[timeseries.Panel | table.Panel]:
         _series(
             "Outcomes",
             "Shared, withheld or invalid, per second.",
-            Query(f"sum by (status) (rate(jointuse_records_total{rate}))", "{{status}}"),
+            Query(f"sum by (status) (rate(jointuse_records_total{RATE}))", "{{status}}"),
             unit="ops",
         ),
         _series(
             "Withheld by reason",
             "Records shared with nobody, by reason (stop of use, no joint user, expired notice, ...).",
-            Query(f"sum by (reason) (rate(jointuse_withheld_total{rate}))", "{{reason}}"),
+            Query(f"sum by (reason) (rate(jointuse_withheld_total{RATE}))", "{{reason}}"),
             unit="ops",
         ),
         _series(
             "Dead letters by source and reason",
             "Per producing company, so its engineers can find their own rejects.",
-            Query(f"sum by (source, reason) (rate(jointuse_dead_letters_total{rate}))", "{{source}} {{reason}}"),
+            Query(f"sum by (source, reason) (rate(jointuse_dead_letters_total{RATE}))", "{{source}} {{reason}}"),
             unit="ops",
         ),
         _series(
             "Fields dropped by class",
             "Fields removed before delivery: secrecy of communications, sensitive, insurer-only, unknown.",
-            Query(f"sum by (class) (rate(jointuse_fields_dropped_total{rate}))", "{{class}}"),
+            Query(f"sum by (class) (rate(jointuse_fields_dropped_total{RATE}))", "{{class}}"),
             unit="ops",
         ),
+    ]
+
+
+def _timing_panels() -> list[timeseries.Panel]:
+    """How fast: latency, batch time and transactions, and the services the workers depend on."""
+    return [
         _series(
             "End-to-end latency",
             "From the input's timestamp to the commit of its outputs.",
             Query(
-                f"histogram_quantile(0.5, sum by (le) (rate(jointuse_end_to_end_latency_seconds_bucket{rate})))", "p50"
+                f"histogram_quantile(0.5, sum by (le) (rate(jointuse_end_to_end_latency_seconds_bucket{RATE})))", "p50"
             ),
             Query(
-                f"histogram_quantile(0.99, sum by (le) (rate(jointuse_end_to_end_latency_seconds_bucket{rate})))", "p99"
+                f"histogram_quantile(0.99, sum by (le) (rate(jointuse_end_to_end_latency_seconds_bucket{RATE})))", "p99"
             ),
             unit="s",
         ),
@@ -198,18 +209,24 @@ def _flow_panels() -> list[timeseries.Panel | table.Panel]:
             "Batch processing time (p99) and transactions",
             "Time to decide one batch; transactions committed and aborted.",
             Query(
-                f"histogram_quantile(0.99, sum by (le) (rate(jointuse_batch_processing_seconds_bucket{rate})))",
+                f"histogram_quantile(0.99, sum by (le) (rate(jointuse_batch_processing_seconds_bucket{RATE})))",
                 "batch p99",
             ),
-            Query(f"sum by (outcome) (rate(jointuse_transactions_total{rate}))", "{{outcome}}"),
+            Query(f"sum by (outcome) (rate(jointuse_transactions_total{RATE}))", "{{outcome}}"),
         ),
         _series(
             "Dependencies and schema cache",
             "1 when Kafka and the registry answer; registry lookups against cache hits.",
             Query("min by (dependency) (jointuse_dependency_up)", "{{dependency}} up"),
-            Query(f"sum(rate(jointuse_schema_cache_hits_total{rate}))", "cache hits"),
-            Query(f"sum(rate(jointuse_schema_registry_lookups_total{rate}))", "registry lookups"),
+            Query(f"sum(rate(jointuse_schema_cache_hits_total{RATE}))", "cache hits"),
+            Query(f"sum(rate(jointuse_schema_registry_lookups_total{RATE}))", "registry lookups"),
         ),
+    ]
+
+
+def _state_panels() -> list[timeseries.Panel | table.Panel]:
+    """What the workers hold: the policy in force, data quality, rights and statistics."""
+    return [
         table.Panel()
         .title("Policy version in force")
         .description("The notice and version each worker enforces.")
