@@ -33,8 +33,39 @@ BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2
 
 
 class PipelineMetrics:
+    """The worker's metrics of what it read, decided, delivered and committed."""
+
+    records_in: Counter
+    records_out: Counter
+    deliveries: Counter
+    provisions: Counter
+    provisions_withheld: Counter
+    delivery_purposes: Counter
+    withheld: Counter
+    dead_letters: Counter
+    fields_dropped: Counter
+    leak_canary: Counter
+    forged_headers: Counter
+    batch_seconds: Histogram
+    latency: BatchHistogram
+    transactions: Counter
+    consumer_lag: Gauge
+    oldest_unprocessed: Gauge
+    last_progress: Gauge
+    policy: Info
+    build: Info
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self._count_records(registry)
+        self._count_deliveries(registry)
+        self._count_what_is_not_delivered(registry)
+        self._count_alarms(registry)
+        self._time_batches(registry)
+        self._watch_progress(registry)
+        self._describe(registry)
+
+    def _count_records(self, registry: CollectorRegistry) -> None:
         self.records_in = Counter(
             "jointuse_records_in", "Input records, by source company.", ["source"], registry=registry
         )
@@ -44,6 +75,8 @@ class PipelineMetrics:
             ["source", "status"],
             registry=registry,
         )
+
+    def _count_deliveries(self, registry: CollectorRegistry) -> None:
         self.deliveries = Counter(
             "jointuse_deliveries", "Records delivered, by recipient.", ["source", "recipient"], registry=registry
         )
@@ -66,6 +99,8 @@ class PipelineMetrics:
             ["recipient", "purpose"],
             registry=registry,
         )
+
+    def _count_what_is_not_delivered(self, registry: CollectorRegistry) -> None:
         self.withheld = Counter(
             "jointuse_withheld", "Withheld records, by reason.", ["source", "reason"], registry=registry
         )
@@ -75,6 +110,8 @@ class PipelineMetrics:
         self.fields_dropped = Counter(
             "jointuse_fields_dropped", "Fields removed from every delivery.", ["class", "path"], registry=registry
         )
+
+    def _count_alarms(self, registry: CollectorRegistry) -> None:
         self.leak_canary = Counter(
             "jointuse_leak_canary",
             "Deliveries caught holding a protected field; must stay 0.",
@@ -88,6 +125,9 @@ class PipelineMetrics:
             ["source", "header"],
             registry=registry,
         )
+        self.leak_canary.labels("none", "none")  # the series exists at 0 from the start, so alerts can see it
+
+    def _time_batches(self, registry: CollectorRegistry) -> None:
         self.batch_seconds = Histogram(
             "jointuse_batch_processing_seconds",
             "Time to decode, decide and encode one batch.",
@@ -103,6 +143,10 @@ class PipelineMetrics:
         self.transactions = Counter(
             "jointuse_transactions", "Batch transactions, by outcome.", ["outcome"], registry=registry
         )
+        for outcome in ("committed", "aborted"):
+            self.transactions.labels(outcome)
+
+    def _watch_progress(self, registry: CollectorRegistry) -> None:
         self.consumer_lag = Gauge(
             "jointuse_consumer_lag",
             "Records not yet processed, per input partition.",
@@ -118,12 +162,11 @@ class PipelineMetrics:
         self.last_progress = Gauge(
             "jointuse_last_progress_timestamp_seconds", "When the worker last committed a batch.", registry=registry
         )
+
+    def _describe(self, registry: CollectorRegistry) -> None:
         self.policy = Info("jointuse_policy", "The notice and version the worker enforces.", registry=registry)
         self.build = Info("jointuse_build", "Build information.", registry=registry)
         self.build.info({"version": streams.__version__})
-        for outcome in ("committed", "aborted"):
-            self.transactions.labels(outcome)
-        self.leak_canary.labels("none", "none")  # the series exists at 0 from the start, so alerts can see it
 
     def set_lag(self, lags: Iterable[PartitionLag]) -> None:
         for lag in lags:
