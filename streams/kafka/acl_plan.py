@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from streams.policy.bases import BASES
-from streams.policy.model import Policy
+from streams.policy.model import Channel, Policy
 from streams.topology import Topology
 
 PIPELINE_PRINCIPAL = "jointuse-pipeline"
@@ -72,25 +72,48 @@ def company_transactional_prefix(topology: Topology, company: str) -> str:
 
 
 def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
+    channels = _standing_channels(policy)
+    principals = [
+        *(user.id for user in policy.joint_users),
+        PIPELINE_PRINCIPAL,
+        RETENTION_PRINCIPAL,
+        AUDITOR_PRINCIPAL,
+        *(channel.id for channel in channels),
+    ]
+    acls = [acl for user in policy.joint_users for acl in _joint_user_acls(policy, topology, user.id)]
+    acls += _pipeline_acls(policy, topology)
+    acls += _retention_acls(topology)
+    acls += _auditor_acls(policy, topology)
+    for channel in channels:
+        acls += _channel_acls(topology, channel.id)
+    return AccessPlan(tuple(principals), frozenset(acls))
+
+
+def _standing_channels(policy: Policy) -> list[Channel]:
+    return [c for c in policy.handling.channels if BASES[c.basis].continuous] if policy.handling else []
+
+
+def _joint_user_acls(policy: Policy, topology: Topology, company: str) -> list[Acl]:
+    principal = _user(company)
     acls: list[Acl] = []
-    principals = []
-    for user in policy.joint_users:
-        principal = _user(user.id)
-        principals.append(user.id)
-        for table in policy.statistics.tables:
-            if user.id in table.recipients:
-                acls += _topic(principal, topology.stats(table.id), "read")
-        acls += _topic(principal, topology.ingest(user.id), "write")
-        acls += _topic(principal, topology.deliver(user.id), "read")
-        acls += _topic(principal, topology.dead_letters(user.id), "read")
-        acls += _topic(principal, topology.notices(user.id), "read")
-        acls.append(Acl("group", company_group_prefix(topology, user.id), "prefixed", principal, "read"))
-        acls += [
-            Acl("transactional_id", company_transactional_prefix(topology, user.id), "prefixed", principal, op)
-            for op in ("write", "describe")
-        ]
+    for table in policy.statistics.tables:
+        if company in table.recipients:
+            acls += _topic(principal, topology.stats(table.id), "read")
+    acls += _topic(principal, topology.ingest(company), "write")
+    acls += _topic(principal, topology.deliver(company), "read")
+    acls += _topic(principal, topology.dead_letters(company), "read")
+    acls += _topic(principal, topology.notices(company), "read")
+    acls.append(Acl("group", company_group_prefix(topology, company), "prefixed", principal, "read"))
+    acls += [
+        Acl("transactional_id", company_transactional_prefix(topology, company), "prefixed", principal, op)
+        for op in ("write", "describe")
+    ]
+    return acls
+
+
+def _pipeline_acls(policy: Policy, topology: Topology) -> list[Acl]:
     pipeline = _user(PIPELINE_PRINCIPAL)
-    principals.append(PIPELINE_PRINCIPAL)
+    acls: list[Acl] = []
     acls += _topic(pipeline, f"{topology.prefix}.ingest.", "read", pattern="prefixed")
     acls += _topic(pipeline, f"{topology.prefix}.deliver.", "write", pattern="prefixed")
     acls += _topic(pipeline, f"{topology.prefix}.dlq.", "write", pattern="prefixed")
@@ -114,7 +137,6 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += _topic(pipeline, topology.corrections, "read")
     acls += _topic(pipeline, f"{topology.prefix}.notices.", "write", pattern="prefixed")
     acls += _topic(pipeline, topology.provision_records, "write")
-    channels = [c for c in policy.handling.channels if BASES[c.basis].continuous] if policy.handling else []
     # Standing channels of the insurer's notice: their deliveries. Granted whatever the policy names
     # now: an erasure tombstones what a channel an earlier version named was provided.
     acls += _topic(pipeline, f"{topology.prefix}.provide.", "write", pattern="prefixed")
@@ -124,15 +146,23 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     acls += [
         Acl("transactional_id", f"{topology.prefix}.pipeline", "prefixed", pipeline, op) for op in ("write", "describe")
     ]
-    # The retention job reads what was delivered (the pipeline never does) and writes tombstones.
+    return acls
+
+
+def _retention_acls(topology: Topology) -> list[Acl]:
+    """The retention job reads what was delivered (the pipeline never does) and writes tombstones."""
     retention = _user(RETENTION_PRINCIPAL)
-    principals.append(RETENTION_PRINCIPAL)
+    acls: list[Acl] = []
     acls += _topic(retention, f"{topology.prefix}.deliver.", "read", "write", pattern="prefixed")
     acls += _topic(retention, f"{topology.prefix}.provide.", "read", "write", pattern="prefixed")
     acls += _topic(retention, f"{topology.prefix}.notices.", "write", pattern="prefixed")
     acls.append(Acl("group", f"{topology.prefix}.retention", "prefixed", retention, "read"))
+    return acls
+
+
+def _auditor_acls(policy: Policy, topology: Topology) -> list[Acl]:
     auditor = _user(AUDITOR_PRINCIPAL)
-    principals.append(AUDITOR_PRINCIPAL)
+    acls: list[Acl] = []
     acls += _topic(auditor, topology.audit, "read")
     acls += _topic(auditor, topology.audit_checkpoints, "read")
     acls += _topic(auditor, topology.provision_records, "read")
@@ -153,17 +183,21 @@ def plan_access(policy: Policy, topology: Topology) -> AccessPlan:
     # The privacy desk opens, files and closes incidents, and tells source companies whom one concerns.
     acls += _topic(auditor, topology.incidents, "write", "read")
     acls += _topic(auditor, f"{topology.prefix}.notices.", "write", pattern="prefixed")
-    for channel in channels:  # each reads its own deliveries only, in groups of its own
-        principals.append(channel.id)
-        acls += _topic(_user(channel.id), topology.provide(channel.id), "read")
-        acls += _topic(_user(channel.id), topology.notices(channel.id), "read")
-        acls.append(Acl("group", company_group_prefix(topology, channel.id), "prefixed", _user(channel.id), "read"))
     acls.append(Acl("group", f"{topology.prefix}.auditor.", "prefixed", auditor, "read"))
     # An incident and its notices are written in one transaction.
     acls += [
         Acl("transactional_id", f"{topology.prefix}.auditor.", "prefixed", auditor, op) for op in ("write", "describe")
     ]
-    return AccessPlan(tuple(principals), frozenset(acls))
+    return acls
+
+
+def _channel_acls(topology: Topology, channel: str) -> list[Acl]:
+    """A standing channel reads its own deliveries only, in groups of its own."""
+    principal = _user(channel)
+    acls = _topic(principal, topology.provide(channel), "read")
+    acls += _topic(principal, topology.notices(channel), "read")
+    acls.append(Acl("group", company_group_prefix(topology, channel), "prefixed", principal, "read"))
+    return acls
 
 
 def managed(acl: Acl, topology: Topology) -> bool:
