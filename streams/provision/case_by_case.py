@@ -22,17 +22,17 @@ from streams.errors import ClusterError, ConfigError
 from streams.kafka.company_client import ensure_reachable
 from streams.kafka.produce import write_in_transaction
 from streams.kafka.reader import RangeSpec, read_range, scan_topic
-from streams.messages import H_TRACE_ID, OutMessage
+from streams.messages import H_TRACE_ID, InMessage, OutMessage
 from streams.policy.bases import BASES
 from streams.policy.canary import LeakCanary
-from streams.policy.decision import Delivery, Status
+from streams.policy.decision import Decision, Delivery, Status
 from streams.policy.engine import Engine
-from streams.policy.loader import load_policies
+from streams.policy.loader import PolicySet, load_policies
 from streams.policy.model import Channel, Policy
 from streams.policy.provision import PROVISION_RECORD, Provision
 from streams.rights.view import RightsView
 from streams.runtime.confluent import in_message
-from streams.serde.governed import GovernedReader, GovernedSchemas
+from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas
 from streams.serde.json_form import JsonForm
 from streams.serde.registry import Registry
 from streams.settings import Settings
@@ -106,45 +106,98 @@ def provide(
     """Answers ``request`` once. Raises ``ConfigError`` (a bad request, exit 2), ``Refused`` (the
     policy withholds it, or it was answered before, exit 1), ``ClusterError`` (exit 3)."""
     policies = load_policies(settings.policy_path)
-    policy = policies.in_force(now()) or policies.latest
-    channel = checked(policy, request)
+    channel = checked(policies.in_force(now()) or policies.latest, request)
     ensure_reachable(settings)
     topology = Topology(settings.topic_prefix)
     kafka = settings.kafka_common()
     group = f"{settings.topic_prefix}.auditor.provide"
     _refuse_if_answered(kafka, topology, request, group, on_progress)
+    found = _latest_record(kafka, topology, request, group, on_progress)
+    decoded = GovernedReader(GovernedSchemas.load(settings.schema_dir), Registry(settings.registry_conf())).decode(
+        found.value
+    )
+    stopped = _is_stopped(kafka, topology, request, group)
+    decided = _decide(policies, request, channel, found, decoded, now(), stopped=stopped)
+    _write_once(settings, group, _messages(settings, topology, request, channel, decided, writer=group))
+    delivery = decided.delivery
+    record = JsonForm(decoded.reading.version.classified).to_json(dict(delivery.record))
+    return Answer(channel.id, request.reference, record, delivery, found.topic, found.partition, found.offset)
 
+
+@dataclass(frozen=True)
+class _Decided:
+    """What the engine decided for the channel, when, and on which input."""
+
+    found: InMessage
+    schema_id: int
+    decision: Decision
+    delivery: Delivery
+    at: dt.datetime
+
+
+def _latest_record(
+    kafka: dict[str, Any], topology: Topology, request: Request, group: str, on_progress: Callable[[str, int], None]
+) -> InMessage:
+    """The subject's latest record on the provider's ingest topic, or ``Refused`` when it has none."""
     latest = None
     spec = RangeSpec(topology.ingest(request.source), key=request.customer_id)
     for batch in read_range(kafka, spec, group_id=group, on_progress=lambda seen: on_progress("ingest", seen)):
-        latest = batch[-1] if batch else latest  # the latest record of the subject
+        latest = batch[-1] if batch else latest
     if latest is None:
         raise Refused(f"no record of the subject on {topology.ingest(request.source)}")
-    found = in_message(latest)
-    governed = GovernedSchemas.load(settings.schema_dir)
-    decoded = GovernedReader(governed, Registry(settings.registry_conf())).decode(found.value)
-    version = decoded.reading.version
+    return in_message(latest)
+
+
+def _is_stopped(kafka: dict[str, Any], topology: Topology, request: Request, group: str) -> bool:
+    """Whether the subject asked to stop the use of their data, as the rights topic says now."""
     view = RightsView(kafka, topology.rights, group_id=f"{group}.rights")
     view.start()
     try:
-        stopped = view.is_stopped(request.source, request.customer_id)
+        return view.is_stopped(request.source, request.customer_id)
     finally:
         view.stop()
-    at = now()
-    decision = Engine(version.classified, policies).provide(
+
+
+def _decide(
+    policies: PolicySet,
+    request: Request,
+    channel: Channel,
+    found: InMessage,
+    decoded: Decoded,
+    at: dt.datetime,
+    *,
+    stopped: bool,
+) -> _Decided:
+    """The channel's delivery of the decoded record, checked by the leak canary; ``Refused`` when the
+    policy withholds it or the canary finds a value the channel may not hold (an engine fault)."""
+    classified = decoded.reading.version.classified
+    decision = Engine(classified, policies).provide(
         decoded.record, request.source, channel.id, now=at, stopped=stopped, trusted=True
     )
     if decision.status is not Status.SHARED:
         raise Refused(f"not provided: {decision.message}")
     delivery = decision.deliveries[channel.id]
-    leaks = LeakCanary(version.classified, policies).inspect(
+    leaks = LeakCanary(classified, policies).inspect(
         delivery, source=request.source, policy_version=decision.policy_version
     )
-    if leaks:  # an engine fault: nothing leaves
+    if leaks:
         raise Refused(f"not provided: the leak canary found {len(leaks)} value(s) the channel may not hold")
+    return _Decided(found, decoded.schema_id, decision, delivery, at)
 
-    subject = settings.subject_keys().subject(request.source, request.customer_id)
-    where = {"topic": found.topic, "partition": found.partition, "offset": found.offset}
+
+def _messages(
+    settings: Settings,
+    topology: Topology,
+    request: Request,
+    channel: Channel,
+    decided: _Decided,
+    *,
+    writer: str,
+) -> list[OutMessage]:
+    """The provision record, where the basis needs one, and the audit event naming the request."""
+    keys = settings.subject_keys()
+    subject = keys.subject(request.source, request.customer_id)
+    found, decision, delivery = decided.found, decided.decision, decided.delivery
     messages = []
     entry = Provision(
         channel,
@@ -153,8 +206,8 @@ def provide(
         subject_key=request.subject_key,
         source=request.source,
         policy_version=decision.policy_version,
-        provided_at=at,
-        input_ref=where,
+        provided_at=decided.at,
+        input_ref={"topic": found.topic, "partition": found.partition, "offset": found.offset},
         request=request.reference,
     ).record()
     if entry is not None:
@@ -162,7 +215,7 @@ def provide(
     trace = f"provide:{request.reference}"
     event = encode_event(
         subject=subject,
-        subject_key_id=settings.subject_keys().key_id,
+        subject_key_id=keys.key_id,
         source=request.source,
         status=Status.SHARED,
         reason=decision.reason.value,
@@ -171,18 +224,16 @@ def provide(
         dropped=decision.dropped,
         policy_version=decision.policy_version,
         record_policy_version=decision.record_policy_version,
-        schema_id=decoded.schema_id,
+        schema_id=decided.schema_id,
         position=found,
-        processed_at_ms=int(at.timestamp() * 1000),
+        processed_at_ms=int(decided.at.timestamp() * 1000),
         trace_id=trace,
-        processed_by=group,
+        processed_by=writer,
         provisions={channel.id: Provided(channel.basis.value, delivery.purposes, delivery.items, delivery.fields)},
         request=request.reference,
     )
     messages.append(OutMessage(topology.audit, subject.encode(), event, [(H_TRACE_ID, trace.encode())]))
-    _write_once(settings, group, messages)
-    record = JsonForm(version.classified).to_json(dict(delivery.record))
-    return Answer(channel.id, request.reference, record, delivery, found.topic, found.partition, found.offset)
+    return messages
 
 
 def _refuse_if_answered(
