@@ -8,12 +8,15 @@ import json
 import math
 import os
 import signal
+import subprocess
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from confluent_kafka import Message
 from rich.console import Console
 from rich.table import Table
 
@@ -24,6 +27,7 @@ from streams.kafka.admin import create_topics
 from streams.kafka.company_client import ensure_reachable, produce_lines, read_committed
 from streams.policy.bases import BASES
 from streams.policy.loader import load_policies
+from streams.policy.model import Channel, Policy
 from streams.rights.requests import file_request
 from streams.rights.rules import Requester, RightsAction
 from streams.rights.subject_index import exposures_of
@@ -46,104 +50,185 @@ def run_demo(base: Settings, *, count: int, seed: int, keep: bool = False) -> in
     settings = base.model_copy(update={"topic_prefix": f"demo{int(time.time())}"})
     settings = settings.model_copy(update={"policy_path": _with_example_channels(settings)})
     topology = Topology(settings.topic_prefix)
+    policy = _create_topics(settings, topology, console)
+    workers = _start_workers(settings, console)
+    try:
+        seen = _run_flow(settings, topology, policy, count=count, seed=seed, console=console)
+    finally:
+        if not keep:
+            for worker in workers:
+                stop_worker(worker)
+    console.print(_summary(seen))
+    if keep:
+        _remember(settings, *(worker.pid for worker in workers))
+    for line in closing_hints(settings, kept=keep):
+        console.print(line, soft_wrap=True, highlight=False)
+    passed = seen.passed
+    if not passed:
+        console.print("[red]demo check failed: every record must be audited once and nothing may leak[/]")
+    return 0 if passed else 1
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What one run of the flow saw: the summary prints it, and the checks judge it."""
+
+    channels: tuple[Channel, ...]  # of the insurer's notice
+    count: int
+    produced: int
+    rejected: int
+    elapsed: float
+    events: list[dict[str, Any]]
+    deliveries: dict[str, list[Message]]
+    dead: dict[str, list[Message]]
+    quality: str
+    answered: str | None
+    rights: float | None
+    published: str
+    scraped: dict[str, float]
+    chains: str
+
+    @property
+    def statuses(self) -> Counter[str]:
+        return Counter(e["status"] for e in self.events)
+
+    @property
+    def leaks(self) -> int:
+        return sum(b"SECRET" in (m.value() or b"") for ms in self.deliveries.values() for m in ms)
+
+    @property
+    def provided(self) -> Counter[str]:
+        return Counter(channel for e in self.events for channel in e.get("provisions") or {})
+
+    @property
+    def standing(self) -> list[Channel]:
+        return [c for c in self.channels if BASES[c.basis].continuous]
+
+    @property
+    def case_by_case(self) -> list[Channel]:
+        return [c for c in self.channels if not BASES[c.basis].continuous]
+
+    @property
+    def passed(self) -> bool:
+        return (
+            len(self.events) == self.produced
+            and self.leaks == 0
+            and sum(self.statuses.values()) == self.produced
+            and self.rights is not None
+            and self.chains.startswith("hold")
+            and self.published.startswith("revision")
+            and all(self.provided.get(c.id, 0) > 0 for c in self.standing)
+            and (self.answered is not None or not self.case_by_case)
+        )
+
+
+def _create_topics(settings: Settings, topology: Topology, console: Console) -> Policy:
     ensure_reachable(settings)
     policy = load_policies(settings.policy_path).latest
     create_topics(settings.kafka_common(), topology.specs(policy), partitions=4)
     console.print(f"[bold]topics[/] created with prefix {settings.topic_prefix!r}")
+    return policy
 
+
+def _start_workers(settings: Settings, console: Console) -> tuple[subprocess.Popen[bytes], ...]:
+    """The pipeline's worker and the statistics worker, each logging to a file of the demo's."""
     log = demo_dir(settings) / f"{settings.topic_prefix}.worker.log"
     worker = start_worker(settings, "demo-0", log=log)
     console.print(f"[bold]worker[/] started (faust-streaming agent, exactly-once); its log: {_shown(log)}")
     stats_log = demo_dir(settings) / f"{settings.topic_prefix}.stats.log"
     stats_worker = start_stats(settings, log=stats_log)
     console.print(f"[bold]statistics worker[/] started (faust tables); its log: {_shown(stats_log)}")
-    try:
-        lines = Generator(seed=seed, sources=COMPANIES).lines_by_source(count)
-        started = time.perf_counter()
-        produced = rejected = 0
-        for company in COMPANIES:
-            stats = produce_lines(
-                settings,
-                company,
-                lines[company],
-            )
-            produced += stats.produced
-            rejected += len(stats.rejected)
-            console.print(
-                f"[bold]{company}[/] produced {stats.produced} records "
-                f"({len(stats.rejected)} lines rejected by the producer's validation)"
-            )
-        audit = read_committed(settings, topology.audit, expected=produced, timeout=180)
-        elapsed = time.perf_counter() - started
-        events = [json.loads(m.value() or b"null") for m in audit]
-        deliveries = {c: read_committed(settings, topology.deliver(c), timeout=30) for c in COMPANIES}
-        dead = {c: read_committed(settings, topology.dead_letters(c), timeout=10) for c in COMPANIES}
-        quality = _data_quality(settings, topology, console)  # before the stop step sends a record again
-        answered = _case_by_case(settings, lines["jcom-insurance"], console)
-        rights = _stop_of_use(settings, topology, lines["jcom"], events, console)
-        published = _statistics(settings, seed=seed, first=count, console=console)
-        scraped = _scrape(settings.metrics_host, settings.metrics_port)
-        chains = _audit_verified(settings)
-    finally:
-        if not keep:
-            stop_worker(worker)
-            stop_worker(stats_worker)
+    return worker, stats_worker
 
-    statuses = Counter(e["status"] for e in events)
-    reasons = Counter(e["reason"] for e in events if e["status"] != "shared")
-    dropped = Counter(d["class"] for e in events for d in e["dropped"])
-    leaks = sum(b"SECRET" in (m.value() or b"") for ms in deliveries.values() for m in ms)
-    provided = Counter(channel for e in events for channel in e.get("provisions") or {})
-    channels = policy.handling.channels if policy.handling is not None else ()
 
+def _run_flow(
+    settings: Settings, topology: Topology, policy: Policy, *, count: int, seed: int, console: Console
+) -> _Seen:
+    """Both companies produce; everything they produced is audited and delivered; then the steps
+    that build on it: data quality, a case-by-case provision, a stop of use, statistics, the audit."""
+    lines = Generator(seed=seed, sources=COMPANIES).lines_by_source(count)
+    started = time.perf_counter()
+    produced, rejected = _produce(settings, lines, console)
+    audit = read_committed(settings, topology.audit, expected=produced, timeout=180)
+    elapsed = time.perf_counter() - started
+    events = [json.loads(m.value() or b"null") for m in audit]
+    deliveries = {c: read_committed(settings, topology.deliver(c), timeout=30) for c in COMPANIES}
+    dead = {c: read_committed(settings, topology.dead_letters(c), timeout=10) for c in COMPANIES}
+    quality = _data_quality(settings, topology, console)  # before the stop step sends a record again
+    answered = _case_by_case(settings, lines["jcom-insurance"], console)
+    rights = _stop_of_use(settings, topology, lines["jcom"], events, console)
+    published = _statistics(settings, seed=seed, first=count, console=console)
+    scraped = _scrape(settings.metrics_host, settings.metrics_port)
+    chains = _audit_verified(settings)
+    return _Seen(
+        channels=policy.handling.channels if policy.handling is not None else (),
+        count=count,
+        produced=produced,
+        rejected=rejected,
+        elapsed=elapsed,
+        events=events,
+        deliveries=deliveries,
+        dead=dead,
+        quality=quality,
+        answered=answered,
+        rights=rights,
+        published=published,
+        scraped=scraped,
+        chains=chains,
+    )
+
+
+def _produce(settings: Settings, lines: dict[str, list[bytes]], console: Console) -> tuple[int, int]:
+    """Each company's lines through its producer: records produced and lines rejected, in all."""
+    produced = rejected = 0
+    for company in COMPANIES:
+        stats = produce_lines(settings, company, lines[company])
+        produced += stats.produced
+        rejected += len(stats.rejected)
+        console.print(
+            f"[bold]{company}[/] produced {stats.produced} records "
+            f"({len(stats.rejected)} lines rejected by the producer's validation)"
+        )
+    return produced, rejected
+
+
+def _summary(seen: _Seen) -> Table:
     table = Table(title="jointuse demo: what crossed company boundaries")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    table.add_row("lines generated", str(count))
-    table.add_row("rejected by producers (not JSON / not the schema)", str(rejected))
-    table.add_row("records in (ingest)", str(produced))
-    table.add_row("audit events", str(len(events)))
+    table.add_row("lines generated", str(seen.count))
+    table.add_row("rejected by producers (not JSON / not the schema)", str(seen.rejected))
+    table.add_row("records in (ingest)", str(seen.produced))
+    table.add_row("audit events", str(len(seen.events)))
+    statuses = seen.statuses
     for status in ("shared", "withheld", "invalid"):
         table.add_row(f"  {status}", str(statuses.get(status, 0)))
-    for company, messages in deliveries.items():
+    for company, messages in seen.deliveries.items():
         table.add_row(f"deliveries to {company}", str(len(messages)))
-    for company, messages in dead.items():
+    for company, messages in seen.dead.items():
         table.add_row(f"dead letters of {company}", str(len(messages)))
+    reasons = Counter(e["reason"] for e in seen.events if e["status"] != "shared")
     for reason, n in sorted(reasons.items()):
         table.add_row(f"  withheld/invalid: {reason}", str(n))
+    dropped = Counter(d["class"] for e in seen.events for d in e["dropped"])
     for cls, n in sorted(dropped.items()):
         table.add_row(f"fields dropped: {cls}", str(n))
-    table.add_row("protected values found in deliveries", str(leaks))
-    for channel in channels:
-        if BASES[channel.basis].continuous:
-            table.add_row(f"provided to {channel.id} ({channel.basis})", str(provided.get(channel.id, 0)))
-    table.add_row("case by case (jointuse provide)", answered or "not provided")
-    table.add_row("stop of use: later record withheld after", f"{rights:.1f} s" if rights is not None else "not seen")
-    table.add_row("data quality (GX) on jcom's ingest", quality)
-    table.add_row("audit chains (jointuse audit verify)", chains)
-    table.add_row(f"statistics published ({STATS_TABLE})", published)
-    table.add_row("throughput (produce → all audited)", f"{produced / elapsed:,.0f} records/s")
+    table.add_row("protected values found in deliveries", str(seen.leaks))
+    provided = seen.provided
+    for channel in seen.standing:
+        table.add_row(f"provided to {channel.id} ({channel.basis})", str(provided.get(channel.id, 0)))
+    table.add_row("case by case (jointuse provide)", seen.answered or "not provided")
+    rights = f"{seen.rights:.1f} s" if seen.rights is not None else "not seen"
+    table.add_row("stop of use: later record withheld after", rights)
+    table.add_row("data quality (GX) on jcom's ingest", seen.quality)
+    table.add_row("audit chains (jointuse audit verify)", seen.chains)
+    table.add_row(f"statistics published ({STATS_TABLE})", seen.published)
+    table.add_row("throughput (produce → all audited)", f"{seen.produced / seen.elapsed:,.0f} records/s")
+    scraped = seen.scraped
     table.add_row("worker /metrics: jointuse_records_in_total", f"{scraped.get('jointuse_records_in', 0):,.0f}")
     table.add_row("worker /metrics: jointuse_leak_canary_total", f"{scraped.get('jointuse_leak_canary', 0):,.0f}")
     table.add_row("worker /metrics: jointuse_incidents_open", f"{scraped.get('jointuse_incidents_open', 0):,.0f}")
-    console.print(table)
-    if keep:
-        _remember(settings, worker.pid, stats_worker.pid)
-    for line in closing_hints(settings, kept=keep):
-        console.print(line, soft_wrap=True, highlight=False)
-    ok = (
-        len(events) == produced
-        and leaks == 0
-        and sum(statuses.values()) == produced
-        and rights is not None
-        and chains.startswith("hold")
-        and published.startswith("revision")
-        and all(provided.get(c.id, 0) > 0 for c in channels if BASES[c.basis].continuous)
-        and (answered is not None or not any(not BASES[c.basis].continuous for c in channels))
-    )
-    if not ok:
-        console.print("[red]demo check failed: every record must be audited once and nothing may leak[/]")
-    return 0 if ok else 1
+    return table
 
 
 EXAMPLE_CHANNELS = PROJECT_ROOT / "policies" / "examples" / "channels.yaml"
