@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from streams.cli.exits import fail
 from streams.errors import Exit, JointUseError
-from streams.settings import load_settings
+from streams.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from streams.audit.chain import ChainVerifier
 
 audit_app = typer.Typer(help="The tamper-evident audit: verify its chains.", no_args_is_help=True)
 
@@ -47,27 +53,13 @@ def verify_command(
     Exit codes: 0 the chains hold; 1 a violation (the first one is printed); 2 bad arguments or no
     key; 3 a Kafka error.
     """
-    import datetime as dt
-
-    from streams.audit.sealer import public_key as parse_public_key
-    from streams.audit.sealer import signing_key
     from streams.audit.verify import verify_topic
     from streams.topology import Topology
 
     settings = load_settings(topic_prefix=prefix)
     topology = Topology(settings.topic_prefix)
-    try:
-        if public_key is not None:
-            key = parse_public_key(public_key)
-        elif settings.audit_key_file is not None:
-            key = signing_key(settings.audit_key_file).public_key()
-        else:
-            fail("give --public-key or set JOINTUSE_AUDIT_KEY_FILE")
-        times = [dt.datetime.fromisoformat(t) if t else None for t in (from_time, to_time)]
-    except ValueError:
-        fail("--from-time / --to-time must be ISO 8601 times with a UTC offset")
-    except JointUseError as exc:
-        fail(exc)
+    key = _checkpoint_key(public_key, settings)
+    since, until = _window(from_time, to_time)
     try:
         verifier = verify_topic(
             settings.kafka_common(),
@@ -75,11 +67,40 @@ def verify_command(
             checkpoints_topic=checkpoints_topic or topology.audit_checkpoints,
             key=key,
             group_id=f"{settings.topic_prefix}.auditor.verify",
-            from_time=times[0],
-            to_time=times[1],
+            from_time=since,
+            to_time=until,
         )
     except JointUseError as exc:
         fail(exc, Exit.SERVICE)
+    _print_verdict(verifier, json_output)
+    raise typer.Exit(int(Exit.OK if verifier.first is None else Exit.PROBLEMS))
+
+
+def _checkpoint_key(public_key: str | None, settings: Settings) -> Ed25519PublicKey:
+    """The key ``--public-key`` gives, else the public half of the deployment's signing key."""
+    from streams.audit.sealer import public_key as parse_public_key
+    from streams.audit.sealer import signing_key
+
+    try:
+        if public_key is not None:
+            return parse_public_key(public_key)
+        if settings.audit_key_file is not None:
+            return signing_key(settings.audit_key_file).public_key()
+    except JointUseError as exc:
+        fail(exc)
+    fail("give --public-key or set JOINTUSE_AUDIT_KEY_FILE")
+
+
+def _window(from_time: str | None, to_time: str | None) -> tuple[dt.datetime | None, dt.datetime | None]:
+    try:
+        since, until = (dt.datetime.fromisoformat(t) if t else None for t in (from_time, to_time))
+    except ValueError:
+        fail("--from-time / --to-time must be ISO 8601 times with a UTC offset")
+    return since, until
+
+
+def _print_verdict(verifier: ChainVerifier, json_output: bool) -> None:
+    """The first violation, if any, as one line or one JSON object."""
     first = verifier.first
     if json_output:
         body = {
@@ -101,7 +122,6 @@ def verify_command(
         typer.echo(f"audit chains hold: {verifier.events} events, {verifier.checkpoints_matched} checkpoints matched")
     else:
         typer.echo(f"audit chain broken at {first} ({len(verifier.violations)} violation(s) in all)")
-    raise typer.Exit(int(Exit.OK if first is None else Exit.PROBLEMS))
 
 
 @audit_app.command("public-key")

@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,6 +16,9 @@ from streams.cli.infra_commands import Bootstrap, Prefix, settings_from_options
 from streams.errors import ClusterError, Exit, JointUseError
 from streams.policy.pseudonym import SubjectKeys
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.incidents.store import Opened
 
 incident_app = typer.Typer(
     help="Leak incidents (APPI Art. 26): open, list, report to the PPC, file, close.", no_args_is_help=True
@@ -109,18 +112,7 @@ def incident_open(
 
     settings = settings_from_options(bootstrap, None, prefix)
     window = (_time(from_time, "--from-time"), _time(to_time, "--to-time"))
-    chosen = None
-    if subjects is not None:
-        try:
-            keys = settings.subject_keys()
-        except JointUseError as exc:
-            fail(exc)
-        chosen = _subjects_file(subjects, keys)
-
-    def progress(done: int) -> None:
-        if done and done % 50_000 < 1000:
-            typer.echo(f"[incident] audit events read: {done:,}", err=True)
-
+    chosen = _chosen_subjects(subjects, settings)
     try:
         opened = open_incident(
             settings,
@@ -133,7 +125,7 @@ def incident_open(
             financial_harm=financial_harm,
             wrongful_purpose=wrongful_purpose,
             resolve_keys=not no_keys,
-            on_progress=progress,
+            on_progress=_audit_progress,
         )
     except ClusterError as exc:
         fail(exc, Exit.SERVICE)
@@ -141,6 +133,27 @@ def incident_open(
         fail(exc)
     if opened is None:
         fail("nothing in the audit matches: no incident opened", Exit.PROBLEMS)
+    _print_opened(opened)
+
+
+def _chosen_subjects(subjects: Path | None, settings: Settings) -> dict[str, str] | None:
+    """The subjects ``--subjects`` names, by their pseudonyms; None for every subject."""
+    if subjects is None:
+        return None
+    try:
+        keys = settings.subject_keys()
+    except JointUseError as exc:
+        fail(exc)
+    return _subjects_file(subjects, keys)
+
+
+def _audit_progress(done: int) -> None:
+    if done and done % 50_000 < 1000:
+        typer.echo(f"[incident] audit events read: {done:,}", err=True)
+
+
+def _print_opened(opened: Opened) -> None:
+    """A line on what the incident covers, then its id alone (for scripts)."""
     exposure = opened.exposure
     typer.echo(
         f"opened {opened.incident_id}: {len(exposure.subjects):,} subjects, {exposure.deliveries:,} deliveries to "

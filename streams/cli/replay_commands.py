@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -18,6 +18,9 @@ from streams.kafka.reader import RangeSpec
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.settings import Settings
+
+if TYPE_CHECKING:
+    from streams.replay.replay import Replayer, ReplayStats, Target
 
 top_level = typer.Typer()
 
@@ -68,7 +71,7 @@ def replay_command(
     3 Kafka or registry error (run the same command again to resume).
     """
     from streams.policy.loader import load_policies
-    from streams.replay.replay import Replayer, Target, parse_time
+    from streams.replay.replay import Replayer, parse_time
 
     targets = [t for t in (to_topic is not None, to_file is not None, redeliver) if t]
     if dry_run == bool(targets) or len(targets) > 1:
@@ -86,17 +89,28 @@ def replay_command(
     if dry_run:
         _dry_run(settings, spec, policy, policies, json_output)
         return
-    target = (
-        Target("topic", topic=to_topic)
-        if to_topic
-        else Target("file", path=to_file)
-        if to_file
-        else Target("redeliver")
-    )
+    target = _target(to_topic, to_file)
     try:
         replayer = Replayer(settings, spec, policy, policies, target, replay_id=replay_id, batch_size=batch_size)
     except ConfigError as exc:
         fail(exc, Exit.USAGE)
+    stats = _run_with_progress(replayer)
+    typer.echo(json.dumps(_summary(stats, policy, target)))
+
+
+def _target(to_topic: str | None, to_file: Path | None) -> Target:
+    """Where the replay writes: the topic or the file given, else the normal delivery topics."""
+    from streams.replay.replay import Target
+
+    if to_topic:
+        return Target("topic", topic=to_topic)
+    if to_file:
+        return Target("file", path=to_file)
+    return Target("redeliver")
+
+
+def _run_with_progress(replayer: Replayer) -> ReplayStats:
+    """Runs the replay under a progress bar: records done of those planned, and the rate."""
     started = time.monotonic()
     with range_progress(f"replay {replayer.id}") as bar:
         task = bar.add_task("replay", total=None, rate="")
@@ -109,12 +123,15 @@ def replay_command(
             bar.update(task, completed=done, rate=f"{rate:,.0f} rec/s")
 
         try:
-            stats = replayer.run(on_plan=planned, on_progress=progressed)
+            return replayer.run(on_plan=planned, on_progress=progressed)
         except ConfigError as exc:
             fail(exc, Exit.USAGE)
         except JointUseError as exc:
             fail(exc, Exit.SERVICE)
-    summary = {
+
+
+def _summary(stats: ReplayStats, policy: Policy, target: Target) -> dict[str, Any]:
+    return {
         "replay_id": stats.replay_id,
         "policy_version": policy.version,
         "target": target.describe(),
@@ -124,7 +141,6 @@ def replay_command(
         "written": stats.written,
         "seconds": round(stats.seconds, 2),
     }
-    typer.echo(json.dumps(summary))
 
 
 def _dry_run(settings: Settings, spec: RangeSpec, policy: Policy, policies: PolicySet, json_output: bool) -> None:

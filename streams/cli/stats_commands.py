@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -14,6 +14,9 @@ from streams.cli.exits import Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, settings_from_options
 from streams.cli.options import FaustLogLevel, FaustLogLevelOption
 from streams.errors import Exit
+
+if TYPE_CHECKING:
+    from streams.stats.preview import Preview
 
 stats_app = typer.Typer(help="Statistics that cannot be traced back to a customer (統計加工).", no_args_is_help=True)
 
@@ -113,6 +116,15 @@ def stats_preview(
 
     Exit codes: 0 shown; 2 bad arguments, an unreadable file or policy.
     """
+    found = _preview(file, window, table, policy)
+    if output is Format.JSON:
+        sys.stdout.write(json.dumps(_preview_json(found), ensure_ascii=False) + "\n")
+    else:
+        _print_preview(found)
+
+
+def _preview(file: Path, window: str, tables: list[str] | None, policy: Path | None) -> Preview:
+    """The file's records decided and counted into each table's window holding the day."""
     from streams.errors import JointUseError
     from streams.policy.loader import load_policies
     from streams.serde.governed import governed_version
@@ -128,31 +140,34 @@ def stats_preview(
         policies = load_policies(policy or settings.policy_path)
         schema = governed_version(settings.schema_dir).classified
         with file.open("rb") as records:
-            found = preview(records, policies, schema, day=day, tables=table, now=dt.datetime.now(dt.UTC))
+            return preview(records, policies, schema, day=day, tables=tables, now=dt.datetime.now(dt.UTC))
     except OSError:
         fail(f"cannot read {file}")
     except (JointUseError, ValueError) as exc:
         fail(exc)
-    if output is Format.JSON:
-        body = {
-            "lines": dict(found.lines),
-            "tables": [
-                {
-                    "table": name,
-                    "window": {"from": start.isoformat(), "to": end.isoformat()},
-                    "k": pub.k,
-                    "dimensions": list(pub.dimensions),
-                    "cells": [{"cell": list(cell), "subjects": n} for cell, n in sorted(pub.cells.items())],
-                    "margins": {d: dict(sorted(m.items())) for d, m in pub.margins.items()},
-                    "total": pub.total,
-                    "suppressed": {"below_k": pub.sensitive, "to_protect_them": pub.complementary},
-                    "withheld_margins": list(pub.withheld_margins),
-                }
-                for name, start, end, pub in found.publications
-            ],
-        }
-        sys.stdout.write(json.dumps(body, ensure_ascii=False) + "\n")
-        return
+
+
+def _preview_json(found: Preview) -> dict[str, Any]:
+    return {
+        "lines": dict(found.lines),
+        "tables": [
+            {
+                "table": name,
+                "window": {"from": start.isoformat(), "to": end.isoformat()},
+                "k": pub.k,
+                "dimensions": list(pub.dimensions),
+                "cells": [{"cell": list(cell), "subjects": n} for cell, n in sorted(pub.cells.items())],
+                "margins": {d: dict(sorted(m.items())) for d, m in pub.margins.items()},
+                "total": pub.total,
+                "suppressed": {"below_k": pub.sensitive, "to_protect_them": pub.complementary},
+                "withheld_margins": list(pub.withheld_margins),
+            }
+            for name, start, end, pub in found.publications
+        ],
+    }
+
+
+def _print_preview(found: Preview) -> None:
     seen = found.lines
     typer.echo(
         f"{seen['read']:,} lines: {seen['shared']:,} shared, {seen['withheld']:,} withheld, "
