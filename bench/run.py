@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from streams.audit.chain import AuditChain
+from streams.audit.core.chain import AuditChain
 from streams.devtools.synthetic import Generator, Mix
 from streams.policy.classification import delivery_schema, load_schema
 from streams.policy.engine import Engine
@@ -23,7 +23,7 @@ from streams.policy.loader import load_policies
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.json_form import JsonForm
 from streams.settings import PROJECT_ROOT
-from streams.stats.contributions import contribution
+from streams.stats.core.contributions import contribution
 
 RESULTS = PROJECT_ROOT / "bench" / "results.json"
 PAGE = PROJECT_ROOT / "docs" / "benchmarks.md"

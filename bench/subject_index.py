@@ -22,9 +22,9 @@ from bench.pipeline import _fresh
 from bench.progress import stage
 from streams.devtools.processes import start_index, start_worker, stop_worker
 from streams.kafka import clients
+from streams.rights.core.rules import RightsAction
 from streams.rights.index_client import SubjectIndex
 from streams.rights.requests import file_requests
-from streams.rights.rules import RightsAction
 from streams.settings import Settings, load_settings
 from streams.topology import Topology
 

@@ -45,7 +45,7 @@ class Topology:
     @property
     def incidents(self) -> str:
         """Leak incidents (APPI Art. 26) as events keyed by incident id: canary hits written by the
-        workers, and what operators open, find, file and close (streams.incidents.book)."""
+        workers, and what operators open, find, file and close (streams.incidents.core.book)."""
         return f"{self.prefix}.incidents.{SCHEMA_MAJOR}"
 
     @property

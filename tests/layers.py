@@ -19,18 +19,10 @@ PACKAGE = Path(streams.__file__).parent
 CORE = (
     "errors.py",
     "policy/",
-    "audit/event.py",
-    "audit/chain.py",
-    "incidents/book.py",
-    "incidents/breach.py",
-    "rights/rules.py",
-    "rights/subject_index.py",
-    "stats/book.py",
-    "stats/contributions.py",
-    "stats/publication.py",
-    "stats/suppression.py",
-    "stats/tables.py",
-    "stats/windows.py",
+    "audit/core/",
+    "incidents/core/",
+    "rights/core/",
+    "stats/core/",
 )
 
 # Above the core, lowest first. A name is a package under streams/ or a top-level module.

@@ -52,5 +52,5 @@ def test_the_purity_check_sees_a_core_module_importing_an_adapter(tmp_path: Path
 
 def test_the_core_lists_the_notice_engine_and_each_features_rules() -> None:
     names = {module_name(p) for p in core_paths()}
-    assert {"streams.policy.engine", "streams.audit.event", "streams.rights.subject_index"} <= names
+    assert {"streams.policy.engine", "streams.audit.core.event", "streams.rights.core.subject_index"} <= names
     assert all(p.is_file() for p in core_paths())

@@ -1,6 +1,6 @@
 """The audit chain in the batch loop: a writer's audit events sealed just before their batch's
 transaction, its signed checkpoints written in the same transaction, and its chain heads recovered
-after a restart. ``streams.audit.chain`` holds the rules; this is the adapter."""
+after a restart. ``streams.audit.core.chain`` holds the rules; this is the adapter."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from streams.audit.chain import AuditChain, Checkpoint, link_of, read_checkpoint, sign_checkpoint
+from streams.audit.core.chain import AuditChain, Checkpoint, link_of, read_checkpoint, sign_checkpoint
 from streams.errors import ConfigError
 from streams.kafka.partitioner import partition_of
 from streams.kafka.reader import RangeSpec, read_range, scan_topic

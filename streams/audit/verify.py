@@ -1,4 +1,4 @@
-"""Reading an audit topic and its checkpoints into the chain verifier (``streams.audit.chain``)."""
+"""Reading an audit topic and its checkpoints into the chain verifier (``streams.audit.core.chain``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from streams.audit.chain import ChainVerifier, Checkpoint, read_checkpoint
+from streams.audit.core.chain import ChainVerifier, Checkpoint, read_checkpoint
 from streams.kafka.reader import RangeSpec, read_range, scan_topic
 from streams.settings import Settings
 

@@ -179,7 +179,7 @@ def incident_list(
 
     Exit codes: 0 listed; 3 a Kafka error.
     """
-    from streams.incidents.breach import days_left
+    from streams.incidents.core.breach import days_left
     from streams.incidents.store import read_book
 
     settings = settings_from_options(bootstrap, None, prefix)
@@ -246,7 +246,7 @@ def incident_report(
     """
     from dataclasses import replace
 
-    from streams.incidents.breach import draft_report
+    from streams.incidents.core.breach import draft_report
     from streams.incidents.store import read_book
     from streams.policy.loader import load_policies
 
@@ -280,7 +280,7 @@ def incident_finding(
     Example: jointuse incident finding canary-20261130-2025-04 --wrongful-purpose
     Exit codes: 0 recorded; 1 no such incident; 2 no finding given; 3 a Kafka error.
     """
-    from streams.incidents.book import finding_event
+    from streams.incidents.core.book import finding_event
 
     if not (financial_harm or wrongful_purpose):
         fail("give --financial-harm and/or --wrongful-purpose")
@@ -309,7 +309,7 @@ def incident_filed(
     Example: jointuse incident filed canary-20261130-2025-04 --report preliminary
     Exit codes: 0 recorded; 1 no such incident; 2 bad arguments; 3 a Kafka error.
     """
-    from streams.incidents.book import REPORTS, filed_event
+    from streams.incidents.core.book import REPORTS, filed_event
 
     if report not in REPORTS:
         fail("--report must be preliminary or final")
@@ -332,7 +332,7 @@ def incident_close(
     Example: jointuse incident close canary-20261130-2025-04 --reason "fault fixed, final report filed"
     Exit codes: 0 closed; 1 no such incident; 3 a Kafka error.
     """
-    from streams.incidents.book import closed_event
+    from streams.incidents.core.book import closed_event
 
     _append(
         incident_id,

@@ -14,7 +14,7 @@ from streams.cli.exits import Format, fail
 from streams.cli.infra_commands import Bootstrap, Prefix, settings_from_options
 from streams.cli.options import FaustLogLevel, FaustLogLevelOption, joint_user
 from streams.errors import Exit, JointUseError
-from streams.rights.rules import FiledBy, Requester
+from streams.rights.core.rules import FiledBy, Requester
 from streams.settings import WEB_ADDRESS
 
 top_level = typer.Typer()
@@ -94,8 +94,8 @@ def rights_request(
         --authority 戸籍謄本 --verified-by 運転免許証
       jointuse rights request C0000042 --source jcom --correct --verified-by 運転免許証
     """
+    from streams.rights.core.rules import RightsAction
     from streams.rights.requests import file_correction, file_request
-    from streams.rights.rules import RightsAction
 
     chosen = [
         a for a, on in ((RightsAction.STOP, stop), (RightsAction.ERASE, erase), (RightsAction.RESUME, resume)) if on

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from streams.audit import event as audit_event
+from streams.audit.core import event as audit_event
 
 NOTICE_JSON: Mapping[str, Any] = {
     "type": "object",

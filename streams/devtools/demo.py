@@ -20,7 +20,7 @@ from confluent_kafka import Message
 from rich.console import Console
 from rich.table import Table
 
-from streams.audit.event import AuditEvent
+from streams.audit.core.event import AuditEvent
 from streams.devtools.processes import start_stats, start_worker, stop_worker
 from streams.devtools.synthetic import Generator
 from streams.kafka.admin import create_topics
@@ -28,9 +28,9 @@ from streams.kafka.company_client import ensure_reachable, produce_lines, read_c
 from streams.policy.bases import BASES
 from streams.policy.loader import load_policies
 from streams.policy.model import Channel, Policy
+from streams.rights.core.rules import Requester, RightsAction
+from streams.rights.core.subject_index import exposures_of
 from streams.rights.requests import file_request
-from streams.rights.rules import Requester, RightsAction
-from streams.rights.subject_index import exposures_of
 from streams.settings import PROJECT_ROOT, Settings
 from streams.topology import Topology
 

@@ -1,6 +1,6 @@
 """The incidents topic: reading every incident, opening one from the audit, and the events an
-operator adds (findings, filed reports, the close). The rules are in streams.incidents.book and
-streams.incidents.breach; this module only reads and writes Kafka."""
+operator adds (findings, filed reports, the close). The rules are in streams.incidents.core.book and
+streams.incidents.core.breach; this module only reads and writes Kafka."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streams.audit.event import AuditEvent, readable
+from streams.audit.core.event import AuditEvent, readable
 from streams.errors import ConfigError
-from streams.incidents.book import IncidentBook, leak_notice, opened_event
-from streams.incidents.breach import IncidentScope, delivery_exposure
+from streams.incidents.core.book import IncidentBook, leak_notice, opened_event
+from streams.incidents.core.breach import IncidentScope, delivery_exposure
 from streams.kafka import produce
 from streams.kafka.follow import TopicFollower
 from streams.kafka.produce import out

@@ -21,7 +21,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 import streams
-from streams.incidents.book import IncidentBook
+from streams.incidents.core.book import IncidentBook
 from streams.kafka.lag import PartitionLag
 from streams.messages import InMessage, Outcome, forged_headers
 from streams.policy.classification import UNKNOWN

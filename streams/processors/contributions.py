@@ -2,7 +2,7 @@
 record for the statistics worker, and how a batch's contributions travel as one message.
 
 A contribution is a JSON object: the subject's pseudonym, the event time and the record's cells per
-table (``streams.stats.contributions.Contributor``). The processor makes one per shared record; the
+table (``streams.stats.core.contributions.Contributor``). The processor makes one per shared record; the
 batch loop packs a transaction's contributions into one message, a JSON array of them (``pack``): the
 topic has one partition and one reader, and a message per record would be a third of what a
 worker writes at two joint users. ``unpack`` reads both forms, and the form whose key, not its

@@ -20,14 +20,14 @@ from streams.errors import DEPENDENCY_ERRORS
 from streams.messages import InMessage, OutMessage, dead_letter_headers
 from streams.policy.bases import BASES, LegalBasis
 from streams.policy.pseudonym import SubjectKeys
-from streams.rights.rules import (
+from streams.rights.core.rules import (
     InvalidRightsRequest,
     RightsAction,
     RightsRequest,
     erasure_notice,
     parse_request,
 )
-from streams.rights.subject_index import SubjectRow
+from streams.rights.core.subject_index import SubjectRow
 from streams.topology import Topology
 
 RIGHTS_DEAD_LETTERS = "rights"  # <prefix>.dlq.rights

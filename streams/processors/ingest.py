@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from streams.audit.event import Provided, encode_event
+from streams.audit.core.event import Provided, encode_event
 from streams.errors import DEPENDENCY_ERRORS, SerdeError
-from streams.incidents.book import canary_hit_event, canary_incident_id, leak_notice
+from streams.incidents.core.book import canary_hit_event, canary_incident_id, leak_notice
 from streams.messages import (
     H_BASIS,
     H_FIELDS,
@@ -44,7 +44,7 @@ from streams.processors import contributions
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, GovernedVersion, SchemaSource
 from streams.serde.wire import frame
-from streams.stats.contributions import Contributor
+from streams.stats.core.contributions import Contributor
 from streams.topology import Topology
 
 MAX_VALUE_BYTES = 1_048_576

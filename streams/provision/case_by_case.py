@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from streams.audit.event import Provided, encode_event
+from streams.audit.core.event import Provided, encode_event
 from streams.errors import ClusterError, ConfigError
 from streams.kafka.company_client import ensure_reachable
 from streams.kafka.produce import write_in_transaction

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.audit.event import AuditEvent
+from streams.audit.core.event import AuditEvent
 from streams.policy.decision import Decision, Status
 
 SAMPLES = 3

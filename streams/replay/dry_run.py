@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from streams.audit.event import AuditEvent, readable
+from streams.audit.core.event import AuditEvent, readable
 from streams.kafka.reader import RangeSpec, read_range, scan_topic
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy

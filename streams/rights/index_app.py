@@ -45,11 +45,11 @@ from faust.types import TP
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from streams.audit.event import AuditEvent, InvalidAuditEvent
+from streams.audit.core.event import AuditEvent, InvalidAuditEvent
 from streams.kafka.partitioner import partition_of
 from streams.observability.metrics import IndexMetrics
 from streams.rights.audit_probe import AuditProbe
-from streams.rights.subject_index import Correction, SubjectRow, fold, fold_correction
+from streams.rights.core.subject_index import Correction, SubjectRow, fold, fold_correction
 from streams.runtime.faust_app import raw_topic
 from streams.runtime.faust_internals import table_recovery
 from streams.runtime.faust_tables import changelog_before_offsets, table_app, table_consumer

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.errors import SubjectIndexUnavailable
-from streams.rights.subject_index import SubjectRow
+from streams.rights.core.subject_index import SubjectRow
 from streams.settings import Settings
 
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from streams.audit.event import AuditEvent, readable
+from streams.audit.core.event import AuditEvent, readable
 from streams.kafka.reader import scan_topic
 from streams.processors.erasure import RowsLookup
+from streams.rights.core.subject_index import SubjectRow
 from streams.rights.index_client import SubjectIndex
-from streams.rights.subject_index import SubjectRow
 from streams.topology import Topology
 
 

@@ -8,14 +8,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.rights.index_client import IndexAnswer, SubjectIndex
-from streams.rights.subject_index import (
+from streams.rights.core.subject_index import (
     Correction,
     Exposure,
     correction_delivered,
     exposures_of,
     exposures_of_rows,
 )
+from streams.rights.index_client import IndexAnswer, SubjectIndex
 from streams.settings import Settings
 from streams.topology import Topology
 

@@ -10,7 +10,7 @@ from confluent_kafka import KafkaException
 
 from streams.errors import ClusterError
 from streams.kafka import clients
-from streams.rights.rules import Requester, RightsAction, RightsRequest
+from streams.rights.core.rules import Requester, RightsAction, RightsRequest
 from streams.settings import Settings
 from streams.topology import Topology
 

@@ -1,7 +1,7 @@
 """The retention job: tombstones deliveries whose items have passed their retention (APPI Art. 22).
 
 It reads each delivery topic to its end, keeps the latest message per subject key, and for every
-subject whose latest delivery has expired (``streams.rights.rules.expired``: the shortest retention
+subject whose latest delivery has expired (``streams.rights.core.rules.expired``: the shortest retention
 among the delivered items, from the message's timestamp) writes a tombstone, so that compaction
 removes the subject, and a notice telling the recipient to erase its copies. Topic-level
 ``retention.ms`` (the longest item retention) is the backstop; this job is the per-item rule.
@@ -22,7 +22,7 @@ from streams.kafka.reader import scan_topic
 from streams.messages import H_ITEMS
 from streams.policy.bases import BASES
 from streams.policy.model import Policy
-from streams.rights.rules import expired, expiry_notice
+from streams.rights.core.rules import expired, expiry_notice
 from streams.settings import Settings
 from streams.topology import Topology
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streams.kafka.follow import TopicFollower
-from streams.rights.rules import InvalidRightsRequest, RightsState, parse_request
+from streams.rights.core.rules import InvalidRightsRequest, RightsState, parse_request
 
 log = logging.getLogger("jointuse.rights")
 

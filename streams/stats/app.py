@@ -45,8 +45,8 @@ from streams.serde.avro_codec import AvroCodec
 from streams.serde.registry import Registry
 from streams.serde.wire import frame
 from streams.settings import Settings
-from streams.stats.book import StatsBook, WindowCounts, contributed_cells
-from streams.stats.publication import Publication, from_state, publication_record, publication_state
+from streams.stats.core.book import StatsBook, WindowCounts, contributed_cells
+from streams.stats.core.publication import Publication, from_state, publication_record, publication_state
 from streams.stats.schema import load_stats_schema
 from streams.topology import Topology
 

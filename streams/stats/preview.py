@@ -15,10 +15,10 @@ from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet
 from streams.serde.json_form import JsonForm, JsonFormError
 from streams.serde.jsonl import parse_line
-from streams.stats.book import StatsBook
-from streams.stats.publication import Publication
-from streams.stats.suppression import protect
-from streams.stats.windows import window_of
+from streams.stats.core.book import StatsBook
+from streams.stats.core.publication import Publication
+from streams.stats.core.suppression import protect
+from streams.stats.core.windows import window_of
 
 FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from streams.audit.chain import AuditChain, ChainVerifier, read_checkpoint
+from streams.audit.core.chain import AuditChain, ChainVerifier, read_checkpoint
 from streams.audit.sealer import AuditSealer
 from streams.errors import FatalError
 from streams.kafka.partitioner import partition_of

@@ -15,9 +15,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from typer.testing import CliRunner
 
-from streams.audit.event import AuditEvent
+from streams.audit.core.event import AuditEvent
 from streams.cli.main import app
-from streams.incidents.breach import REPORT_HEADINGS, canary_exposure, delivery_exposure
+from streams.incidents.core.breach import REPORT_HEADINGS, canary_exposure, delivery_exposure
 from streams.incidents.store import IncidentView, read_book
 from streams.kafka.company_client import produce_lines
 from streams.observability.metrics import IncidentMetrics

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
-from streams.incidents.book import IncidentBook
+from streams.incidents.core.book import IncidentBook
 from streams.observability.dashboard import OUTPUT, render
 from streams.observability.metrics import (
     IncidentMetrics,

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.audit.event import AuditEvent
+from streams.audit.core.event import AuditEvent
 from streams.messages import H_BASIS, H_FIELDS, H_PURPOSES, InMessage, Outcome
 from streams.policy.decision import Status
 from streams.policy.loader import PolicySet

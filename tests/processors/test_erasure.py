@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from streams.audit.event import AuditEvent
+from streams.audit.core.event import AuditEvent
 from streams.errors import SubjectIndexUnavailable
 from streams.messages import H_REASON, InMessage
 from streams.policy.pseudonym import SubjectKeys
 from streams.processors.erasure import H_REQUEST_ID, ErasureStatus, RightsProcessor
-from streams.rights.rules import RightsAction, RightsRequest
-from streams.rights.subject_index import SubjectRow, fold
+from streams.rights.core.rules import RightsAction, RightsRequest
+from streams.rights.core.subject_index import SubjectRow, fold
 from streams.topology import Topology
 
 T = Topology("p")

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.audit.event import AuditEvent
+from streams.audit.core.event import AuditEvent
 from streams.errors import RegistryError
 from streams.messages import (
     H_DETAIL,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.audit.event import AuditEvent
+from streams.audit.core.event import AuditEvent
 from streams.policy.decision import Decision, Delivery, Reason, Status
 from streams.replay.compare import SAMPLES, Change, DryRunReport, changes
 

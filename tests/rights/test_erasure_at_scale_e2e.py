@@ -15,8 +15,8 @@ from confluent_kafka.admin import AdminClient
 
 from streams.devtools.synthetic import to_line
 from streams.kafka.company_client import produce_lines, read_committed
+from streams.rights.core.rules import RightsAction
 from streams.rights.requests import file_request, file_requests
-from streams.rights.rules import RightsAction
 from streams.settings import Settings
 from tests.rights.test_rights_e2e import _jcom_records
 from tests.runtime.helpers import audit_events, running_index, running_worker, setup_topics, with_index

@@ -13,8 +13,8 @@ from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, C
 from streams.devtools.synthetic import Generator, Mix, to_line
 from streams.kafka.company_client import produce_lines, read_committed
 from streams.messages import H_ITEMS, H_POLICY_VERSION, H_PURPOSES
+from streams.rights.core.rules import RightsAction
 from streams.rights.requests import file_request
-from streams.rights.rules import RightsAction
 from streams.settings import Settings
 from streams.topology import Topology
 from tests.cli.helpers import run_cli

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from streams.audit.event import AuditEvent
+from streams.audit.core.event import AuditEvent
 from streams.devtools.processes import start_index, stop_worker
 from streams.errors import SubjectIndexUnavailable
+from streams.rights.core.subject_index import exposures_of
 from streams.rights.index_client import IndexAnswer, SubjectIndex
-from streams.rights.subject_index import exposures_of
 from streams.settings import Settings
 from tests.cli.helpers import run_cli
 from tests.runtime.helpers import (

@@ -9,7 +9,7 @@ from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from streams.kafka.follow import _lag
 from streams.kafka.reader import reader
-from streams.rights.rules import RightsAction
+from streams.rights.core.rules import RightsAction
 from streams.rights.view import RightsView
 from streams.settings import Settings
 from tests.runtime.helpers import setup_topics

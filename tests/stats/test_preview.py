@@ -16,11 +16,11 @@ from streams.policy.classification import load_schema
 from streams.policy.loader import PolicySet
 from streams.serde.avro_codec import AvroCodec
 from streams.settings import PROJECT_ROOT
-from streams.stats.book import StatsBook
+from streams.stats.core.book import StatsBook
+from streams.stats.core.publication import publication_record
+from streams.stats.core.tables import domain
+from streams.stats.core.windows import window_of
 from streams.stats.preview import preview
-from streams.stats.publication import publication_record
-from streams.stats.tables import domain
-from streams.stats.windows import window_of
 
 DAY = "2026-03-01"  # the generator's records are timed from 2026-03-01 09:00 JST, one a second
 
@@ -153,7 +153,7 @@ def test_the_published_schema_has_no_identifier_and_every_value_is_from_a_closed
 def test_a_book_rebuilt_after_a_restart_publishes_what_the_first_would_have(policies: PolicySet) -> None:
     """The statistics worker rebuilds its book from its tables: the subjects, then what was
     published. The rebuilt book has the same open windows and publishes the same, no more."""
-    from streams.stats.publication import from_state, publication_state
+    from streams.stats.core.publication import from_state, publication_state
 
     policy = policies.latest
     days = [dt.datetime(2026, 3, 2, 10, tzinfo=JST), dt.datetime(2026, 3, 3, 10, tzinfo=JST)]  # Monday, Tuesday

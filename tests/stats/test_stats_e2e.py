@@ -20,8 +20,8 @@ from streams.policy.calendar import JST
 from streams.policy.classification import load_schema
 from streams.policy.loader import load_policies
 from streams.settings import PROJECT_ROOT, Guarantee, Settings
+from streams.stats.core.publication import Publication
 from streams.stats.preview import preview
-from streams.stats.publication import Publication
 from streams.stats.published import wait_for_publication
 from streams.topology import Topology
 from streams.worker.confluent_main import ConfluentWorker

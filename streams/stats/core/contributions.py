@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.policy.model import Policy, StatsTable
-from streams.stats.tables import OTHER, age_band_of, age_labels, features_of, prefecture_of, table_cells
-from streams.stats.windows import window_of, window_start
+from streams.stats.core.tables import OTHER, age_band_of, age_labels, features_of, prefecture_of, table_cells
+from streams.stats.core.windows import window_of, window_start
 
 
 def contribution(

@@ -4,7 +4,7 @@ by every fold (the subject index, breach exposures, incidents, replay comparison
 
 Pure: no Kafka, no clock. The JSON is the audit topic's wire form; its schema in the catalog is
 generated from ``FIELDS`` below, so the document cannot drift from what is written. A sealed event
-also ends in a ``chain`` member (``streams.audit.chain``); reading ignores it, the verifier reads it.
+also ends in a ``chain`` member (``streams.audit.core.chain``); reading ignores it, the verifier reads it.
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from streams.stats.publication import Publication
-from streams.stats.tables import Cell
+from streams.stats.core.publication import Publication
+from streams.stats.core.tables import Cell
 
 
 class _Table:

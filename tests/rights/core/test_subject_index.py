@@ -10,8 +10,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.audit.event import AuditEvent
-from streams.rights.subject_index import SubjectRow, exposures_of, exposures_of_rows, fold
+from streams.audit.core.event import AuditEvent
+from streams.rights.core.subject_index import SubjectRow, exposures_of, exposures_of_rows, fold
 
 SUBJECTS = ("s1", "s2", "s3")
 RECIPIENTS = ("jcom", "jcom-insurance", "jcom-mobile")
@@ -146,7 +146,7 @@ def test_events_of_another_partition_are_not_taken_for_replays() -> None:
 
 
 def test_a_correction_is_filed_once_and_tells_which_recipients_a_delivery_reached_since() -> None:
-    from streams.rights.subject_index import Correction, correction_delivered, fold_correction
+    from streams.rights.core.subject_index import Correction, correction_delivered, fold_correction
 
     def shared(recipient: str, at_ms: int) -> AuditEvent:
         return AuditEvent.from_json(

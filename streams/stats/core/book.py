@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from streams.policy.model import Policy
-from streams.stats.contributions import contribution
-from streams.stats.publication import Publication
-from streams.stats.suppression import protect, revise
-from streams.stats.tables import Cell, domain
-from streams.stats.windows import window_closes_at
+from streams.stats.core.contributions import contribution
+from streams.stats.core.publication import Publication
+from streams.stats.core.suppression import protect, revise
+from streams.stats.core.tables import Cell, domain
+from streams.stats.core.windows import window_closes_at
 
 
 def count_cells(cells_by_subject: Mapping[str, Iterable[Cell]]) -> Counter[Cell]:

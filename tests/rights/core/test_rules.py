@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from streams.audit.event import AuditEvent
+from streams.audit.core.event import AuditEvent
 from streams.policy.loader import PolicySet
-from streams.rights.rules import (
+from streams.rights.core.rules import (
     InvalidRightsRequest,
     RightsAction,
     RightsRequest,
@@ -19,7 +19,7 @@ from streams.rights.rules import (
     parse_request,
     retention_of,
 )
-from streams.rights.subject_index import exposures_of
+from streams.rights.core.subject_index import exposures_of
 
 AT = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 
@@ -121,7 +121,7 @@ def test_retention_is_the_shortest_among_delivered_items(policies: PolicySet) ->
 def test_a_request_says_who_filed_it_and_how_it_was_verified() -> None:
     from pydantic import ValidationError
 
-    from streams.rights.rules import FiledBy, Requester, RightsAction, RightsRequest, parse_request
+    from streams.rights.core.rules import FiledBy, Requester, RightsAction, RightsRequest, parse_request
 
     at = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
     parent = Requester(

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from streams.audit.event import AuditEvent
+from streams.audit.core.event import AuditEvent
 
 
 @dataclass(frozen=True, slots=True)

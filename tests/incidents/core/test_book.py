@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from streams.incidents.book import (
+from streams.incidents.core.book import (
     IncidentBook,
     InvalidIncidentEvent,
     canary_hit_event,
@@ -18,7 +18,7 @@ from streams.incidents.book import (
     opened_event,
     parse_event,
 )
-from streams.incidents.breach import IncidentScope, Trigger
+from streams.incidents.core.breach import IncidentScope, Trigger
 from streams.policy.calendar import JST
 
 AWARE = dt.datetime(2026, 1, 31, 10, tzinfo=JST)

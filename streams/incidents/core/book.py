@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.incidents.breach import Deadlines, IncidentFacts, IncidentScope, assess, days_left, deadlines
+from streams.incidents.core.breach import Deadlines, IncidentFacts, IncidentScope, assess, days_left, deadlines
 from streams.policy.calendar import JST
 
 OPENED = "opened"

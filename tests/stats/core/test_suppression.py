@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linprog
 
-from streams.stats.publication import Publication
-from streams.stats.suppression import protect, revise
-from streams.stats.tables import Cell
+from streams.stats.core.publication import Publication
+from streams.stats.core.suppression import protect, revise
+from streams.stats.core.tables import Cell
 
 
 def _domains(sizes: Sequence[int]) -> list[tuple[str, ...]]:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streams.stats.tables import Cell
+from streams.stats.core.tables import Cell
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streams.policy.model import Policy
-from streams.stats.contributions import Contributor, contribution
-from streams.stats.tables import PREFECTURES
+from streams.stats.core.contributions import Contributor, contribution
+from streams.stats.core.tables import PREFECTURES
 from tests.conftest import POLICY_PATH
 from tests.records import make_native_records
 

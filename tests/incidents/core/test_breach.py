@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from streams.audit.event import AuditEvent
-from streams.incidents.breach import (
+from streams.audit.core.event import AuditEvent
+from streams.incidents.core.breach import (
     GAP,
     JST,
     REPORT_HEADINGS,

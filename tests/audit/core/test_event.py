@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.audit.chain import Link, seal
-from streams.audit.event import (
+from streams.audit.core.chain import Link, seal
+from streams.audit.core.event import (
     FIELDS,
     AuditEvent,
     Delivered,

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from streams.audit.event import AuditEvent
+from streams.audit.core.event import AuditEvent
 from streams.policy.calendar import JST
 
 SUBJECTS_THRESHOLD = 1_000  # more than this many is reportable

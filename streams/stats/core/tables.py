@@ -1,6 +1,6 @@
 """The statistics tables (統計加工): every value each dimension can take (a closed list, known to
 anyone reading a table) and the cells a shared record is in. Pure. What keeps a published table from
-being traced back to a customer is in ``streams.stats.suppression``."""
+being traced back to a customer is in ``streams.stats.core.suppression``."""
 
 from __future__ import annotations
 

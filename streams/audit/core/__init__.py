@@ -1,0 +1,1 @@
+"""The audit's pure rules: the audit event every fold reads, and the hash chains and checkpoints."""

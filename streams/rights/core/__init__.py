@@ -1,0 +1,1 @@
+"""The pure rules of data subject rights: requests, retention, the subject index's rows."""
