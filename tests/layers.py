@@ -18,6 +18,8 @@ PACKAGE = Path(streams.__file__).parent
 # The pure modules, by path under streams/ ("policy/" is every module of the notice engine).
 CORE = (
     "errors.py",
+    "messages.py",
+    "topology.py",
     "policy/",
     "audit/core/",
     "incidents/core/",
@@ -27,7 +29,6 @@ CORE = (
 
 # Above the core, lowest first. A name is a package under streams/ or a top-level module.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("messages", "topology"),  # the pipeline's values: messages in and out, topic names
     ("serde",),  # Avro, the registry's wire format, JSON Lines
     ("logs",),
     ("settings",),  # the one place client configurations are built

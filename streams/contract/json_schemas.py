@@ -114,7 +114,7 @@ _CONTRIBUTION: Mapping[str, Any] = {
 }
 CONTRIBUTION_JSON: Mapping[str, Any] = {
     "type": "array",
-    "description": "The contributions of one pipeline transaction (streams.processors.contributions).",
+    "description": "The contributions of one pipeline transaction (streams.stats.core.wire).",
     "items": _CONTRIBUTION,
 }
 CHANGELOG_JSON: Mapping[str, Any] = {

@@ -26,7 +26,7 @@ from streams.kafka.lag import PartitionLag
 from streams.messages import InMessage, Outcome, forged_headers
 from streams.policy.classification import UNKNOWN
 from streams.policy.decision import Status
-from streams.processors.erasure import ErasureOutcome
+from streams.rights.core.erasure import ErasureOutcome
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 BATCH_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

@@ -40,10 +40,10 @@ from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
 from streams.policy.provision import Provision, channel_schema
 from streams.policy.pseudonym import SubjectKeys
-from streams.processors import contributions
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, GovernedVersion, SchemaSource
 from streams.serde.wire import frame
+from streams.stats.core import wire as contributions
 from streams.stats.core.contributions import Contributor
 from streams.topology import Topology
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from streams.audit.core.event import AuditEvent, readable
 from streams.kafka.reader import scan_topic
-from streams.processors.erasure import RowsLookup
 from streams.rights.core.subject_index import SubjectRow
+from streams.rights.erasure import RowsLookup
 from streams.rights.index_client import SubjectIndex
 from streams.topology import Topology
 

@@ -37,7 +37,6 @@ from streams.observability.health import HealthServer
 from streams.observability.metrics import StatsMetrics
 from streams.policy.calendar import JST
 from streams.policy.loader import load_policies
-from streams.processors.contributions import unpack
 from streams.runtime.faust_app import raw_topic
 from streams.runtime.faust_internals import table_recovery
 from streams.runtime.faust_tables import changelog_before_offsets, table_app, table_consumer
@@ -47,6 +46,7 @@ from streams.serde.wire import frame
 from streams.settings import Settings
 from streams.stats.core.book import StatsBook, WindowCounts, contributed_cells
 from streams.stats.core.publication import Publication, from_state, publication_record, publication_state
+from streams.stats.core.wire import unpack
 from streams.stats.schema import load_stats_schema
 from streams.topology import Topology
 

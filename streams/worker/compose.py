@@ -19,7 +19,7 @@ from streams.audit.sealer import AuditSealer
 from streams.messages import InMessage, Outcome
 from streams.observability.metrics import RightsMetrics
 from streams.policy.loader import load_policies
-from streams.processors.erasure import ErasureOutcome
+from streams.rights.core.erasure import ErasureOutcome
 from streams.runtime.loop import BatchLoop, Transport
 from streams.serde.registry import Registry
 from streams.settings import Guarantee, Settings

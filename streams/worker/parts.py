@@ -18,9 +18,9 @@ from streams.audit.sealer import AuditSealer, recover_chain, signing_key
 from streams.errors import ConfigError
 from streams.kafka.reader import reader, topic_partitions
 from streams.policy.loader import PolicySet
-from streams.processors.erasure import RightsProcessor
 from streams.processors.ingest import Processor
 from streams.quality.monitor import QualityMonitor
+from streams.rights.erasure import RightsProcessor
 from streams.rights.index_client import SubjectIndex
 from streams.rights.lookups import index_lookup
 from streams.rights.view import RightsView

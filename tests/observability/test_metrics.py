@@ -7,7 +7,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from streams.messages import InMessage, Outcome
 from streams.observability.metrics import LATENCY_BUCKETS, BatchHistogram, PipelineMetrics, RightsMetrics
 from streams.policy.decision import Status
-from streams.processors.erasure import ErasureOutcome
+from streams.rights.core.erasure import ErasureOutcome
 
 
 def _value(registry: CollectorRegistry, name: str, labels: dict[str, str] | None = None) -> float | None:

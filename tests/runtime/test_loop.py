@@ -10,9 +10,9 @@ import pytest
 
 from streams.errors import FatalError
 from streams.messages import InMessage, Outcome, OutMessage
-from streams.processors import contributions
 from streams.runtime.loop import BatchLoop
 from streams.runtime.transaction import ErrorPolicy
+from streams.stats.core import wire
 from tests.runtime.memory import (
     Abortable,
     Echo,
@@ -407,7 +407,7 @@ class _Contributing(Echo):
             hook(message)
         echoed = super().process(message)
         subject = (message.value or b"").decode()
-        counted = OutMessage(CONTRIBUTIONS, subject.encode(), contributions.encode(subject, {"at_ms": 1}), [])
+        counted = OutMessage(CONTRIBUTIONS, subject.encode(), wire.encode(subject, {"at_ms": 1}), [])
         return echoed._replace(messages=(*echoed.messages, counted))
 
 
@@ -415,16 +415,11 @@ CONTRIBUTIONS = "contributions"
 
 
 def _pack(messages: Sequence[OutMessage]) -> list[OutMessage]:
-    return contributions.pack(messages, CONTRIBUTIONS)
+    return wire.pack(messages, CONTRIBUTIONS)
 
 
 def _contributed(broker: MemoryBroker) -> list[str]:
-    return [
-        s
-        for m in broker.outputs
-        if m.topic == CONTRIBUTIONS
-        for s, _ in filter(None, contributions.unpack(m.key, m.value))
-    ]
+    return [s for m in broker.outputs if m.topic == CONTRIBUTIONS for s, _ in filter(None, wire.unpack(m.key, m.value))]
 
 
 @PIPELINED

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streams.messages import OutMessage
-from streams.processors.contributions import MAX_PACKED_BYTES, encode, pack, unpack
+from streams.stats.core.wire import MAX_PACKED_BYTES, encode, pack, unpack
 
 TOPIC = "jointuse.stats-contributions.v1"
 _contribution = st.fixed_dictionaries(

@@ -14,9 +14,10 @@ from streams.audit.core.event import AuditEvent
 from streams.errors import SubjectIndexUnavailable
 from streams.messages import H_REASON, InMessage
 from streams.policy.pseudonym import SubjectKeys
-from streams.processors.erasure import H_REQUEST_ID, ErasureStatus, RightsProcessor
+from streams.rights.core.erasure import H_REQUEST_ID, ErasureStatus
 from streams.rights.core.rules import RightsAction, RightsRequest
 from streams.rights.core.subject_index import SubjectRow, fold
+from streams.rights.erasure import RightsProcessor
 from streams.topology import Topology
 
 T = Topology("p")

@@ -6,60 +6,24 @@ pipeline). The stop itself is applied by every worker's ``RightsView``. The loop
 for the erasure grace before it gets here (``streams.runtime.held``), so that every worker has
 applied the stop and no new delivery can follow the tombstones; the consumer keeps polling
 meanwhile. Where the subject went is then one lookup in the subject index, which waits until the
-index has applied every audit event committed before it (``streams.rights.index_app``).
+index has applied every audit event committed before it (``streams.rights.index_app``). What is
+written is built by the rules in ``streams.rights.core.erasure``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from enum import StrEnum
 
 from streams.errors import DEPENDENCY_ERRORS
-from streams.messages import InMessage, OutMessage, dead_letter_headers
-from streams.policy.bases import BASES, LegalBasis
+from streams.messages import InMessage
 from streams.policy.pseudonym import SubjectKeys
-from streams.rights.core.rules import (
-    InvalidRightsRequest,
-    RightsAction,
-    RightsRequest,
-    erasure_notice,
-    parse_request,
-)
+from streams.rights.core.erasure import ErasureOutcome, ErasureStatus, erasure, rights_dead_letter
+from streams.rights.core.rules import InvalidRightsRequest, RightsAction, RightsRequest, parse_request
 from streams.rights.core.subject_index import SubjectRow
 from streams.topology import Topology
 
-RIGHTS_DEAD_LETTERS = "rights"  # <prefix>.dlq.rights
-H_REQUEST_ID = "jointuse-rights-request-id"
-
 RowsLookup = Callable[[frozenset[str]], Iterable[SubjectRow]]  # the index rows of a subject's pseudonyms
-
-
-class ErasureStatus(StrEnum):
-    """What a rights request led to (its own words: an erasure is not a "share")."""
-
-    ERASED = "erased"  # tombstones and notices written
-    NOTHING_WRITTEN = "nothing_written"  # stop, resume (every rights view applies them), superseded, compacted
-    INVALID = "invalid"  # a dead letter
-
-
-@dataclass(frozen=True)
-class ErasureOutcome:
-    """What became of one rights request. ``reason`` is the action taken (``erase``; ``stop`` and
-    ``resume``, which every worker's rights view applies, so nothing is written; ``tombstone``, a
-    compacted request) or, for a dead letter (status INVALID), why. An erasure (status SHARED)
-    writes a tombstone to each topic in ``tombstone_topics`` and a notice to each recipient."""
-
-    status: ErasureStatus
-    reason: str
-    source: str | None
-    messages: tuple[OutMessage, ...]
-    tombstone_topics: tuple[str, ...] = ()
-
-    @property
-    def tombstones(self) -> int:
-        return len(self.tombstone_topics)
 
 
 class RightsProcessor:
@@ -91,7 +55,7 @@ class RightsProcessor:
         except DEPENDENCY_ERRORS:
             raise
         except Exception as exc:
-            return self._dead(message, "unprocessable", type(exc).__name__)
+            return rights_dead_letter(self.topology, message, "unprocessable", type(exc).__name__)
 
     def _process(self, message: InMessage) -> ErasureOutcome:
         if message.value is None:
@@ -99,9 +63,11 @@ class RightsProcessor:
         try:
             request = parse_request(message.value)
         except InvalidRightsRequest as exc:
-            return self._dead(message, "invalid_rights_request", str(exc))
+            return rights_dead_letter(self.topology, message, "invalid_rights_request", str(exc))
         if message.key is None or message.key.decode("utf-8", "replace") != request.key:
-            return self._dead(message, "key_mismatch", "the message key differs from source:customer_id")
+            return rights_dead_letter(
+                self.topology, message, "key_mismatch", "the message key differs from source:customer_id"
+            )
         if request.action is not RightsAction.ERASE:
             # Stop and resume take effect in every worker's rights view; nothing to write.
             return ErasureOutcome(ErasureStatus.NOTHING_WRITTEN, request.action.value, request.source, ())
@@ -115,29 +81,7 @@ class RightsProcessor:
         reached: dict[str, str] = {}
         for row in self.rows(subjects):
             reached.update(row.reached())
-        topics = []
-        for recipient, basis in sorted(reached.items()):
-            if basis == LegalBasis.JOINT_USE:
-                topics.append((recipient, self.topology.deliver(recipient)))
-            elif basis in BASES and BASES[LegalBasis(basis)].continuous:
-                topics.append((recipient, self.topology.provide(recipient)))
-            # A case-by-case provision has no topic: the request's own procedure erases it.
-        key = request.key.encode()
-        headers: list[tuple[str, str | bytes | None]] = [(H_REQUEST_ID, request.request_id.encode())]
-        issued = self.now()
-        out = [OutMessage(topic, key, None, headers) for _, topic in topics]
-        for recipient, _ in topics:
-            notice = erasure_notice(request, recipient, issued_at=issued)
-            out.append(OutMessage(self.topology.notices(recipient), key, notice, headers))
+        outcome = erasure(self.topology, request, reached, self.now())
         self.erased += 1
-        self.tombstones += len(topics)
-        return ErasureOutcome(ErasureStatus.ERASED, "erase", request.source, tuple(out), tuple(t for _, t in topics))
-
-    def _dead(self, message: InMessage, reason: str, detail: str) -> ErasureOutcome:
-        out = OutMessage(
-            self.topology.dead_letters(RIGHTS_DEAD_LETTERS),
-            message.key,
-            message.value,
-            dead_letter_headers(message, reason, detail),
-        )
-        return ErasureOutcome(ErasureStatus.INVALID, reason, None, (out,))
+        self.tombstones += outcome.tombstones
+        return outcome
