@@ -1,5 +1,6 @@
-"""No import goes up: each module imports its own package, the core, or a lower layer (tests/layers.py).
-Lazy imports inside functions count too: a hidden cycle is still a cycle."""
+"""No import goes up: each module imports its own folder, the core, or a lower layer; the layers are
+read from the folders and the diagram of docs/architecture.md (tests/layers.py). Lazy imports inside
+functions count too: a hidden cycle is still a cycle."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.layers import LAYERS, PACKAGE, is_core, layer_of, module_name, unit_of
+from tests.layers import CORE_UNITS, LAYERS, PACKAGE, is_core, layer_of, module_name, unit_of
 
 SOURCES = sorted(PACKAGE.rglob("*.py"))
 
@@ -53,11 +54,17 @@ def test_no_import_goes_up(path: Path) -> None:
     assert violations(path) == []
 
 
-def test_every_package_has_a_layer() -> None:
+def test_every_folder_has_a_layer() -> None:
     units = {unit_of(module_name(p)) for p in SOURCES if module_name(p) != "streams"}
     placed = {u for layer in LAYERS for u in layer}
-    assert units - placed <= {"errors", "messages", "topology", "policy"}  # the core's own packages
-    assert placed <= units, "a layer names a package that does not exist"
+    assert units - placed == CORE_UNITS
+    assert placed <= units, "the diagram names a folder that does not exist"
+    assert not placed & CORE_UNITS, "a folder is drawn both in the core and above it"
+
+
+def test_a_features_core_folder_is_core_whatever_its_packages_layer() -> None:
+    assert is_core("streams.stats.core.wire") and not is_core("streams.stats.app")
+    assert layer_of("streams.rights.core.erasure") == 0 < layer_of("streams.rights.erasure")
 
 
 def test_the_layer_check_sees_an_import_going_up_a_sibling_and_an_impure_core(tmp_path: Path) -> None:
@@ -67,6 +74,7 @@ def test_the_layer_check_sees_an_import_going_up_a_sibling_and_an_impure_core(tm
         "streams.rights.side": "def f():\n    from streams.audit.sealer import AuditSealer\n",
         "streams.policy.impure": "from streams.serde.wire import frame\n",
         "streams.processors.relative": "from ..worker import compose\n",
+        "streams.stats.core.impure": "from streams.stats.app import build\n",
     }
     for module, source in cases.items():
         path = tmp_path / f"{module}.py"

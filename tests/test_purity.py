@@ -1,5 +1,6 @@
-"""The core is pure: the notice engine and each feature's rules (listed in tests/layers.py) import no
-Kafka, faust or Prometheus, print nothing, exit nowhere, and import nothing but the core."""
+"""The core is pure: the notice engine, the pipeline's values and each feature's ``core/`` (found by
+tests/layers.py) import no Kafka, faust or Prometheus, print nothing, exit nowhere, and import nothing
+but the core."""
 
 from __future__ import annotations
 
@@ -52,5 +53,11 @@ def test_the_purity_check_sees_a_core_module_importing_an_adapter(tmp_path: Path
 
 def test_the_core_lists_the_notice_engine_and_each_features_rules() -> None:
     names = {module_name(p) for p in core_paths()}
-    assert {"streams.policy.engine", "streams.audit.core.event", "streams.rights.core.subject_index"} <= names
+    assert {
+        "streams.policy.engine",
+        "streams.messages",
+        "streams.audit.core.event",
+        "streams.rights.core.subject_index",
+        "streams.stats.core.wire",
+    } <= names
     assert all(p.is_file() for p in core_paths())
