@@ -18,11 +18,11 @@ from typing import Any
 
 from streams.devtools.group import group_company_ids, group_policy_text, with_group_companies
 from streams.devtools.synthetic import Generator, Mix
-from streams.messages import InMessage
+from streams.messages import InMessage, Run
 from streams.policy.engine import Engine
 from streams.policy.loader import PolicySet, load_policies
 from streams.policy.pseudonym import SubjectKeys
-from streams.processors.ingest import Processor
+from streams.processors.ingest import Deciding, Processor
 from streams.serde.governed import GovernedSchemas
 from streams.serde.json_form import JsonForm
 from streams.serde.wire import frame
@@ -109,9 +109,17 @@ inputs = [
     for n, r in enumerate(records)
 ]
 now = dt.datetime.now(dt.UTC)
-processor = Processor(topology=topology, policies=load_policies(PROJECT_ROOT / "policies" / "jcom-group.yaml"),
-                      governed=governed, registry=_Registry(dict(version.classified.raw)),
-                      subjects=SubjectKeys(b"bench-subject-key-0123456789"), now=lambda: now)
+policies = load_policies(PROJECT_ROOT / "policies" / "jcom-group.yaml")
+registry = _Registry(dict(version.classified.raw))
+keys = SubjectKeys(b"bench-subject-key-0123456789")
+try:
+    from streams.messages import Run
+    from streams.processors.ingest import Deciding
+except ImportError:  # a tree from before the processor took its run and its deciding as values
+    processor = Processor(topology=topology, policies=policies, governed=governed, registry=registry,
+                          subjects=keys, now=lambda: now)
+else:
+    processor = Processor(Run(topology, keys), Deciding(policies), governed, registry, now=lambda: now)
 best = 0.0
 for _ in range(int(sys.argv[2])):
     started = time.perf_counter()
@@ -165,11 +173,10 @@ def run(count: int = 4_000) -> dict[str, float]:
         policies = policies_with(users)
         engine = Engine(version.classified, policies)
         processor = Processor(
-            topology=topology,
-            policies=policies,
-            governed=governed,
-            registry=_Registry(dict(version.classified.raw)),
-            subjects=SubjectKeys(b"bench-subject-key-0123456789"),
+            Run(topology, SubjectKeys(b"bench-subject-key-0123456789")),
+            Deciding(policies),
+            governed,
+            _Registry(dict(version.classified.raw)),
             now=lambda: now,
         )
         deliveries[users] = sum(

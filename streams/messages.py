@@ -1,8 +1,10 @@
 """The messages every processor and runtime exchange: what came in, what goes out, what became of
-an input; the header names; and the one builder of dead-letter headers."""
+an input; the header names; the one builder of dead-letter headers; and what the ingest processor
+hands each feature to build its own outputs from (``Run``, ``Decided``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from collections.abc import Mapping
@@ -11,6 +13,8 @@ from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
 from streams.policy.decision import Decision, Status
+from streams.policy.pseudonym import SubjectKeys
+from streams.topology import Topology
 
 H_PURPOSES = "jointuse-purposes"
 H_POLICY_VERSION = "jointuse-policy-version"
@@ -27,8 +31,9 @@ H_ORIGINAL_OFFSET = "jointuse-original-offset"
 H_ORIGINAL_TIMESTAMP = "jointuse-original-timestamp"
 # The one header of a producer's that the pipeline reads: a W3C trace context (its trace id only).
 H_TRACEPARENT = "traceparent"
+H_REPLAY_ID = "jointuse-replay-id"  # on every output of a replay
 OWN_PREFIX = "jointuse-"
-# The names the pipeline writes (others are in streams.replay and streams.processors); a forged one
+# The names the pipeline writes (others are where they are written); a forged one
 # on input is counted under its own name when it is one of these, else under ``FORGED_OTHER``: a
 # metric label never holds what a producer chose.
 OWN_HEADERS = frozenset(
@@ -45,7 +50,7 @@ OWN_HEADERS = frozenset(
         H_ORIGINAL_OFFSET,
         H_ORIGINAL_TIMESTAMP,
         "jointuse-recipient",
-        "jointuse-replay-id",
+        H_REPLAY_ID,
         "jointuse-rights-request-id",
         "jointuse-provision",
         "jointuse-erasure-reason",
@@ -119,6 +124,52 @@ class Outcome(NamedTuple):
     provisions: tuple[tuple[str, str], ...] = ()  # (channel, basis) of the insurer's notice that received it
     # (channel, reason) of the standing channels the provider's record did not go to (no consent, ...)
     provisions_withheld: tuple[tuple[str, str], ...] = ()
+
+
+def customer_key(key: bytes) -> str:
+    """An ingest input's key as the customer id it must be (undecodable bytes replaced, so a bad
+    key is told by its mismatch with the record): the rights view is asked with this."""
+    return key.decode("utf-8", "replace")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """What is the same for every input one ingest processor decides: where its outputs go, the keys
+    of its subjects' pseudonyms, the worker that writes them, and what a replay adds (its id in every
+    audit event, its headers on every output)."""
+
+    topology: Topology
+    subjects: SubjectKeys
+    worker_id: str = ""
+    replay_id: str | None = None
+    extra_headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class Decided(NamedTuple):  # a tuple: one is made for every input
+    """One input as the ingest processor decided it: what each feature builds its outputs from."""
+
+    message: InMessage
+    source: str | None  # the company whose ingest topic it came from; None for any other topic
+    subject: str | None  # the subject's keyed pseudonym; None without a key
+    decision: Decision | None  # None for a dead letter before any decision
+    schema_id: int | None  # the writer schema it was read with, once decided
+    trace: str  # trace_id(message)
+    at: dt.datetime  # when it was processed
+
+    @property
+    def key(self) -> str:
+        """The customer id the input's key names ("" without a key)."""
+        return customer_key(self.message.key) if self.message.key is not None else ""
+
+
+def dead_letter(run: Run, decided: Decided, reason: str, detail: str) -> OutMessage | None:
+    """The raw copy of a bad input, with why, in its source company's own dead-letter topic: it stays
+    inside that company's boundary. None for an input of no ingest topic, which has no source."""
+    if decided.source is None:
+        return None
+    message = decided.message
+    headers = [*dead_letter_headers(message, reason, detail), *run.extra_headers]
+    return OutMessage(run.topology.dead_letters(decided.source), message.key, message.value, headers)
 
 
 def dead_letter_headers(message: InMessage, reason: str, detail: str) -> Headers:

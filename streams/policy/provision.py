@@ -1,6 +1,7 @@
 """What a provision through a channel of the insurer's notice leaves behind, as values: the schema
 of what the channel receives, the provision record (APPI Art. 29) where its basis needs one, and
-the supervision log entry (Art. 25) of an entrustee. Pure: the caller passes the time.
+the supervision log entry (Art. 25) of an entrustee, and the messages the pipeline writes them as.
+Pure: the caller passes the time.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
+from streams.messages import Decided, OutMessage, Run
 from streams.policy.bases import BASES
 from streams.policy.classification import CLASS_PROPERTY, ITEM_PROPERTY, ClassifiedSchema, FieldClass, filtered_schema
 from streams.policy.decision import Delivery
@@ -112,3 +116,29 @@ class Provision:
             "policy_version": self.policy_version,
             "input": dict(self.input_ref),
         }
+
+
+def provision_messages(run: Run, decided: Decided, channel: Channel, delivery: Delivery) -> list[OutMessage]:
+    """What a standing channel's delivery of a decided input leaves behind, in the input's
+    transaction: its provision record and its supervision log entry, where its basis needs them."""
+    source = decided.source or ""
+    subject = decided.subject or ""
+    message = decided.message
+    provision = Provision(
+        channel,
+        delivery,
+        subject=subject,
+        subject_key=f"{source}:{decided.key}",
+        source=source,
+        policy_version=decided.decision.policy_version if decided.decision is not None else None,
+        provided_at=decided.at,
+        input_ref={"topic": message.topic, "partition": message.partition, "offset": message.offset},
+    )
+    out = []
+    entry = provision.record()
+    if entry is not None:
+        out.append(OutMessage(run.topology.provision_records, subject.encode(), orjson.dumps(entry), []))
+    supervised = provision.supervision()
+    if supervised is not None:
+        out.append(OutMessage(run.topology.supervision, channel.id.encode(), orjson.dumps(supervised), []))
+    return out

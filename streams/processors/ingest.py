@@ -3,6 +3,11 @@
 No Kafka client here: the runner hands in plain ``InMessage`` values and writes the ``OutMessage``
 values it gets back inside one transaction, with the consumed offsets. Every input yields exactly
 one audit event, whatever happens, so ``shared + withheld + invalid = input`` can be checked.
+
+The processor reads, decides, checks with the leak canary and encodes the deliveries; what else an
+input leaves behind, each feature builds in its own core from the decided input (``Decided``): the
+audit event, a dead letter, a canary hit's incident, a channel's provision record, a statistics
+contribution.
 """
 
 from __future__ import annotations
@@ -12,11 +17,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import orjson
-
-from streams.audit.core.event import Provided, encode_event
+from streams.audit.core.event import audit_message
 from streams.errors import DEPENDENCY_ERRORS, SerdeError
-from streams.incidents.core.book import canary_hit_event, canary_incident_id, leak_notice
+from streams.incidents.core.book import canary_hit
 from streams.messages import (
     H_BASIS,
     H_FIELDS,
@@ -25,11 +28,14 @@ from streams.messages import (
     H_PURPOSES,
     H_SOURCE,
     H_TRACE_ID,
+    Decided,
     Headers,
     InMessage,
     Outcome,
     OutMessage,
-    dead_letter_headers,
+    Run,
+    customer_key,
+    dead_letter,
     trace_id,
 )
 from streams.policy.bases import BASES
@@ -38,22 +44,26 @@ from streams.policy.decision import Decision, Delivery, Status
 from streams.policy.engine import DEFAULT_MAX_CLOCK_SKEW, Engine
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
-from streams.policy.provision import Provision, channel_schema
-from streams.policy.pseudonym import SubjectKeys
+from streams.policy.provision import channel_schema, provision_messages
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import Decoded, GovernedReader, GovernedSchemas, GovernedVersion, SchemaSource
 from streams.serde.wire import frame
-from streams.stats.core import wire as contributions
-from streams.stats.core.contributions import Contributor
-from streams.topology import Topology
+from streams.stats.core.contributions import Contributions
+from streams.stats.core.wire import pack
 
 MAX_VALUE_BYTES = 1_048_576
 
 
-def customer_key(key: bytes) -> str:
-    """An ingest input's key as the customer id it must be (undecodable bytes replaced, so a bad
-    key is told by its mismatch with the record): the rights view is asked with this."""
-    return key.decode("utf-8", "replace")
+@dataclass(frozen=True, slots=True)
+class Deciding:
+    """What decides every input: the notice's versions (``policy`` forces one for every record, as a
+    replay does), the clock skew a record's time may have, and whether the insurer's standing
+    channels are decided too (a replay redoes joint use only)."""
+
+    policies: PolicySet
+    policy: Policy | None = None
+    max_clock_skew: dt.timedelta = DEFAULT_MAX_CLOCK_SKEW
+    provide_channels: bool = True
 
 
 class _Read(NamedTuple):  # a tuple: made for every input, at a third of a frozen dataclass's cost
@@ -80,54 +90,37 @@ class _Judges:
 class Processor:
     def __init__(
         self,
-        *,
-        topology: Topology,
-        policies: PolicySet,
+        run: Run,
+        deciding: Deciding,
         governed: GovernedSchemas,
         registry: SchemaSource,
-        subjects: SubjectKeys,
+        *,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
         is_stopped: Callable[[str, str], bool] = lambda source, key: False,
-        max_value_bytes: int = MAX_VALUE_BYTES,
-        worker_id: str = "",
-        policy: Policy | None = None,
-        extra_headers: Sequence[tuple[str, str | bytes | None]] = (),
-        replay_id: str | None = None,
-        max_clock_skew: dt.timedelta = DEFAULT_MAX_CLOCK_SKEW,
-        provide_channels: bool = True,
     ) -> None:
-        """``policy`` forces one version for every record (replays); ``extra_headers`` go on every
-        output and ``replay_id`` names a replay in every audit event; ``provide_channels`` False
-        leaves the insurer's channels out (a replay redoes joint use only)."""
-        self.provide_channels = provide_channels
-        self.worker_id = worker_id
-        self.policy = policy
-        self.extra_headers = list(extra_headers)
-        self.replay_id = replay_id
-        self.topology = topology
-        self.policies = policies
+        self.run = run
+        self.deciding = deciding
         self.reader = GovernedReader(governed, registry)
-        self.subjects = subjects
         self.now = now
         self.is_stopped = is_stopped
-        self.max_value_bytes = max_value_bytes
+        self.contributions = Contributions(run.topology.stats_contributions)
         self._channel_writers: dict[tuple[str, str, str], tuple[AvroCodec, int]] = {}
-        self._contributors: dict[str, Contributor] = {}  # per policy version
         self._judges = {
             v.name: _Judges(
-                Engine(v.classified, policies, max_clock_skew=max_clock_skew), LeakCanary(v.classified, policies)
+                Engine(v.classified, deciding.policies, max_clock_skew=deciding.max_clock_skew),
+                LeakCanary(v.classified, deciding.policies),
             )
             for v in governed.versions
         }
 
     def _read(self, message: InMessage) -> _Read | _Unreadable:
         """The decoded record and its context, or why the input is a dead letter before any decision."""
-        source = self.topology.company_of_ingest(message.topic)
+        source = self.run.topology.company_of_ingest(message.topic)
         if source is None:
             return _Unreadable(None, "unknown_topic", "the topic is not an ingest topic")
         value = message.value
-        if value is not None and len(value) > self.max_value_bytes:
-            return _Unreadable(source, "value_too_large", f"the value exceeds {self.max_value_bytes} bytes")
+        if value is not None and len(value) > MAX_VALUE_BYTES:
+            return _Unreadable(source, "value_too_large", f"the value exceeds {MAX_VALUE_BYTES} bytes")
         try:
             decoded = self.reader.decode(value)
         except SerdeError as exc:
@@ -142,7 +135,7 @@ class Processor:
 
     def _decide(self, read: _Read, now: dt.datetime, stopped: bool) -> Decision:
         return self._judges[read.decoded.reading.version.name].engine.decide(
-            read.decoded.record, read.source, now=now, policy=self.policy, stopped=stopped, trusted=True
+            read.decoded.record, read.source, now=now, policy=self.deciding.policy, stopped=stopped, trusted=True
         )
 
     def decision_of(self, message: InMessage) -> Decision | None:
@@ -168,23 +161,25 @@ class Processor:
         except DEPENDENCY_ERRORS:
             raise
         except Exception as exc:
-            return self._dead(
-                message, self.topology.company_of_ingest(message.topic), "unprocessable", type(exc).__name__
-            )
+            source = self.run.topology.company_of_ingest(message.topic)
+            return self._dead(self._undecided(message, source), "unprocessable", type(exc).__name__)
 
     def _process(self, message: InMessage) -> Outcome:
         read = self._read(message)
         if isinstance(read, _Unreadable):
-            return self._dead(message, read.source, read.reason, read.detail)
+            return self._dead(self._undecided(message, read.source), read.reason, read.detail)
         source, key, decoded = read.source, read.key, read.decoded
-        schema_id, version, record = decoded.schema_id, decoded.reading.version, decoded.record
+        version, record = decoded.reading.version, decoded.record
         now = self.now()
         # Asked once: joint use and the channels decide under the same state of the subject's rights.
         stopped = self.is_stopped(source, key)
         decision = self._decide(read, now, stopped)
+        trace = trace_id(message)
         if decision.status is Status.INVALID:
-            dead = self._dead(message, source, decision.reason.value, decision.detail, decision, schema_id)
-            return dead._replace(decision=decision, record=record)
+            decided = Decided(
+                message, source, self._subject_of(message, source), decision, decoded.schema_id, trace, now
+            )
+            return self._dead(decided, decision.reason.value, decision.detail, record=record)
         provided, provisions_withheld = self._provided(read, now, stopped)
         canary = self._judges[version.name].canary
         leaks = tuple(
@@ -196,30 +191,21 @@ class Processor:
             )
         )
         if leaks:  # fail closed: nothing of this record is sent
-            dead = self._dead(
-                message, source, "leak_canary", "a delivery held a protected field", decision, schema_id, leaks
+            decided = Decided(
+                message, source, self._subject_of(message, source), decision, decoded.schema_id, trace, now
             )
-            opened = self._incident(message, source, key, decision, leaks, now)
-            return dead._replace(messages=dead.messages + opened, leaks=leaks, decision=decision, record=record)
-        messages = []
-        trace = trace_id(message)
-        encoded: dict[int, bytes] = {}  # recipients of one projection share its encoding
-        for recipient, delivery in decision.deliveries.items():
-            topic = self.topology.deliver(recipient)
-            body_out = encoded.get(id(delivery.record))
-            if body_out is None:
-                body_out = encoded[id(delivery.record)] = version.delivery_codec.encode(delivery.record)
-            headers = self._headers(delivery, decision, source, trace)
-            delivery_id = self.reader.delivery_id(version, topic)
-            messages.append(OutMessage(topic, f"{source}:{key}".encode(), frame(delivery_id, body_out), headers))
-        subject = self.subjects.subject(source, key)  # one HMAC per input: the audit's and the cells' key
+            detail = "a delivery held a protected field"
+            return self._dead(decided, "leak_canary", detail, record=record, leaks=leaks)
+        subject = self.run.subjects.subject(source, key)  # one HMAC per input: the audit's and the cells' key
+        decided = Decided(message, source, subject, decision, decoded.schema_id, trace, now)
+        messages = self._deliveries(read, decision, trace)
         if provided:
-            messages += self._provisions(message, read, provided, decision, trace, subject, now)
-        messages.append(
-            self._audit(message, source, decision, schema_id, trace, now=now, subject=subject, provided=provided)
-        )
-        if decision.status is Status.SHARED and self._counted_policy.statistics.tables:
-            messages += self._contribution(subject, record, decision, now)
+            messages += self._provisions(decided, read, decision, provided)
+        messages.append(audit_message(self.run, decided, provided=provided))
+        if decision.status is Status.SHARED:
+            counted = self.contributions.message(self.deciding.policy or self.deciding.policies.latest, decided, record)
+            if counted is not None:
+                messages.append(counted)
         return Outcome(
             decision.status,
             decision.reason.value,
@@ -233,14 +219,33 @@ class Processor:
             provisions_withheld=provisions_withheld,
         )
 
+    def _deliveries(self, read: _Read, decision: Decision, trace: str) -> list[OutMessage]:
+        """Each recipient's projection, encoded once per projection (recipients of the same items
+        share it) and headed for its recipient."""
+        version = read.decoded.reading.version
+        topology = self.run.topology
+        key = f"{read.source}:{read.key}".encode()
+        messages = []
+        encoded: dict[int, bytes] = {}
+        for recipient, delivery in decision.deliveries.items():
+            topic = topology.deliver(recipient)
+            body_out = encoded.get(id(delivery.record))
+            if body_out is None:
+                body_out = encoded[id(delivery.record)] = version.delivery_codec.encode(delivery.record)
+            headers = self._headers(delivery, decision, read.source, trace)
+            delivery_id = self.reader.delivery_id(version, topic)
+            messages.append(OutMessage(topic, key, frame(delivery_id, body_out), headers))
+        return messages
+
     def _provided(
         self, read: _Read, now: dt.datetime, stopped: bool
     ) -> tuple[dict[str, Delivery], tuple[tuple[str, str], ...]]:
         """What each standing channel of the insurer's notice receives of a provider's record (none
         for another company's, or without channels): the same engine decides, channel by channel.
         Also which channels it did not go to, and why (counted for the dashboards)."""
-        policy = self.policy or self.policies.in_force(now)
-        if not self.provide_channels or policy is None or policy.handling is None:
+        deciding = self.deciding
+        policy = deciding.policy or deciding.policies.in_force(now)
+        if not deciding.provide_channels or policy is None or policy.handling is None:
             return {}, ()
         if read.source != policy.handling.provider:
             return {}, ()
@@ -252,7 +257,13 @@ class Processor:
         withheld = []
         for channel in channels:
             decision = engine.provide(
-                read.decoded.record, read.source, channel, now=now, policy=self.policy, stopped=stopped, trusted=True
+                read.decoded.record,
+                read.source,
+                channel,
+                now=now,
+                policy=deciding.policy,
+                stopped=stopped,
+                trusted=True,
             )
             if decision.status is Status.SHARED:
                 provided[channel] = decision.deliveries[channel]
@@ -261,20 +272,13 @@ class Processor:
         return provided, tuple(withheld)
 
     def _provisions(
-        self,
-        message: InMessage,
-        read: _Read,
-        provided: Mapping[str, Delivery],
-        decision: Decision,
-        trace: str,
-        subject: str,
-        now: dt.datetime,
+        self, decided: Decided, read: _Read, decision: Decision, provided: dict[str, Delivery]
     ) -> list[OutMessage]:
-        """Each channel's delivery, with its provision record and supervision log entry where its
-        basis needs them, in the input's transaction."""
-        policy = self.policy or self.policies.in_force(now) or self.policies.latest
+        """Each channel's delivery, with what its basis leaves behind (``provision_messages``), in
+        the input's transaction."""
+        deciding = self.deciding
+        policy = deciding.policy or deciding.policies.in_force(decided.at) or deciding.policies.latest
         version = read.decoded.reading.version
-        where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
         out = []
         for channel_id, delivery in provided.items():
             channel = policy.channels_by_id[channel_id]
@@ -283,30 +287,14 @@ class Processor:
                 delivery,
                 decision,
                 read.source,
-                trace,
+                decided.trace,
                 (H_BASIS, channel.basis.value.encode()),
                 (H_FIELDS, ",".join(delivery.fields).encode()),
             )
             body = frame(schema_id, codec.encode(delivery.record))
-            out.append(
-                OutMessage(self.topology.provide(channel_id), f"{read.source}:{read.key}".encode(), body, headers)
-            )
-            provision = Provision(
-                channel,
-                delivery,
-                subject=subject,
-                subject_key=f"{read.source}:{read.key}",
-                source=read.source,
-                policy_version=decision.policy_version,
-                provided_at=now,
-                input_ref=where,
-            )
-            entry = provision.record()
-            if entry is not None:
-                out.append(OutMessage(self.topology.provision_records, subject.encode(), orjson.dumps(entry), []))
-            supervised = provision.supervision()
-            if supervised is not None:
-                out.append(OutMessage(self.topology.supervision, channel_id.encode(), orjson.dumps(supervised), []))
+            topic = self.run.topology.provide(channel_id)
+            out.append(OutMessage(topic, f"{read.source}:{read.key}".encode(), body, headers))
+            out += provision_messages(self.run, decided, channel, delivery)
         return out
 
     def _headers(
@@ -321,7 +309,7 @@ class Processor:
             (H_TRACE_ID, trace.encode()),
             (H_ITEMS, ",".join(delivery.items).encode()),
             *more,
-            *self.extra_headers,
+            *self.run.extra_headers,
         ]
 
     def _channel_writer(self, version: GovernedVersion, policy: Policy, channel: str) -> tuple[AvroCodec, int]:
@@ -330,151 +318,50 @@ class Processor:
         writer = self._channel_writers.get(cache_key)
         if writer is None:
             raw = channel_schema(version.classified, policy, channel)
-            schema_id = self.reader.registry.register(f"{self.topology.provide(channel)}-value", raw)
+            schema_id = self.reader.registry.register(f"{self.run.topology.provide(channel)}-value", raw)
             writer = self._channel_writers[cache_key] = (AvroCodec(raw), schema_id)
         return writer
 
     def pack_contributions(self, messages: Sequence[OutMessage]) -> list[OutMessage]:
         """A batch's messages with its statistics contributions in one message (the batch loop's
         ``pack``): one message a transaction on that topic, not one a shared record."""
-        return contributions.pack(messages, self.topology.stats_contributions)
+        return pack(messages, self.run.topology.stats_contributions)
 
-    @property
-    def _counted_policy(self) -> Policy:
-        return self.policy or self.policies.latest
+    def _subject_of(self, message: InMessage, source: str | None) -> str | None:
+        """A dead letter's subject: the pseudonym of the customer its key names, if it has one."""
+        key = customer_key(message.key) if message.key is not None else ""
+        return self.run.subjects.subject(source or "", key) if key else None
 
-    def _contribution(
-        self, subject: str, record: Mapping[str, Any], decision: Decision, now: dt.datetime
-    ) -> list[OutMessage]:
-        """A shared record's cells in each statistics table (streams.stats counts them), with its
-        subject's pseudonym, in the transaction that shares it: a withheld record never counts. The
-        batch loop packs a transaction's contributions into one message (``pack_contributions``).
-
-        The event time is the record's ``updated_at``, which its producer sets. The engine shares
-        only records timed from the notice's effective date to a few minutes ahead of now (beyond:
-        ``future_timestamp``); within that skew a record counts now, so that a producer's clock
-        ahead cannot close the open windows early for everyone."""
-        updated = record.get("updated_at")
-        now_ms = int(now.timestamp() * 1000)
-        at_ms = min(updated, now_ms) if type(updated) is int else now_ms
-        policy = self._counted_policy
-        contributor = self._contributors.get(policy.version)
-        if contributor is None:
-            contributor = self._contributors[policy.version] = Contributor(policy)
-        found = contributor(record, purposes=decision.purposes, at_ms=at_ms)
-        if found is None:
-            return []
-        return [
-            OutMessage(self.topology.stats_contributions, subject.encode(), contributions.encode(subject, found), [])
-        ]
-
-    def _incident(
-        self,
-        message: InMessage,
-        source: str,
-        key: str,
-        decision: Decision,
-        leaks: tuple[tuple[str, str], ...],
-        now: dt.datetime,
-    ) -> tuple[OutMessage, ...]:
-        """A canary hit opens (or adds to) the day's leak incident, and the source company is told
-        which of its customers it concerns, in the transaction that would have sent the deliveries.
-        Neither message holds a value of the record."""
-        incident_id = canary_incident_id(decision.policy_version, now)
-        subject = self.subjects.subject(source, key) if key else None
-        where = (message.topic, message.partition, message.offset)
-        hit = canary_hit_event(
-            incident_id,
-            at=now,
-            subject=subject,
-            source=source,
-            policy_version=decision.policy_version,
-            input_at=where,
-            leaks=leaks,
-        )
-        notice = leak_notice(
-            incident_id,
-            company=source,
-            subject=subject,
-            subject_key=f"{source}:{key}" if key else None,
-            recipients=(r for r, _ in leaks),
-            classes=(c for _, c in leaks),
-            blocked=True,
-            input_at=where,
-            issued_at=now,
-        )
-        return (
-            OutMessage(self.topology.incidents, incident_id.encode(), hit, list(self.extra_headers)),
-            OutMessage(self.topology.notices(source), f"{source}:{key}".encode(), notice, list(self.extra_headers)),
-        )
+    def _undecided(self, message: InMessage, source: str | None) -> Decided:
+        """An input that is a dead letter before any decision."""
+        return Decided(message, source, self._subject_of(message, source), None, None, trace_id(message), self.now())
 
     def _dead(
         self,
-        message: InMessage,
-        source: str | None,
+        decided: Decided,
         reason: str,
         detail: str,
-        decision: Decision | None = None,
-        schema_id: int | None = None,
+        *,
+        record: Mapping[str, Any] | None = None,
         leaks: tuple[tuple[str, str], ...] = (),
     ) -> Outcome:
-        headers: Headers = [
-            *dead_letter_headers(message, reason, detail),
-            *self.extra_headers,
-        ]
+        """A dead letter, its audit event and, for a canary hit, the incident and the source's notice."""
         out = []
-        if source is not None:
-            # The raw copy stays inside the source company's boundary: its own dead-letter topic.
-            out.append(OutMessage(self.topology.dead_letters(source), message.key, message.value, headers))
-        out.append(self._audit(message, source, decision, schema_id, trace_id(message), reason=reason, leaks=leaks))
-        dropped = decision.dropped if decision else ()
-        return Outcome(Status.INVALID, reason, source, tuple(out), {}, dropped)
-
-    def _audit(
-        self,
-        message: InMessage,
-        source: str | None,
-        decision: Decision | None,
-        schema_id: int | None,
-        trace: str,
-        *,
-        reason: str | None = None,
-        now: dt.datetime | None = None,
-        leaks: tuple[tuple[str, str], ...] = (),
-        subject: str | None = None,
-        provided: Mapping[str, Delivery] | None = None,
-    ) -> OutMessage:
-        """``subject``: the input's pseudonym when the caller has made it already; ``provided``: what
-        channels of the insurer's notice received."""
-        if subject is None:
-            key = customer_key(message.key) if message.key is not None else ""
-            subject = self.subjects.subject(source or "", key) if key else None
-        decided = decision is not None and reason is None
-        value = encode_event(
-            subject=subject,
-            subject_key_id=self.subjects.key_id,
-            source=source,
-            status=decision.status if decision and decided else Status.INVALID,
-            reason=reason or (decision.reason.value if decision else None),
-            recipients=decision.deliveries if decision and decided else {},
-            purposes=decision.purposes if decision else (),
-            dropped=decision.dropped if decision else (),
-            policy_version=decision.policy_version if decision else None,
-            record_policy_version=decision.record_policy_version if decided and decision else None,
-            schema_id=schema_id,
-            position=message,
-            processed_at_ms=int((now or self.now()).timestamp() * 1000),
-            trace_id=trace,
-            processed_by=self.worker_id,
+        copy = dead_letter(self.run, decided, reason, detail)
+        if copy is not None:
+            out.append(copy)
+        out.append(audit_message(self.run, decided, reason=reason, leaks=leaks))
+        if leaks:
+            out += canary_hit(self.run, decided, leaks)
+        decision = decided.decision
+        return Outcome(
+            Status.INVALID,
+            reason,
+            decided.source,
+            tuple(out),
+            {},
+            decision.dropped if decision else (),
             leaks=leaks,
-            replay_id=self.replay_id,
-            provisions={c: Provided(d.basis, d.purposes, d.items, d.fields) for c, d in provided.items()}
-            if provided
-            else None,
-        )
-        return OutMessage(
-            self.topology.audit,
-            (subject or "").encode() or None,
-            value,
-            [(H_TRACE_ID, trace.encode()), *self.extra_headers],
+            decision=decision,
+            record=record,
         )

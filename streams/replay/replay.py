@@ -48,7 +48,6 @@ from streams.settings import Settings
 from streams.topology import TopicSpec, Topology
 from streams.worker.parts import audit_sealer, pipeline_processor
 
-H_REPLAY_ID = "jointuse-replay-id"
 H_RECIPIENT = "jointuse-recipient"
 FILE_TOPIC = "file"  # the file target's lines, as out messages: the file transport ignores the topic
 TargetKind = Literal["redeliver", "topic", "file"]
@@ -115,11 +114,7 @@ class Replayer:
             policy=policy,
             worker_id=f"replay-{self.id}",
             is_stopped=self.rights.is_stopped,
-            extra_headers=[(H_REPLAY_ID, self.id.encode())],
             replay_id=self.id,
-            # A replay redoes joint use; it never provides to the insurer's channels again (a claim
-            # file sent twice is a second provision, with its own record).
-            provide_channels=False,
         )
         self.stats = ReplayStats(self.id)
 

@@ -38,9 +38,9 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
 
 from streams.errors import Exit, FatalError
-from streams.messages import InMessage, Outcome
+from streams.messages import InMessage, Outcome, customer_key
 from streams.policy.loader import load_policies
-from streams.processors.ingest import Processor, customer_key
+from streams.processors.ingest import Processor
 from streams.serde.registry import Registry
 from streams.settings import Settings
 from streams.topology import Topology

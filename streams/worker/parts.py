@@ -10,15 +10,16 @@ import signal
 import socket
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
 from streams.audit.sealer import AuditSealer, recover_chain, signing_key
 from streams.errors import ConfigError
 from streams.kafka.reader import reader, topic_partitions
+from streams.messages import H_REPLAY_ID, Run
 from streams.policy.loader import PolicySet
-from streams.processors.ingest import Processor
+from streams.policy.model import Policy
+from streams.processors.ingest import Deciding, Processor
 from streams.quality.monitor import QualityMonitor
 from streams.rights.erasure import RightsProcessor
 from streams.rights.index_client import SubjectIndex
@@ -43,18 +44,36 @@ def ingest_topics(settings: Settings, policies: PolicySet) -> list[str]:
     return sorted({topology.ingest(u.id) for p in policies.versions for u in p.joint_users})
 
 
-def pipeline_processor(settings: Settings, policies: PolicySet, registry: Registry, **options: Any) -> Processor:
+def pipeline_processor(
+    settings: Settings,
+    policies: PolicySet,
+    registry: Registry,
+    *,
+    is_stopped: Callable[[str, str], bool],
+    worker_id: str = "",
+    policy: Policy | None = None,
+    replay_id: str | None = None,
+) -> Processor:
     """The ingest processor as every runtime, replay and dry run builds it: governed schemas from
-    ``JOINTUSE_SCHEMA_DIR``, pseudonyms under the deployment's key, the pipeline's clock skew."""
-    return Processor(
-        topology=Topology(settings.topic_prefix),
-        policies=policies,
-        governed=GovernedSchemas.load(settings.schema_dir),
-        registry=registry,
-        subjects=settings.subject_keys(),
-        max_clock_skew=dt.timedelta(seconds=settings.max_clock_skew_seconds),
-        **options,
+    ``JOINTUSE_SCHEMA_DIR``, pseudonyms under the deployment's key, the pipeline's clock skew.
+    ``policy`` decides every record under one version. A replay (``replay_id``) names itself in
+    every audit event and on every output, and redoes joint use only: it never provides to the
+    insurer's channels again (a claim file sent twice is a second provision, with its own record)."""
+    run = Run(
+        Topology(settings.topic_prefix),
+        settings.subject_keys(),
+        worker_id=worker_id,
+        replay_id=replay_id,
+        extra_headers=((H_REPLAY_ID, replay_id.encode()),) if replay_id is not None else (),
     )
+    deciding = Deciding(
+        policies,
+        policy=policy,
+        max_clock_skew=dt.timedelta(seconds=settings.max_clock_skew_seconds),
+        provide_channels=replay_id is None,
+    )
+    governed = GovernedSchemas.load(settings.schema_dir)
+    return Processor(run, deciding, governed, registry, is_stopped=is_stopped)
 
 
 def rights_view(settings: Settings) -> RightsView:

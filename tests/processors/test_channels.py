@@ -4,17 +4,18 @@ transaction: each channel's delivery, its provision record or supervision entry,
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
 
 from streams.audit.core.event import AuditEvent
-from streams.messages import H_BASIS, H_FIELDS, H_PURPOSES, InMessage, Outcome
+from streams.messages import H_BASIS, H_FIELDS, H_PURPOSES, InMessage, Outcome, Run
 from streams.policy.decision import Status
 from streams.policy.loader import PolicySet
 from streams.policy.model import Policy
-from streams.processors.ingest import Processor
+from streams.processors.ingest import Deciding, Processor
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.wire import frame, unframe
 from tests.memory_registry import MemoryRegistry
@@ -25,10 +26,14 @@ from tests.processors.test_ingest import GOVERNED, KEYS, NOW, SECRET, V1, T, _re
 POLICIES = PolicySet.of([Policy.model_validate(_with_channels(INVESTIGATOR, REINSURER, ASSOCIATION, LAWYER))])
 
 
-def _processor(registry: MemoryRegistry, **options: Any) -> Processor:
-    return Processor(
-        topology=T, policies=POLICIES, governed=GOVERNED, registry=registry, subjects=KEYS, now=lambda: NOW, **options
-    )
+def _processor(
+    registry: MemoryRegistry,
+    *,
+    is_stopped: Callable[[str, str], bool] = lambda source, key: False,
+    provide_channels: bool = True,
+) -> Processor:
+    deciding = Deciding(POLICIES, provide_channels=provide_channels)
+    return Processor(Run(T, KEYS), deciding, GOVERNED, registry, now=lambda: NOW, is_stopped=is_stopped)
 
 
 def _insured(**changes: Any) -> dict[str, Any]:
@@ -126,9 +131,7 @@ def test_a_channel_projection_fault_stops_every_delivery_of_the_record(monkeypat
 
 def test_the_shipped_policy_has_no_channels_and_writes_what_it_wrote(policies: PolicySet) -> None:
     registry = MemoryRegistry()
-    processor = Processor(
-        topology=T, policies=policies, governed=GOVERNED, registry=registry, subjects=KEYS, now=lambda: NOW
-    )
+    processor = Processor(Run(T, KEYS), Deciding(policies), GOVERNED, registry, now=lambda: NOW)
     outcome = processor.process(_message(registry, _insured()))
     assert {m.topic for m in outcome.messages} == {T.deliver("jcom"), T.audit, T.stats_contributions}
 

@@ -14,12 +14,12 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.messages import InMessage
+from streams.messages import InMessage, Run
 from streams.policy.canary import LeakCanary
 from streams.policy.decision import Delivery
 from streams.policy.loader import PolicySet
 from streams.policy.pseudonym import SubjectKeys
-from streams.processors.ingest import Processor
+from streams.processors.ingest import Deciding, Processor
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas, GovernedVersion
 from streams.serde.wire import frame
@@ -49,14 +49,7 @@ def test_generated_schemas_never_deliver_what_their_classes_protect(policies: Po
     record = data.draw(values(version.classified.root, marked=False))
     record.update(customer_id="C1", source_company="jcom")
     registry = MemoryRegistry()
-    processor = Processor(
-        topology=T,
-        policies=policies,
-        governed=GovernedSchemas([version]),
-        registry=registry,
-        subjects=KEYS,
-        now=lambda: NOW,
-    )
+    processor = Processor(Run(T, KEYS), Deciding(policies), GovernedSchemas([version]), registry, now=lambda: NOW)
     outcome = _process(processor, registry, raw, record)
     assert outcome.reason in ("shared", "no_recipient"), outcome.reason  # decided: no canary, no failure
     for message in outcome.messages:
@@ -76,9 +69,7 @@ def test_extreme_values_in_governed_schemas_never_raise(policies: PolicySet, dat
     record["customer_id"] = "C1"
     record["source_company"] = data.draw(st.sampled_from(["jcom", "jcom-insurance", "outsider"]))
     registry = MemoryRegistry()
-    processor = Processor(
-        topology=T, policies=policies, governed=GOVERNED, registry=registry, subjects=KEYS, now=lambda: NOW
-    )
+    processor = Processor(Run(T, KEYS), Deciding(policies), GOVERNED, registry, now=lambda: NOW)
     outcome = _process(processor, registry, dict(version.classified.raw), record)
     audits = [m for m in outcome.messages if m.topic == T.audit]
     assert len(audits) == 1

@@ -6,7 +6,7 @@ import copy
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -26,12 +26,14 @@ from streams.messages import (
     H_TRACE_ID,
     InMessage,
     Outcome,
+    Run,
     trace_id,
 )
 from streams.policy.classification import PROTECTED_CLASSES, FieldClass
+from streams.policy.engine import DEFAULT_MAX_CLOCK_SKEW
 from streams.policy.loader import PolicySet
 from streams.policy.pseudonym import SubjectKeys
-from streams.processors.ingest import Processor
+from streams.processors.ingest import Deciding, Processor
 from streams.serde.avro_codec import AvroCodec
 from streams.serde.governed import GovernedSchemas
 from streams.serde.wire import frame, unframe
@@ -49,16 +51,15 @@ V1 = GOVERNED.versions[0].classified.raw
 SECRET = "SECRET-"
 
 
-def _processor(policies: PolicySet, registry: MemoryRegistry, **options: Any) -> Processor:
-    return Processor(
-        topology=T,
-        policies=policies,
-        governed=GOVERNED,
-        registry=registry,
-        subjects=KEYS,
-        now=lambda: NOW,
-        **options,
-    )
+def _processor(
+    policies: PolicySet,
+    registry: MemoryRegistry,
+    *,
+    is_stopped: Callable[[str, str], bool] = lambda source, key: False,
+    max_clock_skew: dt.timedelta = DEFAULT_MAX_CLOCK_SKEW,
+) -> Processor:
+    deciding = Deciding(policies, max_clock_skew=max_clock_skew)
+    return Processor(Run(T, KEYS), deciding, GOVERNED, registry, now=lambda: NOW, is_stopped=is_stopped)
 
 
 def _record(**changes: Any) -> dict[str, Any]:
@@ -370,11 +371,10 @@ def test_each_delivery_holds_its_recipients_record_under_its_topics_schema_id_wi
     registry = _IdPerSubject() if data.draw(st.booleans(), label="an id per subject") else MemoryRegistry()
     # Its own governed schemas: their versions remember each topic's delivery id, here of this registry.
     processor = Processor(
-        topology=T,
-        policies=PolicySet.of([policy]),
-        governed=GovernedSchemas.load(PROJECT_ROOT / "schemas"),
-        registry=registry,
-        subjects=KEYS,
+        Run(T, KEYS),
+        Deciding(PolicySet.of([policy])),
+        GovernedSchemas.load(PROJECT_ROOT / "schemas"),
+        registry,
         now=lambda: NOW,
     )
     records = [_record(customer_id=f"C{n:07d}", name=f"name {n}") for n in range(3)]

@@ -8,10 +8,10 @@ import datetime as dt
 import json
 import os
 
-from streams.messages import H_DETAIL, H_REASON, InMessage
+from streams.messages import H_DETAIL, H_REASON, InMessage, Run
 from streams.policy.loader import PolicySet
 from streams.policy.pseudonym import SubjectKeys
-from streams.processors.ingest import Processor
+from streams.processors.ingest import Deciding, Processor
 from streams.runtime.loop import BatchLoop
 from streams.runtime.transaction import ErrorPolicy
 from streams.serde.avro_codec import AvroCodec
@@ -58,11 +58,10 @@ def test_poison_messages_become_dead_letters_and_the_stream_goes_on(policies: Po
     for k, value, _ in [*cases, (key, good_value, "shared")]:
         log.append(InMessage(T.ingest("jcom"), 0, len(log), k, value, 0))
     processor = Processor(
-        topology=T,
-        policies=policies,
-        governed=governed,
-        registry=registry,
-        subjects=SubjectKeys(b"poison-test-subject-key"),
+        Run(T, SubjectKeys(b"poison-test-subject-key")),
+        Deciding(policies),
+        governed,
+        registry,
         now=lambda: dt.datetime(2026, 6, 1, tzinfo=dt.UTC),
     )
     loop = BatchLoop(MemoryTransport(broker, batch_size=5), processor, policy=ErrorPolicy(backoff_first_seconds=0))

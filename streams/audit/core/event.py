@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from streams.policy.decision import DroppedField, Status
+from streams.messages import H_TRACE_ID, Decided, OutMessage, Run
+from streams.policy.decision import Delivery, DroppedField, Status
 
 
 class InvalidAuditEvent(ValueError):
@@ -428,3 +429,46 @@ def readable(values: Iterable[bytes | None]) -> Iterator[AuditEvent]:
             yield AuditEvent.from_json(value or b"")
         except InvalidAuditEvent:
             continue
+
+
+def audit_message(
+    run: Run,
+    decided: Decided,
+    *,
+    reason: str | None = None,
+    leaks: tuple[tuple[str, str], ...] = (),
+    provided: Mapping[str, Delivery] | None = None,
+) -> OutMessage:
+    """The one audit event of an input, keyed by its subject's pseudonym. ``reason`` makes it a dead
+    letter's (status invalid, whatever was decided; ``leaks`` says what the canary caught);
+    ``provided`` is what channels of the insurer's notice received."""
+    decision = decided.decision
+    decided_it = decision is not None and reason is None
+    value = encode_event(
+        subject=decided.subject,
+        subject_key_id=run.subjects.key_id,
+        source=decided.source,
+        status=decision.status if decision and decided_it else Status.INVALID,
+        reason=reason or (decision.reason.value if decision else None),
+        recipients=decision.deliveries if decision and decided_it else {},
+        purposes=decision.purposes if decision else (),
+        dropped=decision.dropped if decision else (),
+        policy_version=decision.policy_version if decision else None,
+        record_policy_version=decision.record_policy_version if decided_it and decision else None,
+        schema_id=decided.schema_id,
+        position=decided.message,
+        processed_at_ms=int(decided.at.timestamp() * 1000),
+        trace_id=decided.trace,
+        processed_by=run.worker_id,
+        leaks=leaks,
+        replay_id=run.replay_id,
+        provisions={c: Provided(d.basis, d.purposes, d.items, d.fields) for c, d in provided.items()}
+        if provided
+        else None,
+    )
+    return OutMessage(
+        run.topology.audit,
+        (decided.subject or "").encode() or None,
+        value,
+        [(H_TRACE_ID, decided.trace.encode()), *run.extra_headers],
+    )

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.incidents.core.breach import Deadlines, IncidentFacts, IncidentScope, assess, days_left, deadlines
+from streams.messages import Decided, OutMessage, Run
 from streams.policy.calendar import JST
 
 OPENED = "opened"
@@ -85,6 +86,41 @@ def canary_hit_event(
             "input": _where(*input_at),
             "leaks": [{"recipient": r, "class": c} for r, c in sorted(set(leaks))],
         }
+    )
+
+
+def canary_hit(run: Run, decided: Decided, leaks: tuple[tuple[str, str], ...]) -> tuple[OutMessage, OutMessage]:
+    """A canary hit opens (or adds to) the day's leak incident, and the source company is told which
+    of its customers it concerns, in the transaction that would have sent the deliveries. Neither
+    message holds a value of the record."""
+    source = decided.source or ""
+    key = decided.key
+    policy_version = decided.decision.policy_version if decided.decision is not None else None
+    incident_id = canary_incident_id(policy_version, decided.at)
+    where = (decided.message.topic, decided.message.partition, decided.message.offset)
+    hit = canary_hit_event(
+        incident_id,
+        at=decided.at,
+        subject=decided.subject,
+        source=source,
+        policy_version=policy_version,
+        input_at=where,
+        leaks=leaks,
+    )
+    notice = leak_notice(
+        incident_id,
+        company=source,
+        subject=decided.subject,
+        subject_key=f"{source}:{key}" if key else None,
+        recipients=(r for r, _ in leaks),
+        classes=(c for _, c in leaks),
+        blocked=True,
+        input_at=where,
+        issued_at=decided.at,
+    )
+    return (
+        OutMessage(run.topology.incidents, incident_id.encode(), hit, list(run.extra_headers)),
+        OutMessage(run.topology.notices(source), f"{source}:{key}".encode(), notice, list(run.extra_headers)),
     )
 
 

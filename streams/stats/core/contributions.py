@@ -1,6 +1,6 @@
 """What one shared record adds to the statistics tables: its window and cells in each, read from
-the closed-list labels alone (``contribution``), and the same made fast for the hot path
-(``Contributor``). Pure."""
+the closed-list labels alone (``contribution``), the same made fast for the hot path
+(``Contributor``), and the message the pipeline writes it as (``Contributions``). Pure."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streams.messages import Decided, OutMessage
 from streams.policy.model import Policy, StatsTable
 from streams.stats.core.tables import OTHER, age_band_of, age_labels, features_of, prefecture_of, table_cells
 from streams.stats.core.windows import window_of, window_start
+from streams.stats.core.wire import encode
 
 
 def contribution(
@@ -228,3 +230,36 @@ def _age_thresholds(on: dt.date, edges: Sequence[int]) -> tuple[int, ...] | None
         day = on.day if not (on.month == 2 and on.day == 29 and not calendar.isleap(year)) else 28
         latest.append((dt.date(year, on.month, day) - _EPOCH).days)
     return tuple(latest)
+
+
+class Contributions:
+    """A shared record's cells in each statistics table (the statistics worker counts them), with its
+    subject's pseudonym, as the message the pipeline writes to ``topic`` in the transaction that
+    shares the record: a withheld record never counts. The batch loop packs a transaction's
+    contributions into one message (``streams.stats.core.wire.pack``).
+
+    The event time is the record's ``updated_at``, which its producer sets. The engine shares only
+    records timed from the notice's effective date to a few minutes ahead of now (beyond:
+    ``future_timestamp``); within that skew a record counts now, so that a producer's clock ahead
+    cannot close the open windows early for everyone."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self._contributors: dict[str, Contributor] = {}  # per policy version
+
+    def message(self, policy: Policy, decided: Decided, record: Mapping[str, Any]) -> OutMessage | None:
+        """The contribution of a record ``decided`` shared under ``policy``; None when the policy
+        counts it in no table."""
+        if not policy.statistics.tables or decided.decision is None:
+            return None
+        updated = record.get("updated_at")
+        now_ms = int(decided.at.timestamp() * 1000)
+        at_ms = min(updated, now_ms) if type(updated) is int else now_ms
+        contributor = self._contributors.get(policy.version)
+        if contributor is None:
+            contributor = self._contributors[policy.version] = Contributor(policy)
+        found = contributor(record, purposes=decided.decision.purposes, at_ms=at_ms)
+        if found is None:
+            return None
+        subject = decided.subject or ""
+        return OutMessage(self.topic, subject.encode(), encode(subject, found), [])
