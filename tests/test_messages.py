@@ -3,6 +3,7 @@ except the trace id of a valid W3C traceparent, which is hex by construction."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from hypothesis import given
@@ -11,13 +12,19 @@ from hypothesis import strategies as st
 from streams.messages import (
     FORGED_OTHER,
     H_PURPOSES,
+    H_REASON,
     H_TRACE_ID,
     H_TRACEPARENT,
     OWN_HEADERS,
+    Decided,
     InMessage,
+    Run,
+    dead_letter,
     forged_headers,
     trace_id,
 )
+from streams.policy.pseudonym import SubjectKeys
+from streams.topology import Topology
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 VALID = f"00-{TRACE}-00f067aa0ba902b7-01".encode()
@@ -81,3 +88,14 @@ def test_an_input_sent_to_a_deciding_process_arrives_whole() -> None:
     message = InMessage("t.ingest.jcom", 3, 17, b"C1", b"\x00value", 1_700_000_000_000, [("traceparent", b"00-ab")])
     assert pickle.loads(pickle.dumps(message)) == message
     assert pickle.loads(pickle.dumps(InMessage("t", 0, 0, None, None, 0))) == InMessage("t", 0, 0, None, None, 0)
+
+
+def test_a_dead_letter_stays_in_its_sources_topic_and_an_input_of_no_source_has_none() -> None:
+    run = Run(Topology("t"), SubjectKeys(b"a-test-subject-key"), extra_headers=(("x", b"1"),))
+    message = InMessage("t.ingest.jcom.customer.v1", 0, 7, b"C1", b"raw", 0, [("traceparent", b"forged")])
+    at = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    copy = dead_letter(run, Decided(message, "jcom", None, None, None, "trace", at), "null_key", "why")
+    assert copy is not None
+    assert (copy.topic, copy.key, copy.value) == ("t.dlq.jcom", b"C1", b"raw")
+    assert (H_REASON, b"null_key") in copy.headers and copy.headers[-1] == ("x", b"1")
+    assert dead_letter(run, Decided(message, None, None, None, None, "trace", at), "unknown_topic", "why") is None

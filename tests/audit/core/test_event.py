@@ -3,6 +3,8 @@ value, and the catalog's schema names exactly the members written."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import orjson
 import pytest
 from hypothesis import given
@@ -17,10 +19,14 @@ from streams.audit.core.event import (
     InvalidAuditEvent,
     Leak,
     Provided,
+    audit_message,
     json_schema,
     readable,
 )
-from streams.policy.decision import DroppedField, Status
+from streams.messages import H_TRACE_ID, Decided, InMessage, Run
+from streams.policy.decision import Decision, Delivery, DroppedField, Reason, Status
+from streams.policy.pseudonym import SubjectKeys
+from streams.topology import Topology
 
 _names = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12)
 _texts = st.lists(_names, max_size=3).map(tuple)
@@ -125,3 +131,33 @@ def test_only_a_shared_event_records_deliveries() -> None:
     assert list(shared.deliveries()) == [("jcom", Delivered(("p",), ("name",)))]
     withheld = AuditEvent.from_json({"status": "withheld", "recipients": {"jcom": {"items": ["name"]}}})
     assert list(withheld.deliveries()) == []
+
+
+def test_a_dead_letters_audit_event_records_what_was_decided_but_no_delivery() -> None:
+    run = Run(Topology("t"), SubjectKeys(b"a-test-subject-key"), worker_id="w", extra_headers=(("x", b"1"),))
+    decision = Decision(
+        Status.SHARED,
+        Reason.SHARED,
+        purposes=("jointuse.billing",),
+        deliveries={"jcom": Delivery("jcom", ("jointuse.billing",), ("name",), {})},
+        policy_version="2026-01",
+        record_policy_version="2026-01",
+    )
+    at = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    message = InMessage("t.ingest.jcom.customer.v1", 0, 7, b"C1", b"", 0)
+    decided = Decided(message, "jcom", "s1", decision, 5, "trace", at)
+
+    shared = AuditEvent.from_json(orjson.loads(audit_message(run, decided).value or b""))
+    dead = audit_message(run, decided, reason="leak_canary", leaks=(("jcom", "sensitive"),))
+    event = AuditEvent.from_json(orjson.loads(dead.value or b""))
+
+    assert shared.status is Status.SHARED and set(shared.recipients) == {"jcom"}
+    assert (event.status, event.reason, event.recipients) == (Status.INVALID, "leak_canary", {})
+    assert (event.policy_version, event.record_policy_version, event.purposes) == (
+        "2026-01",
+        None,
+        ("jointuse.billing",),
+    )
+    assert (event.processed_by, event.schema_id, event.input.offset) == ("w", 5, 7)
+    assert event.processed_at_ms == int(at.timestamp() * 1000)
+    assert (dead.topic, dead.key, dead.headers) == ("t.audit.v1", b"s1", [(H_TRACE_ID, b"trace"), ("x", b"1")])
