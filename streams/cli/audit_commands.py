@@ -16,7 +16,7 @@ from streams.settings import Settings, load_settings
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-    from streams.audit.chain import ChainVerifier
+    from streams.audit.core.chain import ChainVerifier
 
 audit_app = typer.Typer(help="The tamper-evident audit: verify its chains.", no_args_is_help=True)
 

@@ -1,7 +1,7 @@
 """The subject index worker (``jointuse index``): ``build_index_app``.
 
 An agent folds the audit topic, which is keyed by subject, into one row per subject in a faust
-table (``streams.rights.subject_index``); a disclosure report, an erasure or a replay comparison
+table (``streams.rights.core.subject_index``); a disclosure report, an erasure or a replay comparison
 then reads one row instead of the whole history. Rows live in RocksDB (faust's ``rocksdb://``
 store, through ``rocksdict``) and in the table's changelog, which rebuilds them after a restart or
 a rebalance.

@@ -3,8 +3,8 @@
 The pipeline writes, for every shared record, its subject's pseudonym and its cells in each
 statistics table to ``<prefix>.stats-contributions.v1``, in the transaction that shares it (a
 withheld or invalid record never counts), a transaction's contributions in one message
-(``streams.processors.contributions``). This worker folds them into the windows of
-``streams.stats.book.StatsBook`` and publishes each window to ``<prefix>.stats.<table>.v1``
+(``streams.stats.core.wire``). This worker folds them into the windows of
+``streams.stats.core.book.StatsBook`` and publishes each window to ``<prefix>.stats.<table>.v1``
 once its end plus the grace has passed in event time, then a revision whenever late records change
 it, under the suppression rules of docs/statistics.md.
 
